@@ -1,0 +1,122 @@
+"""`alpr up`: PostgreSQL (embedded unless configured), migrations, keys, and the four services under uvicorn."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from typing import Any
+
+import httpx
+import structlog
+
+from alpr.embedded import embedded_database_url
+from alpr.migrate import upgrade
+from shared.keys import ensure_signing_key
+from shared.settings import SERVICES, Settings
+
+log = structlog.get_logger("alpr.runner")
+
+
+def prepare(settings: Settings) -> tuple[dict[str, str], Any]:
+    """Database, schema and keys ready; returns the environment the services run with (and the server)."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    env["ALPR_DATA_DIR"] = str(settings.data_dir.resolve())
+    server = None
+    url = settings.database_url
+    if url is None:
+        url, server = embedded_database_url(settings.data_dir)
+        log.info("embedded_postgres_started", data=str(settings.data_dir / "pg"))
+    env["ALPR_DATABASE_URL"] = url
+    upgrade(url)
+    log.info("migrations_applied")
+    if not settings.jwks_url:
+        key = ensure_signing_key(settings.keys_dir, settings.jwt_algorithm)
+        log.info("signing_key_ready", kid=key.kid)
+    if not settings.s3_endpoint:
+        settings.objects_dir.mkdir(parents=True, exist_ok=True)
+    return env, server
+
+
+def _spawn(service: str, settings: Settings, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            f"services.{service}.main:create_app",
+            "--host",
+            settings.host,
+            "--port",
+            str(settings.port_of(service)),  # type: ignore[arg-type]
+            "--no-access-log",
+            "--timeout-graceful-shutdown",
+            "10",
+        ],
+        env=env,
+    )
+
+
+def wait_ready(settings: Settings, timeout_s: float = 60.0) -> dict[str, int]:
+    deadline = time.monotonic() + timeout_s
+    status: dict[str, int] = {}
+    while time.monotonic() < deadline:
+        for service in SERVICES:
+            if status.get(service) == 200:
+                continue
+            try:
+                status[service] = httpx.get(f"{settings.url_of(service)}/readyz", timeout=2).status_code  # type: ignore[arg-type]
+            except httpx.HTTPError:
+                status[service] = 0
+        if all(code == 200 for code in status.values()) and len(status) == len(SERVICES):
+            break
+        time.sleep(0.5)
+    return status
+
+
+def stop(procs: dict[str, subprocess.Popen[bytes]]) -> None:
+    for proc in procs.values():
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 15
+    for proc in procs.values():
+        try:
+            proc.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def up(settings: Settings) -> int:
+    env, server = prepare(settings)
+    procs = {service: _spawn(service, settings, env) for service in SERVICES}
+    stopping = False
+
+    def _on_signal(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    try:
+        status = wait_ready(settings)
+        for service in SERVICES:
+            log.info("service", name=service, url=settings.url_of(service), readyz=status.get(service))  # type: ignore[arg-type]
+        if any(code != 200 for code in status.values()):
+            log.error("services_not_ready", status=status)
+        log.info("alpr_up", hint="Ctrl-C stops everything")
+        while not stopping:
+            dead = [name for name, proc in procs.items() if proc.poll() is not None]
+            if dead:
+                log.error("service_exited", services=dead)
+                return 1
+            time.sleep(0.5)
+        return 0
+    finally:
+        stop(procs)
+        if server is not None:
+            server.cleanup()
+        log.info("alpr_stopped")

@@ -1,0 +1,131 @@
+"""What benchmarks share: a PostgreSQL to run against, a service under uvicorn, a closed-loop load generator."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from alpr.embedded import embedded_database_url, ensure_database
+from alpr.migrate import upgrade
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def database() -> Iterator[str]:
+    """ALPR_DATABASE_URL, else TEST_DATABASE_URL's server (database `alpr_bench`), else an embedded server."""
+    url = os.environ.get("ALPR_DATABASE_URL")
+    if url:
+        upgrade(url)
+        yield url
+        return
+    test_url = os.environ.get("TEST_DATABASE_URL")
+    if test_url:
+        asyncio.run(ensure_database(test_url, "alpr_bench"))
+        url = test_url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1) + "/alpr_bench"
+        upgrade(url)
+        yield url
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        url, server = embedded_database_url(Path(tmp))
+        upgrade(url)
+        try:
+            yield url
+        finally:
+            server.cleanup()
+
+
+@contextlib.contextmanager
+def serve(service: str, env: dict[str, str], *, workers: int = 1) -> Iterator[str]:
+    """Run one service under uvicorn in a subprocess; yields its base URL once /readyz answers 200."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            f"services.{service}.main:create_app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--no-access-log",
+        ],
+        env={**os.environ, "ALPR_LOG_LEVEL": "WARNING", **env},
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                    break
+            time.sleep(0.2)
+        else:
+            raise RuntimeError(f"{service} did not become ready")
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(15)
+
+
+def percentiles(samples_ms: list[float]) -> dict[str, float]:
+    if not samples_ms:
+        return {"p50_ms": 0.0, "p95_ms": 0.0, "p99_ms": 0.0}
+    ordered = sorted(samples_ms)
+    cuts = statistics.quantiles(ordered, n=100, method="inclusive") if len(ordered) > 1 else ordered * 99
+    return {"p50_ms": round(cuts[49], 2), "p95_ms": round(cuts[94], 2), "p99_ms": round(cuts[98], 2)}
+
+
+async def closed_loop(
+    request: Callable[[httpx.AsyncClient], Awaitable[httpx.Response]],
+    *,
+    base_url: str,
+    concurrency: int,
+    duration_s: float,
+) -> dict[str, Any]:
+    """`concurrency` clients each send the next request when the last one is answered, for `duration_s`."""
+    latencies: list[float] = []
+    errors = 0
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=30) as client:
+        stop_at = time.perf_counter() + duration_s
+
+        async def worker() -> None:
+            nonlocal errors
+            while time.perf_counter() < stop_at:
+                start = time.perf_counter()
+                resp = await request(client)
+                latencies.append((time.perf_counter() - start) * 1000)
+                if resp.status_code >= 400:
+                    errors += 1
+
+        began = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - began
+    return {
+        "requests": len(latencies),
+        "errors": errors,
+        "per_s": round(len(latencies) / elapsed, 1),
+        "concurrency": concurrency,
+        **percentiles(latencies),
+    }

@@ -1,0 +1,135 @@
+"""The app factory every service uses: lifespan (engine, store, token verifier), health routes, errors, logs."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import datetime
+
+import structlog
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from shared.auth import CurrentPrincipal, TokenVerifier
+from shared.db import create_engine, create_sessionmaker, ping
+from shared.errors import register_error_handlers
+from shared.logs import RequestIdMiddleware, configure_logging
+from shared.settings import ServiceName, Settings
+from shared.storage import create_store
+
+log = structlog.get_logger(__name__)
+
+
+class WhoAmI(BaseModel):
+    subject: str
+    roles: list[str]
+    agency: str | None
+    badge: str | None
+    expires_at: datetime | None
+
+
+# A readiness check returns None when fine, or a short reason when not.
+ReadyCheck = Callable[[FastAPI], Awaitable[str | None]]
+ServiceLifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+
+READY_TIMEOUT_S = 2.0
+
+
+async def _check(name: str, probe: Awaitable[None]) -> tuple[str, str | None]:
+    try:
+        await asyncio.wait_for(probe, READY_TIMEOUT_S)
+    except TimeoutError:
+        return name, "timed out"
+    except Exception as exc:  # noqa: BLE001 - any failure means not ready; the reason is reported
+        return name, f"{type(exc).__name__}"
+    return name, None
+
+
+def _health_router() -> APIRouter:
+    router = APIRouter(tags=["health"])
+
+    @router.get("/healthz", summary="The process is up")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @router.get("/readyz", summary="PostgreSQL and the object store answer", response_model=None)
+    async def readyz(request: Request) -> JSONResponse:
+        app: FastAPI = request.app
+        results = await asyncio.gather(
+            _check("postgres", ping(app.state.engine)),
+            _check("object_store", app.state.store.ping()),
+        )
+        checks = {name: ("ok" if reason is None else f"down: {reason}") for name, reason in results}
+        warnings = {}
+        for extra in app.state.ready_checks:
+            name, reason = extra.__name__, await extra(app)
+            if reason:
+                warnings[name] = reason
+        down = [name for name, reason in results if reason is not None]
+        body: dict[str, object] = {"checks": checks}
+        if warnings:
+            body["warnings"] = warnings
+        if down:
+            body["detail"] = f"not ready: {', '.join(down)} down"
+            return JSONResponse(body, status_code=503, headers={"Retry-After": "5"})
+        body["status"] = "ready"
+        return JSONResponse(body)
+
+    @router.get("/v1/whoami", tags=["auth"], summary="Who the bearer token says the caller is")
+    async def whoami(principal: CurrentPrincipal) -> WhoAmI:
+        return WhoAmI(
+            subject=principal.subject,
+            roles=sorted(principal.roles),
+            agency=principal.agency,
+            badge=principal.badge,
+            expires_at=principal.expires_at,
+        )
+
+    return router
+
+
+def create_service_app(
+    service: ServiceName,
+    settings: Settings,
+    *,
+    routers: Sequence[APIRouter] = (),
+    lifespan: ServiceLifespan | None = None,
+    ready_checks: Sequence[ReadyCheck] = (),
+    description: str = "",
+) -> FastAPI:
+    @asynccontextmanager
+    async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging(settings.log_level, json=settings.log_json, service=service)
+        engine = create_engine(settings)
+        app.state.engine = engine
+        app.state.sessionmaker = create_sessionmaker(engine)
+        app.state.store = create_store(settings, base_url=settings.url_of("access"))
+        app.state.verifier = TokenVerifier(settings)
+        log.info("service_starting", port=settings.port_of(service), store=app.state.store.name)
+        try:
+            if lifespan is None:
+                yield
+            else:
+                async with lifespan(app):
+                    yield
+        finally:
+            await engine.dispose()
+            log.info("service_stopped")
+
+    app = FastAPI(
+        title=f"ALPR {service} service",
+        description=description,
+        version="0.1.0",
+        lifespan=_lifespan,
+    )
+    app.state.settings = settings
+    app.state.service = service
+    app.state.ready_checks = list(ready_checks)
+    app.add_middleware(RequestIdMiddleware)
+    register_error_handlers(app)
+    app.include_router(_health_router())
+    for router in routers:
+        app.include_router(router)
+    return app

@@ -1,0 +1,110 @@
+"""One `Settings` for every service and the operator CLI, read from `ALPR_*` environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SERVICES = ("access", "ingest", "recognition", "hotlist")
+ServiceName = Literal["access", "ingest", "recognition", "hotlist"]
+
+_PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "minioadmin", "password"}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ALPR_", env_file=".env", extra="ignore")
+
+    environment: Literal["development", "test", "production"] = "development"
+    data_dir: Path = Path("var")
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    # PostgreSQL. Unset: the runner starts an embedded server in `data_dir` and sets it for the services.
+    database_url: str | None = None
+    db_pool_size: int = Field(default=10, ge=1)
+    db_connect_timeout_s: float = Field(default=3.0, gt=0)
+
+    # Object store. No endpoint: the local-folder driver under `data_dir/objects`.
+    s3_endpoint: str | None = None  # host:port, e.g. "minio:9000"
+    s3_access_key: str | None = None
+    s3_secret_key: SecretStr | None = None
+    s3_bucket: str = "alpr"
+    s3_secure: bool = False
+    s3_region: str = "us-east-1"
+    s3_timeout_s: float = Field(default=5.0, gt=0)
+
+    # Where each service listens, and where the others find it.
+    host: str = "127.0.0.1"
+    access_port: int = Field(default=8001, ge=1, le=65535)
+    ingest_port: int = Field(default=8002, ge=1, le=65535)
+    recognition_port: int = Field(default=8003, ge=1, le=65535)
+    hotlist_port: int = Field(default=8004, ge=1, le=65535)
+    access_url: str | None = None
+    ingest_url: str | None = None
+    recognition_url: str | None = None
+    hotlist_url: str | None = None
+
+    # Tokens: asymmetric signatures only, verified against the access service's key set.
+    jwt_algorithm: Literal["ES256", "RS256"] = "ES256"
+    jwt_audience: str = "alpr"
+    jwt_issuer: str = "alpr-access"
+    jwt_leeway_s: int = Field(default=30, ge=0)
+    # Keys folder (PEM private keys, newest signs). Unset: `data_dir/keys`.
+    jwt_keys_dir: Path | None = None
+    # Verify against this JWKS URL instead of the keys folder (services deployed apart from access).
+    jwks_url: str | None = None
+    jwks_cache_s: int = Field(default=300, ge=1)
+
+    # Secret for signing local-folder image links; required outside development.
+    url_signing_secret: SecretStr = SecretStr("dev-url-signing-secret")
+
+    @field_validator("database_url")
+    @classmethod
+    def _asyncpg_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        for prefix in ("postgresql+asyncpg://", "postgresql://", "postgres://"):
+            if value.startswith(prefix):
+                return "postgresql+asyncpg://" + value[len(prefix) :]
+        raise ValueError("database_url must be a postgresql:// URL (PostgreSQL is the only database)")
+
+    @model_validator(mode="after")
+    def _refuse_placeholders(self) -> Settings:
+        if self.environment == "production":
+            secret = self.url_signing_secret.get_secret_value()
+            if secret.startswith("dev-") or secret in _PLACEHOLDER_SECRETS:
+                raise ValueError("ALPR_URL_SIGNING_SECRET must be set to a real secret in production")
+            if self.s3_endpoint and (
+                self.s3_secret_key is None or self.s3_secret_key.get_secret_value() in _PLACEHOLDER_SECRETS
+            ):
+                raise ValueError("ALPR_S3_SECRET_KEY must be set to a real secret in production")
+            if self.database_url is None:
+                raise ValueError("ALPR_DATABASE_URL is required in production")
+        if self.s3_endpoint and not (self.s3_access_key and self.s3_secret_key):
+            raise ValueError("ALPR_S3_ACCESS_KEY and ALPR_S3_SECRET_KEY are required with ALPR_S3_ENDPOINT")
+        return self
+
+    def port_of(self, service: ServiceName) -> int:
+        port: int = getattr(self, f"{service}_port")
+        return port
+
+    def url_of(self, service: ServiceName) -> str:
+        explicit: str | None = getattr(self, f"{service}_url")
+        return (explicit or f"http://{self.host}:{self.port_of(service)}").rstrip("/")
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.jwt_keys_dir or self.data_dir / "keys"
+
+    @property
+    def objects_dir(self) -> Path:
+        return self.data_dir / "objects"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

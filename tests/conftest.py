@@ -1,0 +1,115 @@
+"""Test set-up: a real PostgreSQL (migrated) and a real S3 server, started here when the machine lacks them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from alpr.migrate import upgrade
+from shared.keys import SigningKey, ensure_signing_key, generate_key, sign_token
+from shared.settings import Settings
+from tests.support.pg import create_test_database, drop_database, server_url
+from tests.support.s3 import ACCESS_KEY, BUCKET, SECRET_KEY, WeedS3
+
+
+@pytest.fixture(scope="session")
+def pg_maintenance_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    url, server = server_url(tmp_path_factory.mktemp("pg"))
+    yield url
+    if server is not None:
+        server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def database_url(pg_maintenance_url: str) -> Iterator[str]:
+    url = create_test_database(pg_maintenance_url)
+    upgrade(url)
+    yield url
+    drop_database(pg_maintenance_url, url)
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WeedS3]:
+    server = WeedS3(tmp_path_factory.mktemp("weed"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def keys_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("keys")
+    ensure_signing_key(path, "ES256")
+    return path
+
+
+@pytest.fixture(scope="session")
+def signing_key(keys_dir: Path) -> SigningKey:
+    return ensure_signing_key(keys_dir)
+
+
+def make_settings(data_dir: Path, database_url: str, keys_dir: Path, s3: WeedS3 | None, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "environment": "test",
+        "data_dir": data_dir,
+        "database_url": database_url,
+        "jwt_keys_dir": keys_dir,
+        "log_json": True,
+        "log_level": "WARNING",
+    }
+    if s3 is not None:
+        values.update(s3_endpoint=s3.endpoint, s3_access_key=ACCESS_KEY, s3_secret_key=SECRET_KEY, s3_bucket=BUCKET)
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture(scope="session")
+def settings(
+    tmp_path_factory: pytest.TempPathFactory, database_url: str, keys_dir: Path, s3_server: WeedS3
+) -> Settings:
+    """Settings of a deployment on real PostgreSQL and S3."""
+    return make_settings(tmp_path_factory.mktemp("data"), database_url, keys_dir, s3_server)
+
+
+@pytest.fixture(scope="session")
+def local_settings(tmp_path_factory: pytest.TempPathFactory, database_url: str, keys_dir: Path) -> Settings:
+    """Settings of the one-command default: the local-folder object store."""
+    return make_settings(tmp_path_factory.mktemp("data-local"), database_url, keys_dir, None)
+
+
+TokenFactory = Callable[..., str]
+
+
+@pytest.fixture(scope="session")
+def make_token(signing_key: SigningKey) -> TokenFactory:
+    """Sign a token the way the access service does (tests of other services need callers with roles)."""
+
+    def _make(
+        *,
+        subject: str = "user-1",
+        roles: list[str] | None = None,
+        ttl_s: int = 600,
+        key: SigningKey | None = None,
+        audience: str = "alpr",
+        issuer: str = "alpr-access",
+        **claims: Any,
+    ) -> str:
+        return sign_token(
+            key or signing_key,
+            subject=subject,
+            audience=audience,
+            issuer=issuer,
+            ttl_s=ttl_s,
+            claims={"roles": roles if roles is not None else ["officer"], **claims},
+        )
+
+    return _make
+
+
+@pytest.fixture(scope="session")
+def foreign_key(tmp_path_factory: pytest.TempPathFactory) -> SigningKey:
+    """A key the services do not trust."""
+    return generate_key(tmp_path_factory.mktemp("foreign-keys"), "ES256")

@@ -1,0 +1,80 @@
+"""No Docker engine runs here: check the compose file and Dockerfile against the code instead."""
+
+import re
+from pathlib import Path
+
+import yaml
+
+from shared.settings import SERVICES, Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _compose() -> dict:  # type: ignore[type-arg]
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def _dockerfile_targets(path: Path) -> dict[str, list[str]]:
+    """Stage name -> its lines."""
+    stages: dict[str, list[str]] = {}
+    current = None
+    for line in path.read_text().splitlines():
+        match = re.match(r"FROM\s+\S+\s+AS\s+(\S+)", line, re.IGNORECASE)
+        if match:
+            current = match.group(1)
+            stages[current] = []
+        elif current:
+            stages[current].append(line)
+    return stages
+
+
+def test_every_service_of_the_card_is_in_compose_with_its_dependencies() -> None:
+    services = _compose()["services"]
+    for name in (*SERVICES, "postgres", "minio", "minio-init", "migrate"):
+        assert name in services, name
+    assert "mc mb" in services["minio-init"]["entrypoint"] and "local/alpr" in services["minio-init"]["entrypoint"]
+
+
+def test_env_names_and_ports_match_settings() -> None:
+    fields = {f"ALPR_{name.upper()}" for name in Settings.model_fields}
+    services = _compose()["services"]
+    defaults = Settings(_env_file=None)  # type: ignore[call-arg]
+    for name in (*SERVICES, "migrate"):
+        env = services[name]["environment"]
+        unknown = set(env) - fields
+        assert not unknown, f"{name}: {unknown} are not Settings fields"
+        assert env["ALPR_S3_BUCKET"] == "alpr"
+        assert env["ALPR_DATABASE_URL"].startswith("postgresql://")
+        if name in SERVICES:
+            port = defaults.port_of(name)
+            assert env[f"ALPR_{name.upper()}_PORT"] == str(port)
+            assert services[name]["ports"] == [f"{port}:{port}"]
+            for other in SERVICES:
+                assert env[f"ALPR_{other.upper()}_URL"] == f"http://{other}:{defaults.port_of(other)}"
+    # The bucket the init job makes is the one the services use.
+    assert _compose()["services"]["minio-init"]["depends_on"]["minio"]["condition"] == "service_healthy"
+
+
+def test_images_build_from_files_that_exist() -> None:
+    services = _compose()["services"]
+    for name in (*SERVICES, "migrate"):
+        build = services[name]["build"]
+        dockerfile = ROOT / build["context"] / build["dockerfile"]
+        assert dockerfile.is_file()
+        stages = _dockerfile_targets(dockerfile)
+        assert build["target"] in stages, f"no stage {build['target']} in {dockerfile}"
+        for line in stages["base"]:
+            if line.startswith("COPY"):
+                for src in line.split()[1:-1]:
+                    assert (ROOT / src).exists(), f"COPY source {src} missing"
+        if name in SERVICES:
+            body = "\n".join(stages[name])
+            port = Settings(_env_file=None).port_of(name)  # type: ignore[call-arg]
+            assert f"services.{name}.main:create_app" in body
+            assert (ROOT / "services" / name / "main.py").is_file()
+            assert f"EXPOSE {port}" in body and f'"{port}"' in body
+            extra = re.search(r"pip install '\.\[(\w+)\]'", body)
+            assert extra and extra.group(1) == name
+    # The ingest image does not carry the OCR libraries.
+    ingest = "\n".join(_dockerfile_targets(ROOT / "docker" / "Dockerfile")["ingest"])
+    assert "recognition" not in ingest
