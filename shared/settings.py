@@ -59,6 +59,10 @@ class Settings(BaseSettings):
     jwks_url: str | None = None
     jwks_cache_s: int = Field(default=300, ge=1)
 
+    # This service's own identity for calls to other services (client-credentials grant at the access service).
+    service_client_id: str | None = None
+    service_client_secret: SecretStr | None = None
+
     # Secret for signing local-folder image links; required outside development.
     url_signing_secret: SecretStr = SecretStr("dev-url-signing-secret")
 
