@@ -3,84 +3,24 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
+import importlib
 import sys
 from collections.abc import Callable
 
 from shared.logs import configure_logging
 from shared.settings import Settings, get_settings
 
-
-def _database_url(settings: Settings) -> str:
-    if settings.database_url:
-        return settings.database_url
-    from alpr.embedded import embedded_database_url
-
-    url, _server = embedded_database_url(settings.data_dir)  # the server stops when this command exits
-    return url
-
-
-def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
-    from alpr.runner import up
-
-    return up(settings)
-
-
-def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
-    from alpr.migrate import upgrade
-
-    upgrade(_database_url(settings), args.revision)
-    print(f"migrated to {args.revision}")
-    return 0
-
-
-def cmd_keys_rotate(args: argparse.Namespace, settings: Settings) -> int:
-    from shared.keys import generate_key
-
-    key = generate_key(settings.keys_dir, settings.jwt_algorithm)
-    print(f"new signing key {key.kid}; older keys still verify until removed")
-    return 0
-
-
-def cmd_audit_verify(args: argparse.Namespace, settings: Settings) -> int:
-    from sqlalchemy.ext.asyncio import create_async_engine
-
-    from shared.audit import verify_chain
-
-    async def _verify() -> int:
-        engine = create_async_engine(_database_url(settings))
-        try:
-            async with engine.connect() as conn:
-                report = await verify_chain(conn)
-        finally:
-            await engine.dispose()
-        if report.ok:
-            print(f"audit chain intact: {report.entries} entries")
-            return 0
-        print(f"audit chain BROKEN at entry {report.first_broken_seq}: {report.reason}")
-        return 2
-
-    return asyncio.run(_verify())
+# One module per area under alpr/commands, each with register(subparsers).
+COMMAND_MODULES = [
+    "alpr.commands.core",
+]
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="alpr", description="ALPR back office: operator commands")
     sub = parser.add_subparsers(dest="command", required=True)
-
-    p = sub.add_parser("up", help="start PostgreSQL (embedded unless configured) and the four services")
-    p.set_defaults(func=cmd_up)
-
-    p = sub.add_parser("migrate", help="apply the database migrations")
-    p.add_argument("--revision", default="head")
-    p.set_defaults(func=cmd_migrate)
-
-    keys = sub.add_parser("keys", help="token signing keys").add_subparsers(dest="keys_command", required=True)
-    p = keys.add_parser("rotate", help="make a new signing key")
-    p.set_defaults(func=cmd_keys_rotate)
-
-    audit = sub.add_parser("audit", help="the audit log").add_subparsers(dest="audit_command", required=True)
-    p = audit.add_parser("verify", help="check the audit log's hash chain")
-    p.set_defaults(func=cmd_audit_verify)
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
     return parser
 
 

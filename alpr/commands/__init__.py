@@ -1,0 +1,1 @@
+"""Subcommands of `alpr`, a module per area. Each module has `register(subparsers)`."""
