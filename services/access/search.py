@@ -173,9 +173,10 @@ async def search(
     if principal.has_role(AGENCY) and reads:
         # An outside agency's search is itself a disclosure of our data to that agency.
         recipient = str(principal.claims.get("agency_name") or principal.agency)
+        basis = await workflow.legal_basis(session, grant)
         await workflow.record_disclosure(
             session, principal, request, grant, recipient_name=recipient,
-            recipient_ori=principal.agency, legal_basis="agency_request", purpose=f"search under grant {grant.id}",
+            recipient_ori=principal.agency, legal_basis=basis, purpose=f"search under grant {grant.id}",
             read_ids=read_ids,
         )  # fmt: skip
     return SearchOut(

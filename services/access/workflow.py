@@ -280,6 +280,16 @@ async def decide(
     return decision, grant
 
 
+async def legal_basis(session: AsyncSession, grant: Grant) -> str:
+    """The legal basis the grant's approved version was filed under."""
+    result = await session.exec(
+        select(RequestVersion.legal_basis).where(
+            RequestVersion.request_id == grant.request_id, RequestVersion.version == grant.version
+        )
+    )
+    return result.one()
+
+
 def grant_active(grant: Grant, now: datetime | None = None) -> bool:
     return grant.revoked_at is None and grant.expires_at > (now or utcnow())
 

@@ -184,7 +184,28 @@ async def test_location_history_needs_a_warrant_and_agency_searches_are_disclosu
     disclosures = (await access.client.get("/v1/disclosures", headers=bearer(sup_token))).json()
     mine = [d for d in disclosures if d["grant_id"] == grant["id"]]
     assert len(mine) == 1 and mine[0]["recipient_ori"] == "MN0270900" and mine[0]["record_count"] == 2
-    assert mine[0]["recipient_name"] == "Robbinsdale PD"
+    assert mine[0]["recipient_name"] == "Robbinsdale PD" and mine[0]["legal_basis"] == "agency_request"
+
+
+async def test_holder_records_a_disclosure_others_may_not(world: Any, make_token: TokenFactory) -> None:
+    access, _, _ = world
+    officer, sup = await access.person("officer"), await access.person("supervisor")
+    officer_token, sup_token = await access.token(officer), await access.token(sup)
+    grant = await granted(access, officer_token, sup_token)
+    share = {
+        "grant_id": grant["id"], "recipient_name": "Hennepin County Sheriff", "recipient_ori": "MN0270000",
+        "legal_basis": "agency_request", "purpose": "joint robbery investigation", "read_ids": ["r-1", "r-2"],
+    }  # fmt: skip
+    other_token = await access.token(await access.person("officer"))
+    assert (await access.client.post("/v1/disclosures", json=share, headers=bearer(other_token))).status_code == 403
+    resp = await access.client.post("/v1/disclosures", json=share, headers=bearer(officer_token))
+    assert resp.status_code == 201 and resp.json()["record_count"] == 2
+    auditor = make_token(subject="aud-d", roles=["auditor"])
+    entries = await access.audit(auditor, action="disclosure", grant_id=grant["id"])
+    assert len(entries) == 1 and entries[0]["object_ids"] == ["r-1", "r-2"]
+    assert entries[0]["details"]["recipient"] == "Hennepin County Sheriff"
+    listed = (await access.client.get("/v1/disclosures", headers=bearer(auditor))).json()
+    assert resp.json()["id"] in [d["id"] for d in listed]
 
 
 async def test_read_archive_down_is_503(access_settings: Settings) -> None:
