@@ -74,6 +74,8 @@ class Settings(BaseSettings):
     session_max_s: int = Field(default=12 * 3600, ge=60)  # refresh tokens die with the session at the latest
     login_max_failures: int = Field(default=5, ge=1)
     login_lockout_s: int = Field(default=1800, ge=1)
+    # CJIS asks for a second factor: when true, a person without TOTP enrolled cannot log in.
+    require_second_factor: bool = False
     # Argon2id cost for people's passwords. Tests lower it; production refuses less than OWASP's minimum.
     password_time_cost: int = Field(default=3, ge=1)
     password_memory_kib: int = Field(default=65536, ge=8)

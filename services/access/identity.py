@@ -200,6 +200,11 @@ async def password_grant(
             request=request,
             principal=who,
         )
+    if valid and settings.require_second_factor and not user.totp_secret:
+        raise await events.refuse(
+            session, Unauthorized("a second factor is required: ask an administrator to enrol TOTP"), "auth.login",
+            request=request, principal=who, details={"why": "no second factor enrolled"},
+        )  # fmt: skip
     step: int | None = None
     why = None
     if not valid:

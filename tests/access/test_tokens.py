@@ -68,6 +68,19 @@ async def test_second_factor_is_required_checked_and_single_use(access: Access) 
     assert replay.status_code == 401 and "already used" in replay.json()["detail"]
 
 
+async def test_second_factor_can_be_made_mandatory(access_settings: Settings) -> None:
+    from services.access.main import create_app
+    from tests.support.apps import running
+
+    app = create_app(access_settings.model_copy(update={"require_second_factor": True}))
+    async with running(app) as client:
+        strict = Access(app, client)
+        without = await strict.person("officer")
+        resp = await strict.login(without)
+        assert resp.status_code == 401 and "second factor is required" in resp.json()["detail"]
+        assert (await strict.login(await strict.person("officer", totp=True))).status_code == 200
+
+
 async def test_refresh_rotates_and_a_reused_refresh_token_revokes_the_session(access: Access) -> None:
     officer = await access.person("officer")
     first = (await access.login(officer)).json()
