@@ -53,9 +53,10 @@ async def create_user(
         raise BadRequest(f"people's roles are {sorted(PERSON_ROLES)}; got {sorted(bad) or 'none'}")
     if len(password) < 12:
         raise BadRequest("password must be at least 12 characters")
-    clash = await session.exec(
-        select(User).where((User.username == username) | ((User.badge == badge) & (col(User.badge).is_not(None))))
-    )
+    same = col(User.username) == username
+    if badge is not None:
+        same = same | (col(User.badge) == badge)
+    clash = await session.exec(select(User).where(same))
     if clash.first() is not None:
         raise Conflict(f"a user with username {username!r} or badge {badge!r} exists")
     user = User(

@@ -28,7 +28,7 @@ from services.access.deps import (
     Supervisor,
     Viewer,
 )
-from services.access.models import Grant, RequestVersion, User
+from services.access.models import AccessRequest, Grant, RequestVersion, User
 from services.access.schemas import (
     AreaIn,
     AuditEntryOut,
@@ -47,8 +47,10 @@ from services.access.schemas import (
     SearchOut,
     TokenOut,
     UserOut,
+    VersionOut,
 )
 from shared.audit import AuditEntry, verify_chain
+from shared.auth import Principal
 from shared.db import SessionDep
 from shared.errors import BadRequest, Forbidden, NotFound, Unprocessable
 from shared.keys import public_jwks
@@ -182,7 +184,7 @@ def _grant_out(g: Grant) -> GrantOut:
     )  # fmt: skip
 
 
-def _summary(req: Any, version: RequestVersion) -> RequestSummary:
+def _summary(req: AccessRequest, version: RequestVersion) -> RequestSummary:
     return RequestSummary(
         id=req.id, status=req.status, current_version=req.current_version, case_number=version.case_number,
         requester=req.requester, requester_agency=req.requester_agency, filed_at=req.filed_at,
@@ -191,7 +193,12 @@ def _summary(req: Any, version: RequestVersion) -> RequestSummary:
 
 
 async def _request_out(
-    session: SessionDep, store: ObjectStore, ttl_s: int, principal: Any, request: Request, file: workflow.RequestFile
+    session: SessionDep,
+    store: ObjectStore,
+    ttl_s: int,
+    principal: Principal,
+    request: Request,
+    file: workflow.RequestFile,
 ) -> RequestOut:
     versions = []
     documents = []
@@ -201,7 +208,7 @@ async def _request_out(
             url = await store.presigned_url(v.court_order_key, ttl_s)
             documents.append(v.court_order_key)
         versions.append(
-            dict(
+            VersionOut(
                 version=v.version,
                 case_number=v.case_number,
                 reason=v.reason,
@@ -227,7 +234,7 @@ async def _request_out(
     )  # fmt: skip
     return RequestOut(
         **_summary(file.request, file.current).model_dump(),
-        versions=versions,  # type: ignore[arg-type]
+        versions=versions,
         decisions=[DecisionOut.model_validate(d, from_attributes=True) for d in file.decisions],
         grants=[_grant_out(g) for g in file.grants],
     )
