@@ -73,9 +73,11 @@ async def create_user(
     return user
 
 
-async def find_user(session: AsyncSession, name: str) -> User | None:
-    """By user name or badge number (officers log in with their badge)."""
-    result = await session.exec(select(User).where((User.username == name) | (User.badge == name)))
+async def find_user(session: AsyncSession, name: str, *, lock: bool = False) -> User | None:
+    """By user name or badge number (officers log in with their badge). `lock`: hold the row until commit, so
+    parallel guesses are counted one after another and cannot slip past the lock-out."""
+    stmt = select(User).where((User.username == name) | (User.badge == name))
+    result = await session.exec(stmt.with_for_update() if lock else stmt)
     return result.first()
 
 
@@ -178,7 +180,7 @@ async def password_grant(
     totp: str | None,
 ) -> Issued:
     now = utcnow()
-    user = await find_user(session, username)
+    user = await find_user(session, username, lock=True)
     valid = await passwords.verify(user.password_hash if user else None, password)
     if user is None:
         raise await events.refuse(
@@ -282,7 +284,12 @@ async def refresh_grant(
     session: AsyncSession, settings: Settings, keys: KeyRing, request: Request, *, refresh_token: str
 ) -> Issued:
     now = utcnow()
-    stored = (await session.exec(select(RefreshToken).where(RefreshToken.token_hash == digest(refresh_token)))).first()
+    # Locked: two concurrent uses of one refresh token must not both succeed (the second is a reuse).
+    stored = (
+        await session.exec(
+            select(RefreshToken).where(RefreshToken.token_hash == digest(refresh_token)).with_for_update()
+        )
+    ).first()
     if stored is None:
         raise await events.refuse(
             session, Unauthorized("invalid refresh token"), "auth.refresh", request=request, outcome="failed"

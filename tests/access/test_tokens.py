@@ -1,6 +1,7 @@
 """The token endpoint: password + TOTP, lock-out, rotating refresh tokens, idle sessions, logout, client credentials."""
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from jose import jwt
 from sqlalchemy import text
@@ -156,3 +157,34 @@ async def test_client_credentials_for_agencies_and_services(access: Access, acce
         "/v1/token", data={"grant_type": "password", "username": "nobody", "password": PASSWORD}
     )
     assert resp.status_code == 401 and resp.json()["detail"] == "invalid credentials"
+
+
+async def test_concurrent_uses_of_one_refresh_token_let_only_one_through(access: Access) -> None:
+    import asyncio
+
+    officer = await access.person("officer")
+    pair = (await access.login(officer)).json()
+    form = {"grant_type": "refresh_token", "refresh_token": pair["refresh_token"]}
+    first, second = await asyncio.gather(
+        access.client.post("/v1/token", data=form), access.client.post("/v1/token", data=form)
+    )
+    assert sorted([first.status_code, second.status_code]) == [200, 401]
+
+
+async def test_a_rotated_key_signs_new_tokens_without_restart(access_settings: Settings, tmp_path: Path) -> None:
+    from services.access.main import create_app
+    from shared.keys import generate_key
+    from tests.support.apps import running
+
+    app = create_app(access_settings.model_copy(update={"jwt_keys_dir": tmp_path}))
+    async with running(app) as client:
+        access = Access(app, client)
+        officer = await access.person("officer")
+        old_token = await access.token(officer)
+        new_key = generate_key(tmp_path)  # `alpr keys rotate` while the service runs
+        new_token = await access.token(officer)
+        assert jwt.get_unverified_header(new_token)["kid"] == new_key.kid != jwt.get_unverified_header(old_token)["kid"]
+        kids = {k["kid"] for k in (await client.get("/.well-known/jwks.json")).json()["keys"]}
+        assert new_key.kid in kids and jwt.get_unverified_header(old_token)["kid"] in kids
+        for token in (old_token, new_token):  # both verify: the old key stays until removed
+            assert (await client.get("/v1/grants", headers=bearer(token))).status_code == 200
