@@ -38,6 +38,13 @@ def prepare(settings: Settings) -> tuple[dict[str, str], Any]:
         log.info("signing_key_ready", kid=key.kid)
     if not settings.s3_endpoint:
         settings.objects_dir.mkdir(parents=True, exist_ok=True)
+    if not (settings.service_client_id and settings.service_client_secret):
+        from alpr.bootstrap import ensure_service_client
+
+        client_id, secret = ensure_service_client(url, settings.data_dir)
+        env["ALPR_SERVICE_CLIENT_ID"] = client_id
+        env["ALPR_SERVICE_CLIENT_SECRET"] = secret
+        log.info("service_client_ready", client_id=client_id)
     return env, server
 
 

@@ -65,6 +65,12 @@ async def record(
     details: dict[str, Any] | None = None,
 ) -> AuditEntry:
     """Append an entry in the caller's transaction: it commits (or not) with the work it describes."""
+    details = dict(details or {})
+    if principal is not None and principal.token_id:
+        # Which token was used: ties each use of read data to one authentication.
+        details.setdefault("token_id", principal.token_id)
+        if principal.session_id:
+            details.setdefault("session_id", principal.session_id)
     entry = AuditEntry(
         service=service,
         action=action,
@@ -78,7 +84,7 @@ async def record(
         source_ip=source_ip,
         outcome=outcome,
         record_count=record_count,
-        details=details or {},
+        details=details,
         request_id=current_request_id(),
     )
     session.add(entry)

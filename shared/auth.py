@@ -30,6 +30,9 @@ ADMIN = "admin"
 AGENCY = "agency"  # an outside agency's API client
 SERVICE = "service"  # one of our services calling another
 ROLES = frozenset({OFFICER, SUPERVISOR, AUDITOR, ADMIN, AGENCY, SERVICE})
+PERSON_ROLES = frozenset({OFFICER, SUPERVISOR, AUDITOR, ADMIN})
+# Roles whose holders read ALPR data themselves, so their training must be current (policy: trained operators only).
+TRAINED_ROLES = frozenset({OFFICER, SUPERVISOR})
 
 
 @dataclass(frozen=True)
@@ -44,10 +47,20 @@ class Principal:
     trained_until: datetime | None = None
     token_id: str | None = None
     expires_at: datetime | None = None
+    session_id: str | None = None  # people's tokens: the login session (30-minute idle rule)
     claims: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def has_role(self, *roles: str) -> bool:
         return bool(self.roles.intersection(roles))
+
+    @property
+    def is_client(self) -> bool:
+        """An API client (outside agency or one of our services), not a person."""
+        return self.has_role(AGENCY, SERVICE)
+
+    @property
+    def needs_training(self) -> bool:
+        return not self.is_client and self.has_role(*TRAINED_ROLES)
 
     def training_current(self, at: datetime | None = None) -> bool:
         return self.trained_until is not None and self.trained_until > (at or datetime.now(UTC))
@@ -177,6 +190,7 @@ class TokenVerifier:
             trained_until=_timestamp(claims.get("trained_until")),
             token_id=claims.get("jti"),
             expires_at=_timestamp(claims.get("exp")),
+            session_id=claims.get("sid"),
             claims=claims,
         )
 
@@ -210,4 +224,24 @@ def require_roles(*roles: str):  # type: ignore[no-untyped-def]
             raise Forbidden(f"requires role: {' or '.join(sorted(roles))}")
         return principal
 
+    _check.roles = frozenset(roles)  # type: ignore[attr-defined]  # lets tests and docs read what a route needs
+    return _check
+
+
+def check_training(principal: Principal) -> None:
+    """Officers and supervisors read ALPR data only while their ALPR training is current (clients pass)."""
+    if principal.needs_training and not principal.training_current():
+        raise Forbidden("ALPR training is not current: an untrained officer may not operate ALPR or read its data")
+
+
+def require_trained(*roles: str):  # type: ignore[no-untyped-def]
+    """`require_roles(*roles)`, and for people their training current (start a shift, read ALPR data)."""
+    role_check = require_roles(*roles)
+
+    # A default, not Annotated: the closure's `role_check` is invisible to postponed annotations.
+    async def _check(principal: Principal = Depends(role_check)) -> Principal:
+        check_training(principal)
+        return principal
+
+    _check.roles = role_check.roles  # type: ignore[attr-defined]
     return _check

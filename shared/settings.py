@@ -65,6 +65,27 @@ class Settings(BaseSettings):
 
     # Secret for signing local-folder image links; required outside development.
     url_signing_secret: SecretStr = SecretStr("dev-url-signing-secret")
+    # How long presigned image and document links live.
+    presign_ttl_s: int = Field(default=300, ge=10, le=3600)
+
+    # Access service: token lifetimes and the CJIS session rules.
+    access_token_ttl_s: int = Field(default=600, ge=30)
+    session_idle_s: int = Field(default=1800, ge=60)  # a session ends after 30 idle minutes
+    session_max_s: int = Field(default=12 * 3600, ge=60)  # refresh tokens die with the session at the latest
+    login_max_failures: int = Field(default=5, ge=1)
+    login_lockout_s: int = Field(default=1800, ge=1)
+    # CJIS asks for a second factor: when true, a person without TOTP enrolled cannot log in.
+    require_second_factor: bool = False
+    # Argon2id cost for people's passwords. Tests lower it; production refuses less than OWASP's minimum.
+    password_time_cost: int = Field(default=3, ge=1)
+    password_memory_kib: int = Field(default=65536, ge=8)
+    password_parallelism: int = Field(default=4, ge=1)
+    # Grants: the default and the longest a supervisor may give.
+    grant_default_days: int = Field(default=7, ge=1)
+    grant_max_days: int = Field(default=30, ge=1)
+    court_order_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
+    # Calls from access to ingest's archived-read search.
+    search_timeout_s: float = Field(default=10.0, gt=0)
 
     @field_validator("database_url")
     @classmethod
@@ -88,6 +109,8 @@ class Settings(BaseSettings):
                 raise ValueError("ALPR_S3_SECRET_KEY must be set to a real secret in production")
             if self.database_url is None:
                 raise ValueError("ALPR_DATABASE_URL is required in production")
+            if self.password_memory_kib < 19456 or self.password_time_cost < 2:
+                raise ValueError("argon2 cost below the OWASP minimum (19 MiB, 2 passes) is for tests only")
         if self.s3_endpoint and not (self.s3_access_key and self.s3_secret_key):
             raise ValueError("ALPR_S3_ACCESS_KEY and ALPR_S3_SECRET_KEY are required with ALPR_S3_ENDPOINT")
         return self

@@ -1,7 +1,9 @@
 """`alpr up` on the embedded defaults: all four services answer /readyz 200; Ctrl-C stops; a restart reuses data."""
 
+import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -53,8 +55,17 @@ def test_up_starts_everything_on_embedded_defaults_and_stops_cleanly(tmp_path: P
     proc = _start(data_dir, ports)
     try:
         assert _all_ready(ports) == dict.fromkeys(SERVICES, 200)
+        # The internal service client the runner made works at the token endpoint.
+        saved = json.loads((data_dir / "service-client.json").read_text())
+        resp = httpx.post(
+            f"http://127.0.0.1:{ports['access']}/v1/token",
+            data={"grant_type": "client_credentials", **saved},
+            timeout=10,
+        )
+        assert resp.status_code == 200, resp.text
     finally:
         assert _stop(proc) == 0
+    assert stat.S_IMODE((data_dir / "service-client.json").stat().st_mode) == 0o600
     assert (data_dir / "pg" / "PG_VERSION").is_file()
     keys = sorted((data_dir / "keys").glob("*.pem"))
     assert len(keys) == 1
@@ -71,3 +82,4 @@ def test_up_starts_everything_on_embedded_defaults_and_stops_cleanly(tmp_path: P
     finally:
         assert _stop(proc) == 0
     assert sorted((data_dir / "keys").glob("*.pem")) == keys
+    assert json.loads((data_dir / "service-client.json").read_text()) == saved  # reused, not replaced

@@ -2,17 +2,39 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
 from fastapi import FastAPI
 
 from services.access.routes import router
+from services.access.search import IngestClient
+from services.access.security import KeyRing, Passwords
 from shared.app import create_service_app
 from shared.settings import Settings, get_settings
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, *, ingest_transport: httpx.AsyncBaseTransport | None = None
+) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        keys = KeyRing(settings)
+        keys.current()  # the first run makes the signing key
+        app.state.keys = keys
+        app.state.passwords = Passwords(settings)
+        app.state.ingest = IngestClient(
+            settings.url_of("ingest"), keys, timeout_s=settings.search_timeout_s, transport=ingest_transport
+        )
+        yield
+
     return create_service_app(
         "access",
-        settings or get_settings(),
+        settings,
         routers=[router],
+        lifespan=lifespan,
         description="Identities, tokens, access requests with supervisor approval, and the audit log.",
     )

@@ -1,0 +1,46 @@
+"""First-run set-up the runner does: the internal service client whose tokens our services call each other with."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from pathlib import Path
+
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from services.access import identity
+from shared.db import create_sessionmaker
+
+SERVICE_CLIENT_FILE = "service-client.json"
+
+
+def _write_private(path: Path, data: str) -> None:
+    # Owner-only from the first byte: the secret never sits in a world-readable file.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(data)
+    os.chmod(path, 0o600)
+
+
+async def _ensure(database_url: str, saved: dict[str, str] | None) -> tuple[str, str, bool]:
+    engine = create_async_engine(database_url)
+    try:
+        async with create_sessionmaker(engine)() as session:
+            if saved and await identity.client_secret_valid(session, saved["client_id"], saved["client_secret"]):
+                return saved["client_id"], saved["client_secret"], False
+            client, secret = await identity.create_client(session, name="internal services", role="service")
+            await session.commit()
+            return client.client_id, secret, True
+    finally:
+        await engine.dispose()
+
+
+def ensure_service_client(database_url: str, data_dir: Path) -> tuple[str, str]:
+    """The service client saved in the data folder (mode 0600), created on first run; a restart reuses it."""
+    path = data_dir / SERVICE_CLIENT_FILE
+    saved = json.loads(path.read_text()) if path.is_file() else None
+    client_id, secret, created = asyncio.run(_ensure(database_url, saved))
+    if created:
+        _write_private(path, json.dumps({"client_id": client_id, "client_secret": secret}))
+    return client_id, secret

@@ -1,0 +1,201 @@
+"""`alpr access ...`: bootstrap and administer identities: the first administrator, people, clients, training."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import date
+from typing import Any, TypeVar
+
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from alpr.commands.common import database_url
+from shared.errors import AppError
+from shared.settings import Settings
+
+T = TypeVar("T")
+
+
+def _actor() -> str:
+    return f"cli:{getpass.getuser()}"
+
+
+def _run(settings: Settings, work: Callable[[AsyncSession, Any], Awaitable[T]]) -> T:
+    """Run `work(session, passwords)` in one transaction against the configured (or embedded) database."""
+    from services.access.security import Passwords
+    from shared.db import create_sessionmaker
+
+    async def _go() -> T:
+        engine = create_async_engine(database_url(settings))
+        try:
+            async with create_sessionmaker(engine)() as session:
+                result = await work(session, Passwords(settings))
+                await session.commit()
+                return result
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(_go())
+
+
+def _password(args: argparse.Namespace) -> str:
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    first = getpass.getpass("password (12+ characters): ")
+    if getpass.getpass("again: ") != first:
+        raise SystemExit("passwords differ")
+    return first
+
+
+def _create_person(args: argparse.Namespace, settings: Settings, roles: list[str], *, first_admin: bool) -> int:
+    from services.access import identity
+    from services.access.security import new_totp_secret, totp_uri
+    from shared import audit
+
+    password = _password(args)
+    secret = new_totp_secret() if args.totp else None
+
+    async def work(session: AsyncSession, passwords: Any) -> Any:
+        if first_admin and await identity.admin_exists(session):
+            raise SystemExit("an administrator exists already: use `alpr access add-user --role admin`")
+        user = await identity.create_user(
+            session, passwords, username=args.username, password=password, full_name=args.name, agency=args.agency,
+            roles=roles, badge=args.badge, totp_secret=secret,
+        )  # fmt: skip
+        await audit.record(
+            session, service="access", action="user.create", actor=_actor(), object_type="user",
+            object_ids=[str(user.id)], details={"roles": roles, "badge": args.badge, "second_factor": bool(secret)},
+        )  # fmt: skip
+        return user
+
+    try:
+        user = _run(settings, work)
+    except AppError as exc:
+        print(f"refused: {exc.detail}", file=sys.stderr)
+        return 1
+    print(f"user {user.username} ({', '.join(user.roles)}) id {user.id}")
+    if secret:
+        print(f"TOTP secret {secret}\nTOTP enrolment URI {totp_uri(secret, user.username)}")
+    return 0
+
+
+def cmd_create_admin(args: argparse.Namespace, settings: Settings) -> int:
+    return _create_person(args, settings, ["admin"], first_admin=True)
+
+
+def cmd_add_user(args: argparse.Namespace, settings: Settings) -> int:
+    return _create_person(args, settings, args.role, first_admin=False)
+
+
+def cmd_add_client(args: argparse.Namespace, settings: Settings) -> int:
+    from services.access import identity
+    from shared import audit
+
+    async def work(session: AsyncSession, _: Any) -> Any:
+        client, secret = await identity.create_client(
+            session, name=args.name, role=args.role, agency_name=args.agency_name, ori=args.ori
+        )
+        await audit.record(
+            session, service="access", action="client.create", actor=_actor(), object_type="client",
+            object_ids=[client.client_id], details={"role": args.role, "ori": args.ori},
+        )  # fmt: skip
+        return client, secret
+
+    try:
+        client, secret = _run(settings, work)
+    except AppError as exc:
+        print(f"refused: {exc.detail}", file=sys.stderr)
+        return 1
+    print(f"client_id {client.client_id}\nclient_secret {secret}\n(the secret is shown once; only its hash is kept)")
+    return 0
+
+
+def cmd_add_training(args: argparse.Namespace, settings: Settings) -> int:
+    from services.access import identity
+    from shared import audit
+
+    async def work(session: AsyncSession, _: Any) -> Any:
+        user = await identity.find_user(session, args.user)
+        if user is None:
+            raise SystemExit(f"no user {args.user!r}")
+        record = await identity.add_training(
+            session, user, course=args.course, completed_on=args.completed, expires_on=args.expires,
+            recorded_by=_actor(),
+        )  # fmt: skip
+        await audit.record(
+            session, service="access", action="training.record", actor=_actor(), object_type="user",
+            object_ids=[str(user.id)], details={"course": args.course, "expires_on": args.expires.isoformat()},
+        )  # fmt: skip
+        return record
+
+    try:
+        record = _run(settings, work)
+    except AppError as exc:
+        print(f"refused: {exc.detail}", file=sys.stderr)
+        return 1
+    print(f"training recorded for {args.user}: {record.course}, current until {record.expires_on}")
+    return 0
+
+
+def cmd_unlock(args: argparse.Namespace, settings: Settings) -> int:
+    from services.access import identity
+    from shared import audit
+
+    async def work(session: AsyncSession, _: Any) -> None:
+        user = await identity.find_user(session, args.user)
+        if user is None:
+            raise SystemExit(f"no user {args.user!r}")
+        await identity.unlock(session, user)
+        await audit.record(
+            session, service="access", action="user.unlock", actor=_actor(), object_type="user",
+            object_ids=[str(user.id)],
+        )  # fmt: skip
+
+    _run(settings, work)
+    print(f"{args.user} unlocked")
+    return 0
+
+
+def _person_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--username", required=True)
+    p.add_argument("--name", required=True, help="full name")
+    p.add_argument("--agency", required=True, help="the agency's ORI, e.g. MN0271200")
+    p.add_argument("--badge", help="badge number (officers log in with it)")
+    p.add_argument("--totp", action="store_true", help="enrol a TOTP second factor (prints the secret)")
+    p.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+
+
+def register(sub: Any) -> None:
+    access = sub.add_parser("access", help="identities: administrators, people, clients, training")
+    cmds = access.add_subparsers(dest="access_command", required=True)
+
+    p = cmds.add_parser("create-admin", help="create the first administrator")
+    _person_args(p)
+    p.set_defaults(func=cmd_create_admin)
+
+    p = cmds.add_parser("add-user", help="add an officer, supervisor, auditor or administrator")
+    _person_args(p)
+    p.add_argument("--role", action="append", required=True, choices=["officer", "supervisor", "auditor", "admin"])
+    p.set_defaults(func=cmd_add_user)
+
+    p = cmds.add_parser("add-client", help="add an API client: an outside agency, or one of our services")
+    p.add_argument("--name", required=True)
+    p.add_argument("--role", required=True, choices=["agency", "service"])
+    p.add_argument("--agency-name")
+    p.add_argument("--ori")
+    p.set_defaults(func=cmd_add_client)
+
+    p = cmds.add_parser("add-training", help="record a completed ALPR training course")
+    p.add_argument("--user", required=True, help="user name or badge")
+    p.add_argument("--course", required=True)
+    p.add_argument("--completed", required=True, type=date.fromisoformat, help="YYYY-MM-DD")
+    p.add_argument("--expires", required=True, type=date.fromisoformat, help="YYYY-MM-DD")
+    p.set_defaults(func=cmd_add_training)
+
+    p = cmds.add_parser("unlock", help="lift a lock-out after failed logins")
+    p.add_argument("--user", required=True, help="user name or badge")
+    p.set_defaults(func=cmd_unlock)

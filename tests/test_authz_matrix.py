@@ -1,0 +1,107 @@
+"""The authorization matrix: every role (and no token) against every protected endpoint of every service.
+
+Table-driven: a service's new endpoint gets a row in MATRIX (or, if it needs no token, a place in PUBLIC); the
+completeness test fails until it has one. Expected: no token 401; a role not listed 403; a listed role gets past
+authorization (any answer but 401/403: an empty body is a 422, an unknown id a 404).
+"""
+
+from __future__ import annotations
+
+import importlib
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from fastapi import FastAPI
+
+from shared.settings import Settings
+from tests.conftest import TokenFactory
+from tests.support.apps import running
+
+ALL = frozenset({"officer", "supervisor", "auditor", "admin", "agency", "service"})
+
+# service -> {(method, path): roles allowed}
+MATRIX: dict[str, dict[tuple[str, str], frozenset[str]]] = {
+    "access": {
+        ("GET", "/v1/whoami"): ALL,
+        ("POST", "/v1/logout"): ALL,
+        ("GET", "/v1/users"): frozenset({"admin"}),
+        ("POST", "/v1/users/{user_id}/unlock"): frozenset({"admin"}),
+        ("POST", "/v1/requests"): frozenset({"officer", "supervisor", "agency"}),
+        ("POST", "/v1/requests/{request_id}/versions"): frozenset({"officer", "supervisor", "agency"}),
+        ("GET", "/v1/requests"): frozenset({"officer", "supervisor", "agency"}),
+        ("GET", "/v1/requests/queue"): frozenset({"supervisor"}),
+        ("GET", "/v1/requests/{request_id}"): frozenset({"officer", "supervisor", "agency", "auditor"}),
+        ("POST", "/v1/requests/{request_id}/decision"): frozenset({"supervisor"}),
+        ("GET", "/v1/grants"): frozenset({"officer", "supervisor", "agency"}),
+        ("POST", "/v1/grants/{grant_id}/revoke"): frozenset({"supervisor"}),
+        ("POST", "/v1/reads/search"): frozenset({"officer", "supervisor", "agency"}),
+        ("POST", "/v1/disclosures"): frozenset({"officer", "supervisor"}),
+        ("GET", "/v1/disclosures"): frozenset({"supervisor", "auditor"}),
+        ("GET", "/v1/audit"): frozenset({"auditor"}),
+        ("GET", "/v1/audit/verify"): frozenset({"auditor"}),
+    },
+    "ingest": {("GET", "/v1/whoami"): ALL},
+    "recognition": {("GET", "/v1/whoami"): ALL},
+    "hotlist": {("GET", "/v1/whoami"): ALL},
+}
+
+# Endpoints that take no bearer token, and why.
+PUBLIC: dict[str, set[tuple[str, str]]] = {
+    "access": {
+        ("POST", "/v1/token"),  # it is how a token is obtained
+        ("GET", "/.well-known/jwks.json"),  # public keys
+        ("GET", "/v1/objects/{key}"),  # the presigned link's signature is the authorization
+    },
+}
+HEALTH = {("GET", "/healthz"), ("GET", "/readyz")}
+
+
+def _app(service: str, settings: Settings) -> FastAPI:
+    app: FastAPI = importlib.import_module(f"services.{service}.main").create_app(settings)
+    return app
+
+
+def _routes(app: FastAPI) -> set[tuple[str, str]]:
+    # The OpenAPI document lists every API route however routers were included.
+    return {(method.upper(), path) for path, ops in app.openapi()["paths"].items() for method in ops}
+
+
+def _token(make_token: TokenFactory, role: str) -> str:
+    claims: dict[str, object] = {"agency": "MN0270900" if role == "agency" else "MN0271200"}
+    if role in ("officer", "supervisor"):
+        claims["badge"] = f"M-{role}"
+        claims["trained_until"] = int((datetime.now(UTC) + timedelta(days=30)).timestamp())
+    return make_token(subject=f"matrix-{role}", roles=[role], **claims)
+
+
+@pytest.mark.parametrize("service", sorted(MATRIX))
+def test_every_endpoint_is_in_the_matrix(service: str, settings: Settings) -> None:
+    routes = _routes(_app(service, settings))
+    listed = set(MATRIX[service]) | PUBLIC.get(service, set()) | HEALTH
+    assert routes - listed == set(), f"{service}: endpoints missing from the authorization matrix"
+    assert set(MATRIX[service]) - routes == set(), f"{service}: matrix rows for endpoints that do not exist"
+
+
+@pytest.mark.parametrize("service", sorted(MATRIX))
+async def test_authorization_matrix(service: str, settings: Settings, make_token: TokenFactory) -> None:
+    wrong: list[str] = []
+    async with running(_app(service, settings)) as client:
+        for (method, path), allowed in sorted(MATRIX[service].items()):
+            url = path
+            for name in ("request_id", "grant_id", "user_id"):
+                url = url.replace("{" + name + "}", str(uuid.uuid4()))
+            resp = await client.request(method, url)
+            if resp.status_code != 401:
+                wrong.append(f"{method} {path} without a token: {resp.status_code}, expected 401")
+            for role in sorted(ALL):
+                resp = await client.request(
+                    method, url, headers={"Authorization": f"Bearer {_token(make_token, role)}"}
+                )
+                denied = resp.status_code in (401, 403)
+                if (role in allowed) == denied:
+                    expected = "allowed" if role in allowed else "403"
+                    wrong.append(f"{method} {path} as {role}: {resp.status_code} {resp.text[:80]}, expected {expected}")
+                elif denied and resp.status_code != 403:
+                    wrong.append(f"{method} {path} as {role}: {resp.status_code}, expected 403")
+    assert wrong == []
