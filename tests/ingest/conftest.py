@@ -1,0 +1,131 @@
+"""Fixtures of the ingest tests: the app on real PostgreSQL and S3, officers with tokens, images made here."""
+
+from __future__ import annotations
+
+import io
+import json
+import socket
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from PIL import Image
+
+from services.ingest.main import create_app
+from shared.settings import Settings
+from tests.support.apps import running
+
+AGENCY = "MN0270100"
+
+
+def dead_url() -> str:
+    """A loopback URL where nothing listens: a service that is down."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+def ingest_settings(base: Settings, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "recognition_url": dead_url(),
+        "hotlist_url": dead_url(),
+        "ingest_call_hotlist": False,
+        "ingest_call_recognition": False,
+        "ingest_worker_interval_s": 0.2,
+        "ingest_hotlist_poll_s": 0,
+        "ingest_stream_poll_s": 0.1,
+        "ingest_max_photo_bytes": 200_000,
+        **overrides,
+    }
+    return base.model_copy(update=values)
+
+
+def image_bytes(fmt: str = "JPEG", size: tuple[int, int] = (320, 240), noise: int = 0) -> bytes:
+    img = Image.new("RGB", size, (40, 90, 160))
+    if noise:
+        img = Image.effect_noise(size, noise).convert("RGB")
+    buf = io.BytesIO()
+    img.save(buf, format=fmt, quality=90)
+    return buf.getvalue()
+
+
+@dataclass
+class Officer:
+    client: httpx.AsyncClient
+    token: str
+    badge: str
+    unit: str
+    shift_id: str | None = None
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    async def start(self, cameras: list[str] | None = None) -> httpx.Response:
+        resp = await self.client.post(
+            "/v1/shifts",
+            json={"badge": self.badge, "unit": self.unit, "cameras": cameras or ["front"]},
+            headers=self.headers,
+        )
+        if resp.status_code == 201:
+            self.shift_id = resp.json()["shift_id"]
+        return resp
+
+    def meta(self, **fields: Any) -> dict[str, Any]:
+        base: dict[str, Any] = {
+            "client_read_id": uuid.uuid4().hex[:16],
+            "unit": self.unit,
+            "camera": "front",
+            "captured_at": datetime.now(UTC).isoformat(),
+            "lat": 45.0322,
+            "lon": -93.3602,
+            "heading": 90.0,
+            "speed": 12.5,
+        }
+        base.update(fields)
+        return base
+
+    async def post_read(
+        self, meta: dict[str, Any], photo: bytes | None = None, crop: bytes | None = None
+    ) -> httpx.Response:
+        files: dict[str, Any] = {"metadata": (None, json.dumps(meta), "application/json")}
+        if photo is not None:
+            files["photo"] = ("photo.jpg", photo, "image/jpeg")
+        if crop is not None:
+            files["crop"] = ("crop.png", crop, "image/png")
+        return await self.client.post("/v1/reads", files=files, headers=self.headers)
+
+
+MakeOfficer = Callable[..., Officer]
+
+
+@pytest.fixture
+def officer_factory(make_token: Callable[..., str]) -> Callable[[httpx.AsyncClient], MakeOfficer]:
+    def bind(client: httpx.AsyncClient) -> MakeOfficer:
+        def make(*, trained_for_s: float | None = 86400.0, badge: str | None = None, **claims: Any) -> Officer:
+            badge = badge or str(uuid.uuid4().int % 100000)
+            extra: dict[str, Any] = {"badge": badge, "agency": AGENCY, **claims}
+            if trained_for_s is not None:
+                extra["trained_until"] = int(time.time() + trained_for_s)
+            token = make_token(subject=f"officer-{badge}", roles=["officer"], **extra)
+            return Officer(client, token, badge, unit=f"car-{uuid.uuid4().hex[:8]}")
+
+        return make
+
+    return bind
+
+
+@pytest.fixture
+async def ingest(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    async with running(create_app(ingest_settings(settings))) as client:
+        yield client
+
+
+def days_ago(days: float) -> str:
+    return (datetime.now(UTC) - timedelta(days=days)).isoformat()
