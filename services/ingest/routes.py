@@ -115,16 +115,15 @@ def _content_length(request: Request, limit: int) -> None:
 async def _image(part: Any, *, field: str, max_bytes: int, max_pixels: int) -> CheckedImage | None:
     if part is None:
         return None
-    if not isinstance(part, UploadFile):
+    if isinstance(part, UploadFile):
+        part = await part.read(max_bytes + 1)
+    if not isinstance(part, bytes):
         raise Unprocessable(f"{field}: must be a file part")
-    data = await part.read(max_bytes + 1)
-    if len(data) > max_bytes:
+    if len(part) > max_bytes:
         raise PayloadTooLarge(f"{field}: over the limit of {max_bytes} bytes")
-    return (
-        await asyncio.to_thread(check_image, data, field=field, max_pixels=max_pixels)
-        if len(data) > 256 * 1024
-        else check_image(data, field=field, max_pixels=max_pixels)
-    )
+    if len(part) > 256 * 1024:  # a large image's header walk goes off the event loop
+        return await asyncio.to_thread(check_image, part, field=field, max_pixels=max_pixels)
+    return check_image(part, field=field, max_pixels=max_pixels)
 
 
 def _answer(result: ReadResult) -> JSONResponse:
@@ -228,7 +227,9 @@ async def post_batch(request: Request, principal: Officer, ctx: Ctx) -> BatchRes
             raise Unprocessable("items: must be a non-empty JSON list")
         if len(items) > cap:
             raise PayloadTooLarge(f"items: {len(items)} reads, at most {cap} per batch")
-        files = {k: v for k, v in form.multi_items() if k != "items"}
+        # Read once: a retried item in the same batch names the same part.
+        limit = max(settings.ingest_max_photo_bytes, settings.ingest_max_crop_bytes) + 1
+        files = {k: await v.read(limit) for k, v in form.multi_items() if isinstance(v, UploadFile)}
         gate = asyncio.Semaphore(8)
 
         async def one(item: Any) -> BatchItemResult:
