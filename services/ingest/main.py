@@ -14,7 +14,8 @@ from services.ingest.jobs import Worker
 from services.ingest.routes import router
 from services.ingest.service import IngestContext
 from services.ingest.stream import StreamHub
-from services.ingest.writer import ReadWriter
+from services.ingest.tokens import CachingVerifier
+from services.ingest.writer import ExistingReads, ReadWriter
 from shared.app import create_service_app
 from shared.service_auth import ServiceTokenProvider
 from shared.settings import Settings, get_settings
@@ -70,14 +71,17 @@ def create_app(
             sessionmaker=app.state.sessionmaker,
             store=app.state.store,
             writer=writer,
+            existing=ExistingReads(app.state.engine),
             hub=StreamHub(),
             recognition=recognition,
             hotlist=hotlist,
         )
         worker = Worker(ctx)
         app.state.ingest = ctx
+        app.state.verifier = CachingVerifier(app.state.verifier)
         app.state.ingest_worker = worker
         writer.start()
+        ctx.existing.start()
         if run_worker:
             worker.start()
         try:
@@ -86,6 +90,7 @@ def create_app(
             ctx.hub.close()
             await worker.stop()
             await writer.stop()
+            await ctx.existing.stop()
             for client in (recognition, hotlist):
                 if client is not None:
                     await client.close()

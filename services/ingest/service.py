@@ -21,7 +21,7 @@ from services.ingest.images import CheckedImage
 from services.ingest.models import Shift, StreamEvent
 from services.ingest.schemas import ReadMetadata, ReadResult, ShiftOut, ShiftStart
 from services.ingest.stream import StreamHub
-from services.ingest.writer import READS, ReadWriter, capture_day
+from services.ingest.writer import ExistingReads, ReadWriter, capture_day
 from shared import plates
 from shared.auth import ADMIN, SUPERVISOR, Principal
 from shared.errors import Conflict, Forbidden, NotFound, Unavailable, Unprocessable
@@ -49,10 +49,12 @@ class IngestContext:
     sessionmaker: async_sessionmaker[AsyncSession]
     store: ObjectStore
     writer: ReadWriter
+    existing: ExistingReads
     hub: StreamHub
     recognition: RecognitionClient | None
     hotlist: HotlistClient | None
     _open_shifts: dict[str, tuple[float, Shift | None]] = field(default_factory=dict)
+    _shift_locks: dict[str, asyncio.Lock] = field(default_factory=dict)
 
     def forget_unit(self, unit: str) -> None:
         self._open_shifts.pop(unit, None)
@@ -154,22 +156,26 @@ async def end_shift(session: AsyncSession, ctx: IngestContext, principal: Princi
 
 
 async def open_shift(ctx: IngestContext, unit: str, *, max_age_s: float = 1.0) -> Shift | None:
-    """The unit's open shift, cached a second per process: the writer re-checks it in the read's transaction."""
+    """The unit's open shift, cached a second per process (one query per unit however many requests wait); the
+    writer re-checks it in the read's own transaction."""
     cached = ctx._open_shifts.get(unit)
-    now = time.monotonic()
-    if cached is not None and now - cached[0] < max_age_s:
-        shift = cached[1]
-    else:
-        async with ctx.sessionmaker() as session:
-            shift = (
-                await session.execute(
-                    select(Shift).where(
-                        Shift.unit == unit,  # type: ignore[arg-type]
-                        Shift.ended_at.is_(None),  # type: ignore[union-attr]
-                    )
-                )
-            ).scalar_one_or_none()
-        ctx._open_shifts[unit] = (now, shift)
+    if cached is None or time.monotonic() - cached[0] >= max_age_s:
+        lock = ctx._shift_locks.setdefault(unit, asyncio.Lock())
+        async with lock:
+            cached = ctx._open_shifts.get(unit)
+            if cached is None or time.monotonic() - cached[0] >= max_age_s:
+                async with ctx.sessionmaker() as session:
+                    found = (
+                        await session.execute(
+                            select(Shift).where(
+                                Shift.unit == unit,  # type: ignore[arg-type]
+                                Shift.ended_at.is_(None),  # type: ignore[union-attr]
+                            )
+                        )
+                    ).scalar_one_or_none()
+                cached = (time.monotonic(), found)
+                ctx._open_shifts[unit] = cached
+    shift = cached[1]
     if shift is None or shift.expires_at <= now_utc():
         return None
     return shift
@@ -236,22 +242,11 @@ def check_capture_time(settings: Settings, captured_at: datetime) -> None:
 
 
 async def find_existing(ctx: IngestContext, agency: str, meta: ReadMetadata) -> dict[str, Any] | None:
-    """The stored read with this client id near this capture time (a few partitions at most), if any."""
-    at = meta.captured_at
-    async with ctx.engine.connect() as conn:
-        rows = (
-            await conn.execute(
-                select(READS).where(
-                    READS.c.agency == agency,
-                    READS.c.unit == meta.unit,
-                    READS.c.client_read_id == meta.client_read_id,
-                    READS.c.captured_at.between(at - timedelta(days=1), at + timedelta(days=1)),
-                )
-            )
-        ).all()
-    for r in rows:
-        if r.captured_at == at:
-            return dict(r._mapping)
+    """The stored read with this client id and capture time; Conflict when the id was used at another time."""
+    rows = await ctx.existing.near(agency, meta.unit, meta.client_read_id, meta.captured_at)
+    for row in rows:
+        if row["captured_at"] == meta.captured_at:
+            return row
     if rows:
         raise Conflict(f"client_read_id {meta.client_read_id!r} was already used for a read at another time")
     return None

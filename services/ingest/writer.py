@@ -133,13 +133,14 @@ class ReadWriter:
             unique: dict[tuple[Any, ...], _Pending] = {}
             for item in accepted:
                 unique.setdefault(tuple(item.row[k] for k in _KEY), item)
+            # executemany form: SQLAlchemy caches the statement and batches the rows ("insertmanyvalues").
             stmt = (
                 insert(READS)
-                .values([item.row for item in unique.values()])
                 .on_conflict_do_nothing(index_elements=list(_KEY))
                 .returning(READS.c.id, READS.c.captured_at)
             )
-            inserted = {(r.id, r.captured_at) for r in await conn.execute(stmt)}
+            result = await conn.execute(stmt, [item.row for item in unique.values()])
+            inserted = {(r.id, r.captured_at) for r in result}
             missing = [key for key, item in unique.items() if (item.row["id"], item.row["captured_at"]) not in inserted]
             existing: dict[tuple[Any, ...], dict[str, Any]] = {}
             if missing:
@@ -158,3 +159,83 @@ class ReadWriter:
                 item.future.set_result(WriteOutcome(False, first.row))
             else:
                 item.future.set_exception(Unavailable("read neither stored nor found, retry"))
+
+
+@dataclass
+class _Lookup:
+    key: tuple[str, str, str]  # agency, unit, client_read_id
+    captured_at: datetime
+    future: asyncio.Future[list[dict[str, Any]]] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+class ExistingReads:
+    """Finds already-stored reads by client id for many requests in one query: a query (and a pooled connection)
+    per request would exhaust the pool at a thousand reads a second."""
+
+    def __init__(self, engine: AsyncEngine, *, max_batch: int = 256) -> None:
+        self.engine = engine
+        self.max_batch = max_batch
+        self._queue: asyncio.Queue[_Lookup] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="existing-reads")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        while not self._queue.empty():
+            self._queue.get_nowait().future.set_exception(Unavailable("ingest is shutting down"))
+
+    async def near(self, agency: str, unit: str, client_read_id: str, at: datetime) -> list[dict[str, Any]]:
+        """Stored reads with this client id captured within a day of `at` (a few partitions at most)."""
+        item = _Lookup((agency, unit, client_read_id), at)
+        await self._queue.put(item)
+        return await item.future
+
+    async def _run(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < self.max_batch and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            try:
+                found = await self._query(batch)
+            except Exception as exc:  # noqa: BLE001 - each waiting request gets the outage as a 503
+                log.warning("existing_reads_failed", lookups=len(batch), error=repr(exc))
+                for item in batch:
+                    if not item.future.done():
+                        item.future.set_exception(Unavailable("database unavailable, retry later"))
+                continue
+            for item in batch:
+                rows = [
+                    r
+                    for r in found.get(item.key, [])
+                    if abs((r["captured_at"] - item.captured_at).total_seconds()) <= 86400
+                ]
+                item.future.set_result(rows)
+
+    async def _query(self, batch: list[_Lookup]) -> dict[tuple[str, str, str], list[dict[str, Any]]]:
+        lo = min(i.captured_at for i in batch) - timedelta(days=1)
+        hi = max(i.captured_at for i in batch) + timedelta(days=1)
+        keys = list({i.key for i in batch})
+        # One index probe per key (a join on the keys), not a scan of the unit's reads for the day.
+        stmt = text(
+            "SELECT r.* FROM unnest(CAST(:agencies AS text[]), CAST(:units AS text[]), CAST(:ids AS text[])) "
+            "AS k(agency, unit, client_read_id) JOIN ingest.reads r ON r.agency = k.agency AND r.unit = k.unit "
+            "AND r.client_read_id = k.client_read_id AND r.captured_at BETWEEN :lo AND :hi"
+        )
+        params = {
+            "agencies": [k[0] for k in keys],
+            "units": [k[1] for k in keys],
+            "ids": [k[2] for k in keys],
+            "lo": lo,
+            "hi": hi,
+        }
+        out: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+        async with self.engine.connect() as conn:
+            for r in await conn.execute(stmt, params):
+                out.setdefault((r.agency, r.unit, r.client_read_id), []).append(dict(r._mapping))
+        return out
