@@ -4,16 +4,22 @@ so tests point ingest at in-process apps. A failure is a `CallFailed`: the read 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import structlog
 
 from shared.errors import Unavailable
 from shared.http import service_client
-from shared.service_auth import ServiceTokenProvider
 
 log = structlog.get_logger(__name__)
+
+
+class TokenSource(Protocol):
+    """What the clients need of a token provider (shared.service_auth.ServiceTokenProvider, or a test's own)."""
+
+    async def headers(self) -> dict[str, str]: ...
+    def invalidate(self) -> None: ...
 
 
 class CallFailed(Exception):
@@ -28,7 +34,7 @@ class _Client:
         base_url: str,
         *,
         timeout_s: float,
-        tokens: ServiceTokenProvider | None,
+        tokens: TokenSource | None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.tokens = tokens

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import httpx
 from fastapi import FastAPI
 
-from services.ingest.clients import HotlistClient, RecognitionClient
+from services.ingest.clients import HotlistClient, RecognitionClient, TokenSource
 from services.ingest.jobs import Worker
 from services.ingest.routes import router
 from services.ingest.service import IngestContext
@@ -28,6 +28,8 @@ class Transports:
     recognition: httpx.AsyncBaseTransport | None = None
     hotlist: httpx.AsyncBaseTransport | None = None
     access: httpx.AsyncBaseTransport | None = None
+    # Service tokens for those calls; unset: the client-credentials grant at access (ALPR_SERVICE_CLIENT_ID/SECRET).
+    tokens: TokenSource | None = None
 
 
 def create_app(
@@ -41,9 +43,14 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        tokens = ServiceTokenProvider.from_settings(settings)
-        if tokens is not None and transports.access is not None:
-            tokens._transport = transports.access
+        tokens: TokenSource | None = transports.tokens
+        if tokens is None and settings.service_client_id and settings.service_client_secret:
+            tokens = ServiceTokenProvider(
+                settings.url_of("access"),
+                settings.service_client_id,
+                settings.service_client_secret.get_secret_value(),
+                transport=transports.access,
+            )
         recognition = (
             RecognitionClient(
                 settings.url_of("recognition"),

@@ -129,3 +129,17 @@ async def ingest(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
 
 def days_ago(days: float) -> str:
     return (datetime.now(UTC) - timedelta(days=days)).isoformat()
+
+
+class StaticTokens:
+    """Service tokens for ingest's calls in tests: one token signed by `make_token` with the `service` role.
+    Phase 2 passes it with the real apps' transports: `Transports(recognition=..., hotlist=..., tokens=...)`."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+
+    async def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def invalidate(self) -> None:
+        """A static token cannot be renewed."""
