@@ -89,6 +89,11 @@ def run(duration_s: float = 10.0, workers: int = 2) -> dict[str, Any]:
             }
             with serve("ingest", env, workers=workers) as base:
                 results = {
+                    # The machine's ceiling for this harness now: a trivial endpoint on the same server. When
+                    # other work shares the 2 cores, read figures are bounded by it; compare them as ratios.
+                    "healthz_baseline": asyncio.run(
+                        closed_loop(lambda c: c.get("/healthz"), base_url=base, concurrency=48, duration_s=3.0)
+                    ),
                     "metadata_only": asyncio.run(_measure(base, keys_dir, None, duration_s, concurrency=48)),
                     "photo_100kb": asyncio.run(_measure(base, keys_dir, image, duration_s, concurrency=24)),
                 }
