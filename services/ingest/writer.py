@@ -134,11 +134,9 @@ class ReadWriter:
             for item in accepted:
                 unique.setdefault(tuple(item.row[k] for k in _KEY), item)
             # executemany form: SQLAlchemy caches the statement and batches the rows ("insertmanyvalues").
-            stmt = (
-                insert(READS)
-                .on_conflict_do_nothing(index_elements=list(_KEY))
-                .returning(READS.c.id, READS.c.captured_at)
-            )
+            # No conflict target: a racing retry collides on the primary key and the client key at once, and a
+            # conflict on either must skip the row, not fail the whole batch.
+            stmt = insert(READS).on_conflict_do_nothing().returning(READS.c.id, READS.c.captured_at)
             result = await conn.execute(stmt, [item.row for item in unique.values()])
             inserted = {(r.id, r.captured_at) for r in result}
             missing = [key for key, item in unique.items() if (item.row["id"], item.row["captured_at"]) not in inserted]
