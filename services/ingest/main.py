@@ -15,7 +15,7 @@ from services.ingest.routes import router
 from services.ingest.service import IngestContext
 from services.ingest.stream import StreamHub
 from services.ingest.tokens import CachingVerifier
-from services.ingest.writer import ExistingReads, ReadWriter
+from services.ingest.writer import ExistingReads, ReadWriter, batch_engine
 from shared.app import create_service_app
 from shared.service_auth import ServiceTokenProvider
 from shared.settings import Settings, get_settings
@@ -71,14 +71,15 @@ def create_app(
             if settings.ingest_call_hotlist
             else None
         )
-        writer = ReadWriter(app.state.engine, max_batch=settings.ingest_commit_batch_max)
+        batches = batch_engine(settings)
+        writer = ReadWriter(batches, max_batch=settings.ingest_commit_batch_max)
         ctx = IngestContext(
             settings=settings,
             engine=app.state.engine,
             sessionmaker=app.state.sessionmaker,
             store=app.state.store,
             writer=writer,
-            existing=ExistingReads(app.state.engine),
+            existing=ExistingReads(batches),
             hub=StreamHub(),
             recognition=recognition,
             hotlist=hotlist,
@@ -98,6 +99,7 @@ def create_app(
             await worker.stop()
             await writer.stop()
             await ctx.existing.stop()
+            await batches.dispose()
             for client in (recognition, hotlist):
                 if client is not None:
                     await client.close()

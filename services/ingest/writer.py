@@ -16,10 +16,12 @@ from typing import Any
 import structlog
 from sqlalchemy import and_, select, text, tuple_
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from services.ingest.models import Read
 from shared.errors import Conflict, Unavailable
+from shared.settings import Settings
 
 log = structlog.get_logger(__name__)
 
@@ -49,6 +51,32 @@ async def ensure_partition(conn: AsyncConnection, day: date) -> None:
                 f"FOR VALUES FROM ('{start.isoformat()}') TO ('{end.isoformat()}')"
             )
         )
+
+
+async def _once_more_if_dropped(fn, batch):  # type: ignore[no-untyped-def]
+    """Batchers use an engine without pre-ping (a round trip per checkout): a connection that died with a
+    PostgreSQL restart shows up as an invalidated-connection error, and the batch is tried once more on a fresh one.
+    A flush retried after a lost commit finds its rows stored: they are answered as stored, not duplicated."""
+    try:
+        return await fn(batch)
+    except DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+        log.info("batch_retry_after_dropped_connection")
+        return await fn(batch)
+
+
+def batch_engine(settings: Settings) -> AsyncEngine:
+    """The batchers' own small pool, without pre-ping."""
+    assert settings.database_url
+    return create_async_engine(
+        settings.database_url,
+        pool_size=4,
+        max_overflow=0,
+        pool_pre_ping=False,
+        pool_timeout=settings.db_connect_timeout_s,
+        connect_args={"timeout": settings.db_connect_timeout_s},
+    )
 
 
 @dataclass
@@ -95,7 +123,7 @@ class ReadWriter:
             while len(batch) < self.max_batch and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             try:
-                await self._flush(batch)
+                await _once_more_if_dropped(self._flush, batch)
             except Exception as exc:  # noqa: BLE001 - every waiting request is answered, none is lost silently
                 log.warning("read_batch_failed", reads=len(batch), error=repr(exc))
                 for item in batch:
@@ -200,7 +228,7 @@ class ExistingReads:
             while len(batch) < self.max_batch and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             try:
-                found = await self._query(batch)
+                found = await _once_more_if_dropped(self._query, batch)
             except Exception as exc:  # noqa: BLE001 - each waiting request gets the outage as a 503
                 log.warning("existing_reads_failed", lookups=len(batch), error=repr(exc))
                 for item in batch:
@@ -233,7 +261,9 @@ class ExistingReads:
             "hi": hi,
         }
         out: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+        # Autocommit: a read-only probe needs no BEGIN/ROLLBACK round trips.
         async with self.engine.connect() as conn:
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
             for r in await conn.execute(stmt, params):
                 out.setdefault((r.agency, r.unit, r.client_read_id), []).append(dict(r._mapping))
         return out

@@ -1,6 +1,7 @@
 """Shifts: who may put a unit online, and what ending or expiry does to its reads."""
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 
 from tests.ingest.conftest import AGENCY, image_bytes
 
@@ -63,9 +64,13 @@ async def test_ending_a_shift_takes_the_unit_offline_and_keeps_the_interval(inge
 
 
 async def test_shift_expires_when_training_lapses(ingest, officer_factory):
-    officer = officer_factory(ingest)(trained_for_s=1.0)
-    assert (await officer.start()).status_code == 201
-    await asyncio.sleep(1.2)  # the clock must pass the expiry: nothing to await but time
+    officer = officer_factory(ingest)(trained_for_s=2.0)
+    started = await officer.start()
+    assert started.status_code == 201, started.text
+    expires = datetime.fromisoformat(started.json()["expires_at"])
+    assert expires <= datetime.now(UTC) + timedelta(seconds=2)  # the training's end, not the 12-hour length
+    # The clock must pass the expiry: there is nothing to await but time.
+    await asyncio.sleep(max(0.0, (expires - datetime.now(UTC)).total_seconds()) + 0.1)
     refused = await officer.post_read(officer.meta(plate="XYZ789"))
     assert refused.status_code == 409
     shift = await ingest.get(f"/v1/shifts/{officer.shift_id}", headers=officer.headers)
