@@ -11,7 +11,7 @@ from shared.auth import ADMIN, AUDITOR, OFFICER, SERVICE, SUPERVISOR, Principal,
 from shared.errors import Unavailable
 
 
-def get_ctx(request: Request) -> IngestContext:
+async def get_ctx(request: Request) -> IngestContext:
     ctx: IngestContext | None = getattr(request.app.state, "ingest", None)
     if ctx is None:
         raise Unavailable("ingest is starting")
