@@ -11,6 +11,7 @@ import asyncio
 import io
 import json
 import random
+import resource
 import tempfile
 import time
 import uuid
@@ -20,7 +21,7 @@ from typing import Any
 
 import httpx
 
-from bench.harness import closed_loop, database, serve
+from bench.harness import closed_loop, database, percentiles, serve
 from shared.keys import ensure_signing_key, sign_token
 
 PHOTO_BYTES = 100 * 1024
@@ -87,6 +88,13 @@ def run(duration_s: float = 10.0, workers: int = 2) -> dict[str, Any]:
                 "ALPR_INGEST_CALL_HOTLIST": "false",
                 "ALPR_DB_POOL_SIZE": "8",
             }
+            # The service's own capacity first, in one process and without HTTP: ASGI calls straight into the app,
+            # so neither the HTTP load generator nor uvicorn shares the cores with it. Server CPU per read is the
+            # figure that transfers to a quiet machine.
+            in_process = {
+                "metadata_only": asyncio.run(_in_process(env, keys_dir, None, reads=3000, concurrency=48)),
+                "photo_100kb": asyncio.run(_in_process(env, keys_dir, image, reads=1000, concurrency=24)),
+            }
             with serve("ingest", env, workers=workers) as base:
                 results = {
                     # The machine's ceiling for this harness now: a trivial endpoint on the same server. When
@@ -105,7 +113,8 @@ def run(duration_s: float = 10.0, workers: int = 2) -> dict[str, Any]:
         "store": "s3 (weed mini)",
         "recognition_and_hotlist": "not configured (figures exclude OCR and matching)",
         "photo_bytes": len(image),
-        **results,
+        "over_http": results,
+        "in_process_no_http": in_process,
         "targets": {"metadata_only_per_s": 1000, "photo_per_s": 300, "p95_ms": 50},
     }
 
@@ -133,3 +142,104 @@ async def _measure(
     # A short warm-up (connections, partitions, caches), then the measured run.
     await closed_loop(one, base_url=base, concurrency=concurrency, duration_s=1.0)
     return await closed_loop(one, base_url=base, concurrency=concurrency, duration_s=duration_s)
+
+
+def _cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def _asgi_post(app: Any, path: str, headers: dict[str, str], body: bytes) -> int:
+    """One request straight into the ASGI app (no sockets, no HTTP client)."""
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+        + [(b"content-length", str(len(body)).encode())],
+        "client": ("127.0.0.1", 1),
+        "server": ("bench", 80),
+    }
+    delivered = False
+    status = 0
+
+    async def receive() -> dict[str, Any]:
+        nonlocal delivered
+        if not delivered:
+            delivered = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await asyncio.Event().wait()  # the client never disconnects
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+
+    await app(scope, receive, send)
+    return status
+
+
+def _multipart(meta: dict[str, Any], image: bytes) -> tuple[bytes, str]:
+    boundary = uuid.uuid4().hex
+    parts = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="metadata"\r\n\r\n{json.dumps(meta)}\r\n'.encode(),
+        f'--{boundary}\r\nContent-Disposition: form-data; name="photo"; filename="p.jpg"\r\n'
+        f"Content-Type: image/jpeg\r\n\r\n".encode()
+        + image
+        + b"\r\n",
+        f"--{boundary}--\r\n".encode(),
+    ]
+    return b"".join(parts), f"multipart/form-data; boundary={boundary}"
+
+
+async def _in_process(
+    env: dict[str, str], keys_dir: Path, image: bytes | None, *, reads: int, concurrency: int
+) -> dict[str, Any]:
+    from services.ingest.main import create_app
+    from shared.settings import Settings
+
+    values = {k.removeprefix("ALPR_").lower(): v for k, v in env.items() if k.startswith("ALPR_")}
+    app = create_app(Settings(**values, log_level="WARNING"), run_worker=False)
+    badge = str(random.randint(10000, 99999))
+    auth = {"Authorization": f"Bearer {_token(keys_dir, badge)}"}
+    unit = f"bench-{uuid.uuid4().hex[:8]}"
+    async with app.router.lifespan_context(app):
+        shift = json.dumps({"badge": badge, "unit": unit, "cameras": []}).encode()
+        if await _asgi_post(app, "/v1/shifts", {**auth, "Content-Type": "application/json"}, shift) != 201:
+            raise RuntimeError("could not start the bench shift")
+        bodies = []
+        for _ in range(reads):
+            if image is None:
+                bodies.append((json.dumps(_meta(unit)).encode(), "application/json"))
+            else:
+                bodies.append(_multipart(_meta(unit), image))
+        pending = iter(bodies)
+        latencies: list[float] = []
+        errors = 0
+
+        async def worker() -> None:
+            nonlocal errors
+            for body, ctype in pending:
+                start = time.perf_counter()
+                code = await _asgi_post(app, "/v1/reads", {**auth, "Content-Type": ctype}, body)
+                latencies.append((time.perf_counter() - start) * 1000)
+                errors += code >= 400
+
+        cpu0, began = _cpu_s(), time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed, cpu = time.perf_counter() - began, _cpu_s() - cpu0
+    return {
+        "requests": len(latencies),
+        "errors": errors,
+        "per_s": round(len(latencies) / elapsed, 1),
+        "concurrency": concurrency,
+        "cpu_ms_per_read": round(cpu / len(latencies) * 1000, 2),
+        **percentiles(latencies),
+    }
