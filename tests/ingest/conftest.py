@@ -8,15 +8,17 @@ import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from PIL import Image
 
-from services.ingest.main import create_app
+from services.ingest.main import Transports, create_app
 from shared.settings import Settings
 from tests.support.apps import running
 
@@ -143,3 +145,33 @@ class StaticTokens:
 
     def invalidate(self) -> None:
         """A static token cannot be renewed."""
+
+
+@asynccontextmanager
+async def ingest_with(
+    settings: Settings,
+    service_token: str,
+    *,
+    recognition: FastAPI | None = None,
+    hotlist: FastAPI | None = None,
+    **overrides: Any,
+) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    """Ingest calling the real recognition and hotlist apps in-process (their lifespans run here). Phase 2's
+    happy-path tests: `async with ingest_with(settings, make_token(roles=["service"]), recognition=recognition_app(
+    settings), hotlist=hotlist_app(settings)) as (app, client)`. For outages, run them under uvicorn instead and
+    point `recognition_url` / `hotlist_url` at them (stop the process, start it again)."""
+    async with AsyncExitStack() as stack:
+        transports: dict[str, httpx.AsyncBaseTransport] = {}
+        for name, peer in (("recognition", recognition), ("hotlist", hotlist)):
+            if peer is not None:
+                await stack.enter_async_context(peer.router.lifespan_context(peer))
+                transports[name] = httpx.ASGITransport(app=peer)
+        own = ingest_settings(
+            settings,
+            ingest_call_recognition=recognition is not None,
+            ingest_call_hotlist=hotlist is not None,
+            **overrides,
+        )
+        app = create_app(own, transports=Transports(**transports, tokens=StaticTokens(service_token)))  # type: ignore[arg-type]
+        client = await stack.enter_async_context(running(app))
+        yield app, client
