@@ -1,4 +1,5 @@
 """Every table of every service, imported so Alembic sees the whole schema."""
 
 from services.access import models as access_models  # noqa: F401
+from services.ingest import models as ingest_models  # noqa: F401
 from shared import audit  # noqa: F401

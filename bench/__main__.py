@@ -7,11 +7,12 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from bench import access, readyz
+from bench import access, ingest, readyz
 
 BENCHMARKS: dict[str, Callable[[], dict[str, Any]]] = {
     "readyz": readyz.run,
     "access": access.run,
+    "ingest": ingest.run,
 }
 
 

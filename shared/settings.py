@@ -63,6 +63,25 @@ class Settings(BaseSettings):
     service_client_id: str | None = None
     service_client_secret: SecretStr | None = None
 
+    # Ingest: shifts, reads from the cars, calls to recognition and hotlist.
+    ingest_shift_max_hours: float = Field(default=12.0, gt=0)
+    ingest_max_photo_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    ingest_max_crop_bytes: int = Field(default=1024 * 1024, ge=1024)
+    ingest_max_image_pixels: int = Field(default=40_000_000, ge=1)
+    ingest_clock_skew_s: float = Field(default=120.0, ge=0)  # how far in the future a capture time may be
+    ingest_max_read_age_days: int = Field(default=60, ge=1)  # older reads are past retention: refused
+    ingest_batch_max_items: int = Field(default=50, ge=1, le=500)
+    ingest_call_recognition: bool = True  # send reads without plate text to recognition
+    ingest_second_read: bool = False  # also run recognition on reads that came with the car's plate text
+    ingest_call_hotlist: bool = True  # match every read through hotlist
+    ingest_recognition_timeout_s: float = Field(default=3.0, gt=0)
+    ingest_hotlist_timeout_s: float = Field(default=0.5, gt=0)
+    ingest_worker_interval_s: float = Field(default=2.0, gt=0)  # how often pending work is retried
+    ingest_worker_batch: int = Field(default=50, ge=1)
+    ingest_hotlist_poll_s: float = Field(default=30.0, ge=0)  # 0: do not poll hotlist's version
+    ingest_commit_batch_max: int = Field(default=256, ge=1)  # reads per group commit
+    ingest_stream_poll_s: float = Field(default=0.5, gt=0)  # SSE check for events written by other processes
+
     # Secret for signing local-folder image links; required outside development.
     url_signing_secret: SecretStr = SecretStr("dev-url-signing-secret")
     # How long presigned image and document links live.

@@ -2,15 +2,112 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import httpx
 from fastapi import FastAPI
 
+from services.ingest.clients import HotlistClient, RecognitionClient, TokenSource
+from services.ingest.jobs import Worker
+from services.ingest.routes import router
+from services.ingest.service import IngestContext
+from services.ingest.stream import StreamHub
+from services.ingest.tokens import CachingVerifier
+from services.ingest.writer import ExistingReads, ReadWriter, batch_engine
 from shared.app import create_service_app
+from shared.service_auth import ServiceTokenProvider
 from shared.settings import Settings, get_settings
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+@dataclass(frozen=True)
+class Transports:
+    """Where ingest's calls go when not over the network: tests pass the real apps' ASGI transports here."""
+
+    recognition: httpx.AsyncBaseTransport | None = None
+    hotlist: httpx.AsyncBaseTransport | None = None
+    access: httpx.AsyncBaseTransport | None = None
+    # Service tokens for those calls; unset: the client-credentials grant at access (ALPR_SERVICE_CLIENT_ID/SECRET).
+    tokens: TokenSource | None = None
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    transports: Transports | None = None,
+    run_worker: bool = True,
+) -> FastAPI:
+    settings = settings or get_settings()
+    transports = transports or Transports()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        tokens: TokenSource | None = transports.tokens
+        if tokens is None and settings.service_client_id and settings.service_client_secret:
+            tokens = ServiceTokenProvider(
+                settings.url_of("access"),
+                settings.service_client_id,
+                settings.service_client_secret.get_secret_value(),
+                transport=transports.access,
+            )
+        recognition = (
+            RecognitionClient(
+                settings.url_of("recognition"),
+                timeout_s=settings.ingest_recognition_timeout_s,
+                tokens=tokens,
+                transport=transports.recognition,
+            )
+            if settings.ingest_call_recognition
+            else None
+        )
+        hotlist = (
+            HotlistClient(
+                settings.url_of("hotlist"),
+                timeout_s=settings.ingest_hotlist_timeout_s,
+                tokens=tokens,
+                transport=transports.hotlist,
+            )
+            if settings.ingest_call_hotlist
+            else None
+        )
+        batches = batch_engine(settings)
+        writer = ReadWriter(batches, max_batch=settings.ingest_commit_batch_max)
+        ctx = IngestContext(
+            settings=settings,
+            engine=app.state.engine,
+            sessionmaker=app.state.sessionmaker,
+            store=app.state.store,
+            writer=writer,
+            existing=ExistingReads(batches),
+            hub=StreamHub(),
+            recognition=recognition,
+            hotlist=hotlist,
+        )
+        worker = Worker(ctx)
+        app.state.ingest = ctx
+        app.state.verifier = CachingVerifier(app.state.verifier)
+        app.state.ingest_worker = worker
+        writer.start()
+        ctx.existing.start()
+        if run_worker:
+            worker.start()
+        try:
+            yield
+        finally:
+            ctx.hub.close()
+            await worker.stop()
+            await writer.stop()
+            await ctx.existing.stop()
+            await batches.dispose()
+            for client in (recognition, hotlist):
+                if client is not None:
+                    await client.close()
+
     return create_service_app(
         "ingest",
-        settings or get_settings(),
+        settings,
+        routers=[router],
+        lifespan=lifespan,
         description="Officer shifts and plate reads posted by the cars' Mobile Data Computers.",
     )

@@ -1,0 +1,120 @@
+"""httpx clients for recognition and hotlist (docs/contracts.md). Timeouts are settings; transports are injectable
+so tests point ingest at in-process apps. A failure is a `CallFailed`: the read is stored with its work pending."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Protocol
+
+import httpx
+import structlog
+
+from shared.errors import Unavailable
+from shared.http import service_client
+
+log = structlog.get_logger(__name__)
+
+
+class TokenSource(Protocol):
+    """What the clients need of a token provider (shared.service_auth.ServiceTokenProvider, or a test's own)."""
+
+    async def headers(self) -> dict[str, str]: ...
+    def invalidate(self) -> None: ...
+
+
+class CallFailed(Exception):
+    """The other service is down, slow, or refused: retry later."""
+
+
+class _Client:
+    service = ""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout_s: float,
+        tokens: TokenSource | None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.tokens = tokens
+        self.client = service_client(base_url, timeout_s=timeout_s, transport=transport)
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+    async def _headers(self) -> dict[str, str]:
+        if self.tokens is None:
+            return {}
+        try:
+            return await self.tokens.headers()
+        except Unavailable as exc:
+            raise CallFailed(f"no service token: {exc.detail}") from exc
+
+    async def _post(self, path: str, **kwargs: Any) -> dict[str, Any]:
+        try:
+            resp = await self.client.post(path, headers=await self._headers(), **kwargs)
+        except httpx.HTTPError as exc:
+            raise CallFailed(f"{self.service} unreachable: {type(exc).__name__}") from exc
+        if resp.status_code == 401 and self.tokens is not None:
+            self.tokens.invalidate()
+        if resp.status_code != 200:
+            raise CallFailed(f"{self.service} answered {resp.status_code}")
+        try:
+            body: dict[str, Any] = resp.json()
+        except ValueError as exc:
+            raise CallFailed(f"{self.service} answered a body that is not JSON") from exc
+        return body
+
+
+class RecognitionClient(_Client):
+    service = "recognition"
+
+    async def recognize(self, image: bytes, content_type: str) -> list[dict[str, Any]]:
+        """The plates recognition found, best first (`[]` when none)."""
+        body = await self._post("/v1/recognize", files={"image": ("read", image, content_type)})
+        found = body.get("plates")
+        if not isinstance(found, list):
+            raise CallFailed("recognition answered without `plates`")
+        return sorted(found, key=lambda p: -float(p.get("confidence") or 0))
+
+
+class HotlistClient(_Client):
+    service = "hotlist"
+
+    async def match(
+        self,
+        *,
+        read_id: str,
+        plate: str,
+        state: str | None,
+        alternatives: list[str],
+        agency: str | None,
+        unit: str,
+        captured_at: datetime,
+    ) -> dict[str, Any]:
+        body = await self._post(
+            "/v1/match",
+            json={
+                "read_id": read_id,
+                "plate": plate,
+                "state": state,
+                "alternatives": alternatives,
+                "agency": agency,
+                "unit": unit,
+                "captured_at": captured_at.isoformat(),
+            },
+        )
+        if not isinstance(body.get("hits"), list):
+            raise CallFailed("hotlist answered without `hits`")
+        return body
+
+    async def version(self) -> dict[str, Any]:
+        try:
+            resp = await self.client.get("/v1/hotlist/version", headers=await self._headers())
+        except httpx.HTTPError as exc:
+            raise CallFailed(f"hotlist unreachable: {type(exc).__name__}") from exc
+        if resp.status_code != 200:
+            raise CallFailed(f"hotlist answered {resp.status_code}")
+        body: dict[str, Any] = resp.json()
+        return body

@@ -1,0 +1,177 @@
+"""The background worker, run in the lifespan: finishes reads whose recognition or match is pending once the
+other services answer again, closes expired shifts, and announces hot-list updates to the cars."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import structlog
+from sqlalchemy import select, text, update
+
+from services.ingest.clients import CallFailed
+from services.ingest.service import (
+    IngestContext,
+    add_hit_events,
+    add_notice,
+    apply_recognition,
+    close_expired_shifts,
+    match,
+    recognize,
+)
+from services.ingest.writer import READS
+from shared import plates
+from shared.storage import ObjectNotFound, StorageError
+
+log = structlog.get_logger(__name__)
+
+
+class Worker:
+    def __init__(self, ctx: IngestContext) -> None:
+        self.ctx = ctx
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._last_version: int | None = None
+        self._next_version_check = 0.0
+        self.rounds = 0
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="ingest-worker")
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _loop(self) -> None:
+        interval = self.ctx.settings.ingest_worker_interval_s
+        while True:
+            try:
+                await self.run_once()
+            except Exception as exc:  # noqa: BLE001 - an outage must not kill the worker; it retries next round
+                log.warning("ingest_worker_round_failed", error=repr(exc))
+            self.rounds += 1
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), interval)
+            self._wake.clear()
+
+    async def run_once(self) -> int:
+        async with self.ctx.sessionmaker() as session:
+            await close_expired_shifts(session)
+            await session.commit()
+        done = await self.finish_pending()
+        await self.check_hotlist_version()
+        return done
+
+    async def finish_pending(self) -> int:
+        """Finish pending reads, oldest first; stops at the first outage (the next round retries)."""
+        ctx = self.ctx
+        done = 0
+        async with ctx.sessionmaker() as session:
+            rows = (
+                await session.execute(
+                    select(READS)
+                    .where(text("recognition_pending OR match_pending"))
+                    .order_by(READS.c.received_at)
+                    .limit(ctx.settings.ingest_worker_batch)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+            events = 0
+            for r in rows:
+                row: dict[str, Any] = dict(r._mapping)
+                error: str | None = None
+                try:
+                    await self._finish(row)
+                except CallFailed as exc:
+                    error = str(exc)
+                # What was finished is kept even when a later step failed (recognised, not yet matched).
+                await session.execute(
+                    update(READS)
+                    .where(READS.c.id == row["id"], READS.c.captured_at == row["captured_at"])
+                    .values(
+                        plate=row["plate"],
+                        confusion_key=plates.confusion_key(row["plate"]) if row["plate"] else None,
+                        plate_confidence=row["plate_confidence"],
+                        state=row["state"],
+                        plate_source=row["plate_source"],
+                        car_plate=row["car_plate"],
+                        recognition_pending=row["recognition_pending"],
+                        match_pending=row["match_pending"],
+                        list_version=row["list_version"],
+                        hits=row["hits"],
+                        attempts=READS.c.attempts + 1,
+                        last_error=error,
+                    )
+                )
+                if error is not None:
+                    break
+                events += await add_hit_events(session, row["hits"], row)
+                if not (row["recognition_pending"] or row["match_pending"]):
+                    done += 1
+            await session.commit()
+        if events:
+            ctx.hub.notify()
+        return done
+
+    async def _finish(self, row: dict[str, Any]) -> None:
+        ctx = self.ctx
+        if row["recognition_pending"]:
+            if ctx.recognition is None or not row["image_key"]:
+                return
+            key = row["crop_key"] or row["image_key"]
+            try:
+                data = await ctx.store.get(key)
+            except ObjectNotFound:
+                row["recognition_pending"] = False  # nothing left to read (purged): the read stays as it is
+                return
+            except StorageError as exc:
+                raise CallFailed(f"object store: {exc}") from exc
+            content_type = "image/png" if key.endswith(".png") else "image/jpeg"
+            apply_recognition(row, await recognize(ctx, data, content_type))
+            row["recognition_pending"] = False
+        if row["match_pending"]:
+            if not row["plate"] or not ctx.settings.ingest_call_hotlist:
+                row["match_pending"] = False  # recognition found no plate: nothing to match
+                return
+            if ctx.hotlist is None:
+                return
+            alternatives = [row["car_plate"]] if row["car_plate"] else []
+            row["hits"] = await match(ctx, row, alternatives)
+            row["match_pending"] = False
+
+    async def check_hotlist_version(self) -> None:
+        ctx = self.ctx
+        poll_s = ctx.settings.ingest_hotlist_poll_s
+        loop = asyncio.get_running_loop()
+        if ctx.hotlist is None or poll_s <= 0 or loop.time() < self._next_version_check:
+            return
+        self._next_version_check = loop.time() + poll_s
+        try:
+            info = await ctx.hotlist.version()
+        except CallFailed:
+            return
+        version = info.get("version")
+        if version is None or version == self._last_version:
+            return
+        async with ctx.sessionmaker() as session:
+            new = await add_notice(
+                session,
+                "hotlist_update",
+                f"hotlist:{version}",
+                {
+                    "version": version,
+                    "loaded_at": info.get("loaded_at"),
+                    "entries": info.get("entries"),
+                    "stale": info.get("stale"),
+                },
+            )
+            await session.commit()
+        self._last_version = version
+        if new:
+            ctx.hub.notify()

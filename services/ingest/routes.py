@@ -1,0 +1,441 @@
+"""Routes of the ingest service: shifts, reads (single and batch), the cars' hit stream, internal endpoints."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import ValidationError
+from sqlalchemy import select
+from starlette.datastructures import UploadFile
+
+from services.ingest import search as search_logic
+from services.ingest import service
+from services.ingest.deps import Ctx, Officer, Overseer, Service, ShiftReader, StreamReader
+from services.ingest.images import CheckedImage, check_image
+from services.ingest.models import Shift
+from services.ingest.schemas import (
+    BatchItem,
+    BatchItemResult,
+    BatchResult,
+    HitsAccepted,
+    HitsIn,
+    LookupRequest,
+    LookupResponse,
+    ReadMetadata,
+    ReadResult,
+    SearchRequest,
+    SearchResponse,
+    ShiftList,
+    ShiftOut,
+    ShiftStart,
+    StreamEventOut,
+    StreamPage,
+)
+from services.ingest.writer import READS
+from shared.audit import record
+from shared.auth import ADMIN, SUPERVISOR, Principal
+from shared.db import SessionDep
+from shared.errors import AppError, BadRequest, Conflict, Forbidden, PayloadTooLarge, Unprocessable
+
+router = APIRouter()
+
+_MULTIPART_SLACK = 64 * 1024  # metadata and multipart framing on top of the images
+
+
+# ---- shifts -------------------------------------------------------------------------------------------------
+
+
+@router.post("/v1/shifts", tags=["shifts"], status_code=201, summary="Log in to a unit: the unit goes online")
+async def start_shift(body: ShiftStart, principal: Officer, ctx: Ctx, session: SessionDep) -> ShiftOut:
+    shift = await service.start_shift(session, ctx, principal, body)
+    return service.shift_out(shift)
+
+
+@router.post("/v1/shifts/{shift_id}/end", tags=["shifts"], summary="Log out: the unit goes offline")
+async def end_shift(shift_id: uuid.UUID, principal: ShiftReader, ctx: Ctx, session: SessionDep) -> ShiftOut:
+    shift = await service.end_shift(session, ctx, principal, shift_id)
+    return service.shift_out(shift)
+
+
+@router.get("/v1/shifts/{shift_id}", tags=["shifts"], summary="One shift")
+async def get_shift(shift_id: uuid.UUID, principal: ShiftReader, session: SessionDep) -> ShiftOut:
+    return service.shift_out(await service.get_shift(session, principal, shift_id))
+
+
+@router.get("/v1/shifts", tags=["shifts"], summary="Shift intervals: when each unit's readers collected data")
+async def list_shifts(
+    principal: Overseer,
+    session: SessionDep,
+    unit: str | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    limit: int = Query(default=500, ge=1, le=5000),
+) -> ShiftList:
+    stmt = select(Shift).order_by(Shift.started_at)  # type: ignore[arg-type]
+    if unit:
+        stmt = stmt.where(Shift.unit == unit)  # type: ignore[arg-type]
+    if principal.agency:
+        stmt = stmt.where(Shift.agency == principal.agency)  # type: ignore[arg-type]
+    if start:
+        stmt = stmt.where((Shift.ended_at.is_(None)) | (Shift.ended_at >= start))  # type: ignore[union-attr,operator]
+    if end:
+        stmt = stmt.where(Shift.started_at < end)  # type: ignore[operator]
+    shifts = (await session.execute(stmt.limit(limit))).scalars()
+    return ShiftList(shifts=[service.shift_out(s) for s in shifts])
+
+
+# ---- reads --------------------------------------------------------------------------------------------------
+
+
+def _metadata(raw: str | bytes | None, model: type[ReadMetadata] = ReadMetadata, loc: str = "metadata") -> Any:
+    if raw is None:
+        raise Unprocessable(f"{loc}: missing (a JSON object)")
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**e, "loc": (loc, *e.get("loc", ()))} for e in exc.errors(include_url=False, include_context=False)]
+        ) from None
+
+
+def _content_length(request: Request, limit: int) -> None:
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > limit:
+        raise PayloadTooLarge(f"request of {int(length)} bytes is over the limit of {limit} bytes")
+
+
+async def _image(part: Any, *, field: str, max_bytes: int, max_pixels: int) -> CheckedImage | None:
+    if part is None:
+        return None
+    if isinstance(part, UploadFile):
+        part = await part.read(max_bytes + 1)
+    if not isinstance(part, bytes):
+        raise Unprocessable(f"{field}: must be a file part")
+    if len(part) > max_bytes:
+        raise PayloadTooLarge(f"{field}: over the limit of {max_bytes} bytes")
+    if len(part) > 256 * 1024:  # a large image's header walk goes off the event loop
+        return await asyncio.to_thread(check_image, part, field=field, max_pixels=max_pixels)
+    return check_image(part, field=field, max_pixels=max_pixels)
+
+
+def _answer(result: ReadResult) -> JSONResponse:
+    return JSONResponse(result.model_dump(mode="json"), status_code=202 if result.status == "pending" else 200)
+
+
+_READ_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["metadata"],
+                    "properties": {
+                        "metadata": {"type": "string", "description": "ReadMetadata as JSON"},
+                        "photo": {"type": "string", "format": "binary", "description": "JPEG or PNG"},
+                        "crop": {"type": "string", "format": "binary", "description": "plate crop, JPEG or PNG"},
+                    },
+                }
+            },
+            "application/json": {"schema": {"$ref": "#/components/schemas/ReadMetadata"}},
+        },
+    }
+}
+
+
+@router.post(
+    "/v1/reads",
+    tags=["reads"],
+    response_model=ReadResult,
+    summary="Post a plate read (200: stored and matched; 202: stored, recognition or match still pending)",
+    responses={202: {"model": ReadResult, "description": "stored; work pending, hits come on the stream"}},
+    openapi_extra=_READ_BODY,
+)
+async def post_read(request: Request, principal: Officer, ctx: Ctx) -> JSONResponse:
+    settings = ctx.settings
+    _content_length(request, settings.ingest_max_photo_bytes + settings.ingest_max_crop_bytes + _MULTIPART_SLACK)
+    ctype = request.headers.get("content-type", "")
+    photo = crop = None
+    if ctype.startswith("application/json"):
+        meta = _metadata(await request.body())
+    elif ctype.startswith("multipart/form-data"):
+        async with request.form(max_files=2, max_fields=1) as form:
+            unknown = set(form.keys()) - {"metadata", "photo", "crop"}
+            if unknown:
+                raise Unprocessable(f"unknown form fields: {sorted(unknown)} (metadata, photo, crop)")
+            raw = form.get("metadata")
+            meta = _metadata(raw if isinstance(raw, str) else None)
+            pixels = settings.ingest_max_image_pixels
+            photo = await _image(
+                form.get("photo"), field="photo", max_bytes=settings.ingest_max_photo_bytes, max_pixels=pixels
+            )
+            crop = await _image(
+                form.get("crop"), field="crop", max_bytes=settings.ingest_max_crop_bytes, max_pixels=pixels
+            )
+    else:
+        raise BadRequest("send multipart/form-data (metadata, photo, crop) or application/json (metadata only)")
+    return _answer(await service.ingest_read(ctx, principal, meta, photo, crop))
+
+
+@router.post(
+    "/v1/reads/batch",
+    tags=["reads"],
+    summary="Upload reads queued while the car was offline; each item is answered",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["items"],
+                        "properties": {
+                            "items": {"type": "string", "description": "JSON list of ReadMetadata"},
+                        },
+                        "description": "files `photo:<client_read_id>` and `crop:<client_read_id>` beside items",
+                    }
+                }
+            },
+        }
+    },
+)
+async def post_batch(request: Request, principal: Officer, ctx: Ctx) -> BatchResult:
+    settings = ctx.settings
+    cap = settings.ingest_batch_max_items
+    _content_length(
+        request, cap * (settings.ingest_max_photo_bytes + settings.ingest_max_crop_bytes) + _MULTIPART_SLACK
+    )
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        raise BadRequest("send multipart/form-data: `items` (JSON list) and files photo:<id>, crop:<id>")
+    async with request.form(max_files=2 * cap, max_fields=1, max_part_size=4 * 1024 * 1024) as form:
+        raw = form.get("items")
+        if not isinstance(raw, str):
+            raise Unprocessable("items: missing (a JSON list of read metadata)")
+        try:
+            items = json.loads(raw)
+        except ValueError:
+            raise Unprocessable("items: not JSON") from None
+        if not isinstance(items, list) or not items:
+            raise Unprocessable("items: must be a non-empty JSON list")
+        if len(items) > cap:
+            raise PayloadTooLarge(f"items: {len(items)} reads, at most {cap} per batch")
+        # Read once: a retried item in the same batch names the same part.
+        limit = max(settings.ingest_max_photo_bytes, settings.ingest_max_crop_bytes) + 1
+        files = {k: await v.read(limit) for k, v in form.multi_items() if isinstance(v, UploadFile)}
+        gate = asyncio.Semaphore(8)
+
+        async def one(item: Any) -> BatchItemResult:
+            cid = item.get("client_read_id") if isinstance(item, dict) else None
+            cid = cid if isinstance(cid, str) else None
+            try:
+                meta = BatchItem.model_validate(item)
+                pixels = settings.ingest_max_image_pixels
+                photo = await _image(
+                    files.get(f"photo:{meta.client_read_id}"),
+                    field=f"photo:{meta.client_read_id}",
+                    max_bytes=settings.ingest_max_photo_bytes,
+                    max_pixels=pixels,
+                )
+                crop = await _image(
+                    files.get(f"crop:{meta.client_read_id}"),
+                    field=f"crop:{meta.client_read_id}",
+                    max_bytes=settings.ingest_max_crop_bytes,
+                    max_pixels=pixels,
+                )
+                async with gate:
+                    result = await service.ingest_read(ctx, principal, meta, photo, crop, queued=True)
+            except ValidationError as exc:
+                errors = exc.errors(include_url=False, include_context=False)
+                detail = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in errors]
+                return BatchItemResult(client_read_id=cid, status_code=422, detail=detail)
+            except AppError as exc:
+                return BatchItemResult(client_read_id=cid, status_code=exc.status_code, detail=exc.detail)
+            return BatchItemResult(
+                client_read_id=cid, status_code=202 if result.status == "pending" else 200, result=result
+            )
+
+        results = await asyncio.gather(*(one(item) for item in items))
+    return BatchResult(results=list(results))
+
+
+# ---- the cars' stream ---------------------------------------------------------------------------------------
+
+
+async def _stream_access(ctx: Ctx, principal: Principal, unit: str) -> str | None:
+    """The unit's agency when the caller may follow its stream: its officer on shift, or a supervisor."""
+    shift = await service.open_shift(ctx, unit)
+    if principal.has_role(SUPERVISOR, ADMIN):
+        return principal.agency or (shift.agency if shift else None)
+    if shift is None:
+        raise Conflict(f"unit {unit} is offline: no open shift")
+    if shift.officer != principal.subject:
+        raise Forbidden(f"unit {unit}'s shift belongs to another officer")
+    return shift.agency
+
+
+def _event_out(e: Any) -> StreamEventOut:
+    return StreamEventOut(id=e.id, kind=e.kind, created_at=e.created_at, unit=e.unit, payload=e.payload)
+
+
+@router.get("/v1/units/{unit}/events", tags=["stream"], summary="Hits and hot-list notices after `since` (polling)")
+async def poll_events(
+    unit: str,
+    principal: StreamReader,
+    ctx: Ctx,
+    session: SessionDep,
+    since: int = Query(default=0, ge=0, description="the last event id the car has"),
+    limit: int = Query(default=100, ge=1, le=500),
+) -> StreamPage:
+    agency = await _stream_access(ctx, principal, unit)
+    events = await service.events_since(session, unit, agency, since, limit)
+    return StreamPage(events=[_event_out(e) for e in events], last_id=events[-1].id if events else since)
+
+
+@router.get(
+    "/v1/units/{unit}/stream",
+    tags=["stream"],
+    summary="Server-Sent Events: hits for this unit and hot-list update notices",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}}},
+)
+async def stream(
+    unit: str,
+    request: Request,
+    principal: StreamReader,
+    ctx: Ctx,
+    since: int | None = Query(default=None, ge=0, description="replay events after this id (default: new only)"),
+    max_events: int | None = Query(default=None, ge=1, description="close after this many events"),
+    keepalive_s: float = Query(default=15.0, ge=0.1, le=60),
+) -> StreamingResponse:
+    agency = await _stream_access(ctx, principal, unit)
+    last_header = request.headers.get("last-event-id")
+    if since is None and last_header and last_header.isdigit():
+        since = int(last_header)
+    if since is None:
+        async with ctx.sessionmaker() as session:
+            since = await service.last_event_id(session)
+    start_id: int = since
+
+    async def events() -> AsyncIterator[str]:
+        last, sent = start_id, 0
+        idle = 0.0
+        yield "retry: 2000\n\n"
+        while not ctx.hub.closed:
+            async with ctx.sessionmaker() as session:
+                batch = await service.events_since(session, unit, agency, last)
+            for e in batch:
+                data = _event_out(e).model_dump_json()
+                yield f"id: {e.id}\nevent: {e.kind}\ndata: {data}\n\n"
+                last, sent = e.id, sent + 1
+                if max_events is not None and sent >= max_events:
+                    return
+            if batch:
+                idle = 0.0
+                continue
+            if await request.is_disconnected():
+                return
+            await ctx.hub.wait(ctx.settings.ingest_stream_poll_s)
+            idle += ctx.settings.ingest_stream_poll_s
+            if idle >= keepalive_s:
+                idle = 0.0
+                yield ": keepalive\n\n"
+
+    return StreamingResponse(
+        events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    )
+
+
+# ---- internal (docs/contracts.md) ---------------------------------------------------------------------------
+
+
+def _ip(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+@router.post("/v1/internal/reads/lookup", tags=["internal"], summary="Past reads of these plates (hotlist)")
+async def internal_lookup(
+    body: LookupRequest, request: Request, principal: Service, session: SessionDep
+) -> LookupResponse:
+    reads = await search_logic.lookup(session, body)
+    await record(
+        session,
+        service="ingest",
+        action="reads.lookup",
+        principal=principal,
+        object_type="read",
+        object_ids=[str(r.read_id) for r in reads[:100]],
+        source_ip=_ip(request),
+        record_count=len(reads),
+        details={"plates": len(body.plates), "since": body.since.isoformat()},
+    )
+    return LookupResponse(reads=reads)
+
+
+@router.post("/v1/internal/reads/search", tags=["internal"], summary="Archived reads (access, inside a grant)")
+async def internal_search(
+    body: SearchRequest, request: Request, principal: Service, session: SessionDep
+) -> SearchResponse:
+    result = await search_logic.search(session, body)
+    await record(
+        session,
+        service="ingest",
+        action="reads.search",
+        principal=principal,
+        object_type="read",
+        object_ids=[str(r.read_id) for r in result.reads],
+        source_ip=_ip(request),
+        record_count=len(result.reads),
+        details={
+            "plates": body.plates,
+            "misread_tolerant": body.misread_tolerant,
+            "start": body.start.isoformat(),
+            "end": body.end.isoformat(),
+            "area": body.area.model_dump() if body.area else None,
+        },
+    )
+    return result
+
+
+@router.post("/v1/internal/hits", tags=["internal"], summary="Late hits for the cars' streams")
+async def internal_hits(body: HitsIn, principal: Service, ctx: Ctx, session: SessionDep) -> HitsAccepted:
+    ids: set[uuid.UUID] = set()
+    for hit in body.hits:
+        try:
+            ids.add(uuid.UUID(hit.read_id))
+        except ValueError:
+            continue
+    reads: dict[str, dict[str, Any]] = {}
+    if ids:
+        rows = await session.execute(select(READS).where(READS.c.id.in_(ids)))
+        reads = {str(r.id): dict(r._mapping) for r in rows}
+    delivered = covert = duplicates = 0
+    unknown: list[str] = []
+    for hit in body.hits:
+        if hit.covert:
+            covert += 1
+            continue
+        read = reads.get(hit.read_id)
+        if read is None:
+            unknown.append(hit.read_id)
+            continue
+        added = await service.add_hit_events(session, [hit.model_dump()], read)
+        delivered += added
+        duplicates += 1 - added
+    if delivered:
+        await session.commit()  # committed before the streams wake, so they find the events
+        ctx.hub.notify()
+    return HitsAccepted(
+        received=len(body.hits),
+        delivered=delivered,
+        covert_withheld=covert,
+        duplicates=duplicates,
+        unknown_reads=unknown,
+    )

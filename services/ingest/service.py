@@ -1,0 +1,495 @@
+"""Ingest logic: shifts (who has a unit online), the read pipeline, and the stream's events."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy import select, text, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.ingest.clients import CallFailed, HotlistClient, RecognitionClient
+from services.ingest.images import CheckedImage
+from services.ingest.models import Shift, StreamEvent
+from services.ingest.schemas import ReadMetadata, ReadResult, ShiftOut, ShiftStart
+from services.ingest.stream import StreamHub
+from services.ingest.writer import ExistingReads, ReadWriter, capture_day
+from shared import plates
+from shared.auth import ADMIN, SUPERVISOR, Principal
+from shared.errors import Conflict, Forbidden, NotFound, Unavailable, Unprocessable
+from shared.settings import Settings
+from shared.storage import ObjectStore, StorageError
+
+log = structlog.get_logger(__name__)
+
+# Read ids derive from the idempotency key: a retry reaches recognition and hotlist under the same id.
+READ_ID_NAMESPACE = uuid.UUID("5d0c6a43-6c1e-4f55-9d2a-3b7f3f0e1a47")
+HIT_NOTICE = "A hit alone is not probable cause: confirm the hit before acting."
+STREAM = StreamEvent.__table__  # type: ignore[attr-defined]
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class IngestContext:
+    """What the routes and the worker share, built in the lifespan."""
+
+    settings: Settings
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    store: ObjectStore
+    writer: ReadWriter
+    existing: ExistingReads
+    hub: StreamHub
+    recognition: RecognitionClient | None
+    hotlist: HotlistClient | None
+    _open_shifts: dict[str, tuple[float, Shift | None]] = field(default_factory=dict)
+    _shift_locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+
+    def forget_unit(self, unit: str) -> None:
+        self._open_shifts.pop(unit, None)
+
+
+# ---- shifts -------------------------------------------------------------------------------------------------
+
+
+def shift_out(shift: Shift, at: datetime | None = None) -> ShiftOut:
+    at = at or now_utc()
+    return ShiftOut(
+        shift_id=shift.id,
+        unit=shift.unit,
+        agency=shift.agency,
+        badge=shift.badge,
+        cameras=list(shift.cameras),
+        started_at=shift.started_at,
+        expires_at=shift.expires_at,
+        ended_at=shift.ended_at,
+        end_reason=shift.end_reason,
+        online=shift.ended_at is None and shift.expires_at > at,
+    )
+
+
+async def close_expired_shifts(session: AsyncSession, unit: str | None = None) -> int:
+    """An expired shift ends at its expiry: the interval kept is the one the reader could collect in."""
+    stmt = (
+        update(Shift)
+        .where(Shift.ended_at.is_(None), Shift.expires_at <= now_utc())  # type: ignore[union-attr,arg-type]
+        .values(ended_at=Shift.expires_at, end_reason="expired")
+    )
+    if unit is not None:
+        stmt = stmt.where(Shift.unit == unit)  # type: ignore[arg-type]
+    result = await session.execute(stmt)
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def start_shift(session: AsyncSession, ctx: IngestContext, principal: Principal, body: ShiftStart) -> Shift:
+    if principal.badge is None:
+        raise Forbidden("the token carries no badge number: log in as an officer")
+    if principal.badge != body.badge:
+        raise Forbidden("badge number does not match the logged-in officer's token")
+    now = now_utc()
+    if principal.trained_until is None:
+        raise Forbidden("no current ALPR training on record for this officer")
+    if not principal.training_current(now):
+        raise Forbidden(f"ALPR training expired on {principal.trained_until.isoformat()}")
+    await close_expired_shifts(session, body.unit)
+    current = (
+        await session.execute(
+            select(Shift).where(Shift.unit == body.unit, Shift.ended_at.is_(None))  # type: ignore[union-attr,arg-type]
+        )
+    ).scalar_one_or_none()
+    if current is not None:
+        raise Conflict(f"unit {body.unit} already has an open shift (badge {current.badge}): end it first")
+    # A shift ends at the configured length, or earlier when the officer's training lapses during it.
+    expires = min(now + timedelta(hours=ctx.settings.ingest_shift_max_hours), principal.trained_until)
+    shift = Shift(
+        unit=body.unit,
+        agency=principal.agency,
+        badge=body.badge,
+        officer=principal.subject,
+        cameras=body.cameras,
+        started_at=now,
+        expires_at=expires,
+    )
+    session.add(shift)
+    await session.flush()
+    ctx.forget_unit(body.unit)
+    return shift
+
+
+def _may_manage(principal: Principal, shift: Shift) -> bool:
+    if principal.has_role(SUPERVISOR, ADMIN):
+        return principal.agency is None or shift.agency is None or principal.agency == shift.agency
+    return principal.subject == shift.officer
+
+
+async def get_shift(session: AsyncSession, principal: Principal, shift_id: uuid.UUID) -> Shift:
+    shift = await session.get(Shift, shift_id)
+    if shift is None or not (_may_manage(principal, shift) or principal.has_role("auditor")):
+        raise NotFound("no such shift")
+    return shift
+
+
+async def end_shift(session: AsyncSession, ctx: IngestContext, principal: Principal, shift_id: uuid.UUID) -> Shift:
+    shift = await session.get(Shift, shift_id, with_for_update=True)
+    if shift is None or not _may_manage(principal, shift):
+        raise NotFound("no such shift")
+    if shift.ended_at is None:
+        now = now_utc()
+        if shift.expires_at <= now:
+            shift.ended_at, shift.end_reason = shift.expires_at, "expired"
+        else:
+            shift.ended_at, shift.end_reason = now, "logout"
+        await session.flush()
+    ctx.forget_unit(shift.unit)
+    return shift
+
+
+async def open_shift(ctx: IngestContext, unit: str, *, max_age_s: float = 1.0) -> Shift | None:
+    """The unit's open shift, cached a second per process (one query per unit however many requests wait); the
+    writer re-checks it in the read's own transaction."""
+    cached = ctx._open_shifts.get(unit)
+    if cached is None or time.monotonic() - cached[0] >= max_age_s:
+        lock = ctx._shift_locks.setdefault(unit, asyncio.Lock())
+        async with lock:
+            cached = ctx._open_shifts.get(unit)
+            if cached is None or time.monotonic() - cached[0] >= max_age_s:
+                async with ctx.sessionmaker() as session:
+                    found = (
+                        await session.execute(
+                            select(Shift).where(
+                                Shift.unit == unit,  # type: ignore[arg-type]
+                                Shift.ended_at.is_(None),  # type: ignore[union-attr]
+                            )
+                        )
+                    ).scalar_one_or_none()
+                cached = (time.monotonic(), found)
+                ctx._open_shifts[unit] = cached
+    shift = cached[1]
+    if shift is None or shift.expires_at <= now_utc():
+        return None
+    return shift
+
+
+async def shift_covering(ctx: IngestContext, unit: str, at: datetime) -> Shift | None:
+    """The shift of `unit` during which `at` fell (queued reads uploaded later)."""
+    skew = timedelta(seconds=ctx.settings.ingest_clock_skew_s)
+    async with ctx.sessionmaker() as session:
+        return (
+            await session.execute(
+                select(Shift)
+                .where(
+                    Shift.unit == unit,  # type: ignore[arg-type]
+                    Shift.started_at - skew <= at,  # type: ignore[operator]
+                    text("least(coalesce(ingest.shifts.ended_at, 'infinity'), ingest.shifts.expires_at) >= :at"),
+                )
+                .params(at=at)
+                .order_by(Shift.started_at.desc())  # type: ignore[attr-defined]
+                .limit(1)
+            )
+        ).scalar_one_or_none()
+
+
+# ---- reads --------------------------------------------------------------------------------------------------
+
+
+def read_id_for(agency: str, meta: ReadMetadata) -> uuid.UUID:
+    at = meta.captured_at.astimezone(UTC).isoformat()
+    return uuid.uuid5(READ_ID_NAMESPACE, f"{agency}\x1f{meta.unit}\x1f{meta.client_read_id}\x1f{at}")
+
+
+def result_of(row: dict[str, Any], *, duplicate: bool) -> ReadResult:
+    pending = [w for w, flag in (("recognition", row["recognition_pending"]), ("match", row["match_pending"])) if flag]
+    hits = list(row.get("hits") or [])
+    return ReadResult(
+        read_id=row["id"],
+        client_read_id=row["client_read_id"],
+        unit=row["unit"],
+        captured_at=row["captured_at"],
+        status="pending" if pending else "complete",
+        pending=pending,  # type: ignore[arg-type]
+        duplicate=duplicate,
+        plate=row["plate"],
+        state=row["state"],
+        plate_confidence=row["plate_confidence"],
+        plate_source=row["plate_source"],
+        image_key=row["image_key"],
+        crop_key=row["crop_key"],
+        hits=hits,
+        notice=HIT_NOTICE if hits else None,
+    )
+
+
+def check_capture_time(settings: Settings, captured_at: datetime) -> None:
+    now = now_utc()
+    ahead = (captured_at - now).total_seconds()
+    if ahead > settings.ingest_clock_skew_s:
+        raise Unprocessable(
+            f"captured_at is {ahead:.0f} s in the future (clock skew allowed: {settings.ingest_clock_skew_s:.0f} s)"
+        )
+    if captured_at < now - timedelta(days=settings.ingest_max_read_age_days):
+        raise Unprocessable(f"captured_at is older than the {settings.ingest_max_read_age_days}-day retention period")
+
+
+async def find_existing(ctx: IngestContext, agency: str, meta: ReadMetadata) -> dict[str, Any] | None:
+    """The stored read with this client id and capture time; Conflict when the id was used at another time."""
+    rows = await ctx.existing.near(agency, meta.unit, meta.client_read_id, meta.captured_at)
+    for row in rows:
+        if row["captured_at"] == meta.captured_at:
+            return row
+    if rows:
+        raise Conflict(f"client_read_id {meta.client_read_id!r} was already used for a read at another time")
+    return None
+
+
+def _keys(read_id: uuid.UUID, captured_at: datetime, photo: CheckedImage | None, crop: CheckedImage | None):  # type: ignore[no-untyped-def]
+    # Day first: the purge deletes a day by prefix. A random part keeps a racing retry from touching our object.
+    prefix = f"reads/{capture_day(captured_at):%Y/%m/%d}/{read_id}.{secrets.token_hex(4)}"
+    return (
+        f"{prefix}.{photo.extension}" if photo else None,
+        f"{prefix}.crop.{crop.extension}" if crop else None,
+    )
+
+
+async def _delete_quietly(store: ObjectStore, keys: list[str]) -> None:
+    for key in keys:
+        try:
+            await store.delete(key)
+        except (StorageError, OSError) as exc:
+            # The retention check (issue 8) finds objects without a read; the log says which.
+            log.error("orphan_object_left", key=key, error=repr(exc))
+
+
+async def recognize(ctx: IngestContext, image: bytes, content_type: str) -> dict[str, Any] | None:
+    """Recognition's best plate, None when it found none. Raises CallFailed when it is unavailable."""
+    assert ctx.recognition is not None
+    found = await ctx.recognition.recognize(image, content_type)
+    for candidate in found:
+        plate = plates.normalize(str(candidate.get("plate") or ""))
+        if plates.is_plausible(plate):
+            return {**candidate, "plate": plate}
+    return None
+
+
+async def match(ctx: IngestContext, row: dict[str, Any], alternatives: list[str]) -> list[dict[str, Any]]:
+    """Hits for the car (covert hits are the list owner's, never the car's). Raises CallFailed."""
+    assert ctx.hotlist is not None
+    body = await ctx.hotlist.match(
+        read_id=str(row["id"]),
+        plate=row["plate"],
+        state=row["state"],
+        alternatives=alternatives,
+        agency=row["agency"] or None,
+        unit=row["unit"],
+        captured_at=row["captured_at"],
+    )
+    row["list_version"] = body.get("list_version")
+    return [h for h in body["hits"] if isinstance(h, dict) and not h.get("covert")]
+
+
+def _alternatives(candidate: dict[str, Any] | None, car_plate: str | None, plate: str | None) -> list[str]:
+    alts = [plates.normalize(str(a.get("plate") or "")) for a in (candidate or {}).get("alternatives") or []]
+    if car_plate:
+        alts.append(car_plate)
+    return [a for a in dict.fromkeys(alts) if a and a != plate][:8]
+
+
+def wants_recognition(settings: Settings, meta_plate: str | None, photo: CheckedImage | None) -> bool:
+    return bool(photo and settings.ingest_call_recognition and (meta_plate is None or settings.ingest_second_read))
+
+
+async def ingest_read(
+    ctx: IngestContext,
+    principal: Principal,
+    meta: ReadMetadata,
+    photo: CheckedImage | None,
+    crop: CheckedImage | None,
+    *,
+    queued: bool = False,
+) -> ReadResult:
+    """Store one read once, and recognise and match it when the other services answer in time.
+
+    `queued`: a read the car kept while offline; it must fall in one of the unit's shifts, not the open one."""
+    settings = ctx.settings
+    check_capture_time(settings, meta.captured_at)
+    if photo is None and meta.plate is None:
+        raise Unprocessable("a read needs a photo or the car's plate text")
+    shift = await shift_covering(ctx, meta.unit, meta.captured_at) if queued else await open_shift(ctx, meta.unit)
+    if shift is None:
+        if queued:
+            raise Conflict(f"unit {meta.unit} had no shift at {meta.captured_at.isoformat()}")
+        raise Conflict(f"unit {meta.unit} is offline: no open shift")
+    if shift.officer != principal.subject:
+        raise Forbidden(f"unit {meta.unit}'s shift belongs to another officer")
+    if shift.cameras and meta.camera not in shift.cameras:
+        raise Unprocessable(f"camera {meta.camera!r} is not one of unit {meta.unit}'s cameras for this shift")
+    agency = shift.agency or ""
+
+    existing = await find_existing(ctx, agency, meta)
+    if existing is not None:
+        return result_of(existing, duplicate=True)
+
+    read_id = read_id_for(agency, meta)
+    image_key, crop_key = _keys(read_id, meta.captured_at, photo, crop)
+    uploads = [(k, img) for k, img in ((image_key, photo), (crop_key, crop)) if k and img]
+    stored: list[str] = []
+    if uploads:
+
+        async def _put(key: str, img: CheckedImage) -> None:
+            await ctx.store.put(key, img.data, img.content_type)
+            stored.append(key)
+
+        results = await asyncio.gather(*(_put(k, img) for k, img in uploads), return_exceptions=True)
+        failed = [r for r in results if isinstance(r, BaseException)]
+        if failed:
+            await _delete_quietly(ctx.store, stored)
+            log.warning("object_store_failed", error=repr(failed[0]))
+            raise Unavailable("object store unavailable, retry later")
+
+    row: dict[str, Any] = {
+        "id": read_id,
+        "captured_at": meta.captured_at,
+        "received_at": now_utc(),
+        "agency": agency,
+        "unit": meta.unit,
+        "shift_id": shift.id,
+        "camera": meta.camera,
+        "client_read_id": meta.client_read_id,
+        "lat": meta.lat,
+        "lon": meta.lon,
+        "heading": meta.heading,
+        "speed": meta.speed,
+        "plate": meta.plate,
+        "plate_confidence": meta.plate_confidence,
+        "state": meta.state,
+        "plate_source": "car" if meta.plate else None,
+        "car_plate": None,
+        "image_key": image_key,
+        "crop_key": crop_key,
+        "recognition_pending": False,
+        "match_pending": False,
+        "attempts": 0,
+        "last_error": None,
+        "list_version": None,
+        "hits": [],
+    }
+    candidate: dict[str, Any] | None = None
+    if wants_recognition(settings, meta.plate, photo):
+        assert photo is not None
+        if ctx.recognition is None:
+            row["recognition_pending"] = True
+        else:
+            try:
+                candidate = await recognize(ctx, (crop or photo).data, (crop or photo).content_type)
+            except CallFailed as exc:
+                row["recognition_pending"], row["last_error"] = True, str(exc)
+            else:
+                apply_recognition(row, candidate)
+    if settings.ingest_call_hotlist and (row["plate"] or row["recognition_pending"]):
+        if row["plate"] is None or ctx.hotlist is None:
+            row["match_pending"] = True
+        else:
+            try:
+                row["hits"] = await match(ctx, row, _alternatives(candidate, row["car_plate"], row["plate"]))
+            except CallFailed as exc:
+                row["match_pending"], row["last_error"] = True, str(exc)
+    row["confusion_key"] = plates.confusion_key(row["plate"]) if row["plate"] else None
+
+    try:
+        outcome = await ctx.writer.submit(row, require_active=not queued)
+    except BaseException:
+        await _delete_quietly(ctx.store, stored)
+        raise
+    if not outcome.inserted:
+        await _delete_quietly(ctx.store, stored)  # a racing retry stored it first: keep only its objects
+    return result_of(outcome.row, duplicate=not outcome.inserted)
+
+
+def apply_recognition(row: dict[str, Any], candidate: dict[str, Any] | None) -> None:
+    """Put recognition's reading on the row; the car's own reading, if any, is kept beside it."""
+    if candidate is None:
+        return
+    if row["plate"] and row["plate"] != candidate["plate"]:
+        row["car_plate"] = row["plate"]
+    row["plate"] = candidate["plate"]
+    row["plate_confidence"] = candidate.get("confidence")
+    row["state"] = candidate.get("state") or row["state"]
+    row["plate_source"] = "recognition"
+
+
+# ---- stream events ------------------------------------------------------------------------------------------
+
+
+async def add_hit_events(session: AsyncSession, hits: list[dict[str, Any]], read: dict[str, Any]) -> int:
+    """Queue hits for the read's unit; covert hits never go to a car. Returns how many are new."""
+    added = 0
+    for hit in hits:
+        if hit.get("covert"):
+            continue
+        payload = {
+            **hit,
+            "notice": hit.get("notice") or HIT_NOTICE,
+            "read": {
+                "read_id": str(read["id"]),
+                "plate": read["plate"],
+                "state": read["state"],
+                "captured_at": read["captured_at"].isoformat(),
+                "lat": read["lat"],
+                "lon": read["lon"],
+                "camera": read["camera"],
+            },
+        }
+        result = await session.execute(
+            insert(STREAM)
+            .values(
+                kind="hit",
+                unit=read["unit"],
+                agency=read["agency"] or None,
+                read_id=read["id"],
+                captured_at=read["captured_at"],
+                dedupe_key=f"hit:{hit.get('hit_id')}",
+                payload=payload,
+            )
+            .on_conflict_do_nothing(index_elements=["dedupe_key"])
+        )
+        added += int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return added
+
+
+async def add_notice(session: AsyncSession, kind: str, dedupe_key: str, payload: dict[str, Any]) -> bool:
+    result = await session.execute(
+        insert(STREAM)
+        .values(kind=kind, unit=None, agency=None, dedupe_key=dedupe_key, payload=payload)
+        .on_conflict_do_nothing(index_elements=["dedupe_key"])
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def events_since(
+    session: AsyncSession, unit: str, agency: str | None, since: int, limit: int = 100
+) -> list[StreamEvent]:
+    rows = await session.execute(
+        select(StreamEvent)
+        .where(
+            StreamEvent.id > since,  # type: ignore[operator]
+            text("(unit = :unit OR (unit IS NULL AND (agency IS NULL OR agency = :agency)))"),
+        )
+        .params(unit=unit, agency=agency)
+        .order_by(StreamEvent.id)  # type: ignore[arg-type]
+        .limit(limit)
+    )
+    return list(rows.scalars())
+
+
+async def last_event_id(session: AsyncSession) -> int:
+    return int((await session.execute(text("SELECT coalesce(max(id), 0) FROM ingest.stream_events"))).scalar() or 0)

@@ -1,0 +1,269 @@
+"""Group commit for reads: rows from concurrent requests go into one INSERT and one transaction, and each request
+is answered only after that transaction commits. One fsync'd commit per read tops out near 300/s here
+(/work/shared/FACTS.md); a commit per batch does not.
+
+Day partitions of `ingest.reads` are created here on demand, before the batch that needs them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy import and_, select, text, tuple_
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from services.ingest.models import Read
+from shared.errors import Conflict, Unavailable
+from shared.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+READS = Read.__table__  # type: ignore[attr-defined]
+_KEY = ("agency", "unit", "client_read_id", "captured_at")
+
+
+def partition_name(day: date) -> str:
+    return f"reads_{day:%Y%m%d}"
+
+
+def capture_day(at: datetime) -> date:
+    return at.astimezone(UTC).date()
+
+
+async def ensure_partition(conn: AsyncConnection, day: date) -> None:
+    """Create the day's partition unless it exists; an advisory lock keeps two processes from racing."""
+    name = partition_name(day)
+    await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('ingest.reads partitions'))"))
+    exists = (await conn.execute(text("SELECT to_regclass(:n)"), {"n": f"ingest.{name}"})).scalar()
+    if exists is None:
+        start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+        end = start + timedelta(days=1)
+        await conn.execute(
+            text(
+                f"CREATE TABLE ingest.{name} PARTITION OF ingest.reads "
+                f"FOR VALUES FROM ('{start.isoformat()}') TO ('{end.isoformat()}')"
+            )
+        )
+
+
+async def _once_more_if_dropped(fn, batch):  # type: ignore[no-untyped-def]
+    """Batchers use an engine without pre-ping (a round trip per checkout): a connection that died with a
+    PostgreSQL restart shows up as an invalidated-connection error, and the batch is tried once more on a fresh one.
+    A flush retried after a lost commit finds its rows stored: they are answered as stored, not duplicated."""
+    try:
+        return await fn(batch)
+    except DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+        log.info("batch_retry_after_dropped_connection")
+        return await fn(batch)
+
+
+def batch_engine(settings: Settings) -> AsyncEngine:
+    """The batchers' own small pool, without pre-ping."""
+    assert settings.database_url
+    return create_async_engine(
+        settings.database_url,
+        pool_size=4,
+        max_overflow=0,
+        pool_pre_ping=False,
+        pool_timeout=settings.db_connect_timeout_s,
+        connect_args={"timeout": settings.db_connect_timeout_s},
+    )
+
+
+@dataclass
+class _Pending:
+    row: dict[str, Any]
+    require_active: bool
+    future: asyncio.Future[WriteOutcome] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+
+@dataclass(frozen=True)
+class WriteOutcome:
+    inserted: bool
+    row: dict[str, Any]  # the stored row: ours, or the first one when this was a duplicate
+
+
+class ReadWriter:
+    def __init__(self, engine: AsyncEngine, *, max_batch: int = 256, flushers: int = 2) -> None:
+        self.engine = engine
+        self.max_batch = max_batch
+        self.flushers = flushers
+        self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
+        self._known_days: set[date] = set()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._run(), name=f"read-writer-{i}") for i in range(self.flushers)]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        while not self._queue.empty():
+            self._queue.get_nowait().future.set_exception(Unavailable("ingest is shutting down"))
+
+    async def submit(self, row: dict[str, Any], *, require_active: bool) -> WriteOutcome:
+        """Store a read; returns once committed. Conflict: its unit went offline; Unavailable: an outage."""
+        item = _Pending(row, require_active)
+        await self._queue.put(item)
+        return await item.future
+
+    async def _run(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < self.max_batch and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            try:
+                await _once_more_if_dropped(self._flush, batch)
+            except Exception as exc:  # noqa: BLE001 - every waiting request is answered, none is lost silently
+                log.warning("read_batch_failed", reads=len(batch), error=repr(exc))
+                for item in batch:
+                    if not item.future.done():
+                        item.future.set_exception(Unavailable("database unavailable, retry later"))
+
+    async def ensure_days(self, days: set[date]) -> None:
+        for day in sorted(days - self._known_days):
+            async with self.engine.begin() as conn:
+                await ensure_partition(conn, day)
+            self._known_days.add(day)
+
+    async def _flush(self, batch: list[_Pending]) -> None:
+        await self.ensure_days({capture_day(item.row["captured_at"]) for item in batch})
+        async with self.engine.begin() as conn:
+            must_be_open = {item.row["shift_id"] for item in batch if item.require_active}
+            open_ids: set[uuid.UUID] = set()
+            if must_be_open:
+                found = await conn.execute(
+                    text(
+                        "SELECT id FROM ingest.shifts WHERE id = ANY(:ids) AND ended_at IS NULL AND expires_at > now()"
+                    ),
+                    {"ids": list(must_be_open)},
+                )
+                open_ids = {r[0] for r in found}
+            accepted: list[_Pending] = []
+            for item in batch:
+                if item.require_active and item.row["shift_id"] not in open_ids:
+                    item.future.set_exception(Conflict(f"unit {item.row['unit']} is offline: its shift has ended"))
+                else:
+                    accepted.append(item)
+            if not accepted:
+                return
+            # One statement per distinct key (a batch may carry the same retried read twice).
+            unique: dict[tuple[Any, ...], _Pending] = {}
+            for item in accepted:
+                unique.setdefault(tuple(item.row[k] for k in _KEY), item)
+            # executemany form: SQLAlchemy caches the statement and batches the rows ("insertmanyvalues").
+            # No conflict target: a racing retry collides on the primary key and the client key at once, and a
+            # conflict on either must skip the row, not fail the whole batch.
+            stmt = insert(READS).on_conflict_do_nothing().returning(READS.c.id, READS.c.captured_at)
+            result = await conn.execute(stmt, [item.row for item in unique.values()])
+            inserted = {(r.id, r.captured_at) for r in result}
+            missing = [key for key, item in unique.items() if (item.row["id"], item.row["captured_at"]) not in inserted]
+            existing: dict[tuple[Any, ...], dict[str, Any]] = {}
+            if missing:
+                cols = [READS.c[k] for k in _KEY]
+                rows = await conn.execute(select(READS).where(and_(tuple_(*cols).in_(missing))))
+                existing = {tuple(r._mapping[k] for k in _KEY): dict(r._mapping) for r in rows}
+        # Committed: answer every request of the batch.
+        for item in accepted:
+            key = tuple(item.row[k] for k in _KEY)
+            first = unique[key]
+            if first is item and (item.row["id"], item.row["captured_at"]) in inserted:
+                item.future.set_result(WriteOutcome(True, item.row))
+            elif key in existing:
+                item.future.set_result(WriteOutcome(False, existing[key]))
+            elif (first.row["id"], first.row["captured_at"]) in inserted:
+                item.future.set_result(WriteOutcome(False, first.row))
+            else:
+                item.future.set_exception(Unavailable("read neither stored nor found, retry"))
+
+
+@dataclass
+class _Lookup:
+    key: tuple[str, str, str]  # agency, unit, client_read_id
+    captured_at: datetime
+    future: asyncio.Future[list[dict[str, Any]]] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+class ExistingReads:
+    """Finds already-stored reads by client id for many requests in one query: a query (and a pooled connection)
+    per request would exhaust the pool at a thousand reads a second."""
+
+    def __init__(self, engine: AsyncEngine, *, max_batch: int = 256) -> None:
+        self.engine = engine
+        self.max_batch = max_batch
+        self._queue: asyncio.Queue[_Lookup] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="existing-reads")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        while not self._queue.empty():
+            self._queue.get_nowait().future.set_exception(Unavailable("ingest is shutting down"))
+
+    async def near(self, agency: str, unit: str, client_read_id: str, at: datetime) -> list[dict[str, Any]]:
+        """Stored reads with this client id captured within a day of `at` (a few partitions at most)."""
+        item = _Lookup((agency, unit, client_read_id), at)
+        await self._queue.put(item)
+        return await item.future
+
+    async def _run(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < self.max_batch and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            try:
+                found = await _once_more_if_dropped(self._query, batch)
+            except Exception as exc:  # noqa: BLE001 - each waiting request gets the outage as a 503
+                log.warning("existing_reads_failed", lookups=len(batch), error=repr(exc))
+                for item in batch:
+                    if not item.future.done():
+                        item.future.set_exception(Unavailable("database unavailable, retry later"))
+                continue
+            for item in batch:
+                rows = [
+                    r
+                    for r in found.get(item.key, [])
+                    if abs((r["captured_at"] - item.captured_at).total_seconds()) <= 86400
+                ]
+                item.future.set_result(rows)
+
+    async def _query(self, batch: list[_Lookup]) -> dict[tuple[str, str, str], list[dict[str, Any]]]:
+        lo = min(i.captured_at for i in batch) - timedelta(days=1)
+        hi = max(i.captured_at for i in batch) + timedelta(days=1)
+        keys = list({i.key for i in batch})
+        # One index probe per key (a join on the keys), not a scan of the unit's reads for the day.
+        stmt = text(
+            "SELECT r.* FROM unnest(CAST(:agencies AS text[]), CAST(:units AS text[]), CAST(:ids AS text[])) "
+            "AS k(agency, unit, client_read_id) JOIN ingest.reads r ON r.agency = k.agency AND r.unit = k.unit "
+            "AND r.client_read_id = k.client_read_id AND r.captured_at BETWEEN :lo AND :hi"
+        )
+        params = {
+            "agencies": [k[0] for k in keys],
+            "units": [k[1] for k in keys],
+            "ids": [k[2] for k in keys],
+            "lo": lo,
+            "hi": hi,
+        }
+        out: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+        # Autocommit: a read-only probe needs no BEGIN/ROLLBACK round trips.
+        async with self.engine.connect() as conn:
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            for r in await conn.execute(stmt, params):
+                out.setdefault((r.agency, r.unit, r.client_read_id), []).append(dict(r._mapping))
+        return out
