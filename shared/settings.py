@@ -63,6 +63,23 @@ class Settings(BaseSettings):
     service_client_id: str | None = None
     service_client_secret: SecretStr | None = None
 
+    # Hotlist: the BCA hot-list sync (a scheduled job in the hotlist service, or `alpr hotlist sync`).
+    hotlist_source_url: str | None = None  # unset: no scheduled sync
+    hotlist_sync_interval_s: float = Field(default=3600.0, gt=0)
+    # Credentials travel in a header, never in the URL.
+    hotlist_source_header: str = "Authorization"
+    hotlist_source_credential: SecretStr | None = None
+    hotlist_source_timeout_s: float = Field(default=30.0, gt=0)
+    hotlist_source_retries: int = Field(default=3, ge=0)
+    hotlist_source_backoff_s: float = Field(default=1.0, ge=0)
+    hotlist_max_bytes: int = Field(default=200_000_000, ge=1)  # compressed and decompressed
+    hotlist_max_bad_share: float = Field(default=0.05, ge=0, le=1)  # above it the old list stays in force
+    hotlist_stale_after_s: float = Field(default=86_400.0, gt=0)
+    hotlist_versions_kept: int = Field(default=3, ge=2)
+    hotlist_poll_s: float = Field(default=2.0, gt=0)  # how often a worker checks for a new version
+    hotlist_disposition_due_s: float = Field(default=3600.0, gt=0)  # hits without disposition after this: listed
+    hotlist_past_read_window_s: float = Field(default=60 * 86_400.0, gt=0)  # reads still inside retention
+
     # Secret for signing local-folder image links; required outside development.
     url_signing_secret: SecretStr = SecretStr("dev-url-signing-secret")
 

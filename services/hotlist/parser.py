@@ -1,0 +1,199 @@
+"""The strict parser of the Minnesota NCIC hot-list extract (format documented in the README).
+
+Each good row becomes one CSV line ready for COPY; each bad row is reported with its line number and why. The fast
+path is one regular expression per line; a line it refuses goes through the slow path that names the reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from services.hotlist.categories import CATEGORIES
+from shared.plates import is_plausible, normalize
+
+HEADER = (
+    "NIC",
+    "ORI",
+    "ENTRY_DATE",
+    "PLATE",
+    "STATE",
+    "PLATE_YEAR",
+    "PLATE_TYPE",
+    "VEHICLE_YEAR",
+    "MAKE",
+    "MODEL",
+    "STYLE",
+    "COLOR",
+)
+# Columns of the rows table filled by COPY, in the order `Parsed.csv` writes them.
+COPY_COLUMNS = (
+    "nic",
+    "code",
+    "ori",
+    "entry_date",
+    "plate",
+    "state",
+    "plate_year",
+    "plate_type",
+    "vehicle_year",
+    "make",
+    "model",
+    "style",
+    "color",
+)
+MAX_REPORTED_BAD_ROWS = 1000
+
+_CODES = "".join(sorted(CATEGORIES))
+_LINE = re.compile(
+    rf"^([{_CODES}])(\d{{9}}),([A-Z]{{2}}[A-Z0-9]{{7}}),(\d{{8}}),([A-Z0-9 \-]{{1,10}}),([A-Z]{{2}}),"
+    r"(\d{4}|),([A-Z0-9]{2}|),(\d{4}|),([A-Z0-9]{1,4}|),([A-Z0-9]{1,6}|),([A-Z0-9]{2}|),([A-Z0-9/]{3,7}|)$"
+)
+_YEAR_MIN, _YEAR_MAX = 1900, 2100
+
+
+@dataclass
+class BadRow:
+    line: int
+    reason: str
+
+
+@dataclass
+class Parsed:
+    csv: bytes
+    good: int
+    bad_count: int
+    bad: list[BadRow] = field(default_factory=list)  # the first MAX_REPORTED_BAD_ROWS
+    unknown_codes: dict[str, int] = field(default_factory=dict)
+    sha256: str = ""
+
+    @property
+    def bad_share(self) -> float:
+        total = self.good + self.bad_count
+        return self.bad_count / total if total else 1.0
+
+
+class FormatError(ValueError):
+    """The file as a whole is not the extract (no header, not text)."""
+
+
+def _why(fields: list[str], today: date) -> str:
+    """The slow path: name what is wrong with a row the fast path refused."""
+    if len(fields) != len(HEADER):
+        return f"expected {len(HEADER)} fields, found {len(fields)}"
+    nic, ori, entry, plate, state, pyear, ptype, vyear, make, model, style, color = fields
+    if not nic:
+        return "NIC number is empty"
+    if nic[0] not in CATEGORIES:
+        return f"unknown file code {nic[0]!r}"
+    if not re.fullmatch(r"\d{9}", nic[1:]):
+        return f"NIC number {nic!r} is not a file code and 9 digits"
+    if not re.fullmatch(r"[A-Z]{2}[A-Z0-9]{7}", ori):
+        return f"ORI {ori!r} is not 9 characters (2 letters, then letters or digits)"
+    if not re.fullmatch(r"\d{8}", entry):
+        return f"entry date {entry!r} is not YYYYMMDD"
+    if not plate.strip():
+        return "plate is empty"
+    if not re.fullmatch(r"[A-Z]{2}", state):
+        return f"state {state!r} is not a 2-letter code"
+    for name, value in (("plate year", pyear), ("vehicle year", vyear)):
+        if value and not re.fullmatch(r"\d{4}", value):
+            return f"{name} {value!r} is not 4 digits"
+    if ptype and not re.fullmatch(r"[A-Z0-9]{2}", ptype):
+        return f"plate type {ptype!r} is not 2 characters"
+    for name, value, pattern in (
+        ("make", make, r"[A-Z0-9]{1,4}"),
+        ("model", model, r"[A-Z0-9]{1,6}"),
+        ("style", style, r"[A-Z0-9]{2}"),
+        ("color", color, r"[A-Z0-9/]{3,7}"),
+    ):
+        if value and not re.fullmatch(pattern, value):
+            return f"{name} {value!r} is malformed"
+    return f"plate {plate!r} has characters other than letters, digits, spaces and dashes"
+
+
+def parse(body: bytes, *, today: date | None = None) -> Parsed:
+    """Parse a whole (decompressed) extract. CPU-bound: call it in a thread."""
+    today = today or date.today()
+    digest = hashlib.sha256(body).hexdigest()
+    try:
+        text = body.decode("ascii")
+    except UnicodeDecodeError as exc:
+        raise FormatError(f"not an ASCII text file (byte {exc.start})") from None
+    lines = text.splitlines()
+    if not lines:
+        raise FormatError("empty file")
+    header = [h.strip().upper() for h in lines[0].split(",")]
+    if tuple(header) != HEADER:
+        raise FormatError(f"line 1: header must be {','.join(HEADER)}")
+
+    out = io.StringIO()
+    write = out.write
+    good = bad_count = 0
+    bad: list[BadRow] = []
+    unknown: dict[str, int] = {}
+    seen: set[str] = set()
+    dates: dict[str, str | None] = {}
+    match = _LINE.match
+
+    def reject(number: int, reason: str) -> None:
+        nonlocal bad_count
+        bad_count += 1
+        if len(bad) < MAX_REPORTED_BAD_ROWS:
+            bad.append(BadRow(number, reason))
+
+    for number, raw in enumerate(lines[1:], start=2):
+        line = raw.strip().upper()
+        if not line:
+            continue  # blank lines (a trailing newline, say) are not rows
+        m = match(line)
+        if m is None:
+            fields = line.split(",")
+            code = fields[0][:1]
+            if code and code.isalpha() and code not in CATEGORIES:
+                unknown[code] = unknown.get(code, 0) + 1
+            reject(number, _why(fields, today))
+            continue
+        code, digits, ori, entry, plate, state, pyear, ptype, vyear, make, model, style, color = m.groups()
+        iso = dates.get(entry, "")
+        if iso == "":
+            try:
+                day = datetime.strptime(entry, "%Y%m%d").date()
+                iso = day.isoformat() if day <= today else None
+            except ValueError:
+                iso = None
+            dates[entry] = iso
+        if iso is None:
+            reject(number, f"entry date {entry!r} is not a real date up to today")
+            continue
+        if " " in plate or "-" in plate:
+            plate = normalize(plate)
+        if not is_plausible(plate):
+            reject(number, f"plate {plate!r} is not a plausible plate (2-8 letters and digits)")
+            continue
+        for value in (pyear, vyear):
+            if value and not (_YEAR_MIN <= int(value) <= _YEAR_MAX):
+                break
+        else:
+            value = ""
+        if value:
+            reject(number, f"year {value!r} is out of range")
+            continue
+        nic = code + digits
+        if nic in seen:
+            reject(number, f"NIC number {nic} appears twice")
+            continue
+        seen.add(nic)
+        good += 1
+        write(f"{nic},{code},{ori},{iso},{plate},{state},{pyear},{ptype},{vyear},{make},{model},{style},{color}\n")
+    return Parsed(
+        csv=out.getvalue().encode("ascii"),
+        good=good,
+        bad_count=bad_count,
+        bad=bad,
+        unknown_codes=unknown,
+        sha256=digest,
+    )
