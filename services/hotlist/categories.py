@@ -36,7 +36,9 @@ _TABLE = (
     # Minnesota driver-status records: the registered owner's license.
     Category("D", "license_revoked", "Registered owner's license revoked", "registered_owner"),
     Category("S", "license_suspended", "Registered owner's license suspended", "registered_owner"),
-    Category("Q", "license_cancelled", "Registered owner's license cancelled (inimical to public safety)", "registered_owner"),
+    Category(
+        "Q", "license_cancelled", "Registered owner's license cancelled (inimical to public safety)", "registered_owner"
+    ),
 )
 CATEGORIES: dict[str, Category] = {c.code: c for c in _TABLE}
 # Agency-list entries: an active criminal investigation (13.824 subd. 3).
