@@ -66,6 +66,7 @@ class Settings(BaseSettings):
     # Hotlist: the BCA hot-list sync (a scheduled job in the hotlist service, or `alpr hotlist sync`).
     hotlist_source_url: str | None = None  # unset: no scheduled sync
     hotlist_sync_interval_s: float = Field(default=3600.0, gt=0)
+    hotlist_sync_scheduled: bool = True  # false: only `alpr hotlist sync` and POST /v1/hotlist/sync
     # Credentials travel in a header, never in the URL.
     hotlist_source_header: str = "Authorization"
     hotlist_source_credential: SecretStr | None = None

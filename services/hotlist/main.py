@@ -43,7 +43,7 @@ def create_app(settings: Settings | None = None, *, ingest: IngestClient | None 
         except Exception as exc:  # noqa: BLE001 - start anyway; the poller loads the list when PostgreSQL is back
             log.warning("hotlist_initial_load_failed", error=repr(exc))
         tasks = [asyncio.create_task(jobs.follow_versions(app))]
-        if settings.hotlist_source_url:
+        if settings.hotlist_source_url and settings.hotlist_sync_scheduled:
             tasks.append(asyncio.create_task(jobs.scheduled_sync(app)))
         try:
             yield
