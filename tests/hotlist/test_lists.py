@@ -132,7 +132,8 @@ async def test_agency_entries_need_case_reason_owner_expiry_and_expire(hl_settin
                     await conn.execute(
                         text(
                             "SELECT action FROM audit.audit_log WHERE service = 'hotlist' AND action LIKE 'hotlist.%' "
-                            "AND (object_ids && ARRAY['burglary-2026', :e] OR details->>'list' = 'burglary-2026') ORDER BY seq"
+                            "AND (object_ids && ARRAY['burglary-2026', :e] OR details->>'list' = 'burglary-2026') "
+                            "ORDER BY seq"
                         ),
                         {"e": entry_id},
                     )
