@@ -7,10 +7,11 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from bench import readyz
+from bench import hotlist, readyz
 
 BENCHMARKS: dict[str, Callable[[], dict[str, Any]]] = {
     "readyz": readyz.run,
+    "hotlist": hotlist.run,
 }
 
 

@@ -9,9 +9,10 @@ import io
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import structlog
-from sqlalchemy import text
+from sqlalchemy import insert, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -52,23 +53,27 @@ def _state_check(read_state: str | None, entry_state: str | None) -> str:
 
 
 def hit_out(hit: Hit) -> HitOut:
+    return hit_out_row(hit.model_dump())
+
+
+def hit_out_row(h: dict[str, Any]) -> HitOut:
     return HitOut(
-        hit_id=hit.id,
-        read_id=hit.read_id,
-        entry_id=hit.entry_id,
-        list=hit.list_name,
-        list_version=hit.list_version,
-        category=hit.category,
-        category_label=hit.category_label,
-        concerns=hit.concerns,  # type: ignore[arg-type]
-        owner_warning=OWNER_WARNING if hit.concerns == "registered_owner" else None,
-        match=hit.match,  # type: ignore[arg-type]
-        read_plate=hit.read_plate,
-        entry_plate=hit.entry_plate,
-        entry_state=hit.entry_state,
-        state_check=hit.state_check,  # type: ignore[arg-type]
-        covert=hit.covert,
-        priority=hit.priority,
+        hit_id=h["id"],
+        read_id=h["read_id"],
+        entry_id=h["entry_id"],
+        list=h["list_name"],
+        list_version=h["list_version"],
+        category=h["category"],
+        category_label=h["category_label"],
+        concerns=h["concerns"],
+        owner_warning=OWNER_WARNING if h["concerns"] == "registered_owner" else None,
+        match=h["match"],
+        read_plate=h["read_plate"],
+        entry_plate=h["entry_plate"],
+        entry_state=h["entry_state"],
+        state_check=h["state_check"],
+        covert=h["covert"],
+        priority=h["priority"],
     )
 
 
@@ -84,10 +89,16 @@ def version_out(matcher: Matcher, settings: Settings) -> VersionOut:
     )
 
 
-def find_hits(matcher: Matcher, req: MatchRequest, now: datetime) -> tuple[int | None, list[Hit]]:
-    """Pure and in memory: the snapshot is taken once, so every hit of a read comes from one version."""
+def _hit_row(**values: Any) -> dict[str, Any]:
+    return {"id": uuid.uuid4(), "covert": False, "priority": 0, "list_owner": None, "past_read": False, **values}
+
+
+def find_hits(matcher: Matcher, req: MatchRequest, now: datetime) -> tuple[int | None, list[dict[str, Any]]]:
+    """Pure and in memory: the snapshot is taken once, so every hit of a read comes from one version.
+
+    Hits are plain rows (not ORM objects): building ORM instances cost more than the lookup itself."""
     snap = matcher.snapshot
-    hits: list[Hit] = []
+    hits: list[dict[str, Any]] = []
     common = {
         "read_id": req.read_id,
         "read_plate": req.plate,
@@ -102,7 +113,7 @@ def find_hits(matcher: Matcher, req: MatchRequest, now: datetime) -> tuple[int |
             if cat is None:  # the parser admits known codes only; a code dropped from the table since
                 continue
             hits.append(
-                Hit(
+                _hit_row(
                     entry_id=cand.nic,
                     list_name="bca",
                     list_version=snap.version,
@@ -118,7 +129,7 @@ def find_hits(matcher: Matcher, req: MatchRequest, now: datetime) -> tuple[int |
             )
     for row, kind in lookup_agency(matcher.agency, req.plate, req.alternatives, now):
         hits.append(
-            Hit(
+            _hit_row(
                 entry_id=row.id,
                 list_name=row.list_name,
                 list_version=None,
@@ -136,18 +147,18 @@ def find_hits(matcher: Matcher, req: MatchRequest, now: datetime) -> tuple[int |
             )
         )
     # Highest priority first, exact before misread.
-    hits.sort(key=lambda h: (-h.priority, h.match != "exact"))
+    hits.sort(key=lambda h: (-h["priority"], h["match"] != "exact"))
     return (snap.version if snap else None), hits
 
 
 async def match(session: AsyncSession, matcher: Matcher, settings: Settings, req: MatchRequest) -> MatchResponse:
     version, hits = find_hits(matcher, req, datetime.now(UTC))
-    for hit in hits:
-        session.add(hit)
     if hits:
-        await session.flush()
+        await session.execute(insert(Hit), hits)
     return MatchResponse(
-        list_version=version, stale=version_out(matcher, settings).stale, hits=[hit_out(h) for h in hits]
+        list_version=version,
+        stale=version_out(matcher, settings).stale,
+        hits=[hit_out_row(h) for h in hits],
     )
 
 
