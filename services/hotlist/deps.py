@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
+
+# Async on purpose: a sync dependency runs in the thread pool, a hop that costs more than matching.
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.hotlist.ingest_client import IngestClient
@@ -14,27 +16,27 @@ from shared.auth import ADMIN, AUDITOR, OFFICER, SERVICE, SUPERVISOR, Principal,
 from shared.settings import Settings
 
 
-def _matcher(request: Request) -> Matcher:
+async def _matcher(request: Request) -> Matcher:
     matcher: Matcher = request.app.state.matcher
     return matcher
 
 
-def _settings(request: Request) -> Settings:
+async def _settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def _engine(request: Request) -> AsyncEngine:
+async def _engine(request: Request) -> AsyncEngine:
     engine: AsyncEngine = request.app.state.engine
     return engine
 
 
-def _distribution(request: Request) -> Distribution:
+async def _distribution(request: Request) -> Distribution:
     dist: Distribution = request.app.state.distribution
     return dist
 
 
-def _ingest(request: Request) -> IngestClient:
+async def _ingest(request: Request) -> IngestClient:
     client: IngestClient = request.app.state.ingest
     return client
 
