@@ -11,7 +11,7 @@ import uuid
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, DateTime, Text, func
+from sqlalchemy import BigInteger, Column, Computed, DateTime, String, Text, UniqueConstraint, func
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
@@ -49,7 +49,7 @@ class BcaEntry(SQLModel, table=True):
 
     version_id: int = Field(sa_column=Column(BigInteger, primary_key=True))
     nic: str = Field(primary_key=True)
-    code: str
+    code: str = Field(sa_column=Column(String, Computed("left(nic, 1)", persisted=True)))  # the file code
     ori: str
     entry_date: date
     plate: str
@@ -115,10 +115,13 @@ class AgencyEntry(SQLModel, table=True):
 
 class Hit(SQLModel, table=True):
     __tablename__ = "hits"
-    __table_args__ = {"schema": SCHEMA}
+    __table_args__ = (
+        UniqueConstraint("read_id", "list_name", "entry_id", name="uq_hits_read_id"),
+        {"schema": SCHEMA},
+    )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
-    read_id: str = Field(index=True)
+    read_id: str
     entry_id: str  # NIC number for the BCA list, the entry's id for an agency list
     list_name: str  # "bca" or the agency list's name
     list_version: int | None = None

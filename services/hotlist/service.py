@@ -12,7 +12,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import insert, text
+from sqlalchemy import text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -154,7 +155,22 @@ def find_hits(matcher: Matcher, req: MatchRequest, now: datetime) -> tuple[int |
 async def match(session: AsyncSession, matcher: Matcher, settings: Settings, req: MatchRequest) -> MatchResponse:
     version, hits = find_hits(matcher, req, datetime.now(UTC))
     if hits:
-        await session.execute(insert(Hit), hits)
+        # Idempotent per (read, list, entry): a retried match answers the hits stored the first time.
+        stmt = (
+            pg_insert(Hit)
+            .values(hits)
+            .on_conflict_do_nothing(index_elements=["read_id", "list_name", "entry_id"])
+            .returning(col(Hit.id))
+        )
+        stored = set((await session.execute(stmt)).scalars())
+        if len(stored) < len(hits):
+            rows = await session.execute(
+                select(Hit.list_name, Hit.entry_id, Hit.id, Hit.list_version).where(Hit.read_id == req.read_id)
+            )
+            first = {(r.list_name, r.entry_id): (r.id, r.list_version) for r in rows}
+            for h in hits:
+                if h["id"] not in stored:
+                    h["id"], h["list_version"] = first[(h["list_name"], h["entry_id"])]
     return MatchResponse(
         list_version=version,
         stale=version_out(matcher, settings).stale,

@@ -40,6 +40,8 @@ async def test_exact_misread_owner_warning_and_state_check(hl_settings: Settings
         assert hit["match"] == "exact" and hit["category"] == "stolen_vehicle" and hit["concerns"] == "vehicle"
         assert hit["owner_warning"] is None and hit["state_check"] == "match" and hit["list"] == "bca"
         assert hit["list_version"] == exact["list_version"] and hit["notice"].startswith("A hit alone")
+        retried = await _match(client, tokens, "mq-8b25", state="MN")  # ingest retrying the same read
+        assert [h["hit_id"] for h in retried["hits"]] == [hit["hit_id"]]
 
         # OCR confusions: 8/B, 2/Z, 5/S, 0/O/D/Q ...
         misread = await _match(client, tokens, "MQBBZS")

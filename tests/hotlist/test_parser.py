@@ -15,8 +15,8 @@ def test_good_rows_become_copy_lines_with_normalized_plates() -> None:
     parsed = parse(extract([row("V845996328", "jfj-4764"), row("W000000001", "ABC 123", "WI")]))
     assert parsed.good == 2 and parsed.bad_count == 0
     assert parsed.csv.decode().splitlines() == [
-        "V845996328,V,MN0271200,2021-11-22,JFJ4764,MN,2022,PC,2013,CHEV,AVA,4D,BLK",
-        "W000000001,W,MN0271200,2021-11-22,ABC123,WI,2022,PC,2013,CHEV,AVA,4D,BLK",
+        "V845996328,MN0271200,20211122,JFJ4764,MN,2022,PC,2013,CHEV,AVA,4D,BLK",
+        "W000000001,MN0271200,20211122,ABC123,WI,2022,PC,2013,CHEV,AVA,4D,BLK",
     ]
 
 

@@ -52,9 +52,10 @@ def upgrade() -> None:
     op.execute(
         """
         CREATE TABLE hotlist.bca_entries (
-          version_id bigint NOT NULL, nic varchar NOT NULL, code varchar NOT NULL, ori varchar NOT NULL,
+          version_id bigint NOT NULL, nic varchar NOT NULL, ori varchar NOT NULL,
           entry_date date NOT NULL, plate varchar NOT NULL, state varchar NOT NULL, plate_year varchar,
-          plate_type varchar, vehicle_year varchar, make varchar, model varchar, style varchar, color varchar
+          plate_type varchar, vehicle_year varchar, make varchar, model varchar, style varchar, color varchar,
+          code varchar GENERATED ALWAYS AS (left(nic, 1)) STORED  -- the file code: the NIC's first letter
         ) PARTITION BY LIST (version_id)
         """
     )
@@ -137,9 +138,10 @@ def upgrade() -> None:
         sa.Column("captured_at", sa.DateTime(timezone=True), nullable=True),
         _ts("created_at", nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_hits")),
+        # A retried match (same read) stores no second hit for the same entry.
+        sa.UniqueConstraint("read_id", "list_name", "entry_id", name="uq_hits_read_id"),
         schema=S,
     )
-    op.create_index(op.f("ix_hotlist_hits_read_id"), "hits", ["read_id"], schema=S)
     op.create_index(op.f("ix_hotlist_hits_created_at"), "hits", ["created_at"], schema=S)
     op.create_table(
         "hit_verifications",
