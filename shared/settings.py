@@ -106,6 +106,8 @@ class Settings(BaseSettings):
                 raise ValueError("ALPR_S3_SECRET_KEY must be set to a real secret in production")
             if self.database_url is None:
                 raise ValueError("ALPR_DATABASE_URL is required in production")
+            if self.hotlist_source_url and not self.hotlist_source_url.startswith("https://"):
+                raise ValueError("ALPR_HOTLIST_SOURCE_URL must be https:// in production (the list travels with TLS)")
         if self.s3_endpoint and not (self.s3_access_key and self.s3_secret_key):
             raise ValueError("ALPR_S3_ACCESS_KEY and ALPR_S3_SECRET_KEY are required with ALPR_S3_ENDPOINT")
         return self
