@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
@@ -131,8 +132,14 @@ def _repair(line: str) -> str:
     return ",".join(fields)
 
 
-def parse(body: bytes, *, today: date | None = None) -> Parsed:
-    """Parse a whole (decompressed) extract. CPU-bound: call it in a thread."""
+CHUNK_LINES = 50_000
+
+
+def parse(body: bytes, *, today: date | None = None, sink: Callable[[bytes], None] | None = None) -> Parsed:
+    """Parse a whole (decompressed) extract. CPU-bound: call it in a thread.
+
+    With `sink`, good rows go to it in chunks as they are parsed (so COPY runs while parsing goes on) and
+    `Parsed.csv` is empty; without, `Parsed.csv` holds them all."""
     today = today or date.today()
     digest = hashlib.sha256(body).hexdigest()
     try:
@@ -148,6 +155,7 @@ def parse(body: bytes, *, today: date | None = None) -> Parsed:
 
     good_lines: list[str] = []
     keep = good_lines.append
+    sent = 0
     bad_count = 0
     bad: list[BadRow] = []
     unknown: dict[str, int] = {}
@@ -197,10 +205,21 @@ def parse(body: bytes, *, today: date | None = None) -> Parsed:
             continue
         add_seen(nic)
         keep(line)
+        if sink is not None and len(good_lines) >= CHUNK_LINES:
+            sent += len(good_lines)
+            good_lines.append("")
+            sink("\n".join(good_lines).encode("ascii"))
+            good_lines.clear()
+    good = sent + len(good_lines)
     good_lines.append("")
+    csv = "\n".join(good_lines).encode("ascii") if len(good_lines) > 1 else b""
+    if sink is not None:
+        if csv:
+            sink(csv)
+        csv = b""
     return Parsed(
-        csv="\n".join(good_lines).encode("ascii"),
-        good=len(good_lines) - 1,
+        csv=csv,
+        good=good,
         bad_count=bad_count,
         bad=bad,
         unknown_codes=unknown,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import io
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -92,24 +92,50 @@ async def _audit(conn: AsyncConnection, action: str, outcome: str, details: dict
     )
 
 
+class _Refused(Exception):
+    def __init__(self, parsed: Parsed) -> None:
+        self.parsed = parsed
+
+
 async def load_version(
-    engine: AsyncEngine, parsed: Parsed, *, etag: str | None, last_modified: str | None, keep: int
-) -> int:
-    """COPY the rows into a new partition, index it and make it current, all in one transaction."""
+    engine: AsyncEngine,
+    body: bytes,
+    *,
+    sha256: str,
+    etag: str | None,
+    last_modified: str | None,
+    keep: int,
+    max_bad_share: float,
+    timings: dict[str, float] | None = None,
+) -> tuple[int, Parsed]:
+    """Parse and COPY at once (the parser thread feeds the COPY), index the new partition and make it current, all
+    in one transaction: a refused file (not an extract, too many bad rows) rolls back and leaves no trace."""
+    loop = asyncio.get_running_loop()
+    clock = loop.time
+    t0 = clock()
+    chunks: asyncio.Queue[bytes | None] = asyncio.Queue()
+
+    def sink(chunk: bytes) -> None:
+        loop.call_soon_threadsafe(chunks.put_nowait, chunk)
+
+    def work() -> Parsed:
+        try:
+            return parse(body, sink=sink)
+        finally:
+            loop.call_soon_threadsafe(chunks.put_nowait, None)
+
+    async def source() -> AsyncIterator[bytes]:
+        while (chunk := await chunks.get()) is not None:
+            yield chunk
+
     async with engine.begin() as conn:
         version = (
             await conn.execute(
                 text(
                     "INSERT INTO hotlist.list_versions (is_current, entries, bad_rows, sha256, etag, last_modified, "
-                    "dropped) VALUES (false, :entries, :bad, :sha, :etag, :lm, false) RETURNING id"
+                    "dropped) VALUES (false, 0, 0, :sha, :etag, :lm, false) RETURNING id"
                 ),
-                {
-                    "entries": parsed.good,
-                    "bad": parsed.bad_count,
-                    "sha": parsed.sha256,
-                    "etag": etag,
-                    "lm": last_modified,
-                },
+                {"sha": sha256, "etag": etag, "lm": last_modified},
             )
         ).scalar_one()
         part = f"bca_entries_v{int(version)}"
@@ -119,12 +145,24 @@ async def load_version(
         # COPY leaves version_id out: the partition's own default fills it.
         await conn.execute(text(f"ALTER TABLE hotlist.{part} ALTER COLUMN version_id SET DEFAULT {int(version)}"))
         raw = await conn.get_raw_connection()
-        await raw.driver_connection.copy_to_table(  # type: ignore[union-attr]
-            part, source=io.BytesIO(parsed.csv), columns=list(COPY_COLUMNS), schema_name="hotlist", format="csv"
-        )
-        # Indexes after the COPY: building them once is far cheaper than maintaining them row by row.
-        # Matching runs in memory; the database looks rows up by NIC only ("still current?", the car's list).
+        parsing = asyncio.ensure_future(asyncio.to_thread(work))
+        try:
+            await raw.driver_connection.copy_to_table(  # type: ignore[union-attr]
+                part, source=source(), columns=list(COPY_COLUMNS), schema_name="hotlist", format="csv"
+            )
+        finally:
+            parsed = await parsing  # a FormatError goes up from here and rolls the transaction back
+        if parsed.good == 0 or parsed.bad_share > max_bad_share:
+            raise _Refused(parsed)
+        if timings is not None:
+            timings["parse_copy"] = round(clock() - t0, 3)
+        # Index after the COPY: building it once is far cheaper than maintaining it row by row. Matching runs in
+        # memory; the database looks rows up by NIC only ("still current?", the car's list).
         await conn.execute(text(f"CREATE UNIQUE INDEX {part}_nic ON hotlist.{part} (nic)"))
+        await conn.execute(
+            text("UPDATE hotlist.list_versions SET entries = :n, bad_rows = :b WHERE id = :v"),
+            {"n": parsed.good, "b": parsed.bad_count, "v": version},
+        )
         await conn.execute(text("UPDATE hotlist.list_versions SET is_current = false WHERE is_current"))
         await conn.execute(text("UPDATE hotlist.list_versions SET is_current = true WHERE id = :v"), {"v": version})
         old = (
@@ -147,7 +185,9 @@ async def load_version(
             parsed.good,
         )
         await conn.execute(text(f"NOTIFY {NOTIFY_CHANNEL}, '{int(version)}'"))
-    return int(version)
+    if timings is not None:
+        timings["index_switch"] = round(clock() - t0 - timings["parse_copy"], 3)
+    return int(version), parsed
 
 
 async def sync_once(
@@ -214,29 +254,39 @@ async def _sync_locked(
         return await confirm_unchanged()
     timings = {"fetch": round(clock() - t0, 3)}
     body = fetched.body
+    digest = await asyncio.to_thread(lambda: hashlib.sha256(body).hexdigest())
     # The same content under new validators (a server without conditional requests): no new version.
-    if current is not None and await asyncio.to_thread(lambda: hashlib.sha256(body).hexdigest()) == current.sha256:
+    if current is not None and digest == current.sha256:
         return await confirm_unchanged()
     try:
-        parsed = await asyncio.to_thread(parse, body)
+        version, parsed = await load_version(
+            engine,
+            body,
+            sha256=digest,
+            etag=fetched.etag,
+            last_modified=fetched.last_modified,
+            keep=settings.hotlist_versions_kept,
+            max_bad_share=settings.hotlist_max_bad_share,
+            timings=timings,
+        )
     except FormatError as exc:
         raise await fail("rejected", f"not a hot-list extract: {exc}") from None
-    bad = [{"line": b.line, "reason": b.reason} for b in parsed.bad]
-    if parsed.good == 0 or parsed.bad_share > settings.hotlist_max_bad_share:
-        details = {"bad_rows": parsed.bad_count, "good_rows": parsed.good, "bad": bad[:100]}
+    except _Refused as refused:
+        p = refused.parsed
+        details = {
+            "bad_rows": p.bad_count,
+            "good_rows": p.good,
+            "bad": [{"line": b.line, "reason": b.reason} for b in p.bad[:100]],
+        }
         raise await fail(
             "rejected",
-            f"{parsed.bad_count} of {parsed.bad_count + parsed.good} rows are bad "
+            f"{p.bad_count} of {p.bad_count + p.good} rows are bad "
             f"(limit {settings.hotlist_max_bad_share:.0%}): the previous list stays in force",
             details,
-        )
-    timings["parse"] = round(clock() - t0 - timings["fetch"], 3)
+        ) from None
+    bad = [{"line": b.line, "reason": b.reason} for b in parsed.bad]
     for row in bad:
         log.warning("hotlist_bad_row", line=row["line"], reason=row["reason"])
-    version = await load_version(
-        engine, parsed, etag=fetched.etag, last_modified=fetched.last_modified, keep=settings.hotlist_versions_kept
-    )
-    timings["load"] = round(clock() - t0 - timings["fetch"] - timings["parse"], 3)
     await _record_run(
         engine,
         started,
