@@ -70,6 +70,7 @@ class Settings(BaseSettings):
     # Credentials travel in a header, never in the URL.
     hotlist_source_header: str = "Authorization"
     hotlist_source_credential: SecretStr | None = None
+    hotlist_source_ca_file: Path | None = None  # a private CA for the source; unset: the system's trust store
     hotlist_source_timeout_s: float = Field(default=30.0, gt=0)
     hotlist_source_retries: int = Field(default=3, ge=0)
     hotlist_source_backoff_s: float = Field(default=1.0, ge=0)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import io
+import ssl
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -112,7 +113,11 @@ class BcaClient:
         headers = self._headers(etag, last_modified)
         timeout = httpx.Timeout(s.hotlist_source_timeout_s)
         last_error = "no attempt"
-        async with httpx.AsyncClient(timeout=timeout, verify=True, transport=self.transport) as client:
+        # TLS is always verified: against the system's trust store, or the CA file the BCA's certificate chains to.
+        verify: ssl.SSLContext | bool = True
+        if s.hotlist_source_ca_file is not None:
+            verify = ssl.create_default_context(cafile=str(s.hotlist_source_ca_file))
+        async with httpx.AsyncClient(timeout=timeout, verify=verify, transport=self.transport) as client:
             for attempt in range(s.hotlist_source_retries + 1):
                 if attempt:
                     await asyncio.sleep(s.hotlist_source_backoff_s * 2 ** (attempt - 1))
@@ -126,6 +131,9 @@ class BcaClient:
                 except httpx.TimeoutException:
                     last_error = "source timed out"
                 except httpx.HTTPError as exc:
+                    if "CERTIFICATE_VERIFY_FAILED" in str(exc):
+                        last_error = "source's TLS certificate is not trusted"
+                        break  # retrying will not make it trusted
                     last_error = f"source unreachable: {type(exc).__name__}"
                 log.warning("hotlist_fetch_retry", attempt=attempt + 1, error=last_error)
         raise FetchError(last_error)

@@ -51,12 +51,14 @@ class FakeBca:
     requests: list[dict[str, str]] = field(default_factory=list)
     statuses: list[int] = field(default_factory=list)
     port: int = 0
+    tls: tuple[str, str] | None = None  # certificate and key files: serve https
     _server: uvicorn.Server | None = None
     _thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hotlist/extract"
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://127.0.0.1:{self.port}/hotlist/extract"
 
     def publish(self, body: bytes, packing: str = "plain") -> None:
         """A new file: new validators."""
@@ -99,7 +101,8 @@ class FakeBca:
             sock.bind(("127.0.0.1", 0))
             self.port = sock.getsockname()[1]
         app = Starlette(routes=[Route("/hotlist/extract", self._handle)])
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off")
+        tls = {"ssl_certfile": self.tls[0], "ssl_keyfile": self.tls[1]} if self.tls else {}
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off", **tls)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True)
         self._thread.start()
