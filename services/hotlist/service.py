@@ -429,8 +429,14 @@ class Distribution:
     def __init__(self, max_cached: int = 8) -> None:
         self._full: dict[int, bytes] = {}
         self._delta: dict[tuple[int, int], bytes] = {}
-        self._lock = asyncio.Lock()
+        # One lock per list or delta: the cars asking for one wait for a single build, not for every other one.
+        self._locks: dict[object, asyncio.Lock] = {}
         self.max_cached = max_cached
+
+    def _lock(self, key: object) -> asyncio.Lock:
+        if len(self._locks) > 4 * self.max_cached:
+            self._locks = {k: lock for k, lock in self._locks.items() if lock.locked()}
+        return self._locks.setdefault(key, asyncio.Lock())
 
     async def _query_csv(self, engine: AsyncEngine, query: str) -> bytes:
         async with engine.connect() as conn:
@@ -440,7 +446,7 @@ class Distribution:
         return buf.getvalue()
 
     async def full(self, engine: AsyncEngine, version: int) -> bytes:
-        async with self._lock:
+        async with self._lock(("full", version)):
             if version not in self._full:
                 rows = await self._query_csv(
                     engine,
@@ -453,8 +459,8 @@ class Distribution:
 
     async def delta(self, engine: AsyncEngine, since: int, version: int) -> bytes:
         """The gzipped JSON delta (DeltaOut's shape) from `since` to `version`."""
-        async with self._lock:
-            key = (since, version)
+        key = (since, version)
+        async with self._lock(key):
             if key not in self._delta:
                 async with engine.connect() as conn:
                     known = (
