@@ -14,6 +14,7 @@ from shared.settings import Settings, get_settings
 COMMAND_MODULES = [
     "alpr.commands.core",
     "alpr.commands.access",
+    "alpr.commands.hotlist",
 ]
 
 

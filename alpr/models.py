@@ -1,5 +1,6 @@
 """Every table of every service, imported so Alembic sees the whole schema."""
 
 from services.access import models as access_models  # noqa: F401
+from services.hotlist import models as hotlist_models  # noqa: F401
 from services.ingest import models as ingest_models  # noqa: F401
 from shared import audit  # noqa: F401

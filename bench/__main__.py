@@ -7,12 +7,13 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from bench import access, ingest, readyz
+from bench import access, hotlist, ingest, readyz
 
 BENCHMARKS: dict[str, Callable[[], dict[str, Any]]] = {
     "readyz": readyz.run,
     "access": access.run,
     "ingest": ingest.run,
+    "hotlist": hotlist.run,
 }
 
 

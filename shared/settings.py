@@ -82,6 +82,25 @@ class Settings(BaseSettings):
     ingest_commit_batch_max: int = Field(default=256, ge=1)  # reads per group commit
     ingest_stream_poll_s: float = Field(default=0.5, gt=0)  # SSE check for events written by other processes
 
+    # Hotlist: the BCA hot-list sync (a scheduled job in the hotlist service, or `alpr hotlist sync`).
+    hotlist_source_url: str | None = None  # unset: no scheduled sync
+    hotlist_sync_interval_s: float = Field(default=3600.0, gt=0)
+    hotlist_sync_scheduled: bool = True  # false: only `alpr hotlist sync` and POST /v1/hotlist/sync
+    # Credentials travel in a header, never in the URL.
+    hotlist_source_header: str = "Authorization"
+    hotlist_source_credential: SecretStr | None = None
+    hotlist_source_ca_file: Path | None = None  # a private CA for the source; unset: the system's trust store
+    hotlist_source_timeout_s: float = Field(default=30.0, gt=0)
+    hotlist_source_retries: int = Field(default=3, ge=0)
+    hotlist_source_backoff_s: float = Field(default=1.0, ge=0)
+    hotlist_max_bytes: int = Field(default=200_000_000, ge=1)  # compressed and decompressed
+    hotlist_max_bad_share: float = Field(default=0.05, ge=0, le=1)  # above it the old list stays in force
+    hotlist_stale_after_s: float = Field(default=86_400.0, gt=0)
+    hotlist_versions_kept: int = Field(default=3, ge=2)
+    hotlist_poll_s: float = Field(default=2.0, gt=0)  # how often a worker checks for a new version
+    hotlist_disposition_due_s: float = Field(default=3600.0, gt=0)  # hits without disposition after this: listed
+    hotlist_past_read_window_s: float = Field(default=60 * 86_400.0, gt=0)  # reads still inside retention
+
     # Secret for signing local-folder image links; required outside development.
     url_signing_secret: SecretStr = SecretStr("dev-url-signing-secret")
     # How long presigned image and document links live.
@@ -130,6 +149,9 @@ class Settings(BaseSettings):
                 raise ValueError("ALPR_DATABASE_URL is required in production")
             if self.password_memory_kib < 19456 or self.password_time_cost < 2:
                 raise ValueError("argon2 cost below the OWASP minimum (19 MiB, 2 passes) is for tests only")
+
+            if self.hotlist_source_url and not self.hotlist_source_url.startswith("https://"):
+                raise ValueError("ALPR_HOTLIST_SOURCE_URL must be https:// in production (the list travels with TLS)")
         if self.s3_endpoint and not (self.s3_access_key and self.s3_secret_key):
             raise ValueError("ALPR_S3_ACCESS_KEY and ALPR_S3_SECRET_KEY are required with ALPR_S3_ENDPOINT")
         return self

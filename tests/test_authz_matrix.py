@@ -59,7 +59,23 @@ MATRIX: dict[str, dict[tuple[str, str], frozenset[str]]] = {
         ("POST", "/v1/internal/hits"): frozenset({"service"}),
     },
     "recognition": {("GET", "/v1/whoami"): ALL},
-    "hotlist": {("GET", "/v1/whoami"): ALL},
+    "hotlist": {
+        ("GET", "/v1/whoami"): ALL,
+        ("POST", "/v1/match"): frozenset({"service", "admin"}),
+        ("GET", "/v1/hotlist/version"): frozenset({"officer", "supervisor", "service", "admin"}),
+        ("GET", "/v1/hotlist/list"): frozenset({"officer", "supervisor", "service", "admin"}),
+        ("GET", "/v1/hotlist/delta"): frozenset({"officer", "supervisor", "service", "admin"}),
+        ("POST", "/v1/hotlist/sync"): frozenset({"admin"}),
+        ("POST", "/v1/lists"): frozenset({"supervisor", "admin"}),
+        ("GET", "/v1/lists"): frozenset({"supervisor", "admin"}),
+        ("POST", "/v1/lists/{name}/entries"): frozenset({"supervisor", "admin"}),
+        ("GET", "/v1/lists/{name}/entries"): frozenset({"supervisor", "admin"}),
+        ("DELETE", "/v1/lists/{name}/entries/{entry_id}"): frozenset({"supervisor", "admin"}),
+        ("GET", "/v1/hits/pending"): frozenset({"supervisor", "admin"}),
+        ("GET", "/v1/hits/{hit_id}"): frozenset({"officer", "supervisor", "auditor", "admin"}),
+        ("POST", "/v1/hits/{hit_id}/verification"): frozenset({"officer", "supervisor"}),
+        ("POST", "/v1/hits/{hit_id}/dispositions"): frozenset({"officer", "supervisor"}),
+    },
 }
 
 # Endpoints that take no bearer token, and why.

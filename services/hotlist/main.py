@@ -2,15 +2,59 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import structlog
 from fastapi import FastAPI
 
+from services.hotlist import jobs
+from services.hotlist.ingest_client import IngestClient
+from services.hotlist.matching import Matcher
+from services.hotlist.routes import router
+from services.hotlist.service import Distribution, version_out
 from shared.app import create_service_app
 from shared.settings import Settings, get_settings
 
+log = structlog.get_logger(__name__)
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+
+async def hotlist_list(app: FastAPI) -> str | None:
+    """A readiness warning (not a failure): the list is missing or older than the stale threshold."""
+    v = version_out(app.state.matcher, app.state.settings)
+    if v.version is None:
+        return "no hot list loaded"
+    if v.stale:
+        return f"hot list version {v.version} is stale: last confirmed {v.age_s:.0f} s ago"
+    return None
+
+
+def create_app(settings: Settings | None = None, *, ingest: IngestClient | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.matcher = Matcher()
+        app.state.distribution = Distribution()
+        app.state.ingest = ingest or IngestClient.from_settings(settings)
+        try:
+            await app.state.matcher.refresh(app.state.engine)
+        except Exception as exc:  # noqa: BLE001 - start anyway; the poller loads the list when PostgreSQL is back
+            log.warning("hotlist_initial_load_failed", error=repr(exc))
+        tasks = [asyncio.create_task(jobs.follow_versions(app))]
+        if settings.hotlist_source_url and settings.hotlist_sync_scheduled:
+            tasks.append(asyncio.create_task(jobs.scheduled_sync(app)))
+        try:
+            yield
+        finally:
+            await jobs.stop(tasks)
+
     return create_service_app(
         "hotlist",
-        settings or get_settings(),
+        settings,
+        routers=[router],
+        lifespan=lifespan,
+        ready_checks=[hotlist_list],
         description="Hot-list sync from the BCA, lists for the cars, matching of reads, hits and dispositions.",
     )

@@ -1,0 +1,53 @@
+"""Calls to the ingest service (docs/contracts.md): past reads for a new agency entry, and late hits for the
+streams. The transport and the token source are injectable so tests can serve the contract with a small app."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+from shared.errors import Unavailable
+from shared.http import service_client
+from shared.service_auth import ServiceTokenProvider
+from shared.settings import Settings
+
+TokenSource = Callable[[], Awaitable[str]]
+
+
+class IngestClient:
+    def __init__(
+        self, base_url: str, token: TokenSource | None, *, transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
+        self.base_url = base_url
+        self.token = token
+        self.transport = transport
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> IngestClient:
+        provider = ServiceTokenProvider.from_settings(settings)
+        return cls(settings.url_of("ingest"), provider.token if provider else None)
+
+    async def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        if self.token is None:
+            raise Unavailable("no service credentials configured for calls to ingest")
+        headers = {"Authorization": f"Bearer {await self.token()}"}
+        try:
+            async with service_client(self.base_url, transport=self.transport, headers=headers) as client:
+                resp = await client.post(path, json=body)
+        except httpx.HTTPError as exc:
+            raise Unavailable(f"ingest unreachable: {type(exc).__name__}") from exc
+        if resp.status_code != 200:
+            raise Unavailable(f"ingest answered {resp.status_code} to {path}")
+        data: dict[str, Any] = resp.json()
+        return data
+
+    async def lookup_reads(self, plates: list[str], since: datetime) -> list[dict[str, Any]]:
+        data = await self._post("/v1/internal/reads/lookup", {"plates": plates, "since": since.isoformat()})
+        reads: list[dict[str, Any]] = data.get("reads", [])
+        return reads
+
+    async def push_hits(self, hits: list[dict[str, Any]]) -> None:
+        await self._post("/v1/internal/hits", {"hits": hits})

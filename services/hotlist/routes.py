@@ -1,0 +1,358 @@
+"""The hotlist API: matching, list version, lists for the cars, sync, agency lists, hits."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
+from sqlmodel import col, select
+
+from services.hotlist import service
+from services.hotlist.deps import (
+    Admins,
+    Cars,
+    DistributionDep,
+    EngineDep,
+    HitReaders,
+    IngestDep,
+    MatcherDep,
+    Matching,
+    Officers,
+    SettingsDep,
+    Supervisors,
+)
+from services.hotlist.models import AgencyEntry, AgencyList, Hit
+from services.hotlist.schemas import (
+    AgencyEntryAdded,
+    AgencyEntryIn,
+    AgencyEntryOut,
+    AgencyListIn,
+    AgencyListOut,
+    DispositionIn,
+    DispositionOut,
+    HitDetail,
+    MatchRequest,
+    MatchResponse,
+    PendingHits,
+    SyncOut,
+    VerificationIn,
+    VerificationOut,
+    VersionOut,
+)
+from services.hotlist.sync import SyncFailed, sync_once
+from shared.audit import record
+from shared.auth import ADMIN, Principal
+from shared.db import SessionDep
+from shared.errors import Conflict, Forbidden, NotFound, Unavailable
+
+router = APIRouter(tags=["hotlist"])
+SERVICE = "hotlist"
+
+
+def _ip(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+@router.post("/v1/match", response_model=MatchResponse, summary="Match a read against the list and agency lists")
+async def match(body: MatchRequest, session: SessionDep, matcher: MatcherDep, settings: SettingsDep, _: Matching):
+    return await service.match(session, matcher, settings, body)
+
+
+@router.get("/v1/hotlist/version", response_model=VersionOut, summary="The list version in force, its age")
+async def version(matcher: MatcherDep, settings: SettingsDep, _: Cars) -> VersionOut:
+    return service.version_out(matcher, settings)
+
+
+def _current(matcher: MatcherDep) -> int:
+    if matcher.snapshot is None:
+        raise Unavailable("no hot list loaded yet")
+    return matcher.snapshot.version
+
+
+@router.get(
+    "/v1/hotlist/list",
+    response_class=Response,
+    summary="The full list for a car (gzip CSV; ETag; 304 when unchanged)",
+    responses={200: {"content": {"text/csv": {}}}, 304: {"description": "unchanged"}},
+)
+async def full_list(request: Request, matcher: MatcherDep, engine: EngineDep, dist: DistributionDep, _: Cars):
+    version = _current(matcher)
+    etag = f'"hotlist-v{version}"'
+    headers = {"ETag": etag, "X-Hotlist-Version": str(version), "Cache-Control": "no-cache"}
+    if etag in [t.strip() for t in request.headers.get("if-none-match", "").split(",")]:
+        return Response(status_code=304, headers=headers)
+    body = await dist.full(engine, version)
+    return Response(body, media_type="text/csv", headers={**headers, "Content-Encoding": "gzip"})
+
+
+@router.get(
+    "/v1/hotlist/delta",
+    response_class=Response,
+    summary="Adds and removes since a version (gzip JSON: since, version, columns, adds, removes)",
+    responses={200: {"content": {"application/json": {}}}, 410: {"description": "version no longer kept"}},
+)
+async def delta(
+    since: Annotated[int, Query(ge=1)], matcher: MatcherDep, engine: EngineDep, dist: DistributionDep, _: Cars
+):
+    version = _current(matcher)
+    if since > version:
+        raise NotFound(f"version {since} is newer than the current version {version}")
+    body = await dist.delta(engine, since, version)
+    headers = {"Content-Encoding": "gzip", "X-Hotlist-Version": str(version), "ETag": f'"hotlist-d{since}-{version}"'}
+    return Response(body, media_type="application/json", headers=headers)
+
+
+@router.post("/v1/hotlist/sync", response_model=SyncOut, summary="Sync from the BCA now (admin)")
+async def sync_now(request: Request, engine: EngineDep, matcher: MatcherDep, settings: SettingsDep, _: Admins):
+    try:
+        result = await sync_once(engine, settings, trigger="api")
+    except SyncFailed as exc:
+        raise Unavailable({"message": str(exc), "outcome": exc.outcome, **exc.details}, retry_after_s=60) from None
+    if result.outcome == "busy":
+        raise Conflict("a sync is already running")
+    await matcher.refresh(engine)
+    return SyncOut(
+        outcome=result.outcome,
+        version=result.version,
+        entries=result.entries,
+        bad_rows=result.bad_rows,
+        bad=result.bad[:100],
+        unknown_codes=result.unknown_codes,
+        seconds=result.seconds,
+    )
+
+
+# --- agency lists --------------------------------------------------------------------------------------------
+
+
+@router.post("/v1/lists", response_model=AgencyListOut, status_code=201, summary="Create an agency list")
+async def create_list(body: AgencyListIn, request: Request, session: SessionDep, principal: Supervisors):
+    lst = await service.create_list(session, body, principal)
+    await record(
+        session,
+        service=SERVICE,
+        action="hotlist.list.create",
+        principal=principal,
+        object_type="agency_list",
+        object_ids=[lst.name],
+        source_ip=_ip(request),
+        details=body.model_dump(),
+    )
+    return AgencyListOut(**body.model_dump(), id=lst.id, created_by=lst.created_by, created_at=lst.created_at)
+
+
+@router.get("/v1/lists", response_model=list[AgencyListOut], summary="Agency lists")
+async def lists(session: SessionDep, _: Supervisors) -> list[AgencyListOut]:
+    rows = (await session.exec(select(AgencyList).order_by(col(AgencyList.name)))).all()
+    return [AgencyListOut.model_validate(r, from_attributes=True) for r in rows]
+
+
+@router.post(
+    "/v1/lists/{name}/entries",
+    response_model=AgencyEntryAdded,
+    status_code=201,
+    summary="Add an entry (case number, reason, owner, expiry); past reads matched when the list says so",
+)
+async def add_entry(
+    name: str,
+    body: AgencyEntryIn,
+    request: Request,
+    session: SessionDep,
+    engine: EngineDep,
+    matcher: MatcherDep,
+    settings: SettingsDep,
+    ingest: IngestDep,
+    principal: Supervisors,
+):
+    lst = await service.get_list(session, name)
+    entry = await service.add_entry(session, lst, body, principal)
+    await record(
+        session,
+        service=SERVICE,
+        action="hotlist.entry.add",
+        principal=principal,
+        object_type="agency_entry",
+        object_ids=[str(entry.id)],
+        case_number=entry.case_number,
+        source_ip=_ip(request),
+        details={
+            "list": lst.name,
+            "plate": entry.plate,
+            "state": entry.state,
+            "reason": entry.reason,
+            "owner": entry.owner,
+            "expires_at": entry.expires_at.isoformat(),
+        },
+    )
+    hits: list[Hit] = []
+    past = "not_configured"
+    if lst.past_read_matching:
+        try:
+            hits = await service.past_read_hits(session, ingest, settings, lst, entry)
+            past = "matched"
+        except Unavailable:
+            past = "unavailable"  # the entry stands; its future reads still match
+        if hits:
+            await record(
+                session,
+                service=SERVICE,
+                action="hotlist.past_read_match",
+                principal=principal,
+                object_type="read",
+                object_ids=[h.read_id for h in hits],
+                case_number=entry.case_number,
+                source_ip=_ip(request),
+                record_count=len(hits),
+                details={"list": lst.name, "entry": str(entry.id)},
+            )
+    await session.commit()  # the entry matches in every worker from the next refresh on
+    await matcher.refresh(engine)
+    out = [service.hit_out(h) for h in hits]
+    if out:
+        try:
+            await ingest.push_hits([h.model_dump(mode="json") for h in out])
+        except Unavailable:
+            pass  # stored here; the list owner finds them under the entry
+    return AgencyEntryAdded(**service.entry_out(entry, lst).model_dump(), past_read=past, past_read_hits=out)
+
+
+@router.get("/v1/lists/{name}/entries", response_model=list[AgencyEntryOut], summary="A list's entries")
+async def entries(name: str, session: SessionDep, _: Supervisors) -> list[AgencyEntryOut]:
+    lst = await service.get_list(session, name)
+    rows = (
+        await session.exec(
+            select(AgencyEntry).where(AgencyEntry.list_id == lst.id).order_by(col(AgencyEntry.created_at))
+        )
+    ).all()
+    return [service.entry_out(e, lst) for e in rows]
+
+
+@router.delete("/v1/lists/{name}/entries/{entry_id}", response_model=AgencyEntryOut, summary="Remove an entry")
+async def remove_entry(
+    name: str,
+    entry_id: uuid.UUID,
+    request: Request,
+    session: SessionDep,
+    engine: EngineDep,
+    matcher: MatcherDep,
+    principal: Supervisors,
+):
+    lst = await service.get_list(session, name)
+    entry = await service.remove_entry(session, lst, entry_id, principal)
+    await record(
+        session,
+        service=SERVICE,
+        action="hotlist.entry.remove",
+        principal=principal,
+        object_type="agency_entry",
+        object_ids=[str(entry.id)],
+        case_number=entry.case_number,
+        source_ip=_ip(request),
+    )
+    out = service.entry_out(entry, lst)
+    await session.commit()
+    await matcher.refresh(engine)
+    return out
+
+
+# --- hits ---------------------------------------------------------------------------------------------------------
+
+
+def _may_see(principal: Principal, hit: Hit) -> None:
+    # Covert hits are for the list owner (and admins), not the car.
+    if hit.covert and not (principal.has_role(ADMIN) or principal.agency == hit.list_owner):
+        raise Forbidden("covert hit: for the list owner only")
+
+
+@router.get("/v1/hits/pending", response_model=PendingHits, summary="Hits still without a disposition (supervisors)")
+async def pending(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: Supervisors,
+    older_than_s: Annotated[float | None, Query(ge=0)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> PendingHits:
+    wait = settings.hotlist_disposition_due_s if older_than_s is None else older_than_s
+    hits = [h for h in await service.pending_hits(session, wait, limit)]
+    if not principal.has_role(ADMIN):
+        hits = [h for h in hits if not h.covert or principal.agency == h.list_owner]
+    await record(
+        session,
+        service=SERVICE,
+        action="hits.pending",
+        principal=principal,
+        object_type="hit",
+        object_ids=[str(h.id) for h in hits],
+        source_ip=_ip(request),
+        record_count=len(hits),
+    )
+    return PendingHits(older_than_s=wait, hits=[await service.hit_detail(session, h) for h in hits])
+
+
+@router.get("/v1/hits/{hit_id}", response_model=HitDetail, summary="A hit with its checks and dispositions")
+async def get_hit(hit_id: uuid.UUID, request: Request, session: SessionDep, principal: HitReaders) -> HitDetail:
+    hit = await service.get_hit(session, hit_id)
+    _may_see(principal, hit)
+    await record(
+        session,
+        service=SERVICE,
+        action="hit.view",
+        principal=principal,
+        object_type="hit",
+        object_ids=[str(hit.id)],
+        source_ip=_ip(request),
+    )
+    return await service.hit_detail(session, hit)
+
+
+@router.post(
+    "/v1/hits/{hit_id}/verification",
+    response_model=VerificationOut,
+    status_code=201,
+    summary="Record the officer's checks; the service answers whether the entry is still current",
+)
+async def verify(hit_id: uuid.UUID, body: VerificationIn, request: Request, session: SessionDep, principal: Officers):
+    hit = await service.get_hit(session, hit_id)
+    _may_see(principal, hit)
+    v = await service.verify(session, hit, body, principal)
+    await record(
+        session,
+        service=SERVICE,
+        action="hit.verify",
+        principal=principal,
+        object_type="hit",
+        object_ids=[str(hit.id)],
+        source_ip=_ip(request),
+        details={
+            "read_accurate": v.read_accurate,
+            "state_matches": v.state_matches,
+            "still_current": v.still_current,
+            "checked_version": v.checked_version,
+        },
+    )
+    return service.verification_out(v)
+
+
+@router.post(
+    "/v1/hits/{hit_id}/dispositions",
+    response_model=DispositionOut,
+    status_code=201,
+    summary="Valid or invalid, the action taken; final once entered (a correction names the one it corrects)",
+)
+async def dispose(hit_id: uuid.UUID, body: DispositionIn, request: Request, session: SessionDep, principal: Officers):
+    hit = await service.get_hit(session, hit_id)
+    _may_see(principal, hit)
+    d = await service.dispose(session, hit, body, principal)
+    await record(
+        session,
+        service=SERVICE,
+        action="hit.disposition",
+        principal=principal,
+        object_type="hit",
+        object_ids=[str(hit.id)],
+        source_ip=_ip(request),
+        details={"valid": d.valid, "action": d.action, "corrects": str(d.corrects) if d.corrects else None},
+    )
+    return service.disposition_out(d)

@@ -1,0 +1,217 @@
+"""Agency lists: required case number, reason, owner and expiry; expiry stops matching; every change audited;
+priority and covert hits; past-read matching against ingest's read lookup (a small app serving that contract)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import httpx
+from fastapi import FastAPI, Request
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from services.hotlist.ingest_client import IngestClient
+from services.hotlist.main import create_app
+from shared.auth import TokenVerifier
+from shared.settings import Settings
+from tests.support.apps import running
+
+READ = {"captured_at": "2026-11-25T10:00:00Z", "agency": "MN0271200", "unit": "car-7"}
+
+
+def _entry(plate: str, **over: object) -> dict[str, object]:
+    return {
+        "plate": plate,
+        "state": "MN",
+        "case_number": "CR-2026-0101",
+        "reason": "vehicle used in burglary series",
+        "owner": "det. 4411",
+        "expires_at": (datetime.now(UTC) + timedelta(days=7)).isoformat(),
+        **over,
+    }
+
+
+def fake_ingest(settings: Settings, reads: list[dict[str, str]]) -> tuple[FastAPI, list[dict[str, object]]]:
+    """Ingest's side of the contract: POST /v1/internal/reads/lookup and /v1/internal/hits, service role only."""
+    app = FastAPI()
+    verifier = TokenVerifier(settings)
+    pushed: list[dict[str, object]] = []
+
+    async def _service(request: Request) -> None:
+        token = request.headers.get("authorization", "").removeprefix("Bearer ")
+        principal = await verifier.verify(token)
+        assert "service" in principal.roles
+
+    @app.post("/v1/internal/reads/lookup")
+    async def lookup(request: Request) -> dict[str, object]:
+        await _service(request)
+        body = await request.json()
+        since = datetime.fromisoformat(body["since"])
+        return {
+            "reads": [
+                r for r in reads if r["plate"] in body["plates"] and datetime.fromisoformat(r["captured_at"]) >= since
+            ]
+        }
+
+    @app.post("/v1/internal/hits")
+    async def hits(request: Request) -> dict[str, int]:
+        await _service(request)
+        pushed.extend((await request.json())["hits"])
+        return {"accepted": len(pushed)}
+
+    return app, pushed
+
+
+async def test_agency_entries_need_case_reason_owner_expiry_and_expire(hl_settings: Settings, tokens) -> None:  # type: ignore[no-untyped-def]
+    sup = tokens("supervisor", agency="MN0271200")
+    async with running(create_app(hl_settings)) as client:
+        made = await client.post(
+            "/v1/lists", headers=sup, json={"name": "burglary-2026", "owner": "MN0271200", "priority": 5}
+        )
+        assert made.status_code == 201, made.text
+        assert (
+            await client.post("/v1/lists", headers=sup, json={"name": "burglary-2026", "owner": "x"})
+        ).status_code == 409
+        assert (
+            await client.post("/v1/lists", headers=tokens("officer"), json={"name": "x", "owner": "x"})
+        ).status_code == 403
+
+        for missing in ("case_number", "reason", "owner", "expires_at"):
+            body = _entry("AG1001")
+            del body[missing]
+            resp = await client.post("/v1/lists/burglary-2026/entries", headers=sup, json=body)
+            assert resp.status_code == 422 and missing in str(resp.json()["detail"])
+        past = await client.post(
+            "/v1/lists/burglary-2026/entries", headers=sup, json=_entry("AG1001", expires_at="2020-01-01T00:00:00Z")
+        )
+        assert past.status_code == 422 and "future" in past.json()["detail"]
+
+        soon = datetime.now(UTC) + timedelta(seconds=1.5)
+        added = await client.post(
+            "/v1/lists/burglary-2026/entries", headers=sup, json=_entry("AG1001", expires_at=soon.isoformat())
+        )
+        assert added.status_code == 201, added.text
+        assert added.json()["past_read"] == "not_configured"
+        kept = await client.post("/v1/lists/burglary-2026/entries", headers=sup, json=_entry("AG2002", state=None))
+        entry_id = kept.json()["id"]
+
+        hit = (
+            await client.post(
+                "/v1/match", headers=tokens("service"), json={"read_id": "r-ag1", "plate": "AG1OO1", **READ}
+            )
+        ).json()
+        (h,) = hit["hits"]
+        assert (h["list"], h["match"], h["priority"], h["category"]) == ("burglary-2026", "misread", 5, "investigation")
+        assert h["list_version"] is None and h["covert"] is False
+
+        # Expired: stops matching (no event to wait for: the clock passes the expiry).
+        await asyncio.sleep(max(0.0, (soon - datetime.now(UTC)).total_seconds()) + 0.05)
+        assert (
+            await client.post(
+                "/v1/match", headers=tokens("service"), json={"read_id": "r-ag2", "plate": "AG1001", **READ}
+            )
+        ).json()["hits"] == []
+        listed = (await client.get("/v1/lists/burglary-2026/entries", headers=sup)).json()
+        assert [e["active"] for e in listed] == [False, True]
+
+        removed = await client.delete(f"/v1/lists/burglary-2026/entries/{entry_id}", headers=sup)
+        assert removed.status_code == 200 and removed.json()["active"] is False
+        assert (await client.delete(f"/v1/lists/burglary-2026/entries/{entry_id}", headers=sup)).status_code == 409
+        assert (
+            await client.post(
+                "/v1/match", headers=tokens("service"), json={"read_id": "r-ag3", "plate": "AG2002", **READ}
+            )
+        ).json()["hits"] == []
+
+    engine = create_async_engine(hl_settings.database_url or "")
+    try:
+        async with engine.connect() as conn:
+            actions = (
+                (
+                    await conn.execute(
+                        text(
+                            "SELECT action FROM audit.audit_log WHERE service = 'hotlist' AND action LIKE 'hotlist.%' "
+                            "AND (object_ids && ARRAY['burglary-2026', :e] OR details->>'list' = 'burglary-2026') "
+                            "ORDER BY seq"
+                        ),
+                        {"e": entry_id},
+                    )
+                )
+                .scalars()
+                .all()
+            )
+    finally:
+        await engine.dispose()
+    assert actions == ["hotlist.list.create", "hotlist.entry.add", "hotlist.entry.add", "hotlist.entry.remove"]
+
+
+async def test_covert_list_with_past_read_matching(hl_settings: Settings, tokens, make_token) -> None:  # type: ignore[no-untyped-def]
+    now = datetime.now(UTC)
+    reads = [
+        {
+            "read_id": "old-1",
+            "plate": "CV5001",
+            "state": "MN",
+            "captured_at": (now - timedelta(days=3)).isoformat(),
+            "unit": "car-1",
+            "agency": "MN0271200",
+        },
+        {
+            "read_id": "old-2",
+            "plate": "CVS001",
+            "state": None,
+            "captured_at": (now - timedelta(days=1)).isoformat(),
+            "unit": "car-2",
+            "agency": "MN0271200",
+        },
+        {
+            "read_id": "too-old",
+            "plate": "CV5001",
+            "state": "MN",
+            "captured_at": (now - timedelta(days=90)).isoformat(),
+            "unit": "car-3",
+            "agency": "MN0271200",
+        },
+    ]
+    ingest_app, pushed = fake_ingest(hl_settings, reads)
+
+    async def service_token() -> str:
+        return make_token(subject="svc-hotlist", roles=["service"])
+
+    ingest = IngestClient("http://ingest", service_token, transport=httpx.ASGITransport(app=ingest_app))
+    owner = tokens("supervisor", agency="MN0270000")
+    async with running(create_app(hl_settings, ingest=ingest)) as client:
+        await client.post(
+            "/v1/lists",
+            headers=owner,
+            json={"name": "covert-cv", "owner": "MN0270000", "priority": 9, "covert": True, "past_read_matching": True},
+        )
+        added = await client.post("/v1/lists/covert-cv/entries", headers=owner, json=_entry("CV5001"))
+        assert added.status_code == 201, added.text
+        body = added.json()
+        assert body["past_read"] == "matched"
+        got = {(h["read_id"], h["match"], h["state_check"]) for h in body["past_read_hits"]}
+        assert got == {("old-1", "exact", "match"), ("old-2", "misread", "unknown")}
+        assert all(h["covert"] and h["priority"] == 9 for h in body["past_read_hits"])
+        assert {h["read_id"] for h in pushed} == {"old-1", "old-2"}  # sent to ingest for the owner's stream
+
+        live = (
+            await client.post(
+                "/v1/match", headers=tokens("service"), json={"read_id": "r-cv", "plate": "CV5001", **READ}
+            )
+        ).json()
+        (h,) = live["hits"]
+        assert h["covert"] is True
+        # Covert: the car's officer may not see it; the owning agency may.
+        assert (
+            await client.get(f"/v1/hits/{h['hit_id']}", headers=tokens("officer", agency="MN0271200"))
+        ).status_code == 403
+        seen = await client.get(f"/v1/hits/{h['hit_id']}", headers=tokens("officer", agency="MN0270000"))
+        assert seen.status_code == 200 and seen.json()["past_read"] is False
+
+    # Ingest down: the entry stands, past reads are reported unavailable.
+    down = IngestClient("http://127.0.0.1:9", service_token)
+    async with running(create_app(hl_settings, ingest=down)) as client:
+        resp = await client.post("/v1/lists/covert-cv/entries", headers=owner, json=_entry("CV5002"))
+        assert resp.status_code == 201 and resp.json()["past_read"] == "unavailable"
