@@ -1,0 +1,112 @@
+"""Plate-aware decoding of the recognizer's CTC output.
+
+The PP-OCR recognizer scores ~18,700 symbols (Chinese, punctuation, lower case). A US plate holds only A-Z and 0-9,
+so the decoder folds lower case into upper case, drops every other symbol into "not a plate character", and folds
+the letter O into the digit 0 (US plates print them alike; the hot list compares them as one). What remains gives
+per-character confidences and, from the runner-up at each character, the alternative readings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from heapq import nlargest
+from itertools import product
+
+import numpy as np
+
+from shared.plates import CONFUSION_CLASSES
+
+PLATE_ALPHABET = "0123456789ABCDEFGHIJKLMNPQRSTUVWXYZ"  # no O: folded into 0
+_FOLD = {"O": "0", "o": "0"}
+_CLASS_OF = {ch: cls for cls in CONFUSION_CLASSES for ch in cls}
+
+
+@dataclass(frozen=True)
+class Decoded:
+    text: str  # plate characters only
+    raw: str  # the recognizer's own greedy reading, every symbol
+    char_confidences: list[float]
+    runners_up: list[list[tuple[str, float]]]  # per character, the next likely plate characters
+
+    @property
+    def confidence(self) -> float:
+        return float(np.prod(self.char_confidences) ** (1 / len(self.char_confidences))) if self.text else 0.0
+
+
+class PlateDecoder:
+    """Maps the recognizer's symbol set onto blank + other + the plate alphabet, once, then decodes lines."""
+
+    def __init__(self, charset: list[str]) -> None:
+        self.charset = charset
+        columns: dict[str, list[int]] = {ch: [] for ch in PLATE_ALPHABET}
+        for index, symbol in enumerate(charset):
+            if index == 0:
+                continue
+            ch = _FOLD.get(symbol, symbol.upper() if symbol.isascii() else symbol)
+            if ch in columns:
+                columns[ch].append(index)
+        self._columns = [columns[ch] for ch in PLATE_ALPHABET]
+
+    def fold(self, probs: np.ndarray) -> np.ndarray:
+        """(T, charset) → (T, 2 + 35): blank, any non-plate symbol, then each plate character."""
+        plate = np.stack([probs[:, cols].sum(axis=1) for cols in self._columns], axis=1)
+        blank = probs[:, :1]
+        other = np.clip(1.0 - blank - plate.sum(axis=1, keepdims=True), 0.0, 1.0)
+        return np.concatenate([blank, other, plate], axis=1)
+
+    def decode(self, probs: np.ndarray) -> Decoded:
+        raw_idx = probs.argmax(axis=1)
+        raw = "".join(
+            self.charset[i] for t, i in enumerate(raw_idx) if i != 0 and (t == 0 or raw_idx[t - 1] != i)
+        )
+        folded = self.fold(probs)
+        best = folded.argmax(axis=1)
+        chars: list[str] = []
+        confs: list[float] = []
+        runners: list[list[tuple[str, float]]] = []
+        t = 0
+        steps = len(best)
+        while t < steps:
+            label = int(best[t])
+            end = t
+            while end + 1 < steps and best[end + 1] == label:
+                end += 1
+            if label >= 2:
+                span = folded[t : end + 1]
+                peak = int(span[:, label].argmax())
+                row = span[peak, 2:]
+                chars.append(PLATE_ALPHABET[label - 2])
+                confs.append(float(row[label - 2]))
+                order = np.argsort(row)[::-1][1:4]
+                runners.append([(PLATE_ALPHABET[k], float(row[k])) for k in order if row[k] > 0.01])
+            t = end + 1
+        return Decoded("".join(chars), raw, confs, runners)
+
+
+def alternatives(decoded: Decoded, limit: int = 5) -> list[tuple[str, float]]:
+    """The next most likely readings: each character may take its runner-up from the recognizer's scores, or a
+    member of its confusion class (at a low prior), scored by the product of character probabilities."""
+    text = decoded.text
+    if not text:
+        return []
+    options: list[list[tuple[str, float]]] = []
+    for ch, conf, runners in zip(text, decoded.char_confidences, decoded.runners_up, strict=True):
+        opts = {ch: conf}
+        for alt, p in runners:
+            opts[alt] = max(opts.get(alt, 0.0), p)
+        for alt in _CLASS_OF.get(ch, ""):
+            if alt in PLATE_ALPHABET and alt not in opts:
+                opts[alt] = min(0.05, (1 - conf) / 2)
+        options.append(nlargest(3, opts.items(), key=lambda kv: kv[1]))
+    # Few positions differ from the best reading in practice: search the small product, keep the top few.
+    scored: dict[str, float] = {}
+    for combo in product(*options):
+        reading = "".join(ch for ch, _ in combo)
+        if reading == text:
+            continue
+        score = float(np.prod([p for _, p in combo]))
+        scored[reading] = max(scored.get(reading, 0.0), score)
+        if len(scored) > 2000:
+            break
+    best = nlargest(limit, scored.items(), key=lambda kv: kv[1])
+    return [(reading, round(score, 4)) for reading, score in best]
