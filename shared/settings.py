@@ -63,6 +63,12 @@ class Settings(BaseSettings):
     service_client_id: str | None = None
     service_client_secret: SecretStr | None = None
 
+    # Recognition: OCR worker threads (unset: one per core), requests allowed to wait for one, upload limits.
+    recognition_workers: int | None = Field(default=None, ge=1)
+    recognition_queue: int = Field(default=8, ge=0)
+    recognition_max_image_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    recognition_max_batch: int = Field(default=16, ge=1)
+
     # Secret for signing local-folder image links; required outside development.
     url_signing_secret: SecretStr = SecretStr("dev-url-signing-secret")
 

@@ -1,9 +1,10 @@
 """Plate-aware decoding of the recognizer's CTC output.
 
 The PP-OCR recognizer scores ~18,700 symbols (Chinese, punctuation, lower case). A US plate holds only A-Z and 0-9,
-so the decoder folds lower case into upper case, drops every other symbol into "not a plate character", and folds
-the letter O into the digit 0 (US plates print them alike; the hot list compares them as one). What remains gives
-per-character confidences and, from the runner-up at each character, the alternative readings.
+so the decoder folds lower case into upper case and drops every other symbol into "not a plate character". The
+letter O becomes the digit 0 on a plate with digits (US plates print them alike and the hot list compares them as
+one); an all-letter vanity plate keeps its O. What remains gives per-character confidences and, from the runner-up
+at each character, the alternative readings.
 """
 
 from __future__ import annotations
@@ -16,8 +17,7 @@ import numpy as np
 
 from shared.plates import CONFUSION_CLASSES
 
-PLATE_ALPHABET = "0123456789ABCDEFGHIJKLMNPQRSTUVWXYZ"  # no O: folded into 0
-_FOLD = {"O": "0", "o": "0"}
+PLATE_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _CLASS_OF = {ch: cls for cls in CONFUSION_CLASSES for ch in cls}
 
 
@@ -42,13 +42,13 @@ class PlateDecoder:
         for index, symbol in enumerate(charset):
             if index == 0:
                 continue
-            ch = _FOLD.get(symbol, symbol.upper() if symbol.isascii() else symbol)
+            ch = symbol.upper() if symbol.isascii() else symbol
             if ch in columns:
                 columns[ch].append(index)
         self._columns = [columns[ch] for ch in PLATE_ALPHABET]
 
     def fold(self, probs: np.ndarray) -> np.ndarray:
-        """(T, charset) → (T, 2 + 35): blank, any non-plate symbol, then each plate character."""
+        """(T, charset) → (T, 2 + 36): blank, any non-plate symbol, then each plate character."""
         plate = np.stack([probs[:, cols].sum(axis=1) for cols in self._columns], axis=1)
         blank = probs[:, :1]
         other = np.clip(1.0 - blank - plate.sum(axis=1, keepdims=True), 0.0, 1.0)
@@ -56,9 +56,7 @@ class PlateDecoder:
 
     def decode(self, probs: np.ndarray) -> Decoded:
         raw_idx = probs.argmax(axis=1)
-        raw = "".join(
-            self.charset[i] for t, i in enumerate(raw_idx) if i != 0 and (t == 0 or raw_idx[t - 1] != i)
-        )
+        raw = "".join(self.charset[i] for t, i in enumerate(raw_idx) if i != 0 and (t == 0 or raw_idx[t - 1] != i))
         folded = self.fold(probs)
         best = folded.argmax(axis=1)
         chars: list[str] = []
@@ -80,6 +78,12 @@ class PlateDecoder:
                 order = np.argsort(row)[::-1][1:4]
                 runners.append([(PLATE_ALPHABET[k], float(row[k])) for k in order if row[k] > 0.01])
             t = end + 1
+        if any(ch.isdigit() for ch in chars):
+            chars = ["0" if ch == "O" else ch for ch in chars]
+            runners = [
+                [("0" if a == "O" else a, p) for a, p in opts if a != "O" or ch != "0"]
+                for ch, opts in zip(chars, runners, strict=True)
+            ]
         return Decoded("".join(chars), raw, confs, runners)
 
 

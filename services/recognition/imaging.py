@@ -74,9 +74,7 @@ def crop_line(
     out_w = max(8, int(round((w + 2 * mx) / (h + 2 * my) * out_h)))
     target = np.array([[0, 0], [out_w - 1, 0], [out_w - 1, out_h - 1], [0, out_h - 1]], np.float32)
     matrix = cv2.getPerspectiveTransform(grown, target)
-    return cv2.warpPerspective(
-        image, matrix, (out_w, out_h), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE
-    )
+    return cv2.warpPerspective(image, matrix, (out_w, out_h), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
 
 
 def equalized(line: np.ndarray) -> np.ndarray:

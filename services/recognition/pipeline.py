@@ -135,9 +135,7 @@ def recognize_image(engine: OcrEngine, image: np.ndarray, options: Options = Opt
     candidates = _candidate_lines(detected, image, options)
     crops = [imaging.crop_line(image, line.quad) for line, _, _ in candidates]
     decoded = _read(engine, crops, options)
-    lines = [
-        _Line(line.quad, w, h, d, d.text) for (line, w, h), d in zip(candidates, decoded, strict=True) if d.text
-    ]
+    lines = [_Line(line.quad, w, h, d, d.text) for (line, w, h), d in zip(candidates, decoded, strict=True) if d.text]
     plates = [ln for ln in lines if is_plate_text(ln.text) and not is_non_plate_text(ln.decoded.raw)]
     # Best first: confident, plate-length readings of tall lines (the plate number is the plate's tallest text).
     tallest = max((ln.height for ln in plates), default=1.0)
