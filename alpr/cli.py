@@ -13,6 +13,7 @@ from shared.settings import Settings, get_settings
 # One module per area under alpr/commands, each with register(subparsers).
 COMMAND_MODULES = [
     "alpr.commands.core",
+    "alpr.commands.recognition",
 ]
 
 

@@ -1,0 +1,59 @@
+"""`alpr eval-ocr FOLDER`: the recognition pipeline's accuracy and latency over labelled photos."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from shared.settings import Settings
+
+STAGES = {
+    # Each stage adds one improvement, in the order they were made (README, "Recognition").
+    "crops": {"plate_decoding": False, "variants": False},
+    "decoding": {"plate_decoding": True, "variants": False},
+    "full": {},
+}
+
+
+def cmd_eval_ocr(args: argparse.Namespace, settings: Settings) -> int:
+    from services.recognition.engine import RapidOcrEngine
+    from services.recognition.evaluation import evaluate
+    from services.recognition.pipeline import Options
+
+    folder = Path(args.folder)
+    if not folder.is_dir():
+        print(f"no such folder: {folder}")
+        return 2
+    engine = RapidOcrEngine(threads=args.threads)
+    summary = evaluate(engine, folder, Options(**STAGES[args.stage])).summary()  # type: ignore[arg-type]
+    if args.json:
+        print(json.dumps(summary))
+        return 0
+    print(_table(summary))
+    return 0
+
+
+def _table(summary: dict[str, Any]) -> str:
+    lines = [
+        f"images      {summary['images']}",
+        f"exact       {summary['exact']:.1%}",
+        f"within one  {summary['within_one']:.1%}",
+        f"no read     {summary['no_read']:.1%}",
+        f"p50         {summary['p50_ms']:.0f} ms",
+        f"p95         {summary['p95_ms']:.0f} ms",
+        "",
+        f"{'file':<44} {'expected':<10} read",
+    ]
+    lines += [f"{m['file']:<44} {m['expected']:<10} {m['read'] or '(none)'}" for m in summary["misreads"]]
+    return "\n".join(lines)
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("eval-ocr", help="plate-reading accuracy and latency over a folder of labelled photos")
+    p.add_argument("folder", help="photos with NAME.txt labels: `NAME.jpg x y w h PLATE`")
+    p.add_argument("--json", action="store_true", help="one JSON object instead of a table")
+    p.add_argument("--stage", choices=sorted(STAGES), default="full", help="pipeline stage to measure")
+    p.add_argument("--threads", type=int, default=None, help="ONNX Runtime threads (default: all cores)")
+    p.set_defaults(func=cmd_eval_ocr)
