@@ -81,6 +81,7 @@ _DATE_OR_TIME = re.compile(
 )
 _MONTH = re.compile(r"^(JAN|FEB|MAR|APR|MAY|JUN|JUL|AUG|SEP|SEPT|OCT|NOV|DEC)[A-Z]*\d{0,4}$")
 _YEAR_STICKER = re.compile(r"^(19|20)\d{2}$|^\d{1,2}$")
+_STAMP = re.compile(r"^20[0-4]\d(0[1-9]|1[0-2])(\d{2})?$")  # a camera's date stamp: YYYYMM or YYYYMMDD
 
 
 def state_from_text(text: str) -> str | None:
@@ -95,7 +96,12 @@ def is_non_plate_text(raw: str) -> bool:
     compact = normalize(text)
     if not compact:
         return True
-    if _DATE_OR_TIME.match(re.sub(r"\s+", "", text)) or _MONTH.match(compact) or _YEAR_STICKER.match(compact):
+    if (
+        _DATE_OR_TIME.match(re.sub(r"\s+", "", text))
+        or _MONTH.match(compact)
+        or _YEAR_STICKER.match(compact)
+        or _STAMP.match(compact)
+    ):
         return True
     if state_from_text(compact) is not None:
         return True

@@ -11,6 +11,7 @@ import threading
 from dataclasses import dataclass
 from typing import Protocol
 
+import cv2
 import numpy as np
 
 
@@ -27,7 +28,9 @@ class OcrEngine(Protocol):
 
     charset: list[str]  # index 0 is the CTC blank
 
-    def detect(self, image: np.ndarray) -> list[TextLine]: ...
+    def detect(self, image: np.ndarray, max_side: int = 960) -> list[TextLine]:
+        """Text lines in `image`, searched at most `max_side` pixels wide; quads in `image`'s pixels."""
+        ...
 
     def recognize(self, lines: list[np.ndarray]) -> list[np.ndarray]:
         """Per line image (BGR), the CTC probability matrix (time steps x len(charset))."""
@@ -37,14 +40,15 @@ class OcrEngine(Protocol):
 class RapidOcrEngine:
     """PP-OCRv6 small detection + recognition models, as packaged by rapidocr."""
 
-    def __init__(self, *, det_side: int = 960, threads: int | None = None) -> None:
+    def __init__(self, *, threads: int | None = None) -> None:
         from rapidocr import RapidOCR
 
         threads = threads or os.cpu_count() or 1
         self._ocr = RapidOCR(
             params={
                 "Global.log_level": "error",
-                "Det.limit_side_len": det_side,
+                # The pipeline picks the detection scale itself (`detect(max_side=...)`): no resizing here.
+                "Det.limit_side_len": 4096,
                 "Det.limit_type": "max",
                 "EngineConfig.onnxruntime.intra_op_num_threads": threads,
                 "EngineConfig.onnxruntime.inter_op_num_threads": 1,
@@ -62,14 +66,17 @@ class RapidOcrEngine:
         self.charset = list(rec.postprocess_op.character)
         self._height = int(rec.rec_image_shape[1])
 
-    def detect(self, image: np.ndarray) -> list[TextLine]:
+    def detect(self, image: np.ndarray, max_side: int = 960) -> list[TextLine]:
+        scale = min(1.0, max_side / max(image.shape[:2]))
+        if scale < 1.0:
+            image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
         out = self._ocr(image, use_det=True, use_cls=False, use_rec=False)
         boxes = getattr(out, "boxes", None)
         scores = getattr(out, "scores", None)
         if boxes is None or len(boxes) == 0:
             return []
         scores = scores if scores is not None else [1.0] * len(boxes)
-        return [TextLine(np.asarray(b, np.float32), float(s)) for b, s in zip(boxes, scores, strict=False)]
+        return [TextLine(np.asarray(b, np.float32) / scale, float(s)) for b, s in zip(boxes, scores, strict=False)]
 
     def recognize(self, lines: list[np.ndarray]) -> list[np.ndarray]:
         if not lines:

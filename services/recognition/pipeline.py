@@ -23,7 +23,8 @@ class Options:
 
     plate_decoding: bool = True  # fold the recognizer's symbols onto the plate alphabet (else its raw reading)
     variants: bool = True  # vote over several crops/enhancements of the chosen line
-    max_lines: int = 24  # text lines read per photo, largest first
+    max_lines: int = 16  # text lines read per detection pass, largest first
+    detect_sides: tuple[int, ...] = (640, 1280)  # detection passes, coarse to fine
 
 
 @dataclass
@@ -127,25 +128,50 @@ def _state_near(lines: list[_Line], plate: _Line) -> tuple[str | None, float | N
     return best
 
 
-def recognize_image(engine: OcrEngine, image: np.ndarray, options: Options = Options()) -> Recognition:
-    result = Recognition(width=int(image.shape[1]), height=int(image.shape[0]))
-    t0 = time.perf_counter()
-    detected = engine.detect(image)
-    t1 = time.perf_counter()
+def _score(line: _Line, tallest: float) -> float:
+    """Best first: confident, plate-length readings with digits, on tall lines (the plate number is the plate's
+    tallest text). A no-digit (vanity) reading ranks below any reading with digits: shop signs, model badges and
+    fleet names are words."""
+    length_fit = 1.0 if 5 <= len(line.text) <= 8 else 0.6
+    digit_fit = 1.0 if any(ch.isdigit() for ch in line.text) else 0.3
+    return line.decoded.confidence * length_fit * digit_fit * (0.5 + 0.5 * line.height / tallest)
+
+
+def _read_lines(
+    engine: OcrEngine, image: np.ndarray, max_side: int, options: Options, clock: dict[str, float]
+) -> list[_Line]:
+    start = time.perf_counter()
+    detected = engine.detect(image, max_side)
+    clock["locate"] += time.perf_counter() - start
     candidates = _candidate_lines(detected, image, options)
     crops = [imaging.crop_line(image, line.quad) for line, _, _ in candidates]
     decoded = _read(engine, crops, options)
-    lines = [_Line(line.quad, w, h, d, d.text) for (line, w, h), d in zip(candidates, decoded, strict=True) if d.text]
+    return [_Line(line.quad, w, h, d, d.text) for (line, w, h), d in zip(candidates, decoded, strict=True) if d.text]
+
+
+def _confident(lines: list[_Line]) -> bool:
+    """A reading good enough to stop searching at a finer scale."""
+    return any(
+        5 <= len(ln.text) <= 8 and any(ch.isdigit() for ch in ln.text) and ln.decoded.confidence >= 0.9
+        for ln in lines
+        if is_plate_text(ln.text)
+    )
+
+
+def recognize_image(engine: OcrEngine, image: np.ndarray, options: Options = Options()) -> Recognition:
+    result = Recognition(width=int(image.shape[1]), height=int(image.shape[0]))
+    t0 = time.perf_counter()
+    # Coarse to fine: a small detection pass finds most plates fast; only a photo with no confident plate pays
+    # for a pass at higher resolution (distant, small plates).
+    lines: list[_Line] = []
+    clock = {"locate": 0.0}
+    for max_side in options.detect_sides:
+        lines += _read_lines(engine, image, max_side, options, clock)
+        if _confident(lines):
+            break
     plates = [ln for ln in lines if is_plate_text(ln.text) and not is_non_plate_text(ln.decoded.raw)]
-    # Best first: confident, plate-length readings of tall lines (the plate number is the plate's tallest text).
     tallest = max((ln.height for ln in plates), default=1.0)
-
-    def score(ln: _Line) -> float:
-        length_fit = 1.0 if 5 <= len(ln.text) <= 8 else 0.6
-        digit_fit = 1.0 if any(ch.isdigit() for ch in ln.text) else 0.7
-        return ln.decoded.confidence * length_fit * digit_fit * (0.5 + 0.5 * ln.height / tallest)
-
-    plates.sort(key=score, reverse=True)
+    plates.sort(key=lambda ln: _score(ln, tallest), reverse=True)
     seen: set[str] = set()
     for ln in plates:
         reading = _vote(engine, image, ln, options) if options.variants and not seen else ln.decoded
@@ -166,7 +192,8 @@ def recognize_image(engine: OcrEngine, image: np.ndarray, options: Options = Opt
             )
         )
     t2 = time.perf_counter()
-    result.timings_ms = {"locate": round((t1 - t0) * 1000, 1), "recognize": round((t2 - t1) * 1000, 1)}
+    locate = clock["locate"]
+    result.timings_ms = {"locate": round(locate * 1000, 1), "recognize": round((t2 - t0 - locate) * 1000, 1)}
     return result
 
 
