@@ -6,8 +6,8 @@ Photos are sent one at a time, so the figure is the latency of one read, not thr
 from __future__ import annotations
 
 import os
-from pathlib import Path
 import tempfile
+from pathlib import Path
 from typing import Any
 
 import httpx
