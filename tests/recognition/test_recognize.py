@@ -48,7 +48,8 @@ async def test_reads_the_plate(client: httpx.AsyncClient, text: str, kwargs: dic
     assert best["plate"] == text
     assert len(best["char_confidences"]) == len(text)
     assert 0.5 < best["confidence"] <= 1.0
-    assert best["state"] == "MN"
+    if "plate_width" not in kwargs:  # on a small plate the state name is too small to read, and optional
+        assert best["state"] == "MN" and 0 < best["state_confidence"] <= 1
     # The box surrounds the drawn plate's text (the plate sits centred, 55 % down the photo).
     xs = [x for x, _ in best["box"]]
     ys = [y for _, y in best["box"]]
