@@ -81,7 +81,7 @@ _DATE_OR_TIME = re.compile(
 )
 _MONTH = re.compile(r"^(JAN|FEB|MAR|APR|MAY|JUN|JUL|AUG|SEP|SEPT|OCT|NOV|DEC)[A-Z]*\d{0,4}$")
 _YEAR_STICKER = re.compile(r"^(19|20)\d{2}$|^\d{1,2}$")
-_STAMP = re.compile(r"^20[0-4]\d(0[1-9]|1[0-2])(\d{2})?$")  # a camera's date stamp: YYYYMM or YYYYMMDD
+_STAMP = re.compile(r"^20[0-4]\d(0[1-9]|1[0-2])\d{0,2}$")  # a camera's date stamp: YYYYMM[D[D]]
 
 
 def state_from_text(text: str) -> str | None:

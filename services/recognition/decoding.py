@@ -114,3 +114,43 @@ def alternatives(decoded: Decoded, limit: int = 5) -> list[tuple[str, float]]:
             break
     best = nlargest(limit, scored.items(), key=lambda kv: kv[1])
     return [(reading, round(score, 4)) for reading, score in best]
+
+
+# Common US serial formats (D digit, L letter), most frequent first; a reading one character off one of these,
+# where the recognizer's own runner-up for that character fits the format, is corrected to it.
+PLATE_FORMATS = ("DLLLDDD", "LLLDDDD", "DDDLLL", "LLLDDD")
+_CLASS = {"D": str.isdigit, "L": str.isalpha}
+
+
+def _fits(text: str, fmt: str) -> bool:
+    return len(text) == len(fmt) and all(_CLASS[k](ch) for ch, k in zip(text, fmt, strict=True))
+
+
+def apply_syntax(decoded: Decoded, min_ratio: float = 0.02) -> Decoded:
+    """Confusion-aware syntax correction: when a reading fits no common format but would fit one by swapping a
+    single character for the recognizer's runner-up (at least `min_ratio` of the first choice's probability) or
+    for a member of its confusion class, take the swap. Readings that already fit a format are left alone."""
+    text = decoded.text
+    if not text or any(_fits(text, fmt) for fmt in PLATE_FORMATS):
+        return decoded
+    for fmt in PLATE_FORMATS:
+        if len(fmt) != len(text):
+            continue
+        wrong = [i for i, (ch, k) in enumerate(zip(text, fmt, strict=True)) if not _CLASS[k](ch)]
+        if len(wrong) != 1:
+            continue
+        i = wrong[0]
+        want = _CLASS[fmt[i]]
+        conf = decoded.char_confidences[i]
+        options = [(alt, p) for alt, p in decoded.runners_up[i] if want(alt) and p >= min_ratio * conf]
+        if not options:
+            options = [(alt, min(0.05, (1 - conf) / 2)) for alt in _CLASS_OF.get(text[i], "") if want(alt)]
+        if not options:
+            continue
+        alt, p = max(options, key=lambda item: item[1])
+        confs = list(decoded.char_confidences)
+        confs[i] = p
+        runners = [list(r) for r in decoded.runners_up]
+        runners[i] = [(text[i], conf)]
+        return Decoded(text[:i] + alt + text[i + 1 :], decoded.raw, confs, runners)
+    return decoded

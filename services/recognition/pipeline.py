@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from services.recognition import imaging
-from services.recognition.decoding import Decoded, PlateDecoder, alternatives
+from services.recognition.decoding import Decoded, PlateDecoder, alternatives, apply_syntax
 from services.recognition.engine import OcrEngine, TextLine
 from shared.plates import is_non_plate_text, is_plate_text, normalize, state_from_text
 
@@ -22,6 +22,7 @@ class Options:
     """Pipeline switches, so each improvement can be measured on and off (`alpr eval-ocr --stage`)."""
 
     plate_decoding: bool = True  # fold the recognizer's symbols onto the plate alphabet (else its raw reading)
+    syntax: bool = True  # correct one character towards a common US plate format (decoding.apply_syntax)
     variants: bool = False  # vote over several crops/enhancements of the chosen line (measured: no gain)
     max_lines: int = 6  # text lines read per detection pass, most plate-like first (each read costs ~15-20 ms)
     detect_sides: tuple[int, ...] = (640, 1280)  # detection passes, coarse to fine
@@ -75,7 +76,9 @@ def _plain(decoded: Decoded) -> Decoded:
 def _read(engine: OcrEngine, crops: list[np.ndarray], options: Options) -> list[Decoded]:
     decoder = _decoder(engine)
     results = [decoder.decode(p) for p in engine.recognize(crops)]
-    return results if options.plate_decoding else [_plain(d) for d in results]
+    if not options.plate_decoding:
+        return [_plain(d) for d in results]
+    return [apply_syntax(d) for d in results] if options.syntax else results
 
 
 def _candidate_lines(lines: list[TextLine], image: np.ndarray, options: Options) -> list[tuple[TextLine, float, float]]:

@@ -51,3 +51,17 @@ def test_alternatives_come_from_runner_up_scores_and_confusion_classes() -> None
     assert alts[0][0] == "A81"  # the recognizer's own runner-up first
     assert {"A8I", "ABI"} & {a for a, _ in alts}  # then confusion-class swaps
     assert all(score <= decoded.confidence for _, score in alts)
+
+
+def test_syntax_swaps_one_character_towards_a_common_format() -> None:
+    from services.recognition.decoding import Decoded, apply_syntax
+
+    # "ZEAV033" fits no common format; "7EAV033" (digit, 3 letters, 3 digits) is one runner-up away.
+    runners = [[("7", 0.2)], [], [], [], [], [], []]
+    decoded = Decoded("ZEAV033", "ZEAV033", [0.7, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9], runners)
+    fixed = apply_syntax(decoded)
+    assert fixed.text == "7EAV033"
+    assert fixed.char_confidences[0] == 0.2
+    # A reading that fits a format stays; one that is two characters off stays too.
+    assert apply_syntax(Decoded("ABC1234", "", [0.9] * 7, [[]] * 7)).text == "ABC1234"
+    assert apply_syntax(Decoded("AB1C2D3", "", [0.9] * 7, [[("1", 0.5)]] * 7)).text == "AB1C2D3"
