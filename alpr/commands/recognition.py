@@ -11,11 +11,12 @@ from shared.settings import Settings
 
 STAGES = {
     # Each stage adds one improvement, in the order they were made (README, "Recognition").
-    "crops": {"plate_decoding": False},
-    "vote": {"plate_decoding": False, "variants": True},
-    "decoding": {"syntax": False},
-    "decoding+vote": {"syntax": False, "variants": True},
-    "syntax": {},
+    "crops": {"plate_decoding": False, "variants": False},
+    "vote": {"plate_decoding": False},
+    "decoding": {"syntax": False, "variants": False},
+    "decoding+vote": {"syntax": False},
+    "syntax": {"variants": False},
+    "full": {},
 }
 
 
@@ -56,6 +57,6 @@ def register(sub: Any) -> None:
     p = sub.add_parser("eval-ocr", help="plate-reading accuracy and latency over a folder of labelled photos")
     p.add_argument("folder", help="photos with NAME.txt labels: `NAME.jpg x y w h PLATE`")
     p.add_argument("--json", action="store_true", help="one JSON object instead of a table")
-    p.add_argument("--stage", choices=sorted(STAGES), default="syntax", help="pipeline stage to measure")
+    p.add_argument("--stage", choices=sorted(STAGES), default="full", help="pipeline stage to measure")
     p.add_argument("--threads", type=int, default=None, help="ONNX Runtime threads (default: all cores)")
     p.set_defaults(func=cmd_eval_ocr)

@@ -70,6 +70,7 @@ class RapidOcrEngine:
         scale = min(1.0, max_side / max(image.shape[:2]))
         if scale < 1.0:
             image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        # Every call (from any pool thread) sets the same flags, so rapidocr's stored flags never race.
         out = self._ocr(image, use_det=True, use_cls=False, use_rec=False)
         boxes = getattr(out, "boxes", None)
         scores = getattr(out, "scores", None)
