@@ -24,6 +24,22 @@ def _pool(request: Request) -> OcrPool:
 
 Pool = Annotated[OcrPool, Depends(_pool)]
 
+_FORM_OVERHEAD = 64 * 1024  # multipart headers and boundaries around the image bytes
+
+
+def _body_limit(*, batch: bool):  # type: ignore[no-untyped-def]
+    """Refuse an oversized upload from its Content-Length, before the form is parsed and spooled."""
+
+    async def _check(request: Request) -> None:
+        settings: Settings = request.app.state.settings
+        images = settings.recognition_max_batch if batch else 1
+        limit = settings.recognition_max_image_bytes * images + _FORM_OVERHEAD
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > limit:
+            raise PayloadTooLarge(f"request body larger than {limit} bytes")
+
+    return Depends(_check)
+
 
 async def _read_upload(upload: UploadFile, settings: Settings) -> bytes:
     limit = settings.recognition_max_image_bytes
@@ -51,7 +67,7 @@ def _plates(result: Recognition) -> list[Plate]:
     ]
 
 
-@router.post("", summary="Plate readings from one photo (JPEG/PNG)")
+@router.post("", summary="Plate readings from one photo (JPEG/PNG)", dependencies=[_body_limit(batch=False)])
 async def recognize(
     request: Request, _: Caller, pool: Pool, image: Annotated[UploadFile, File(description="JPEG or PNG")]
 ) -> RecognizeResponse:
@@ -68,7 +84,11 @@ async def recognize(
     )
 
 
-@router.post("/batch", summary="Plate readings from several photos; a bad photo fails alone")
+@router.post(
+    "/batch",
+    summary="Plate readings from several photos; a bad photo fails alone",
+    dependencies=[_body_limit(batch=True)],
+)
 async def recognize_batch(
     request: Request, _: Caller, pool: Pool, images: Annotated[list[UploadFile], File(description="JPEG or PNG")]
 ) -> BatchResponse:
@@ -81,7 +101,8 @@ async def recognize_batch(
             payloads.append(await _read_upload(upload, settings))
         except PayloadTooLarge as exc:
             payloads.append(exc)
-    pool.admit(len(images))
+    # The photos are read one after another, so the batch holds one place in the pool at a time.
+    pool.admit()
     results: list[BatchItem] = []
     try:
         for upload, payload in zip(images, payloads, strict=True):
@@ -97,5 +118,5 @@ async def recognize_batch(
                 BatchItem(filename=upload.filename, plates=_plates(result), timings_ms=result.timings_ms)  # type: ignore[arg-type]
             )
     finally:
-        pool.release(len(images))
+        pool.release()
     return BatchResponse(results=results)

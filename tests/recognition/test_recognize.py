@@ -80,9 +80,10 @@ async def test_no_plate_is_an_empty_list(client: httpx.AsyncClient) -> None:
         (b"", 422, "empty"),
         (b"GIF89a not what we take", 422, "not a JPEG or PNG"),
         (b"\xff\xd8\xff\xe0" + b"\x00" * 64, 422, "could not be decoded"),
-        (b"\xff\xd8\xff" + b"\x00" * 2_000_000, 413, "larger than"),
+        (b"\xff\xd8\xff" + b"\x00" * 2_000_000, 413, "image larger than"),
+        (b"\xff\xd8\xff" + b"\x00" * 2_200_000, 413, "request body larger than"),  # refused before parsing
     ],
-    ids=["empty", "gif", "truncated-jpeg", "oversized"],
+    ids=["empty", "gif", "truncated-jpeg", "oversized", "far-oversized"],
 )
 async def test_bad_images_get_a_clear_4xx(client: httpx.AsyncClient, data: bytes, status: int, words: str) -> None:
     resp = await _recognize(client, data)
