@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import threading
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import cv2
 import numpy as np
@@ -62,9 +62,9 @@ class RapidOcrEngine:
         rec = self._ocr.text_rec
         if rec is None or self._ocr.text_det is None:
             raise RuntimeError("rapidocr did not load its models")
-        self._rec = rec
+        self._rec: Any = rec
         self.charset = list(rec.postprocess_op.character)
-        self._height = int(rec.rec_image_shape[1])
+        self._height: int = int(rec.rec_image_shape[1])
 
     def detect(self, image: np.ndarray, max_side: int = 960) -> list[TextLine]:
         scale = min(1.0, max_side / max(image.shape[:2]))

@@ -139,3 +139,22 @@ async def test_full_queue_answers_503_with_retry_after(settings: Settings, make_
         assert "queue full" in refused.json()["detail"]
         # The slots come back: a later request is served.
         assert (await _recognize(c, data)).status_code == 200
+
+
+async def test_exif_orientation_is_applied(client: httpx.AsyncClient) -> None:
+    # A camera stores the photo sideways and says so in EXIF (orientation 6: turn 90° clockwise to view).
+    import io
+
+    import cv2
+    from PIL import Image
+
+    upright = plate_image("LMN567", size=(800, 600))
+    sideways = cv2.rotate(upright, cv2.ROTATE_90_COUNTERCLOCKWISE)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    buf = io.BytesIO()
+    Image.fromarray(cv2.cvtColor(sideways, cv2.COLOR_BGR2RGB)).save(buf, "JPEG", quality=92, exif=exif)
+    resp = await _recognize(client, buf.getvalue())
+    assert resp.status_code == 200
+    assert resp.json()["image"] == {"width": 800, "height": 600}
+    assert resp.json()["plates"][0]["plate"] == "LMN567"
