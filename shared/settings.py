@@ -68,6 +68,8 @@ class Settings(BaseSettings):
     recognition_queue: int = Field(default=8, ge=0)
     recognition_max_image_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     recognition_max_batch: int = Field(default=16, ge=1)
+    # Text-detection passes (longest side, px), coarse to fine; (960, 1600) reads better and costs ~40 % more.
+    recognition_detect_sides: tuple[int, ...] = (640, 1280)
 
     # Secret for signing local-folder image links; required outside development.
     url_signing_secret: SecretStr = SecretStr("dev-url-signing-secret")

@@ -30,7 +30,10 @@ def cmd_eval_ocr(args: argparse.Namespace, settings: Settings) -> int:
         print(f"no such folder: {folder}")
         return 2
     engine = RapidOcrEngine(threads=args.threads)
-    summary = evaluate(engine, folder, Options(**STAGES[args.stage])).summary()  # type: ignore[arg-type]
+    sides = tuple(int(side) for side in args.detect_sides.split(",")) if args.detect_sides else None
+    sides = sides or settings.recognition_detect_sides
+    options = Options(**{**STAGES[args.stage], "detect_sides": sides})  # type: ignore[arg-type]
+    summary = evaluate(engine, folder, options).summary()
     if args.json:
         print(json.dumps(summary))
         return 0
@@ -58,5 +61,6 @@ def register(sub: Any) -> None:
     p.add_argument("folder", help="photos with NAME.txt labels: `NAME.jpg x y w h PLATE`")
     p.add_argument("--json", action="store_true", help="one JSON object instead of a table")
     p.add_argument("--stage", choices=sorted(STAGES), default="full", help="pipeline stage to measure")
+    p.add_argument("--detect-sides", default=None, help="detection passes, e.g. 960,1600 (default: the setting)")
     p.add_argument("--threads", type=int, default=None, help="ONNX Runtime threads (default: all cores)")
     p.set_defaults(func=cmd_eval_ocr)

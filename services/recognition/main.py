@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from services.recognition.pipeline import Options
 from services.recognition.routes import router
 from services.recognition.service import OcrPool
 from shared.app import create_service_app
@@ -18,7 +19,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        pool = OcrPool(settings.recognition_workers, settings.recognition_queue)
+        options = Options(detect_sides=settings.recognition_detect_sides)
+        pool = OcrPool(settings.recognition_workers, settings.recognition_queue, options=options)
         await pool.start()
         app.state.ocr_pool = pool
         try:

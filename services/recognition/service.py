@@ -13,14 +13,21 @@ from concurrent.futures import ThreadPoolExecutor
 import structlog
 
 from services.recognition.engine import OcrEngine, get_engine
-from services.recognition.pipeline import Recognition, recognize_bytes
+from services.recognition.pipeline import Options, Recognition, recognize_bytes
 from shared.errors import Unavailable
 
 log = structlog.get_logger(__name__)
 
 
 class OcrPool:
-    def __init__(self, workers: int | None = None, queue: int = 8, engine: OcrEngine | None = None) -> None:
+    def __init__(
+        self,
+        workers: int | None = None,
+        queue: int = 8,
+        engine: OcrEngine | None = None,
+        options: Options | None = None,
+    ) -> None:
+        self.options = options or Options()
         self.workers = workers or os.cpu_count() or 1
         self.capacity = self.workers + queue
         self.in_flight = 0
@@ -46,4 +53,6 @@ class OcrPool:
 
     async def recognize(self, data: bytes) -> Recognition:
         engine = self._engine or get_engine()
-        return await asyncio.get_running_loop().run_in_executor(self._executor, recognize_bytes, engine, data)
+        return await asyncio.get_running_loop().run_in_executor(
+            self._executor, recognize_bytes, engine, data, self.options
+        )
