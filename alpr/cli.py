@@ -15,6 +15,7 @@ COMMAND_MODULES = [
     "alpr.commands.core",
     "alpr.commands.access",
     "alpr.commands.hotlist",
+    "alpr.commands.recognition",
 ]
 
 

@@ -7,13 +7,14 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from bench import access, hotlist, ingest, readyz
+from bench import access, hotlist, ingest, readyz, recognition
 
 BENCHMARKS: dict[str, Callable[[], dict[str, Any]]] = {
     "readyz": readyz.run,
     "access": access.run,
     "ingest": ingest.run,
     "hotlist": hotlist.run,
+    "recognition": recognition.run,
 }
 
 

@@ -101,6 +101,14 @@ class Settings(BaseSettings):
     hotlist_disposition_due_s: float = Field(default=3600.0, gt=0)  # hits without disposition after this: listed
     hotlist_past_read_window_s: float = Field(default=60 * 86_400.0, gt=0)  # reads still inside retention
 
+    # Recognition: OCR worker threads (unset: one per core), requests allowed to wait for one, upload limits.
+    recognition_workers: int | None = Field(default=None, ge=1)
+    recognition_queue: int = Field(default=8, ge=0)
+    recognition_max_image_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    recognition_max_batch: int = Field(default=16, ge=1)
+    # Text-detection passes (longest side, px), coarse to fine; (960, 1600) reads better and costs ~40 % more.
+    recognition_detect_sides: tuple[int, ...] = (640, 1280)
+
     # Secret for signing local-folder image links; required outside development.
     url_signing_secret: SecretStr = SecretStr("dev-url-signing-secret")
     # How long presigned image and document links live.

@@ -58,7 +58,11 @@ MATRIX: dict[str, dict[tuple[str, str], frozenset[str]]] = {
         ("POST", "/v1/internal/reads/search"): frozenset({"service"}),
         ("POST", "/v1/internal/hits"): frozenset({"service"}),
     },
-    "recognition": {("GET", "/v1/whoami"): ALL},
+    "recognition": {
+        ("GET", "/v1/whoami"): ALL,
+        ("POST", "/v1/recognize"): frozenset({"service", "officer", "admin"}),
+        ("POST", "/v1/recognize/batch"): frozenset({"service", "officer", "admin"}),
+    },
     "hotlist": {
         ("GET", "/v1/whoami"): ALL,
         ("POST", "/v1/match"): frozenset({"service", "admin"}),

@@ -2,15 +2,36 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 
+from services.recognition.pipeline import Options
+from services.recognition.routes import router
+from services.recognition.service import OcrPool
 from shared.app import create_service_app
 from shared.settings import Settings, get_settings
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        options = Options(detect_sides=settings.recognition_detect_sides)
+        pool = OcrPool(settings.recognition_workers, settings.recognition_queue, options=options)
+        await pool.start()
+        app.state.ocr_pool = pool
+        try:
+            yield
+        finally:
+            pool.close()
+
     return create_service_app(
         "recognition",
-        settings or get_settings(),
+        settings,
+        routers=[router],
+        lifespan=lifespan,
         description="Plate readings (text, box, confidences, alternatives) from photos.",
     )

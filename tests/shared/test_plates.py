@@ -24,3 +24,17 @@ def test_confusion_classes() -> None:
     variants = confusion_variants("B2")
     assert variants[0] == "B2"
     assert set(variants) == {"B2", "BZ", "82", "8Z"}
+
+
+def test_text_that_is_not_a_plate() -> None:
+    from shared.plates import is_non_plate_text, is_plate_text, state_from_text
+
+    for text in ("12/25/2026", "10:45", "2026", "24", "JAN26", "20140512", "201405", "MINNESOTA", "10000 LAKES",
+                 "Land of Lincoln", "WWW.BOBFORD.COM", "TOYOTA"):  # fmt: skip
+        assert is_non_plate_text(text), text
+        assert not is_plate_text(text), text
+    for text in ("ABC123", "7AWV401", "GOPHER", "1049338", "ABC 123"):
+        assert is_plate_text(text), text
+    assert state_from_text("Minnesota") == "MN"
+    assert state_from_text("NEW YORK") == "NY"
+    assert state_from_text("ABC123") is None

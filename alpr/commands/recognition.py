@@ -1,0 +1,66 @@
+"""`alpr eval-ocr FOLDER`: the recognition pipeline's accuracy and latency over labelled photos."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from shared.settings import Settings
+
+STAGES = {
+    # Each stage adds one improvement, in the order they were made (README, "Recognition").
+    "crops": {"plate_decoding": False, "variants": False},
+    "vote": {"plate_decoding": False},
+    "decoding": {"syntax": False, "variants": False},
+    "decoding+vote": {"syntax": False},
+    "syntax": {"variants": False},
+    "full": {},
+}
+
+
+def cmd_eval_ocr(args: argparse.Namespace, settings: Settings) -> int:
+    from services.recognition.engine import RapidOcrEngine
+    from services.recognition.evaluation import evaluate
+    from services.recognition.pipeline import Options
+
+    folder = Path(args.folder)
+    if not folder.is_dir():
+        print(f"no such folder: {folder}")
+        return 2
+    engine = RapidOcrEngine(threads=args.threads)
+    sides = tuple(int(side) for side in args.detect_sides.split(",")) if args.detect_sides else None
+    sides = sides or settings.recognition_detect_sides
+    options = Options(**{**STAGES[args.stage], "detect_sides": sides})  # type: ignore[arg-type]
+    summary = evaluate(engine, folder, options).summary()
+    if args.json:
+        print(json.dumps(summary))
+        return 0
+    print(_table(summary))
+    return 0
+
+
+def _table(summary: dict[str, Any]) -> str:
+    lines = [
+        f"images      {summary['images']}",
+        f"exact       {summary['exact']:.1%}",
+        f"within one  {summary['within_one']:.1%}",
+        f"no read     {summary['no_read']:.1%}",
+        f"p50         {summary['p50_ms']:.0f} ms",
+        f"p95         {summary['p95_ms']:.0f} ms",
+        "",
+        f"{'file':<44} {'expected':<10} read",
+    ]
+    lines += [f"{m['file']:<44} {m['expected']:<10} {m['read'] or '(none)'}" for m in summary["misreads"]]
+    return "\n".join(lines)
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("eval-ocr", help="plate-reading accuracy and latency over a folder of labelled photos")
+    p.add_argument("folder", help="photos with NAME.txt labels: `NAME.jpg x y w h PLATE`")
+    p.add_argument("--json", action="store_true", help="one JSON object instead of a table")
+    p.add_argument("--stage", choices=sorted(STAGES), default="full", help="pipeline stage to measure")
+    p.add_argument("--detect-sides", default=None, help="detection passes, e.g. 960,1600 (default: the setting)")
+    p.add_argument("--threads", type=int, default=None, help="ONNX Runtime threads (default: all cores)")
+    p.set_defaults(func=cmd_eval_ocr)

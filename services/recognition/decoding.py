@@ -1,0 +1,156 @@
+"""Plate-aware decoding of the recognizer's CTC output.
+
+The PP-OCR recognizer scores ~18,700 symbols (Chinese, punctuation, lower case). A US plate holds only A-Z and 0-9,
+so the decoder folds lower case into upper case and drops every other symbol into "not a plate character". The
+letter O becomes the digit 0 on a plate with digits (US plates print them alike and the hot list compares them as
+one); an all-letter vanity plate keeps its O. What remains gives per-character confidences and, from the runner-up
+at each character, the alternative readings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from heapq import nlargest
+from itertools import product
+
+import numpy as np
+
+from shared.plates import CONFUSION_CLASSES
+
+PLATE_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_CLASS_OF = {ch: cls for cls in CONFUSION_CLASSES for ch in cls}
+
+
+@dataclass(frozen=True)
+class Decoded:
+    text: str  # plate characters only
+    raw: str  # the recognizer's own greedy reading, every symbol
+    char_confidences: list[float]
+    runners_up: list[list[tuple[str, float]]]  # per character, the next likely plate characters
+
+    @property
+    def confidence(self) -> float:
+        return float(np.prod(self.char_confidences) ** (1 / len(self.char_confidences))) if self.text else 0.0
+
+
+class PlateDecoder:
+    """Maps the recognizer's symbol set onto blank + other + the plate alphabet, once, then decodes lines."""
+
+    def __init__(self, charset: list[str]) -> None:
+        self.charset = charset
+        columns: dict[str, list[int]] = {ch: [] for ch in PLATE_ALPHABET}
+        for index, symbol in enumerate(charset):
+            if index == 0:
+                continue
+            ch = symbol.upper() if symbol.isascii() else symbol
+            if ch in columns:
+                columns[ch].append(index)
+        self._columns = [columns[ch] for ch in PLATE_ALPHABET]
+
+    def fold(self, probs: np.ndarray) -> np.ndarray:
+        """(T, charset) → (T, 2 + 36): blank, any non-plate symbol, then each plate character."""
+        plate = np.stack([probs[:, cols].sum(axis=1) for cols in self._columns], axis=1)
+        blank = probs[:, :1]
+        other = np.clip(1.0 - blank - plate.sum(axis=1, keepdims=True), 0.0, 1.0)
+        return np.concatenate([blank, other, plate], axis=1)
+
+    def decode(self, probs: np.ndarray) -> Decoded:
+        raw_idx = probs.argmax(axis=1)
+        raw = "".join(self.charset[i] for t, i in enumerate(raw_idx) if i != 0 and (t == 0 or raw_idx[t - 1] != i))
+        folded = self.fold(probs)
+        best = folded.argmax(axis=1)
+        chars: list[str] = []
+        confs: list[float] = []
+        runners: list[list[tuple[str, float]]] = []
+        t = 0
+        steps = len(best)
+        while t < steps:
+            label = int(best[t])
+            end = t
+            while end + 1 < steps and best[end + 1] == label:
+                end += 1
+            if label >= 2:
+                span = folded[t : end + 1]
+                peak = int(span[:, label].argmax())
+                row = span[peak, 2:]
+                chars.append(PLATE_ALPHABET[label - 2])
+                confs.append(float(row[label - 2]))
+                order = np.argsort(row)[::-1][1:4]
+                runners.append([(PLATE_ALPHABET[k], float(row[k])) for k in order if row[k] > 0.01])
+            t = end + 1
+        if any(ch.isdigit() for ch in chars):
+            chars = ["0" if ch == "O" else ch for ch in chars]
+            runners = [
+                [("0" if a == "O" else a, p) for a, p in opts if a != "O" or ch != "0"]
+                for ch, opts in zip(chars, runners, strict=True)
+            ]
+        return Decoded("".join(chars), raw, confs, runners)
+
+
+def alternatives(decoded: Decoded, limit: int = 5) -> list[tuple[str, float]]:
+    """The next most likely readings: each character may take its runner-up from the recognizer's scores, or a
+    member of its confusion class (at a low prior), scored by the product of character probabilities."""
+    text = decoded.text
+    if not text:
+        return []
+    options: list[list[tuple[str, float]]] = []
+    for ch, conf, runners in zip(text, decoded.char_confidences, decoded.runners_up, strict=True):
+        opts = {ch: conf}
+        for alt, p in runners:
+            opts[alt] = max(opts.get(alt, 0.0), p)
+        for alt in _CLASS_OF.get(ch, ""):
+            if alt in PLATE_ALPHABET and alt not in opts:
+                opts[alt] = min(0.05, (1 - conf) / 2)
+        options.append(nlargest(3, opts.items(), key=lambda kv: kv[1]))
+    # Few positions differ from the best reading in practice: search the small product, keep the top few.
+    scored: dict[str, float] = {}
+    for combo in product(*options):
+        reading = "".join(ch for ch, _ in combo)
+        if reading == text:
+            continue
+        score = float(np.prod([p for _, p in combo]))
+        scored[reading] = max(scored.get(reading, 0.0), score)
+        if len(scored) > 2000:
+            break
+    best = nlargest(limit, scored.items(), key=lambda kv: kv[1])
+    return [(reading, round(score, 4)) for reading, score in best]
+
+
+# Common US serial formats (D digit, L letter), most frequent first; a reading one character off one of these,
+# where the recognizer's own runner-up for that character fits the format, is corrected to it.
+PLATE_FORMATS = ("DLLLDDD", "LLLDDDD", "DDDLLL", "LLLDDD")
+_CLASS = {"D": str.isdigit, "L": str.isalpha}
+
+
+def _fits(text: str, fmt: str) -> bool:
+    return len(text) == len(fmt) and all(_CLASS[k](ch) for ch, k in zip(text, fmt, strict=True))
+
+
+def apply_syntax(decoded: Decoded, min_ratio: float = 0.02) -> Decoded:
+    """Confusion-aware syntax correction: when a reading fits no common format but would fit one by swapping a
+    single character for the recognizer's runner-up (at least `min_ratio` of the first choice's probability) or
+    for a member of its confusion class, take the swap. Readings that already fit a format are left alone."""
+    text = decoded.text
+    if not text or any(_fits(text, fmt) for fmt in PLATE_FORMATS):
+        return decoded
+    for fmt in PLATE_FORMATS:
+        if len(fmt) != len(text):
+            continue
+        wrong = [i for i, (ch, k) in enumerate(zip(text, fmt, strict=True)) if not _CLASS[k](ch)]
+        if len(wrong) != 1:
+            continue
+        i = wrong[0]
+        want = _CLASS[fmt[i]]
+        conf = decoded.char_confidences[i]
+        options = [(alt, p) for alt, p in decoded.runners_up[i] if want(alt) and p >= min_ratio * conf]
+        if not options:
+            options = [(alt, min(0.05, (1 - conf) / 2)) for alt in _CLASS_OF.get(text[i], "") if want(alt)]
+        if not options:
+            continue
+        alt, p = max(options, key=lambda item: item[1])
+        confs = list(decoded.char_confidences)
+        confs[i] = p
+        runners = [list(r) for r in decoded.runners_up]
+        runners[i] = [(text[i], conf)]
+        return Decoded(text[:i] + alt + text[i + 1 :], decoded.raw, confs, runners)
+    return decoded

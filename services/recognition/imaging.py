@@ -1,0 +1,90 @@
+"""Image work in OpenCV: decoding, crops of text lines with a margin and perspective correction, enhancement."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from shared.errors import Unprocessable
+
+_JPEG = b"\xff\xd8\xff"
+_PNG = b"\x89PNG\r\n\x1a\n"
+MAX_PIXELS = 40_000_000  # a decoded image beyond this is refused (decompression bombs)
+
+
+class UndecodableImage(Unprocessable):
+    pass
+
+
+def decode(data: bytes) -> np.ndarray:
+    """JPEG or PNG bytes → BGR pixels, turned upright by the EXIF orientation (cv2.IMREAD_COLOR applies it)."""
+    if not data:
+        raise UndecodableImage("empty image")
+    if not (data.startswith(_JPEG) or data.startswith(_PNG)):
+        raise UndecodableImage("not a JPEG or PNG image")
+    buf = np.frombuffer(data, np.uint8)
+    try:
+        image = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    except cv2.error:
+        image = None
+    if image is None or image.size == 0:
+        raise UndecodableImage("the image could not be decoded (corrupt or truncated)")
+    if image.shape[0] * image.shape[1] > MAX_PIXELS:
+        raise UndecodableImage(f"image too large: more than {MAX_PIXELS} pixels")
+    return image
+
+
+def order_quad(quad: np.ndarray) -> np.ndarray:
+    """Corners as top-left, top-right, bottom-right, bottom-left."""
+    pts = np.asarray(quad, np.float32).reshape(4, 2)
+    s = pts.sum(axis=1)
+    d = np.diff(pts, axis=1).ravel()
+    return np.array([pts[s.argmin()], pts[d.argmin()], pts[s.argmax()], pts[d.argmax()]], np.float32)
+
+
+def quad_size(quad: np.ndarray) -> tuple[float, float]:
+    q = order_quad(quad)
+    width = max(np.linalg.norm(q[1] - q[0]), np.linalg.norm(q[2] - q[3]))
+    height = max(np.linalg.norm(q[3] - q[0]), np.linalg.norm(q[2] - q[1]))
+    return float(width), float(height)
+
+
+def crop_line(
+    image: np.ndarray, quad: np.ndarray, *, margin_x: float = 0.08, margin_y: float = 0.15, height: int = 48
+) -> np.ndarray:
+    """The text line under `quad`, rectified by a perspective warp, with a margin (a fraction of the line height),
+    scaled so its height is `height` (small, distant plates are upscaled with cubic interpolation)."""
+    q = order_quad(quad)
+    w, h = quad_size(q)
+    h = max(h, 1.0)
+    # Expand the quad along its own axes by the margins.
+    right = (q[1] - q[0]) / max(np.linalg.norm(q[1] - q[0]), 1e-6)
+    down = (q[3] - q[0]) / max(np.linalg.norm(q[3] - q[0]), 1e-6)
+    mx, my = margin_x * h, margin_y * h
+    grown = np.array(
+        [
+            q[0] - right * mx - down * my,
+            q[1] + right * mx - down * my,
+            q[2] + right * mx + down * my,
+            q[3] - right * mx + down * my,
+        ],
+        np.float32,
+    )
+    out_h = height
+    out_w = max(8, int(round((w + 2 * mx) / (h + 2 * my) * out_h)))
+    target = np.array([[0, 0], [out_w - 1, 0], [out_w - 1, out_h - 1], [0, out_h - 1]], np.float32)
+    matrix = cv2.getPerspectiveTransform(grown, target)
+    return cv2.warpPerspective(image, matrix, (out_w, out_h), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+
+
+def equalized(line: np.ndarray) -> np.ndarray:
+    """Local contrast (CLAHE on lightness): helps dim, hazy and night plates."""
+    lab = cv2.cvtColor(line, cv2.COLOR_BGR2LAB)
+    clahe = cv2.createCLAHE(clipLimit=2.0, tileGridSize=(2, 8))
+    lab[:, :, 0] = clahe.apply(lab[:, :, 0])
+    return cv2.cvtColor(lab, cv2.COLOR_LAB2BGR)
+
+
+def sharpened(line: np.ndarray) -> np.ndarray:
+    blur = cv2.GaussianBlur(line, (0, 0), 1.5)
+    return cv2.addWeighted(line, 1.6, blur, -0.6, 0)

@@ -1,0 +1,214 @@
+"""From a photo to plate readings: detect text lines, crop and rectify them, read them, keep what is a plate.
+
+Pure functions over an `OcrEngine`; the service runs them in a worker pool and `alpr eval-ocr` runs the same code.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from services.recognition import imaging
+from services.recognition.decoding import Decoded, PlateDecoder, alternatives, apply_syntax
+from services.recognition.engine import OcrEngine, TextLine
+from shared.plates import is_non_plate_text, is_plate_text, normalize, state_from_text
+
+
+@dataclass(frozen=True)
+class Options:
+    """Pipeline switches, so each improvement can be measured on and off (`alpr eval-ocr --stage`)."""
+
+    plate_decoding: bool = True  # fold the recognizer's symbols onto the plate alphabet (else its raw reading)
+    syntax: bool = True  # correct one character towards a common US plate format (decoding.apply_syntax)
+    variants: bool = True  # vote over several crops/enhancements of the best line (README: the measured gain)
+    max_lines: int = 6  # text lines read per detection pass, most plate-like first (each read costs ~15-20 ms)
+    detect_sides: tuple[int, ...] = (640, 1280)  # detection passes, coarse to fine
+
+
+@dataclass
+class PlateReading:
+    plate: str
+    raw: str
+    confidence: float
+    box: list[list[float]]
+    char_confidences: list[float]
+    alternatives: list[tuple[str, float]]
+    state: str | None = None
+    state_confidence: float | None = None
+
+
+@dataclass
+class Recognition:
+    width: int
+    height: int
+    plates: list[PlateReading] = field(default_factory=list)
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class _Line:
+    quad: np.ndarray
+    width: float
+    height: float
+    decoded: Decoded
+    text: str
+
+
+_decoders: dict[int, PlateDecoder] = {}
+
+
+def _decoder(engine: OcrEngine) -> PlateDecoder:
+    key = id(engine)
+    if key not in _decoders:
+        _decoders[key] = PlateDecoder(engine.charset)
+    return _decoders[key]
+
+
+def _plain(decoded: Decoded) -> Decoded:
+    """The recognizer's raw reading, normalized, as if there were no plate-aware decoding (for measuring it)."""
+    text = normalize(decoded.raw)
+    return Decoded(text, decoded.raw, [decoded.confidence or 0.5] * len(text), [[] for _ in text])
+
+
+def _read(engine: OcrEngine, crops: list[np.ndarray], options: Options) -> list[Decoded]:
+    decoder = _decoder(engine)
+    results = [decoder.decode(p) for p in engine.recognize(crops)]
+    if not options.plate_decoding:
+        return [_plain(d) for d in results]
+    return [apply_syntax(d) for d in results] if options.syntax else results
+
+
+def _candidate_lines(lines: list[TextLine], image: np.ndarray, options: Options) -> list[tuple[TextLine, float, float]]:
+    keep = []
+    for line in lines:
+        w, h = imaging.quad_size(line.quad)
+        # A plate number is a short, wide line: skip specks, single glyphs and long sentences.
+        if h < 6 or w < h * 1.2 or w > h * 9:
+            continue
+        keep.append((line, w, h))
+    # Tall lines first, favouring the plate number's usual shape (about 2 to 5 times as wide as tall).
+    keep.sort(key=lambda item: item[2] * (1.0 if 2 <= item[1] / item[2] <= 5.5 else 0.6), reverse=True)
+    return keep[: options.max_lines]
+
+
+def _vote(engine: OcrEngine, image: np.ndarray, line: _Line, options: Options) -> Decoded:
+    """Read the line again from other crops and enhancements; the reading with the most confidence mass wins."""
+    crops = [
+        imaging.crop_line(image, line.quad, margin_x=0.02, margin_y=0.05),
+        imaging.crop_line(image, line.quad, margin_x=0.15, margin_y=0.25),
+        imaging.equalized(imaging.crop_line(image, line.quad)),
+        imaging.sharpened(imaging.crop_line(image, line.quad)),
+    ]
+    readings = [line.decoded, *_read(engine, crops, options)]
+    mass: dict[str, float] = defaultdict(float)
+    best: dict[str, Decoded] = {}
+    for reading in readings:
+        if not reading.text or not is_plate_text(reading.text):
+            continue
+        mass[reading.text] += reading.confidence
+        if reading.text not in best or reading.confidence > best[reading.text].confidence:
+            best[reading.text] = reading
+    if not mass:
+        return line.decoded
+    return best[max(mass, key=lambda text: mass[text])]
+
+
+def _state_near(lines: list[_Line], plate: _Line) -> tuple[str | None, float | None]:
+    """A state name read on a line close to the plate number (above or below it, within two plate heights)."""
+    center = plate.quad.mean(axis=0)
+    best: tuple[str | None, float | None] = (None, None)
+    for other in lines:
+        if other is plate:
+            continue
+        state = state_from_text(other.decoded.raw)
+        if state is None:
+            continue
+        distance = np.linalg.norm(other.quad.mean(axis=0) - center)
+        if distance <= 2.5 * plate.height + plate.width / 2 and (best[1] or 0) < other.decoded.confidence:
+            best = (state, round(other.decoded.confidence, 4))
+    return best
+
+
+def _score(line: _Line, tallest: float) -> float:
+    """Best first: confident, plate-length readings with digits, on tall lines (the plate number is the plate's
+    tallest text). A no-digit (vanity) reading ranks below any reading with digits: shop signs, model badges and
+    fleet names are words."""
+    length_fit = 1.0 if 5 <= len(line.text) <= 8 else 0.6
+    digit_fit = 1.0 if any(ch.isdigit() for ch in line.text) else 0.3
+    return line.decoded.confidence * length_fit * digit_fit * (0.5 + 0.5 * line.height / tallest)
+
+
+def _read_lines(
+    engine: OcrEngine, image: np.ndarray, max_side: int, options: Options, clock: dict[str, float]
+) -> list[_Line]:
+    start = time.perf_counter()
+    detected = engine.detect(image, max_side)
+    clock["locate"] += time.perf_counter() - start
+    candidates = _candidate_lines(detected, image, options)
+    crops = [imaging.crop_line(image, line.quad) for line, _, _ in candidates]
+    decoded = _read(engine, crops, options)
+    return [_Line(line.quad, w, h, d, d.text) for (line, w, h), d in zip(candidates, decoded, strict=True) if d.text]
+
+
+def _confident(lines: list[_Line]) -> bool:
+    """A reading good enough to stop searching at a finer scale."""
+    return any(
+        5 <= len(ln.text) <= 8 and any(ch.isdigit() for ch in ln.text) and ln.decoded.confidence >= 0.9
+        for ln in lines
+        if is_plate_text(ln.text)
+    )
+
+
+def recognize_image(engine: OcrEngine, image: np.ndarray, options: Options = Options()) -> Recognition:
+    result = Recognition(width=int(image.shape[1]), height=int(image.shape[0]))
+    t0 = time.perf_counter()
+    # Coarse to fine: a small detection pass finds most plates fast; only a photo with no confident plate pays
+    # for a pass at higher resolution (distant, small plates).
+    lines: list[_Line] = []
+    clock = {"locate": 0.0}
+    for max_side in options.detect_sides:
+        lines += _read_lines(engine, image, max_side, options, clock)
+        if _confident(lines):
+            break
+    plates = [ln for ln in lines if is_plate_text(ln.text) and not is_non_plate_text(ln.decoded.raw)]
+    tallest = max((ln.height for ln in plates), default=1.0)
+    plates.sort(key=lambda ln: _score(ln, tallest), reverse=True)
+    seen: set[str] = set()
+    for ln in plates:
+        reading = _vote(engine, image, ln, options) if options.variants and not seen else ln.decoded
+        if reading.text in seen:
+            continue
+        seen.add(reading.text)
+        state, state_conf = _state_near(lines, ln)
+        result.plates.append(
+            PlateReading(
+                plate=reading.text,
+                raw=reading.raw,
+                confidence=round(reading.confidence, 4),
+                box=[[round(float(x), 1), round(float(y), 1)] for x, y in imaging.order_quad(ln.quad)],
+                char_confidences=[round(c, 4) for c in reading.char_confidences],
+                alternatives=alternatives(reading),
+                state=state,
+                state_confidence=state_conf,
+            )
+        )
+    t2 = time.perf_counter()
+    locate = clock["locate"]
+    result.timings_ms = {"locate": round(locate * 1000, 1), "recognize": round((t2 - t0 - locate) * 1000, 1)}
+    return result
+
+
+def recognize_bytes(engine: OcrEngine, data: bytes, options: Options = Options()) -> Recognition:
+    t0 = time.perf_counter()
+    image = imaging.decode(data)
+    t1 = time.perf_counter()
+    result = recognize_image(engine, image, options)
+    result.timings_ms = {
+        "decode": round((t1 - t0) * 1000, 1),
+        **result.timings_ms,
+        "total": round((time.perf_counter() - t0) * 1000, 1),
+    }
+    return result

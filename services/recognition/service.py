@@ -1,0 +1,58 @@
+"""OCR off the event loop: a pool of worker threads sized to the cores, behind a bounded queue.
+
+ONNX Runtime and OpenCV release the GIL, so threads use every core while sharing one copy of the models.
+A request beyond workers + queue is refused at once (503 + Retry-After) rather than waiting without limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import structlog
+
+from services.recognition.engine import OcrEngine, get_engine
+from services.recognition.pipeline import Options, Recognition, recognize_bytes
+from shared.errors import Unavailable
+
+log = structlog.get_logger(__name__)
+
+
+class OcrPool:
+    def __init__(
+        self,
+        workers: int | None = None,
+        queue: int = 8,
+        engine: OcrEngine | None = None,
+        options: Options | None = None,
+    ) -> None:
+        self.options = options or Options()
+        self.workers = workers or os.cpu_count() or 1
+        self.capacity = self.workers + queue
+        self.in_flight = 0
+        self._executor = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="ocr")
+        self._engine = engine
+
+    async def start(self) -> None:
+        # Models load once per process, before the first request rather than during it.
+        self._engine = self._engine or await asyncio.get_running_loop().run_in_executor(self._executor, get_engine)
+        log.info("ocr_pool_ready", workers=self.workers, capacity=self.capacity)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    def admit(self, images: int = 1) -> None:
+        """Reserve room for `images`; refuse with 503 when the queue is full."""
+        if self.in_flight + images > self.capacity:
+            raise Unavailable("recognition queue full, retry shortly", retry_after_s=1)
+        self.in_flight += images
+
+    def release(self, images: int = 1) -> None:
+        self.in_flight -= images
+
+    async def recognize(self, data: bytes) -> Recognition:
+        engine = self._engine or get_engine()
+        return await asyncio.get_running_loop().run_in_executor(
+            self._executor, recognize_bytes, engine, data, self.options
+        )

@@ -1,0 +1,35 @@
+"""`alpr eval-ocr` on a folder of photos the test draws and labels itself."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import pytest
+
+from alpr.cli import main
+from services.recognition.evaluation import edit_distance
+from tests.recognition.render import plate_image, scene_without_plate
+
+
+def test_edit_distance() -> None:
+    assert edit_distance("ABC123", "ABC123") == 0
+    assert edit_distance("ABC123", "A8C123") == 1
+    assert edit_distance("ABC123", "ABC1234") == 1
+    assert edit_distance("ABC", "") == 3
+
+
+def test_eval_ocr_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for name, text, image in (
+        ("a", "HRT482", plate_image("HRT482")),
+        ("b", "MX5521", scene_without_plate()),  # labelled, but nothing to read: a no-read
+    ):
+        cv2.imwrite(str(tmp_path / f"{name}.jpg"), image)
+        (tmp_path / f"{name}.txt").write_text(f"{name}.jpg 10 10 100 50 {text}\n")
+    assert main(["eval-ocr", str(tmp_path), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["images"] == 2
+    assert out["exact"] == 0.5 and out["within_one"] == 0.5 and out["no_read"] == 0.5
+    assert out["p50_ms"] > 0 and out["p95_ms"] >= out["p50_ms"]
+    assert out["misreads"] == [{"file": "b.jpg", "expected": "MX5521", "read": None}]
