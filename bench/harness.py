@@ -11,10 +11,13 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+import asyncpg
 import httpx
 
 from alpr.embedded import embedded_database_url, ensure_database
@@ -29,7 +32,8 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def database() -> Iterator[str]:
-    """ALPR_DATABASE_URL, else TEST_DATABASE_URL's server (database `alpr_bench`), else an embedded server."""
+    """ALPR_DATABASE_URL, else a fresh database on TEST_DATABASE_URL's server (dropped after), else an embedded
+    server. A fresh database per run: a database left by another checkout may carry migrations this one lacks."""
     url = os.environ.get("ALPR_DATABASE_URL")
     if url:
         upgrade(url)
@@ -37,10 +41,14 @@ def database() -> Iterator[str]:
         return
     test_url = os.environ.get("TEST_DATABASE_URL")
     if test_url:
-        asyncio.run(ensure_database(test_url, "alpr_bench"))
-        url = test_url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1) + "/alpr_bench"
-        upgrade(url)
-        yield url
+        name = f"alpr_bench_{uuid.uuid4().hex[:8]}"
+        asyncio.run(ensure_database(test_url, name))
+        url = test_url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1) + f"/{name}"
+        try:
+            upgrade(url)
+            yield url
+        finally:
+            asyncio.run(_drop_database(test_url, name))
         return
     with tempfile.TemporaryDirectory() as tmp:
         url, server = embedded_database_url(Path(tmp))
@@ -49,6 +57,21 @@ def database() -> Iterator[str]:
             yield url
         finally:
             server.cleanup()
+
+
+async def _drop_database(server_url: str, name: str) -> None:
+    parts = urlsplit(server_url.replace("+asyncpg", ""))
+    conn = await asyncpg.connect(
+        host=parts.hostname or "127.0.0.1",
+        port=parts.port or 5432,
+        user=parts.username or "postgres",
+        password=parts.password or None,
+        database=parts.path.lstrip("/") or "postgres",
+    )
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
 
 
 @contextlib.contextmanager
