@@ -272,8 +272,10 @@ class AgentImporter:
             skew = timedelta(seconds=settings.ingest_clock_skew_s)
             shift_id = await conn.scalar(
                 text(
-                    "SELECT id FROM ingest.shifts WHERE unit = :unit AND started_at - :skew <= :at "
-                    "AND least(coalesce(ended_at, 'infinity'), expires_at) >= :at ORDER BY started_at DESC LIMIT 1"
+                    "SELECT id FROM ingest.shifts WHERE unit = :unit "
+                    "AND started_at - CAST(:skew AS interval) <= CAST(:at AS timestamptz) "
+                    "AND least(coalesce(ended_at, 'infinity'), expires_at) >= CAST(:at AS timestamptz) "
+                    "ORDER BY started_at DESC LIMIT 1"
                 ),
                 {"unit": agent.unit, "at": captured, "skew": skew},
             )
@@ -490,7 +492,8 @@ class AgentImporter:
                     text(
                         "UPDATE ingest.agent_activity SET started_at = least(started_at, :s), "
                         "ended_at = greatest(ended_at, :e) WHERE id = (SELECT id FROM ingest.agent_activity "
-                        "WHERE agent_id = :a AND started_at - :slack <= :e AND ended_at + :slack >= :s "
+                        "WHERE agent_id = :a AND started_at - CAST(:slack AS interval) <= :e "
+                        "AND ended_at + CAST(:slack AS interval) >= :s "
                         "ORDER BY ended_at DESC LIMIT 1) RETURNING id"
                     ),
                     {"a": agent_id, "s": start, "e": end, "slack": slack},
@@ -601,7 +604,7 @@ def _parse_all(records: list[spool_files.SpoolRecord]) -> list[tuple[spool_files
 
 
 def _epoch_of(post: ParsedPost | Malformed) -> int:
-    return post.epoch_ms or 0 if isinstance(post, ParsedPost) else 0
+    return (post.epoch_ms or 0) if isinstance(post, ParsedPost) else 0
 
 
 def _at(epoch_ms: int) -> datetime:
