@@ -74,7 +74,7 @@ async def test_each_agent_body_is_accepted_and_mapped(agent_app: Any, admin_toke
 
     reads = await rows(
         own,
-        "SELECT r.id, r.captured_at, r.plate, r.state, r.lat, r.lon, r.unit, r.camera, r.plate_confidence, r.plate_source, "
+        "SELECT r.plate, r.state, r.lat, r.lon, r.unit, r.camera, r.plate_confidence, r.plate_source, "
         "a.candidates, a.corners, a.source, a.location_source FROM ingest.reads r "
         "JOIN ingest.agent_reads a ON a.read_id = r.id WHERE a.agent_id = :a ORDER BY r.plate",
         a=agent["agent_id"],
@@ -101,9 +101,10 @@ async def test_each_agent_body_is_accepted_and_mapped(agent_app: Any, admin_toke
     assert got["dropped_fields"]["vehicle.make"] == 2 and got["dropped_fields"]["travel_direction"] == 2
     leaks = await rows(
         own,
-        "SELECT 'reads' FROM ingest.reads r WHERE r.unit = :u AND (r::text ILIKE '%toyota%' OR r::text ILIKE '%sedan%') "
-        "UNION ALL SELECT 'agent_reads' FROM ingest.agent_reads a WHERE a::text ~* '(toyota|camry|silver|sedan|182\\.5)' "
-        "UNION ALL SELECT 'quarantine' FROM ingest.agent_quarantine q WHERE convert_from(q.body, 'UTF8') ~* 'toyota'",
+        "SELECT 'reads' FROM ingest.reads r WHERE r.unit = :u AND r::text ~* :words "
+        "UNION ALL SELECT 'agent_reads' FROM ingest.agent_reads a WHERE a::text ~* :words "
+        "UNION ALL SELECT 'quarantine' FROM ingest.agent_quarantine q WHERE convert_from(q.body, 'UTF8') ~* :words",
+        words="toyota|camry|silver|sedan|182\\.5",
         u=f"dispatch-{AGENCY}",
     )
     assert leaks == []
