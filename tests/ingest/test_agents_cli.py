@@ -56,11 +56,11 @@ async def test_cli_registers_rotates_and_disables_agents(
         code, out = await _alpr(["agents", "rotate", name], capsys)
         assert code == 0
         second = json.loads(out)["token"]
-        app.state.agents.registry.invalidate()  # another process changed the registry: as after a refresh
+        await app.state.agents.registry.invalidate()  # another process changed the registry: as after a refresh
         assert (await post(client, first["token"], results_body("CLI124", now_ms()))).status_code == 401
         assert (await post(client, second, results_body("CLI125", now_ms()))).status_code == 200
         assert (await _alpr(["agents", "disable", name], capsys))[0] == 0
-        app.state.agents.registry.invalidate()
+        await app.state.agents.registry.invalidate()
         assert (await post(client, second, results_body("CLI126", now_ms()))).status_code == 403
     code, out = await _alpr(["agents", "list", "--agency", "MN0270100"], capsys)
     assert code == 0 and any(a["name"] == name and a["disabled_at"] for a in json.loads(out))

@@ -69,3 +69,4 @@ class AgentIntake:
     async def stop(self) -> None:
         await self.importer.stop()
         await self.writer.stop()
+        await self.registry.close()

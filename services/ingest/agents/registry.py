@@ -74,6 +74,7 @@ class Registry:
         self._by_id: dict[uuid.UUID, AgentInfo] = {}
         self._loaded_at = 0.0
         self._lock = asyncio.Lock()
+        self._bg: asyncio.Task[None] | None = None
 
     def _set(self, agents: list[AgentInfo]) -> None:
         self._by_hash = {a.token_sha256: a for a in agents}
@@ -130,7 +131,9 @@ class Registry:
                 log.info("agent_registry_refresh_failed", error=repr(exc))
 
     async def lookup(self, token: str) -> AgentInfo | None:
-        await self._maybe_refresh(force=False)
+        if time.monotonic() - self._loaded_at >= self.refresh_s and (self._bg is None or self._bg.done()):
+            # In the background: a post never waits on PostgreSQL (which may be down) for a token it knows.
+            self._bg = asyncio.create_task(self._maybe_refresh(force=False))
         digest = hash_token(token)
         found = self._by_hash.get(digest)
         if found is None:
@@ -143,9 +146,18 @@ class Registry:
     def get(self, agent_id: uuid.UUID) -> AgentInfo | None:
         return self._by_id.get(agent_id)
 
-    def invalidate(self) -> None:
-        """This process changed an agent: the next lookup reads the registry again."""
-        self._loaded_at = 0.0
+    async def invalidate(self) -> None:
+        """This process changed an agent: read the registry again now."""
+        async with self._lock:
+            try:
+                await asyncio.wait_for(self.refresh(), 2.0)
+            except Exception as exc:  # noqa: BLE001 - the periodic refresh catches up
+                self._loaded_at = 0.0
+                log.info("agent_registry_refresh_failed", error=repr(exc))
+
+    async def close(self) -> None:
+        if self._bg is not None:
+            await asyncio.gather(self._bg, return_exceptions=True)
 
     def all(self) -> dict[uuid.UUID, AgentInfo]:
         return dict(self._by_id)

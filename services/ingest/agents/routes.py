@@ -130,7 +130,8 @@ async def create_agent(
         raise Forbidden("you may register agents of your own agency only")
     created = await admin.create_agent(session, body, principal.agency)
     await _audit(session, principal, request, "agent.create", created.agent_id)
-    intake.registry.invalidate()
+    await session.commit()  # before the registry is read again
+    await intake.registry.invalidate()
     return created
 
 
@@ -194,7 +195,8 @@ async def rotate(
     agent = await admin.get_agent(session, agent_id, principal.agency)
     out = await admin.rotate(session, agent)
     await _audit(session, principal, request, "agent.rotate_token", agent.id)
-    intake.registry.invalidate()
+    await session.commit()  # before the registry is read again
+    await intake.registry.invalidate()
     return out
 
 
@@ -204,7 +206,8 @@ async def disable(
 ) -> AgentOut:
     agent = await admin.set_disabled(session, await admin.get_agent(session, agent_id, principal.agency), True)
     await _audit(session, principal, request, "agent.disable", agent.id)
-    intake.registry.invalidate()
+    await session.commit()  # before the registry is read again
+    await intake.registry.invalidate()
     return admin.agent_out(agent)
 
 
@@ -214,7 +217,8 @@ async def enable(
 ) -> AgentOut:
     agent = await admin.set_disabled(session, await admin.get_agent(session, agent_id, principal.agency), False)
     await _audit(session, principal, request, "agent.enable", agent.id)
-    intake.registry.invalidate()
+    await session.commit()  # before the registry is read again
+    await intake.registry.invalidate()
     return admin.agent_out(agent)
 
 
