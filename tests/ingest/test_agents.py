@@ -268,3 +268,53 @@ async def test_postgres_stopped_mid_stream_loses_nothing_and_stores_each_read_on
         assert left[0].n == 0
     finally:
         await asyncio.to_thread(server.cleanup)
+
+
+async def test_fixed_reader_hits_reach_the_agency_dispatch_stream(
+    settings: Settings, make_token: TokenFactory, tmp_path: Path
+) -> None:
+    from contextlib import AsyncExitStack
+    from datetime import UTC, datetime, timedelta
+
+    from services.hotlist.main import create_app as hotlist_app
+    from services.ingest.main import Transports
+    from tests.ingest.conftest import StaticTokens
+
+    trained = int((datetime.now(UTC) + timedelta(days=30)).timestamp())
+    sup = {
+        "Authorization": "Bearer "
+        + make_token(subject="sup-1", roles=["supervisor"], agency=AGENCY, badge="S1", trained_until=trained)
+    }
+    hotlist = hotlist_app(settings.model_copy(update={"hotlist_sync_scheduled": False}))
+    async with AsyncExitStack() as stack:
+        await stack.enter_async_context(hotlist.router.lifespan_context(hotlist))
+        hl = await stack.enter_async_context(running(hotlist))
+        name = f"agents-{uuid.uuid4().hex[:6]}"
+        assert (await hl.post("/v1/lists", headers=sup, json={"name": name, "owner": AGENCY})).status_code == 201
+        entry = {
+            "plate": "HIT7777",
+            "state": "MN",
+            "case_number": "CR-2026-0909",
+            "reason": "stolen from a dealer lot",
+            "owner": "det. 4411",
+            "expires_at": (datetime.now(UTC) + timedelta(days=7)).isoformat(),
+        }
+        assert (await hl.post(f"/v1/lists/{name}/entries", headers=sup, json=entry)).status_code == 201
+
+        own = ingest_settings(settings, data_dir=tmp_path, ingest_call_hotlist=True)
+        service = StaticTokens(make_token(subject="svc-ingest", roles=["service"]))
+        app = create_app(
+            own, transports=Transports(hotlist=httpx.ASGITransport(app=hotlist), tokens=service), run_worker=False
+        )
+        client = await stack.enter_async_context(running(app))
+        admin = make_token(subject="agents-admin", roles=["admin"], agency=AGENCY)
+        token = (await register(client, admin, name=f"pole-{uuid.uuid4().hex[:6]}"))["token"]
+        at = now_ms() - 10_000
+        assert (await post(client, token, results_body("HIT7777", at, uuid=f"hit-1-{at}"))).status_code == 200
+        await drain(app)
+
+        events = await client.get(f"/v1/units/dispatch-{AGENCY}/events", headers=sup)
+        assert events.status_code == 200, events.text
+        hits = [e for e in events.json()["events"] if e["kind"] == "hit"]
+        assert [h["payload"]["read"]["plate"] for h in hits] == ["HIT7777"]
+        assert hits[0]["payload"]["list"] == name
