@@ -96,6 +96,7 @@ class AgentImporter:
             try:
                 while await self.run_once():
                     pass  # a backlog: keep going
+                await self.finish_reads()  # what an earlier round could not finish
             except Exception as exc:  # noqa: BLE001 - an outage must not kill the importer; the spool keeps all
                 log.warning("agent_import_round_failed", error=repr(exc))
             self.rounds += 1
@@ -523,6 +524,11 @@ class AgentImporter:
         ctx = self.ctx
         settings = ctx.settings
         done = 0
+        if not (
+            (settings.ingest_call_hotlist and ctx.hotlist is not None)
+            or (settings.ingest_agent_second_read and ctx.recognition is not None)
+        ):
+            return 0
         async with ctx.engine.connect() as conn, conn.begin():
             rows = (
                 await conn.execute(
