@@ -318,3 +318,45 @@ async def test_fixed_reader_hits_reach_the_agency_dispatch_stream(
         hits = [e for e in events.json()["events"] if e["kind"] == "hit"]
         assert [h["payload"]["read"]["plate"] for h in hits] == ["HIT7777"]
         assert hits[0]["payload"]["list"] == name
+
+
+async def test_second_reading_by_our_recognition_is_kept_beside_the_agents(
+    settings: Settings, make_token: TokenFactory, tmp_path: Path
+) -> None:
+    import base64
+    import json
+    from contextlib import AsyncExitStack
+
+    from services.ingest.main import Transports
+    from services.recognition.main import create_app as recognition_app
+    from tests.ingest.conftest import StaticTokens
+    from tests.recognition.render import jpeg, plate_image
+
+    recognition = recognition_app(settings)
+    async with AsyncExitStack() as stack:
+        await stack.enter_async_context(recognition.router.lifespan_context(recognition))
+        own = ingest_settings(settings, data_dir=tmp_path, ingest_call_recognition=True, ingest_agent_second_read=True)
+        service = StaticTokens(make_token(subject="svc-ingest", roles=["service"]))
+        app = create_app(
+            own,
+            transports=Transports(recognition=httpx.ASGITransport(app=recognition), tokens=service),
+            run_worker=False,
+        )
+        client = await stack.enter_async_context(running(app))
+        admin = make_token(subject="agents-admin", roles=["admin"], agency=AGENCY)
+        token = (await register(client, admin, name=f"pole-{uuid.uuid4().hex[:6]}"))["token"]
+        at = now_ms() - 10_000
+        doc = json.loads(group_body("KXR4B2", [f"sr-1-{at}"], f"sr-1-{at}", at, preview=False))
+        doc["best_plate"]["plate_crop_jpeg"] = base64.b64encode(jpeg(plate_image("KXR482"))).decode()
+        assert (await post(client, token, json.dumps(doc).encode())).status_code == 200
+        await drain(app)
+
+    found = await rows(
+        own,
+        "SELECT r.plate, r.car_plate, r.plate_source, a.agent_plate FROM ingest.reads r "
+        "JOIN ingest.agent_reads a ON a.read_id = r.id WHERE a.keys @> ARRAY[:k]",
+        k=f"sr-1-{at}#0",
+    )
+    assert [(r.plate, r.car_plate, r.plate_source, r.agent_plate) for r in found] == [
+        ("KXR482", "KXR4B2", "recognition", "KXR4B2")
+    ]
