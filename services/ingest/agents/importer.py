@@ -23,6 +23,7 @@ from typing import Any
 import structlog
 from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.ingest.agents import spool as spool_files
@@ -219,6 +220,13 @@ class AgentImporter:
                     await self._read(conn, agent, pr, batch)
             except Refused as exc:
                 await self._quarantine(conn, record, agent, str(exc), batch, data_type=post.data_type)
+            except DBAPIError as exc:
+                # An outage fails the batch (retried whole); a value PostgreSQL refuses (a NUL in a camera id...)
+                # must not block the spool behind it forever: that post goes to quarantine.
+                if exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError):
+                    raise
+                reason = f"could not be stored: {type(exc.orig).__name__}"
+                await self._quarantine(conn, record, agent, reason, batch, data_type=post.data_type)
 
     async def _quarantine(
         self,
@@ -246,7 +254,7 @@ class AgentImporter:
                 "agent": agent.id if agent else None,
                 "at": datetime.fromtimestamp(record.received_ms / 1000, UTC),
                 "dt": data_type,
-                "reason": reason[:1000],
+                "reason": reason.replace("\x00", "")[:1000],
                 "body": body,
             },
         )
