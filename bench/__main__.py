@@ -7,12 +7,13 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from bench import access, hotlist, ingest, readyz, recognition
+from bench import access, agents, hotlist, ingest, readyz, recognition
 
 BENCHMARKS: dict[str, Callable[[], dict[str, Any]]] = {
     "readyz": readyz.run,
     "access": access.run,
     "ingest": ingest.run,
+    "agents": agents.run,
     "hotlist": hotlist.run,
     "recognition": recognition.run,
 }

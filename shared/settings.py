@@ -81,6 +81,15 @@ class Settings(BaseSettings):
     ingest_hotlist_poll_s: float = Field(default=30.0, ge=0)  # 0: do not poll hotlist's version
     ingest_commit_batch_max: int = Field(default=256, ge=1)  # reads per group commit
     ingest_stream_poll_s: float = Field(default=0.5, gt=0)  # SSE check for events written by other processes
+    # Camera agents (OpenALPR alprd, Rekor Scout) posting to /v1/agents/openalpr/<token>.
+    ingest_agent_max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    ingest_agent_segment_bytes: int = Field(default=64 * 1024 * 1024, ge=4096)  # spool segment sealed past this
+    ingest_agent_segment_age_s: float = Field(default=60.0, gt=0)  # ... or this old (imported ones are deleted)
+    ingest_agent_import_interval_s: float = Field(default=0.5, gt=0)  # how often the spool is imported
+    ingest_agent_import_bytes: int = Field(default=4 * 1024 * 1024, ge=4096)  # spool bytes per import batch
+    ingest_agent_registry_refresh_s: float = Field(default=5.0, gt=0)  # agents (tokens) re-read this often
+    ingest_agent_active_gap_s: float = Field(default=150.0, gt=0)  # posts closer than this: one active interval
+    ingest_agent_second_read: bool = False  # also read agents' plate crops with our recognition
 
     # Hotlist: the BCA hot-list sync (a scheduled job in the hotlist service, or `alpr hotlist sync`).
     hotlist_source_url: str | None = None  # unset: no scheduled sync

@@ -57,6 +57,15 @@ MATRIX: dict[str, dict[tuple[str, str], frozenset[str]]] = {
         ("POST", "/v1/internal/reads/lookup"): frozenset({"service"}),
         ("POST", "/v1/internal/reads/search"): frozenset({"service"}),
         ("POST", "/v1/internal/hits"): frozenset({"service"}),
+        ("POST", "/v1/agents"): frozenset({"admin"}),
+        ("GET", "/v1/agents"): frozenset({"admin", "supervisor", "auditor"}),
+        ("GET", "/v1/agents/quarantine"): frozenset({"admin"}),
+        ("GET", "/v1/agents/spool"): frozenset({"admin"}),
+        ("GET", "/v1/agents/{agent_id}"): frozenset({"admin", "supervisor", "auditor"}),
+        ("POST", "/v1/agents/{agent_id}/rotate"): frozenset({"admin"}),
+        ("POST", "/v1/agents/{agent_id}/disable"): frozenset({"admin"}),
+        ("POST", "/v1/agents/{agent_id}/enable"): frozenset({"admin"}),
+        ("GET", "/v1/agents/{agent_id}/activity"): frozenset({"admin", "supervisor", "auditor"}),
     },
     "recognition": {
         ("GET", "/v1/whoami"): ALL,
@@ -88,6 +97,12 @@ PUBLIC: dict[str, set[tuple[str, str]]] = {
         ("POST", "/v1/token"),  # it is how a token is obtained
         ("GET", "/.well-known/jwks.json"),  # public keys
         ("GET", "/v1/objects/{key}"),  # the presigned link's signature is the authorization
+    },
+    "ingest": {
+        # Camera agents (alprd, Rekor) send no authentication header: the agent's secret token in the URL path,
+        # `?token=` or `custom_data` is the authentication (tests/ingest/test_agents.py: wrong token 401).
+        ("POST", "/v1/agents/openalpr/{token}"),
+        ("POST", "/v1/agents/openalpr"),
     },
 }
 HEALTH = {("GET", "/healthz"), ("GET", "/readyz")}

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 import httpx
 from fastapi import FastAPI
 
+from services.ingest.agents.intake import AgentIntake
+from services.ingest.agents.routes import router as agents_router
 from services.ingest.clients import HotlistClient, RecognitionClient, TokenSource
 from services.ingest.jobs import Worker
 from services.ingest.routes import router
@@ -92,9 +94,13 @@ def create_app(
         ctx.existing.start()
         if run_worker:
             worker.start()
+        agents = AgentIntake.build(ctx)
+        app.state.agents = agents
+        await agents.start(run_importer=run_worker)
         try:
             yield
         finally:
+            await agents.stop()
             ctx.hub.close()
             await worker.stop()
             await writer.stop()
@@ -107,7 +113,7 @@ def create_app(
     return create_service_app(
         "ingest",
         settings,
-        routers=[router],
+        routers=[router, agents_router],
         lifespan=lifespan,
         description="Officer shifts and plate reads posted by the cars' Mobile Data Computers.",
     )

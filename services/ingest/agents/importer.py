@@ -1,0 +1,642 @@
+"""The spool importer, run in ingest's lifespan: moves spooled agent posts into PostgreSQL exactly once.
+
+Exactly once: the rows a batch produces and the spool offsets it reached commit in one transaction, so a crash or
+an outage either keeps both or neither; read ids derive from the agent and the frame key, so even a lost offset
+cannot store a read twice. One importer runs at a time across processes (a PostgreSQL advisory lock), and each batch
+is applied in `epoch_time` order per agent. After the commit, fully imported sealed segments are deleted, and the
+new reads are matched against the hot list (and read a second time by recognition when configured) outside the
+import transaction; what fails there is handed to the ingest worker's pending-work retry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import uuid
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import structlog
+from sqlalchemy import text
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.ingest.agents import spool as spool_files
+from services.ingest.agents.models import AgentRead
+from services.ingest.agents.parse import Malformed, ParsedPost, PlateRead, loads, parse, scrub
+from services.ingest.agents.registry import AgentInfo, Registry
+from services.ingest.clients import CallFailed
+from services.ingest.images import CheckedImage
+from services.ingest.service import IngestContext, add_hit_events, apply_recognition, match, recognize
+from services.ingest.writer import READS, capture_day
+from shared import plates
+from shared.storage import StorageError
+
+log = structlog.get_logger(__name__)
+
+AGENT_READ_NAMESPACE = uuid.UUID("8f6b1e0a-2c57-4f7e-9a51-0d3c6e9b7a12")
+AGENT_READS = AgentRead.__table__  # type: ignore[attr-defined]
+QUARANTINE_BODY_MAX = 256 * 1024
+
+
+def dispatch_unit(agency: str) -> str:
+    """The stream a fixed reader's hits go to: its agency's dispatch (fixed readers have no car)."""
+    return f"dispatch-{agency}"
+
+
+def read_id_for(agent_id: uuid.UUID, key: str) -> uuid.UUID:
+    return uuid.uuid5(AGENT_READ_NAMESPACE, f"{agent_id}\x1f{key}")
+
+
+class Refused(Exception):
+    """This read cannot be stored (unit offline, no location, time out of range): quarantined with the reason."""
+
+
+@dataclass
+class _Batch:
+    activity: dict[uuid.UUID, list[int]] = field(default_factory=lambda: defaultdict(list))
+    drops: dict[uuid.UUID, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
+    orphans: list[str] = field(default_factory=list)  # objects of reads merged away or replaced
+    stored: int = 0
+    merged: int = 0
+    duplicates: int = 0
+    quarantined: int = 0
+    heartbeats: int = 0
+
+
+class AgentImporter:
+    def __init__(self, ctx: IngestContext, registry: Registry, spool_dir: Path) -> None:
+        self.ctx = ctx
+        self.registry = registry
+        self.dir = spool_dir
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.rounds = 0
+        self.totals: Counter[str] = Counter()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="agent-importer")
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _loop(self) -> None:
+        interval = self.ctx.settings.ingest_agent_import_interval_s
+        while True:
+            try:
+                while await self.run_once():
+                    pass  # a backlog: keep going
+                await self.finish_reads()  # what an earlier round could not finish
+            except Exception as exc:  # noqa: BLE001 - an outage must not kill the importer; the spool keeps all
+                log.warning("agent_import_round_failed", error=repr(exc))
+            self.rounds += 1
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), interval)
+            self._wake.clear()
+
+    # ---- one round ------------------------------------------------------------------------------------------
+
+    async def run_once(self) -> int:
+        """Import one batch; returns how many spool records it consumed."""
+        ctx = self.ctx
+        batch = _Batch()
+        async with ctx.engine.connect() as conn, conn.begin():
+            locked = await conn.scalar(text("SELECT pg_try_advisory_xact_lock(hashtext('ingest.agent_import'))"))
+            if not locked:
+                return 0
+            offsets = {
+                r.segment: r.offset
+                for r in await conn.execute(text('SELECT segment, "offset" FROM ingest.agent_spool_offsets'))
+            }
+            segments = await asyncio.to_thread(
+                spool_files.read_pending, self.dir, offsets, max_bytes=ctx.settings.ingest_agent_import_bytes
+            )
+            records = [r for s in segments for r in s.records]
+            if records:
+                parsed = await asyncio.to_thread(_parse_all, records)
+                await ctx.writer.ensure_days(
+                    {
+                        capture_day(_at(pr.epoch_ms))
+                        for _, post in parsed
+                        if isinstance(post, ParsedPost)
+                        for pr in post.reads
+                        if _storable(pr.epoch_ms, ctx.settings.ingest_max_read_age_days)
+                    }
+                )
+                parsed.sort(key=lambda rp: (rp[0].agent_id, _epoch_of(rp[1]), rp[0].received_ms))
+                for record, post in parsed:
+                    await self._apply(conn, record, post, batch)
+                await self._flush_activity(conn, batch)
+                await self._flush_drops(conn, batch)
+            moved = [s for s in segments if s.end > offsets.get(s.name, 0)]
+            if moved:
+                await conn.execute(
+                    text(
+                        'INSERT INTO ingest.agent_spool_offsets (segment, "offset", updated_at) '
+                        "VALUES (:segment, :offset, now()) "
+                        'ON CONFLICT (segment) DO UPDATE SET "offset" = excluded."offset", updated_at = now()'
+                    ),
+                    [{"segment": s.name, "offset": s.end} for s in moved],
+                )
+        # Committed.
+        for s in segments:
+            if s.damaged:
+                log.error("agent_spool_segment_damaged", segment=s.name, imported_to=s.end, size=s.size)
+            if s.sealed and (s.end >= s.size or s.damaged):
+                await self._drop_segment(s.name)
+        await self._delete_objects(batch.orphans)
+        if records:
+            stats = {
+                "records": len(records),
+                "stored": batch.stored,
+                "merged": batch.merged,
+                "duplicates": batch.duplicates,
+                "quarantined": batch.quarantined,
+                "heartbeats": batch.heartbeats,
+            }
+            self.totals.update(stats)
+            log.info("agent_posts_imported", **stats)
+            await self.finish_reads()
+        return len(records)
+
+    async def _drop_segment(self, name: str) -> None:
+        # The file first: a crash after it leaves a harmless offset row, never a file read again from 0.
+        with contextlib.suppress(FileNotFoundError):
+            spool_files.segment_path(self.dir, name, True).unlink()
+        async with self.ctx.engine.begin() as conn:
+            await conn.execute(text("DELETE FROM ingest.agent_spool_offsets WHERE segment = :s"), {"s": name})
+
+    async def _delete_objects(self, keys: list[str]) -> None:
+        for key in keys:
+            try:
+                await self.ctx.store.delete(key)
+            except (StorageError, OSError) as exc:
+                log.error("orphan_object_left", key=key, error=repr(exc))
+
+    # ---- one record -----------------------------------------------------------------------------------------
+
+    async def _agent(self, agent_id: uuid.UUID) -> AgentInfo | None:
+        agent = self.registry.get(agent_id)
+        if agent is None:
+            with contextlib.suppress(Exception):
+                await self.registry.refresh()
+            agent = self.registry.get(agent_id)
+        return agent
+
+    async def _apply(
+        self, conn: AsyncConnection, record: spool_files.SpoolRecord, post: ParsedPost | Malformed, batch: _Batch
+    ) -> None:
+        agent = await self._agent(record.agent_id)
+        if agent is None:
+            await self._quarantine(conn, record, None, "the agent is no longer registered", batch)
+            return
+        if isinstance(post, Malformed):
+            await self._quarantine(conn, record, agent, str(post), batch)
+            return
+        batch.drops[agent.id].update(post.dropped)
+        if post.epoch_ms is not None and _storable(post.epoch_ms, self.ctx.settings.ingest_max_read_age_days):
+            batch.activity[agent.id].append(post.epoch_ms)
+        if post.data_type == "heartbeat":
+            batch.heartbeats += 1
+            return
+        if not post.reads:
+            reason = "no plate in the post" + (f" ({'; '.join(post.notes[:5])})" if post.notes else "")
+            await self._quarantine(conn, record, agent, reason, batch, data_type=post.data_type)
+            return
+        for pr in post.reads:
+            try:
+                async with conn.begin_nested():
+                    await self._read(conn, agent, pr, batch)
+            except Refused as exc:
+                await self._quarantine(conn, record, agent, str(exc), batch, data_type=post.data_type)
+            except DBAPIError as exc:
+                # An outage fails the batch (retried whole); a value PostgreSQL refuses (a NUL in a camera id...)
+                # must not block the spool behind it forever: that post goes to quarantine.
+                if exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError):
+                    raise
+                reason = f"could not be stored: {type(exc.orig).__name__}"
+                await self._quarantine(conn, record, agent, reason, batch, data_type=post.data_type)
+
+    async def _quarantine(
+        self,
+        conn: AsyncConnection,
+        record: spool_files.SpoolRecord,
+        agent: AgentInfo | None,
+        reason: str,
+        batch: _Batch,
+        *,
+        data_type: str | None = None,
+    ) -> None:
+        try:
+            body = json.dumps(scrub(loads(record.body))).encode()  # disallowed fields never reach the database
+        except Malformed:
+            body = record.body[:QUARANTINE_BODY_MAX]
+        batch.quarantined += 1
+        log.warning("agent_post_quarantined", agent=str(agent.id) if agent else None, reason=reason)
+        await conn.execute(
+            text(
+                "INSERT INTO ingest.agent_quarantine (id, agent_id, received_at, data_type, reason, body) "
+                "VALUES (:id, :agent, :at, :dt, :reason, :body) ON CONFLICT (id) DO NOTHING"
+            ),
+            {
+                "id": record.id,
+                "agent": agent.id if agent else None,
+                "at": datetime.fromtimestamp(record.received_ms / 1000, UTC),
+                "dt": data_type,
+                "reason": reason.replace("\x00", "")[:1000],
+                "body": body,
+            },
+        )
+
+    async def _read(self, conn: AsyncConnection, agent: AgentInfo, pr: PlateRead, batch: _Batch) -> None:
+        settings = self.ctx.settings
+        try:
+            captured = _at(pr.epoch_ms)
+        except (OverflowError, OSError, ValueError):
+            raise Refused(f"epoch_time {pr.epoch_ms} is not a time") from None
+        now = datetime.now(UTC)
+        if (captured - now).total_seconds() > settings.ingest_clock_skew_s:
+            raise Refused(f"epoch_time {pr.epoch_ms} is in the future")
+        if captured < now - timedelta(days=settings.ingest_max_read_age_days):
+            raise Refused(f"epoch_time {pr.epoch_ms} is older than the retention period")
+        lat, lon, located = pr.lat, pr.lon, "gps"
+        if lat is None or lon is None:
+            lat, lon, located = agent.lat, agent.lon, "fixed"
+        if lat is None or lon is None:
+            raise Refused("no GPS position in the post and the agent has no fixed location")
+        shift_id: uuid.UUID | None = None
+        if agent.kind == "unit":
+            assert agent.unit is not None
+            skew = timedelta(seconds=settings.ingest_clock_skew_s)
+            shift_id = await conn.scalar(
+                text(
+                    "SELECT id FROM ingest.shifts WHERE unit = :unit "
+                    "AND started_at - CAST(:skew AS interval) <= CAST(:at AS timestamptz) "
+                    "AND least(coalesce(ended_at, 'infinity'), expires_at) >= CAST(:at AS timestamptz) "
+                    "ORDER BY started_at DESC LIMIT 1"
+                ),
+                {"unit": agent.unit, "at": captured, "skew": skew},
+            )
+            if shift_id is None:
+                raise Refused(f"unit {agent.unit} was offline at {captured.isoformat()} (no shift)")
+        unit = agent.unit if agent.kind == "unit" and agent.unit else dispatch_unit(agent.agency)
+
+        found = (
+            await conn.execute(
+                text(
+                    "SELECT key, read_id, captured_at FROM ingest.agent_read_keys "
+                    "WHERE agent_id = :a AND key = ANY(:keys)"
+                ),
+                {"a": agent.id, "keys": pr.keys},
+            )
+        ).all()
+        wants_finish = self._wants_finish(pr)
+        if not found:
+            read_id = read_id_for(agent.id, pr.best_key)
+            image_key, crop_key = await self._upload(read_id, captured, pr)
+            row = {
+                "id": read_id,
+                "captured_at": captured,
+                "received_at": now,
+                "agency": agent.agency,
+                "unit": unit,
+                "shift_id": shift_id,
+                "camera": f"{agent.name}/{pr.camera}"[:64],
+                "client_read_id": f"agent:{agent.id.hex[:12]}:{pr.best_key}",
+                "lat": lat,
+                "lon": lon,
+                "heading": None,
+                "speed": None,
+                "plate": pr.plate,
+                "confusion_key": plates.confusion_key(pr.plate),
+                "plate_confidence": _unit_confidence(pr.confidence),
+                "state": pr.state,
+                "plate_source": "agent",
+                "car_plate": None,
+                "image_key": image_key,
+                "crop_key": crop_key,
+                "recognition_pending": False,
+                "match_pending": False,
+                "attempts": 0,
+                "last_error": None,
+                "list_version": None,
+                "hits": [],
+            }
+            inserted = await conn.execute(insert(READS).values(row).on_conflict_do_nothing().returning(READS.c.id))
+            if inserted.first() is None:
+                batch.duplicates += 1  # stored by an earlier import whose offset was lost
+            else:
+                batch.stored += 1
+                await conn.execute(
+                    insert(AGENT_READS)
+                    .values(self._agent_read(read_id, captured, agent, pr, located, wants_finish, now))
+                    .on_conflict_do_nothing()
+                )
+            await self._add_keys(conn, agent.id, pr.keys, read_id, captured)
+            return
+        if pr.source == "alpr_results":
+            batch.duplicates += 1  # the same frame posted again
+            return
+        await self._merge(conn, agent, pr, found, lat, lon, located, wants_finish, now, batch)
+
+    async def _merge(
+        self,
+        conn: AsyncConnection,
+        agent: AgentInfo,
+        pr: PlateRead,
+        found: list[Any],
+        lat: float,
+        lon: float,
+        located: str,
+        wants_finish: bool,
+        now: datetime,
+        batch: _Batch,
+    ) -> None:
+        """A group (or alert) whose frames or preview are stored: one read, the group's reading wins."""
+        reads = {r.read_id: r.captured_at for r in found}
+        best = next((r for r in found if r.key == pr.best_key), None)
+        target = best.read_id if best else min(reads, key=lambda rid: (reads[rid], str(rid)))
+        target_at = reads[target]
+        current = (
+            await conn.execute(
+                text(
+                    "SELECT a.is_preview, a.source, a.keys, r.image_key, r.crop_key FROM ingest.agent_reads a "
+                    "JOIN ingest.reads r ON r.id = a.read_id AND r.captured_at = a.captured_at WHERE a.read_id = :id"
+                ),
+                {"id": target},
+            )
+        ).first()
+        others = [rid for rid in reads if rid != target]
+        final_stored = current is not None and current.source != "alpr_results" and not current.is_preview
+        if pr.is_preview and final_stored:
+            batch.duplicates += 1  # a late preview never replaces the final group
+            await self._add_keys(conn, agent.id, pr.keys, target, target_at)
+            return
+        image_key, crop_key = await self._upload(read_id_for(agent.id, pr.best_key), target_at, pr)
+        if current is not None:
+            batch.orphans += [k for k in (current.image_key, current.crop_key) if k and k not in (image_key, crop_key)]
+        await conn.execute(
+            READS.update()
+            .where(READS.c.id == target, READS.c.captured_at == target_at)
+            .values(
+                plate=pr.plate,
+                confusion_key=plates.confusion_key(pr.plate),
+                plate_confidence=_unit_confidence(pr.confidence),
+                state=pr.state,
+                lat=lat,
+                lon=lon,
+                camera=f"{agent.name}/{pr.camera}"[:64],
+                image_key=image_key or (current.image_key if current else None),
+                crop_key=crop_key or (current.crop_key if current else None),
+            )
+        )
+        keys = sorted(set(pr.keys) | set(current.keys if current else []))
+        values = self._agent_read(target, target_at, agent, pr, located, wants_finish, now)
+        values["keys"] = keys
+        await conn.execute(
+            insert(AGENT_READS)
+            .values(values)
+            .on_conflict_do_update(index_elements=["read_id"], set_={k: v for k, v in values.items() if k != "read_id"})
+        )
+        if others:
+            gone = (
+                await conn.execute(
+                    text("SELECT image_key, crop_key FROM ingest.reads WHERE id = ANY(:ids)"), {"ids": others}
+                )
+            ).all()
+            batch.orphans += [k for r in gone for k in (r.image_key, r.crop_key) if k]
+            await conn.execute(text("DELETE FROM ingest.reads WHERE id = ANY(:ids)"), {"ids": others})
+            await conn.execute(text("DELETE FROM ingest.agent_reads WHERE read_id = ANY(:ids)"), {"ids": others})
+            await conn.execute(
+                text("UPDATE ingest.agent_read_keys SET read_id = :t, captured_at = :at WHERE read_id = ANY(:ids)"),
+                {"t": target, "at": target_at, "ids": others},
+            )
+        await self._add_keys(conn, agent.id, pr.keys, target, target_at)
+        batch.merged += 1
+
+    def _wants_finish(self, pr: PlateRead) -> bool:
+        s, ctx = self.ctx.settings, self.ctx
+        second = s.ingest_agent_second_read and ctx.recognition is not None and pr.plate_crop is not None
+        return bool(second or (s.ingest_call_hotlist and ctx.hotlist is not None))
+
+    @staticmethod
+    def _agent_read(
+        read_id: uuid.UUID,
+        captured: datetime,
+        agent: AgentInfo,
+        pr: PlateRead,
+        located: str,
+        wants_finish: bool,
+        now: datetime,
+    ) -> dict[str, Any]:
+        return {
+            "read_id": read_id,
+            "captured_at": captured,
+            "agent_id": agent.id,
+            "source": pr.source,
+            "is_preview": pr.is_preview,
+            "agent_plate": pr.plate,
+            "agent_confidence": pr.confidence,
+            "corners": pr.corners,
+            "candidates": pr.candidates,
+            "keys": pr.keys,
+            "location_source": located,
+            "finish_pending": wants_finish,
+            "updated_at": now,
+        }
+
+    async def _add_keys(
+        self, conn: AsyncConnection, agent_id: uuid.UUID, keys: list[str], read_id: uuid.UUID, at: datetime
+    ) -> None:
+        await conn.execute(
+            text(
+                "INSERT INTO ingest.agent_read_keys (agent_id, key, read_id, captured_at) "
+                "VALUES (:a, :k, :r, :at) ON CONFLICT (agent_id, key) DO NOTHING"
+            ),
+            [{"a": agent_id, "k": k, "r": read_id, "at": at} for k in keys],
+        )
+
+    async def _upload(self, read_id: uuid.UUID, captured: datetime, pr: PlateRead) -> tuple[str | None, str | None]:
+        """Crops go where every read's pictures go (day first: the purge deletes a day by prefix). The key is fixed
+        by the read, so a batch retried after an outage overwrites rather than orphans."""
+        prefix = f"reads/{capture_day(captured):%Y/%m/%d}/{read_id}.agent"
+
+        async def put(img: CheckedImage | None, what: str) -> str | None:
+            if img is None:
+                return None
+            key = f"{prefix}.{what}.{img.extension}"
+            await self.ctx.store.put(key, img.data, img.content_type)  # StorageError: the batch rolls back
+            return key
+
+        image_key, crop_key = await asyncio.gather(put(pr.vehicle_crop, "vehicle"), put(pr.plate_crop, "plate"))
+        return image_key, crop_key
+
+    # ---- per-batch aggregates -------------------------------------------------------------------------------
+
+    async def _flush_activity(self, conn: AsyncConnection, batch: _Batch) -> None:
+        gap = self.ctx.settings.ingest_agent_active_gap_s * 1000
+        for agent_id, times in batch.activity.items():
+            times.sort()
+            spans: list[list[int]] = []
+            for t in times:
+                if spans and t - spans[-1][1] <= gap:
+                    spans[-1][1] = max(spans[-1][1], t)
+                else:
+                    spans.append([t, t])
+            for start_ms, end_ms in spans:
+                start, end = _at(start_ms), _at(end_ms)
+                slack = timedelta(milliseconds=gap)
+                hit = await conn.scalar(
+                    text(
+                        "UPDATE ingest.agent_activity SET started_at = least(started_at, :s), "
+                        "ended_at = greatest(ended_at, :e) WHERE id = (SELECT id FROM ingest.agent_activity "
+                        "WHERE agent_id = :a AND started_at - CAST(:slack AS interval) <= :e "
+                        "AND ended_at + CAST(:slack AS interval) >= :s "
+                        "ORDER BY ended_at DESC LIMIT 1) RETURNING id"
+                    ),
+                    {"a": agent_id, "s": start, "e": end, "slack": slack},
+                )
+                if hit is None:
+                    await conn.execute(
+                        text("INSERT INTO ingest.agent_activity (agent_id, started_at, ended_at) VALUES (:a, :s, :e)"),
+                        {"a": agent_id, "s": start, "e": end},
+                    )
+
+    async def _flush_drops(self, conn: AsyncConnection, batch: _Batch) -> None:
+        rows = [
+            {"a": agent_id, "f": name, "n": n} for agent_id, counts in batch.drops.items() for name, n in counts.items()
+        ]
+        if rows:
+            await conn.execute(
+                text(
+                    "INSERT INTO ingest.agent_field_drops (agent_id, field, count) VALUES (:a, :f, :n) "
+                    "ON CONFLICT (agent_id, field) DO UPDATE SET count = agent_field_drops.count + excluded.count"
+                ),
+                rows,
+            )
+
+    # ---- matching and the second reading, after the import committed ----------------------------------------
+
+    async def finish_reads(self, limit: int = 200) -> int:
+        ctx = self.ctx
+        settings = ctx.settings
+        done = 0
+        if not (
+            (settings.ingest_call_hotlist and ctx.hotlist is not None)
+            or (settings.ingest_agent_second_read and ctx.recognition is not None)
+        ):
+            return 0
+        async with ctx.engine.connect() as conn, conn.begin():
+            rows = (
+                await conn.execute(
+                    text(
+                        "SELECT r.*, a.candidates AS agent_candidates FROM ingest.agent_reads a "
+                        "JOIN ingest.reads r ON r.id = a.read_id AND r.captured_at = a.captured_at "
+                        "WHERE a.finish_pending ORDER BY a.captured_at LIMIT :n FOR UPDATE OF a SKIP LOCKED"
+                    ),
+                    {"n": limit},
+                )
+            ).all()
+            if not rows:
+                return 0
+            gate = asyncio.Semaphore(16)
+
+            async def one(r: Any) -> dict[str, Any]:
+                row: dict[str, Any] = dict(r._mapping)
+                alternatives = [c["plate"] for c in row.pop("agent_candidates") or [] if c.get("plate")]
+                async with gate:
+                    if settings.ingest_agent_second_read and ctx.recognition is not None and row["crop_key"]:
+                        try:
+                            data = await ctx.store.get(row["crop_key"])
+                            ctype = "image/png" if row["crop_key"].endswith(".png") else "image/jpeg"
+                            apply_recognition(row, await recognize(ctx, data, ctype))
+                        except (CallFailed, StorageError) as exc:
+                            row["recognition_pending"], row["last_error"] = True, str(exc)
+                    if settings.ingest_call_hotlist and ctx.hotlist is not None and not row["recognition_pending"]:
+                        alts = [a for a in dict.fromkeys([*alternatives, row["car_plate"] or ""]) if a]
+                        alts = [a for a in alts if a != row["plate"]][:8]
+                        try:
+                            row["hits"] = await match(ctx, row, alts)
+                        except CallFailed as exc:
+                            row["match_pending"], row["last_error"] = True, str(exc)
+                    elif row["recognition_pending"] and settings.ingest_call_hotlist:
+                        row["match_pending"] = True
+                return row
+
+            finished = await asyncio.gather(*(one(r) for r in rows))
+            events = 0
+            async with ctx.sessionmaker(bind=conn) as session:
+                for row in finished:
+                    await session.execute(
+                        READS.update()
+                        .where(READS.c.id == row["id"], READS.c.captured_at == row["captured_at"])
+                        .values(
+                            plate=row["plate"],
+                            confusion_key=plates.confusion_key(row["plate"]) if row["plate"] else None,
+                            plate_confidence=row["plate_confidence"],
+                            state=row["state"],
+                            plate_source=row["plate_source"],
+                            car_plate=row["car_plate"],
+                            recognition_pending=row["recognition_pending"],
+                            match_pending=row["match_pending"],
+                            list_version=row["list_version"],
+                            hits=row["hits"],
+                            last_error=row["last_error"],
+                        )
+                    )
+                    events += await add_hit_events(session, row["hits"], row)
+                    done += 1
+                await session.execute(
+                    text("UPDATE ingest.agent_reads SET finish_pending = false WHERE read_id = ANY(:ids)"),
+                    {"ids": [row["id"] for row in finished]},
+                )
+                await session.flush()
+        if events:
+            ctx.hub.notify()
+        return done
+
+
+def _parse_all(records: list[spool_files.SpoolRecord]) -> list[tuple[spool_files.SpoolRecord, ParsedPost | Malformed]]:
+    out: list[tuple[spool_files.SpoolRecord, ParsedPost | Malformed]] = []
+    for record in records:
+        try:
+            out.append((record, parse(record.body)))
+        except Malformed as exc:
+            out.append((record, exc))
+    return out
+
+
+def _epoch_of(post: ParsedPost | Malformed) -> int:
+    return (post.epoch_ms or 0) if isinstance(post, ParsedPost) else 0
+
+
+def _at(epoch_ms: int) -> datetime:
+    return datetime.fromtimestamp(epoch_ms / 1000, UTC)
+
+
+def _storable(epoch_ms: int, max_age_days: int) -> bool:
+    # Partitions only for times that can be stored (others are quarantined without one).
+    try:
+        day: date = capture_day(_at(epoch_ms))
+    except (OverflowError, OSError, ValueError):
+        return False
+    today = datetime.now(UTC).date()
+    return today - timedelta(days=max_age_days + 1) <= day <= today + timedelta(days=1)
+
+
+def _unit_confidence(value: float | None) -> float | None:
+    """Agents say 0-100; our reads keep 0-1."""
+    if value is None:
+        return None
+    return max(0.0, min(1.0, value / 100.0))

@@ -1,0 +1,163 @@
+"""Agent tokens: made here, stored as a SHA-256 hash, checked against an in-memory copy of the registry.
+
+Posts must be accepted while PostgreSQL is down, so the token check cannot need it: each process keeps the agents
+in memory (refreshed every `ingest_agent_registry_refresh_s`, and at once when an unknown token arrives) and in a
+snapshot file beside the spool, read at start when PostgreSQL does not answer. A token is 256 random bits, so an
+unsalted SHA-256 is enough (no password to guess); the hash found is compared in constant time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import structlog
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.ingest.agents.models import Agent
+
+log = structlog.get_logger(__name__)
+
+TOKEN_PREFIX = "alpra_"  # makes a leaked token recognisable to secret scanners
+
+
+def new_token() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class AgentInfo:
+    id: uuid.UUID
+    name: str
+    agency: str
+    kind: str
+    unit: str | None
+    lat: float | None
+    lon: float | None
+    disabled: bool
+    token_sha256: str
+
+    @classmethod
+    def of(cls, agent: Agent) -> AgentInfo:
+        return cls(
+            id=agent.id,
+            name=agent.name,
+            agency=agent.agency,
+            kind=agent.kind,
+            unit=agent.unit,
+            lat=agent.lat,
+            lon=agent.lon,
+            disabled=agent.disabled_at is not None,
+            token_sha256=agent.token_sha256,
+        )
+
+
+class Registry:
+    def __init__(self, engine: AsyncEngine, snapshot: Path, *, refresh_s: float) -> None:
+        self.engine = engine
+        self.snapshot = snapshot
+        self.refresh_s = refresh_s
+        self._by_hash: dict[str, AgentInfo] = {}
+        self._by_id: dict[uuid.UUID, AgentInfo] = {}
+        self._loaded_at = 0.0
+        self._lock = asyncio.Lock()
+        self._bg: asyncio.Task[None] | None = None
+
+    def _set(self, agents: list[AgentInfo]) -> None:
+        self._by_hash = {a.token_sha256: a for a in agents}
+        self._by_id = {a.id: a for a in agents}
+        self._loaded_at = time.monotonic()
+
+    async def load(self) -> None:
+        """At start: PostgreSQL, else the last snapshot."""
+        try:
+            await self.refresh()
+        except Exception as exc:  # noqa: BLE001 - posts are still accepted with the snapshot's agents
+            log.warning("agent_registry_from_snapshot", error=repr(exc))
+            self._load_snapshot()
+
+    def _load_snapshot(self) -> None:
+        try:
+            raw = json.loads(self.snapshot.read_text())
+        except (OSError, ValueError):
+            return
+        self._set(
+            [
+                AgentInfo(**{**a, "id": uuid.UUID(a["id"])})  # type: ignore[arg-type]
+                for a in raw.get("agents", [])
+            ]
+        )
+
+    async def refresh(self) -> None:
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(Agent))).all()  # type: ignore[call-overload]
+        agents = [AgentInfo.of(Agent.model_validate(dict(r._mapping))) for r in rows]
+        self._set(agents)
+        await asyncio.to_thread(self._write_snapshot, agents)
+
+    def _write_snapshot(self, agents: list[AgentInfo]) -> None:
+        self.snapshot.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.snapshot.with_suffix(f".{os.getpid()}.tmp")
+        data = {"agents": [{**asdict(a), "id": str(a.id)} for a in agents]}
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump(data, fh)
+        tmp.replace(self.snapshot)
+
+    async def _maybe_refresh(self, *, force: bool) -> None:
+        # At most one refresh a second however many unknown tokens arrive (a wrong token cannot flood PostgreSQL).
+        if time.monotonic() - self._loaded_at < (1.0 if force else self.refresh_s):
+            return
+        async with self._lock:
+            if time.monotonic() - self._loaded_at < (1.0 if force else self.refresh_s):
+                return
+            try:
+                await asyncio.wait_for(self.refresh(), 2.0)
+            except Exception as exc:  # noqa: BLE001 - PostgreSQL down: keep what we have
+                self._loaded_at = time.monotonic()
+                log.info("agent_registry_refresh_failed", error=repr(exc))
+
+    async def lookup(self, token: str) -> AgentInfo | None:
+        if time.monotonic() - self._loaded_at >= self.refresh_s and (self._bg is None or self._bg.done()):
+            # In the background: a post never waits on PostgreSQL (which may be down) for a token it knows.
+            self._bg = asyncio.create_task(self._maybe_refresh(force=False))
+        digest = hash_token(token)
+        found = self._by_hash.get(digest)
+        if found is None:
+            await self._maybe_refresh(force=True)
+            found = self._by_hash.get(digest)
+        if found is None or not hmac.compare_digest(found.token_sha256, digest):
+            return None
+        return found
+
+    def get(self, agent_id: uuid.UUID) -> AgentInfo | None:
+        return self._by_id.get(agent_id)
+
+    async def invalidate(self) -> None:
+        """This process changed an agent: read the registry again now."""
+        async with self._lock:
+            try:
+                await asyncio.wait_for(self.refresh(), 2.0)
+            except Exception as exc:  # noqa: BLE001 - the periodic refresh catches up
+                self._loaded_at = 0.0
+                log.info("agent_registry_refresh_failed", error=repr(exc))
+
+    async def close(self) -> None:
+        if self._bg is not None:
+            await asyncio.gather(self._bg, return_exceptions=True)
+
+    def all(self) -> dict[uuid.UUID, AgentInfo]:
+        return dict(self._by_id)

