@@ -16,6 +16,7 @@ COMMAND_MODULES = [
     "alpr.commands.access",
     "alpr.commands.hotlist",
     "alpr.commands.recognition",
+    "alpr.commands.retention",
 ]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -9,7 +10,9 @@ from dataclasses import dataclass
 import httpx
 from fastapi import FastAPI
 
+from services.ingest import retention
 from services.ingest.clients import HotlistClient, RecognitionClient, TokenSource
+from services.ingest.holds import router as holds_router
 from services.ingest.jobs import Worker
 from services.ingest.routes import router
 from services.ingest.service import IngestContext
@@ -92,10 +95,18 @@ def create_app(
         ctx.existing.start()
         if run_worker:
             worker.start()
+        purge_task = (
+            asyncio.create_task(retention.scheduled_purge(app.state.engine, app.state.store, settings))
+            if run_worker and settings.retention_purge_scheduled
+            else None
+        )
         try:
             yield
         finally:
             ctx.hub.close()
+            if purge_task is not None:
+                purge_task.cancel()
+                await asyncio.gather(purge_task, return_exceptions=True)
             await worker.stop()
             await writer.stop()
             await ctx.existing.stop()
@@ -107,7 +118,7 @@ def create_app(
     return create_service_app(
         "ingest",
         settings,
-        routers=[router],
+        routers=[router, holds_router],
         lifespan=lifespan,
         description="Officer shifts and plate reads posted by the cars' Mobile Data Computers.",
     )
