@@ -57,6 +57,10 @@ MATRIX: dict[str, dict[tuple[str, str], frozenset[str]]] = {
         ("POST", "/v1/internal/reads/lookup"): frozenset({"service"}),
         ("POST", "/v1/internal/reads/search"): frozenset({"service"}),
         ("POST", "/v1/internal/hits"): frozenset({"service"}),
+        ("POST", "/v1/holds"): frozenset({"supervisor"}),
+        ("POST", "/v1/holds/{hold_id}/release"): frozenset({"supervisor"}),
+        ("GET", "/v1/holds"): frozenset({"supervisor", "auditor"}),
+        ("GET", "/v1/internal/retention"): frozenset({"service"}),
     },
     "recognition": {
         ("GET", "/v1/whoami"): ALL,
@@ -79,6 +83,10 @@ MATRIX: dict[str, dict[tuple[str, str], frozenset[str]]] = {
         ("GET", "/v1/hits/{hit_id}"): frozenset({"officer", "supervisor", "auditor", "admin"}),
         ("POST", "/v1/hits/{hit_id}/verification"): frozenset({"officer", "supervisor"}),
         ("POST", "/v1/hits/{hit_id}/dispositions"): frozenset({"officer", "supervisor"}),
+        ("POST", "/v1/hit-holds"): frozenset({"supervisor"}),
+        ("POST", "/v1/hit-holds/{hold_id}/release"): frozenset({"supervisor"}),
+        ("GET", "/v1/hit-holds"): frozenset({"supervisor", "auditor"}),
+        ("GET", "/v1/internal/report"): frozenset({"service"}),
     },
 }
 
