@@ -43,6 +43,8 @@ MATRIX: dict[str, dict[tuple[str, str], frozenset[str]]] = {
         ("GET", "/v1/disclosures"): frozenset({"supervisor", "auditor"}),
         ("GET", "/v1/audit"): frozenset({"auditor"}),
         ("GET", "/v1/audit/verify"): frozenset({"auditor"}),
+        ("GET", "/v1/reports/log-of-use"): frozenset({"supervisor", "auditor", "admin"}),
+        ("GET", "/v1/reports/audit"): frozenset({"auditor"}),
     },
     "ingest": {
         ("GET", "/v1/whoami"): ALL,
@@ -61,6 +63,7 @@ MATRIX: dict[str, dict[tuple[str, str], frozenset[str]]] = {
         ("POST", "/v1/holds/{hold_id}/release"): frozenset({"supervisor"}),
         ("GET", "/v1/holds"): frozenset({"supervisor", "auditor"}),
         ("GET", "/v1/internal/retention"): frozenset({"service"}),
+        ("GET", "/v1/internal/usage"): frozenset({"service"}),
     },
     "recognition": {
         ("GET", "/v1/whoami"): ALL,
@@ -96,6 +99,7 @@ PUBLIC: dict[str, set[tuple[str, str]]] = {
         ("POST", "/v1/token"),  # it is how a token is obtained
         ("GET", "/.well-known/jwks.json"),  # public keys
         ("GET", "/v1/objects/{key}"),  # the presigned link's signature is the authorization
+        ("GET", "/v1/public/log-of-use"),  # the statute makes the log of use public; it carries no personal data
     },
 }
 HEALTH = {("GET", "/healthz"), ("GET", "/readyz")}

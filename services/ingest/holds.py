@@ -259,3 +259,88 @@ async def retention_summary(
         reads_held=int(held),
         check=check,
     )
+
+
+class UsageShift(BaseModel):
+    shift_id: uuid.UUID
+    unit: str
+    agency: str | None
+    badge: str
+    cameras: list[str]
+    started_at: datetime
+    ended_at: datetime | None  # None: still open
+    reads: int  # reads captured in the period during this shift
+
+
+class UsageDay(BaseModel):
+    unit: str
+    day: str
+    reads: int
+
+
+class Usage(BaseModel):
+    """Ingest's part of the log of use for [start, end): when readers collected data, and how many plates."""
+
+    start: datetime
+    end: datetime
+    shifts: list[UsageShift]
+    reads_by_unit_day: list[UsageDay]
+    reads_total: int
+
+
+@router.get("/v1/internal/usage", summary="Shifts and reads per shift and per unit-day over a period (access reports)")
+async def usage(
+    principal: Service,
+    session: SessionDep,
+    start: datetime = Query(description="period start, ISO 8601 with zone"),
+    end: datetime = Query(description="period end, ISO 8601 with zone"),
+) -> Usage:
+    if start.tzinfo is None or end.tzinfo is None or end <= start:
+        raise Unprocessable("start and end need a zone, and end must follow start")
+    p = {"s": start, "e": end}
+    # One pass over the period's partitions (pruned on captured_at) gives both groupings.
+    grouped = (
+        await session.execute(
+            text(
+                "SELECT shift_id, unit, (captured_at AT TIME ZONE 'UTC')::date AS day, count(*) FROM ingest.reads "
+                "WHERE captured_at >= :s AND captured_at < :e GROUP BY 1, 2, 3"
+            ),
+            p,
+        )
+    ).all()
+    per_shift: dict[uuid.UUID | None, int] = {}
+    per_day: dict[tuple[str, str], int] = {}
+    for shift_id, unit, day, n in grouped:
+        per_shift[shift_id] = per_shift.get(shift_id, 0) + int(n)
+        key = (unit, day.isoformat())
+        per_day[key] = per_day.get(key, 0) + int(n)
+    shifts = (
+        await session.execute(
+            text(
+                "SELECT id, unit, agency, badge, cameras, started_at, "
+                "CASE WHEN ended_at IS NULL AND expires_at > now() THEN NULL ELSE coalesce(ended_at, expires_at) END "
+                "FROM ingest.shifts WHERE started_at < :e AND coalesce(ended_at, expires_at) > :s "
+                "ORDER BY unit, started_at"
+            ),
+            p,
+        )
+    ).all()
+    return Usage(
+        start=start,
+        end=end,
+        shifts=[
+            UsageShift(
+                shift_id=r[0],
+                unit=r[1],
+                agency=r[2],
+                badge=r[3],
+                cameras=list(r[4]),
+                started_at=r[5],
+                ended_at=r[6],
+                reads=per_shift.get(r[0], 0),
+            )
+            for r in shifts
+        ],
+        reads_by_unit_day=[UsageDay(unit=u, day=d, reads=n) for (u, d), n in sorted(per_day.items())],
+        reads_total=sum(per_day.values()),
+    )
