@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from bench import access, hotlist, ingest, readyz, recognition
+from bench import access, hotlist, ingest, readyz, recognition, retention
 
 BENCHMARKS: dict[str, Callable[[], dict[str, Any]]] = {
     "readyz": readyz.run,
@@ -15,6 +15,7 @@ BENCHMARKS: dict[str, Callable[[], dict[str, Any]]] = {
     "ingest": ingest.run,
     "hotlist": hotlist.run,
     "recognition": recognition.run,
+    "retention": retention.run,
 }
 
 
