@@ -184,3 +184,21 @@ async def test_holds_need_a_supervisor(settings: Settings, make_token: TokenFact
         )
         assert resp.status_code == 403
         assert isinstance(client, httpx.AsyncClient)
+
+
+def test_cli_purge_and_check(settings: Settings, capsys) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from alpr.cli import build_parser
+    from shared.logs import configure_logging
+
+    configure_logging("WARNING", json=True, service="cli")  # as `alpr` does: logs to stderr, the report to stdout
+    args = build_parser().parse_args(["purge", "--dry-run"])
+    assert args.func(args, settings) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["dry_run"] is True and out["reads"]["status"] == "finished" and "hits_destroyed" in out["hits"]
+    args = build_parser().parse_args(["retention", "check"])
+    code = args.func(args, settings)
+    report = json.loads(capsys.readouterr().out)
+    assert code == (0 if report["ok"] else 1)
+    assert {"reads", "hits"} <= set(report)
