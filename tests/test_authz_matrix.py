@@ -64,6 +64,7 @@ MATRIX: dict[str, dict[tuple[str, str], frozenset[str]]] = {
         ("GET", "/v1/holds"): frozenset({"supervisor", "auditor"}),
         ("GET", "/v1/internal/retention"): frozenset({"service"}),
         ("GET", "/v1/internal/usage"): frozenset({"service"}),
+        ("POST", "/v1/subject-requests/safe-at-home"): frozenset({"supervisor"}),
     },
     "recognition": {
         ("GET", "/v1/whoami"): ALL,

@@ -17,6 +17,7 @@ from services.ingest.jobs import Worker
 from services.ingest.routes import router
 from services.ingest.service import IngestContext
 from services.ingest.stream import StreamHub
+from services.ingest.subjects import router as subjects_router
 from services.ingest.tokens import CachingVerifier
 from services.ingest.writer import ExistingReads, ReadWriter, batch_engine
 from shared.app import create_service_app
@@ -118,7 +119,7 @@ def create_app(
     return create_service_app(
         "ingest",
         settings,
-        routers=[router, holds_router],
+        routers=[router, holds_router, subjects_router],
         lifespan=lifespan,
         description="Officer shifts and plate reads posted by the cars' Mobile Data Computers.",
     )

@@ -252,6 +252,13 @@ async def _purge_locked(
             report.objects_kept_held += result.objects_kept_held
             report.partitions_dropped += int(result.partition_dropped)
             done += 1
+        if not dry_run:
+            # Safe at Home plates: reads stored since the request go at every run (services/ingest/subjects.py).
+            from services.ingest.subjects import destroy_protected
+
+            protected_reads, protected_objects = await destroy_protected(engine, store, settings)
+            report.reads_destroyed += protected_reads
+            report.objects_destroyed += protected_objects
         async with engine.begin() as conn:
             report.stream_events_destroyed = await _purge_events(conn, report.cutoff, dry_run=dry_run)
             if not dry_run and run_id is not None:

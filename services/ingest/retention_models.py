@@ -68,3 +68,18 @@ class PurgeRun(SQLModel, table=True):
     objects_kept_held: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
     details: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONB, nullable=False))
     error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class ProtectedPlate(SQLModel, table=True):
+    """A Safe at Home participant's plate (Minn. Stat. 13.824 subd. 3(c), chapter 5B): its reads are destroyed at
+    once and, from then on, by every purge run. Private data: never in a report, log or audit entry."""
+
+    __tablename__ = "protected_plates"
+    __table_args__ = {"schema": "ingest"}
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    plate: str = Field(unique=True)
+    request_reference: str
+    received_on: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    recorded_by: str
+    recorded_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))

@@ -202,3 +202,52 @@ def test_cli_purge_and_check(settings: Settings, capsys) -> None:  # type: ignor
     report = json.loads(capsys.readouterr().out)
     assert code == (0 if report["ok"] else 1)
     assert {"reads", "hits"} <= set(report)
+
+
+async def test_safe_at_home_destroys_now_and_later(settings: Settings, make_token: TokenFactory) -> None:
+    s = ingest_settings(settings)
+    agency = "MN0279902"
+    supervisor = make_token(subject="sup-sah", roles=["supervisor"], badge="S-3")
+    app = create_app(s, run_worker=False)
+    async with running(app) as client:
+        engine, store = app.state.engine, app.state.store
+        now = datetime.now(UTC)
+        gen = await generate(engine, store, now=now, days=4, per_day=2, units=("C7",), agency=agency)
+        target = [gen.reads[1], gen.reads[4]]
+        async with engine.begin() as conn:
+            await conn.execute(text("UPDATE ingest.reads SET plate = 'SAH123' WHERE id = :a"), {"a": target[0].read_id})
+            # The car read it, recognition read something else: the car's reading counts too.
+            await conn.execute(
+                text("UPDATE ingest.reads SET car_plate = 'SAH123' WHERE id = :a"), {"a": target[1].read_id}
+            )
+        resp = await client.post(
+            "/v1/subject-requests/safe-at-home",
+            json={"plate": "sah 123", "request_reference": "SAH-2026-4", "received_on": now.isoformat()},
+            headers=_auth(supervisor),
+        )
+        assert resp.status_code == 201, resp.text
+        assert resp.json()["reads_destroyed"] == 2
+        assert resp.json()["objects_destroyed"] == sum(len(r.keys) for r in target)
+        left = await own_reads(engine, agency)
+        assert left == {r.read_id for r in gen.reads} - {r.read_id for r in target}
+        stored = set(await store.list("reads/"))
+        assert not any(k in stored for r in target for k in r.keys)
+        async with engine.connect() as conn:
+            details = (
+                await conn.execute(
+                    text("SELECT details::text FROM audit.audit_log WHERE action = 'subject_request.safe_at_home'")
+                )
+            ).scalars()
+            assert all("SAH" not in d for d in details)  # the request is private: no plate in the audit log
+
+        # A later read of the plate is gone at the next purge run.
+        later = await generate(engine, store, now=now, days=1, per_day=1, units=("C7",), agency=agency)
+        async with engine.begin() as conn:
+            await conn.execute(
+                text("UPDATE ingest.reads SET plate = 'SAH123' WHERE id = :a"), {"a": later.reads[0].read_id}
+            )
+        report = await retention.purge(engine, store, s, actor="test", trigger="cli", at=now)
+        assert report.reads_destroyed >= 1
+        assert later.reads[0].read_id not in await own_reads(engine, agency)
+        async with engine.begin() as conn:
+            await conn.execute(text("DELETE FROM ingest.reads WHERE agency = :a"), {"a": agency})

@@ -71,6 +71,16 @@ def upgrade() -> None:
         sa.Column("error", sa.Text(), nullable=True),
         schema="ingest",
     )
+    op.create_table(
+        "protected_plates",
+        sa.Column("id", sa.Uuid(), primary_key=True),
+        sa.Column("plate", sa.String(), nullable=False, unique=True),
+        sa.Column("request_reference", sa.String(), nullable=False),
+        sa.Column("received_on", TS, nullable=False),
+        sa.Column("recorded_by", sa.String(), nullable=False),
+        sa.Column("recorded_at", TS, nullable=False),
+        schema="ingest",
+    )
     op.create_table("hit_holds", *_hold_columns(), schema="hotlist")
     op.create_index("ix_hotlist_hit_holds_case_number", "hit_holds", ["case_number"], schema="hotlist")
     op.create_table(
@@ -125,6 +135,7 @@ def downgrade() -> None:
     op.drop_table("purge_runs", schema="hotlist")
     op.drop_table("hit_hold_items", schema="hotlist")
     op.drop_table("hit_holds", schema="hotlist")
+    op.drop_table("protected_plates", schema="ingest")
     op.drop_table("purge_runs", schema="ingest")
     op.drop_table("hold_reads", schema="ingest")
     op.drop_table("holds", schema="ingest")
