@@ -11,6 +11,7 @@ import hmac
 import io
 import os
 import time
+from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Protocol
@@ -52,7 +53,7 @@ class ObjectStore(Protocol):
     async def exists(self, key: str) -> bool: ...
     async def delete(self, key: str) -> None: ...
     async def delete_prefix(self, prefix: str) -> int: ...
-    async def delete_keys(self, keys: list[str]) -> int: ...
+    async def delete_keys(self, keys: Sequence[str]) -> int: ...
     async def list(self, prefix: str = "") -> list[str]: ...
     async def ping(self) -> None: ...
     async def presigned_url(self, key: str, expires_s: int = 300) -> str: ...
@@ -172,7 +173,7 @@ class S3Store:
         await self._call(_remove)
         return len(keys)
 
-    async def delete_keys(self, keys: list[str]) -> int:
+    async def delete_keys(self, keys: Sequence[str]) -> int:
         """Delete these objects (1000 per request); a key already gone is not an error."""
         for key in keys:
             _check_key(key)
@@ -259,7 +260,7 @@ class LocalStore:
             self._path(key).unlink(missing_ok=True)
         return len(keys)
 
-    async def delete_keys(self, keys: list[str]) -> int:
+    async def delete_keys(self, keys: Sequence[str]) -> int:
         for key in keys:
             self._path(key).unlink(missing_ok=True)
         return len(keys)

@@ -27,6 +27,19 @@ async def test_hit_figures_and_purge(settings: Settings, make_token: TokenFactor
     now = datetime.now(UTC)
     async with running(app) as client:
         engine = app.state.engine
+        start, end = now - timedelta(days=121), now - timedelta(hours=12)
+
+        async def figures(a: datetime, b: datetime) -> dict:
+            resp = await client.get(
+                "/v1/internal/report",
+                params={"start": a.isoformat(), "end": b.isoformat()},
+                headers={"Authorization": f"Bearer {service}"},
+            )
+            assert resp.status_code == 200, resp.text
+            return resp.json()
+
+        # Other tests' hits may fall in the period: the figures are compared as the change our hits make.
+        before = await figures(start, end)
         hits: list[dict] = []
         disps: list[dict] = []
         async with engine.begin() as conn:
@@ -35,7 +48,7 @@ async def test_hit_figures_and_purge(settings: Settings, make_token: TokenFactor
                 hit = {
                     "id": uuid.uuid4(),
                     "cat": CATEGORIES[d % 3],
-                    "unit": f"H{d % 2 + 1}",
+                    "unit": f"RET-H{d % 2 + 1}",
                     "at": at,
                     "list": "bca" if d % 4 else "gang-task-force",
                 }
@@ -101,31 +114,33 @@ async def test_hit_figures_and_purge(settings: Settings, make_token: TokenFactor
                 )
 
         # Report figures against counts computed here.
-        start, end = now - timedelta(days=121), now - timedelta(hours=12)
-        resp = await client.get(
-            "/v1/internal/report",
-            params={"start": start.isoformat(), "end": end.isoformat()},
-            headers={"Authorization": f"Bearer {service}"},
-        )
-        assert resp.status_code == 200, resp.text
-        fig = resp.json()
-        assert fig["hits_total"] == len(hits)
-        assert fig["hits_by_category"] == dict(Counter(h["cat"] for h in hits))
-        assert fig["hits_by_list"] == dict(Counter(h["list"] for h in hits))
+        fig = await figures(start, end)
+
+        def delta(key: str) -> dict:
+            return {k: v - before[key].get(k, 0) for k, v in fig[key].items() if v != before[key].get(k, 0)}
+
+        assert fig["hits_total"] - before["hits_total"] == len(hits)
+        assert delta("hits_by_category") == dict(Counter(h["cat"] for h in hits))
+        assert delta("hits_by_list") == dict(Counter(h["list"] for h in hits))
         last = {}
         for disp in sorted(disps, key=lambda x: x["at"]):
             last[disp["hit"]] = disp
         outcomes = Counter(f"{'valid' if x['valid'] else 'invalid'}:{x['action']}" for x in last.values())
-        assert fig["dispositions_by_outcome"] == dict(outcomes)
+        assert delta("dispositions_by_outcome") == dict(outcomes)
         firsts = {}
         for disp in sorted(disps, key=lambda x: x["at"]):
             firsts.setdefault(disp["hit"], disp)
-        at_of = {h["id"]: h["at"] for h in hits}
-        waits = [(x["at"] - at_of[x["hit"]]).total_seconds() / 60 for x in firsts.values()]
-        assert fig["hits_with_disposition"] == len(firsts)
-        assert abs(fig["minutes_to_disposition"]["p50"] - statistics.median(waits)) < 0.01
+        assert fig["hits_with_disposition"] - before["hits_with_disposition"] == len(firsts)
         per_unit_day = Counter((h["unit"], h["at"].date().isoformat()) for h in hits)
-        assert {(x["unit"], x["day"]): x["hits"] for x in fig["hits_by_unit_day"]} == dict(per_unit_day)
+        mine = {(x["unit"], x["day"]): x["hits"] for x in fig["hits_by_unit_day"] if x["unit"].startswith("RET-H")}
+        assert mine == dict(per_unit_day)
+        # Minutes to disposition over a window only our hits use (100 to 120 days back).
+        a, b = now - timedelta(days=120), now - timedelta(days=100)
+        at_of = {h["id"]: h["at"] for h in hits}
+        waits = [(x["at"] - at_of[x["hit"]]).total_seconds() / 60 for x in firsts.values() if a <= at_of[x["hit"]] < b]
+        window = await figures(a, b)
+        assert window["hits_with_disposition"] == len(waits)
+        assert abs(window["minutes_to_disposition"]["p50"] - statistics.median(waits)) < 0.01
 
         # A hold on one old hit with dispositions, then the purge.
         old = [h for h in hits if h["at"] < retention.cutoff_for(s, now)]
