@@ -175,6 +175,22 @@ async def test_hit_figures_and_purge(settings: Settings, make_token: TokenFactor
         again = await retention.purge(engine, s, actor="test", trigger="cli", at=now)
         assert again.hits_destroyed == 0
         assert (await retention.check(engine, s, at=now))["ok"] is True
+        # A planted violation: an old hit written behind the purge's back is caught, then purged.
+        planted = uuid.uuid4()
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO hotlist.hits (id, read_id, entry_id, list_name, category, category_label, concerns, "
+                    "match, read_plate, entry_plate, state_check, covert, priority, past_read, unit, captured_at, "
+                    "created_at) VALUES (:id, 'r', 'V', 'bca', 'c', 'c', 'vehicle', 'exact', 'X', 'X', 'match', "
+                    "false, 0, false, 'RET-H9', :at, :at)"
+                ),
+                {"id": planted, "at": now - timedelta(days=80)},
+            )
+        caught = await retention.check(engine, s, at=now)
+        assert (caught["ok"], caught["hits_overdue"]) == (False, 1)
+        assert (await retention.purge(engine, s, actor="test", trigger="cli", at=now)).hits_destroyed == 1
+        assert (await retention.check(engine, s, at=now))["ok"] is True
         # Dispositions stay append-only outside the purge.
         async with engine.connect() as conn:
             try:
