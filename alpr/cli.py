@@ -17,6 +17,7 @@ COMMAND_MODULES = [
     "alpr.commands.hotlist",
     "alpr.commands.recognition",
     "alpr.commands.agents",
+    "alpr.commands.retention",
 ]
 
 

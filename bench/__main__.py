@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from bench import access, agents, hotlist, ingest, readyz, recognition
+from bench import access, agents, hotlist, ingest, readyz, recognition, retention
 
 BENCHMARKS: dict[str, Callable[[], dict[str, Any]]] = {
     "readyz": readyz.run,
@@ -16,6 +16,7 @@ BENCHMARKS: dict[str, Callable[[], dict[str, Any]]] = {
     "agents": agents.run,
     "hotlist": hotlist.run,
     "recognition": recognition.run,
+    "retention": retention.run,
 }
 
 

@@ -110,6 +110,13 @@ class Settings(BaseSettings):
     hotlist_disposition_due_s: float = Field(default=3600.0, gt=0)  # hits without disposition after this: listed
     hotlist_past_read_window_s: float = Field(default=60 * 86_400.0, gt=0)  # reads still inside retention
 
+    # Retention (Minn. Stat. 13.824 subd. 3): reads, photos and hits go this many days after capture unless held.
+    retention_days: int = Field(default=60, ge=1)
+    retention_purge_scheduled: bool = True  # false: only `alpr purge`
+    retention_purge_interval_s: float = Field(default=3600.0, gt=0)  # cheap when nothing is due
+    # How many days before the cutoff the purge and the check list in the object store (orphans, late uploads).
+    retention_object_lookback_days: int = Field(default=14, ge=1)
+
     # Recognition: OCR worker threads (unset: one per core), requests allowed to wait for one, upload limits.
     recognition_workers: int | None = Field(default=None, ge=1)
     recognition_queue: int = Field(default=8, ge=0)

@@ -11,6 +11,7 @@ import hmac
 import io
 import os
 import time
+from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Protocol
@@ -52,6 +53,7 @@ class ObjectStore(Protocol):
     async def exists(self, key: str) -> bool: ...
     async def delete(self, key: str) -> None: ...
     async def delete_prefix(self, prefix: str) -> int: ...
+    async def delete_keys(self, keys: Sequence[str]) -> int: ...
     async def list(self, prefix: str = "") -> list[str]: ...
     async def ping(self) -> None: ...
     async def presigned_url(self, key: str, expires_s: int = 300) -> str: ...
@@ -171,6 +173,22 @@ class S3Store:
         await self._call(_remove)
         return len(keys)
 
+    async def delete_keys(self, keys: Sequence[str]) -> int:
+        """Delete these objects (1000 per request); a key already gone is not an error."""
+        for key in keys:
+            _check_key(key)
+
+        def _remove() -> None:
+            for start in range(0, len(keys), 1000):
+                errors = list(
+                    self.client.remove_objects(self.bucket, [DeleteObject(k) for k in keys[start : start + 1000]])
+                )
+                if errors:
+                    raise StorageError(f"could not delete {len(errors)} of {len(keys)} objects")
+
+        await self._call(_remove)
+        return len(keys)
+
     async def ping(self) -> None:
         if not await self._call(self.client.bucket_exists, self.bucket):
             raise StoreUnavailable(f"bucket {self.bucket!r} does not exist")
@@ -238,6 +256,11 @@ class LocalStore:
 
     async def delete_prefix(self, prefix: str) -> int:
         keys = await self.list(prefix)
+        for key in keys:
+            self._path(key).unlink(missing_ok=True)
+        return len(keys)
+
+    async def delete_keys(self, keys: Sequence[str]) -> int:
         for key in keys:
             self._path(key).unlink(missing_ok=True)
         return len(keys)

@@ -59,6 +59,8 @@ def make_settings(data_dir: Path, database_url: str, keys_dir: Path, s3: WeedS3 
         "jwt_keys_dir": keys_dir,
         "log_json": True,
         "log_level": "WARNING",
+        # The scheduled purge would destroy other tests' generated data: the retention tests run it themselves.
+        "retention_purge_scheduled": False,
     }
     if s3 is not None:
         values.update(s3_endpoint=s3.endpoint, s3_access_key=ACCESS_KEY, s3_secret_key=SECRET_KEY, s3_bucket=BUCKET)

@@ -43,6 +43,8 @@ MATRIX: dict[str, dict[tuple[str, str], frozenset[str]]] = {
         ("GET", "/v1/disclosures"): frozenset({"supervisor", "auditor"}),
         ("GET", "/v1/audit"): frozenset({"auditor"}),
         ("GET", "/v1/audit/verify"): frozenset({"auditor"}),
+        ("GET", "/v1/reports/log-of-use"): frozenset({"supervisor", "auditor", "admin"}),
+        ("GET", "/v1/reports/audit"): frozenset({"auditor"}),
     },
     "ingest": {
         ("GET", "/v1/whoami"): ALL,
@@ -66,6 +68,12 @@ MATRIX: dict[str, dict[tuple[str, str], frozenset[str]]] = {
         ("POST", "/v1/agents/{agent_id}/disable"): frozenset({"admin"}),
         ("POST", "/v1/agents/{agent_id}/enable"): frozenset({"admin"}),
         ("GET", "/v1/agents/{agent_id}/activity"): frozenset({"admin", "supervisor", "auditor"}),
+        ("POST", "/v1/holds"): frozenset({"supervisor"}),
+        ("POST", "/v1/holds/{hold_id}/release"): frozenset({"supervisor"}),
+        ("GET", "/v1/holds"): frozenset({"supervisor", "auditor"}),
+        ("GET", "/v1/internal/retention"): frozenset({"service"}),
+        ("GET", "/v1/internal/usage"): frozenset({"service"}),
+        ("POST", "/v1/subject-requests/safe-at-home"): frozenset({"supervisor"}),
     },
     "recognition": {
         ("GET", "/v1/whoami"): ALL,
@@ -88,6 +96,10 @@ MATRIX: dict[str, dict[tuple[str, str], frozenset[str]]] = {
         ("GET", "/v1/hits/{hit_id}"): frozenset({"officer", "supervisor", "auditor", "admin"}),
         ("POST", "/v1/hits/{hit_id}/verification"): frozenset({"officer", "supervisor"}),
         ("POST", "/v1/hits/{hit_id}/dispositions"): frozenset({"officer", "supervisor"}),
+        ("POST", "/v1/hit-holds"): frozenset({"supervisor"}),
+        ("POST", "/v1/hit-holds/{hold_id}/release"): frozenset({"supervisor"}),
+        ("GET", "/v1/hit-holds"): frozenset({"supervisor", "auditor"}),
+        ("GET", "/v1/internal/report"): frozenset({"service"}),
     },
 }
 
@@ -97,6 +109,7 @@ PUBLIC: dict[str, set[tuple[str, str]]] = {
         ("POST", "/v1/token"),  # it is how a token is obtained
         ("GET", "/.well-known/jwks.json"),  # public keys
         ("GET", "/v1/objects/{key}"),  # the presigned link's signature is the authorization
+        ("GET", "/v1/public/log-of-use"),  # the statute makes the log of use public; it carries no personal data
     },
     "ingest": {
         # Camera agents (alprd, Rekor) send no authentication header: the agent's secret token in the URL path,

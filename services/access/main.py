@@ -8,6 +8,8 @@ from contextlib import asynccontextmanager
 import httpx
 from fastapi import FastAPI
 
+from services.access.report_routes import router as reports_router
+from services.access.reports import FiguresClient
 from services.access.routes import router
 from services.access.search import IngestClient
 from services.access.security import KeyRing, Passwords
@@ -16,7 +18,10 @@ from shared.settings import Settings, get_settings
 
 
 def create_app(
-    settings: Settings | None = None, *, ingest_transport: httpx.AsyncBaseTransport | None = None
+    settings: Settings | None = None,
+    *,
+    ingest_transport: httpx.AsyncBaseTransport | None = None,
+    hotlist_transport: httpx.AsyncBaseTransport | None = None,
 ) -> FastAPI:
     settings = settings or get_settings()
 
@@ -29,12 +34,18 @@ def create_app(
         app.state.ingest = IngestClient(
             settings.url_of("ingest"), keys, timeout_s=settings.search_timeout_s, transport=ingest_transport
         )
+        app.state.figures = FiguresClient(
+            keys,
+            {"ingest": settings.url_of("ingest"), "hotlist": settings.url_of("hotlist")},
+            timeout_s=settings.search_timeout_s,
+            transports={"ingest": ingest_transport, "hotlist": hotlist_transport},
+        )
         yield
 
     return create_service_app(
         "access",
         settings,
-        routers=[router],
+        routers=[router, reports_router],
         lifespan=lifespan,
         description="Identities, tokens, access requests with supervisor approval, and the audit log.",
     )

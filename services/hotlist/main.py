@@ -9,7 +9,8 @@ from contextlib import asynccontextmanager
 import structlog
 from fastapi import FastAPI
 
-from services.hotlist import jobs
+from services.hotlist import jobs, retention
+from services.hotlist.holds import router as holds_router
 from services.hotlist.ingest_client import IngestClient
 from services.hotlist.matching import Matcher
 from services.hotlist.routes import router
@@ -45,6 +46,8 @@ def create_app(settings: Settings | None = None, *, ingest: IngestClient | None 
         tasks = [asyncio.create_task(jobs.follow_versions(app))]
         if settings.hotlist_source_url and settings.hotlist_sync_scheduled:
             tasks.append(asyncio.create_task(jobs.scheduled_sync(app)))
+        if settings.retention_purge_scheduled:
+            tasks.append(asyncio.create_task(retention.scheduled_purge(app.state.engine, settings)))
         try:
             yield
         finally:
@@ -53,7 +56,7 @@ def create_app(settings: Settings | None = None, *, ingest: IngestClient | None 
     return create_service_app(
         "hotlist",
         settings,
-        routers=[router],
+        routers=[router, holds_router],
         lifespan=lifespan,
         ready_checks=[hotlist_list],
         description="Hot-list sync from the BCA, lists for the cars, matching of reads, hits and dispositions.",

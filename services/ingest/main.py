@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -9,13 +10,16 @@ from dataclasses import dataclass
 import httpx
 from fastapi import FastAPI
 
+from services.ingest import retention
 from services.ingest.agents.intake import AgentIntake
 from services.ingest.agents.routes import router as agents_router
 from services.ingest.clients import HotlistClient, RecognitionClient, TokenSource
+from services.ingest.holds import router as holds_router
 from services.ingest.jobs import Worker
 from services.ingest.routes import router
 from services.ingest.service import IngestContext
 from services.ingest.stream import StreamHub
+from services.ingest.subjects import router as subjects_router
 from services.ingest.tokens import CachingVerifier
 from services.ingest.writer import ExistingReads, ReadWriter, batch_engine
 from shared.app import create_service_app
@@ -97,11 +101,19 @@ def create_app(
         agents = AgentIntake.build(ctx)
         app.state.agents = agents
         await agents.start(run_importer=run_worker)
+        purge_task = (
+            asyncio.create_task(retention.scheduled_purge(app.state.engine, app.state.store, settings))
+            if run_worker and settings.retention_purge_scheduled
+            else None
+        )
         try:
             yield
         finally:
             await agents.stop()
             ctx.hub.close()
+            if purge_task is not None:
+                purge_task.cancel()
+                await asyncio.gather(purge_task, return_exceptions=True)
             await worker.stop()
             await writer.stop()
             await ctx.existing.stop()
@@ -113,7 +125,7 @@ def create_app(
     return create_service_app(
         "ingest",
         settings,
-        routers=[router, agents_router],
+        routers=[router, agents_router, holds_router, subjects_router],
         lifespan=lifespan,
         description="Officer shifts and plate reads posted by the cars' Mobile Data Computers.",
     )

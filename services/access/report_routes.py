@@ -1,0 +1,141 @@
+"""Routes of the statutory reports: the log of use (JSON, CSV; a public version without a token) and the biennial
+audit report (JSON, printable HTML with charts)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic import BaseModel
+
+from services.access import reports
+from services.access.deps import Auditor, allow
+from shared.audit import record
+from shared.auth import Principal
+from shared.db import SessionDep
+from shared.errors import Unprocessable
+
+router = APIRouter(tags=["reports"])
+ReportReader = Annotated[Principal, Depends(allow("supervisor", "auditor", "admin"))]
+MAX_PERIOD = timedelta(days=3 * 366)  # a biennial audit and some slack
+
+
+class LogOfUseOut(BaseModel):
+    report: str
+    statute: str
+    public: bool
+    period: dict[str, str]
+    generated_at: str
+    units: list[dict[str, Any]]
+    fixed_readers: list[dict[str, Any]]
+    databases_compared: dict[str, Any]
+    totals: dict[str, Any]
+
+
+class AuditReportOut(BaseModel):
+    report: str
+    statute: str
+    period: dict[str, str]
+    generated_at: str
+    log_of_use: dict[str, Any]
+    reads_per_day: dict[str, int]
+    access: dict[str, Any]
+    hits: dict[str, Any]
+    retention: dict[str, Any]
+    audit_chain: dict[str, Any]
+
+
+def _figures(request: Request) -> reports.FiguresClient:
+    figures: reports.FiguresClient = request.app.state.figures
+    return figures
+
+
+Figures = Annotated[reports.FiguresClient, Depends(_figures)]
+Start = Annotated[datetime, Query(description="period start, ISO 8601 with zone")]
+End = Annotated[datetime, Query(description="period end (excluded), ISO 8601 with zone")]
+
+
+def _period(start: datetime, end: datetime) -> None:
+    if start.tzinfo is None or end.tzinfo is None:
+        raise Unprocessable("start and end need a time zone (e.g. 2026-01-01T00:00:00Z)")
+    if end <= start:
+        raise Unprocessable("end must follow start")
+    if end - start > MAX_PERIOD:
+        raise Unprocessable("the period is longer than three years: ask for it in parts")
+
+
+def _csv(report: dict[str, Any], name: str) -> Response:
+    return Response(
+        reports.log_of_use_csv(report),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
+    )
+
+
+_FORMATS = {200: {"content": {"application/json": {}, "text/csv": {}}}}
+
+
+@router.get("/v1/reports/log-of-use", response_model=LogOfUseOut, responses=_FORMATS, summary="The log of use")
+async def log_of_use(
+    request: Request,
+    principal: ReportReader,
+    session: SessionDep,
+    figures: Figures,
+    start: Start,
+    end: End,
+    format: Literal["json", "csv"] = "json",
+) -> Any:
+    _period(start, end)
+    report = await reports.log_of_use(figures, start, end, public=False)
+    await record(
+        session,
+        service="access",
+        action="report.log_of_use",
+        principal=principal,
+        source_ip=request.client.host if request.client else None,
+        details={"start": start.isoformat(), "end": end.isoformat(), "format": format},
+    )
+    return _csv(report, "log-of-use") if format == "csv" else report
+
+
+@router.get(
+    "/v1/public/log-of-use",
+    response_model=LogOfUseOut,
+    responses=_FORMATS,
+    summary="The public log of use: no token, no personal data (no badge, shift or covert list)",
+)
+async def public_log_of_use(figures: Figures, start: Start, end: End, format: Literal["json", "csv"] = "json") -> Any:
+    _period(start, end)
+    report = await reports.log_of_use(figures, start, end, public=True)
+    return _csv(report, "log-of-use-public") if format == "csv" else report
+
+
+@router.get(
+    "/v1/reports/audit",
+    response_model=AuditReportOut,
+    responses={200: {"content": {"application/json": {}, "text/html": {}}}},
+    summary="The biennial audit report (JSON, or printable HTML with charts)",
+)
+async def audit_report(
+    request: Request,
+    principal: Auditor,
+    session: SessionDep,
+    figures: Figures,
+    start: Start,
+    end: End,
+    format: Literal["json", "html"] = "json",
+) -> Any:
+    _period(start, end)
+    report = await reports.audit_report(session, figures, start, end)
+    await record(
+        session,
+        service="access",
+        action="report.audit",
+        principal=principal,
+        source_ip=request.client.host if request.client else None,
+        details={"start": start.isoformat(), "end": end.isoformat(), "format": format},
+    )
+    if format == "html":
+        return Response(reports.audit_html(report), media_type="text/html; charset=utf-8")
+    return report

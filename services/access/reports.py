@@ -1,0 +1,429 @@
+"""The statutory reports (Minn. Stat. 13.824 subd. 5 log of use, subd. 6 biennial audit), built in access from
+its own tables and from figures ingest and hotlist serve on internal endpoints (HTTP only, role `service`)."""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import httpx
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.access.security import KeyRing
+from shared.audit import verify_chain
+from shared.errors import Unavailable
+from shared.http import service_client
+
+SERVICE_SUBJECT = "service:access"
+
+
+class FiguresClient:
+    """GETs on ingest's and hotlist's internal report endpoints; transports injectable for in-process tests."""
+
+    def __init__(
+        self,
+        keys: KeyRing,
+        urls: dict[str, str],
+        *,
+        timeout_s: float,
+        transports: dict[str, httpx.AsyncBaseTransport | None] | None = None,
+    ) -> None:
+        self.keys = keys
+        self.urls = urls
+        self.timeout_s = timeout_s
+        self.transports = transports or {}
+
+    async def get(self, service: str, path: str, start: datetime, end: datetime) -> dict[str, Any]:
+        token = self.keys.sign(subject=SERVICE_SUBJECT, ttl_s=120, claims={"roles": ["service"]})
+        try:
+            async with service_client(
+                self.urls[service], timeout_s=self.timeout_s, transport=self.transports.get(service)
+            ) as client:
+                resp = await client.get(
+                    path,
+                    params={"start": start.isoformat(), "end": end.isoformat()},
+                    headers={"Authorization": f"Bearer {token}"},
+                )
+        except httpx.HTTPError as exc:
+            raise Unavailable(
+                f"the {service} service is unreachable: the report needs its figures, retry later"
+            ) from exc
+        if resp.status_code != 200:
+            raise Unavailable(f"the {service} service answered {resp.status_code} for its report figures, retry later")
+        data: dict[str, Any] = resp.json()
+        return data
+
+
+def _hours(a: str, b: str | None, start: datetime, end: datetime) -> float:
+    s = max(datetime.fromisoformat(a), start)
+    e = min(datetime.fromisoformat(b) if b else datetime.now(UTC), end)
+    return max((e - s).total_seconds() / 3600, 0.0)
+
+
+async def log_of_use(figures: FiguresClient, start: datetime, end: datetime, *, public: bool) -> dict[str, Any]:
+    """Per unit: active intervals (shifts), plates read per shift and per day, hits per day; the databases compared.
+    The public version carries no badge, officer, covert list or shift id."""
+    usage = await figures.get("ingest", "/v1/internal/usage", start, end)
+    hot = await figures.get("hotlist", "/v1/internal/report", start, end)
+    units: dict[str, dict[str, Any]] = {}
+
+    def unit(name: str) -> dict[str, Any]:
+        return units.setdefault(
+            name, {"unit": name, "active_intervals": [], "active_hours": 0.0, "reads": 0, "hits": 0, "days": {}}
+        )
+
+    for sh in usage["shifts"]:
+        u = unit(sh["unit"])
+        interval: dict[str, Any] = {"start": sh["started_at"], "end": sh["ended_at"], "reads": sh["reads"]}
+        if not public:
+            interval.update(shift_id=sh["shift_id"], badge=sh["badge"], cameras=sh["cameras"])
+        u["active_intervals"].append(interval)
+        u["active_hours"] = round(u["active_hours"] + _hours(sh["started_at"], sh["ended_at"], start, end), 3)
+    for row in usage["reads_by_unit_day"]:
+        u = unit(row["unit"])
+        u["reads"] += row["reads"]
+        u["days"].setdefault(row["day"], {"day": row["day"], "reads": 0, "hits": 0})["reads"] += row["reads"]
+    for row in hot["hits_by_unit_day"]:
+        u = unit(row["unit"] or "(no unit)")
+        u["hits"] += row["hits"]
+        u["days"].setdefault(row["day"], {"day": row["day"], "reads": 0, "hits": 0})["hits"] += row["hits"]
+    out_units = []
+    for name in sorted(units):
+        u = units[name]
+        u["days"] = [u["days"][d] for d in sorted(u["days"])]
+        out_units.append(u)
+    lists = [lst for lst in hot["agency_lists"] if not (public and lst["covert"])]
+    return {
+        "report": "log_of_use",
+        "statute": "Minn. Stat. 13.824 subd. 5",
+        "public": public,
+        "period": {"start": start.isoformat(), "end": end.isoformat()},
+        "generated_at": datetime.now(UTC).isoformat(),
+        "units": out_units,
+        "fixed_readers": [],  # the agency runs mobile readers only; fixed locations are not recorded yet
+        "databases_compared": {
+            "bca_hot_list_versions": hot["versions_in_force"],
+            "agency_lists": [{"name": lst["name"], "entries_in_force": lst["entries_in_force"]} for lst in lists],
+        },
+        "totals": {
+            "reads": usage["reads_total"],
+            "hits": sum(u["hits"] for u in out_units),
+            "active_hours": round(sum(u["active_hours"] for u in out_units), 3),
+            "units": len(out_units),
+        },
+    }
+
+
+def log_of_use_csv(report: dict[str, Any]) -> str:
+    """One row per unit and day: the figures an auditor or a member of the public opens in a spreadsheet."""
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["unit", "day", "plates_read", "hits", "active_intervals"])
+    for u in report["units"]:
+        for d in u["days"]:
+            intervals = [
+                f"{i['start']}/{i['end'] or 'open'}"
+                for i in u["active_intervals"]
+                if i["start"][:10] <= d["day"] <= (i["end"] or "9999")[:10]
+            ]
+            w.writerow([u["unit"], d["day"], d["reads"], d["hits"], " ".join(intervals)])
+    return buf.getvalue()
+
+
+async def _access_figures(session: AsyncSession, start: datetime, end: datetime) -> dict[str, Any]:
+    p = {"s": start, "e": end}
+
+    async def rows(sql: str) -> list[Any]:
+        return list((await session.execute(text(sql), p)).all())
+
+    filed = await rows(
+        "SELECT r.id, v.case_number, v.legal_basis, v.reason, r.status, r.requester_agency, r.filed_at "
+        "FROM access.requests r JOIN access.request_versions v ON v.request_id = r.id AND v.version = 1 "
+        "WHERE r.filed_at >= :s AND r.filed_at < :e ORDER BY r.filed_at"
+    )
+    decisions = await rows(
+        "SELECT d.request_id, d.decision, d.reason, d.decided_at, v.case_number FROM access.decisions d "
+        "JOIN access.request_versions v ON v.request_id = d.request_id AND v.version = d.version "
+        "WHERE d.decided_at >= :s AND d.decided_at < :e ORDER BY d.decided_at"
+    )
+    disclosures = await rows(
+        "SELECT case_number, recipient_name, recipient_ori, legal_basis, purpose, record_count, disclosed_at "
+        "FROM access.disclosures WHERE disclosed_at >= :s AND disclosed_at < :e ORDER BY disclosed_at"
+    )
+    court_orders = await rows(
+        "SELECT v.request_id, v.case_number, v.filed_at, v.court_order_key IS NOT NULL FROM access.request_versions v "
+        "WHERE v.legal_basis = 'court_order' AND v.filed_at >= :s AND v.filed_at < :e ORDER BY v.filed_at"
+    )
+    return {
+        "requests_filed": len(filed),
+        "requests_approved": sum(1 for d in decisions if d[1] == "approve"),
+        "requests_denied": sum(1 for d in decisions if d[1] == "deny"),
+        "requests": [
+            {
+                "request_id": str(r[0]),
+                "case_number": r[1],
+                "legal_basis": r[2],
+                "reason": r[3],
+                "status": r[4],
+                "agency": r[5],
+                "filed_at": r[6].isoformat(),
+            }
+            for r in filed
+        ],
+        "decisions": [
+            {
+                "request_id": str(d[0]),
+                "decision": d[1],
+                "reason": d[2],
+                "decided_at": d[3].isoformat(),
+                "case_number": d[4],
+            }
+            for d in decisions
+        ],
+        "disclosures": [
+            {
+                "case_number": x[0],
+                "recipient": x[1],
+                "recipient_ori": x[2],
+                "legal_basis": x[3],
+                "purpose": x[4],
+                "records": x[5],
+                "disclosed_at": x[6].isoformat(),
+            }
+            for x in disclosures
+        ],
+        "court_orders": [
+            {"request_id": str(c[0]), "case_number": c[1], "filed_at": c[2].isoformat(), "order_on_file": c[3]}
+            for c in court_orders
+        ],
+    }
+
+
+async def audit_report(session: AsyncSession, figures: FiguresClient, start: datetime, end: datetime) -> dict[str, Any]:
+    usage = await log_of_use(figures, start, end, public=False)
+    hot = await figures.get("hotlist", "/v1/internal/report", start, end)
+    reads_ret = await figures.get("ingest", "/v1/internal/retention", start, end)
+    chain = await verify_chain(session)
+    reads_per_day: dict[str, int] = {}
+    for u in usage["units"]:
+        for d in u["days"]:
+            reads_per_day[d["day"]] = reads_per_day.get(d["day"], 0) + d["reads"]
+    return {
+        "report": "biennial_audit",
+        "statute": "Minn. Stat. 13.824 subd. 6",
+        "period": {"start": start.isoformat(), "end": end.isoformat()},
+        "generated_at": datetime.now(UTC).isoformat(),
+        "log_of_use": usage,
+        "reads_per_day": dict(sorted(reads_per_day.items())),
+        "access": await _access_figures(session, start, end),
+        "hits": {
+            "total": hot["hits_total"],
+            "by_category": hot["hits_by_category"],
+            "by_list": hot["hits_by_list"],
+            "dispositions_by_outcome": hot["dispositions_by_outcome"],
+            "with_disposition": hot["hits_with_disposition"],
+            "minutes_to_disposition": hot["minutes_to_disposition"],
+        },
+        "retention": {
+            "reads": {
+                "purges": reads_ret["purges"],
+                "holds_placed": reads_ret["holds_placed"],
+                "holds_released": reads_ret["holds_released"],
+                "holds_active": reads_ret["holds_active"],
+                "reads_held": reads_ret["reads_held"],
+                "check": reads_ret["check"],
+            },
+            "hits": {
+                "purges": hot["purges"],
+                "holds_placed": hot["holds_placed"],
+                "holds_released": hot["holds_released"],
+                "holds_active": hot["holds_active"],
+                "hits_held": hot["hits_held"],
+                "check": hot["check"],
+            },
+            "check_ok": bool(reads_ret["check"]["ok"] and hot["check"]["ok"]),
+        },
+        "audit_chain": {
+            "entries": chain.entries,
+            "ok": chain.ok,
+            "first_broken_seq": chain.first_broken_seq,
+            "reason": chain.reason,
+        },
+    }
+
+
+# ---- printable HTML with inline SVG charts ------------------------------------------------------------------
+
+
+def bar_chart(title: str, data: dict[str, int], *, width: int = 720, height: int = 220) -> str:
+    """A bar chart as inline SVG: no script, no external file, prints as drawn."""
+    e = html.escape
+    if not data:
+        return f'<figure><figcaption>{e(title)}</figcaption><p class="none">No data in the period.</p></figure>'
+    top = max(data.values()) or 1
+    n = len(data)
+    pad_l, pad_b, pad_t = 48, 40, 10
+    plot_w, plot_h = width - pad_l - 10, height - pad_b - pad_t
+    bw = plot_w / n
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
+        f'aria-label="{e(title)}" viewBox="0 0 {width} {height}">',
+        f'<line x1="{pad_l}" y1="{pad_t + plot_h}" x2="{width - 10}" y2="{pad_t + plot_h}" stroke="#333"/>',
+        f'<text x="{pad_l - 6}" y="{pad_t + 8}" text-anchor="end" font-size="10">{top}</text>',
+        f'<text x="{pad_l - 6}" y="{pad_t + plot_h}" text-anchor="end" font-size="10">0</text>',
+    ]
+    label_every = max(1, n // 12)
+    for i, (label, value) in enumerate(data.items()):
+        h = plot_h * value / top
+        x = pad_l + i * bw
+        parts.append(
+            f'<rect x="{x + bw * 0.1:.1f}" y="{pad_t + plot_h - h:.1f}" width="{max(bw * 0.8, 1):.1f}" '
+            f'height="{h:.1f}" fill="#3a6ea5"><title>{e(label)}: {value}</title></rect>'
+        )
+        if i % label_every == 0:
+            parts.append(
+                f'<text x="{x + bw / 2:.1f}" y="{pad_t + plot_h + 14}" text-anchor="middle" font-size="10">'
+                f"{e(label)}</text>"
+            )
+    parts.append("</svg>")
+    return f"<figure><figcaption>{e(title)}</figcaption>{''.join(parts)}</figure>"
+
+
+def _table(headers: list[str], rows: list[list[Any]]) -> str:
+    e = html.escape
+    if not rows:
+        return '<p class="none">None in the period.</p>'
+    head = "".join(f"<th>{e(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{e('' if c is None else str(c))}</td>" for c in r) + "</tr>" for r in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def audit_html(report: dict[str, Any]) -> str:
+    e = html.escape
+    period = report["period"]
+    use = report["log_of_use"]
+    acc = report["access"]
+    hits = report["hits"]
+    ret = report["retention"]
+    chain = report["audit_chain"]
+    days = _fill_days(report["reads_per_day"], period["start"], period["end"])
+    sections = [
+        f"<h1>ALPR biennial audit</h1><p>Minn. Stat. 13.824 subd. 6. Period {e(period['start'])} to "
+        f"{e(period['end'])}. Generated {e(report['generated_at'])}.</p>",
+        "<h2>Log of use</h2>",
+        bar_chart("Plates read per day", days),
+        _table(
+            ["unit", "active hours", "active intervals", "plates read", "hits"],
+            [[u["unit"], u["active_hours"], len(u["active_intervals"]), u["reads"], u["hits"]] for u in use["units"]],
+        ),
+        "<h3>Databases compared</h3>",
+        _table(
+            ["BCA hot-list version", "loaded", "entries"],
+            [[v["version"], v["loaded_at"], v["entries"]] for v in use["databases_compared"]["bca_hot_list_versions"]],
+        ),
+        _table(
+            ["agency list", "entries in force"],
+            [[x["name"], x["entries_in_force"]] for x in use["databases_compared"]["agency_lists"]],
+        ),
+        "<h2>Access requests</h2>",
+        f"<p>Filed {acc['requests_filed']}, approved {acc['requests_approved']}, denied {acc['requests_denied']}.</p>",
+        _table(
+            ["request", "case number", "legal basis", "reason", "status", "filed"],
+            [
+                [r["request_id"][:8], r["case_number"], r["legal_basis"], r["reason"], r["status"], r["filed_at"]]
+                for r in acc["requests"]
+            ],
+        ),
+        _table(
+            ["request", "case number", "decision", "reason", "decided"],
+            [
+                [d["request_id"][:8], d["case_number"], d["decision"], d["reason"], d["decided_at"]]
+                for d in acc["decisions"]
+            ],
+        ),
+        "<h3>Disclosures to other agencies</h3>",
+        _table(
+            ["case number", "recipient", "ORI", "legal basis", "records", "when"],
+            [
+                [
+                    x["case_number"],
+                    x["recipient"],
+                    x["recipient_ori"],
+                    x["legal_basis"],
+                    x["records"],
+                    x["disclosed_at"],
+                ]
+                for x in acc["disclosures"]
+            ],
+        ),
+        "<h3>Court orders</h3>",
+        _table(
+            ["request", "case number", "filed", "order on file"],
+            [[c["request_id"][:8], c["case_number"], c["filed_at"], c["order_on_file"]] for c in acc["court_orders"]],
+        ),
+        "<h2>Hits and dispositions</h2>",
+        bar_chart("Hits per category", hits["by_category"]),
+        _table(["outcome", "hits"], [[k, v] for k, v in sorted(hits["dispositions_by_outcome"].items())]),
+        f"<p>Hits {hits['total']}, with a disposition {hits['with_disposition']}; minutes to disposition: "
+        f"median {hits['minutes_to_disposition']['p50']}, 90th percentile {hits['minutes_to_disposition']['p90']}."
+        "</p>",
+        "<h2>Retention</h2>",
+        f"<p>Retention check: <strong>{'passed' if ret['check_ok'] else 'VIOLATIONS FOUND'}</strong> "
+        f"(reads overdue {ret['reads']['check']['reads_overdue']}, objects overdue "
+        f"{ret['reads']['check']['objects_overdue']}, hits overdue {ret['hits']['check']['hits_overdue']}).</p>",
+        _table(
+            ["purge (reads)", "trigger", "status", "reads destroyed", "objects destroyed", "kept under hold"],
+            [
+                [
+                    p["started_at"],
+                    p["trigger"],
+                    p["status"],
+                    p["reads_destroyed"],
+                    p["objects_destroyed"],
+                    p["reads_kept_held"],
+                ]
+                for p in ret["reads"]["purges"]
+            ],
+        ),
+        _table(
+            ["purge (hits)", "trigger", "status", "hits destroyed", "kept under hold"],
+            [
+                [p["started_at"], p["trigger"], p["status"], p["hits_destroyed"], p["hits_kept_held"]]
+                for p in ret["hits"]["purges"]
+            ],
+        ),
+        f"<p>Holds on reads: placed {ret['reads']['holds_placed']}, released {ret['reads']['holds_released']}, "
+        f"active {ret['reads']['holds_active']} ({ret['reads']['reads_held']} reads). Holds on hits: placed "
+        f"{ret['hits']['holds_placed']}, released {ret['hits']['holds_released']}, active "
+        f"{ret['hits']['holds_active']}.</p>",
+        "<h2>Audit log</h2>",
+        f"<p>Hash chain over {chain['entries']} entries: <strong>{'intact' if chain['ok'] else 'BROKEN'}</strong>"
+        + (f" (first broken entry {chain['first_broken_seq']}: {e(chain['reason'] or '')})" if not chain["ok"] else "")
+        + ".</p>",
+    ]
+    style = (
+        "body{font-family:sans-serif;font-size:11pt;margin:2em}table{border-collapse:collapse;margin:.5em 0}"
+        "td,th{border:1px solid #999;padding:2px 6px;font-size:9pt}figure{margin:1em 0}"
+        "figcaption{font-weight:bold}.none{color:#666}@media print{h2{page-break-before:auto}}"
+    )
+    return (
+        f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>ALPR biennial audit</title>'
+        f"<style>{style}</style></head><body>{''.join(sections)}</body></html>"
+    )
+
+
+def _fill_days(per_day: dict[str, int], start: str, end: str) -> dict[str, int]:
+    """Every day of the period, zero where no plate was read (a gap in the chart is a finding)."""
+    s, e = datetime.fromisoformat(start).date(), datetime.fromisoformat(end).date()
+    if (e - s).days > 800:
+        return per_day
+    out: dict[str, int] = {}
+    d: date = s
+    while d < e:
+        out[d.isoformat()] = per_day.get(d.isoformat(), 0)
+        d += timedelta(days=1)
+    return out

@@ -1,0 +1,291 @@
+"""Holds on hits (a supervisor keeps hits past retention for a case) and the figures the access service's reports
+need from hotlist (internal, role `service`): hits, dispositions, list versions in force, purges, the check."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, Field
+from sqlalchemy import func, select, text
+
+from services.hotlist import retention
+from services.hotlist.deps import EngineDep, SettingsDep
+from services.hotlist.models import Hit
+from services.hotlist.retention_models import HitHold, HitHoldItem
+from shared.audit import record
+from shared.auth import AUDITOR, SERVICE, SUPERVISOR, Principal, require_roles
+from shared.db import SessionDep
+from shared.errors import Conflict, NotFound, Unprocessable
+
+router = APIRouter(tags=["retention"])
+Supervisor = Annotated[Principal, Depends(require_roles(SUPERVISOR))]
+HoldReader = Annotated[Principal, Depends(require_roles(SUPERVISOR, AUDITOR))]
+Service = Annotated[Principal, Depends(require_roles(SERVICE))]
+
+
+class HitHoldIn(BaseModel):
+    kind: Literal["investigation", "exculpatory"] = "investigation"
+    case_number: str = Field(min_length=1, max_length=64)
+    reason: str = Field(min_length=3, max_length=4000)
+    classification: Literal["private", "public", "active_investigative"] = "active_investigative"
+    hit_ids: list[uuid.UUID] = Field(min_length=1, max_length=10_000)
+
+
+class HoldRelease(BaseModel):
+    reason: str = Field(min_length=3, max_length=4000)
+
+
+class HitHoldOut(BaseModel):
+    hold_id: uuid.UUID
+    kind: str
+    case_number: str
+    reason: str
+    classification: str
+    placed_by: str
+    placed_at: datetime
+    released_at: datetime | None
+    released_by: str | None
+    hits: int
+
+
+class HitHoldList(BaseModel):
+    holds: list[HitHoldOut]
+
+
+class ReportFigures(BaseModel):
+    """Hotlist's part of the log of use and the biennial audit, for [start, end)."""
+
+    start: datetime
+    end: datetime
+    versions_in_force: list[dict[str, Any]]
+    agency_lists: list[dict[str, Any]]
+    hits_by_unit_day: list[dict[str, Any]]
+    hits_by_category: dict[str, int]
+    hits_by_list: dict[str, int]
+    hits_total: int
+    dispositions_by_outcome: dict[str, int]
+    hits_with_disposition: int
+    minutes_to_disposition: dict[str, float | None]
+    purges: list[dict[str, Any]]
+    holds_placed: int
+    holds_released: int
+    holds_active: int
+    hits_held: int
+    check: dict[str, Any]
+
+
+def _ip(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+def _out(h: HitHold, n: int) -> HitHoldOut:
+    return HitHoldOut(
+        hold_id=h.id,
+        kind=h.kind,
+        case_number=h.case_number,
+        reason=h.reason,
+        classification=h.classification,
+        placed_by=h.placed_by,
+        placed_at=h.placed_at,
+        released_at=h.released_at,
+        released_by=h.released_by,
+        hits=n,
+    )
+
+
+@router.post("/v1/hit-holds", status_code=201, summary="Keep these hits past retention for a case")
+async def place_hold(body: HitHoldIn, request: Request, principal: Supervisor, session: SessionDep) -> HitHoldOut:
+    ids = list(dict.fromkeys(body.hit_ids))
+    found = set((await session.execute(select(Hit.id).where(Hit.id.in_(ids)))).scalars())  # type: ignore[attr-defined]
+    missing = [str(i) for i in ids if i not in found]
+    if missing:
+        raise Unprocessable(f"no such hits (already purged, or never stored): {missing[:20]}")
+    hold = HitHold(
+        kind=body.kind,
+        case_number=body.case_number,
+        reason=body.reason,
+        classification=body.classification,
+        placed_by=principal.subject,
+        placed_at=datetime.now(UTC),
+    )
+    session.add(hold)
+    await session.flush()
+    for i in ids:
+        session.add(HitHoldItem(hold_id=hold.id, hit_id=i))
+    await session.flush()
+    await record(
+        session,
+        service="hotlist",
+        action="hold.place",
+        principal=principal,
+        object_type="hit",
+        object_ids=[str(i) for i in ids[:100]],
+        case_number=body.case_number,
+        source_ip=_ip(request),
+        record_count=len(ids),
+        details={"hold_id": str(hold.id), "kind": body.kind, "reason": body.reason},
+    )
+    return _out(hold, len(ids))
+
+
+@router.post("/v1/hit-holds/{hold_id}/release", summary="Release a hold on hits")
+async def release_hold(
+    hold_id: uuid.UUID, body: HoldRelease, request: Request, principal: Supervisor, session: SessionDep
+) -> HitHoldOut:
+    hold = await session.get(HitHold, hold_id, with_for_update=True)
+    if hold is None:
+        raise NotFound("no such hold")
+    if hold.released_at is not None:
+        raise Conflict("the hold is already released")
+    hold.released_at, hold.released_by, hold.release_reason = datetime.now(UTC), principal.subject, body.reason
+    await session.flush()
+    n = (
+        await session.execute(select(func.count()).where(HitHoldItem.hold_id == hold.id))  # type: ignore[arg-type]
+    ).scalar_one()
+    await record(
+        session,
+        service="hotlist",
+        action="hold.release",
+        principal=principal,
+        object_type="hit_hold",
+        object_ids=[str(hold.id)],
+        case_number=hold.case_number,
+        source_ip=_ip(request),
+        record_count=int(n),
+        details={"reason": body.reason},
+    )
+    return _out(hold, int(n))
+
+
+@router.get("/v1/hit-holds", summary="Holds on hits, newest first")
+async def list_holds(principal: HoldReader, session: SessionDep, case_number: str | None = None) -> HitHoldList:
+    stmt = select(HitHold).order_by(HitHold.placed_at.desc()).limit(500)  # type: ignore[attr-defined]
+    if case_number:
+        stmt = stmt.where(HitHold.case_number == case_number)  # type: ignore[arg-type]
+    holds = list((await session.execute(stmt)).scalars())
+    counts: dict[uuid.UUID, int] = {}
+    if holds:
+        rows = await session.execute(
+            select(HitHoldItem.hold_id, func.count())
+            .where(HitHoldItem.hold_id.in_([h.id for h in holds]))  # type: ignore[attr-defined]
+            .group_by(HitHoldItem.hold_id)  # type: ignore[arg-type]
+        )
+        counts = {h: int(n) for h, n in rows.all()}
+    return HitHoldList(holds=[_out(h, counts.get(h.id, 0)) for h in holds])
+
+
+def _period(start: datetime, end: datetime) -> None:
+    if start.tzinfo is None or end.tzinfo is None or end <= start:
+        raise Unprocessable("start and end need a zone, and end must follow start")
+
+
+@router.get("/v1/internal/report", summary="Hotlist's figures for the log of use and the biennial audit")
+async def report_figures(
+    principal: Service,
+    session: SessionDep,
+    engine: EngineDep,
+    settings: SettingsDep,
+    start: datetime = Query(description="period start, ISO 8601 with zone"),
+    end: datetime = Query(description="period end, ISO 8601 with zone"),
+) -> ReportFigures:
+    _period(start, end)
+    p = {"s": start, "e": end}
+
+    async def rows(sql: str) -> list[Any]:
+        return list((await session.execute(text(sql), p)).all())
+
+    at = "coalesce(captured_at, created_at)"
+    # A version was in force from its load until the next version's load.
+    versions = await rows(
+        "SELECT id, loaded_at, entries, sha256, next_loaded FROM (SELECT id, loaded_at, entries, sha256, "
+        "lead(loaded_at) OVER (ORDER BY id) AS next_loaded FROM hotlist.list_versions) v "
+        "WHERE loaded_at < :e AND (next_loaded IS NULL OR next_loaded > :s) ORDER BY id"
+    )
+    lists = await rows(
+        "SELECT l.name, l.owner, l.covert, count(e.id) FILTER (WHERE e.created_at < :e AND "
+        "(e.removed_at IS NULL OR e.removed_at > :s)) FROM hotlist.agency_lists l "
+        "LEFT JOIN hotlist.agency_entries e ON e.list_id = l.id WHERE l.created_at < :e GROUP BY l.id ORDER BY l.name"
+    )
+    by_unit_day = await rows(
+        f"SELECT coalesce(unit, ''), ({at} AT TIME ZONE 'UTC')::date AS day, count(*) FROM hotlist.hits "
+        f"WHERE {at} >= :s AND {at} < :e GROUP BY 1, 2 ORDER BY 1, 2"
+    )
+    by_cat = await rows(
+        f"SELECT category, count(*) FROM hotlist.hits WHERE {at} >= :s AND {at} < :e GROUP BY 1 ORDER BY 1"
+    )
+    by_list = await rows(
+        f"SELECT list_name, count(*) FROM hotlist.hits WHERE {at} >= :s AND {at} < :e GROUP BY 1 ORDER BY 1"
+    )
+    # The disposition in force is the last one (a correction names the one it corrects).
+    disp = await rows(
+        "WITH last AS (SELECT DISTINCT ON (d.hit_id) d.hit_id, d.valid, d.action FROM hotlist.hit_dispositions d "
+        "JOIN hotlist.hits h ON h.id = d.hit_id WHERE coalesce(h.captured_at, h.created_at) >= :s AND "
+        "coalesce(h.captured_at, h.created_at) < :e ORDER BY d.hit_id, d.at DESC) "
+        "SELECT CASE WHEN valid THEN 'valid' ELSE 'invalid' END || ':' || action, count(*) FROM last GROUP BY 1"
+    )
+    ttd = (
+        await rows(
+            "WITH first AS (SELECT d.hit_id, min(d.at) AS at FROM hotlist.hit_dispositions d GROUP BY d.hit_id) "
+            "SELECT count(*), percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM f.at - h.created_at)), "
+            "percentile_cont(0.9) WITHIN GROUP (ORDER BY extract(epoch FROM f.at - h.created_at)), "
+            "max(extract(epoch FROM f.at - h.created_at)) FROM first f JOIN hotlist.hits h ON h.id = f.hit_id "
+            "WHERE coalesce(h.captured_at, h.created_at) >= :s AND coalesce(h.captured_at, h.created_at) < :e"
+        )
+    )[0]
+    purges = await rows(
+        "SELECT id, started_at, trigger, actor, status, cutoff, hits_destroyed, verifications_destroyed, "
+        "dispositions_destroyed, hits_kept_held FROM hotlist.purge_runs WHERE started_at >= :s AND started_at < :e "
+        "ORDER BY started_at"
+    )
+    holds = (
+        await rows(
+            "SELECT count(*) FILTER (WHERE placed_at >= :s AND placed_at < :e), "
+            "count(*) FILTER (WHERE released_at >= :s AND released_at < :e), "
+            "count(*) FILTER (WHERE released_at IS NULL) FROM hotlist.hit_holds"
+        )
+    )[0]
+    held = (
+        await session.execute(text(f"SELECT count(DISTINCT hit_id) FROM ({retention._ACTIVE_HELD}) x"))
+    ).scalar_one()
+
+    def minutes(v: float | None) -> float | None:
+        return round(v / 60, 2) if v is not None else None
+
+    return ReportFigures(
+        start=start,
+        end=end,
+        versions_in_force=[
+            {"version": v[0], "loaded_at": v[1], "entries": v[2], "sha256": v[3], "replaced_at": v[4]} for v in versions
+        ],
+        agency_lists=[{"name": r[0], "owner": r[1], "covert": r[2], "entries_in_force": int(r[3])} for r in lists],
+        hits_by_unit_day=[{"unit": r[0], "day": r[1].isoformat(), "hits": int(r[2])} for r in by_unit_day],
+        hits_by_category={r[0]: int(r[1]) for r in by_cat},
+        hits_by_list={r[0]: int(r[1]) for r in by_list},
+        hits_total=sum(int(r[1]) for r in by_cat),
+        dispositions_by_outcome={r[0]: int(r[1]) for r in disp},
+        hits_with_disposition=int(ttd[0]),
+        minutes_to_disposition={"p50": minutes(ttd[1]), "p90": minutes(ttd[2]), "max": minutes(ttd[3])},
+        purges=[
+            {
+                "run_id": str(r[0]),
+                "started_at": r[1].isoformat(),
+                "trigger": r[2],
+                "actor": r[3],
+                "status": r[4],
+                "cutoff": r[5].isoformat(),
+                "hits_destroyed": int(r[6]),
+                "verifications_destroyed": int(r[7]),
+                "dispositions_destroyed": int(r[8]),
+                "hits_kept_held": int(r[9]),
+            }
+            for r in purges
+        ],
+        holds_placed=int(holds[0]),
+        holds_released=int(holds[1]),
+        holds_active=int(holds[2]),
+        hits_held=int(held),
+        check=await retention.check(engine, settings),
+    )

@@ -1,0 +1,186 @@
+"""The purge of hits (Minn. Stat. 13.824 subd. 3): hits captured before the cutoff and not held go, with their
+verifications and dispositions, in one transaction per batch (safe to interrupt: what is committed is gone, the rest
+goes next run). The same day rule as ingest's purge: a day goes once its first moment is `retention_days` old."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from shared.audit import record
+from shared.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+BATCH = 5000
+_ACTIVE_HELD = (
+    "SELECT i.hit_id FROM hotlist.hit_hold_items i JOIN hotlist.hit_holds h ON h.id = i.hold_id "
+    "WHERE h.released_at IS NULL"
+)
+
+
+def cutoff_for(settings: Settings, at: datetime) -> datetime:
+    last_due = (at - timedelta(days=settings.retention_days)).astimezone(UTC).date() + timedelta(days=1)
+    return datetime(last_due.year, last_due.month, last_due.day, tzinfo=UTC)
+
+
+@dataclass
+class HitPurgeReport:
+    dry_run: bool
+    cutoff: str
+    run_id: str | None = None
+    status: str = "finished"
+    hits_destroyed: int = 0
+    verifications_destroyed: int = 0
+    dispositions_destroyed: int = 0
+    hits_kept_held: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+_DUE = "coalesce(captured_at, created_at) < :cutoff"
+
+
+async def purge(
+    engine: AsyncEngine,
+    settings: Settings,
+    *,
+    actor: str,
+    trigger: str,
+    dry_run: bool = False,
+    at: datetime | None = None,
+    max_batches: int | None = None,
+) -> HitPurgeReport:
+    at = at or datetime.now(UTC)
+    cutoff = cutoff_for(settings, at)
+    report = HitPurgeReport(dry_run=dry_run, cutoff=cutoff.isoformat())
+    p = {"cutoff": cutoff}
+    async with engine.begin() as conn:
+        report.hits_kept_held = int(
+            (
+                await conn.execute(
+                    text(f"SELECT count(*) FROM hotlist.hits WHERE {_DUE} AND id IN ({_ACTIVE_HELD})"), p
+                )
+            ).scalar_one()
+        )
+        if dry_run:
+            row = (
+                await conn.execute(
+                    text(
+                        f"WITH doomed AS (SELECT id FROM hotlist.hits WHERE {_DUE} AND id NOT IN ({_ACTIVE_HELD})) "
+                        "SELECT (SELECT count(*) FROM doomed), "
+                        "(SELECT count(*) FROM hotlist.hit_verifications WHERE hit_id IN (SELECT id FROM doomed)), "
+                        "(SELECT count(*) FROM hotlist.hit_dispositions WHERE hit_id IN (SELECT id FROM doomed))"
+                    ),
+                    p,
+                )
+            ).one()
+            report.hits_destroyed, report.verifications_destroyed, report.dispositions_destroyed = map(int, row)
+            await _audit(conn, report, actor, trigger)
+            return report
+    run_id = uuid.uuid4()
+    report.run_id = str(run_id)
+    batches = 0
+    while True:
+        if max_batches is not None and batches >= max_batches:
+            report.status = "partial"
+            break
+        async with engine.begin() as conn:
+            # Verifications and dispositions are append-only; the purge is the one writer allowed to delete them.
+            await conn.execute(text("SELECT set_config('alpr.retention_purge', 'on', true)"))
+            ids = [
+                r[0]
+                for r in await conn.execute(
+                    text(
+                        f"SELECT id FROM hotlist.hits WHERE {_DUE} AND id NOT IN ({_ACTIVE_HELD}) "
+                        "ORDER BY id LIMIT :n FOR UPDATE"
+                    ),
+                    {**p, "n": BATCH},
+                )
+            ]
+            if not ids:
+                break
+            v = await conn.execute(text("DELETE FROM hotlist.hit_verifications WHERE hit_id = ANY(:ids)"), {"ids": ids})
+            d = await conn.execute(text("DELETE FROM hotlist.hit_dispositions WHERE hit_id = ANY(:ids)"), {"ids": ids})
+            h = await conn.execute(text("DELETE FROM hotlist.hits WHERE id = ANY(:ids)"), {"ids": ids})
+            report.verifications_destroyed += int(v.rowcount or 0)
+            report.dispositions_destroyed += int(d.rowcount or 0)
+            report.hits_destroyed += int(h.rowcount or 0)
+            batches += 1
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO hotlist.purge_runs (id, started_at, finished_at, trigger, actor, status, retention_days, "
+                "cutoff, hits_destroyed, verifications_destroyed, dispositions_destroyed, hits_kept_held) VALUES "
+                "(:id, :at, now(), :trigger, :actor, :status, :days, :cutoff, :h, :v, :d, :k)"
+            ),
+            {
+                "id": run_id,
+                "at": at,
+                "trigger": trigger,
+                "actor": actor,
+                "status": report.status,
+                "days": settings.retention_days,
+                "cutoff": cutoff,
+                "h": report.hits_destroyed,
+                "v": report.verifications_destroyed,
+                "d": report.dispositions_destroyed,
+                "k": report.hits_kept_held,
+            },
+        )
+        await _audit(conn, report, actor, trigger)
+    log.info("hit_purge", **report.as_dict())
+    return report
+
+
+async def _audit(conn: Any, report: HitPurgeReport, actor: str, trigger: str) -> None:
+    async with AsyncSession(bind=conn) as session:
+        await record(
+            session,
+            service="hotlist",
+            action="retention.purge_dry_run" if report.dry_run else "retention.purge",
+            actor=actor,
+            object_type="purge_run",
+            object_ids=[report.run_id] if report.run_id else [],
+            record_count=report.hits_destroyed,
+            details={"trigger": trigger, **report.as_dict()},
+        )
+
+
+async def check(engine: AsyncEngine, settings: Settings, *, at: datetime | None = None) -> dict[str, Any]:
+    at = at or datetime.now(UTC)
+    limit = at - timedelta(days=settings.retention_days)
+    async with engine.connect() as conn:
+        n, oldest = (
+            await conn.execute(
+                text(
+                    "SELECT count(*), min(coalesce(captured_at, created_at)) FROM hotlist.hits "
+                    f"WHERE coalesce(captured_at, created_at) < :limit AND id NOT IN ({_ACTIVE_HELD})"
+                ),
+                {"limit": limit},
+            )
+        ).one()
+    return {
+        "ok": int(n) == 0,
+        "hits_overdue": int(n),
+        "oldest_overdue_hit": oldest.isoformat() if oldest else None,
+        "limit": limit.isoformat(),
+    }
+
+
+async def scheduled_purge(engine: AsyncEngine, settings: Settings) -> None:
+    while True:
+        try:
+            await purge(engine, settings, actor="job:hotlist-retention", trigger="schedule")
+        except Exception as exc:  # noqa: BLE001 - keep the schedule through outages
+            log.warning("hit_purge_failed", error=repr(exc))
+        await asyncio.sleep(settings.retention_purge_interval_s)

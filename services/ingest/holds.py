@@ -1,0 +1,346 @@
+"""Holds on reads (routes and logic): a supervisor keeps reads past retention for a case, or for a data subject's
+written request to preserve possibly exculpatory data (Minn. Stat. 13.824 subd. 3(b)); internal endpoints give the
+access service the retention figures of its reports."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, Field
+from sqlalchemy import func, select, text
+
+from services.ingest import retention
+from services.ingest.deps import Ctx, Service
+from services.ingest.retention_models import Hold, HoldRead, PurgeRun
+from services.ingest.writer import READS
+from shared.audit import record
+from shared.auth import AUDITOR, SUPERVISOR, Principal, require_roles
+from shared.db import SessionDep
+from shared.errors import Conflict, NotFound, Unprocessable
+
+router = APIRouter(tags=["retention"])
+Supervisor = Annotated[Principal, Depends(require_roles(SUPERVISOR))]
+HoldReader = Annotated[Principal, Depends(require_roles(SUPERVISOR, AUDITOR))]
+
+Classification = Literal["private", "public", "active_investigative"]
+
+
+class HoldIn(BaseModel):
+    kind: Literal["investigation", "exculpatory"] = "investigation"
+    case_number: str = Field(min_length=1, max_length=64)
+    reason: str = Field(min_length=3, max_length=4000)
+    classification: Classification = "active_investigative"
+    read_ids: list[uuid.UUID] = Field(min_length=1, max_length=10_000)
+
+
+class HoldRelease(BaseModel):
+    reason: str = Field(min_length=3, max_length=4000)
+
+
+class HoldOut(BaseModel):
+    hold_id: uuid.UUID
+    kind: str
+    case_number: str
+    reason: str
+    classification: str
+    placed_by: str
+    placed_at: datetime
+    released_at: datetime | None
+    released_by: str | None
+    release_reason: str | None
+    reads: int
+
+
+class HoldList(BaseModel):
+    holds: list[HoldOut]
+
+
+class PurgeRunOut(BaseModel):
+    run_id: uuid.UUID
+    started_at: datetime
+    finished_at: datetime | None
+    trigger: str
+    actor: str
+    status: str
+    retention_days: int
+    cutoff: datetime
+    reads_destroyed: int
+    objects_destroyed: int
+    stream_events_destroyed: int
+    partitions_dropped: int
+    reads_kept_held: int
+    objects_kept_held: int
+
+
+class RetentionSummary(BaseModel):
+    purges: list[PurgeRunOut]
+    holds_placed: int
+    holds_released: int
+    holds_active: int
+    reads_held: int
+    check: dict[str, object]
+
+
+def _out(hold: Hold, reads: int) -> HoldOut:
+    return HoldOut(
+        hold_id=hold.id,
+        kind=hold.kind,
+        case_number=hold.case_number,
+        reason=hold.reason,
+        classification=hold.classification,
+        placed_by=hold.placed_by,
+        placed_at=hold.placed_at,
+        released_at=hold.released_at,
+        released_by=hold.released_by,
+        release_reason=hold.release_reason,
+        reads=reads,
+    )
+
+
+def _ip(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+@router.post("/v1/holds", status_code=201, summary="Keep these reads past retention for a case")
+async def place_hold(body: HoldIn, request: Request, principal: Supervisor, session: SessionDep) -> HoldOut:
+    ids = list(dict.fromkeys(body.read_ids))
+    rows = (
+        await session.execute(
+            select(READS.c.id, READS.c.captured_at, READS.c.image_key, READS.c.crop_key).where(READS.c.id.in_(ids))
+        )
+    ).all()
+    found = {r.id for r in rows}
+    missing = [str(i) for i in ids if i not in found]
+    if missing:
+        raise Unprocessable(f"no such reads (already purged, or never stored): {missing[:20]}")
+    hold = Hold(
+        kind=body.kind,
+        case_number=body.case_number,
+        reason=body.reason,
+        classification=body.classification,
+        placed_by=principal.subject,
+        placed_at=datetime.now(UTC),
+    )
+    session.add(hold)
+    await session.flush()
+    for r in rows:
+        session.add(
+            HoldRead(
+                hold_id=hold.id, read_id=r.id, captured_at=r.captured_at, image_key=r.image_key, crop_key=r.crop_key
+            )
+        )
+    await session.flush()
+    await record(
+        session,
+        service="ingest",
+        action="hold.place",
+        principal=principal,
+        object_type="read",
+        object_ids=[str(i) for i in ids[:100]],
+        case_number=body.case_number,
+        source_ip=_ip(request),
+        record_count=len(rows),
+        details={"hold_id": str(hold.id), "kind": body.kind, "reason": body.reason},
+    )
+    return _out(hold, len(rows))
+
+
+async def _counts(session: SessionDep, ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
+    if not ids:
+        return {}
+    rows = await session.execute(
+        select(HoldRead.hold_id, func.count()).where(HoldRead.hold_id.in_(ids)).group_by(HoldRead.hold_id)  # type: ignore[attr-defined]
+    )
+    return {h: int(n) for h, n in rows.all()}
+
+
+@router.post("/v1/holds/{hold_id}/release", summary="Release a hold: its reads follow the normal clock again")
+async def release_hold(
+    hold_id: uuid.UUID, body: HoldRelease, request: Request, principal: Supervisor, session: SessionDep
+) -> HoldOut:
+    hold = await session.get(Hold, hold_id, with_for_update=True)
+    if hold is None:
+        raise NotFound("no such hold")
+    if hold.released_at is not None:
+        raise Conflict("the hold is already released")
+    hold.released_at, hold.released_by, hold.release_reason = datetime.now(UTC), principal.subject, body.reason
+    await session.flush()
+    counts = await _counts(session, [hold.id])
+    await record(
+        session,
+        service="ingest",
+        action="hold.release",
+        principal=principal,
+        object_type="hold",
+        object_ids=[str(hold.id)],
+        case_number=hold.case_number,
+        source_ip=_ip(request),
+        record_count=counts.get(hold.id, 0),
+        details={"reason": body.reason},
+    )
+    return _out(hold, counts.get(hold.id, 0))
+
+
+@router.get("/v1/holds", summary="Holds, newest first")
+async def list_holds(
+    principal: HoldReader,
+    session: SessionDep,
+    case_number: str | None = None,
+    active: bool | None = None,
+    limit: int = Query(default=200, ge=1, le=1000),
+) -> HoldList:
+    stmt = select(Hold).order_by(Hold.placed_at.desc())  # type: ignore[attr-defined]
+    if case_number:
+        stmt = stmt.where(Hold.case_number == case_number)  # type: ignore[arg-type]
+    if active is not None:
+        stmt = stmt.where(Hold.released_at.is_(None) if active else Hold.released_at.is_not(None))  # type: ignore[union-attr]
+    holds = list((await session.execute(stmt.limit(limit))).scalars())
+    counts = await _counts(session, [h.id for h in holds])
+    return HoldList(holds=[_out(h, counts.get(h.id, 0)) for h in holds])
+
+
+@router.get("/v1/internal/retention", summary="Purges, holds and the retention check over a period (access reports)")
+async def retention_summary(
+    principal: Service,
+    ctx: Ctx,
+    session: SessionDep,
+    start: datetime = Query(description="period start, ISO 8601 with zone"),
+    end: datetime = Query(description="period end, ISO 8601 with zone"),
+) -> RetentionSummary:
+    if start.tzinfo is None or end.tzinfo is None or end <= start:
+        raise Unprocessable("start and end need a zone, and end must follow start")
+    runs = (
+        await session.execute(
+            select(PurgeRun)
+            .where(PurgeRun.started_at >= start, PurgeRun.started_at < end)  # type: ignore[arg-type]
+            .order_by(PurgeRun.started_at)  # type: ignore[arg-type]
+        )
+    ).scalars()
+    purges = [
+        PurgeRunOut(
+            run_id=r.id,
+            started_at=r.started_at,
+            finished_at=r.finished_at,
+            trigger=r.trigger,
+            actor=r.actor,
+            status=r.status,
+            retention_days=r.retention_days,
+            cutoff=r.cutoff,
+            reads_destroyed=r.reads_destroyed,
+            objects_destroyed=r.objects_destroyed,
+            stream_events_destroyed=r.stream_events_destroyed,
+            partitions_dropped=r.partitions_dropped,
+            reads_kept_held=r.reads_kept_held,
+            objects_kept_held=r.objects_kept_held,
+        )
+        for r in runs
+    ]
+    q = await session.execute(
+        text(
+            "SELECT count(*) FILTER (WHERE placed_at >= :s AND placed_at < :e), "
+            "count(*) FILTER (WHERE released_at >= :s AND released_at < :e), "
+            "count(*) FILTER (WHERE released_at IS NULL) FROM ingest.holds"
+        ),
+        {"s": start, "e": end},
+    )
+    placed, released, active = q.one()
+    held = (
+        await session.execute(text(retention._ACTIVE_HELD.replace("hr.read_id", "count(DISTINCT hr.read_id)")))
+    ).scalar_one()
+    check = await retention.check(ctx.engine, ctx.store, ctx.settings)
+    return RetentionSummary(
+        purges=purges,
+        holds_placed=int(placed),
+        holds_released=int(released),
+        holds_active=int(active),
+        reads_held=int(held),
+        check=check,
+    )
+
+
+class UsageShift(BaseModel):
+    shift_id: uuid.UUID
+    unit: str
+    agency: str | None
+    badge: str
+    cameras: list[str]
+    started_at: datetime
+    ended_at: datetime | None  # None: still open
+    reads: int  # reads captured in the period during this shift
+
+
+class UsageDay(BaseModel):
+    unit: str
+    day: str
+    reads: int
+
+
+class Usage(BaseModel):
+    """Ingest's part of the log of use for [start, end): when readers collected data, and how many plates."""
+
+    start: datetime
+    end: datetime
+    shifts: list[UsageShift]
+    reads_by_unit_day: list[UsageDay]
+    reads_total: int
+
+
+@router.get("/v1/internal/usage", summary="Shifts and reads per shift and per unit-day over a period (access reports)")
+async def usage(
+    principal: Service,
+    session: SessionDep,
+    start: datetime = Query(description="period start, ISO 8601 with zone"),
+    end: datetime = Query(description="period end, ISO 8601 with zone"),
+) -> Usage:
+    if start.tzinfo is None or end.tzinfo is None or end <= start:
+        raise Unprocessable("start and end need a zone, and end must follow start")
+    p = {"s": start, "e": end}
+    # One pass over the period's partitions (pruned on captured_at) gives both groupings.
+    grouped = (
+        await session.execute(
+            text(
+                "SELECT shift_id, unit, (captured_at AT TIME ZONE 'UTC')::date AS day, count(*) FROM ingest.reads "
+                "WHERE captured_at >= :s AND captured_at < :e GROUP BY 1, 2, 3"
+            ),
+            p,
+        )
+    ).all()
+    per_shift: dict[uuid.UUID | None, int] = {}
+    per_day: dict[tuple[str, str], int] = {}
+    for shift_id, unit, day, n in grouped:
+        per_shift[shift_id] = per_shift.get(shift_id, 0) + int(n)
+        key = (unit, day.isoformat())
+        per_day[key] = per_day.get(key, 0) + int(n)
+    shifts = (
+        await session.execute(
+            text(
+                "SELECT id, unit, agency, badge, cameras, started_at, "
+                "CASE WHEN ended_at IS NULL AND expires_at > now() THEN NULL ELSE coalesce(ended_at, expires_at) END "
+                "FROM ingest.shifts WHERE started_at < :e AND coalesce(ended_at, expires_at) > :s "
+                "ORDER BY unit, started_at"
+            ),
+            p,
+        )
+    ).all()
+    return Usage(
+        start=start,
+        end=end,
+        shifts=[
+            UsageShift(
+                shift_id=r[0],
+                unit=r[1],
+                agency=r[2],
+                badge=r[3],
+                cameras=list(r[4]),
+                started_at=r[5],
+                ended_at=r[6],
+                reads=per_shift.get(r[0], 0),
+            )
+            for r in shifts
+        ],
+        reads_by_unit_day=[UsageDay(unit=u, day=d, reads=n) for (u, d), n in sorted(per_day.items())],
+        reads_total=sum(per_day.values()),
+    )

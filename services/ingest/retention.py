@@ -1,0 +1,434 @@
+"""The retention purge of ingest's data (Minn. Stat. 13.824 subd. 3) and the check that proves it ran.
+
+Reads live in day partitions (`ingest.reads_YYYYMMDD`) and their photos under `reads/YYYY/MM/DD/`. A day is due once
+its first moment is `retention_days` old (so nothing outlives the period by more than the purge interval). For each
+due day, oldest first:
+
+1. the day's objects are deleted, except those of held reads (listed by prefix, so orphans go too);
+2. in one transaction: the partition is dropped (no held read) or emptied of its unheld rows (held reads stay where
+   every search finds them), the day's hit events go, and the run's destruction record is updated.
+
+Objects go before rows: a run interrupted between the two finds the rows on the next run and finishes; a run
+interrupted after 2 finds nothing left of that day. Running twice destroys nothing more. One purge at a time
+(an advisory lock); a dry run counts what would go and writes nothing but its audit entry.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.ingest.retention_models import PurgeRun
+from shared.audit import record
+from shared.settings import Settings
+from shared.storage import ObjectStore
+
+log = structlog.get_logger(__name__)
+
+PURGE_LOCK = "ingest.retention purge"
+_PARTITION = re.compile(r"^reads_(\d{8})$")
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+def day_start(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+def last_due_day(settings: Settings, at: datetime) -> date:
+    """The newest day whose first moment is `retention_days` old: it and every day before it are due."""
+    return (at - timedelta(days=settings.retention_days)).astimezone(UTC).date()
+
+
+def day_prefix(day: date) -> str:
+    return f"reads/{day:%Y/%m/%d}/"
+
+
+@dataclass
+class DayResult:
+    day: str
+    reads_destroyed: int = 0
+    reads_kept_held: int = 0
+    objects_destroyed: int = 0
+    objects_kept_held: int = 0
+    partition_dropped: bool = False
+
+
+@dataclass
+class PurgeReport:
+    dry_run: bool
+    cutoff: datetime
+    retention_days: int
+    run_id: str | None = None
+    status: str = "finished"  # finished | busy | partial (stopped after max_days)
+    reads_destroyed: int = 0
+    objects_destroyed: int = 0
+    stream_events_destroyed: int = 0
+    partitions_dropped: int = 0
+    reads_kept_held: int = 0
+    objects_kept_held: int = 0
+    days: list[DayResult] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["cutoff"] = self.cutoff.isoformat()
+        return out
+
+
+async def partition_days(engine: AsyncEngine) -> list[date]:
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            text(
+                "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                "JOIN pg_class p ON p.oid = i.inhparent JOIN pg_namespace n ON n.oid = p.relnamespace "
+                "WHERE n.nspname = 'ingest' AND p.relname = 'reads'"
+            )
+        )
+        days = []
+        for (name,) in rows:
+            m = _PARTITION.match(name)
+            if m:
+                days.append(datetime.strptime(m.group(1), "%Y%m%d").date())
+    return sorted(days)
+
+
+async def held_in_day(conn: Any, day: date) -> tuple[set[uuid.UUID], set[str]]:
+    """Read ids and object keys under an active hold, captured that day."""
+    rows = await conn.execute(
+        text(
+            "SELECT hr.read_id, hr.image_key, hr.crop_key FROM ingest.hold_reads hr "
+            "JOIN ingest.holds h ON h.id = hr.hold_id "
+            "WHERE h.released_at IS NULL AND hr.captured_at >= :s AND hr.captured_at < :e"
+        ),
+        {"s": day_start(day), "e": day_start(day + timedelta(days=1))},
+    )
+    ids: set[uuid.UUID] = set()
+    keys: set[str] = set()
+    for read_id, image_key, crop_key in rows:
+        ids.add(read_id)
+        keys.update(k for k in (image_key, crop_key) if k)
+    return ids, keys
+
+
+async def delete_day_objects(engine: AsyncEngine, store: ObjectStore, day: date, *, dry_run: bool = False) -> DayResult:
+    """Step 1 of a day: its objects, except held ones."""
+    async with engine.connect() as conn:
+        _, held_keys = await held_in_day(conn, day)
+    keys = await store.list(day_prefix(day))
+    doomed = [k for k in keys if k not in held_keys]
+    if doomed and not dry_run:
+        await store.delete_keys(doomed)
+    return DayResult(day=day.isoformat(), objects_destroyed=len(doomed), objects_kept_held=len(keys) - len(doomed))
+
+
+async def _purge_rows(conn: Any, day: date, exists: bool, *, dry_run: bool, result: DayResult) -> None:
+    """Step 2 of a day, inside the caller's transaction."""
+    held, _ = await held_in_day(conn, day)
+    if not exists:
+        return
+    name = f"ingest.reads_{day:%Y%m%d}"
+    total = int((await conn.execute(text(f"SELECT count(*) FROM {name}"))).scalar_one())
+    kept = (
+        int(
+            (
+                await conn.execute(text(f"SELECT count(*) FROM {name} WHERE id = ANY(:ids)"), {"ids": list(held)})
+            ).scalar_one()
+        )
+        if held
+        else 0
+    )
+    result.reads_kept_held, result.reads_destroyed = kept, total - kept
+    if dry_run:
+        result.partition_dropped = kept == 0
+        return
+    if kept == 0:
+        await conn.execute(text(f"DROP TABLE {name}"))
+        result.partition_dropped = True
+    else:
+        await conn.execute(text(f"DELETE FROM {name} WHERE NOT (id = ANY(:ids))"), {"ids": list(held)})
+
+
+async def _candidate_days(engine: AsyncEngine, settings: Settings, last_due: date) -> tuple[list[date], set[date]]:
+    parts = set(await partition_days(engine))
+    lookback = {last_due - timedelta(days=i) for i in range(settings.retention_object_lookback_days)}
+    return sorted({d for d in parts if d <= last_due} | lookback), parts
+
+
+async def purge(
+    engine: AsyncEngine,
+    store: ObjectStore,
+    settings: Settings,
+    *,
+    actor: str,
+    trigger: str,
+    dry_run: bool = False,
+    at: datetime | None = None,
+    max_days: int | None = None,
+) -> PurgeReport:
+    """Destroy what is past retention and not held. `max_days` stops after that many days (a large backlog can
+    be spread over runs; the next run goes on where this one stopped)."""
+    at = at or now_utc()
+    last_due = last_due_day(settings, at)
+    cutoff = day_start(last_due + timedelta(days=1))
+    report = PurgeReport(dry_run=dry_run, cutoff=cutoff, retention_days=settings.retention_days)
+    async with engine.connect() as lock_conn:
+        got = (
+            await lock_conn.execute(text("SELECT pg_try_advisory_lock(hashtext(:k))"), {"k": PURGE_LOCK})
+        ).scalar_one()
+        await lock_conn.commit()
+        if not got:
+            report.status = "busy"
+            return report
+        try:
+            await _purge_locked(engine, store, settings, report, actor, trigger, last_due, at, max_days)
+        finally:
+            await lock_conn.execute(text("SELECT pg_advisory_unlock(hashtext(:k))"), {"k": PURGE_LOCK})
+            await lock_conn.commit()
+    return report
+
+
+async def _purge_locked(
+    engine: AsyncEngine,
+    store: ObjectStore,
+    settings: Settings,
+    report: PurgeReport,
+    actor: str,
+    trigger: str,
+    last_due: date,
+    at: datetime,
+    max_days: int | None,
+) -> None:
+    dry_run = report.dry_run
+    days, parts = await _candidate_days(engine, settings, last_due)
+    run_id: uuid.UUID | None = None
+    if not dry_run:
+        run_id = uuid.uuid4()
+        report.run_id = str(run_id)
+        async with engine.begin() as conn:
+            await conn.execute(
+                PurgeRun.__table__.insert().values(  # type: ignore[attr-defined]
+                    id=run_id,
+                    started_at=at,
+                    trigger=trigger,
+                    actor=actor,
+                    dry_run=False,
+                    status="running",
+                    retention_days=settings.retention_days,
+                    cutoff=report.cutoff,
+                    reads_destroyed=0,
+                    objects_destroyed=0,
+                    stream_events_destroyed=0,
+                    partitions_dropped=0,
+                    reads_kept_held=0,
+                    objects_kept_held=0,
+                    details={},
+                )
+            )
+    done = 0
+    try:
+        for day in days:
+            if max_days is not None and done >= max_days:
+                report.status = "partial"
+                break
+            result = await delete_day_objects(engine, store, day, dry_run=dry_run)
+            async with engine.begin() as conn:
+                await _purge_rows(conn, day, day in parts, dry_run=dry_run, result=result)
+                if not dry_run and run_id is not None:
+                    await _add_to_run(conn, run_id, result)
+            if result.reads_destroyed or result.objects_destroyed or result.reads_kept_held or result.objects_kept_held:
+                report.days.append(result)
+            report.reads_destroyed += result.reads_destroyed
+            report.objects_destroyed += result.objects_destroyed
+            report.reads_kept_held += result.reads_kept_held
+            report.objects_kept_held += result.objects_kept_held
+            report.partitions_dropped += int(result.partition_dropped)
+            done += 1
+        if not dry_run:
+            # Safe at Home plates: reads stored since the request go at every run (services/ingest/subjects.py).
+            from services.ingest.subjects import destroy_protected
+
+            protected_reads, protected_objects = await destroy_protected(engine, store, settings)
+            report.reads_destroyed += protected_reads
+            report.objects_destroyed += protected_objects
+        async with engine.begin() as conn:
+            report.stream_events_destroyed = await _purge_events(conn, report.cutoff, dry_run=dry_run)
+            if not dry_run and run_id is not None:
+                await conn.execute(
+                    text(
+                        "UPDATE ingest.purge_runs SET stream_events_destroyed = :n, status = :st, finished_at = now(), "
+                        "details = CAST(:d AS jsonb) WHERE id = :id"
+                    ),
+                    {
+                        "n": report.stream_events_destroyed,
+                        "st": report.status,
+                        "id": run_id,
+                        "d": _json({"days": [asdict(d) for d in report.days]}),
+                    },
+                )
+            await _audit(conn, report, actor, trigger)
+    except BaseException as exc:
+        if run_id is not None:
+            try:
+                async with engine.begin() as conn:
+                    await conn.execute(
+                        text("UPDATE ingest.purge_runs SET status = 'failed', error = :e WHERE id = :id"),
+                        {"e": repr(exc)[:500], "id": run_id},
+                    )
+            except Exception:  # noqa: BLE001 - the run's record stays 'running'; the next run finishes the work
+                pass
+        raise
+    log.info("retention_purge", **{k: v for k, v in report.as_dict().items() if k != "days"})
+
+
+def _json(value: Any) -> str:
+    import json
+
+    return json.dumps(value, default=str)
+
+
+async def _add_to_run(conn: Any, run_id: uuid.UUID, r: DayResult) -> None:
+    await conn.execute(
+        text(
+            "UPDATE ingest.purge_runs SET reads_destroyed = reads_destroyed + :rd, "
+            "objects_destroyed = objects_destroyed + :od, reads_kept_held = reads_kept_held + :rk, "
+            "objects_kept_held = objects_kept_held + :ok, partitions_dropped = partitions_dropped + :pd, "
+            "first_day = coalesce(first_day, :day), last_day = :day WHERE id = :id"
+        ),
+        {
+            "rd": r.reads_destroyed,
+            "od": r.objects_destroyed,
+            "rk": r.reads_kept_held,
+            "ok": r.objects_kept_held,
+            "pd": int(r.partition_dropped),
+            "day": r.day,
+            "id": run_id,
+        },
+    )
+
+
+_ACTIVE_HELD = (
+    "SELECT hr.read_id FROM ingest.hold_reads hr JOIN ingest.holds h ON h.id = hr.hold_id WHERE h.released_at IS NULL"
+)
+
+
+async def _purge_events(conn: Any, cutoff: datetime, *, dry_run: bool) -> int:
+    where = f"coalesce(captured_at, created_at) < :cutoff AND (read_id IS NULL OR read_id NOT IN ({_ACTIVE_HELD}))"
+    if dry_run:
+        return int(
+            (
+                await conn.execute(text(f"SELECT count(*) FROM ingest.stream_events WHERE {where}"), {"cutoff": cutoff})
+            ).scalar_one()
+        )
+    result = await conn.execute(text(f"DELETE FROM ingest.stream_events WHERE {where}"), {"cutoff": cutoff})
+    return int(result.rowcount or 0)
+
+
+async def _audit(conn: Any, report: PurgeReport, actor: str, trigger: str) -> None:
+    from sqlmodel.ext.asyncio.session import AsyncSession
+
+    async with AsyncSession(bind=conn) as session:
+        await record(
+            session,
+            service="ingest",
+            action="retention.purge_dry_run" if report.dry_run else "retention.purge",
+            actor=actor,
+            object_type="purge_run",
+            object_ids=[report.run_id] if report.run_id else [],
+            record_count=report.reads_destroyed,
+            details={
+                "trigger": trigger,
+                "cutoff": report.cutoff.isoformat(),
+                "reads_destroyed": report.reads_destroyed,
+                "objects_destroyed": report.objects_destroyed,
+                "stream_events_destroyed": report.stream_events_destroyed,
+                "reads_kept_held": report.reads_kept_held,
+                "objects_kept_held": report.objects_kept_held,
+                "status": report.status,
+            },
+        )
+
+
+# ---- the retention check ------------------------------------------------------------------------------------
+
+
+async def check(
+    engine: AsyncEngine, store: ObjectStore, settings: Settings, *, at: datetime | None = None
+) -> dict[str, Any]:
+    """Violations: reads, hit events or objects older than the period and not held."""
+    at = at or now_utc()
+    limit = at - timedelta(days=settings.retention_days)
+    async with engine.connect() as conn:
+        reads = (
+            await conn.execute(
+                text(
+                    "SELECT count(*), min(captured_at) FROM ingest.reads "
+                    f"WHERE captured_at < :limit AND id NOT IN ({_ACTIVE_HELD})"
+                ),
+                {"limit": limit},
+            )
+        ).one()
+        events = (
+            await conn.execute(
+                text(
+                    "SELECT count(*) FROM ingest.stream_events WHERE captured_at < :limit "
+                    f"AND (read_id IS NULL OR read_id NOT IN ({_ACTIVE_HELD}))"
+                ),
+                {"limit": limit},
+            )
+        ).scalar_one()
+        held_reads = (
+            await conn.execute(
+                text(f"SELECT count(*) FROM ingest.reads WHERE captured_at < :limit AND id IN ({_ACTIVE_HELD})"),
+                {"limit": limit},
+            )
+        ).scalar_one()
+    # Objects: days wholly older than the period (a key carries its day, not its time).
+    newest_full_day = limit.date() - timedelta(days=1)
+    parts = [d for d in await partition_days(engine) if d <= newest_full_day]
+    days = sorted(
+        {newest_full_day - timedelta(days=i) for i in range(settings.retention_object_lookback_days)} | set(parts)
+    )
+    overdue_objects: list[str] = []
+    for day in days:
+        keys = await store.list(day_prefix(day))
+        if not keys:
+            continue
+        async with engine.connect() as conn:
+            _, held_keys = await held_in_day(conn, day)
+        overdue_objects.extend(k for k in keys if k not in held_keys)
+    violations = int(reads[0]) + int(events) + len(overdue_objects)
+    return {
+        "ok": violations == 0,
+        "checked_at": at.isoformat(),
+        "retention_days": settings.retention_days,
+        "limit": limit.isoformat(),
+        "reads_overdue": int(reads[0]),
+        "oldest_overdue_read": reads[1].isoformat() if reads[1] else None,
+        "stream_events_overdue": int(events),
+        "objects_overdue": len(overdue_objects),
+        "objects_overdue_sample": overdue_objects[:20],
+        "reads_held_past_period": int(held_reads),
+        "object_days_checked": len(days),
+    }
+
+
+async def scheduled_purge(engine: AsyncEngine, store: ObjectStore, settings: Settings) -> None:
+    """The lifespan's daily (by default hourly: cheap when nothing is due) purge; the advisory lock keeps
+    several workers and the CLI from running it twice at once."""
+    import asyncio
+
+    while True:
+        try:
+            await purge(engine, store, settings, actor="job:ingest-retention", trigger="schedule")
+        except Exception as exc:  # noqa: BLE001 - an outage must not end the schedule; the next round finishes
+            log.warning("retention_purge_failed", error=repr(exc))
+        await asyncio.sleep(settings.retention_purge_interval_s)

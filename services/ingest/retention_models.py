@@ -1,0 +1,85 @@
+"""Retention tables of the ingest service: investigation holds on reads, and the purge's destruction records."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, Boolean, Column, DateTime, Index, Text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlmodel import Field, SQLModel
+
+
+class Hold(SQLModel, table=True):
+    """Reads kept past the retention period for a case (or a data subject's exculpatory-evidence request)."""
+
+    __tablename__ = "holds"
+    __table_args__ = (Index("ix_ingest_holds_case_number", "case_number"), {"schema": "ingest"})
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    kind: str  # "investigation" | "exculpatory" (Minn. Stat. 13.824 subd. 3(b): a subject's written request)
+    case_number: str
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+    classification: str = "private"  # private | public | active_investigative
+    placed_by: str
+    placed_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    released_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
+    released_by: str | None = None
+    release_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class HoldRead(SQLModel, table=True):
+    """One read under a hold, with its objects: the purge spares these keys when it empties the day's prefix."""
+
+    __tablename__ = "hold_reads"
+    __table_args__ = (Index("ix_ingest_hold_reads_captured_at", "captured_at"), {"schema": "ingest"})
+
+    hold_id: uuid.UUID = Field(foreign_key="ingest.holds.id", primary_key=True)
+    read_id: uuid.UUID = Field(primary_key=True)
+    captured_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    image_key: str | None = None
+    crop_key: str | None = None
+
+
+class PurgeRun(SQLModel, table=True):
+    """A destruction record: what one purge destroyed and kept, who ran it. Updated as each day is committed, so
+    an interrupted run's record says what it did."""
+
+    __tablename__ = "purge_runs"
+    __table_args__ = {"schema": "ingest"}
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    started_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    finished_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
+    trigger: str  # schedule | cli | api
+    actor: str
+    dry_run: bool = Field(default=False, sa_column=Column(Boolean, nullable=False))
+    status: str = "running"  # running | finished | failed
+    retention_days: int
+    cutoff: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))  # captured before: gone
+    first_day: str | None = None
+    last_day: str | None = None
+    reads_destroyed: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    objects_destroyed: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    stream_events_destroyed: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    partitions_dropped: int = 0
+    reads_kept_held: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    objects_kept_held: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    details: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONB, nullable=False))
+    error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class ProtectedPlate(SQLModel, table=True):
+    """A Safe at Home participant's plate (Minn. Stat. 13.824 subd. 3(c), chapter 5B): its reads are destroyed at
+    once and, from then on, by every purge run. Private data: never in a report, log or audit entry."""
+
+    __tablename__ = "protected_plates"
+    __table_args__ = {"schema": "ingest"}
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    plate: str = Field(unique=True)
+    request_reference: str
+    received_on: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    recorded_by: str
+    recorded_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
