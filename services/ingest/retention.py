@@ -73,6 +73,7 @@ class PurgeReport:
     reads_destroyed: int = 0
     objects_destroyed: int = 0
     stream_events_destroyed: int = 0
+    agent_records_destroyed: int = 0
     partitions_dropped: int = 0
     reads_kept_held: int = 0
     objects_kept_held: int = 0
@@ -261,6 +262,7 @@ async def _purge_locked(
             report.objects_destroyed += protected_objects
         async with engine.begin() as conn:
             report.stream_events_destroyed = await _purge_events(conn, report.cutoff, dry_run=dry_run)
+            report.agent_records_destroyed = await _purge_agent_records(conn, report.cutoff, dry_run=dry_run)
             if not dry_run and run_id is not None:
                 await conn.execute(
                     text(
@@ -271,7 +273,12 @@ async def _purge_locked(
                         "n": report.stream_events_destroyed,
                         "st": report.status,
                         "id": run_id,
-                        "d": _json({"days": [asdict(d) for d in report.days]}),
+                        "d": _json(
+                            {
+                                "days": [asdict(d) for d in report.days],
+                                "agent_records_destroyed": report.agent_records_destroyed,
+                            }
+                        ),
                     },
                 )
             await _audit(conn, report, actor, trigger)
@@ -332,6 +339,29 @@ async def _purge_events(conn: Any, cutoff: datetime, *, dry_run: bool) -> int:
     return int(result.rowcount or 0)
 
 
+# What camera agents said about a read (plate, candidates, corners) and the posts that never became reads (raw
+# bodies with plates): ALPR data too, so they follow the reads' clock. Agent activity intervals are the log of
+# use's evidence, like shifts, and stay.
+_AGENT_RECORDS = (
+    ("ingest.agent_reads", "captured_at < :cutoff AND read_id NOT IN ({held})"),
+    ("ingest.agent_read_keys", "captured_at < :cutoff AND read_id NOT IN ({held})"),
+    ("ingest.agent_quarantine", "received_at < :cutoff"),
+)
+
+
+async def _purge_agent_records(conn: Any, cutoff: datetime, *, dry_run: bool) -> int:
+    total = 0
+    for table, where in _AGENT_RECORDS:
+        condition = where.format(held=_ACTIVE_HELD)
+        if dry_run:
+            query = f"SELECT count(*) FROM {table} WHERE {condition}"
+            total += int((await conn.execute(text(query), {"cutoff": cutoff})).scalar_one())
+        else:
+            result = await conn.execute(text(f"DELETE FROM {table} WHERE {condition}"), {"cutoff": cutoff})
+            total += int(result.rowcount or 0)
+    return total
+
+
 async def _audit(conn: Any, report: PurgeReport, actor: str, trigger: str) -> None:
     from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -385,6 +415,11 @@ async def check(
                 {"limit": limit},
             )
         ).scalar_one()
+        agent_records = 0
+        for table, where in _AGENT_RECORDS:
+            condition = where.format(held=_ACTIVE_HELD).replace(":cutoff", ":limit")
+            query = f"SELECT count(*) FROM {table} WHERE {condition}"
+            agent_records += int((await conn.execute(text(query), {"limit": limit})).scalar_one())
         held_reads = (
             await conn.execute(
                 text(f"SELECT count(*) FROM ingest.reads WHERE captured_at < :limit AND id IN ({_ACTIVE_HELD})"),
@@ -405,7 +440,7 @@ async def check(
         async with engine.connect() as conn:
             _, held_keys = await held_in_day(conn, day)
         overdue_objects.extend(k for k in keys if k not in held_keys)
-    violations = int(reads[0]) + int(events) + len(overdue_objects)
+    violations = int(reads[0]) + int(events) + len(overdue_objects) + agent_records
     return {
         "ok": violations == 0,
         "checked_at": at.isoformat(),
@@ -414,6 +449,7 @@ async def check(
         "reads_overdue": int(reads[0]),
         "oldest_overdue_read": reads[1].isoformat() if reads[1] else None,
         "stream_events_overdue": int(events),
+        "agent_records_overdue": agent_records,
         "objects_overdue": len(overdue_objects),
         "objects_overdue_sample": overdue_objects[:20],
         "reads_held_past_period": int(held_reads),

@@ -251,3 +251,82 @@ async def test_safe_at_home_destroys_now_and_later(settings: Settings, make_toke
         assert later.reads[0].read_id not in await own_reads(engine, agency)
         async with engine.begin() as conn:
             await conn.execute(text("DELETE FROM ingest.reads WHERE agency = :a"), {"a": agency})
+
+
+async def test_purge_covers_what_camera_agents_left(settings: Settings) -> None:
+    """Agent-side records (the agent's plate, candidates, keys) and quarantined posts follow the reads' clock."""
+    s = ingest_settings(settings)
+    app = create_app(s, run_worker=False)
+    async with running(app):
+        engine, store = app.state.engine, app.state.store
+        now = datetime.now(UTC)
+        old, young = now - timedelta(days=90), now - timedelta(days=2)
+        agent = uuid.uuid4()
+        rows = {"old": (uuid.uuid4(), old), "young": (uuid.uuid4(), young), "held": (uuid.uuid4(), old)}
+        async with engine.begin() as conn:
+            for name, (read_id, at) in rows.items():
+                await conn.execute(
+                    text(
+                        "INSERT INTO ingest.agent_reads (read_id, captured_at, agent_id, source, is_preview, "
+                        "agent_plate, corners, candidates, keys, location_source, finish_pending, updated_at) "
+                        "VALUES (:r, :at, :a, 'alpr_results', false, :p, '[]', '[]', '{}', 'gps', false, :at)"
+                    ),
+                    {"r": read_id, "at": at, "a": agent, "p": f"AG{name.upper()[:4]}1"},
+                )
+                await conn.execute(
+                    text(
+                        "INSERT INTO ingest.agent_read_keys (agent_id, key, read_id, captured_at) "
+                        "VALUES (:a, :k, :r, :at)"
+                    ),
+                    {"a": agent, "k": f"{read_id}#0", "r": read_id, "at": at},
+                )
+            for at in (old, young):
+                await conn.execute(
+                    text(
+                        "INSERT INTO ingest.agent_quarantine (id, agent_id, received_at, data_type, reason, body) "
+                        "VALUES (:id, :a, :at, 'alpr_results', 'malformed', :b)"
+                    ),
+                    {"id": uuid.uuid4(), "a": agent, "at": at, "b": b'{"plate": "ABC123"'},
+                )
+            hold = uuid.uuid4()
+            await conn.execute(
+                text(
+                    "INSERT INTO ingest.holds (id, case_number, reason, kind, classification, placed_by, placed_at) "
+                    "VALUES (:id, 'CR-26-7', 'agent read in a case', 'investigation', 'active_investigative', "
+                    "'sup', :at)"
+                ),
+                {"id": hold, "at": now},
+            )
+            await conn.execute(
+                text("INSERT INTO ingest.hold_reads (hold_id, read_id, captured_at) VALUES (:h, :r, :at)"),
+                {"h": hold, "r": rows["held"][0], "at": old},
+            )
+
+        before = await retention.check(engine, store, s, at=now)
+        assert before["agent_records_overdue"] >= 3  # the old read's two rows and the old quarantined post
+
+        report = await retention.purge(engine, store, s, actor="test", trigger="cli", at=now)
+        assert report.agent_records_destroyed >= 3
+
+        async with engine.connect() as conn:
+            left = {
+                r.read_id
+                for r in await conn.execute(
+                    text("SELECT read_id FROM ingest.agent_reads WHERE agent_id = :a"), {"a": agent}
+                )
+            }
+            keys = (
+                await conn.execute(
+                    text("SELECT count(*) FROM ingest.agent_read_keys WHERE agent_id = :a"), {"a": agent}
+                )
+            ).scalar_one()
+            quarantined = [
+                r.received_at
+                for r in await conn.execute(
+                    text("SELECT received_at FROM ingest.agent_quarantine WHERE agent_id = :a"), {"a": agent}
+                )
+            ]
+        assert left == {rows["young"][0], rows["held"][0]}
+        assert keys == 2
+        assert len(quarantined) == 1 and quarantined[0] > now - timedelta(days=3)
+        assert (await retention.check(engine, store, s, at=now))["agent_records_overdue"] == 0
