@@ -11,11 +11,12 @@ from shared.settings import Settings
 
 STAGES = {
     # Each stage adds one improvement, in the order they were made (README, "Recognition").
-    "crops": {"plate_decoding": False, "variants": False},
-    "vote": {"plate_decoding": False},
-    "decoding": {"syntax": False, "variants": False},
-    "decoding+vote": {"syntax": False},
-    "syntax": {"variants": False},
+    "crops": {"plate_decoding": False, "variants": False, "refine": 0},
+    "vote": {"plate_decoding": False, "refine": 0},
+    "decoding": {"syntax": False, "variants": False, "refine": 0},
+    "decoding+vote": {"syntax": False, "refine": 0},
+    "syntax": {"variants": False, "refine": 0},
+    "syntax+vote": {"refine": 0},
     "full": {},
 }
 

@@ -88,3 +88,7 @@ def equalized(line: np.ndarray) -> np.ndarray:
 def sharpened(line: np.ndarray) -> np.ndarray:
     blur = cv2.GaussianBlur(line, (0, 0), 1.5)
     return cv2.addWeighted(line, 1.6, blur, -0.6, 0)
+
+
+def upscaled(image: np.ndarray, scale: float) -> np.ndarray:
+    return cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)

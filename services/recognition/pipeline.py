@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -26,6 +26,7 @@ class Options:
     variants: bool = True  # vote over several crops/enhancements of the best line (README: the measured gain)
     max_lines: int = 6  # text lines read per detection pass, most plate-like first (each read costs ~15-20 ms)
     detect_sides: tuple[int, ...] = (640, 1280)  # detection passes, coarse to fine
+    refine: int = 1  # best lines read again from an upscaled crop of their own region (README: the measured gain)
 
 
 @dataclass
@@ -56,6 +57,9 @@ class _Line:
     decoded: Decoded
     text: str
 
+
+REFINE_MARGIN = 0.15  # of the region's height, around the detected box
+REFINE_MIN_HEIGHT = 128  # px: regions smaller than this are upscaled before detecting and reading again
 
 _decoders: dict[int, PlateDecoder] = {}
 
@@ -162,6 +166,43 @@ def _confident(lines: list[_Line]) -> bool:
     )
 
 
+def _refine(engine: OcrEngine, image: np.ndarray, line: _Line, options: Options) -> PlateReading | None:
+    """Read the plate again from its own region, upscaled: at photo scale the detector often draws one box over the
+    whole plate (number, state name, stickers) and the recognizer then reads only part of it; on an upscaled crop
+    of that box the detector separates the number line, and the crop cuts no character at its ends."""
+    x0, y0 = line.quad.min(axis=0)
+    x1, y1 = line.quad.max(axis=0)
+    margin = REFINE_MARGIN * (y1 - y0)
+    height, width = image.shape[:2]
+    left, top = int(max(0, x0 - margin)), int(max(0, y0 - margin))
+    right, bottom = int(min(width, x1 + margin)), int(min(height, y1 + margin))
+    region = image[top:bottom, left:right]
+    if region.shape[0] < 4 or region.shape[1] < 4:
+        return None
+    scale = max(1.0, REFINE_MIN_HEIGHT / region.shape[0])
+    if scale > 1.0:
+        region = imaging.upscaled(region, scale)
+    inner = replace(options, refine=0, detect_sides=(max(region.shape[:2]),))
+    found = recognize_image(engine, region, inner).plates
+    if not found:
+        return None
+    best = found[0]
+    best.box = [[round(x / scale + left, 1), round(y / scale + top, 1)] for x, y in best.box]
+    return best
+
+
+def _reading(engine: OcrEngine, image: np.ndarray, line: _Line, options: Options, vote: bool) -> PlateReading:
+    reading = _vote(engine, image, line, options) if vote else line.decoded
+    return PlateReading(
+        plate=reading.text,
+        raw=reading.raw,
+        confidence=round(reading.confidence, 4),
+        box=[[round(float(x), 1), round(float(y), 1)] for x, y in imaging.order_quad(line.quad)],
+        char_confidences=[round(c, 4) for c in reading.char_confidences],
+        alternatives=alternatives(reading),
+    )
+
+
 def recognize_image(engine: OcrEngine, image: np.ndarray, options: Options = Options()) -> Recognition:
     result = Recognition(width=int(image.shape[1]), height=int(image.shape[0]))
     t0 = time.perf_counter()
@@ -176,25 +217,18 @@ def recognize_image(engine: OcrEngine, image: np.ndarray, options: Options = Opt
     plates = [ln for ln in lines if is_plate_text(ln.text) and not is_non_plate_text(ln.decoded.raw)]
     tallest = max((ln.height for ln in plates), default=1.0)
     plates.sort(key=lambda ln: _score(ln, tallest), reverse=True)
+    readings: list[tuple[_Line, PlateReading]] = []
+    for rank, ln in enumerate(plates):
+        refined = _refine(engine, image, ln, options) if rank < options.refine else None
+        readings.append((ln, refined or _reading(engine, image, ln, options, options.variants and rank == 0)))
     seen: set[str] = set()
-    for ln in plates:
-        reading = _vote(engine, image, ln, options) if options.variants and not seen else ln.decoded
-        if reading.text in seen:
+    for ln, reading in readings:
+        if reading.plate in seen:
             continue
-        seen.add(reading.text)
-        state, state_conf = _state_near(lines, ln)
-        result.plates.append(
-            PlateReading(
-                plate=reading.text,
-                raw=reading.raw,
-                confidence=round(reading.confidence, 4),
-                box=[[round(float(x), 1), round(float(y), 1)] for x, y in imaging.order_quad(ln.quad)],
-                char_confidences=[round(c, 4) for c in reading.char_confidences],
-                alternatives=alternatives(reading),
-                state=state,
-                state_confidence=state_conf,
-            )
-        )
+        seen.add(reading.plate)
+        if reading.state is None:  # a refined reading may have read the state inside its region already
+            reading.state, reading.state_confidence = _state_near(lines, ln)
+        result.plates.append(reading)
     t2 = time.perf_counter()
     locate = clock["locate"]
     result.timings_ms = {"locate": round(locate * 1000, 1), "recognize": round((t2 - t0 - locate) * 1000, 1)}
