@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,12 +18,24 @@ from tests.support.pg import create_test_database, drop_database, server_url
 from tests.support.s3 import ACCESS_KEY, BUCKET, SECRET_KEY, WeedS3
 
 
+@contextlib.contextmanager
+def _private_dir(prefix: str) -> Iterator[Path]:
+    """A folder of this run's own for a server's data. Not under pytest's shared basetemp: a concurrent pytest run
+    prunes older basetemps and would delete a server's files under it mid-run."""
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
-def pg_maintenance_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    url, server = server_url(tmp_path_factory.mktemp("pg"))
-    yield url
-    if server is not None:
-        server.cleanup()
+def pg_maintenance_url() -> Iterator[str]:
+    with _private_dir("alpr-test-pg-") as path:
+        url, server = server_url(path)
+        yield url
+        if server is not None:
+            server.cleanup()
 
 
 @pytest.fixture(scope="session")
@@ -32,11 +47,12 @@ def database_url(pg_maintenance_url: str) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WeedS3]:
-    server = WeedS3(tmp_path_factory.mktemp("weed"))
-    server.start()
-    yield server
-    server.stop()
+def s3_server() -> Iterator[WeedS3]:
+    with _private_dir("alpr-test-weed-") as path:
+        server = WeedS3(path)
+        server.start()
+        yield server
+        server.stop()
 
 
 @pytest.fixture(scope="session")
