@@ -111,7 +111,7 @@ class Worker:
                 )
                 if error is not None:
                     break
-                events += await add_hit_events(session, row["hits"], row)
+                events += await add_hit_events(session, row["hits"] + row.pop("covert", []), row)
                 if not (row["recognition_pending"] or row["match_pending"]):
                     done += 1
             await session.commit()
@@ -142,7 +142,7 @@ class Worker:
             if ctx.hotlist is None:
                 return
             alternatives = [row["car_plate"]] if row["car_plate"] else []
-            row["hits"] = await match(ctx, row, alternatives)
+            row["hits"], row["covert"] = await match(ctx, row, alternatives)
             row["match_pending"] = False
 
     async def check_hotlist_version(self) -> None:

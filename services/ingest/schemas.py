@@ -100,6 +100,7 @@ class Hit(BaseModel):
     entry_state: str | None = None
     state_check: str | None = None
     covert: bool = False
+    list_owner: str | None = None  # the owning agency's ORI: where a covert hit goes
     priority: int | None = None
     notice: str | None = None
 
@@ -230,6 +231,7 @@ class HitsIn(BaseModel):
 class HitsAccepted(BaseModel):
     received: int
     delivered: int
-    covert_withheld: int
+    covert_withheld: int = Field(description="covert hits: never sent to a car")
+    covert_to_owner: int = Field(description="covert hits queued on the list owner's agency stream")
     duplicates: int
     unknown_reads: list[str]
