@@ -311,7 +311,7 @@ async def agency_events(
     since: int = Query(default=0, ge=0, description="the last event id the caller has"),
     limit: int = Query(default=100, ge=1, le=500),
 ) -> StreamPage:
-    if principal.agency != agency and not (principal.has_role(ADMIN) and principal.agency is None):
+    if principal.agency != agency and not principal.has_role(ADMIN):
         raise Forbidden(f"agency {agency}'s covert hits are for its own supervisors")
     events = await service.agency_events_since(session, agency, since, limit)
     return StreamPage(events=[_event_out(e) for e in events], last_id=events[-1].id if events else since)
