@@ -150,7 +150,7 @@ async def search(
     reads = [
         ReadOut(
             read_id=str(r["read_id"]),
-            plate=r["plate"],
+            plate=r.get("plate"),
             state=r.get("state"),
             captured_at=r["captured_at"],
             lat=r.get("lat"),

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from shared import plates
 
@@ -182,7 +182,8 @@ class Area(BaseModel):
 class SearchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    plates: list[str] = Field(min_length=1, max_length=50)
+    # Empty with an area: every read in the area (access allows it under an area grant).
+    plates: list[str] = Field(default_factory=list, max_length=50)
     misread_tolerant: bool = False
     start: AwareDatetime
     end: AwareDatetime
@@ -203,6 +204,12 @@ class SearchRequest(BaseModel):
                 raise ValueError(f"plate pattern {raw!r} needs at least one letter or digit")
             out.append(pat)
         return out
+
+    @model_validator(mode="after")
+    def _scope(self) -> SearchRequest:
+        if not self.plates and self.area is None:
+            raise ValueError("name plates, or give an area to search every plate in it")
+        return self
 
 
 class SearchRead(BaseModel):

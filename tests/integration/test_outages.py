@@ -12,6 +12,7 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -90,8 +91,8 @@ def peers(settings: Settings, bca_server: FakeBca) -> Iterator[tuple[Served, Ser
     ports = free_port_pairs(2)
     recognition, hotlist = Served("recognition", env, ports[0]), Served("hotlist", env, ports[1])
     try:
-        recognition.start()
-        hotlist.start()
+        with ThreadPoolExecutor(2) as pool:  # both start at once: the OCR models take seconds to load
+            list(pool.map(Served.start, (recognition, hotlist)))
         yield recognition, hotlist
     finally:
         recognition.stop()
@@ -132,7 +133,8 @@ async def test_reads_survive_recognition_and_hotlist_going_down_and_finish_when_
     recognition, hotlist = peers
     admin = {"Authorization": f"Bearer {make_token(roles=['admin'])}"}
     bca_server.publish(extract([row("V800000001", "KXR482"), row("W800000002", "OUT123")]))
-    synced = httpx.post(f"{hotlist.url}/v1/hotlist/sync", headers=admin, timeout=30)
+    async with httpx.AsyncClient(timeout=30) as raw:
+        synced = await raw.post(f"{hotlist.url}/v1/hotlist/sync", headers=admin)
     assert synced.status_code == 200, synced.text
     officer = _officer(ingest, make_token)
     assert (await officer.start()).status_code == 201
@@ -141,8 +143,7 @@ async def test_reads_survive_recognition_and_hotlist_going_down_and_finish_when_
     assert up.status_code == 200 and [h["entry_id"] for h in up.json()["hits"]] == ["V800000001"]
 
     # Mid-run: both go down. Reads are stored and answered 202 with what is pending.
-    await asyncio.to_thread(recognition.stop)
-    await asyncio.to_thread(hotlist.stop)
+    await asyncio.gather(asyncio.to_thread(recognition.stop), asyncio.to_thread(hotlist.stop))
     sent: list[tuple[dict[str, Any], bytes | None]] = [
         (officer.meta(), jpeg(plate_image("KXR482", seed=11))),  # hot: recognition and match pending
         (officer.meta(plate="OUT123", state="MN"), None),  # hot: match pending
@@ -161,8 +162,7 @@ async def test_reads_survive_recognition_and_hotlist_going_down_and_finish_when_
     assert retry.status_code == 202 and retry.json()["duplicate"] is True
 
     # Back up: the worker finishes every read; the late hits reach the unit's stream.
-    await asyncio.to_thread(recognition.start)
-    await asyncio.to_thread(hotlist.start)
+    await asyncio.gather(asyncio.to_thread(recognition.start), asyncio.to_thread(hotlist.start))
     ids = [a["read_id"] for a in answers]
 
     async def finished() -> list[Any]:
