@@ -161,9 +161,21 @@ async def test_reads_survive_recognition_and_hotlist_going_down_and_finish_when_
     retry = await officer.post_read(sent[1][0])
     assert retry.status_code == 202 and retry.json()["duplicate"] is True
 
-    # Back up: the worker finishes every read; the late hits reach the unit's stream.
-    await asyncio.gather(asyncio.to_thread(recognition.start), asyncio.to_thread(hotlist.start))
     ids = [a["read_id"] for a in answers]
+
+    async def late_hits(count: int) -> list[dict[str, Any]]:
+        resp = await ingest.get(f"/v1/units/{officer.unit}/events", params={"since": 0}, headers=officer.headers)
+        hits = [e for e in resp.json()["events"] if e["kind"] == "hit"]
+        return hits if len(hits) >= count else []
+
+    # Hotlist back first: with recognition still down, the read the car had read is matched, its hit delivered.
+    await asyncio.to_thread(hotlist.start)
+    (early,) = await eventually(lambda: late_hits(1), timeout_s=30)
+    assert (early["payload"]["read"]["read_id"], early["payload"]["entry_id"]) == (ids[1], "W800000002")
+    assert early["payload"]["owner_warning"] and early["payload"]["notice"]
+
+    # Recognition back: the worker finishes every read; the other late hit reaches the unit's stream.
+    await asyncio.to_thread(recognition.start)
 
     async def finished() -> list[Any]:
         rows = await _rows(
@@ -178,16 +190,11 @@ async def test_reads_survive_recognition_and_hotlist_going_down_and_finish_when_
     assert [rows[i].plate for i in ids] == ["KXR482", "OUT123", "PZM337", "CLR999"]
     assert [rows[i].plate_source for i in ids] == ["recognition", "car", "recognition", "car"]
 
-    async def late_hits() -> list[dict[str, Any]]:
-        resp = await ingest.get(f"/v1/units/{officer.unit}/events", params={"since": 0}, headers=officer.headers)
-        hits = [e for e in resp.json()["events"] if e["kind"] == "hit"]
-        return hits if len(hits) >= 2 else []
-
-    hits = await eventually(late_hits, timeout_s=30)
-    assert sorted((e["payload"]["read"]["read_id"], e["payload"]["entry_id"]) for e in hits) == sorted(
-        [(ids[0], "V800000001"), (ids[1], "W800000002")]
-    )
-    assert hits[[e["payload"]["entry_id"] for e in hits].index("W800000002")]["payload"]["owner_warning"]
+    hits = await eventually(lambda: late_hits(2), timeout_s=30)
+    assert [(e["payload"]["read"]["read_id"], e["payload"]["entry_id"]) for e in hits] == [
+        (ids[1], "W800000002"),
+        (ids[0], "V800000001"),
+    ]
 
     # Nothing doubled: one row per read, one stored hit per (read, entry), one stream event per hit.
     counted = await _rows(
