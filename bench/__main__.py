@@ -7,11 +7,12 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from bench import access, hotlist, ingest, readyz, recognition
+from bench import access, archive, hotlist, ingest, readyz, recognition
 
 BENCHMARKS: dict[str, Callable[[], dict[str, Any]]] = {
     "readyz": readyz.run,
     "access": access.run,
+    "archive_search": archive.run,
     "ingest": ingest.run,
     "hotlist": hotlist.run,
     "recognition": recognition.run,
