@@ -29,7 +29,10 @@ def create_app(
         app.state.ingest = IngestClient(
             settings.url_of("ingest"), keys, timeout_s=settings.search_timeout_s, transport=ingest_transport
         )
-        yield
+        try:
+            yield
+        finally:
+            await app.state.ingest.close()
 
     return create_service_app(
         "access",
