@@ -7,11 +7,12 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from bench import access, agents, hotlist, ingest, readyz, recognition, retention
+from bench import access, agents, archive, hotlist, ingest, readyz, recognition, retention
 
 BENCHMARKS: dict[str, Callable[[], dict[str, Any]]] = {
     "readyz": readyz.run,
     "access": access.run,
+    "archive_search": archive.run,
     "ingest": ingest.run,
     "agents": agents.run,
     "hotlist": hotlist.run,

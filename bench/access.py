@@ -1,4 +1,4 @@
-"""Token issue and verify rates of the access service; archived-search latency (pending ingest's read archive).
+"""Token issue and verify rates of the access service (archived-search latency: bench/archive.py).
 
 - `client_credentials_per_s`: POST /v1/token (client credentials: SHA-256 secret check, ES256 signature, one audit
   entry per token) against one uvicorn worker, closed loop.
@@ -78,8 +78,5 @@ def run(duration_s: float = 5.0, concurrency: int = 8) -> dict[str, Any]:
         "client_credentials": {"workers": 1, **issue},
         "password_argon2id_64MiB_t3": {"workers": 1, **password},
         "verify_in_process": verify,
-        "archived_search_1M_reads": {
-            "status": "pending: the read archive (ingest's POST /v1/internal/reads/search) lands with the ingest "
-            "service; measured at integration"
-        },
+        "archived_search_1M_reads": {"see": "the `archive_search` benchmark (bench/archive.py)"},
     }

@@ -78,3 +78,16 @@ def test_images_build_from_files_that_exist() -> None:
     # The ingest image does not carry the OCR libraries.
     ingest = "\n".join(_dockerfile_targets(ROOT / "docker" / "Dockerfile")["ingest"])
     assert "recognition" not in ingest
+
+
+def test_ingest_and_hotlist_get_the_service_client_the_bootstrap_job_creates() -> None:
+    services = _compose()["services"]
+    job = services["service-client"]
+    assert job["command"][-2:] == ["access", "ensure-service-client"]
+    assert job["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    creds = {k: job["environment"][k] for k in ("ALPR_SERVICE_CLIENT_ID", "ALPR_SERVICE_CLIENT_SECRET")}
+    assert all(creds.values())
+    for name in ("ingest", "hotlist"):  # the two that call other services
+        env = services[name]["environment"]
+        assert {k: env[k] for k in creds} == creds, name
+        assert services[name]["depends_on"]["service-client"]["condition"] == "service_completed_successfully"

@@ -114,6 +114,47 @@ def cmd_add_client(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_ensure_service_client(args: argparse.Namespace, settings: Settings) -> int:
+    """The internal service client named by ALPR_SERVICE_CLIENT_ID / ALPR_SERVICE_CLIENT_SECRET, created when missing
+    (docker compose runs this once before ingest and hotlist start; `alpr up` makes its own)."""
+    from sqlmodel import select
+
+    from services.access import identity
+    from services.access.models import Client
+    from shared import audit
+
+    if not (settings.service_client_id and settings.service_client_secret):
+        print("refused: set ALPR_SERVICE_CLIENT_ID and ALPR_SERVICE_CLIENT_SECRET", file=sys.stderr)
+        return 1
+    client_id, secret = settings.service_client_id, settings.service_client_secret.get_secret_value()
+
+    async def work(session: AsyncSession, _: Any) -> str:
+        existing = (await session.exec(select(Client).where(Client.client_id == client_id))).first()
+        if existing is not None:
+            if SERVICE_ROLE not in existing.roles or not await identity.client_secret_valid(session, client_id, secret):
+                raise AppError(f"client {client_id} exists with another secret or role: not changed")
+            return "exists"
+        await identity.create_client(
+            session, name="internal services", role=SERVICE_ROLE, client_id=client_id, secret=secret
+        )
+        await audit.record(
+            session, service="access", action="client.create", actor=_actor(), object_type="client",
+            object_ids=[client_id], details={"role": SERVICE_ROLE, "provisioned": True},
+        )  # fmt: skip
+        return "created"
+
+    try:
+        outcome = _run(settings, work)
+    except AppError as exc:
+        print(f"refused: {exc.detail}", file=sys.stderr)
+        return 1
+    print(f"service client {client_id}: {outcome}")
+    return 0
+
+
+SERVICE_ROLE = "service"
+
+
 def cmd_add_training(args: argparse.Namespace, settings: Settings) -> int:
     from services.access import identity
     from shared import audit
@@ -188,6 +229,12 @@ def register(sub: Any) -> None:
     p.add_argument("--agency-name")
     p.add_argument("--ori")
     p.set_defaults(func=cmd_add_client)
+
+    p = cmds.add_parser(
+        "ensure-service-client",
+        help="create the internal service client from ALPR_SERVICE_CLIENT_ID/SECRET when missing (idempotent)",
+    )
+    p.set_defaults(func=cmd_ensure_service_client)
 
     p = cmds.add_parser("add-training", help="record a completed ALPR training course")
     p.add_argument("--user", required=True, help="user name or badge")

@@ -115,16 +115,26 @@ async def trained_until(session: AsyncSession, user_id: uuid.UUID, now: datetime
 
 
 async def create_client(
-    session: AsyncSession, *, name: str, role: str, agency_name: str | None = None, ori: str | None = None
+    session: AsyncSession,
+    *,
+    name: str,
+    role: str,
+    agency_name: str | None = None,
+    ori: str | None = None,
+    client_id: str | None = None,
+    secret: str | None = None,
 ) -> tuple[Client, str]:
-    """A client and its secret (shown once; only its hash is kept)."""
+    """A client and its secret (shown once; only its hash is kept). `client_id` and `secret` are given only by a
+    deployment that provisions the internal service client from its own secret store (docker compose)."""
     if role not in (AGENCY, SERVICE):
         raise BadRequest("a client's role is 'agency' or 'service'")
     if role == AGENCY and not (agency_name and ori):
         raise BadRequest("an agency client needs the agency's name and ORI")
-    secret = new_secret()
+    if secret is not None and len(secret) < 24:
+        raise BadRequest("a client secret needs at least 24 characters")
+    secret = secret or new_secret()
     client = Client(
-        client_id=f"{role}-{uuid.uuid4().hex[:16]}",
+        client_id=client_id or f"{role}-{uuid.uuid4().hex[:16]}",
         secret_hash=digest(secret),
         name=name,
         agency_name=agency_name,

@@ -40,7 +40,10 @@ def create_app(
             timeout_s=settings.search_timeout_s,
             transports={"ingest": ingest_transport, "hotlist": hotlist_transport},
         )
-        yield
+        try:
+            yield
+        finally:
+            await app.state.ingest.close()
 
     return create_service_app(
         "access",

@@ -170,7 +170,7 @@ class SearchIn(BaseModel):
 
 class ReadOut(BaseModel):
     read_id: str
-    plate: str
+    plate: str | None  # an area search also finds photos in which no plate was read
     state: str | None
     captured_at: datetime
     lat: float | None

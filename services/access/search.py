@@ -42,6 +42,13 @@ class IngestClient:
         self.transport = transport
         self._token: str | None = None
         self._token_until = 0.0
+        # One client for the process: a client per search paid a new connection and TLS context each time.
+        self._client: httpx.AsyncClient | None = None
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
 
     def _service_token(self) -> str:
         if self._token is None or time.monotonic() > self._token_until:
@@ -51,13 +58,14 @@ class IngestClient:
         return self._token
 
     async def search(self, body: dict[str, Any]) -> dict[str, Any]:
+        if self._client is None:
+            self._client = service_client(self.base_url, timeout_s=self.timeout_s, transport=self.transport)
         try:
-            async with service_client(self.base_url, timeout_s=self.timeout_s, transport=self.transport) as client:
-                resp = await client.post(
-                    "/v1/internal/reads/search",
-                    json=body,
-                    headers={"Authorization": f"Bearer {self._service_token()}"},
-                )
+            resp = await self._client.post(
+                "/v1/internal/reads/search",
+                json=body,
+                headers={"Authorization": f"Bearer {self._service_token()}"},
+            )
         except httpx.HTTPError as exc:
             raise Unavailable("the ingest service (read archive) is unreachable, retry later") from exc
         if resp.status_code in (400, 422):
@@ -150,7 +158,7 @@ async def search(
     reads = [
         ReadOut(
             read_id=str(r["read_id"]),
-            plate=r["plate"],
+            plate=r.get("plate"),
             state=r.get("state"),
             captured_at=r["captured_at"],
             lat=r.get("lat"),

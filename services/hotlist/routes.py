@@ -185,6 +185,9 @@ async def add_entry(
             "expires_at": entry.expires_at.isoformat(),
         },
     )
+    # Committed before ingest is asked for past reads: the audit chain's lock is held until this transaction ends,
+    # and ingest's lookup appends its own audit entry (holding it across the call would deadlock the two).
+    await session.commit()
     hits: list[Hit] = []
     past = "not_configured"
     if lst.past_read_matching:
@@ -206,7 +209,7 @@ async def add_entry(
                 record_count=len(hits),
                 details={"list": lst.name, "entry": str(entry.id)},
             )
-    await session.commit()  # the entry matches in every worker from the next refresh on
+    await session.commit()  # the past-read hits; the entry matches in every worker from the next refresh on
     await matcher.refresh(engine)
     out = [service.hit_out(h) for h in hits]
     if out:

@@ -58,6 +58,7 @@ class HitOut(BaseModel):
     entry_state: str | None
     state_check: Literal["match", "mismatch", "unknown"]
     covert: bool
+    list_owner: str | None = None  # the owning agency's ORI (agency lists): where covert hits go
     priority: int
     notice: str = NOTICE
 

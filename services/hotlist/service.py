@@ -74,6 +74,7 @@ def hit_out_row(h: dict[str, Any]) -> HitOut:
         entry_state=h["entry_state"],
         state_check=h["state_check"],
         covert=h["covert"],
+        list_owner=h.get("list_owner"),
         priority=h["priority"],
     )
 

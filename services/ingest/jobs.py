@@ -69,7 +69,9 @@ class Worker:
         return done
 
     async def finish_pending(self) -> int:
-        """Finish pending reads, oldest first; stops at the first outage (the next round retries)."""
+        """Finish pending reads, oldest first. A service that failed is not called again this round (the next
+        round retries it), but reads that need only the others go on: with recognition down, reads the car
+        already read are still matched and their late hits delivered."""
         ctx = self.ctx
         done = 0
         async with ctx.sessionmaker() as session:
@@ -83,11 +85,12 @@ class Worker:
                 )
             ).all()
             events = 0
+            down: dict[str, str] = {}  # service -> why it failed this round
             for r in rows:
                 row: dict[str, Any] = dict(r._mapping)
                 error: str | None = None
                 try:
-                    await self._finish(row)
+                    await self._finish(row, down)
                 except CallFailed as exc:
                     error = str(exc)
                 # What was finished is kept even when a later step failed (recognised, not yet matched).
@@ -110,8 +113,8 @@ class Worker:
                     )
                 )
                 if error is not None:
-                    break
-                events += await add_hit_events(session, row["hits"], row)
+                    continue
+                events += await add_hit_events(session, row["hits"] + row.pop("covert", []), row)
                 if not (row["recognition_pending"] or row["match_pending"]):
                     done += 1
             await session.commit()
@@ -119,11 +122,14 @@ class Worker:
             ctx.hub.notify()
         return done
 
-    async def _finish(self, row: dict[str, Any]) -> None:
+    async def _finish(self, row: dict[str, Any], down: dict[str, str]) -> None:
         ctx = self.ctx
         if row["recognition_pending"]:
             if ctx.recognition is None or not row["image_key"]:
                 return
+            for service in ("store", "recognition"):
+                if service in down:
+                    raise CallFailed(down[service])
             key = row["crop_key"] or row["image_key"]
             try:
                 data = await ctx.store.get(key)
@@ -131,9 +137,15 @@ class Worker:
                 row["recognition_pending"] = False  # nothing left to read (purged): the read stays as it is
                 return
             except StorageError as exc:
-                raise CallFailed(f"object store: {exc}") from exc
+                down["store"] = f"object store: {exc}"
+                raise CallFailed(down["store"]) from exc
             content_type = "image/png" if key.endswith(".png") else "image/jpeg"
-            apply_recognition(row, await recognize(ctx, data, content_type))
+            try:
+                found = await recognize(ctx, data, content_type)
+            except CallFailed as exc:
+                down["recognition"] = str(exc)
+                raise
+            apply_recognition(row, found)
             row["recognition_pending"] = False
         if row["match_pending"]:
             if not row["plate"] or not ctx.settings.ingest_call_hotlist:
@@ -141,8 +153,14 @@ class Worker:
                 return
             if ctx.hotlist is None:
                 return
+            if "hotlist" in down:
+                raise CallFailed(down["hotlist"])
             alternatives = [row["car_plate"]] if row["car_plate"] else []
-            row["hits"] = await match(ctx, row, alternatives)
+            try:
+                row["hits"], row["covert"] = await match(ctx, row, alternatives)
+            except CallFailed as exc:
+                down["hotlist"] = str(exc)
+                raise
             row["match_pending"] = False
 
     async def check_hotlist_version(self) -> None:

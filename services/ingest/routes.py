@@ -18,7 +18,7 @@ from starlette.datastructures import UploadFile
 
 from services.ingest import search as search_logic
 from services.ingest import service
-from services.ingest.deps import Ctx, Officer, Overseer, Service, ShiftReader, StreamReader
+from services.ingest.deps import AgencyReader, Ctx, Officer, Overseer, Service, ShiftReader, StreamReader
 from services.ingest.images import CheckedImage, check_image
 from services.ingest.models import Shift
 from services.ingest.schemas import (
@@ -300,6 +300,24 @@ async def poll_events(
 
 
 @router.get(
+    "/v1/agencies/{agency}/events",
+    tags=["stream"],
+    summary="Covert hits on the lists this agency owns (its supervisors; never a car)",
+)
+async def agency_events(
+    agency: str,
+    principal: AgencyReader,
+    session: SessionDep,
+    since: int = Query(default=0, ge=0, description="the last event id the caller has"),
+    limit: int = Query(default=100, ge=1, le=500),
+) -> StreamPage:
+    if principal.agency != agency and not principal.has_role(ADMIN):
+        raise Forbidden(f"agency {agency}'s covert hits are for its own supervisors")
+    events = await service.agency_events_since(session, agency, since, limit)
+    return StreamPage(events=[_event_out(e) for e in events], last_id=events[-1].id if events else since)
+
+
+@router.get(
     "/v1/units/{unit}/stream",
     tags=["stream"],
     summary="Server-Sent Events: hits for this unit and hot-list update notices",
@@ -416,26 +434,31 @@ async def internal_hits(body: HitsIn, principal: Service, ctx: Ctx, session: Ses
     if ids:
         rows = await session.execute(select(READS).where(READS.c.id.in_(ids)))
         reads = {str(r.id): dict(r._mapping) for r in rows}
-    delivered = covert = duplicates = 0
+    delivered = covert = to_owner = duplicates = 0
     unknown: list[str] = []
     for hit in body.hits:
-        if hit.covert:
-            covert += 1
+        if hit.covert and not hit.list_owner:
+            covert += 1  # no owner to send it to, and never a car
             continue
         read = reads.get(hit.read_id)
         if read is None:
             unknown.append(hit.read_id)
             continue
         added = await service.add_hit_events(session, [hit.model_dump()], read)
-        delivered += added
+        if hit.covert:
+            covert += 1
+            to_owner += added
+        else:
+            delivered += added
         duplicates += 1 - added
-    if delivered:
+    if delivered or to_owner:
         await session.commit()  # committed before the streams wake, so they find the events
         ctx.hub.notify()
     return HitsAccepted(
         received=len(body.hits),
         delivered=delivered,
         covert_withheld=covert,
+        covert_to_owner=to_owner,
         duplicates=duplicates,
         unknown_reads=unknown,
     )

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from shared import plates
 
@@ -100,6 +100,7 @@ class Hit(BaseModel):
     entry_state: str | None = None
     state_check: str | None = None
     covert: bool = False
+    list_owner: str | None = None  # the owning agency's ORI: where a covert hit goes
     priority: int | None = None
     notice: str | None = None
 
@@ -181,7 +182,8 @@ class Area(BaseModel):
 class SearchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    plates: list[str] = Field(min_length=1, max_length=50)
+    # Empty with an area: every read in the area (access allows it under an area grant).
+    plates: list[str] = Field(default_factory=list, max_length=50)
     misread_tolerant: bool = False
     start: AwareDatetime
     end: AwareDatetime
@@ -202,6 +204,12 @@ class SearchRequest(BaseModel):
                 raise ValueError(f"plate pattern {raw!r} needs at least one letter or digit")
             out.append(pat)
         return out
+
+    @model_validator(mode="after")
+    def _scope(self) -> SearchRequest:
+        if not self.plates and self.area is None:
+            raise ValueError("name plates, or give an area to search every plate in it")
+        return self
 
 
 class SearchRead(BaseModel):
@@ -230,6 +238,7 @@ class HitsIn(BaseModel):
 class HitsAccepted(BaseModel):
     received: int
     delivered: int
-    covert_withheld: int
+    covert_withheld: int = Field(description="covert hits: never sent to a car")
+    covert_to_owner: int = Field(description="covert hits queued on the list owner's agency stream")
     duplicates: int
     unknown_reads: list[str]

@@ -70,7 +70,8 @@ async def search(session: AsyncSession, body: SearchRequest) -> SearchResponse:
             plate_conds.append(READS.c.confusion_key.like(_like(plates.confusion_key(pattern))))
         else:
             plate_conds.append(READS.c.plate.like(_like(pattern)))
-    conds.append(or_(*plate_conds))
+    if plate_conds:
+        conds.append(or_(*plate_conds))
     if body.agency is not None:
         conds.append(READS.c.agency == body.agency)
     params: dict[str, Any] = {}

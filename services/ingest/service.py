@@ -281,8 +281,10 @@ async def recognize(ctx: IngestContext, image: bytes, content_type: str) -> dict
     return None
 
 
-async def match(ctx: IngestContext, row: dict[str, Any], alternatives: list[str]) -> list[dict[str, Any]]:
-    """Hits for the car (covert hits are the list owner's, never the car's). Raises CallFailed."""
+async def match(
+    ctx: IngestContext, row: dict[str, Any], alternatives: list[str]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The hits for the car, and the covert hits (the list owner's, never the car's). Raises CallFailed."""
     assert ctx.hotlist is not None
     body = await ctx.hotlist.match(
         read_id=str(row["id"]),
@@ -294,7 +296,8 @@ async def match(ctx: IngestContext, row: dict[str, Any], alternatives: list[str]
         captured_at=row["captured_at"],
     )
     row["list_version"] = body.get("list_version")
-    return [h for h in body["hits"] if isinstance(h, dict) and not h.get("covert")]
+    hits = [h for h in body["hits"] if isinstance(h, dict)]
+    return [h for h in hits if not h.get("covert")], [h for h in hits if h.get("covert")]
 
 
 def _alternatives(candidate: dict[str, Any] | None, car_plate: str | None, plate: str | None) -> list[str]:
@@ -384,6 +387,7 @@ async def ingest_read(
         "hits": [],
     }
     candidate: dict[str, Any] | None = None
+    covert: list[dict[str, Any]] = []
     if wants_recognition(settings, meta.plate, photo):
         assert photo is not None
         if ctx.recognition is None:
@@ -400,7 +404,7 @@ async def ingest_read(
             row["match_pending"] = True
         else:
             try:
-                row["hits"] = await match(ctx, row, _alternatives(candidate, row["car_plate"], row["plate"]))
+                row["hits"], covert = await match(ctx, row, _alternatives(candidate, row["car_plate"], row["plate"]))
             except CallFailed as exc:
                 row["match_pending"], row["last_error"] = True, str(exc)
     row["confusion_key"] = plates.confusion_key(row["plate"]) if row["plate"] else None
@@ -412,7 +416,23 @@ async def ingest_read(
         raise
     if not outcome.inserted:
         await _delete_quietly(ctx.store, stored)  # a racing retry stored it first: keep only its objects
+    elif covert:
+        await deliver_covert(ctx, covert, row)
     return result_of(outcome.row, duplicate=not outcome.inserted)
+
+
+async def deliver_covert(ctx: IngestContext, covert: list[dict[str, Any]], row: dict[str, Any]) -> None:
+    """Covert hits go to the list owner's agency stream once the read is stored. Hotlist keeps every hit, so a
+    failure here loses no hit, only its notice: it is logged, and the read is still answered."""
+    try:
+        async with ctx.sessionmaker() as session:
+            added = await add_hit_events(session, covert, row)
+            await session.commit()
+    except Exception as exc:  # noqa: BLE001 - the read is stored; the owner finds the hit at hotlist
+        log.error("covert_hit_notice_failed", read_id=str(row["id"]), error=repr(exc))
+        return
+    if added:
+        ctx.hub.notify()
 
 
 def apply_recognition(row: dict[str, Any], candidate: dict[str, Any] | None) -> None:
@@ -430,11 +450,17 @@ def apply_recognition(row: dict[str, Any], candidate: dict[str, Any] | None) -> 
 # ---- stream events ------------------------------------------------------------------------------------------
 
 
+COVERT_HIT = "covert_hit"  # an event for the list owner's agency stream, never for a car
+
+
 async def add_hit_events(session: AsyncSession, hits: list[dict[str, Any]], read: dict[str, Any]) -> int:
-    """Queue hits for the read's unit; covert hits never go to a car. Returns how many are new."""
+    """Queue hits for the read's unit; covert hits go to the list owner's agency stream, never to a car.
+    Returns how many are new."""
     added = 0
     for hit in hits:
-        if hit.get("covert"):
+        covert = bool(hit.get("covert"))
+        if covert and not hit.get("list_owner"):
+            log.warning("covert_hit_without_owner", hit_id=hit.get("hit_id"))
             continue
         payload = {
             **hit,
@@ -452,9 +478,9 @@ async def add_hit_events(session: AsyncSession, hits: list[dict[str, Any]], read
         result = await session.execute(
             insert(STREAM)
             .values(
-                kind="hit",
-                unit=read["unit"],
-                agency=read["agency"] or None,
+                kind=COVERT_HIT if covert else "hit",
+                unit=None if covert else read["unit"],
+                agency=hit["list_owner"] if covert else (read["agency"] or None),
                 read_id=read["id"],
                 captured_at=read["captured_at"],
                 dedupe_key=f"hit:{hit.get('hit_id')}",
@@ -482,6 +508,7 @@ async def events_since(
         select(StreamEvent)
         .where(
             StreamEvent.id > since,  # type: ignore[operator]
+            StreamEvent.kind != COVERT_HIT,  # type: ignore[arg-type]
             text("(unit = :unit OR (unit IS NULL AND (agency IS NULL OR agency = :agency)))"),
         )
         .params(unit=unit, agency=agency)
@@ -493,3 +520,18 @@ async def events_since(
 
 async def last_event_id(session: AsyncSession) -> int:
     return int((await session.execute(text("SELECT coalesce(max(id), 0) FROM ingest.stream_events"))).scalar() or 0)
+
+
+async def agency_events_since(session: AsyncSession, agency: str, since: int, limit: int = 100) -> list[StreamEvent]:
+    """The agency's own stream: covert hits on the lists it owns."""
+    rows = await session.execute(
+        select(StreamEvent)
+        .where(
+            StreamEvent.id > since,  # type: ignore[operator]
+            StreamEvent.kind == COVERT_HIT,  # type: ignore[arg-type]
+            StreamEvent.agency == agency,  # type: ignore[arg-type]
+        )
+        .order_by(StreamEvent.id)  # type: ignore[arg-type]
+        .limit(limit)
+    )
+    return list(rows.scalars())

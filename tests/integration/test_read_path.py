@@ -1,0 +1,208 @@
+"""A read through the whole back office: the car posts a photo, recognition reads the plate, hotlist matches it,
+and the answer carries the hit. Real apps on real PostgreSQL and S3; only the BCA is played by a local server."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from tests.hotlist.bca import extract, row
+from tests.ingest.conftest import AGENCY
+from tests.integration.conftest import OWNER_AGENCY, System, eventually
+from tests.recognition.render import jpeg, plate_image
+
+NOTICE = "A hit alone is not probable cause: confirm the hit before acting."
+OWNER_WARNING = "The driver may not be the registered owner."
+
+# Plates the renderer draws and recognition reads (tests/recognition): a wanted owner, a stolen vehicle.
+WANTED, STOLEN = "KXR482", "ABC1234"
+
+
+def _entry(plate: str, **over: object) -> dict[str, object]:
+    return {
+        "plate": plate,
+        "state": "MN",
+        "case_number": "CR-2026-0777",
+        "reason": "vehicle seen at a burglary series",
+        "owner": "det. 4411",
+        "expires_at": (datetime.now(UTC) + timedelta(days=7)).isoformat(),
+        **over,
+    }
+
+
+async def test_photo_without_text_is_recognised_matched_and_the_hit_answered(system: System, bca_server) -> None:  # type: ignore[no-untyped-def]
+    bca_server.publish(extract([row("W700000001", WANTED), row("V700000002", STOLEN)]))
+    version = await system.sync()
+    officer = system.officer()
+    assert (await officer.start()).status_code == 201
+
+    resp = await officer.post_read(officer.meta(), photo=jpeg(plate_image(WANTED)))
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert (body["status"], body["plate"], body["plate_source"]) == ("complete", WANTED, "recognition")
+    assert body["plate_confidence"] > 0.5 and body["state"] == "MN"
+    (hit,) = body["hits"]
+    assert (hit["list"], hit["entry_id"], hit["list_version"]) == ("bca", "W700000001", version)
+    assert (hit["category"], hit["concerns"], hit["owner_warning"]) == (
+        "wanted_person",
+        "registered_owner",
+        OWNER_WARNING,
+    )
+    assert (hit["match"], hit["state_check"], hit["covert"], hit["list_owner"]) == ("exact", "match", False, None)
+    assert hit["notice"] == NOTICE and body["notice"] == NOTICE
+
+    # The hit hotlist stored is the one the car got: the officer records the checks against it.
+    checked = await system.hotlist.post(
+        f"/v1/hits/{hit['hit_id']}/verification",
+        json={"read_accurate": True, "state_matches": True},
+        headers={"Authorization": f"Bearer {officer.token}"},
+    )
+    assert checked.status_code == 201, checked.text
+    assert checked.json()["still_current"] is True and checked.json()["checked_version"] == version
+
+    # Plate text from the car: recognition is skipped (the photo shows another plate; the car's text stands).
+    car = await officer.post_read(officer.meta(plate=STOLEN, state="MN"), photo=jpeg(plate_image(WANTED, seed=3)))
+    assert car.status_code == 200, car.text
+    assert (car.json()["plate"], car.json()["plate_source"]) == (STOLEN, "car")
+    (stolen,) = car.json()["hits"]
+    assert (stolen["category"], stolen["concerns"], stolen["owner_warning"]) == ("stolen_vehicle", "vehicle", None)
+
+    # A photo with no hot plate: complete, no hit, no notice.
+    clean = await officer.post_read(officer.meta(), photo=jpeg(plate_image("PZM337")))
+    assert clean.status_code == 200 and clean.json()["hits"] == [] and clean.json()["notice"] is None
+
+    # A retry answers the first result and stores no second hit.
+    meta = officer.meta()
+    first = await officer.post_read(meta, photo=jpeg(plate_image(WANTED, seed=5)))
+    again = await officer.post_read(meta, photo=jpeg(plate_image(WANTED, seed=5)))
+    assert again.json()["duplicate"] is True and again.json()["hits"] == first.json()["hits"]
+
+
+async def test_second_read_when_configured_replaces_the_car_text_and_keeps_it(system: System, bca_server) -> None:  # type: ignore[no-untyped-def]
+    bca_server.publish(extract([row("W700000001", WANTED), row("V700000002", STOLEN)]))
+    await system.sync()
+    client = await system.another_ingest(ingest_second_read=True)
+    officer = system.officer(client)
+    assert (await officer.start()).status_code == 201
+    # The car's reader misread the plate (a character it does not confuse): recognition reads it again.
+    resp = await officer.post_read(officer.meta(plate="KXR487"), photo=jpeg(plate_image(WANTED)))
+    assert resp.status_code == 200, resp.text
+    assert (resp.json()["plate"], resp.json()["plate_source"]) == (WANTED, "recognition")
+    assert [h["entry_id"] for h in resp.json()["hits"]] == ["W700000001"]
+    # JSON without a photo: nothing to read again, the car's text is matched.
+    meta_only = await officer.post_read(officer.meta(plate=STOLEN))
+    assert meta_only.status_code == 200 and meta_only.json()["plate_source"] == "car"
+    assert [h["entry_id"] for h in meta_only.json()["hits"]] == ["V700000002"]
+
+
+async def test_covert_hits_go_to_the_list_owner_never_to_the_car(system: System) -> None:
+    owner_sup = system.auth("supervisor", agency=OWNER_AGENCY)
+    made = await system.hotlist.post(
+        "/v1/lists",
+        headers=owner_sup,
+        json={"name": "covert-int", "owner": OWNER_AGENCY, "priority": 9, "covert": True},
+    )
+    assert made.status_code == 201, made.text
+    assert (
+        await system.hotlist.post("/v1/lists/covert-int/entries", headers=owner_sup, json=_entry("CVT901"))
+    ).status_code == 201
+    open_list = await system.hotlist.post(
+        "/v1/lists", headers=owner_sup, json={"name": "open-int", "owner": OWNER_AGENCY, "priority": 3}
+    )
+    assert open_list.status_code == 201
+    assert (
+        await system.hotlist.post("/v1/lists/open-int/entries", headers=owner_sup, json=_entry("OPN902"))
+    ).status_code == 201
+
+    before = await system.agency_events(OWNER_AGENCY)
+    since = before[-1]["id"] if before else 0
+    officer = system.officer()
+    assert (await officer.start()).status_code == 201
+    covert = await officer.post_read(officer.meta(plate="CVT901", state="MN"))
+    assert covert.status_code == 200, covert.text
+    assert covert.json()["hits"] == [] and covert.json()["notice"] is None  # nothing tells the car
+
+    visible = await officer.post_read(officer.meta(plate="OPN902", state="MN"))
+    (hit,) = visible.json()["hits"]
+    assert (hit["list"], hit["list_owner"], hit["covert"], hit["priority"]) == ("open-int", OWNER_AGENCY, False, 3)
+
+    owner_events = await system.agency_events(OWNER_AGENCY, since)
+    assert [(e["kind"], e["payload"]["read"]["plate"]) for e in owner_events] == [("covert_hit", "CVT901")]
+    assert owner_events[0]["payload"]["list_owner"] == OWNER_AGENCY and owner_events[0]["unit"] is None
+    assert owner_events[0]["payload"]["read"]["read_id"] == covert.json()["read_id"]
+
+    car_events = await system.events(officer)
+    assert all(e["kind"] != "covert_hit" and "CVT901" not in str(e["payload"]) for e in car_events)
+    # The officers' own agency and its supervisors do not see another agency's covert hits.
+    own_sup = system.auth("supervisor", agency=AGENCY)
+    refused = await system.ingest.get(f"/v1/agencies/{OWNER_AGENCY}/events", headers=own_sup)
+    assert refused.status_code == 403
+    sup_view = await system.ingest.get(f"/v1/units/{officer.unit}/events", headers=own_sup)
+    assert "CVT901" not in sup_view.text
+    assert (await system.ingest.get(f"/v1/agencies/{AGENCY}/events", headers=own_sup)).json()["events"] == []
+    assert (await system.ingest.get(f"/v1/agencies/{OWNER_AGENCY}/events", headers=officer.headers)).status_code == 403
+
+
+async def test_past_reads_matched_when_an_agency_entry_is_added_later(system: System) -> None:
+    sup = system.auth("supervisor", agency=AGENCY)
+    owner_sup = system.auth("supervisor", agency=OWNER_AGENCY)
+    officer = system.officer()
+    assert (await officer.start()).status_code == 201
+    earlier = await officer.post_read(officer.meta(plate="PRX123", state="MN"))
+    misread = await officer.post_read(officer.meta(plate="PRX1Z3", state="MN"))
+    hidden = await officer.post_read(officer.meta(plate="PCV456", state="MN"))
+    assert earlier.json()["hits"] == [] and hidden.json()["hits"] == []
+
+    made = await system.hotlist.post(
+        "/v1/lists", headers=sup, json={"name": "past-int", "owner": AGENCY, "past_read_matching": True}
+    )
+    assert made.status_code == 201, made.text
+    added = await system.hotlist.post("/v1/lists/past-int/entries", headers=sup, json=_entry("PRX123"))
+    assert added.status_code == 201, added.text
+    assert added.json()["past_read"] == "matched"
+    found = {(h["read_id"], h["match"]) for h in added.json()["past_read_hits"]}
+    assert found == {(earlier.json()["read_id"], "exact"), (misread.json()["read_id"], "misread")}
+
+    # Pushed back to ingest: the hits land on the unit's stream (once each, even when pushed again).
+    events = [e for e in await system.events(officer) if e["kind"] == "hit"]
+    assert sorted(e["payload"]["read"]["read_id"] for e in events) == sorted(r for r, _ in found)
+    assert all(e["payload"]["list"] == "past-int" and e["payload"]["list_owner"] == AGENCY for e in events)
+    repeat = await system.ingest.post(
+        "/v1/internal/hits",
+        json={"hits": added.json()["past_read_hits"]},
+        headers=system.auth("service"),
+    )
+    assert repeat.json()["duplicates"] == 2 and repeat.json()["delivered"] == 0
+
+    # A covert list with past-read matching: the old read's hit goes to the owner, not the car.
+    before = await system.agency_events(OWNER_AGENCY)
+    since = before[-1]["id"] if before else 0
+    await system.hotlist.post(
+        "/v1/lists",
+        headers=owner_sup,
+        json={"name": "past-covert-int", "owner": OWNER_AGENCY, "covert": True, "past_read_matching": True},
+    )
+    covert = await system.hotlist.post("/v1/lists/past-covert-int/entries", headers=owner_sup, json=_entry("PCV456"))
+    assert covert.status_code == 201 and covert.json()["past_read"] == "matched"
+    owner_events = await system.agency_events(OWNER_AGENCY, since)
+    assert [e["payload"]["read"]["read_id"] for e in owner_events] == [hidden.json()["read_id"]]
+    assert all("PCV456" not in str(e["payload"]) for e in await system.events(officer))
+
+
+async def test_hot_list_updates_are_announced_on_the_stream(system: System, bca_server) -> None:  # type: ignore[no-untyped-def]
+    officer = system.officer()
+    assert (await officer.start()).status_code == 201
+    bca_server.publish(extract([row("V700000010", "UPD001")]))
+    version = await system.sync()
+
+    async def notice_for(v: int) -> list[dict[str, object]]:
+        return [
+            e for e in await system.events(officer) if e["kind"] == "hotlist_update" and e["payload"]["version"] == v
+        ]
+
+    (first,) = await eventually(lambda: notice_for(version))
+    assert first["payload"]["entries"] == 1 and first["payload"]["stale"] is False
+    bca_server.publish(extract([row("V700000010", "UPD001"), row("V700000011", "UPD002")]))
+    newer = await system.sync()
+    assert newer > version
+    (second,) = await eventually(lambda: notice_for(newer))
+    assert second["payload"]["entries"] == 2 and second["id"] > first["id"]

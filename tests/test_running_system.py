@@ -1,0 +1,71 @@
+"""The running system (`alpr up`), wired: an officer made with the `alpr access` CLI logs in at access, opens a
+shift and posts a photo at ingest's port; ingest, with the service client the runner made, obtains its own token
+from access and has recognition read the plate and hotlist match it (answer 200, nothing pending)."""
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import httpx
+
+from tests.recognition.render import jpeg, plate_image
+from tests.support.s3 import free_port_pairs
+from tests.test_runner import SERVICES, _all_ready, _stop
+
+PASSWORD = "a long enough passphrase"
+
+
+def _alpr(env: dict[str, str], *args: str, stdin: str | None = None) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "alpr.cli", *args], env=env, input=stdin, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_a_read_through_the_running_services(tmp_path: Path, database_url: str) -> None:
+    ports = dict(zip(SERVICES, free_port_pairs(4), strict=True))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ALPR_")}
+    env.update(ALPR_DATA_DIR=str(tmp_path / "var"), ALPR_DATABASE_URL=database_url, ALPR_LOG_LEVEL="WARNING")
+    env.update({f"ALPR_{name.upper()}_PORT": str(port) for name, port in ports.items()})
+    proc = subprocess.Popen([sys.executable, "-m", "alpr.cli", "up"], env=env, start_new_session=True)
+    try:
+        # The officer is made while the services run, as an administrator would.
+        badge = str(uuid.uuid4().int % 10**6)
+        person = ["--username", f"run-{badge}", "--name", "R. Unner", "--agency", "MN0271200", "--badge", badge]
+        _alpr(env, "access", "add-user", *person, "--role", "officer", "--password-stdin", stdin=f"{PASSWORD}\n")
+        today = date.today()
+        _alpr(env, "access", "add-training", "--user", badge, "--course", "ALPR operation and data policy",
+              "--completed", str(today - timedelta(days=1)), "--expires", str(today + timedelta(days=364)))  # fmt: skip
+        assert _all_ready(ports, timeout_s=60) == dict.fromkeys(SERVICES, 200)
+        access, ingest = (f"http://127.0.0.1:{ports[s]}" for s in ("access", "ingest"))
+        login = httpx.post(
+            f"{access}/v1/token",
+            data={"grant_type": "password", "username": badge, "password": PASSWORD},
+            timeout=30,
+        )
+        assert login.status_code == 200, login.text
+        auth = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        shift = httpx.post(
+            f"{ingest}/v1/shifts", json={"badge": badge, "unit": "car-run", "cameras": ["front"]}, headers=auth
+        )
+        assert shift.status_code == 201, shift.text
+        meta = {
+            "client_read_id": "run-1",
+            "unit": "car-run",
+            "camera": "front",
+            "captured_at": datetime.now(UTC).isoformat(),
+            "lat": 45.03,
+            "lon": -93.36,
+        }
+        files = {"metadata": (None, json.dumps(meta)), "photo": ("p.jpg", jpeg(plate_image("KXR482")))}
+        read = httpx.post(f"{ingest}/v1/reads", files=files, headers=auth, timeout=30)
+        assert read.status_code == 200, read.text  # 202 would mean a call to recognition or hotlist failed
+        body = read.json()
+        assert (body["plate"], body["plate_source"], body["pending"]) == ("KXR482", "recognition", [])
+    finally:
+        assert _stop(proc) == 0
