@@ -567,7 +567,7 @@ class AgentImporter:
                         alts = [a for a in dict.fromkeys([*alternatives, row["car_plate"] or ""]) if a]
                         alts = [a for a in alts if a != row["plate"]][:8]
                         try:
-                            row["hits"] = await match(ctx, row, alts)
+                            row["hits"], row["covert"] = await match(ctx, row, alts)
                         except CallFailed as exc:
                             row["match_pending"], row["last_error"] = True, str(exc)
                     elif row["recognition_pending"] and settings.ingest_call_hotlist:
@@ -595,7 +595,8 @@ class AgentImporter:
                             last_error=row["last_error"],
                         )
                     )
-                    events += await add_hit_events(session, row["hits"], row)
+                    # Covert hits go to the list owner's agency stream, never to a dispatch or car stream.
+                    events += await add_hit_events(session, row["hits"] + row.pop("covert", []), row)
                     done += 1
                 await session.execute(
                     text("UPDATE ingest.agent_reads SET finish_pending = false WHERE read_id = ANY(:ids)"),
