@@ -48,7 +48,7 @@ class NoticesReport(BaseModel):
     statute: str
     as_of: str
     notice_days: int
-    register: dict[str, Any]
+    reader_register: dict[str, Any]
     items: list[dict[str, Any]]
     counts: dict[str, int]
     notices: list[NoticeOut]

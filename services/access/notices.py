@@ -113,7 +113,7 @@ async def notices_report(
         "statute": "Minn. Stat. 13.824 subd. 8",
         "as_of": today.isoformat(),
         "notice_days": NOTICE_DAYS,
-        "register": {"readers": readers, "fixed_locations": locations},
+        "reader_register": {"readers": readers, "fixed_locations": locations},
         "items": items,
         "counts": {s: sum(1 for i in items if i["status"] == s) for s in ("due", "overdue", "sent")},
         "notices": [notice_out(n) for n in notices],
