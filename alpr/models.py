@@ -1,6 +1,7 @@
 """Every table of every service, imported so Alembic sees the whole schema."""
 
 from services.access import models as access_models  # noqa: F401
+from services.access import notice_models as access_notice_models  # noqa: F401
 from services.hotlist import models as hotlist_models  # noqa: F401
 from services.hotlist import retention_models as hotlist_retention_models  # noqa: F401
 from services.ingest import models as ingest_models  # noqa: F401

@@ -44,6 +44,8 @@ MATRIX: dict[str, dict[tuple[str, str], frozenset[str]]] = {
         ("GET", "/v1/audit"): frozenset({"auditor"}),
         ("GET", "/v1/audit/verify"): frozenset({"auditor"}),
         ("GET", "/v1/reports/log-of-use"): frozenset({"supervisor", "auditor", "admin"}),
+        ("GET", "/v1/reports/bca-notices"): frozenset({"supervisor", "auditor", "admin"}),
+        ("POST", "/v1/reports/bca-notices"): frozenset({"supervisor", "admin"}),
         ("GET", "/v1/reports/audit"): frozenset({"auditor"}),
     },
     "ingest": {
@@ -74,6 +76,8 @@ MATRIX: dict[str, dict[tuple[str, str], frozenset[str]]] = {
         ("GET", "/v1/holds"): frozenset({"supervisor", "auditor"}),
         ("GET", "/v1/internal/retention"): frozenset({"service"}),
         ("GET", "/v1/internal/usage"): frozenset({"service"}),
+        ("GET", "/v1/internal/readers"): frozenset({"service"}),
+        ("POST", "/v1/agents/{agent_id}/location"): frozenset({"admin"}),
         ("POST", "/v1/subject-requests/safe-at-home"): frozenset({"supervisor"}),
     },
     "recognition": {

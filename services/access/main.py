@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 import httpx
 from fastapi import FastAPI
 
+from services.access.notice_routes import router as notices_router
 from services.access.report_routes import router as reports_router
 from services.access.reports import FiguresClient
 from services.access.routes import router
@@ -48,7 +49,7 @@ def create_app(
     return create_service_app(
         "access",
         settings,
-        routers=[router, reports_router],
+        routers=[router, reports_router, notices_router],
         lifespan=lifespan,
         description="Identities, tokens, access requests with supervisor approval, and the audit log.",
     )

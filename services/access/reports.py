@@ -37,7 +37,9 @@ class FiguresClient:
         self.timeout_s = timeout_s
         self.transports = transports or {}
 
-    async def get(self, service: str, path: str, start: datetime, end: datetime) -> dict[str, Any]:
+    async def get(
+        self, service: str, path: str, start: datetime | None = None, end: datetime | None = None
+    ) -> dict[str, Any]:
         token = self.keys.sign(subject=SERVICE_SUBJECT, ttl_s=120, claims={"roles": ["service"]})
         try:
             async with service_client(
@@ -45,7 +47,7 @@ class FiguresClient:
             ) as client:
                 resp = await client.get(
                     path,
-                    params={"start": start.isoformat(), "end": end.isoformat()},
+                    params={"start": start.isoformat(), "end": end.isoformat()} if start and end else None,
                     headers={"Authorization": f"Bearer {token}"},
                 )
         except httpx.HTTPError as exc:
@@ -104,7 +106,7 @@ async def log_of_use(figures: FiguresClient, start: datetime, end: datetime, *, 
         "period": {"start": start.isoformat(), "end": end.isoformat()},
         "generated_at": datetime.now(UTC).isoformat(),
         "units": out_units,
-        "fixed_readers": [],  # the agency runs mobile readers only; fixed locations are not recorded yet
+        "fixed_readers": fixed_readers(await figures.get("ingest", "/v1/internal/readers", start, end), start, end),
         "databases_compared": {
             "bca_hot_list_versions": hot["versions_in_force"],
             "agency_lists": [{"name": lst["name"], "entries_in_force": lst["entries_in_force"]} for lst in lists],
@@ -116,6 +118,38 @@ async def log_of_use(figures: FiguresClient, start: datetime, end: datetime, *, 
             "units": len(out_units),
         },
     }
+
+
+def fixed_readers(reg: dict[str, Any], start: datetime, end: datetime) -> list[dict[str, Any]]:
+    """Per fixed reader: the locations in force in the period (with their dates) and when it collected data."""
+    out: dict[str, dict[str, Any]] = {}
+    s_day, e_day = start.date(), end.date()
+    for loc in reg["fixed_locations"]:
+        placed, until = date.fromisoformat(loc["placed_on"]), loc["until"]
+        if placed > e_day or (until is not None and date.fromisoformat(until) <= s_day):
+            continue
+        r = out.setdefault(
+            loc["agent_id"],
+            {"reader": loc["name"], "agent_id": loc["agent_id"], "locations": [], "active_intervals": []},
+        )
+        r["locations"].append({"lat": loc["lat"], "lon": loc["lon"], "placed_on": loc["placed_on"], "until": until})
+    names = {r["reader_id"]: r["name"] for r in reg["readers"]}
+    for act in reg["fixed_activity"]:
+        r = out.setdefault(
+            act["agent_id"],
+            {
+                "reader": names.get(f"agent:{act['agent_id']}", act["agent_id"]),
+                "agent_id": act["agent_id"],
+                "locations": [],
+                "active_intervals": [],
+            },
+        )
+        r["active_intervals"] = [{"start": i["start"], "end": i["end"]} for i in act["intervals"]]
+        r["reads"] = act["reads"]
+    for r in out.values():
+        r.setdefault("reads", 0)
+        r["active_hours"] = round(sum(_hours(i["start"], i["end"], start, end) for i in r["active_intervals"]), 3)
+    return sorted(out.values(), key=lambda r: (r["reader"], r["agent_id"]))
 
 
 def log_of_use_csv(report: dict[str, Any]) -> str:

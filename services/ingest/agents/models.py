@@ -124,3 +124,20 @@ class AgentSpoolOffset(SQLModel, table=True):
     updated_at: datetime = Field(
         sa_column=Column(DateTime(timezone=True), nullable=False, server_default=text("now()"))
     )
+
+
+class AgentLocation(SQLModel, table=True):
+    """Where a fixed reader stood from a date: its history, so the BCA register shows every location change (Minn.
+    Stat. 13.824 subd. 8). A reader never moved has no row: its location is the one on `agents`."""
+
+    __tablename__ = "agent_locations"
+    __table_args__ = (Index("ix_ingest_agent_locations_agent", "agent_id", "placed_on"), {"schema": "ingest"})
+
+    id: int | None = Field(default=None, sa_column=Column(BigInteger, primary_key=True, autoincrement=True))
+    agent_id: uuid.UUID
+    lat: float = Field(sa_column=Column(Float, nullable=False))
+    lon: float = Field(sa_column=Column(Float, nullable=False))
+    placed_on: date = Field(sa_column=Column(Date, nullable=False))
+    description: str | None = None
+    recorded_by: str
+    recorded_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))

@@ -1,0 +1,116 @@
+"""Routes of the BCA notices (Minn. Stat. 13.824 subd. 8): the register with the notices due, overdue and sent; a
+supervisor or administrator records a notice sent."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.access import notices
+from services.access.deps import allow
+from services.access.report_routes import Figures
+from shared.audit import record
+from shared.auth import Principal
+from shared.db import SessionDep
+
+router = APIRouter(tags=["reports"])
+NoticeReader = Annotated[Principal, Depends(allow("supervisor", "auditor", "admin"))]
+NoticeWriter = Annotated[Principal, Depends(allow("supervisor", "admin"))]
+
+
+class NoticeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    sent_on: date = Field(description="the day the notice went to the BCA")
+    recipient: str = Field(min_length=1, max_length=200, description="to whom")
+    method: str = Field(min_length=1, max_length=100, description="how: e-mail, letter, portal")
+    items: list[str] = Field(min_length=1, max_length=500, description="register item keys the notice covers")
+    note: str | None = Field(default=None, max_length=2000)
+
+
+class NoticeOut(BaseModel):
+    notice_id: str
+    sent_on: str
+    recipient: str
+    method: str
+    items: list[str]
+    readers: list[str]
+    note: str | None
+    recorded_by: str
+    recorded_at: str
+
+
+class NoticesReport(BaseModel):
+    report: str
+    statute: str
+    as_of: str
+    notice_days: int
+    reader_register: dict[str, Any]
+    items: list[dict[str, Any]]
+    counts: dict[str, int]
+    notices: list[NoticeOut]
+
+
+def _ip(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+@router.get(
+    "/v1/reports/bca-notices",
+    response_model=NoticesReport,
+    summary="The register of readers and fixed locations; notices due (10 days), overdue and sent",
+)
+async def bca_notices(
+    request: Request,
+    principal: NoticeReader,
+    session: SessionDep,
+    figures: Figures,
+    as_of: date | None = Query(default=None, description="the day to judge due and overdue by (default today)"),
+) -> Any:
+    today = as_of or datetime.now(UTC).date()
+    report = await notices.notices_report(session, figures, today, principal.agency)
+    await record(
+        session,
+        service="access",
+        action="report.bca_notices",
+        principal=principal,
+        source_ip=_ip(request),
+        details={"as_of": today.isoformat()},
+    )
+    return report
+
+
+@router.post(
+    "/v1/reports/bca-notices",
+    status_code=201,
+    response_model=NoticeOut,
+    summary="Record a notice sent to the BCA: when, to whom, how, which register items",
+)
+async def record_notice(
+    body: NoticeIn, request: Request, principal: NoticeWriter, session: SessionDep, figures: Figures
+) -> Any:
+    notice = await notices.record_notice(
+        session,
+        figures,
+        sent_on=body.sent_on,
+        recipient=body.recipient,
+        method=body.method,
+        keys=body.items,
+        note=body.note,
+        recorded_by=principal.subject,
+        agency=principal.agency,
+    )
+    await record(
+        session,
+        service="access",
+        action="report.bca_notice_sent",
+        principal=principal,
+        object_type="bca_notice",
+        object_ids=[str(notice.id)],
+        source_ip=_ip(request),
+        details={"sent_on": body.sent_on.isoformat(), "items": notice.items},
+    )
+    return notices.notice_out(notice)
