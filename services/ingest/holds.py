@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select, text, tuple_
 
 from services.ingest import retention
 from services.ingest.deps import Ctx, Service
@@ -133,6 +133,11 @@ async def place_hold(body: HoldIn, request: Request, principal: Supervisor, sess
             )
         )
     await session.flush()
+    await session.execute(
+        READS.update()
+        .where(tuple_(READS.c.id, READS.c.captured_at).in_([(r.id, r.captured_at) for r in rows]))
+        .values(classification=body.classification)
+    )
     await record(
         session,
         service="ingest",
@@ -168,6 +173,17 @@ async def release_hold(
         raise Conflict("the hold is already released")
     hold.released_at, hold.released_by, hold.release_reason = datetime.now(UTC), principal.subject, body.reason
     await session.flush()
+    # Back to private, unless another active hold still classifies the read.
+    await session.execute(
+        text(
+            "UPDATE ingest.reads r SET classification = coalesce(("
+            "  SELECT h.classification FROM ingest.hold_reads hr JOIN ingest.holds h ON h.id = hr.hold_id"
+            "  WHERE hr.read_id = r.id AND h.released_at IS NULL ORDER BY h.placed_at DESC LIMIT 1), 'private') "
+            "FROM ingest.hold_reads released WHERE released.hold_id = :hold AND r.id = released.read_id "
+            "AND r.captured_at = released.captured_at"
+        ),
+        {"hold": hold.id},
+    )
     counts = await _counts(session, [hold.id])
     await record(
         session,

@@ -90,6 +90,8 @@ class Read(SQLModel, table=True):
     last_error: str | None = None
     list_version: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     hits: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSONB, nullable=False))
+    # Minn. Stat. 13.82/13.824: private unless a case makes it active investigative (or public); set by holds.
+    classification: str = Field(default="private", sa_column=Column(Text, nullable=False, server_default="private"))
 
 
 class StreamEvent(SQLModel, table=True):

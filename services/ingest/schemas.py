@@ -224,6 +224,7 @@ class SearchRead(BaseModel):
     agency: str | None
     image_key: str | None
     crop_key: str | None
+    classification: str
 
 
 class SearchResponse(BaseModel):

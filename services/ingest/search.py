@@ -112,6 +112,7 @@ async def search(session: AsyncSession, body: SearchRequest) -> SearchResponse:
             agency=r.agency or None,
             image_key=r.image_key,
             crop_key=r.crop_key,
+            classification=r.classification,
         )
         for r in page
     ]

@@ -63,6 +63,34 @@ async def test_purge_destroys_what_is_due_and_keeps_holds(settings: Settings, ma
         assert resp.status_code == 201, resp.text
         hold_id = resp.json()["hold_id"]
         assert resp.json()["reads"] == 3
+
+        # Every read carries its classification: private, active investigative once a case holds it.
+        async def classification() -> dict[uuid.UUID, str]:
+            async with engine.connect() as conn:
+                result = await conn.execute(
+                    text("SELECT id, classification FROM ingest.reads WHERE id = ANY(:ids)"),
+                    {"ids": [r.read_id for r in gen.reads]},
+                )
+                return {row.id: row.classification for row in result}
+
+        held_ids = {r.read_id for r in held} | {young[0].read_id}
+        classes = await classification()
+        assert {classes[i] for i in held_ids} == {"active_investigative"}
+        assert {c for i, c in classes.items() if i not in held_ids} == {"private"}
+        found = await client.post(
+            "/v1/internal/reads/search",
+            json={
+                "plates": [],
+                "area": {"lat": 45.03, "lon": -93.36, "radius_m": 50},
+                "start": (young[0].captured_at - timedelta(seconds=1)).isoformat(),
+                "end": (young[0].captured_at + timedelta(seconds=1)).isoformat(),
+            },
+            headers=_auth(service),
+        )
+        assert found.status_code == 200, found.text
+        assert {r["read_id"]: r["classification"] for r in found.json()["reads"]}[str(young[0].read_id)] == (
+            "active_investigative"
+        )
         bad = await client.post(
             "/v1/holds",
             json={"case_number": "X", "reason": "nope nope", "read_ids": [str(uuid.uuid4())]},
@@ -143,6 +171,7 @@ async def test_purge_destroys_what_is_due_and_keeps_holds(settings: Settings, ma
         assert (
             await client.post(f"/v1/holds/{hold_id}/release", json={"reason": "again"}, headers=_auth(supervisor))
         ).status_code == 409
+        assert (await classification())[young[0].read_id] == "private"
         last = await retention.purge(engine, store, s, actor="test", trigger="cli", at=now)
         assert last.reads_destroyed == len(held)
         assert await own_reads(engine, AGENCY) == {r.read_id for r in young}
