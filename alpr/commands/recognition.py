@@ -17,6 +17,8 @@ STAGES = {
     "decoding+vote": {"syntax": False, "refine": 0},
     "syntax": {"variants": False, "refine": 0},
     "syntax+vote": {"refine": 0},
+    "refine1": {"refine": 1, "choose": False, "number_line": False},
+    "choose": {"number_line": False},
     "full": {},
 }
 

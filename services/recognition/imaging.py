@@ -92,3 +92,36 @@ def sharpened(line: np.ndarray) -> np.ndarray:
 
 def upscaled(image: np.ndarray, scale: float) -> np.ndarray:
     return cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
+
+
+def number_line(region: np.ndarray) -> tuple[int, int, int, int] | None:
+    """The box (x0, y0, x1, y1) of the plate number inside a plate region: the largest row of character-sized
+    blobs of one height, found on both polarities of an Otsu binarization (dark on light and light on dark). The
+    text detector often boxes the whole plate (number, state name, stickers) as one line; the characters of the
+    number are the plate's tallest blobs that stand in a row."""
+    gray = cv2.cvtColor(region, cv2.COLOR_BGR2GRAY) if region.ndim == 3 else region
+    rh, rw = gray.shape[:2]
+    _, binary = cv2.threshold(gray, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    best: list[tuple[int, int, int, int]] = []
+    for mask in (binary, 255 - binary):
+        count, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+        blobs = []
+        for x, y, w, h, area in stats[1:count]:
+            # A character: a good share of the region's height, taller than wide, not a frame edge.
+            if not (0.2 * rh <= h <= 0.95 * rh and 0.08 * h <= w <= 1.1 * h and area >= 0.12 * w * h):
+                continue
+            if x == 0 or y == 0 or x + w >= rw or y + h >= rh:
+                continue
+            blobs.append((int(x), int(y), int(w), int(h)))
+        for seed in blobs:
+            cy, sh = seed[1] + seed[3] / 2, seed[3]
+            row = [b for b in blobs if abs(b[3] - sh) <= 0.2 * sh and abs(b[1] + b[3] / 2 - cy) <= 0.3 * sh]
+            if len(row) > len(best) or (len(row) == len(best) and row and sh > best[0][3]):
+                best = row
+    if len(best) < 4:
+        return None
+    h = int(np.median([b[3] for b in best]))
+    x0, x1 = min(b[0] for b in best), max(b[0] + b[2] for b in best)
+    y0, y1 = min(b[1] for b in best), max(b[1] + b[3] for b in best)
+    pad_x, pad_y = int(0.35 * h), int(0.2 * h)
+    return max(0, x0 - pad_x), max(0, y0 - pad_y), min(rw, x1 + pad_x), min(rh, y1 + pad_y)

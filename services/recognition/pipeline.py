@@ -26,7 +26,9 @@ class Options:
     variants: bool = True  # vote over several crops/enhancements of the best line (README: the measured gain)
     max_lines: int = 6  # text lines read per detection pass, most plate-like first (each read costs ~15-20 ms)
     detect_sides: tuple[int, ...] = (640, 1280)  # detection passes, coarse to fine
-    refine: int = 1  # best lines read again from an upscaled crop of their own region (README: the measured gain)
+    refine: int = 3  # best lines read again from an upscaled crop of their own region (README: the measured gain)
+    number_line: bool = True  # in a refined region, also read the row of character blobs alone (README)
+    choose: bool = True  # order the refined readings by plate-likeness, not by the first ranking (README)
 
 
 @dataclass
@@ -145,6 +147,16 @@ def _score(line: _Line, tallest: float) -> float:
     return line.decoded.confidence * length_fit * digit_fit * (0.5 + 0.5 * line.height / tallest)
 
 
+def plate_likeness(text: str, confidence: float, height: float, tallest: float) -> float:
+    """How much a reading looks like a plate number rather than other text near it: 5-8 characters mixing
+    letters and digits (a run of digits alone is far more often a phone number, a date or a fleet number: US
+    plates with digits only are rare), read confidently, on one of the tallest lines."""
+    length_fit = 1.0 if 5 <= len(text) <= 8 else 0.5
+    digits = sum(ch.isdigit() for ch in text)
+    mix_fit = 1.0 if 0 < digits < len(text) else (0.6 if digits else 0.3)
+    return confidence * length_fit * mix_fit * (0.5 + 0.5 * min(1.0, height / tallest))
+
+
 def _read_lines(
     engine: OcrEngine, image: np.ndarray, max_side: int, options: Options, clock: dict[str, float]
 ) -> list[_Line]:
@@ -157,10 +169,14 @@ def _read_lines(
     return [_Line(line.quad, w, h, d, d.text) for (line, w, h), d in zip(candidates, decoded, strict=True) if d.text]
 
 
-def _confident(lines: list[_Line]) -> bool:
-    """A reading good enough to stop searching at a finer scale."""
+def _confident(lines: list[_Line], options: Options) -> bool:
+    """A reading good enough to stop searching at a finer scale. With `choose`, digits alone are not enough: a
+    phone number or a fleet number reads confidently and would keep the finer pass from finding the plate."""
     return any(
-        5 <= len(ln.text) <= 8 and any(ch.isdigit() for ch in ln.text) and ln.decoded.confidence >= 0.9
+        5 <= len(ln.text) <= 8
+        and any(ch.isdigit() for ch in ln.text)
+        and (not options.choose or any(ch.isalpha() for ch in ln.text))
+        and ln.decoded.confidence >= 0.9
         for ln in lines
         if is_plate_text(ln.text)
     )
@@ -184,11 +200,37 @@ def _refine(engine: OcrEngine, image: np.ndarray, line: _Line, options: Options)
         region = imaging.upscaled(region, scale)
     inner = replace(options, refine=0, detect_sides=(max(region.shape[:2]),))
     found = recognize_image(engine, region, inner).plates
+    if options.number_line:
+        alone = _number_line_reading(engine, region, options)
+        if alone is not None and (not found or _longer_or_surer(alone, found[0], line.height)):
+            found.insert(0, alone)
     if not found:
         return None
     best = found[0]
     best.box = [[round(x / scale + left, 1), round(y / scale + top, 1)] for x, y in best.box]
     return best
+
+
+def _longer_or_surer(alone: PlateReading, found: PlateReading, height: float) -> bool:
+    """The number line read alone wins when it keeps every character and looks more like a plate: the detector's
+    line lost characters to a box over the whole plate. A shorter reading alone does not win: the blob row can miss
+    a character that touches the frame or merges with it (measured: `UJ5E1A` read `J5E1A`)."""
+    return len(alone.plate) >= len(found.plate) and plate_likeness(
+        alone.plate, alone.confidence, height, height
+    ) > plate_likeness(found.plate, found.confidence, height, height)
+
+
+def _number_line_reading(engine: OcrEngine, region: np.ndarray, options: Options) -> PlateReading | None:
+    box = imaging.number_line(region)
+    if box is None:
+        return None
+    x0, y0, x1, y1 = box
+    quad = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], np.float32)
+    decoded = _read(engine, [imaging.crop_line(region, quad, margin_x=0.0, margin_y=0.0)], options)[0]
+    if not decoded.text or not is_plate_text(decoded.text) or is_non_plate_text(decoded.raw):
+        return None
+    line = _Line(quad, float(x1 - x0), float(y1 - y0), decoded, decoded.text)
+    return _reading(engine, region, line, options, vote=False)
 
 
 def _reading(engine: OcrEngine, image: np.ndarray, line: _Line, options: Options, vote: bool) -> PlateReading:
@@ -212,7 +254,7 @@ def recognize_image(engine: OcrEngine, image: np.ndarray, options: Options = Opt
     clock = {"locate": 0.0}
     for max_side in options.detect_sides:
         lines += _read_lines(engine, image, max_side, options, clock)
-        if _confident(lines):
+        if _confident(lines, options):
             break
     plates = [ln for ln in lines if is_plate_text(ln.text) and not is_non_plate_text(ln.decoded.raw)]
     tallest = max((ln.height for ln in plates), default=1.0)
@@ -221,6 +263,14 @@ def recognize_image(engine: OcrEngine, image: np.ndarray, options: Options = Opt
     for rank, ln in enumerate(plates):
         refined = _refine(engine, image, ln, options) if rank < options.refine else None
         readings.append((ln, refined or _reading(engine, image, ln, options, options.variants and rank == 0)))
+    if options.choose and options.refine > 1:
+        # The first ranking used the photo-scale reading; the refined ones are better evidence of which line is
+        # the plate (a phone number or a sign reads just as confidently as the plate at photo scale).
+        head = readings[: options.refine]
+        head.sort(
+            key=lambda item: plate_likeness(item[1].plate, item[1].confidence, item[0].height, tallest), reverse=True
+        )
+        readings[: options.refine] = head
     seen: set[str] = set()
     for ln, reading in readings:
         if reading.plate in seen:

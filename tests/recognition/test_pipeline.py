@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from services.recognition.engine import get_engine
-from services.recognition.pipeline import Options, recognize_image
+from services.recognition.imaging import number_line
+from services.recognition.pipeline import Options, plate_likeness, recognize_image
 from tests.recognition.render import plate_image
 
 
@@ -17,3 +20,27 @@ def test_refined_reading_boxes_the_number_in_photo_pixels() -> None:
     ys = [y for _, y in best.box]
     assert 415 <= min(xs) < 480 < max(xs) <= 545
     assert 352 <= min(ys) < 385 < max(ys) <= 412
+
+
+def test_number_line_is_the_row_of_characters_not_the_state_name() -> None:
+    # The plate region as the refine step sees it: state name above the number, frame around both.
+    image = plate_image("7KTR352", plate_width=300)
+    region = image[352 - 8 : 352 + 150 + 8, 330 - 8 : 330 + 300 + 8]
+    box = number_line(region)
+    assert box is not None
+    x0, y0, x1, y1 = box
+    # The number is drawn at about y 65-105 of the plate (+8 px margin), under the state name (y ~15-35).
+    assert 50 <= y0 <= 85 and 110 <= y1 <= 140
+    assert x0 <= 60 and x1 >= 250
+
+
+def test_no_number_line_in_a_plain_region() -> None:
+    assert number_line(np.full((60, 200, 3), 200, np.uint8)) is None
+
+
+def test_plate_likeness_puts_a_plate_above_a_phone_number_or_a_word() -> None:
+    plate = plate_likeness("1AMW240", 0.9, 40, 40)
+    assert plate > plate_likeness("3768750", 0.95, 40, 40)  # digits only: a phone number
+    assert plate > plate_likeness("VISIT", 0.99, 40, 40)  # letters only: a sign
+    assert plate > plate_likeness("1AMW", 0.99, 40, 40)  # too short: characters lost
+    assert plate > plate_likeness("1AMW240", 0.9, 20, 40)  # the same text on a smaller line
