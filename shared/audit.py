@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from fastapi import Request
 from sqlalchemy import BigInteger, Column, DateTime, Text, func, text
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -46,6 +47,11 @@ class AuditEntry(SQLModel, table=True):
     request_id: str | None = None
     prev_hash: str | None = None
     hash: str | None = None
+
+
+def client_ip(request: Request) -> str | None:
+    """Where a request came from, for the audit entry's `source_ip`."""
+    return request.client.host if request.client else None
 
 
 async def record(

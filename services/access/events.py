@@ -8,6 +8,7 @@ from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared import audit
+from shared.audit import client_ip
 from shared.auth import Principal
 from shared.errors import AppError
 
@@ -15,9 +16,7 @@ SERVICE = "access"
 
 
 def source_ip(request: Request | None) -> str | None:
-    if request is None or request.client is None:
-        return None
-    return request.client.host
+    return client_ip(request) if request is not None else None
 
 
 async def record(

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from services.access import notices
 from services.access.deps import allow
 from services.access.report_routes import Figures
-from shared.audit import record
+from shared.audit import client_ip, record
 from shared.auth import Principal
 from shared.db import SessionDep
 
@@ -54,10 +54,6 @@ class NoticesReport(BaseModel):
     notices: list[NoticeOut]
 
 
-def _ip(request: Request) -> str | None:
-    return request.client.host if request.client else None
-
-
 @router.get(
     "/v1/reports/bca-notices",
     response_model=NoticesReport,
@@ -77,7 +73,7 @@ async def bca_notices(
         service="access",
         action="report.bca_notices",
         principal=principal,
-        source_ip=_ip(request),
+        source_ip=client_ip(request),
         details={"as_of": today.isoformat()},
     )
     return report
@@ -110,7 +106,7 @@ async def record_notice(
         principal=principal,
         object_type="bca_notice",
         object_ids=[str(notice.id)],
-        source_ip=_ip(request),
+        source_ip=client_ip(request),
         details={"sent_on": body.sent_on.isoformat(), "items": notice.items},
     )
     return notices.notice_out(notice)

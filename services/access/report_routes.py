@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from services.access import reports
 from services.access.deps import Auditor, allow
-from shared.audit import record
+from shared.audit import client_ip, record
 from shared.auth import Principal
 from shared.db import SessionDep
 from shared.errors import Unprocessable
@@ -93,7 +93,7 @@ async def log_of_use(
         service="access",
         action="report.log_of_use",
         principal=principal,
-        source_ip=request.client.host if request.client else None,
+        source_ip=client_ip(request),
         details={"start": start.isoformat(), "end": end.isoformat(), "format": format},
     )
     return _csv(report, "log-of-use") if format == "csv" else report
@@ -133,7 +133,7 @@ async def audit_report(
         service="access",
         action="report.audit",
         principal=principal,
-        source_ip=request.client.host if request.client else None,
+        source_ip=client_ip(request),
         details={"start": start.isoformat(), "end": end.isoformat(), "format": format},
     )
     if format == "html":

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
@@ -15,10 +15,11 @@ from services.hotlist import retention
 from services.hotlist.deps import EngineDep, SettingsDep
 from services.hotlist.models import Hit
 from services.hotlist.retention_models import HitHold, HitHoldItem
-from shared.audit import record
+from shared.audit import client_ip, record
 from shared.auth import AUDITOR, SERVICE, SUPERVISOR, Principal, require_roles
 from shared.db import SessionDep
 from shared.errors import Conflict, NotFound, Unprocessable
+from shared.holds import HoldRelease, HoldTerms
 
 router = APIRouter(tags=["retention"])
 Supervisor = Annotated[Principal, Depends(require_roles(SUPERVISOR))]
@@ -26,16 +27,8 @@ HoldReader = Annotated[Principal, Depends(require_roles(SUPERVISOR, AUDITOR))]
 Service = Annotated[Principal, Depends(require_roles(SERVICE))]
 
 
-class HitHoldIn(BaseModel):
-    kind: Literal["investigation", "exculpatory"] = "investigation"
-    case_number: str = Field(min_length=1, max_length=64)
-    reason: str = Field(min_length=3, max_length=4000)
-    classification: Literal["private", "public", "active_investigative"] = "active_investigative"
+class HitHoldIn(HoldTerms):
     hit_ids: list[uuid.UUID] = Field(min_length=1, max_length=10_000)
-
-
-class HoldRelease(BaseModel):
-    reason: str = Field(min_length=3, max_length=4000)
 
 
 class HitHoldOut(BaseModel):
@@ -75,10 +68,6 @@ class ReportFigures(BaseModel):
     holds_active: int
     hits_held: int
     check: dict[str, Any]
-
-
-def _ip(request: Request) -> str | None:
-    return request.client.host if request.client else None
 
 
 def _out(h: HitHold, n: int) -> HitHoldOut:
@@ -124,7 +113,7 @@ async def place_hold(body: HitHoldIn, request: Request, principal: Supervisor, s
         object_type="hit",
         object_ids=[str(i) for i in ids[:100]],
         case_number=body.case_number,
-        source_ip=_ip(request),
+        source_ip=client_ip(request),
         record_count=len(ids),
         details={"hold_id": str(hold.id), "kind": body.kind, "reason": body.reason},
     )
@@ -153,7 +142,7 @@ async def release_hold(
         object_type="hit_hold",
         object_ids=[str(hold.id)],
         case_number=hold.case_number,
-        source_ip=_ip(request),
+        source_ip=client_ip(request),
         record_count=int(n),
         details={"reason": body.reason},
     )

@@ -41,17 +41,13 @@ from services.hotlist.schemas import (
     VersionOut,
 )
 from services.hotlist.sync import SyncFailed, sync_once
-from shared.audit import record
+from shared.audit import client_ip, record
 from shared.auth import ADMIN, Principal
 from shared.db import SessionDep
 from shared.errors import Conflict, Forbidden, NotFound, Unavailable
 
 router = APIRouter(tags=["hotlist"])
 SERVICE = "hotlist"
-
-
-def _ip(request: Request) -> str | None:
-    return request.client.host if request.client else None
 
 
 @router.post("/v1/match", response_model=MatchResponse, summary="Match a read against the list and agency lists")
@@ -136,7 +132,7 @@ async def create_list(body: AgencyListIn, request: Request, session: SessionDep,
         principal=principal,
         object_type="agency_list",
         object_ids=[lst.name],
-        source_ip=_ip(request),
+        source_ip=client_ip(request),
         details=body.model_dump(),
     )
     return AgencyListOut(**body.model_dump(), id=lst.id, created_by=lst.created_by, created_at=lst.created_at)
@@ -175,7 +171,7 @@ async def add_entry(
         object_type="agency_entry",
         object_ids=[str(entry.id)],
         case_number=entry.case_number,
-        source_ip=_ip(request),
+        source_ip=client_ip(request),
         details={
             "list": lst.name,
             "plate": entry.plate,
@@ -205,7 +201,7 @@ async def add_entry(
                 object_type="read",
                 object_ids=[h.read_id for h in hits],
                 case_number=entry.case_number,
-                source_ip=_ip(request),
+                source_ip=client_ip(request),
                 record_count=len(hits),
                 details={"list": lst.name, "entry": str(entry.id)},
             )
@@ -251,7 +247,7 @@ async def remove_entry(
         object_type="agency_entry",
         object_ids=[str(entry.id)],
         case_number=entry.case_number,
-        source_ip=_ip(request),
+        source_ip=client_ip(request),
     )
     out = service.entry_out(entry, lst)
     await session.commit()
@@ -288,7 +284,7 @@ async def pending(
         principal=principal,
         object_type="hit",
         object_ids=[str(h.id) for h in hits],
-        source_ip=_ip(request),
+        source_ip=client_ip(request),
         record_count=len(hits),
     )
     return PendingHits(older_than_s=wait, hits=[await service.hit_detail(session, h) for h in hits])
@@ -305,7 +301,7 @@ async def get_hit(hit_id: uuid.UUID, request: Request, session: SessionDep, prin
         principal=principal,
         object_type="hit",
         object_ids=[str(hit.id)],
-        source_ip=_ip(request),
+        source_ip=client_ip(request),
     )
     return await service.hit_detail(session, hit)
 
@@ -327,7 +323,7 @@ async def verify(hit_id: uuid.UUID, body: VerificationIn, request: Request, sess
         principal=principal,
         object_type="hit",
         object_ids=[str(hit.id)],
-        source_ip=_ip(request),
+        source_ip=client_ip(request),
         details={
             "read_accurate": v.read_accurate,
             "state_matches": v.state_matches,
@@ -355,7 +351,7 @@ async def dispose(hit_id: uuid.UUID, body: DispositionIn, request: Request, sess
         principal=principal,
         object_type="hit",
         object_ids=[str(hit.id)],
-        source_ip=_ip(request),
+        source_ip=client_ip(request),
         details={"valid": d.valid, "action": d.action, "corrects": str(d.corrects) if d.corrects else None},
     )
     return service.disposition_out(d)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
@@ -16,28 +16,19 @@ from services.ingest import retention
 from services.ingest.deps import Ctx, Service
 from services.ingest.retention_models import Hold, HoldRead, PurgeRun
 from services.ingest.writer import READS
-from shared.audit import record
+from shared.audit import client_ip, record
 from shared.auth import AUDITOR, SUPERVISOR, Principal, require_roles
 from shared.db import SessionDep
 from shared.errors import Conflict, NotFound, Unprocessable
+from shared.holds import HoldRelease, HoldTerms
 
 router = APIRouter(tags=["retention"])
 Supervisor = Annotated[Principal, Depends(require_roles(SUPERVISOR))]
 HoldReader = Annotated[Principal, Depends(require_roles(SUPERVISOR, AUDITOR))]
 
-Classification = Literal["private", "public", "active_investigative"]
 
-
-class HoldIn(BaseModel):
-    kind: Literal["investigation", "exculpatory"] = "investigation"
-    case_number: str = Field(min_length=1, max_length=64)
-    reason: str = Field(min_length=3, max_length=4000)
-    classification: Classification = "active_investigative"
+class HoldIn(HoldTerms):
     read_ids: list[uuid.UUID] = Field(min_length=1, max_length=10_000)
-
-
-class HoldRelease(BaseModel):
-    reason: str = Field(min_length=3, max_length=4000)
 
 
 class HoldOut(BaseModel):
@@ -100,10 +91,6 @@ def _out(hold: Hold, reads: int) -> HoldOut:
     )
 
 
-def _ip(request: Request) -> str | None:
-    return request.client.host if request.client else None
-
-
 @router.post("/v1/holds", status_code=201, summary="Keep these reads past retention for a case")
 async def place_hold(body: HoldIn, request: Request, principal: Supervisor, session: SessionDep) -> HoldOut:
     ids = list(dict.fromkeys(body.read_ids))
@@ -146,7 +133,7 @@ async def place_hold(body: HoldIn, request: Request, principal: Supervisor, sess
         object_type="read",
         object_ids=[str(i) for i in ids[:100]],
         case_number=body.case_number,
-        source_ip=_ip(request),
+        source_ip=client_ip(request),
         record_count=len(rows),
         details={"hold_id": str(hold.id), "kind": body.kind, "reason": body.reason},
     )
@@ -193,7 +180,7 @@ async def release_hold(
         object_type="hold",
         object_ids=[str(hold.id)],
         case_number=hold.case_number,
-        source_ip=_ip(request),
+        source_ip=client_ip(request),
         record_count=counts.get(hold.id, 0),
         details={"reason": body.reason},
     )

@@ -15,7 +15,7 @@ from sqlalchemy import select, text
 from services.ingest.agents import admin
 from services.ingest.agents.models import AgentLocation
 from services.ingest.deps import Service
-from shared.audit import record
+from shared.audit import client_ip, record
 from shared.auth import ADMIN, Principal, require_roles
 from shared.db import SessionDep
 from shared.errors import Unprocessable
@@ -162,7 +162,7 @@ async def move_reader(
         principal=principal,
         object_type="agent",
         object_ids=[str(agent.id)],
-        source_ip=request.client.host if request.client else None,
+        source_ip=client_ip(request),
         details={"lat": body.lat, "lon": body.lon, "placed_on": body.placed_on.isoformat()},
     )
     return [loc for loc in await locations(session) if loc.agent_id == agent.id]

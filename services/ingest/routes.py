@@ -40,7 +40,7 @@ from services.ingest.schemas import (
     StreamPage,
 )
 from services.ingest.writer import READS
-from shared.audit import record
+from shared.audit import client_ip, record
 from shared.auth import ADMIN, SUPERVISOR, Principal
 from shared.db import SessionDep
 from shared.errors import AppError, BadRequest, Conflict, Forbidden, PayloadTooLarge, Unprocessable
@@ -374,10 +374,6 @@ async def stream(
 # ---- internal (docs/contracts.md) ---------------------------------------------------------------------------
 
 
-def _ip(request: Request) -> str | None:
-    return request.client.host if request.client else None
-
-
 @router.post("/v1/internal/reads/lookup", tags=["internal"], summary="Past reads of these plates (hotlist)")
 async def internal_lookup(
     body: LookupRequest, request: Request, principal: Service, session: SessionDep
@@ -390,7 +386,7 @@ async def internal_lookup(
         principal=principal,
         object_type="read",
         object_ids=[str(r.read_id) for r in reads[:100]],
-        source_ip=_ip(request),
+        source_ip=client_ip(request),
         record_count=len(reads),
         details={"plates": len(body.plates), "since": body.since.isoformat()},
     )
@@ -409,7 +405,7 @@ async def internal_search(
         principal=principal,
         object_type="read",
         object_ids=[str(r.read_id) for r in result.reads],
-        source_ip=_ip(request),
+        source_ip=client_ip(request),
         record_count=len(result.reads),
         details={
             "plates": body.plates,

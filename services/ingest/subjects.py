@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.ingest.deps import Ctx
 from services.ingest.retention_models import ProtectedPlate
 from shared import plates
-from shared.audit import record
+from shared.audit import client_ip, record
 from shared.auth import SUPERVISOR, Principal, require_roles
 from shared.db import SessionDep
 from shared.errors import Unprocessable
@@ -107,7 +107,7 @@ async def safe_at_home(
         principal=principal,
         object_type="subject_request",
         object_ids=[request_id],
-        source_ip=request.client.host if request.client else None,
+        source_ip=client_ip(request),
         record_count=reads,
         details=details,
     )

@@ -26,7 +26,7 @@ from services.ingest.agents.schemas import (
     SpoolStatus,
 )
 from services.ingest.agents.spool import spool_stats
-from shared.audit import record
+from shared.audit import client_ip, record
 from shared.auth import ADMIN, AUDITOR, SUPERVISOR, Principal, require_roles
 from shared.db import SessionDep
 from shared.errors import Forbidden, PayloadTooLarge, Unauthorized, Unavailable
@@ -106,10 +106,6 @@ async def agent_post_query(request: Request, token: str | None = Query(default=N
 # ---- the registry -------------------------------------------------------------------------------------------
 
 
-def _ip(request: Request) -> str | None:
-    return request.client.host if request.client else None
-
-
 async def _audit(session: SessionDep, principal: Principal, request: Request, action: str, agent_id: uuid.UUID) -> None:
     await record(
         session,
@@ -118,7 +114,7 @@ async def _audit(session: SessionDep, principal: Principal, request: Request, ac
         principal=principal,
         object_type="agent",
         object_ids=[str(agent_id)],
-        source_ip=_ip(request),
+        source_ip=client_ip(request),
     )
 
 
