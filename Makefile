@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test lint bench train-ocr clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,5 +31,13 @@ test: lint
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
+# Retrains the plate head (services/recognition/models/plate_head.onnx) in its own environment with PyTorch (CPU).
+# DEV is a folder of labelled photos; every other one is trained on and left out of `alpr eval-ocr` afterwards.
+DEV ?= ../shared/data/plates-us-dev
+train-ocr:
+	test -x .venv-train/bin/python || $(PYTHON) -m venv .venv-train
+	.venv-train/bin/python -m pip install -q -e '.[train]'
+	.venv-train/bin/python -m services.recognition.training.train --dev $(DEV)
+
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) .venv-train .pytest_cache .ruff_cache .mypy_cache

@@ -33,31 +33,42 @@ class Decoded:
         return float(np.prod(self.char_confidences) ** (1 / len(self.char_confidences))) if self.text else 0.0
 
 
+def plate_columns(charset: list[str]) -> list[list[int]]:
+    """Per plate character (PLATE_ALPHABET order), the recognizer's symbols that print as it (upper and lower case)."""
+    columns: dict[str, list[int]] = {ch: [] for ch in PLATE_ALPHABET}
+    for index, symbol in enumerate(charset):
+        if index == 0:
+            continue
+        ch = symbol.upper() if symbol.isascii() else symbol
+        if ch in columns:
+            columns[ch].append(index)
+    return [columns[ch] for ch in PLATE_ALPHABET]
+
+
+def fold(probs: np.ndarray, columns: list[list[int]]) -> np.ndarray:
+    """(..., T, charset) → (..., T, 2 + 36): blank, any non-plate symbol, then each plate character."""
+    plate = np.stack([probs[..., cols].sum(axis=-1) for cols in columns], axis=-1)
+    blank = probs[..., :1]
+    other = np.clip(1.0 - blank - plate.sum(axis=-1, keepdims=True), 0.0, 1.0)
+    return np.concatenate([blank, other, plate], axis=-1)
+
+
 class PlateDecoder:
     """Maps the recognizer's symbol set onto blank + other + the plate alphabet, once, then decodes lines."""
 
     def __init__(self, charset: list[str]) -> None:
         self.charset = charset
-        columns: dict[str, list[int]] = {ch: [] for ch in PLATE_ALPHABET}
-        for index, symbol in enumerate(charset):
-            if index == 0:
-                continue
-            ch = symbol.upper() if symbol.isascii() else symbol
-            if ch in columns:
-                columns[ch].append(index)
-        self._columns = [columns[ch] for ch in PLATE_ALPHABET]
+        self._columns = plate_columns(charset)
 
-    def fold(self, probs: np.ndarray) -> np.ndarray:
-        """(T, charset) → (T, 2 + 36): blank, any non-plate symbol, then each plate character."""
-        plate = np.stack([probs[:, cols].sum(axis=1) for cols in self._columns], axis=1)
-        blank = probs[:, :1]
-        other = np.clip(1.0 - blank - plate.sum(axis=1, keepdims=True), 0.0, 1.0)
-        return np.concatenate([blank, other, plate], axis=1)
-
-    def decode(self, probs: np.ndarray) -> Decoded:
+    def decode(self, probs: np.ndarray, plate: np.ndarray | None = None, head_weight: float = 1.0) -> Decoded:
+        """Decode one line from PP-OCR's scores `probs`, mixed with the plate head's `plate` scores when given (blank,
+        then the plate alphabet) at `head_weight`; `raw` is always PP-OCR's own greedy reading."""
         raw_idx = probs.argmax(axis=1)
         raw = "".join(self.charset[i] for t, i in enumerate(raw_idx) if i != 0 and (t == 0 or raw_idx[t - 1] != i))
-        folded = self.fold(probs)
+        folded = fold(probs, self._columns)
+        if plate is not None:
+            head = np.concatenate([plate[:, :1], np.zeros_like(plate[:, :1]), plate[:, 1:]], axis=1)
+            folded = head_weight * head + (1.0 - head_weight) * folded
         best = folded.argmax(axis=1)
         chars: list[str] = []
         confs: list[float] = []
@@ -124,6 +135,11 @@ _CLASS = {"D": str.isdigit, "L": str.isalpha}
 
 def _fits(text: str, fmt: str) -> bool:
     return len(text) == len(fmt) and all(_CLASS[k](ch) for ch, k in zip(text, fmt, strict=True))
+
+
+def fits_format(text: str) -> bool:
+    """The reading fits one of the common US serial formats."""
+    return any(_fits(text, fmt) for fmt in PLATE_FORMATS)
 
 
 def apply_syntax(decoded: Decoded, min_ratio: float = 0.02) -> Decoded:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from services.recognition import imaging
-from services.recognition.decoding import Decoded, PlateDecoder, alternatives, apply_syntax
+from services.recognition.decoding import Decoded, PlateDecoder, alternatives, apply_syntax, fits_format
 from services.recognition.engine import OcrEngine, TextLine
 from shared.plates import is_non_plate_text, is_plate_text, normalize, state_from_text
 
@@ -21,14 +21,19 @@ from shared.plates import is_non_plate_text, is_plate_text, normalize, state_fro
 class Options:
     """Pipeline switches, so each improvement can be measured on and off (`alpr eval-ocr --stage`)."""
 
+    plate_head: bool = False  # mix our plate head's scores in (README: trained, measured, not better on unseen photos)
+    head_weight: float = 0.5  # the plate head's share when its scores and PP-OCR's are mixed
     plate_decoding: bool = True  # fold the recognizer's symbols onto the plate alphabet (else its raw reading)
     syntax: bool = True  # correct one character towards a common US plate format (decoding.apply_syntax)
-    variants: bool = True  # vote over several crops/enhancements of the best line (README: the measured gain)
-    max_lines: int = 6  # text lines read per detection pass, most plate-like first (each read costs ~15-20 ms)
+    variants: bool = False  # vote over crops/enhancements of the best line when it is not refined (README)
+    max_lines: int = 6  # text lines read per detection pass, most plate-like first (each read costs ~10 ms)
     detect_sides: tuple[int, ...] = (640, 1280)  # detection passes, coarse to fine
     refine: int = 3  # best lines read again from an upscaled crop of their own region (README: the measured gain)
     number_line: bool = True  # in a refined region, also read the row of character blobs alone (README)
     choose: bool = True  # order the refined readings by plate-likeness, not by the first ranking (README)
+    refine_vote: bool = False  # vote over crops/enhancements inside each refined region too (README: a wash, slower)
+    settle: bool = True  # refine the coarse pass's lines before deciding on a finer pass (README)
+    refine_stop: float = 0.95  # stop refining further lines once one reads this surely in a common format (0: never)
 
 
 @dataclass
@@ -81,7 +86,8 @@ def _plain(decoded: Decoded) -> Decoded:
 
 def _read(engine: OcrEngine, crops: list[np.ndarray], options: Options) -> list[Decoded]:
     decoder = _decoder(engine)
-    results = [decoder.decode(p) for p in engine.recognize(crops)]
+    head = options.plate_head
+    results = [decoder.decode(s.probs, s.plate if head else None, options.head_weight) for s in engine.recognize(crops)]
     if not options.plate_decoding:
         return [_plain(d) for d in results]
     return [apply_syntax(d) for d in results] if options.syntax else results
@@ -198,7 +204,7 @@ def _refine(engine: OcrEngine, image: np.ndarray, line: _Line, options: Options)
     scale = max(1.0, REFINE_MIN_HEIGHT / region.shape[0])
     if scale > 1.0:
         region = imaging.upscaled(region, scale)
-    inner = replace(options, refine=0, detect_sides=(max(region.shape[:2]),))
+    inner = replace(options, refine=0, detect_sides=(max(region.shape[:2]),), variants=options.refine_vote)
     found = recognize_image(engine, region, inner).plates
     if options.number_line:
         alone = _number_line_reading(engine, region, options)
@@ -245,24 +251,31 @@ def _reading(engine: OcrEngine, image: np.ndarray, line: _Line, options: Options
     )
 
 
-def recognize_image(engine: OcrEngine, image: np.ndarray, options: Options = Options()) -> Recognition:
-    result = Recognition(width=int(image.shape[1]), height=int(image.shape[0]))
-    t0 = time.perf_counter()
-    # Coarse to fine: a small detection pass finds most plates fast; only a photo with no confident plate pays
-    # for a pass at higher resolution (distant, small plates).
-    lines: list[_Line] = []
-    clock = {"locate": 0.0}
-    for max_side in options.detect_sides:
-        lines += _read_lines(engine, image, max_side, options, clock)
-        if _confident(lines, options):
-            break
+def _ranked(
+    engine: OcrEngine,
+    image: np.ndarray,
+    lines: list[_Line],
+    options: Options,
+    refined: dict[int, PlateReading | None],
+) -> list[tuple[_Line, PlateReading]]:
+    """The plate readings of `lines`, best first: plate-shaped lines ranked, the best refined (each line once: a
+    finer detection pass reuses `refined`), then ordered by plate-likeness."""
     plates = [ln for ln in lines if is_plate_text(ln.text) and not is_non_plate_text(ln.decoded.raw)]
     tallest = max((ln.height for ln in plates), default=1.0)
     plates.sort(key=lambda ln: _score(ln, tallest), reverse=True)
     readings: list[tuple[_Line, PlateReading]] = []
+    sure = False
     for rank, ln in enumerate(plates):
-        refined = _refine(engine, image, ln, options) if rank < options.refine else None
-        readings.append((ln, refined or _reading(engine, image, ln, options, options.variants and rank == 0)))
+        better = None
+        if rank < options.refine and not sure:
+            if id(ln) not in refined:
+                refined[id(ln)] = _refine(engine, image, ln, options)
+            better = refined[id(ln)]
+        # A refined reading that is sure and well-formed ends the search: the lines after it are read, not refined.
+        sure = sure or (
+            better is not None and 0 < options.refine_stop <= better.confidence and fits_format(better.plate)
+        )
+        readings.append((ln, better or _reading(engine, image, ln, options, options.variants and rank == 0)))
     if options.choose and options.refine > 1:
         # The first ranking used the photo-scale reading; the refined ones are better evidence of which line is
         # the plate (a phone number or a sign reads just as confidently as the plate at photo scale).
@@ -271,6 +284,35 @@ def recognize_image(engine: OcrEngine, image: np.ndarray, options: Options = Opt
             key=lambda item: plate_likeness(item[1].plate, item[1].confidence, item[0].height, tallest), reverse=True
         )
         readings[: options.refine] = head
+    return readings
+
+
+def _settled(readings: list[tuple[_Line, PlateReading]]) -> bool:
+    """The best reading is a confident plate (5-8 characters, letters and digits): no finer detection pass."""
+    if not readings:
+        return False
+    text, confidence = readings[0][1].plate, readings[0][1].confidence
+    mixed = any(ch.isdigit() for ch in text) and any(ch.isalpha() for ch in text)
+    return 5 <= len(text) <= 8 and mixed and confidence >= 0.9
+
+
+def recognize_image(engine: OcrEngine, image: np.ndarray, options: Options = Options()) -> Recognition:
+    result = Recognition(width=int(image.shape[1]), height=int(image.shape[0]))
+    t0 = time.perf_counter()
+    # Coarse to fine: a small detection pass finds most plates fast; only a photo with no confident plate pays
+    # for a pass at higher resolution (distant, small plates). With `settle`, a plate found at the coarse scale
+    # but read poorly there is refined from the full-resolution photo first, and that reading can settle it.
+    lines: list[_Line] = []
+    clock = {"locate": 0.0}
+    refined: dict[int, PlateReading | None] = {}
+    readings: list[tuple[_Line, PlateReading]] = []
+    for pass_no, max_side in enumerate(options.detect_sides, 1):
+        lines += _read_lines(engine, image, max_side, options, clock)
+        last = pass_no == len(options.detect_sides)
+        if last or _confident(lines, options) or options.settle:
+            readings = _ranked(engine, image, lines, options, refined)
+        if not last and (_confident(lines, options) or (options.settle and _settled(readings))):
+            break
     seen: set[str] = set()
     for ln, reading in readings:
         if reading.plate in seen:

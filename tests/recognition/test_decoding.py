@@ -65,3 +65,19 @@ def test_syntax_swaps_one_character_towards_a_common_format() -> None:
     # A reading that fits a format stays; one that is two characters off stays too.
     assert apply_syntax(Decoded("ABC1234", "", [0.9] * 7, [[]] * 7)).text == "ABC1234"
     assert apply_syntax(Decoded("AB1C2D3", "", [0.9] * 7, [[("1", 0.5)]] * 7)).text == "AB1C2D3"
+
+
+def test_plate_head_scores_decide_the_text_and_pp_ocr_keeps_the_raw_reading() -> None:
+    from services.recognition.decoding import PLATE_ALPHABET
+
+    probs = _probs([{"B": 0.9}, {}, {"8": 0.9}])  # PP-OCR reads "B8"
+    plate = np.zeros((3, 1 + len(PLATE_ALPHABET)), np.float32)
+    plate[0, 1 + PLATE_ALPHABET.index("8")] = 0.7  # the head reads "88"
+    plate[0, 1 + PLATE_ALPHABET.index("B")] = 0.3
+    plate[1, 0] = 1.0
+    plate[2, 1 + PLATE_ALPHABET.index("8")] = 1.0
+    decoded = PlateDecoder(CHARSET).decode(probs, plate)
+    assert decoded.raw == "B8"
+    assert decoded.text == "88"
+    assert abs(decoded.char_confidences[0] - 0.7) < 1e-6
+    assert decoded.runners_up[0][0] == ("B", np.float32(0.3))

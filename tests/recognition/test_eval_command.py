@@ -33,3 +33,21 @@ def test_eval_ocr_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert out["exact"] == 0.5 and out["within_one"] == 0.5 and out["no_read"] == 0.5
     assert out["p50_ms"] > 0 and out["p95_ms"] >= out["p50_ms"]
     assert out["misreads"] == [{"file": "b.jpg", "expected": "MX5521", "read": None}]
+
+
+def test_photos_the_plate_head_learnt_from_are_left_out(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from services.recognition.evaluation import trained_on
+
+    seen = sorted(trained_on())
+    assert seen, "the shipped plate head lists the photos it was trained on"
+    for name, text in ((Path(seen[0]).stem, "HRT482"), ("unseen", "HRT482")):
+        cv2.imwrite(str(tmp_path / f"{name}.jpg"), plate_image(text))
+        (tmp_path / f"{name}.txt").write_text(f"{name}.jpg 10 10 100 50 {text}\n")
+    for args in (["--stage", "plate_head"], ["--held-out"]):
+        assert main(["eval-ocr", str(tmp_path), "--json", *args]) == 0
+        out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        assert out["images"] == 1 and out["skipped_trained"] == 1 and out["exact"] == 1.0
+    for args in (["--stage", "plate_head", "--include-trained"], []):
+        assert main(["eval-ocr", str(tmp_path), "--json", *args]) == 0
+        out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        assert out["images"] == 2 and out["skipped_trained"] == 0

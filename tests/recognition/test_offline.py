@@ -1,4 +1,5 @@
-"""The PP-OCR models ship in the rapidocr wheel and load with the network cut off."""
+"""The PP-OCR models ship in the rapidocr wheel, the plate head in this repository; both load with the network cut
+off."""
 
 from __future__ import annotations
 
@@ -23,10 +24,13 @@ _CHILD = textwrap.dedent(
     from services.recognition.engine import RapidOcrEngine
     from services.recognition.decoding import PlateDecoder
 
-    engine = RapidOcrEngine(threads=1)
+    engine = RapidOcrEngine(threads=1, plate_head=True)
     line = np.full((48, 200, 3), 255, np.uint8)
     cv2.putText(line, "XYZ789", (8, 38), cv2.FONT_HERSHEY_SIMPLEX, 1.2, (0, 0, 0), 3)
-    print(PlateDecoder(engine.charset).decode(engine.recognize([line])[0]).text)
+    scores = engine.recognize([line])[0]
+    assert scores.plate is not None and scores.plate.shape == (len(scores.probs), 37)
+    assert np.allclose(scores.plate.sum(axis=1), 1.0, atol=1e-4)
+    print(PlateDecoder(engine.charset).decode(scores.probs, scores.plate).text)
     """
 )
 
