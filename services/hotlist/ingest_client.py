@@ -24,6 +24,7 @@ class IngestClient:
         self.base_url = base_url
         self.token = token
         self.transport = transport
+        self._client: httpx.AsyncClient | None = None  # one pool of connections for the app's life (`close`)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> IngestClient:
@@ -34,15 +35,21 @@ class IngestClient:
         if self.token is None:
             raise Unavailable("no service credentials configured for calls to ingest")
         headers = {"Authorization": f"Bearer {await self.token()}"}
+        if self._client is None:
+            self._client = service_client(self.base_url, transport=self.transport)
         try:
-            async with service_client(self.base_url, transport=self.transport, headers=headers) as client:
-                resp = await client.post(path, json=body)
+            resp = await self._client.post(path, json=body, headers=headers)
         except httpx.HTTPError as exc:
             raise Unavailable(f"ingest unreachable: {type(exc).__name__}") from exc
         if resp.status_code != 200:
             raise Unavailable(f"ingest answered {resp.status_code} to {path}")
         data: dict[str, Any] = resp.json()
         return data
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
 
     async def lookup_reads(self, plates: list[str], since: datetime) -> list[dict[str, Any]]:
         data = await self._post("/v1/internal/reads/lookup", {"plates": plates, "since": since.isoformat()})

@@ -52,6 +52,7 @@ def create_app(settings: Settings | None = None, *, ingest: IngestClient | None 
             yield
         finally:
             await jobs.stop(tasks)
+            await app.state.ingest.close()
 
     return create_service_app(
         "hotlist",
