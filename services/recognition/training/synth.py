@@ -191,5 +191,4 @@ def sample(rng: np.random.Generator) -> tuple[np.ndarray, str]:
     text = plate_text(rng)
     plate, quad = render_plate(text, rng)
     photo, number = photograph(plate, quad, rng)
-    label = text.replace("O", "0") if any(ch.isdigit() for ch in text) else text
-    return line_crop(photo, number, rng), label
+    return line_crop(photo, number, rng), text  # no letter O is drawn: labels are already in the plates' normal form
