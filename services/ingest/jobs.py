@@ -11,6 +11,7 @@ import structlog
 from sqlalchemy import select, text, update
 
 from services.ingest.clients import CallFailed
+from services.ingest.protected import destroy_reads, protected_among
 from services.ingest.service import (
     IngestContext,
     add_hit_events,
@@ -86,6 +87,7 @@ class Worker:
             ).all()
             events = 0
             down: dict[str, str] = {}  # service -> why it failed this round
+            doomed: list[Any] = []  # Safe at Home reads, destroyed instead of finished
             for r in rows:
                 row: dict[str, Any] = dict(r._mapping)
                 error: str | None = None
@@ -93,6 +95,9 @@ class Worker:
                     await self._finish(row, down)
                 except CallFailed as exc:
                     error = str(exc)
+                if row.get("protected"):
+                    doomed.append(row["id"])
+                    continue
                 # What was finished is kept even when a later step failed (recognised, not yet matched).
                 await session.execute(
                     update(READS)
@@ -117,10 +122,16 @@ class Worker:
                 events += await add_hit_events(session, row["hits"] + row.pop("covert", []), row)
                 if not (row["recognition_pending"] or row["match_pending"]):
                     done += 1
+            keys = await destroy_reads(await session.connection(), doomed)
             await session.commit()
+        if keys:
+            try:
+                await ctx.store.delete_keys(keys)
+            except (StorageError, OSError) as exc:  # the retention check lists objects left without a read
+                log.error("orphan_objects_left", keys=len(keys), error=repr(exc))
         if events:
             ctx.hub.notify()
-        return done
+        return done + len(doomed)
 
     async def _finish(self, row: dict[str, Any], down: dict[str, str]) -> None:
         ctx = self.ctx
@@ -147,6 +158,9 @@ class Worker:
                 raise
             apply_recognition(row, found)
             row["recognition_pending"] = False
+        if await protected_among(ctx.engine, (row["plate"], row["car_plate"])):
+            row["protected"] = True  # Safe at Home: destroyed now, never matched (Minn. Stat. 13.824 subd. 3(c))
+            return
         if row["match_pending"]:
             if not row["plate"] or not ctx.settings.ingest_call_hotlist:
                 row["match_pending"] = False  # recognition found no plate: nothing to match

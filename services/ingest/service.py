@@ -19,6 +19,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from services.ingest.clients import CallFailed, HotlistClient, RecognitionClient
 from services.ingest.images import CheckedImage
 from services.ingest.models import Shift, StreamEvent
+from services.ingest.protected import protected_among
 from services.ingest.schemas import ReadMetadata, ReadResult, ShiftOut, ShiftStart
 from services.ingest.stream import StreamHub
 from services.ingest.writer import ExistingReads, ReadWriter, capture_day
@@ -399,6 +400,12 @@ async def ingest_read(
                 row["recognition_pending"], row["last_error"] = True, str(exc)
             else:
                 apply_recognition(row, candidate)
+    if await protected_among(ctx.engine, (row["plate"], row["car_plate"])):
+        # A Safe at Home participant's plate: destroyed at collection, no alert (Minn. Stat. 13.824 subd. 3(c)).
+        # Nothing is stored; the car's answer looks like any read without a hit, so it tells nobody why.
+        await _delete_quietly(ctx.store, stored)
+        log.info("read_destroyed_at_collection", reason="protected_plate")
+        return result_of({**row, "image_key": None, "crop_key": None}, duplicate=False)
     if settings.ingest_call_hotlist and (row["plate"] or row["recognition_pending"]):
         if row["plate"] is None or ctx.hotlist is None:
             row["match_pending"] = True

@@ -16,6 +16,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.ingest.deps import Ctx
+from services.ingest.protected import destroy_reads
 from services.ingest.retention_models import ProtectedPlate
 from shared import plates
 from shared.audit import client_ip, record
@@ -44,28 +45,23 @@ class SafeAtHomeOut(BaseModel):
 async def destroy_protected(
     engine: AsyncEngine, store: ObjectStore, settings: Settings, protected: list[str] | None = None
 ) -> tuple[int, int]:
-    """Destroy every read of a protected plate (ours or the car's own reading), its objects and hit events."""
+    """Destroy every read of a protected plate (ours or the car's own reading), its objects, hit events and the
+    camera agents' records of it."""
     async with engine.begin() as conn:
         if protected is None:
             protected = [r[0] for r in await conn.execute(text("SELECT plate FROM ingest.protected_plates"))]
         if not protected:
             return 0, 0
-        rows = (
-            await conn.execute(
-                text(
-                    "DELETE FROM ingest.reads WHERE plate = ANY(:p) OR car_plate = ANY(:p) "
-                    "RETURNING id, image_key, crop_key"
-                ),
-                {"p": protected},
+        ids = [
+            r[0]
+            for r in await conn.execute(
+                text("SELECT id FROM ingest.reads WHERE plate = ANY(:p) OR car_plate = ANY(:p)"), {"p": protected}
             )
-        ).all()
-        ids = [r[0] for r in rows]
-        if ids:
-            await conn.execute(text("DELETE FROM ingest.stream_events WHERE read_id = ANY(:i)"), {"i": ids})
-    keys = [k for r in rows for k in (r[1], r[2]) if k]
+        ]
+        keys = await destroy_reads(conn, ids)
     if keys:
         await store.delete_keys(keys)
-    return len(rows), len(keys)
+    return len(ids), len(keys)
 
 
 @router.post(

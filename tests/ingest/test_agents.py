@@ -367,3 +367,26 @@ async def test_second_reading_by_our_recognition_is_kept_beside_the_agents(
     assert [(r.plate, r.car_plate, r.plate_source, r.agent_plate) for r in found] == [
         ("KXR482", "KXR4B2", "recognition", "KXR4B2")
     ]
+
+
+async def test_a_safe_at_home_plate_from_an_agent_is_never_stored(
+    agent_app: Any, admin_token: str, make_token: TokenFactory
+) -> None:
+    """Minn. Stat. 13.824 subd. 3(c): destroyed at collection, so the import does not store it at all."""
+    app, client, own = agent_app
+    supervisor = make_token(subject="sup-agents", roles=["supervisor"], agency=AGENCY)
+    filed = await client.post(
+        "/v1/subject-requests/safe-at-home",
+        json={"plate": "SAH 4411", "request_reference": "SAH-2026-11", "received_on": "2026-11-01T00:00:00+00:00"},
+        headers={"Authorization": f"Bearer {supervisor}"},
+    )
+    assert filed.status_code == 201, filed.text
+    agent = await register(client, admin_token, name=f"pole-{uuid.uuid4().hex[:6]}")
+    at = now_ms()
+    for plate in ("SAH4411", "OTH4412"):
+        resp = await post(client, agent["token"], results_body(plate, at, uuid=f"sah-{plate}-{uuid.uuid4().hex[:6]}"))
+        assert resp.status_code == 200, resp.text
+    await drain(app)
+    stored = await rows(own, "SELECT plate FROM ingest.reads WHERE camera LIKE :c", c=f"{agent['name']}/%")
+    assert [r.plate for r in stored] == ["OTH4412"]
+    assert app.state.agents.importer.totals["destroyed_at_collection"] == 1

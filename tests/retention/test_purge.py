@@ -269,7 +269,20 @@ async def test_safe_at_home_destroys_now_and_later(settings: Settings, make_toke
             ).scalars()
             assert all("SAH" not in d for d in details)  # the request is private: no plate in the audit log
 
-        # A later read of the plate is gone at the next purge run.
+        # A read stored before its plate was known (recognition was down) and read as the protected plate later:
+        # the worker destroys it instead of matching it.
+        pending = await generate(engine, store, now=now, days=1, per_day=1, units=("C7",), agency=agency)
+        async with engine.begin() as conn:
+            await conn.execute(
+                text("UPDATE ingest.reads SET plate = 'SAH123', match_pending = true WHERE id = :a"),
+                {"a": pending.reads[0].read_id},
+            )
+        assert await app.state.ingest_worker.finish_pending() >= 1
+        assert pending.reads[0].read_id not in await own_reads(engine, agency)
+        objects_left = set(await store.list("reads/"))
+        assert pending.reads[0].keys and not any(k in objects_left for k in pending.reads[0].keys)
+
+        # A read the purge's check sees (stored some other way) is gone at the next purge run.
         later = await generate(engine, store, now=now, days=1, per_day=1, units=("C7",), agency=agency)
         async with engine.begin() as conn:
             await conn.execute(

@@ -32,6 +32,7 @@ from services.ingest.agents.parse import Malformed, ParsedPost, PlateRead, loads
 from services.ingest.agents.registry import AgentInfo, Registry
 from services.ingest.clients import CallFailed
 from services.ingest.images import CheckedImage
+from services.ingest.protected import destroy_reads, protected_among
 from services.ingest.service import IngestContext, add_hit_events, apply_recognition, match, recognize
 from services.ingest.writer import READS, capture_day
 from shared import plates
@@ -67,6 +68,7 @@ class _Batch:
     duplicates: int = 0
     quarantined: int = 0
     heartbeats: int = 0
+    protected: int = 0  # reads of Safe at Home plates, destroyed at collection
 
 
 class AgentImporter:
@@ -164,6 +166,7 @@ class AgentImporter:
                 "duplicates": batch.duplicates,
                 "quarantined": batch.quarantined,
                 "heartbeats": batch.heartbeats,
+                "destroyed_at_collection": batch.protected,
             }
             self.totals.update(stats)
             log.info("agent_posts_imported", **stats)
@@ -303,6 +306,9 @@ class AgentImporter:
         ).all()
         wants_finish = self._wants_finish(pr)
         if not found:
+            if await protected_among(self.ctx.engine, (pr.plate,)):
+                batch.protected += 1  # Safe at Home: never stored, never matched (Minn. Stat. 13.824 subd. 3(c))
+                return
             read_id = read_id_for(agent.id, pr.best_key)
             image_key, crop_key = await self._upload(read_id, captured, pr)
             row = {
@@ -563,6 +569,9 @@ class AgentImporter:
                             apply_recognition(row, await recognize(ctx, data, ctype))
                         except (CallFailed, StorageError) as exc:
                             row["recognition_pending"], row["last_error"] = True, str(exc)
+                    if await protected_among(ctx.engine, (row["plate"], row["car_plate"])):
+                        row["protected"] = True  # Safe at Home: destroyed now, never matched (13.824 subd. 3(c))
+                        return row
                     if settings.ingest_call_hotlist and ctx.hotlist is not None and not row["recognition_pending"]:
                         alts = [a for a in dict.fromkeys([*alternatives, row["car_plate"] or ""]) if a]
                         alts = [a for a in alts if a != row["plate"]][:8]
@@ -575,6 +584,9 @@ class AgentImporter:
                 return row
 
             finished = await asyncio.gather(*(one(r) for r in rows))
+            doomed = [row["id"] for row in finished if row.get("protected")]
+            finished = [row for row in finished if not row.get("protected")]
+            keys = await destroy_reads(conn, doomed)
             events = 0
             async with ctx.sessionmaker(bind=conn) as session:
                 for row in finished:
@@ -603,9 +615,11 @@ class AgentImporter:
                     {"ids": [row["id"] for row in finished]},
                 )
                 await session.flush()
+        # Committed: the destroyed reads' objects go too.
+        await self._delete_objects(keys)
         if events:
             ctx.hub.notify()
-        return done
+        return done + len(doomed)
 
 
 def _parse_all(records: list[spool_files.SpoolRecord]) -> list[tuple[spool_files.SpoolRecord, ParsedPost | Malformed]]:
