@@ -62,6 +62,7 @@ MATRIX: dict[str, dict[tuple[str, str], frozenset[str]]] = {
         ("POST", "/v1/internal/reads/lookup"): frozenset({"service"}),
         ("POST", "/v1/internal/reads/search"): frozenset({"service"}),
         ("POST", "/v1/internal/hits"): frozenset({"service"}),
+        ("POST", "/v1/internal/reads/held"): frozenset({"service"}),
         ("POST", "/v1/agents"): frozenset({"admin"}),
         ("GET", "/v1/agents"): frozenset({"admin", "supervisor", "auditor"}),
         ("GET", "/v1/agents/quarantine"): frozenset({"admin"}),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import getpass
 import json
 from typing import Any
@@ -16,6 +17,7 @@ from shared.settings import Settings
 async def run_purge(settings: Settings, *, dry_run: bool, actor: str, max_days: int | None = None) -> dict[str, Any]:
     from services.hotlist import retention as hits
     from services.ingest import retention as reads
+    from services.ingest.holds import held_among
     from shared.db import create_engine
     from shared.storage import create_store
 
@@ -23,7 +25,9 @@ async def run_purge(settings: Settings, *, dry_run: bool, actor: str, max_days: 
     try:
         store = create_store(settings)
         r = await reads.purge(engine, store, settings, actor=actor, trigger="cli", dry_run=dry_run, max_days=max_days)
-        h = await hits.purge(engine, settings, actor=actor, trigger="cli", dry_run=dry_run)
+        # The operator's CLI sits above both services: it asks ingest's holds directly, not over HTTP.
+        held = functools.partial(held_among, engine)
+        h = await hits.purge(engine, settings, held_reads=held, actor=actor, trigger="cli", dry_run=dry_run)
     finally:
         await engine.dispose()
     return {"dry_run": dry_run, "reads": r.as_dict(), "hits": h.as_dict()}
@@ -32,13 +36,14 @@ async def run_purge(settings: Settings, *, dry_run: bool, actor: str, max_days: 
 async def run_check(settings: Settings) -> dict[str, Any]:
     from services.hotlist import retention as hits
     from services.ingest import retention as reads
+    from services.ingest.holds import held_among
     from shared.db import create_engine
     from shared.storage import create_store
 
     engine = create_engine(settings)
     try:
         r = await reads.check(engine, create_store(settings), settings)
-        h = await hits.check(engine, settings)
+        h = await hits.check(engine, settings, held_reads=functools.partial(held_among, engine))
     finally:
         await engine.dispose()
     return {"ok": bool(r["ok"] and h["ok"]), "reads": r, "hits": h}

@@ -173,6 +173,7 @@ def _period(start: datetime, end: datetime) -> None:
 
 @router.get("/v1/internal/report", summary="Hotlist's figures for the log of use and the biennial audit")
 async def report_figures(
+    request: Request,
     principal: Service,
     session: SessionDep,
     engine: EngineDep,
@@ -276,5 +277,5 @@ async def report_figures(
         holds_released=int(holds[1]),
         holds_active=int(holds[2]),
         hits_held=int(held),
-        check=await retention.check(engine, settings),
+        check=await retention.check(engine, settings, held_reads=request.app.state.ingest.held_reads),
     )

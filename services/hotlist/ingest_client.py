@@ -56,5 +56,13 @@ class IngestClient:
         reads: list[dict[str, Any]] = data.get("reads", [])
         return reads
 
+    async def held_reads(self, read_ids: list[str]) -> set[str]:
+        """Those of `read_ids` that a hold in ingest keeps. Raises Unavailable when ingest does not answer."""
+        held: set[str] = set()
+        for start in range(0, len(read_ids), 10_000):
+            data = await self._post("/v1/internal/reads/held", {"read_ids": read_ids[start : start + 10_000]})
+            held.update(data.get("held", []))
+        return held
+
     async def push_hits(self, hits: list[dict[str, Any]]) -> None:
         await self._post("/v1/internal/hits", {"hits": hits})

@@ -47,7 +47,8 @@ def create_app(settings: Settings | None = None, *, ingest: IngestClient | None 
         if settings.hotlist_source_url and settings.hotlist_sync_scheduled:
             tasks.append(asyncio.create_task(jobs.scheduled_sync(app)))
         if settings.retention_purge_scheduled:
-            tasks.append(asyncio.create_task(retention.scheduled_purge(app.state.engine, settings)))
+            purge = retention.scheduled_purge(app.state.engine, settings, app.state.ingest.held_reads)
+            tasks.append(asyncio.create_task(purge))
         try:
             yield
         finally:

@@ -1,11 +1,15 @@
 """The purge of hits (Minn. Stat. 13.824 subd. 3): hits captured before the cutoff and not held go, with their
 verifications and dispositions, in one transaction per batch (safe to interrupt: what is committed is gone, the rest
-goes next run). The same day rule as ingest's purge: a day goes once its first moment is `retention_days` old."""
+goes next run). The same day rule as ingest's purge: a day goes once its first moment is `retention_days` old.
+
+A hit is held by a hold on hits here, or by a hold on its read in ingest (a case that keeps a read keeps the alert
+raised on it): the purge asks ingest (`held_reads`) before deleting, and deletes nothing it could not ask about."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,6 +25,7 @@ from shared.settings import Settings
 log = structlog.get_logger(__name__)
 
 BATCH = 5000
+HeldReads = Callable[[list[str]], Awaitable[set[str]]]  # those of these read ids a hold in ingest keeps
 _ACTIVE_HELD = (
     "SELECT i.hit_id FROM hotlist.hit_hold_items i JOIN hotlist.hit_holds h ON h.id = i.hold_id "
     "WHERE h.released_at IS NULL"
@@ -41,7 +46,9 @@ class HitPurgeReport:
     hits_destroyed: int = 0
     verifications_destroyed: int = 0
     dispositions_destroyed: int = 0
-    hits_kept_held: int = 0
+    hits_kept_held: int = 0  # by a hold on hits, or by a hold on their read (below)
+    hits_kept_read_held: int = 0
+    error: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -54,6 +61,7 @@ async def purge(
     engine: AsyncEngine,
     settings: Settings,
     *,
+    held_reads: HeldReads,
     actor: str,
     trigger: str,
     dry_run: bool = False,
@@ -73,23 +81,32 @@ async def purge(
             ).scalar_one()
         )
         if dry_run:
+            due = (
+                await conn.execute(
+                    text(f"SELECT id, read_id FROM hotlist.hits WHERE {_DUE} AND id NOT IN ({_ACTIVE_HELD})"), p
+                )
+            ).all()
+            doomed = await _not_read_held(due, held_reads, report)
+            if doomed is None:
+                await _audit(conn, report, actor, trigger)
+                return report
             row = (
                 await conn.execute(
                     text(
-                        f"WITH doomed AS (SELECT id FROM hotlist.hits WHERE {_DUE} AND id NOT IN ({_ACTIVE_HELD})) "
-                        "SELECT (SELECT count(*) FROM doomed), "
-                        "(SELECT count(*) FROM hotlist.hit_verifications WHERE hit_id IN (SELECT id FROM doomed)), "
-                        "(SELECT count(*) FROM hotlist.hit_dispositions WHERE hit_id IN (SELECT id FROM doomed))"
+                        "SELECT (SELECT count(*) FROM hotlist.hit_verifications WHERE hit_id = ANY(:ids)), "
+                        "(SELECT count(*) FROM hotlist.hit_dispositions WHERE hit_id = ANY(:ids))"
                     ),
-                    p,
+                    {"ids": doomed},
                 )
             ).one()
-            report.hits_destroyed, report.verifications_destroyed, report.dispositions_destroyed = map(int, row)
+            report.hits_destroyed = len(doomed)
+            report.verifications_destroyed, report.dispositions_destroyed = map(int, row)
             await _audit(conn, report, actor, trigger)
             return report
     run_id = uuid.uuid4()
     report.run_id = str(run_id)
     batches = 0
+    kept: list[Any] = []  # due hits whose read is held in ingest: skipped by the next batches
     while True:
         if max_batches is not None and batches >= max_batches:
             report.status = "partial"
@@ -97,18 +114,22 @@ async def purge(
         async with engine.begin() as conn:
             # Verifications and dispositions are append-only; the purge is the one writer allowed to delete them.
             await conn.execute(text("SELECT set_config('alpr.retention_purge', 'on', true)"))
-            ids = [
-                r[0]
-                for r in await conn.execute(
+            due = (
+                await conn.execute(
                     text(
-                        f"SELECT id FROM hotlist.hits WHERE {_DUE} AND id NOT IN ({_ACTIVE_HELD}) "
-                        "ORDER BY id LIMIT :n FOR UPDATE"
+                        f"SELECT id, read_id FROM hotlist.hits WHERE {_DUE} AND id NOT IN ({_ACTIVE_HELD}) "
+                        "AND id <> ALL(:kept) ORDER BY id LIMIT :n FOR UPDATE"
                     ),
-                    {**p, "n": BATCH},
+                    {**p, "n": BATCH, "kept": kept},
                 )
-            ]
-            if not ids:
+            ).all()
+            if not due:
                 break
+            ids = await _not_read_held(due, held_reads, report)
+            if ids is None:
+                break
+            going = set(ids)
+            kept += [r.id for r in due if r.id not in going]
             v = await conn.execute(text("DELETE FROM hotlist.hit_verifications WHERE hit_id = ANY(:ids)"), {"ids": ids})
             d = await conn.execute(text("DELETE FROM hotlist.hit_dispositions WHERE hit_id = ANY(:ids)"), {"ids": ids})
             h = await conn.execute(text("DELETE FROM hotlist.hits WHERE id = ANY(:ids)"), {"ids": ids})
@@ -116,6 +137,7 @@ async def purge(
             report.dispositions_destroyed += int(d.rowcount or 0)
             report.hits_destroyed += int(h.rowcount or 0)
             batches += 1
+    report.hits_kept_held += report.hits_kept_read_held
     async with engine.begin() as conn:
         await conn.execute(
             text(
@@ -142,6 +164,18 @@ async def purge(
     return report
 
 
+async def _not_read_held(due: list[Any], held_reads: HeldReads, report: HitPurgeReport) -> list[Any] | None:
+    """The ids of `due` hits whose read no hold in ingest keeps; None when ingest could not say (nothing goes)."""
+    try:
+        held = await held_reads(sorted({r.read_id for r in due}))
+    except Exception as exc:  # noqa: BLE001 - whatever failed, a hit we cannot clear is not destroyed
+        report.status, report.error = "partial", f"ingest did not say which reads are held: {exc}"
+        log.warning("hit_purge_stopped", error=repr(exc))
+        return None
+    report.hits_kept_read_held += sum(1 for r in due if r.read_id in held)
+    return [r.id for r in due if r.read_id not in held]
+
+
 async def _audit(conn: Any, report: HitPurgeReport, actor: str, trigger: str) -> None:
     async with AsyncSession(bind=conn) as session:
         await record(
@@ -156,31 +190,40 @@ async def _audit(conn: Any, report: HitPurgeReport, actor: str, trigger: str) ->
         )
 
 
-async def check(engine: AsyncEngine, settings: Settings, *, at: datetime | None = None) -> dict[str, Any]:
+async def check(
+    engine: AsyncEngine, settings: Settings, *, held_reads: HeldReads, at: datetime | None = None
+) -> dict[str, Any]:
+    """Hits past the period that no hold keeps (on the hit, or on its read in ingest): none, after a purge."""
     at = at or datetime.now(UTC)
     limit = at - timedelta(days=settings.retention_days)
     async with engine.connect() as conn:
-        n, oldest = (
+        overdue = (
             await conn.execute(
                 text(
-                    "SELECT count(*), min(coalesce(captured_at, created_at)) FROM hotlist.hits "
+                    "SELECT read_id, coalesce(captured_at, created_at) AS at FROM hotlist.hits "
                     f"WHERE coalesce(captured_at, created_at) < :limit AND id NOT IN ({_ACTIVE_HELD})"
                 ),
                 {"limit": limit},
             )
-        ).one()
+        ).all()
+    out: dict[str, Any] = {"limit": limit.isoformat()}
+    try:
+        held = await held_reads(sorted({r.read_id for r in overdue})) if overdue else set()
+    except Exception as exc:  # noqa: BLE001 - the check says it could not tell rather than guess
+        return {**out, "ok": False, "hits_overdue": None, "oldest_overdue_hit": None, "error": repr(exc)}
+    unheld = [r.at for r in overdue if r.read_id not in held]
     return {
-        "ok": int(n) == 0,
-        "hits_overdue": int(n),
-        "oldest_overdue_hit": oldest.isoformat() if oldest else None,
-        "limit": limit.isoformat(),
+        **out,
+        "ok": not unheld,
+        "hits_overdue": len(unheld),
+        "oldest_overdue_hit": min(unheld).isoformat() if unheld else None,
     }
 
 
-async def scheduled_purge(engine: AsyncEngine, settings: Settings) -> None:
+async def scheduled_purge(engine: AsyncEngine, settings: Settings, held_reads: HeldReads) -> None:
     while True:
         try:
-            await purge(engine, settings, actor="job:hotlist-retention", trigger="schedule")
+            await purge(engine, settings, held_reads=held_reads, actor="job:hotlist-retention", trigger="schedule")
         except Exception as exc:  # noqa: BLE001 - keep the schedule through outages
             log.warning("hit_purge_failed", error=repr(exc))
         await asyncio.sleep(settings.retention_purge_interval_s)

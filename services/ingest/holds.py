@@ -4,6 +4,7 @@ access service the retention figures of its reports."""
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated
@@ -11,6 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select, text, tuple_
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.ingest import retention
 from services.ingest.deps import Ctx, Service
@@ -25,6 +27,33 @@ from shared.holds import HoldRelease, HoldTerms
 router = APIRouter(tags=["retention"])
 Supervisor = Annotated[Principal, Depends(require_roles(SUPERVISOR))]
 HoldReader = Annotated[Principal, Depends(require_roles(SUPERVISOR, AUDITOR))]
+
+
+class HeldIn(BaseModel):
+    read_ids: list[str] = Field(max_length=10_000)
+
+
+class HeldOut(BaseModel):
+    held: list[str]
+
+
+async def held_among(engine: AsyncEngine, read_ids: list[str]) -> set[str]:
+    """Those of `read_ids` that an active hold keeps: their hits must stay too (hotlist's purge asks)."""
+    ids = []
+    for raw in read_ids:
+        with contextlib.suppress(ValueError):
+            ids.append(uuid.UUID(raw))
+    if not ids:
+        return set()
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            text(
+                "SELECT DISTINCT hr.read_id FROM ingest.hold_reads hr JOIN ingest.holds h ON h.id = hr.hold_id "
+                "WHERE h.released_at IS NULL AND hr.read_id = ANY(:ids)"
+            ),
+            {"ids": ids},
+        )
+        return {str(r[0]) for r in rows}
 
 
 class HoldIn(HoldTerms):
@@ -347,3 +376,12 @@ async def usage(
         reads_by_unit_day=[UsageDay(unit=u, day=d, reads=n) for (u, d), n in sorted(per_day.items())],
         reads_total=sum(per_day.values()),
     )
+
+
+@router.post(
+    "/v1/internal/reads/held",
+    tags=["internal"],
+    summary="Which of these reads an active hold keeps (hotlist's purge keeps their hits)",
+)
+async def internal_held(body: HeldIn, principal: Service, ctx: Ctx) -> HeldOut:
+    return HeldOut(held=sorted(await held_among(ctx.engine, body.read_ids)))

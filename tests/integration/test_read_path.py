@@ -206,3 +206,34 @@ async def test_hot_list_updates_are_announced_on_the_stream(system: System, bca_
     assert newer > version
     (second,) = await eventually(lambda: notice_for(newer))
     assert second["payload"]["entries"] == 2 and second["id"] > first["id"]
+
+
+async def test_a_hold_on_a_read_keeps_its_hit_through_hotlists_purge(system: System, bca_server) -> None:  # type: ignore[no-untyped-def]
+    """Hotlist's purge asks ingest, over HTTP, which reads a hold keeps; their hits stay with them."""
+    import httpx
+
+    from services.hotlist.ingest_client import IngestClient
+
+    bca_server.publish(extract([row("V700000002", STOLEN)]))
+    await system.sync()
+    officer = system.officer()
+    assert (await officer.start()).status_code == 201
+    hit_read = (await officer.post_read(officer.meta(plate=STOLEN, state="MN"))).json()
+    plain_read = (await officer.post_read(officer.meta(plate="PZM337", state="MN"))).json()
+    assert hit_read["hits"] and not plain_read["hits"]
+    held = await system.ingest.post(
+        "/v1/holds",
+        json={"case_number": "CR-26-0200", "reason": "the stop that followed", "read_ids": [hit_read["read_id"]]},
+        headers=system.auth("supervisor", agency=AGENCY),
+    )
+    assert held.status_code == 201, held.text
+
+    async def token() -> str:
+        return system.make_token(subject="svc-hotlist", roles=["service"])
+
+    client = IngestClient("http://ingest", token, transport=httpx.ASGITransport(app=system.ingest_app))
+    try:
+        asked = [hit_read["read_id"], plain_read["read_id"], "not-a-read-id"]
+        assert await client.held_reads(asked) == {hit_read["read_id"]}
+    finally:
+        await client.close()

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import statistics
 import uuid
 from collections import Counter
@@ -12,6 +13,8 @@ from sqlalchemy import text
 
 from services.hotlist import retention
 from services.hotlist.main import create_app
+from services.ingest.holds import held_among
+from shared.errors import Unavailable
 from shared.settings import Settings
 from tests.conftest import TokenFactory
 from tests.support.apps import running
@@ -51,6 +54,7 @@ async def test_hit_figures_and_purge(settings: Settings, make_token: TokenFactor
                     "unit": f"RET-H{d % 2 + 1}",
                     "at": at,
                     "list": "bca" if d % 4 else "gang-task-force",
+                    "read": str(uuid.uuid4()),
                 }
                 hits.append(hit)
                 await conn.execute(
@@ -62,7 +66,7 @@ async def test_hit_figures_and_purge(settings: Settings, make_token: TokenFactor
                     ),
                     {
                         "id": hit["id"],
-                        "r": str(uuid.uuid4()),
+                        "r": hit["read"],
                         "l": hit["list"],
                         "c": hit["cat"],
                         "u": hit["unit"],
@@ -155,10 +159,27 @@ async def test_hit_figures_and_purge(settings: Settings, make_token: TokenFactor
             headers={"Authorization": f"Bearer {supervisor}"},
         )
         assert resp.status_code == 201, resp.text
-        dry = await retention.purge(engine, s, actor="test", trigger="cli", dry_run=True, at=now)
-        report = await retention.purge(engine, s, actor="test", trigger="cli", at=now, max_batches=None)
-        assert report.hits_destroyed == dry.hits_destroyed >= len(old) - 1
-        doomed = {h["id"] for h in old} - {held["id"]}
+        # A hold in ingest on another old hit's read keeps that hit too (a case keeps the alert with its read).
+        read_held = next(h for h in old if h is not held)
+        hold_id = uuid.uuid4()
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO ingest.holds (id, kind, case_number, reason, classification, placed_by, placed_at) "
+                    "VALUES (:id, 'investigation', 'CR-26-0101', 'read, alert', 'active_investigative', 's', now())"
+                ),
+                {"id": hold_id},
+            )
+            await conn.execute(
+                text("INSERT INTO ingest.hold_reads (hold_id, read_id, captured_at) VALUES (:h, :r, :at)"),
+                {"h": hold_id, "r": uuid.UUID(read_held["read"]), "at": read_held["at"]},
+            )
+        held_reads = functools.partial(held_among, engine)
+        dry = await retention.purge(engine, s, held_reads=held_reads, actor="test", trigger="cli", dry_run=True, at=now)
+        report = await retention.purge(engine, s, held_reads=held_reads, actor="test", trigger="cli", at=now)
+        assert report.hits_destroyed == dry.hits_destroyed >= len(old) - 2
+        assert report.hits_kept_read_held == dry.hits_kept_read_held == 1
+        doomed = {h["id"] for h in old} - {held["id"], read_held["id"]}
         async with engine.connect() as conn:
             ours = [h["id"] for h in hits]
             left = {
@@ -172,9 +193,23 @@ async def test_hit_figures_and_purge(settings: Settings, make_token: TokenFactor
             }
         assert left == set(ours) - doomed
         assert left_disp <= left and held["id"] in left_disp
-        again = await retention.purge(engine, s, actor="test", trigger="cli", at=now)
+        again = await retention.purge(engine, s, held_reads=held_reads, actor="test", trigger="cli", at=now)
         assert again.hits_destroyed == 0
-        assert (await retention.check(engine, s, at=now))["ok"] is True
+        assert (await retention.check(engine, s, held_reads=held_reads, at=now))["ok"] is True
+
+        # Ingest not answering: nothing goes, and the run says why.
+        async def unreachable(read_ids: list[str]) -> set[str]:
+            raise Unavailable("ingest unreachable: ConnectError")
+
+        async with engine.begin() as conn:
+            await conn.execute(text("UPDATE ingest.holds SET released_at = now() WHERE id = :h"), {"h": hold_id})
+        stopped = await retention.purge(engine, s, held_reads=unreachable, actor="test", trigger="cli", at=now)
+        assert (stopped.status, stopped.hits_destroyed) == ("partial", 0) and "ingest" in (stopped.error or "")
+        assert (await retention.check(engine, s, held_reads=unreachable, at=now))["ok"] is False
+        # Released: the hit follows the normal clock again.
+        released = await retention.purge(engine, s, held_reads=held_reads, actor="test", trigger="cli", at=now)
+        assert released.hits_destroyed == 1 and released.hits_kept_read_held == 0
+        assert (await retention.check(engine, s, held_reads=held_reads, at=now))["ok"] is True
         # A planted violation: an old hit written behind the purge's back is caught, then purged.
         planted = uuid.uuid4()
         async with engine.begin() as conn:
@@ -187,10 +222,11 @@ async def test_hit_figures_and_purge(settings: Settings, make_token: TokenFactor
                 ),
                 {"id": planted, "at": now - timedelta(days=80)},
             )
-        caught = await retention.check(engine, s, at=now)
+        caught = await retention.check(engine, s, held_reads=held_reads, at=now)
         assert (caught["ok"], caught["hits_overdue"]) == (False, 1)
-        assert (await retention.purge(engine, s, actor="test", trigger="cli", at=now)).hits_destroyed == 1
-        assert (await retention.check(engine, s, at=now))["ok"] is True
+        purged = await retention.purge(engine, s, held_reads=held_reads, actor="test", trigger="cli", at=now)
+        assert purged.hits_destroyed == 1
+        assert (await retention.check(engine, s, held_reads=held_reads, at=now))["ok"] is True
         # Dispositions stay append-only outside the purge.
         async with engine.connect() as conn:
             try:
