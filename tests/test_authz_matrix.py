@@ -106,6 +106,7 @@ MATRIX: dict[str, dict[tuple[str, str], frozenset[str]]] = {
         ("POST", "/v1/hit-holds/{hold_id}/release"): frozenset({"supervisor"}),
         ("GET", "/v1/hit-holds"): frozenset({"supervisor", "auditor"}),
         ("GET", "/v1/internal/report"): frozenset({"service"}),
+        ("POST", "/v1/internal/subject-requests/safe-at-home"): frozenset({"service"}),
     },
 }
 

@@ -237,9 +237,7 @@ async def report_figures(
             "count(*) FILTER (WHERE released_at IS NULL) FROM hotlist.hit_holds"
         )
     )[0]
-    held = (
-        await session.execute(text(f"SELECT count(DISTINCT hit_id) FROM ({retention._ACTIVE_HELD}) x"))
-    ).scalar_one()
+    held = (await session.execute(text(f"SELECT count(DISTINCT hit_id) FROM ({retention.ACTIVE_HELD}) x"))).scalar_one()
 
     def minutes(v: float | None) -> float | None:
         return round(v / 60, 2) if v is not None else None

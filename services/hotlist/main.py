@@ -15,6 +15,7 @@ from services.hotlist.ingest_client import IngestClient
 from services.hotlist.matching import Matcher
 from services.hotlist.routes import router
 from services.hotlist.service import Distribution, version_out
+from services.hotlist.subjects import router as subjects_router
 from shared.app import create_service_app
 from shared.settings import Settings, get_settings
 
@@ -58,7 +59,7 @@ def create_app(settings: Settings | None = None, *, ingest: IngestClient | None 
     return create_service_app(
         "hotlist",
         settings,
-        routers=[router, holds_router],
+        routers=[router, holds_router, subjects_router],
         lifespan=lifespan,
         ready_checks=[hotlist_list],
         description="Hot-list sync from the BCA, lists for the cars, matching of reads, hits and dispositions.",

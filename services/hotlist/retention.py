@@ -26,7 +26,7 @@ log = structlog.get_logger(__name__)
 
 BATCH = 5000
 HeldReads = Callable[[list[str]], Awaitable[set[str]]]  # those of these read ids a hold in ingest keeps
-_ACTIVE_HELD = (
+ACTIVE_HELD = (
     "SELECT i.hit_id FROM hotlist.hit_hold_items i JOIN hotlist.hit_holds h ON h.id = i.hold_id "
     "WHERE h.released_at IS NULL"
 )
@@ -75,15 +75,13 @@ async def purge(
     async with engine.begin() as conn:
         report.hits_kept_held = int(
             (
-                await conn.execute(
-                    text(f"SELECT count(*) FROM hotlist.hits WHERE {_DUE} AND id IN ({_ACTIVE_HELD})"), p
-                )
+                await conn.execute(text(f"SELECT count(*) FROM hotlist.hits WHERE {_DUE} AND id IN ({ACTIVE_HELD})"), p)
             ).scalar_one()
         )
         if dry_run:
             due = (
                 await conn.execute(
-                    text(f"SELECT id, read_id FROM hotlist.hits WHERE {_DUE} AND id NOT IN ({_ACTIVE_HELD})"), p
+                    text(f"SELECT id, read_id FROM hotlist.hits WHERE {_DUE} AND id NOT IN ({ACTIVE_HELD})"), p
                 )
             ).all()
             doomed = await _not_read_held(due, held_reads, report)
@@ -112,12 +110,10 @@ async def purge(
             report.status = "partial"
             break
         async with engine.begin() as conn:
-            # Verifications and dispositions are append-only; the purge is the one writer allowed to delete them.
-            await conn.execute(text("SELECT set_config('alpr.retention_purge', 'on', true)"))
             due = (
                 await conn.execute(
                     text(
-                        f"SELECT id, read_id FROM hotlist.hits WHERE {_DUE} AND id NOT IN ({_ACTIVE_HELD}) "
+                        f"SELECT id, read_id FROM hotlist.hits WHERE {_DUE} AND id NOT IN ({ACTIVE_HELD}) "
                         "AND id <> ALL(:kept) ORDER BY id LIMIT :n FOR UPDATE"
                     ),
                     {**p, "n": BATCH, "kept": kept},
@@ -130,12 +126,10 @@ async def purge(
                 break
             going = set(ids)
             kept += [r.id for r in due if r.id not in going]
-            v = await conn.execute(text("DELETE FROM hotlist.hit_verifications WHERE hit_id = ANY(:ids)"), {"ids": ids})
-            d = await conn.execute(text("DELETE FROM hotlist.hit_dispositions WHERE hit_id = ANY(:ids)"), {"ids": ids})
-            h = await conn.execute(text("DELETE FROM hotlist.hits WHERE id = ANY(:ids)"), {"ids": ids})
-            report.verifications_destroyed += int(v.rowcount or 0)
-            report.dispositions_destroyed += int(d.rowcount or 0)
-            report.hits_destroyed += int(h.rowcount or 0)
+            h, v, d = await destroy_hits(conn, ids)
+            report.hits_destroyed += h
+            report.verifications_destroyed += v
+            report.dispositions_destroyed += d
             batches += 1
     report.hits_kept_held += report.hits_kept_read_held
     async with engine.begin() as conn:
@@ -162,6 +156,17 @@ async def purge(
         await _audit(conn, report, actor, trigger)
     log.info("hit_purge", **report.as_dict())
     return report
+
+
+async def destroy_hits(conn: Any, ids: list[Any]) -> tuple[int, int, int]:
+    """Delete these hits with their verifications and dispositions in `conn`'s transaction: (hits, verifications,
+    dispositions) deleted. Verifications and dispositions are append-only; destruction the statute requires (this
+    purge, a Safe at Home request) is the one writer allowed to delete them, and says so in its transaction."""
+    await conn.execute(text("SELECT set_config('alpr.retention_purge', 'on', true)"))
+    v = await conn.execute(text("DELETE FROM hotlist.hit_verifications WHERE hit_id = ANY(:ids)"), {"ids": ids})
+    d = await conn.execute(text("DELETE FROM hotlist.hit_dispositions WHERE hit_id = ANY(:ids)"), {"ids": ids})
+    h = await conn.execute(text("DELETE FROM hotlist.hits WHERE id = ANY(:ids)"), {"ids": ids})
+    return int(h.rowcount or 0), int(v.rowcount or 0), int(d.rowcount or 0)
 
 
 async def _not_read_held(due: list[Any], held_reads: HeldReads, report: HitPurgeReport) -> list[Any] | None:
@@ -201,7 +206,7 @@ async def check(
             await conn.execute(
                 text(
                     "SELECT read_id, coalesce(captured_at, created_at) AS at FROM hotlist.hits "
-                    f"WHERE coalesce(captured_at, created_at) < :limit AND id NOT IN ({_ACTIVE_HELD})"
+                    f"WHERE coalesce(captured_at, created_at) < :limit AND id NOT IN ({ACTIVE_HELD})"
                 ),
                 {"limit": limit},
             )

@@ -109,6 +109,10 @@ class HotlistClient(_Client):
             raise CallFailed("hotlist answered without `hits`")
         return body
 
+    async def forget_plate(self, plate: str) -> dict[str, Any]:
+        """Destroy the hits on a Safe at Home participant's plate (but held ones): hotlist's counts."""
+        return await self._post("/v1/internal/subject-requests/safe-at-home", json={"plate": plate})
+
     async def version(self) -> dict[str, Any]:
         try:
             resp = await self.client.get("/v1/hotlist/version", headers=await self._headers())

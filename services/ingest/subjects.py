@@ -1,5 +1,6 @@
 """Requests from data subjects about their plate. Safe at Home participants (Minn. Stat. 13.824 subd. 3(c)): the
-reads of their plate are destroyed at once (rows, photos, hit events) and every later purge run destroys new ones.
+reads of their plate are destroyed at once (rows, photos, hit events; hotlist destroys the hits raised on them), but
+those a hold keeps (active criminal investigative data); later reads are destroyed at collection (protected.py).
 The request itself is private data: the plate lives only in ingest's own table, beside the reads it protects (no
 report, audit entry or log carries it).
 
@@ -15,14 +16,15 @@ from pydantic import BaseModel, Field
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.ingest.clients import CallFailed
 from services.ingest.deps import Ctx
-from services.ingest.protected import destroy_reads
+from services.ingest.protected import ACTIVE_HELD_READS, destroy_reads
 from services.ingest.retention_models import ProtectedPlate
 from shared import plates
 from shared.audit import client_ip, record
 from shared.auth import SUPERVISOR, Principal, require_roles
 from shared.db import SessionDep
-from shared.errors import Unprocessable
+from shared.errors import Unavailable, Unprocessable
 from shared.settings import Settings
 from shared.storage import ObjectStore
 
@@ -40,22 +42,28 @@ class SafeAtHomeOut(BaseModel):
     request_id: str
     reads_destroyed: int
     objects_destroyed: int
+    hits_destroyed: int | None  # None: this ingest does not call hotlist (no hits were raised through it)
 
 
 async def destroy_protected(
     engine: AsyncEngine, store: ObjectStore, settings: Settings, protected: list[str] | None = None
 ) -> tuple[int, int]:
-    """Destroy every read of a protected plate (ours or the car's own reading), its objects, hit events and the
-    camera agents' records of it."""
+    """Destroy every read of a protected plate (ours or the car's own reading) but held ones, with its objects, hit
+    events and the camera agents' records of it."""
     async with engine.begin() as conn:
         if protected is None:
             protected = [r[0] for r in await conn.execute(text("SELECT plate FROM ingest.protected_plates"))]
         if not protected:
             return 0, 0
+        # Held reads stay: the statute excepts active criminal investigative data.
         ids = [
             r[0]
             for r in await conn.execute(
-                text("SELECT id FROM ingest.reads WHERE plate = ANY(:p) OR car_plate = ANY(:p)"), {"p": protected}
+                text(
+                    "SELECT id FROM ingest.reads WHERE (plate = ANY(:p) OR car_plate = ANY(:p)) "
+                    f"AND id NOT IN ({ACTIVE_HELD_READS})"
+                ),
+                {"p": protected},
             )
         ]
         keys = await destroy_reads(conn, ids)
@@ -94,8 +102,15 @@ async def safe_at_home(
     else:
         request_id = str(existing)
     await session.commit()  # the plate is protected before its reads go, so a read arriving meanwhile goes too
+    hits: int | None = None
+    if ctx.hotlist is not None:
+        try:
+            hits = int((await ctx.hotlist.forget_plate(plate))["hits_destroyed"])
+        except (CallFailed, KeyError, TypeError, ValueError) as exc:
+            # Recorded and protected already: a retry of the same request finishes the job.
+            raise Unavailable(f"hotlist did not destroy the plate's hits ({exc}): retry this request") from exc
     reads, objects = await destroy_protected(ctx.engine, ctx.store, ctx.settings, [plate])
-    details: dict[str, Any] = {"reads_destroyed": reads, "objects_destroyed": objects}
+    details: dict[str, Any] = {"reads_destroyed": reads, "objects_destroyed": objects, "hits_destroyed": hits}
     await record(
         session,
         service="ingest",
@@ -107,4 +122,4 @@ async def safe_at_home(
         record_count=reads,
         details=details,
     )
-    return SafeAtHomeOut(request_id=request_id, reads_destroyed=reads, objects_destroyed=objects)
+    return SafeAtHomeOut(request_id=request_id, reads_destroyed=reads, objects_destroyed=objects, hits_destroyed=hits)

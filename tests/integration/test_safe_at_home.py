@@ -1,9 +1,12 @@
-"""Safe at Home (Minn. Stat. 13.824 subd. 3(c)): once a participant's request is recorded, a read of their plate is
-destroyed at the time of collection and no alert is issued on it, even when the plate is on the hot list."""
+"""Safe at Home (Minn. Stat. 13.824 subd. 3(c)): when a participant's request is recorded, the reads of their plate
+and the hits raised on them are destroyed, but those a hold keeps (active criminal investigative data); from then
+on a read of the plate is destroyed at the time of collection and no alert is issued on it, even when the plate is
+on the hot list."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -17,7 +20,16 @@ from tests.support.s3 import BUCKET
 PROTECTED, STOLEN = "SAH7731", "ABC1234"
 
 
-async def test_a_participants_read_is_destroyed_at_collection_and_raises_no_alert(  # type: ignore[no-untyped-def]
+async def _scalar(system: System, sql: str, **params: Any) -> Any:
+    engine = create_async_engine(system.settings.database_url or "")
+    try:
+        async with engine.connect() as conn:
+            return await conn.scalar(text(sql), params)
+    finally:
+        await engine.dispose()
+
+
+async def test_a_participants_reads_and_hits_are_destroyed_and_no_alert_is_raised(  # type: ignore[no-untyped-def]
     system: System, bca_server, s3_server
 ) -> None:
     # The list carries the plate, so only the Safe at Home rule keeps a hit from being raised.
@@ -25,32 +37,46 @@ async def test_a_participants_read_is_destroyed_at_collection_and_raises_no_aler
     await system.sync()
     officer = system.officer()
     assert (await officer.start()).status_code == 201
+    supervisor = system.auth("supervisor", agency=AGENCY)
+
+    # Before the request: two reads of the plate, each with its hit; a case holds the first read and its hit.
+    before = [
+        (await officer.post_read(officer.meta(plate=PROTECTED, state="MN"), photo=jpeg(plate_image("PZM337")))).json()
+        for _ in range(2)
+    ]
+    assert all(len(r["hits"]) == 1 for r in before)
+    kept, gone = before
+    case = {"case_number": "CR-26-0300", "reason": "stolen-vehicle case"}
+    held = await system.ingest.post("/v1/holds", json={**case, "read_ids": [kept["read_id"]]}, headers=supervisor)
+    assert held.status_code == 201, held.text
+    hit_held = await system.hotlist.post(
+        "/v1/hit-holds", json={**case, "hit_ids": [kept["hits"][0]["hit_id"]]}, headers=supervisor
+    )
+    assert hit_held.status_code == 201, hit_held.text
+
     filed = await system.ingest.post(
         "/v1/subject-requests/safe-at-home",
         json={"plate": "sah-7731", "request_reference": "SAH-2026-9", "received_on": datetime.now(UTC).isoformat()},
-        headers=system.auth("supervisor", agency=AGENCY),
+        headers=supervisor,
     )
     assert filed.status_code == 201, filed.text
+    assert (filed.json()["reads_destroyed"], filed.json()["hits_destroyed"]) == (1, 1)
+    reads_sql = "SELECT count(*) FROM ingest.reads WHERE id = CAST(:r AS uuid)"
+    hits_sql = "SELECT count(*) FROM hotlist.hits WHERE read_id = :r"
+    assert await _scalar(system, reads_sql, r=kept["read_id"]) == 1
+    assert await _scalar(system, hits_sql, r=kept["read_id"]) == 1
+    assert await _scalar(system, reads_sql, r=gone["read_id"]) == 0
+    assert await _scalar(system, hits_sql, r=gone["read_id"]) == 0
 
+    # After the request: a read of the plate is not stored, its photo is deleted, and no hit is raised.
     resp = await officer.post_read(officer.meta(plate=PROTECTED, state="MN"), photo=jpeg(plate_image("PZM337")))
     assert resp.status_code == 200, resp.text
     body = resp.json()
     # The car's answer looks like any read without a hit: it says nothing about why.
     assert (body["hits"], body["notice"], body["status"]) == ([], None, "complete")
     assert body["image_key"] is None and body["crop_key"] is None
-
-    engine = create_async_engine(system.settings.database_url or "")
-    try:
-        async with engine.connect() as conn:
-            stored = await conn.scalar(
-                text("SELECT count(*) FROM ingest.reads WHERE plate = :p OR car_plate = :p"), {"p": PROTECTED}
-            )
-            hits = await conn.scalar(
-                text("SELECT count(*) FROM hotlist.hits WHERE read_id = :r"), {"r": body["read_id"]}
-            )
-    finally:
-        await engine.dispose()
-    assert stored == 0 and hits == 0
+    assert await _scalar(system, reads_sql, r=body["read_id"]) == 0
+    assert await _scalar(system, hits_sql, r=body["read_id"]) == 0
     objects = [o.object_name for o in s3_server.client().list_objects(BUCKET, prefix="reads/", recursive=True)]
     assert not any(body["read_id"] in name for name in objects)
 

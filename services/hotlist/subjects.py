@@ -1,0 +1,69 @@
+"""A Safe at Home participant's request, hotlist's part (Minn. Stat. 13.824 subd. 3(c)): the hits raised on reads of
+their plate are destroyed when ingest records the request, but those a hold keeps (active criminal investigative
+data). The plate is private: it is in no log line or audit entry."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, Field
+from sqlalchemy import text
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.hotlist.deps import EngineDep
+from services.hotlist.retention import ACTIVE_HELD, destroy_hits
+from shared import plates
+from shared.audit import record
+from shared.auth import SERVICE, Principal, require_roles
+from shared.errors import Unprocessable
+
+router = APIRouter(tags=["retention"])
+Service = Annotated[Principal, Depends(require_roles(SERVICE))]
+
+
+class ProtectedPlateIn(BaseModel):
+    plate: str = Field(min_length=1, max_length=12)
+
+
+class HitsDestroyed(BaseModel):
+    hits_destroyed: int
+    verifications_destroyed: int
+    dispositions_destroyed: int
+    hits_kept_held: int
+
+
+@router.post(
+    "/v1/internal/subject-requests/safe-at-home",
+    tags=["internal"],
+    summary="Destroy the hits on a Safe at Home participant's plate, but held ones (ingest, on the request)",
+)
+async def destroy_plate_hits(body: ProtectedPlateIn, principal: Service, engine: EngineDep) -> HitsDestroyed:
+    plate = plates.normalize(body.plate)
+    if not plate:
+        raise Unprocessable("plate: no letters or digits")
+    async with engine.begin() as conn:
+        rows = (
+            await conn.execute(
+                text(f"SELECT id, id IN ({ACTIVE_HELD}) AS held FROM hotlist.hits WHERE read_plate = :p FOR UPDATE"),
+                {"p": plate},
+            )
+        ).all()
+        h, v, d = await destroy_hits(conn, [r.id for r in rows if not r.held])
+        out = HitsDestroyed(
+            hits_destroyed=h,
+            verifications_destroyed=v,
+            dispositions_destroyed=d,
+            hits_kept_held=sum(1 for r in rows if r.held),
+        )
+        async with AsyncSession(bind=conn) as session:
+            await record(
+                session,
+                service="hotlist",
+                action="subject_request.safe_at_home",
+                principal=principal,
+                object_type="hit",
+                record_count=h,
+                details=out.model_dump(),
+            )
+    return out
