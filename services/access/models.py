@@ -172,6 +172,9 @@ class Grant(SQLModel, table=True):
     decision_id: uuid.UUID = Field(foreign_key="access.decisions.id")
     holder: str = Field(index=True)
     holder_agency: str | None = None
+    # The ORI whose reads the grant opens: the deciding supervisor's agency, the custodian of that data. A
+    # supervisor can open only their own agency's reads, to anyone; null on grants older than this rule.
+    data_agency: str | None = None
     case_number: str
     plates: list[str] = Field(sa_column=Column(ARRAY(Text), nullable=False))
     misread_tolerant: bool = True

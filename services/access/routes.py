@@ -176,7 +176,8 @@ def _area(lat: float | None, lon: float | None, radius: float | None) -> AreaIn 
 
 def _grant_out(g: Grant) -> GrantOut:
     return GrantOut(
-        id=g.id, request_id=g.request_id, version=g.version, holder=g.holder, case_number=g.case_number,
+        id=g.id, request_id=g.request_id, version=g.version, holder=g.holder, data_agency=g.data_agency,
+        case_number=g.case_number,
         plates=g.plates, misread_tolerant=g.misread_tolerant, start=g.start, end=g.end,
         area=_area(g.area_lat, g.area_lon, g.area_radius_m), warrant_number=g.warrant_number,
         exigency_attestation=g.exigency_attestation, created_at=g.created_at, expires_at=g.expires_at,

@@ -103,6 +103,7 @@ class GrantOut(BaseModel):
     request_id: uuid.UUID
     version: int
     holder: str
+    data_agency: str | None  # whose reads it opens (the deciding supervisor's agency); null: every agency's
     case_number: str
     plates: list[str]
     misread_tolerant: bool

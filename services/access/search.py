@@ -143,7 +143,7 @@ async def search(
         "start": query.start.isoformat(),
         "end": query.end.isoformat(),
         "area": query.area.model_dump() if query.area else None,
-        "agency": None,
+        "agency": grant.data_agency,  # only the reads of the agency whose supervisor opened them
         "limit": query.limit,
         "cursor": query.cursor,
     }

@@ -260,7 +260,8 @@ async def decide(
     if expires_at is not None:
         grant = Grant(
             request_id=req.id, version=version.version, decision_id=decision.id, holder=req.requester,
-            holder_agency=req.requester_agency, case_number=version.case_number, plates=version.plates,
+            holder_agency=req.requester_agency, data_agency=principal.agency, case_number=version.case_number,
+            plates=version.plates,
             misread_tolerant=version.misread_tolerant, start=version.start, end=version.end,
             area_lat=version.area_lat, area_lon=version.area_lon, area_radius_m=version.area_radius_m,
             warrant_number=version.warrant_number, exigency_attestation=version.exigency_attestation,

@@ -67,8 +67,18 @@ async def test_search_inside_a_grant_over_the_real_archive(archive: Any, make_to
         "far": await _post(car, f"{p}155", 2.5, *far, None),  # outside the area
         "other": await _post(car, "".join(random.choices("ACEFHJKMNPRTUVWXY", k=3)) + "777", 2.5, lat, lon, None),
     }
+    # Another agency's car at the same scene, the same plate prefix: our supervisor's grant does not open its reads.
+    foreign_badge = str(uuid.uuid4().int % 100000)
+    foreign_token = make_token(
+        subject=f"officer-{foreign_badge}", roles=["officer"], badge=foreign_badge, agency="MN0279999",
+        trained_until=int(time.time()) + 86400,
+    )  # fmt: skip
+    foreign_car = Officer(ingest, foreign_token, foreign_badge, unit=f"car-{uuid.uuid4().hex[:8]}")
+    assert (await foreign_car.start()).status_code == 201
+    await _post(foreign_car, f"{p}123", 2.4, lat, lon, None)
     scene = {"lat": lat, "lon": lon, "radius_m": 2000}
     grant = await granted(access, officer_token, sup_token, plates=[f"{p}1*"], area=scene, misread_tolerant=True)
+    assert grant["data_agency"] == AGENCY_ORI  # the deciding supervisor's agency
     window = {"start": (NOW - timedelta(days=3)).isoformat(), "end": (NOW - timedelta(days=1)).isoformat()}
 
     async def search(**body: Any) -> dict[str, Any]:
