@@ -201,16 +201,40 @@ class S3Store:
         return url
 
 
+class SignedLinks:
+    """Links to objects that the access service serves itself (`GET /v1/objects/{key}`), so that each view is
+    audited: an HMAC over the key and the expiry time, with the deployment's URL-signing secret."""
+
+    def __init__(self, base_url: str, secret: str) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._secret = secret.encode()
+
+    def sign(self, key: str, expires_at: int) -> str:
+        return hmac.new(self._secret, f"{key}\n{expires_at}".encode(), hashlib.sha256).hexdigest()
+
+    def verify(self, key: str, expires_at: int, signature: str) -> bool:
+        return expires_at >= time.time() and hmac.compare_digest(self.sign(key, expires_at), signature)
+
+    def url(self, key: str, expires_s: int = 300) -> str:
+        _check_key(key)
+        expires_at = int(time.time()) + expires_s
+        return f"{self.base_url}/v1/objects/{quote(key)}?expires={expires_at}&signature={self.sign(key, expires_at)}"
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SignedLinks:
+        return cls(settings.url_of("access"), settings.url_signing_secret.get_secret_value())
+
+
 class LocalStore:
-    """Objects as files under a folder: the one-command default. Writes are atomic (temp file + rename)."""
+    """Objects as files under a folder: the one-command default. Writes are atomic (temp file + rename). A folder
+    serves nothing by itself: its presigned links are access's signed links."""
 
     name = "local"
 
     def __init__(self, root: Path, *, signing_secret: str, base_url: str = "") -> None:
         self.root = root.resolve()
         self.root.mkdir(parents=True, exist_ok=True)
-        self._secret = signing_secret.encode()
-        self.base_url = base_url.rstrip("/")
+        self.links = SignedLinks(base_url, signing_secret)
 
     def _path(self, key: str) -> Path:
         return self.root / _check_key(key)
@@ -269,16 +293,8 @@ class LocalStore:
         if not self.root.is_dir() or not os.access(self.root, os.W_OK):
             raise StoreUnavailable(f"object folder {self.root} is not writable")
 
-    def sign(self, key: str, expires_at: int) -> str:
-        return hmac.new(self._secret, f"{key}\n{expires_at}".encode(), hashlib.sha256).hexdigest()
-
-    def verify(self, key: str, expires_at: int, signature: str) -> bool:
-        return expires_at >= time.time() and hmac.compare_digest(self.sign(key, expires_at), signature)
-
     async def presigned_url(self, key: str, expires_s: int = 300) -> str:
-        _check_key(key)
-        expires_at = int(time.time()) + expires_s
-        return f"{self.base_url}/v1/objects/{quote(key)}?expires={expires_at}&signature={self.sign(key, expires_at)}"
+        return self.links.url(key, expires_s)
 
 
 def create_store(settings: Settings, *, base_url: str = "") -> ObjectStore:

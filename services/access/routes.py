@@ -52,9 +52,9 @@ from services.access.schemas import (
 from shared.audit import AuditEntry, verify_chain
 from shared.auth import Principal
 from shared.db import SessionDep
-from shared.errors import BadRequest, Forbidden, NotFound, Unprocessable
+from shared.errors import BadRequest, Forbidden, NotFound, Unavailable, Unprocessable
 from shared.keys import public_jwks
-from shared.storage import LocalStore, ObjectNotFound, ObjectStore
+from shared.storage import ObjectNotFound, ObjectStore, SignedLinks, StorageError
 
 router = APIRouter()
 
@@ -363,11 +363,10 @@ async def search_reads(
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
-    store: StoreDep,
     ingest: IngestDep,
     principal: Requester,
 ) -> SearchOut:
-    return await search.search(session, settings, store, ingest, principal, request, body)
+    return await search.search(session, settings, ingest, principal, request, body)
 
 
 @router.post("/v1/disclosures", tags=["grants"], status_code=201, summary="Record data shared with another agency")
@@ -442,7 +441,7 @@ async def verify_audit(request: Request, session: SessionDep, principal: Auditor
 @router.get(
     "/v1/objects/{key:path}",
     tags=["objects"],
-    summary="An image or document by presigned link (local-folder store); each view is audited",
+    summary="An image or document by a link access signed (any store); each view is audited",
     response_class=Response,
     responses={200: {"content": {"image/jpeg": {}, "application/pdf": {}}}},
 )
@@ -453,10 +452,9 @@ async def get_object(
     store: StoreDep,
     expires: Annotated[int, Query()],
     signature: Annotated[str, Query(max_length=128)],
+    settings: SettingsDep,
 ) -> Response:
-    if not isinstance(store, LocalStore):
-        raise NotFound("objects are served by the object store itself")
-    if not store.verify(key, expires, signature):
+    if not SignedLinks.from_settings(settings).verify(key, expires, signature):
         raise await events.refuse(
             session, Forbidden("link expired or invalid"), "image.view", request=request, object_type="object",
             object_ids=[key],
@@ -464,9 +462,11 @@ async def get_object(
     try:
         data = await store.get(key)
     except ObjectNotFound:
-        raise NotFound("object not found") from None
+        raise NotFound("object not found (destroyed at the end of its retention period?)") from None
     except ValueError:
         raise BadRequest("invalid object key") from None
+    except StorageError as exc:
+        raise Unavailable("object store unavailable, retry shortly") from exc
     await events.record(
         session, "image.view", request=request, object_type="object", object_ids=[key],
         details={"link_expires": expires, "bytes": len(data)},

@@ -6,7 +6,6 @@ service token it signs itself (it is the token issuer), only after the checks he
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
 
@@ -24,7 +23,7 @@ from shared.auth import AGENCY, Principal
 from shared.errors import AppError, BadRequest, Forbidden, NotFound, Unavailable
 from shared.http import service_client
 from shared.settings import Settings
-from shared.storage import ObjectStore, StorageError
+from shared.storage import SignedLinks
 
 log = structlog.get_logger(__name__)
 SERVICE_SUBJECT = "service:access"
@@ -95,19 +94,14 @@ def coverage_reason(grant: Grant, query: SearchIn) -> str | None:
     )
 
 
-async def _presign(store: ObjectStore, key: str | None, ttl_s: int) -> str | None:
-    if not key:
-        return None
-    try:
-        return await store.presigned_url(key, ttl_s)
-    except (StorageError, ValueError):
-        return None  # the image may have aged out; the read itself is still answered
+def _link(links: SignedLinks, key: str | None, ttl_s: int) -> str | None:
+    # Our own signed link, whatever the store: access serves the image and audits each view (`GET /v1/objects`).
+    return links.url(key, ttl_s) if key else None
 
 
 async def search(
     session: AsyncSession,
     settings: Settings,
-    store: ObjectStore,
     ingest: IngestClient,
     principal: Principal,
     request: Request,
@@ -153,8 +147,9 @@ async def search(
         raise await refused(exc) from None
     rows: list[dict[str, Any]] = answer.get("reads", [])
     ttl = settings.presign_ttl_s
-    image_urls = await asyncio.gather(*(_presign(store, r.get("image_key"), ttl) for r in rows))
-    crop_urls = await asyncio.gather(*(_presign(store, r.get("crop_key"), ttl) for r in rows))
+    links = SignedLinks.from_settings(settings)
+    image_urls = [_link(links, r.get("image_key"), ttl) for r in rows]
+    crop_urls = [_link(links, r.get("crop_key"), ttl) for r in rows]
     reads = [
         ReadOut(
             read_id=str(r["read_id"]),

@@ -94,9 +94,13 @@ async def test_search_inside_the_grant_returns_reads_with_presigned_images_and_i
     body = resp.json()
     assert [r["plate"] for r in body["reads"]] == ["ABC123", "A8C123"]
     assert body["count"] == 2 and body["case_number"] == "CR-2026-0200" and body["next_cursor"] is None
-    async with httpx.AsyncClient() as raw:
-        assert (await raw.get(body["reads"][0]["image_url"])).content == JPEG
+    # The link is access's own, whatever the store (S3 here): access serves the photo and audits the view.
+    link = httpx.URL(body["reads"][0]["image_url"])
+    viewed = await access.client.get(f"{link.path}?{link.query.decode()}")
+    assert viewed.status_code == 200 and viewed.content == JPEG
     assert body["reads"][1]["image_url"] is None
+    views = await access.audit(make_token(subject="aud-s3", roles=["auditor"]), action="image.view")
+    assert [e["object_ids"] for e in views if e["object_ids"] == ["reads/2026/test/abc123.jpg"]]
     caller, sent = archive.state.calls[-1]
     assert caller == "service:access" and sent.plates == ["ABC1*"] and sent.misread_tolerant
 

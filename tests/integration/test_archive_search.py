@@ -117,8 +117,8 @@ async def test_search_inside_a_grant_over_the_real_archive(archive: Any, make_to
         "front",
         AGENCY_ORI,
     )
-    async with httpx.AsyncClient() as raw:
-        assert (await raw.get(exact["image_url"])).content == photo
+    link = httpx.URL(exact["image_url"])
+    assert (await access.client.get(f"{link.path}?{link.query.decode()}")).content == photo
     assert tolerant["reads"][1]["image_url"] is None
 
     # Audited at access (the person, the grant, the count) and at ingest (access's service identity).
