@@ -6,6 +6,7 @@ and leave a few server-filled timestamps nullable)."""
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 
 from alembic.autogenerate import compare_metadata
@@ -26,8 +27,15 @@ MIGRATION_ONLY_INDEXES = {
 }
 
 
+RUNTIME_PARTITION = re.compile(r"reads_\d{8}|bca_entries_v\d+")
+
+
 def _include(name: str | None, type_: str, parent: object) -> bool:
-    return name in SERVICE_SCHEMAS if type_ == "schema" else True
+    if type_ == "schema":
+        return name in SERVICE_SCHEMAS
+    # Partitions made at run time under the partitioned tables the models declare: ingest's days of reads
+    # (reads_YYYYMMDD), hotlist's versions of the BCA list (bca_entries_vN).
+    return not (type_ == "table" and RUNTIME_PARTITION.fullmatch(name or ""))
 
 
 def _diffs(url: str) -> list[Any]:

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.ingest import retention
 from services.ingest.deps import Ctx, Service
-from services.ingest.retention_models import Hold, HoldRead, PurgeRun
+from services.ingest.retention_models import ACTIVE_HELD_READS, Hold, HoldRead, PurgeRun
 from services.ingest.writer import READS
 from shared.audit import client_ip, record
 from shared.auth import AUDITOR, SUPERVISOR, Principal, require_roles
@@ -47,11 +47,7 @@ async def held_among(engine: AsyncEngine, read_ids: list[str]) -> set[str]:
         return set()
     async with engine.connect() as conn:
         rows = await conn.execute(
-            text(
-                "SELECT DISTINCT hr.read_id FROM ingest.hold_reads hr JOIN ingest.holds h ON h.id = hr.hold_id "
-                "WHERE h.released_at IS NULL AND hr.read_id = ANY(:ids)"
-            ),
-            {"ids": ids},
+            text(f"SELECT DISTINCT read_id FROM ({ACTIVE_HELD_READS}) held WHERE read_id = ANY(:ids)"), {"ids": ids}
         )
         return {str(r[0]) for r in rows}
 

@@ -18,6 +18,7 @@ from services.ingest.service import (
     add_notice,
     apply_recognition,
     close_expired_shifts,
+    delete_quietly,
     match,
     recognize,
 )
@@ -124,11 +125,7 @@ class Worker:
                     done += 1
             keys = await destroy_reads(await session.connection(), doomed)
             await session.commit()
-        if keys:
-            try:
-                await ctx.store.delete_keys(keys)
-            except (StorageError, OSError) as exc:  # the retention check lists objects left without a read
-                log.error("orphan_objects_left", keys=len(keys), error=repr(exc))
+        await delete_quietly(ctx.store, keys)
         if events:
             ctx.hub.notify()
         return done + len(doomed)

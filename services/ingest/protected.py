@@ -10,11 +10,6 @@ from collections.abc import Iterable
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-# Reads an active hold keeps: a case's (active criminal investigative data) or a data subject's preservation request.
-ACTIVE_HELD_READS = (
-    "SELECT hr.read_id FROM ingest.hold_reads hr JOIN ingest.holds h ON h.id = hr.hold_id WHERE h.released_at IS NULL"
-)
-
 
 async def protected_among(engine: AsyncEngine, candidates: Iterable[str | None]) -> set[str]:
     """Those of `candidates` (normalized plates) that are Safe at Home plates."""

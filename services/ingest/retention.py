@@ -25,7 +25,7 @@ import structlog
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.ingest.retention_models import PurgeRun
+from services.ingest.retention_models import ACTIVE_HELD_READS, PurgeRun
 from shared.audit import record
 from shared.settings import Settings
 from shared.storage import ObjectStore
@@ -322,9 +322,7 @@ async def _add_to_run(conn: Any, run_id: uuid.UUID, r: DayResult) -> None:
     )
 
 
-_ACTIVE_HELD = (
-    "SELECT hr.read_id FROM ingest.hold_reads hr JOIN ingest.holds h ON h.id = hr.hold_id WHERE h.released_at IS NULL"
-)
+_ACTIVE_HELD = ACTIVE_HELD_READS
 
 
 async def _purge_events(conn: Any, cutoff: datetime, *, dry_run: bool) -> int:

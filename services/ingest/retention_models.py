@@ -83,3 +83,9 @@ class ProtectedPlate(SQLModel, table=True):
     received_on: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     recorded_by: str
     recorded_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+# The reads an active hold keeps (a case's, or a data subject's preservation request): SQL for `IN (...)`.
+ACTIVE_HELD_READS = (
+    "SELECT hr.read_id FROM ingest.hold_reads hr JOIN ingest.holds h ON h.id = hr.hold_id WHERE h.released_at IS NULL"
+)

@@ -262,7 +262,7 @@ def _keys(read_id: uuid.UUID, captured_at: datetime, photo: CheckedImage | None,
     )
 
 
-async def _delete_quietly(store: ObjectStore, keys: list[str]) -> None:
+async def delete_quietly(store: ObjectStore, keys: list[str]) -> None:
     for key in keys:
         try:
             await store.delete(key)
@@ -356,7 +356,7 @@ async def ingest_read(
         results = await asyncio.gather(*(_put(k, img) for k, img in uploads), return_exceptions=True)
         failed = [r for r in results if isinstance(r, BaseException)]
         if failed:
-            await _delete_quietly(ctx.store, stored)
+            await delete_quietly(ctx.store, stored)
             log.warning("object_store_failed", error=repr(failed[0]))
             raise Unavailable("object store unavailable, retry later")
 
@@ -403,7 +403,7 @@ async def ingest_read(
     if await protected_among(ctx.engine, (row["plate"], row["car_plate"])):
         # A Safe at Home participant's plate: destroyed at collection, no alert (Minn. Stat. 13.824 subd. 3(c)).
         # Nothing is stored; the car's answer looks like any read without a hit, so it tells nobody why.
-        await _delete_quietly(ctx.store, stored)
+        await delete_quietly(ctx.store, stored)
         log.info("read_destroyed_at_collection", reason="protected_plate")
         return result_of({**row, "image_key": None, "crop_key": None}, duplicate=False)
     if settings.ingest_call_hotlist and (row["plate"] or row["recognition_pending"]):
@@ -419,10 +419,10 @@ async def ingest_read(
     try:
         outcome = await ctx.writer.submit(row, require_active=not queued)
     except BaseException:
-        await _delete_quietly(ctx.store, stored)
+        await delete_quietly(ctx.store, stored)
         raise
     if not outcome.inserted:
-        await _delete_quietly(ctx.store, stored)  # a racing retry stored it first: keep only its objects
+        await delete_quietly(ctx.store, stored)  # a racing retry stored it first: keep only its objects
     elif covert:
         await deliver_covert(ctx, covert, row)
     return result_of(outcome.row, duplicate=not outcome.inserted)

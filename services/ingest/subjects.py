@@ -18,8 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.ingest.clients import CallFailed
 from services.ingest.deps import Ctx
-from services.ingest.protected import ACTIVE_HELD_READS, destroy_reads
-from services.ingest.retention_models import ProtectedPlate
+from services.ingest.protected import destroy_reads
+from services.ingest.retention_models import ACTIVE_HELD_READS, ProtectedPlate
 from shared import plates
 from shared.audit import client_ip, record
 from shared.auth import SUPERVISOR, Principal, require_roles
