@@ -92,6 +92,7 @@ MATRIX: dict[str, dict[tuple[str, str], frozenset[str]]] = {
         ("GET", "/v1/hotlist/version"): frozenset({"officer", "supervisor", "service", "admin"}),
         ("GET", "/v1/hotlist/list"): frozenset({"officer", "supervisor", "service", "admin"}),
         ("GET", "/v1/hotlist/delta"): frozenset({"officer", "supervisor", "service", "admin"}),
+        ("GET", "/v1/hotlist/agency-entries"): frozenset({"officer", "supervisor", "service", "admin"}),
         ("POST", "/v1/hotlist/sync"): frozenset({"admin"}),
         ("POST", "/v1/lists"): frozenset({"supervisor", "admin"}),
         ("GET", "/v1/lists"): frozenset({"supervisor", "admin"}),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
@@ -29,6 +30,8 @@ from services.hotlist.schemas import (
     AgencyEntryOut,
     AgencyListIn,
     AgencyListOut,
+    CarAgencyEntries,
+    CarAgencyEntry,
     DispositionIn,
     DispositionOut,
     HitDetail,
@@ -44,7 +47,7 @@ from services.hotlist.sync import SyncFailed, sync_once
 from shared.audit import client_ip, record
 from shared.auth import ADMIN, Principal
 from shared.db import SessionDep
-from shared.errors import Conflict, Forbidden, NotFound, Unavailable
+from shared.errors import Conflict, Forbidden, NotFound, Unavailable, Unprocessable
 
 router = APIRouter(tags=["hotlist"])
 SERVICE = "hotlist"
@@ -97,6 +100,56 @@ async def delta(
     body = await dist.delta(engine, since, version)
     headers = {"Content-Encoding": "gzip", "X-Hotlist-Version": str(version), "ETag": f'"hotlist-d{since}-{version}"'}
     return Response(body, media_type="application/json", headers=headers)
+
+
+CHANGE_OVERLAP_S = 10
+
+
+@router.get(
+    "/v1/hotlist/agency-entries",
+    response_model=CarAgencyEntries,
+    summary="The agency lists' entries for the cars, never covert lists (all live ones, or changes since a time)",
+)
+async def agency_entries(
+    session: SessionDep, _: Cars, changed_since: Annotated[datetime | None, Query()] = None
+) -> CarAgencyEntries:
+    # Covert lists stay off the cars: their hits go to the list owner only (matching is done here on every read).
+    if changed_since is not None and changed_since.tzinfo is None:
+        raise Unprocessable("changed_since needs a time zone")
+    as_of = datetime.now(UTC)
+    query = (
+        select(AgencyEntry, AgencyList)
+        .join(AgencyList, col(AgencyList.id) == col(AgencyEntry.list_id))
+        .where(col(AgencyList.covert).is_(False))
+        .order_by(col(AgencyEntry.plate))
+    )
+    if changed_since is None:
+        query = query.where(col(AgencyEntry.removed_at).is_(None), col(AgencyEntry.expires_at) > as_of)
+    else:
+        # An entry that expired since is a change too, though nothing wrote it.
+        query = query.where(
+            (col(AgencyEntry.changed_at) > changed_since)
+            | ((col(AgencyEntry.expires_at) > changed_since) & (col(AgencyEntry.expires_at) <= as_of))
+        )
+    rows = (await session.execute(query)).all()
+    return CarAgencyEntries(
+        # A change written in a transaction still open now carries an earlier time: the next call looks back a
+        # little before this one, and a car takes an entry it already has again (by entry_id) at no harm.
+        as_of=as_of - timedelta(seconds=CHANGE_OVERLAP_S),
+        entries=[
+            CarAgencyEntry(
+                entry_id=e.id,
+                list=lst.name,
+                priority=lst.priority,
+                plate=e.plate,
+                state=e.state,
+                reason=e.reason,
+                expires_at=e.expires_at,
+                live=e.removed_at is None and e.expires_at > as_of,
+            )  # fmt: skip
+            for e, lst in rows
+        ],
+    )
 
 
 @router.post("/v1/hotlist/sync", response_model=SyncOut, summary="Sync from the BCA now (admin)")

@@ -211,3 +211,21 @@ class HitDetail(HitOut):
 class PendingHits(BaseModel):
     older_than_s: float
     hits: list[HitDetail]
+
+
+class CarAgencyEntry(BaseModel):
+    """An agency-list entry as a car keeps it: enough to alert on and to say why, not the case's file."""
+
+    entry_id: uuid.UUID
+    list: str
+    priority: int
+    plate: str
+    state: str | None
+    reason: str
+    expires_at: datetime
+    live: bool  # false: removed or expired since `changed_since`; the car drops it
+
+
+class CarAgencyEntries(BaseModel):
+    as_of: datetime  # pass it back as `changed_since` for the next changes
+    entries: list[CarAgencyEntry]

@@ -215,3 +215,38 @@ async def test_covert_list_with_past_read_matching(hl_settings: Settings, tokens
     async with running(create_app(hl_settings, ingest=down)) as client:
         resp = await client.post("/v1/lists/covert-cv/entries", headers=owner, json=_entry("CV5002"))
         assert resp.status_code == 201 and resp.json()["past_read"] == "unavailable"
+
+
+async def test_cars_get_the_agency_lists_live_entries_but_never_a_covert_list(hl_settings: Settings, tokens) -> None:  # type: ignore[no-untyped-def]
+    sup, car = tokens("supervisor", agency="MN0271200"), tokens("officer", agency="MN0271200", badge="77")
+    tag = datetime.now(UTC).strftime("%H%M%S%f")
+    async with running(create_app(hl_settings)) as client:
+        for name, covert in ((f"open-{tag}", False), (f"covert-{tag}", True)):
+            made = await client.post(
+                "/v1/lists", headers=sup, json={"name": name, "owner": "MN0271200", "priority": 3, "covert": covert}
+            )
+            assert made.status_code == 201, made.text
+        added = {}
+        for name, plate in ((f"open-{tag}", "CAR101"), (f"open-{tag}", "CAR102"), (f"covert-{tag}", "CAR103")):
+            resp = await client.post(f"/v1/lists/{name}/entries", headers=sup, json=_entry(plate))
+            assert resp.status_code == 201, resp.text
+            added[plate] = resp.json()["id"]
+
+        full = await client.get("/v1/hotlist/agency-entries", headers=car)
+        assert full.status_code == 200, full.text
+        mine = {e["plate"]: e for e in full.json()["entries"] if e["list"].endswith(tag)}
+        assert set(mine) == {"CAR101", "CAR102"}  # the covert list's entry never reaches a car
+        assert mine["CAR101"]["reason"] == "vehicle used in burglary series" and mine["CAR101"]["live"] is True
+        assert "case_number" not in mine["CAR101"] and "owner" not in mine["CAR101"]
+
+        # The changes since: a removed entry comes back once, as not live.
+        since = full.json()["as_of"]
+        assert (await client.delete(f"/v1/lists/open-{tag}/entries/{added['CAR102']}", headers=sup)).status_code == 200
+        changes = await client.get("/v1/hotlist/agency-entries", params={"changed_since": since}, headers=car)
+        # Changes look back a few seconds (an open transaction's change is not missed): the adds come again.
+        got = {e["plate"]: e["live"] for e in changes.json()["entries"] if e["list"].endswith(tag)}
+        assert got == {"CAR101": True, "CAR102": False}
+        assert (
+            await client.get("/v1/hotlist/agency-entries", params={"changed_since": "2026-01-01T00:00:00"}, headers=car)
+        ).status_code == 422
+        assert (await client.get("/v1/hotlist/agency-entries", headers=tokens("auditor"))).status_code == 403
