@@ -53,8 +53,10 @@ def cmd_eval_ocr(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _table(summary: dict[str, Any]) -> str:
+    skipped = summary["skipped_trained"]
+    left_out = f" ({skipped} left out: the plate head learnt from them)" if skipped else ""
     lines = [
-        f"images      {summary['images']} ({summary['skipped_trained']} left out: the plate head was trained on them)",
+        f"images      {summary['images']}{left_out}",
         f"exact       {summary['exact']:.1%}",
         f"within one  {summary['within_one']:.1%}",
         f"no read     {summary['no_read']:.1%}",
