@@ -400,7 +400,12 @@ async def ingest_read(
                 row["recognition_pending"], row["last_error"] = True, str(exc)
             else:
                 apply_recognition(row, candidate)
-    if await protected_among(ctx.engine, (row["plate"], row["car_plate"])):
+    try:
+        protected = await protected_among(ctx.engine, (row["plate"], row["car_plate"]))
+    except BaseException:
+        await delete_quietly(ctx.store, stored)  # PostgreSQL down: 503, and no photo left without its read
+        raise
+    if protected:
         # A Safe at Home participant's plate: destroyed at collection, no alert (Minn. Stat. 13.824 subd. 3(c)).
         # Nothing is stored; the car's answer looks like any read without a hit, so it tells nobody why.
         await delete_quietly(ctx.store, stored)

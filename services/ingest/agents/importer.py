@@ -33,7 +33,14 @@ from services.ingest.agents.registry import AgentInfo, Registry
 from services.ingest.clients import CallFailed
 from services.ingest.images import CheckedImage
 from services.ingest.protected import destroy_reads, protected_among
-from services.ingest.service import IngestContext, add_hit_events, apply_recognition, match, recognize
+from services.ingest.service import (
+    IngestContext,
+    add_hit_events,
+    apply_recognition,
+    delete_quietly,
+    match,
+    recognize,
+)
 from services.ingest.writer import READS, capture_day
 from shared import plates
 from shared.storage import StorageError
@@ -157,7 +164,7 @@ class AgentImporter:
                 log.error("agent_spool_segment_damaged", segment=s.name, imported_to=s.end, size=s.size)
             if s.sealed and (s.end >= s.size or s.damaged):
                 await self._drop_segment(s.name)
-        await self._delete_objects(batch.orphans)
+        await delete_quietly(self.ctx.store, batch.orphans)
         if records:
             stats = {
                 "records": len(records),
@@ -179,13 +186,6 @@ class AgentImporter:
             spool_files.segment_path(self.dir, name, True).unlink()
         async with self.ctx.engine.begin() as conn:
             await conn.execute(text("DELETE FROM ingest.agent_spool_offsets WHERE segment = :s"), {"s": name})
-
-    async def _delete_objects(self, keys: list[str]) -> None:
-        for key in keys:
-            try:
-                await self.ctx.store.delete(key)
-            except (StorageError, OSError) as exc:
-                log.error("orphan_object_left", key=key, error=repr(exc))
 
     # ---- one record -----------------------------------------------------------------------------------------
 
@@ -616,7 +616,7 @@ class AgentImporter:
                 )
                 await session.flush()
         # Committed: the destroyed reads' objects go too.
-        await self._delete_objects(keys)
+        await delete_quietly(self.ctx.store, keys)
         if events:
             ctx.hub.notify()
         return done + len(doomed)
