@@ -49,6 +49,22 @@ class AuditEntry(SQLModel, table=True):
     hash: str | None = None
 
 
+class AuditSeal(SQLModel, table=True):
+    """The keyed link of one entry: HMAC(key, previous mac + entry hash), written by the sealer that holds the key.
+
+    The database never holds the key, so an insider who rewrites entries and rehashes the plain chain cannot make
+    the seals agree."""
+
+    __tablename__ = "seals"
+    __table_args__ = {"schema": "audit"}
+
+    seq: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    mac: str
+    sealed_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now())
+    )
+
+
 def client_ip(request: Request) -> str | None:
     """Where a request came from, for the audit entry's `source_ip`."""
     return request.client.host if request.client else None

@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     database_url: str | None = None
     db_pool_size: int = Field(default=10, ge=1)
     db_connect_timeout_s: float = Field(default=3.0, gt=0)
+    # Passwords of the services' database roles (`alpr migrate` and `alpr up` set them), JSON {"ingest": "..."}.
+    # Unset: made on first run and kept in `data_dir/db-roles.json` (0600).
+    db_role_passwords: dict[str, SecretStr] = Field(default_factory=dict)
 
     # Object store. No endpoint: the local-folder driver under `data_dir/objects`.
     s3_endpoint: str | None = None  # host:port, e.g. "minio:9000"
@@ -124,6 +127,12 @@ class Settings(BaseSettings):
     recognition_max_batch: int = Field(default=16, ge=1)
     # Text-detection passes (longest side, px), coarse to fine; (960, 1600) reads better and costs ~40 % more.
     recognition_detect_sides: tuple[int, ...] = (640, 1280)
+
+    # The audit chain's secret (keyed seals, signed checkpoints): a file outside the database, made on first run.
+    # Unset: `<keys folder>/audit-chain.key`. Back it up apart from the database: without it nothing can be checked.
+    audit_key_file: Path | None = None
+    audit_checkpoint_interval_s: float = Field(default=60.0, gt=0)  # the access service seals and publishes
+    audit_checkpoint_scheduled: bool = True
 
     # Secret for signing local-folder image links; required outside development.
     url_signing_secret: SecretStr = SecretStr("dev-url-signing-secret")

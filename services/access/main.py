@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
+import structlog
 from fastapi import FastAPI
 
 from services.access.notice_routes import router as notices_router
@@ -15,7 +18,21 @@ from services.access.routes import router
 from services.access.search import IngestClient
 from services.access.security import KeyRing, Passwords
 from shared.app import create_service_app
+from shared.audit_seal import load_keys, publish_checkpoint
 from shared.settings import Settings, get_settings
+
+log = structlog.get_logger(__name__)
+
+
+async def _checkpoint_loop(app: FastAPI, settings: Settings) -> None:
+    """Seal the audit chain and publish a signed checkpoint on a schedule (the key never enters the database)."""
+    keys = await asyncio.to_thread(load_keys, settings, create=True)
+    while True:
+        try:
+            await publish_checkpoint(app.state.engine, app.state.store, keys)
+        except Exception as exc:  # noqa: BLE001 - a database or store outage: the next round catches up
+            log.warning("audit_checkpoint_failed", error=type(exc).__name__)
+        await asyncio.sleep(settings.audit_checkpoint_interval_s)
 
 
 def create_app(
@@ -41,9 +58,16 @@ def create_app(
             timeout_s=settings.search_timeout_s,
             transports={"ingest": ingest_transport, "hotlist": hotlist_transport},
         )
+        checkpoints = (
+            asyncio.create_task(_checkpoint_loop(app, settings)) if settings.audit_checkpoint_scheduled else None
+        )
         try:
             yield
         finally:
+            if checkpoints is not None:
+                checkpoints.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await checkpoints
             await app.state.ingest.close()
 
     return create_service_app(
