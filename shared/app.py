@@ -16,6 +16,7 @@ from shared.auth import CurrentPrincipal, TokenVerifier
 from shared.db import create_engine, create_sessionmaker, ping
 from shared.errors import register_error_handlers
 from shared.logs import RequestIdMiddleware, configure_logging
+from shared.revocations import RevocationList
 from shared.settings import ServiceName, Settings
 from shared.storage import create_store
 
@@ -107,6 +108,9 @@ def create_service_app(
         app.state.sessionmaker = create_sessionmaker(engine)
         app.state.store = create_store(settings, base_url=settings.url_of("access"))
         app.state.verifier = TokenVerifier(settings)
+        app.state.revocations = RevocationList(
+            engine, refresh_s=settings.revocation_refresh_s, horizon_s=settings.revocation_horizon_s
+        )
         log.info("service_starting", port=settings.port_of(service), store=app.state.store.name)
         try:
             if lifespan is None:

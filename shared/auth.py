@@ -73,16 +73,20 @@ class KeySource(Protocol):
 class FolderKeySource:
     """Public keys from the keys folder the access service signs with (same machine, the embedded default).
 
-    Re-read when an unknown kid arrives, so a rotation needs no restart."""
+    Re-read when an unknown kid arrives, so a rotation needs no restart, and at least every `cache_s`, so a key
+    removed from the folder stops being trusted by then."""
 
-    def __init__(self, keys_dir: Path) -> None:
+    def __init__(self, keys_dir: Path, *, cache_s: float = 60.0) -> None:
         self.keys_dir = keys_dir
+        self.cache_s = cache_s
         self._keys: dict[str, dict[str, Any]] = {}
+        self._read_at = 0.0
 
     async def key_for(self, kid: str) -> dict[str, Any] | None:
-        if kid not in self._keys:
+        if kid not in self._keys or time.monotonic() - self._read_at > self.cache_s:
             jwks = await asyncio.to_thread(public_jwks, self.keys_dir)
             self._keys = {k["kid"]: k for k in jwks["keys"]}
+            self._read_at = time.monotonic()
         return self._keys.get(kid)
 
 
@@ -129,7 +133,7 @@ class RemoteJWKS:
 def key_source_for(settings: Settings) -> KeySource:
     if settings.jwks_url:
         return RemoteJWKS(settings.jwks_url, cache_s=settings.jwks_cache_s)
-    return FolderKeySource(settings.keys_dir)
+    return FolderKeySource(settings.keys_dir, cache_s=settings.jwks_cache_s)
 
 
 def _timestamp(value: Any) -> datetime | None:
@@ -206,6 +210,9 @@ async def current_principal(
         raise Unauthorized("not authenticated: bearer token required")
     verifier: TokenVerifier = request.app.state.verifier
     principal = await verifier.verify(credentials.credentials)
+    revocations = getattr(request.app.state, "revocations", None)
+    if revocations is not None:  # after any cache of verified tokens: a revocation is never cached away
+        await revocations.check(principal)
     request.state.principal = principal
     return principal
 

@@ -104,13 +104,16 @@ def sign_token(
     claims: dict[str, Any] | None = None,
     now: float | None = None,
 ) -> str:
-    issued = int(now if now is not None else time.time())
+    exact = now if now is not None else time.time()
+    issued = int(exact)
     payload = {
         **(claims or {}),
         "sub": subject,
         "aud": audience,
         "iss": issuer,
-        "iat": issued,
+        # To the millisecond (RFC 7519 allows fractions): a revocation "every token before t" then spares a token
+        # issued in the same second after it (a rotated client secret's first token).
+        "iat": round(exact, 3),
         "nbf": issued,
         "exp": issued + ttl_s,
         "jti": uuid.uuid4().hex,

@@ -17,7 +17,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.access import events
-from services.access.models import Client, LoginSession, RefreshToken, TrainingRecord, User, utcnow
+from services.access.models import Client, LoginSession, RefreshToken, Revocation, TrainingRecord, User, utcnow
 from services.access.security import KeyRing, Passwords, digest, digest_matches, epoch, new_secret, totp_step
 from shared.auth import AGENCY, PERSON_ROLES, SERVICE, Principal
 from shared.errors import BadRequest, Conflict, NotFound, Unauthorized
@@ -272,11 +272,19 @@ async def password_grant(
     return Issued(token, settings.access_token_ttl_s, refresh)
 
 
+async def publish_revocation(session: AsyncSession, kind: str, value: str, reason: str) -> None:
+    """Every service refuses the tokens this names within seconds (shared/revocations.py)."""
+    session.add(Revocation(kind=kind, value=value, reason=reason))
+    await session.flush()
+
+
 async def _end_session(session: AsyncSession, login: LoginSession, reason: str) -> None:
     if login.ended_at is None:
         login.ended_at = utcnow()
         login.end_reason = reason
         session.add(login)
+        # Its access tokens too, on every service, not only its refresh tokens here.
+        session.add(Revocation(kind="session", value=str(login.id), reason=reason))
     # Every refresh token of the family dies with it.
     await session.execute(
         update(RefreshToken)
@@ -334,6 +342,8 @@ async def refresh_grant(
         reason = "session reached its maximum length"
     elif user.disabled:
         reason = "account disabled"
+    elif user.locked_until is not None and user.locked_until > now:
+        reason = "account locked"
     if reason is not None:
         await _end_session(session, login, reason)
         raise await events.refuse(
@@ -419,3 +429,48 @@ async def unlock(session: AsyncSession, user: User) -> None:
     user.locked_until = None
     session.add(user)
     await session.flush()
+
+
+# ---- disabling and re-keying identities (admin API and CLI); each publishes a revocation ----
+
+
+async def _end_live_sessions(session: AsyncSession, user: User, reason: str) -> None:
+    live = await session.exec(
+        select(LoginSession).where(LoginSession.user_id == user.id, col(LoginSession.ended_at).is_(None))
+    )
+    for login in live.all():
+        await _end_session(session, login, reason)
+
+
+async def set_user_disabled(session: AsyncSession, user: User, disabled: bool) -> None:
+    user.disabled = disabled
+    session.add(user)
+    if disabled:
+        await _end_live_sessions(session, user, "account disabled")
+        await publish_revocation(session, "subject", str(user.id), "account disabled")
+    await session.flush()
+
+
+async def find_client(session: AsyncSession, client_id: str, *, lock: bool = False) -> Client:
+    query = select(Client).where(Client.client_id == client_id)
+    client = (await session.exec(query.with_for_update() if lock else query)).first()
+    if client is None:
+        raise NotFound(f"no client {client_id!r}")
+    return client
+
+
+async def set_client_disabled(session: AsyncSession, client: Client, disabled: bool) -> None:
+    client.disabled = disabled
+    session.add(client)
+    if disabled:
+        await publish_revocation(session, "subject", f"client:{client.client_id}", "client disabled")
+    await session.flush()
+
+
+async def rotate_client_secret(session: AsyncSession, client: Client) -> str:
+    """A new secret (shown once); tokens issued with the old one stop working everywhere."""
+    secret = new_secret()
+    client.secret_hash = digest(secret)
+    session.add(client)
+    await publish_revocation(session, "subject", f"client:{client.client_id}", "client secret rotated")
+    return secret

@@ -28,12 +28,13 @@ from services.access.deps import (
     Supervisor,
     Viewer,
 )
-from services.access.models import AccessRequest, Grant, RequestVersion, User
+from services.access.models import AccessRequest, Client, Grant, RequestVersion, User
 from services.access.schemas import (
     AreaIn,
     AuditEntryOut,
     AuditPage,
     ChainOut,
+    ClientOut,
     DecisionIn,
     DecisionOut,
     DisclosureIn,
@@ -149,6 +150,83 @@ async def unlock_user(user_id: uuid.UUID, request: Request, session: SessionDep,
         session, "user.unlock", request=request, principal=principal, object_type="user", object_ids=[str(user.id)]
     )
     return await _user_out(session, user)
+
+
+async def _admin_user(session: SessionDep, user_id: uuid.UUID) -> User:
+    user = await session.get(User, user_id, with_for_update=True)
+    if user is None:
+        raise NotFound("no such user")
+    return user
+
+
+@router.post(
+    "/v1/users/{user_id}/disable",
+    tags=["people"],
+    summary="Disable a person: every session and token of theirs stops working everywhere within seconds",
+)
+async def disable_user(user_id: uuid.UUID, request: Request, session: SessionDep, principal: Admin) -> UserOut:
+    user = await _admin_user(session, user_id)
+    await identity.set_user_disabled(session, user, True)
+    await events.record(
+        session, "user.disable", request=request, principal=principal, object_type="user", object_ids=[str(user.id)]
+    )
+    return await _user_out(session, user)
+
+
+@router.post("/v1/users/{user_id}/enable", tags=["people"], summary="Re-enable a disabled person")
+async def enable_user(user_id: uuid.UUID, request: Request, session: SessionDep, principal: Admin) -> UserOut:
+    user = await _admin_user(session, user_id)
+    await identity.set_user_disabled(session, user, False)
+    await events.record(
+        session, "user.enable", request=request, principal=principal, object_type="user", object_ids=[str(user.id)]
+    )
+    return await _user_out(session, user)
+
+
+def _client_out(client: Client, secret: str | None = None) -> ClientOut:
+    return ClientOut(
+        client_id=client.client_id, name=client.name, roles=client.roles, ori=client.ori, disabled=client.disabled,
+        client_secret=secret,
+    )  # fmt: skip
+
+
+@router.post(
+    "/v1/clients/{client_id}/disable",
+    tags=["clients"],
+    summary="Disable an API client: its tokens stop working everywhere within seconds",
+)
+async def disable_client(client_id: str, request: Request, session: SessionDep, principal: Admin) -> ClientOut:
+    client = await identity.find_client(session, client_id, lock=True)
+    await identity.set_client_disabled(session, client, True)
+    await events.record(
+        session, "client.disable", request=request, principal=principal, object_type="client", object_ids=[client_id]
+    )
+    return _client_out(client)
+
+
+@router.post("/v1/clients/{client_id}/enable", tags=["clients"], summary="Re-enable a disabled API client")
+async def enable_client(client_id: str, request: Request, session: SessionDep, principal: Admin) -> ClientOut:
+    client = await identity.find_client(session, client_id, lock=True)
+    await identity.set_client_disabled(session, client, False)
+    await events.record(
+        session, "client.enable", request=request, principal=principal, object_type="client", object_ids=[client_id]
+    )
+    return _client_out(client)
+
+
+@router.post(
+    "/v1/clients/{client_id}/rotate-secret",
+    tags=["clients"],
+    summary="A new client secret (shown once); tokens got with the old one stop working everywhere",
+)
+async def rotate_client_secret(client_id: str, request: Request, session: SessionDep, principal: Admin) -> ClientOut:
+    client = await identity.find_client(session, client_id, lock=True)
+    secret = await identity.rotate_client_secret(session, client)
+    await events.record(
+        session, "client.rotate_secret", request=request, principal=principal, object_type="client",
+        object_ids=[client_id],
+    )  # fmt: skip
+    return _client_out(client, secret)
 
 
 # ---- requests ----

@@ -257,3 +257,12 @@ class ChainOut(BaseModel):
     entries: int
     first_broken_seq: int | None
     reason: str | None
+
+
+class ClientOut(BaseModel):
+    client_id: str
+    name: str
+    roles: list[str]
+    ori: str | None
+    disabled: bool
+    client_secret: str | None = None  # only when just rotated: shown once
