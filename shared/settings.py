@@ -148,8 +148,13 @@ class Settings(BaseSettings):
     access_token_ttl_s: int = Field(default=600, ge=30)
     session_idle_s: int = Field(default=1800, ge=60)  # a session ends after 30 idle minutes
     session_max_s: int = Field(default=12 * 3600, ge=60)  # refresh tokens die with the session at the latest
+    # Failed logins throttle the source (services/access/throttle.py), never hard-lock the account: this many
+    # failures per source and account, per source, and per account from all sources, within `login_lockout_s`.
     login_max_failures: int = Field(default=5, ge=1)
+    login_source_max_failures: int = Field(default=20, ge=1)
+    login_account_max_failures: int = Field(default=100, ge=1)
     login_lockout_s: int = Field(default=1800, ge=1)
+    login_throttle_storage: str = "async+memory://"  # a `limits` storage URI; async+redis://... for several replicas
     # CJIS asks for a second factor: when true, a person without TOTP enrolled cannot log in.
     require_second_factor: bool = False
     # Argon2id cost for people's passwords. Tests lower it; production refuses less than OWASP's minimum.

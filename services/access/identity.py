@@ -19,8 +19,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from services.access import events
 from services.access.models import Client, LoginSession, RefreshToken, Revocation, TrainingRecord, User, utcnow
 from services.access.security import KeyRing, Passwords, digest, digest_matches, epoch, new_secret, totp_step
+from services.access.throttle import LoginThrottle
 from shared.auth import AGENCY, PERSON_ROLES, SERVICE, Principal
-from shared.errors import BadRequest, Conflict, NotFound, Unauthorized
+from shared.auth_metrics import AUTH_FAILURES
+from shared.errors import BadRequest, Conflict, NotFound, TooManyRequests, Unauthorized
 from shared.settings import Settings
 
 INVALID = "invalid credentials"
@@ -188,65 +190,58 @@ async def password_grant(
     username: str,
     password: str,
     totp: str | None,
+    throttle: LoginThrottle | None = None,
 ) -> Issued:
+    """One answer for every refusal (unknown, wrong password, wrong or missing second factor, disabled, locked):
+    "invalid credentials", so the endpoint tells no one which accounts exist or which password was right. Every
+    refusal counts against the source (services/access/throttle.py); the audit entry keeps the real reason."""
     now = utcnow()
+    source = events.source_ip(request) or "unknown"
+    if throttle is not None:
+        wait = await throttle.wait_s(source, username)
+        if wait:
+            # Counted, not audited one by one: a guessing flood must not fill the chain.
+            AUTH_FAILURES.labels("access", "login_throttled").inc()
+            raise TooManyRequests(f"too many failed logins from this address: retry in {wait} s", retry_after_s=wait)
     user = await find_user(session, username, lock=True)
     valid = await passwords.verify(user.password_hash if user else None, password)
-    if user is None:
-        raise await events.refuse(
-            session, Unauthorized(INVALID), "auth.login", request=request, actor=username, outcome="failed",
-            details={"grant": "password", "why": "unknown user"},
-        )  # fmt: skip
-    who = _subject(user)
-    if user.disabled:
-        raise await events.refuse(
-            session, Unauthorized("account disabled"), "auth.login", request=request, principal=who
-        )
-    if user.locked_until is not None and user.locked_until > now:
-        raise await events.refuse(
-            session,
-            Unauthorized(
-                f"account locked after {settings.login_max_failures} failed attempts until "
-                f"{user.locked_until.isoformat(timespec='seconds')}; an administrator can unlock it"
-            ),
-            "auth.login",
-            request=request,
-            principal=who,
-        )
-    if valid and settings.require_second_factor and not user.totp_secret:
-        raise await events.refuse(
-            session, Unauthorized("a second factor is required: ask an administrator to enrol TOTP"), "auth.login",
-            request=request, principal=who, details={"why": "no second factor enrolled"},
-        )  # fmt: skip
     step: int | None = None
     why = None
-    if not valid:
+    if user is None:
+        why = "unknown user"
+    elif user.disabled:
+        why = "account disabled"
+    elif user.locked_until is not None and user.locked_until > now:
+        why = "account locked"
+    elif not valid:
         why = "wrong password"
+    elif settings.require_second_factor and not user.totp_secret:
+        why = "no second factor enrolled"
     elif user.totp_secret:
         if not totp:
-            # Not a failure: the client asks for the second factor and tries again.
-            raise await events.refuse(
-                session, Unauthorized("second factor required: send `totp`"), "auth.login", request=request,
-                principal=who, outcome="failed", details={"why": "totp missing"},
-            )  # fmt: skip
-        step = totp_step(user.totp_secret, totp.strip())
-        if step is None:
-            why = "wrong TOTP code"
-        elif user.totp_last_step is not None and step <= user.totp_last_step:
-            why = "TOTP code already used"
+            why = "totp missing"
+        else:
+            step = totp_step(user.totp_secret, totp.strip())
+            if step is None:
+                why = "wrong TOTP code"
+            elif user.totp_last_step is not None and step <= user.totp_last_step:
+                why = "TOTP code already used"
     if why is not None:
+        if throttle is not None:
+            await throttle.failed(source, username)
+        if user is None:
+            raise await events.refuse(
+                session, Unauthorized(INVALID), "auth.login", request=request, actor=username, outcome="failed",
+                details={"grant": "password", "why": why},
+            )  # fmt: skip
         user.failed_logins += 1
-        attempts = user.failed_logins
-        if user.failed_logins >= settings.login_max_failures:
-            user.locked_until = now + timedelta(seconds=settings.login_lockout_s)
-            user.failed_logins = 0  # the lock carries it from here; after it ends, five more tries
         session.add(user)
-        detail = INVALID if why != "TOTP code already used" else "TOTP code already used: wait for the next one"
-        locked = user.locked_until is not None and user.locked_until > now
         raise await events.refuse(
-            session, Unauthorized(detail), "auth.login", request=request, principal=who, outcome="failed",
-            details={"why": why, "attempt": attempts, "locked": locked},
+            session, Unauthorized(INVALID), "auth.login", request=request, principal=_subject(user),
+            outcome="failed", details={"why": why, "attempt": user.failed_logins},
         )  # fmt: skip
+    assert user is not None
+    who = _subject(user)
 
     user.failed_logins = 0
     user.locked_until = None

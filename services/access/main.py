@@ -17,6 +17,7 @@ from services.access.reports import FiguresClient
 from services.access.routes import router
 from services.access.search import IngestClient
 from services.access.security import KeyRing, Passwords
+from services.access.throttle import LoginThrottle
 from shared.app import create_service_app
 from shared.audit_seal import load_keys, publish_checkpoint
 from shared.settings import Settings, get_settings
@@ -49,6 +50,7 @@ def create_app(
         keys.current()  # the first run makes the signing key
         app.state.keys = keys
         app.state.passwords = Passwords(settings)
+        app.state.login_throttle = LoginThrottle(settings)
         app.state.ingest = IngestClient(
             settings.url_of("ingest"), keys, timeout_s=settings.search_timeout_s, transport=ingest_transport
         )

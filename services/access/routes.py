@@ -97,8 +97,9 @@ async def token(
         if not username or not password:
             raise BadRequest("the password grant needs `username` and `password`")
         issued = await identity.password_grant(
-            session, settings, passwords, keys, request, username=username, password=password, totp=totp
-        )
+            session, settings, passwords, keys, request, username=username, password=password, totp=totp,
+            throttle=request.app.state.login_throttle,
+        )  # fmt: skip
     elif grant_type == "refresh_token":
         if not refresh_token:
             raise BadRequest("the refresh_token grant needs `refresh_token`")
