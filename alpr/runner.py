@@ -71,6 +71,8 @@ def _spawn(service: str, settings: Settings, env: dict[str, str]) -> subprocess.
             "--port",
             str(settings.port_of(service)),  # type: ignore[arg-type]
             "--no-access-log",
+            # Forwarding headers are believed only from ALPR_TRUSTED_PROXIES, by the app itself (shared/app.py).
+            "--no-proxy-headers",
             "--timeout-graceful-shutdown",
             "10",
         ],

@@ -11,6 +11,7 @@ import structlog
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from shared.auth import CurrentPrincipal, TokenVerifier
 from shared.db import create_engine, create_sessionmaker, ping
@@ -131,7 +132,12 @@ def create_service_app(
     app.state.settings = settings
     app.state.service = service
     app.state.ready_checks = list(ready_checks)
-    app.add_middleware(RequestIdMiddleware)
+    if settings.trusted_proxies:
+        # Forwarding headers (X-Forwarded-For, -Proto) believed from these peers only; uvicorn runs with
+        # --no-proxy-headers so that no one else's are.
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(settings.trusted_proxies))
+    # Outermost: it sees the peer before the proxy headers replace it.
+    app.add_middleware(RequestIdMiddleware, trusted_proxies=settings.trusted_proxies)
     register_error_handlers(app)
     app.include_router(_health_router())
     for router in routers:

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlmodel import Field, SQLModel
 
 from shared.auth import Principal
-from shared.logs import current_request_id
+from shared.logs import audit_request_id
 
 
 class AuditEntry(SQLModel, table=True):
@@ -88,6 +88,9 @@ async def record(
 ) -> AuditEntry:
     """Append an entry in the caller's transaction: it commits (or not) with the work it describes."""
     details = dict(details or {})
+    request_id, claimed = audit_request_id()
+    if claimed:
+        details.setdefault("claimed_request_id", claimed)
     if principal is not None and principal.token_id:
         # Which token was used: ties each use of read data to one authentication.
         details.setdefault("token_id", principal.token_id)
@@ -107,7 +110,7 @@ async def record(
         outcome=outcome,
         record_count=record_count,
         details=details,
-        request_id=current_request_id(),
+        request_id=request_id,
     )
     session.add(entry)
     await session.flush()

@@ -18,6 +18,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from jose import JWTError, jwt
 
+from shared.auth_metrics import AUTH_FAILURES
 from shared.errors import Forbidden, Unauthorized, Unavailable
 from shared.keys import public_jwks
 from shared.settings import Settings
@@ -206,13 +207,19 @@ async def current_principal(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
+    service = getattr(request.app.state, "service", "unknown")
     if credentials is None or credentials.scheme.lower() != "bearer":
+        AUTH_FAILURES.labels(service, "no_token").inc()
         raise Unauthorized("not authenticated: bearer token required")
     verifier: TokenVerifier = request.app.state.verifier
-    principal = await verifier.verify(credentials.credentials)
     revocations = getattr(request.app.state, "revocations", None)
-    if revocations is not None:  # after any cache of verified tokens: a revocation is never cached away
-        await revocations.check(principal)
+    try:
+        principal = await verifier.verify(credentials.credentials)
+        if revocations is not None:  # after any cache of verified tokens: a revocation is never cached away
+            await revocations.check(principal)
+    except Unauthorized:
+        AUTH_FAILURES.labels(service, "bad_token").inc()
+        raise
     request.state.principal = principal
     return principal
 

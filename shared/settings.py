@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
+import math
+from collections import Counter
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -13,6 +16,20 @@ SERVICES = ("access", "ingest", "recognition", "hotlist")
 ServiceName = Literal["access", "ingest", "recognition", "hotlist"]
 
 _PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "minioadmin", "password"}
+
+
+MIN_SECRET_LENGTH = 32
+MIN_SECRET_BITS = 100  # estimated from character frequencies (a 32-digit hex key: ~118)
+
+
+def strong_secret(value: str) -> bool:
+    """Long enough and not repetitive: length times the per-character Shannon entropy reaches MIN_SECRET_BITS
+    (a 32-character URL-safe token scores ~150; "a" * 64 scores nothing)."""
+    if len(value) < MIN_SECRET_LENGTH:
+        return False
+    counts = Counter(value)
+    per_char = -sum(n / len(value) * math.log2(n / len(value)) for n in counts.values())
+    return per_char * len(value) >= MIN_SECRET_BITS
 
 
 class Settings(BaseSettings):
@@ -42,6 +59,8 @@ class Settings(BaseSettings):
 
     # Where each service listens, and where the others find it.
     host: str = "127.0.0.1"
+    # Reverse proxies (addresses or CIDRs) whose X-Forwarded-For and X-Request-ID are believed; nobody else's.
+    trusted_proxies: list[str] = Field(default_factory=list)
     access_port: int = Field(default=8001, ge=1, le=65535)
     ingest_port: int = Field(default=8002, ge=1, le=65535)
     recognition_port: int = Field(default=8003, ge=1, le=65535)
@@ -165,6 +184,10 @@ class Settings(BaseSettings):
     grant_default_days: int = Field(default=7, ge=1)
     grant_max_days: int = Field(default=30, ge=1)
     court_order_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
+    # The public log of use (no token): each period's answer kept this long; new computations per source limited.
+    public_report_cache_s: float = Field(default=300.0, ge=0)
+    public_report_limit: str = "10/minute"  # a `limits` rate string
+
     # Calls from access to ingest's archived-read search.
     search_timeout_s: float = Field(default=10.0, gt=0)
 
@@ -178,12 +201,28 @@ class Settings(BaseSettings):
                 return "postgresql+asyncpg://" + value[len(prefix) :]
         raise ValueError("database_url must be a postgresql:// URL (PostgreSQL is the only database)")
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            ipaddress.ip_network(entry, strict=False)  # raises ValueError for a bad address or CIDR
+        return value
+
     @model_validator(mode="after")
     def _refuse_placeholders(self) -> Settings:
         if self.environment == "production":
             secret = self.url_signing_secret.get_secret_value()
             if secret.startswith("dev-") or secret in _PLACEHOLDER_SECRETS:
                 raise ValueError("ALPR_URL_SIGNING_SECRET must be set to a real secret in production")
+            named = {"ALPR_URL_SIGNING_SECRET": self.url_signing_secret, "ALPR_SERVICE_CLIENT_SECRET":
+                     self.service_client_secret, **{f"ALPR_DB_ROLE_PASSWORDS[{k}]": v
+                                                    for k, v in self.db_role_passwords.items()}}  # fmt: skip
+            for name, value in named.items():
+                if value is not None and not strong_secret(value.get_secret_value()):
+                    raise ValueError(
+                        f"{name} is too weak for production: use at least {MIN_SECRET_LENGTH} random characters "
+                        f"(an estimated {MIN_SECRET_BITS}+ bits), e.g. from `openssl rand -base64 32`"
+                    )
             if self.s3_endpoint and (
                 self.s3_secret_key is None or self.s3_secret_key.get_secret_value() in _PLACEHOLDER_SECRETS
             ):

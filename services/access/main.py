@@ -12,6 +12,7 @@ import structlog
 from fastapi import FastAPI
 
 from services.access.notice_routes import router as notices_router
+from services.access.public_cache import PublicReports
 from services.access.report_routes import router as reports_router
 from services.access.reports import FiguresClient
 from services.access.routes import router
@@ -51,6 +52,7 @@ def create_app(
         app.state.keys = keys
         app.state.passwords = Passwords(settings)
         app.state.login_throttle = LoginThrottle(settings)
+        app.state.public_reports = PublicReports(settings)
         app.state.ingest = IngestClient(
             settings.url_of("ingest"), keys, timeout_s=settings.search_timeout_s, transport=ingest_transport
         )
