@@ -25,6 +25,7 @@ def prepare(settings: Settings) -> tuple[dict[str, str], Any]:
 
     Each service's own database URL (its least-privilege role) is `ALPR_DATABASE_URL_<SERVICE>` in the returned
     environment; `_spawn` hands it to that service as its `ALPR_DATABASE_URL`."""
+    # Not 0700 itself: the embedded server may run as its own system user and needs to reach data_dir/pg.
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     env["ALPR_DATA_DIR"] = str(settings.data_dir.resolve())
@@ -43,7 +44,7 @@ def prepare(settings: Settings) -> tuple[dict[str, str], Any]:
         key = ensure_signing_key(settings.keys_dir, settings.jwt_algorithm)
         log.info("signing_key_ready", kid=key.kid)
     if not settings.s3_endpoint:
-        settings.objects_dir.mkdir(parents=True, exist_ok=True)
+        settings.objects_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     if not (settings.service_client_id and settings.service_client_secret):
         from alpr.bootstrap import ensure_service_client
 
