@@ -32,6 +32,7 @@ MATRIX: dict[str, dict[tuple[str, str], frozenset[str]]] = {
         ("POST", "/v1/users/{user_id}/unlock"): frozenset({"admin"}),
         ("POST", "/v1/users/{user_id}/disable"): frozenset({"admin"}),
         ("POST", "/v1/users/{user_id}/enable"): frozenset({"admin"}),
+        ("POST", "/v1/users/{user_id}/password"): frozenset({"admin"}),
         ("POST", "/v1/clients/{client_id}/disable"): frozenset({"admin"}),
         ("POST", "/v1/clients/{client_id}/enable"): frozenset({"admin"}),
         ("POST", "/v1/clients/{client_id}/rotate-secret"): frozenset({"admin"}),

@@ -446,6 +446,16 @@ async def set_user_disabled(session: AsyncSession, user: User, disabled: bool) -
     await session.flush()
 
 
+async def set_password(session: AsyncSession, passwords: Passwords, user: User, password: str) -> None:
+    """A new password (an administrator's reset): every session and token of the old one ends everywhere."""
+    if len(password) < 12:
+        raise BadRequest("password must be at least 12 characters")
+    user.password_hash = await passwords.hash(password)
+    session.add(user)
+    await _end_live_sessions(session, user, "password changed")
+    await publish_revocation(session, "subject", str(user.id), "password changed")
+
+
 async def find_client(session: AsyncSession, client_id: str, *, lock: bool = False) -> Client:
     query = select(Client).where(Client.client_id == client_id)
     client = (await session.exec(query.with_for_update() if lock else query)).first()

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 from sqlmodel import col, select
 
 from services.access import events, identity, search, workflow
@@ -181,6 +181,31 @@ async def enable_user(user_id: uuid.UUID, request: Request, session: SessionDep,
     await identity.set_user_disabled(session, user, False)
     await events.record(
         session, "user.enable", request=request, principal=principal, object_type="user", object_ids=[str(user.id)]
+    )
+    return await _user_out(session, user)
+
+
+class PasswordIn(BaseModel):
+    password: str = Field(min_length=12, max_length=1024)
+
+
+@router.post(
+    "/v1/users/{user_id}/password",
+    tags=["people"],
+    summary="Set a person's password: their sessions and tokens end everywhere within seconds",
+)
+async def set_user_password(
+    user_id: uuid.UUID,
+    body: PasswordIn,
+    request: Request,
+    session: SessionDep,
+    passwords: PasswordsDep,
+    principal: Admin,
+) -> UserOut:
+    user = await _admin_user(session, user_id)
+    await identity.set_password(session, passwords, user, body.password)
+    await events.record(
+        session, "user.password", request=request, principal=principal, object_type="user", object_ids=[str(user.id)]
     )
     return await _user_out(session, user)
 

@@ -82,7 +82,7 @@ async def test_logout_and_refresh_reuse_end_the_session_on_every_service(
     await _refused_everywhere(everywhere, login["access_token"])
 
 
-async def test_disabling_a_person_ends_their_tokens_everywhere_and_is_audited(
+async def test_disabling_a_person_or_a_new_password_ends_their_tokens_everywhere_and_is_audited(
     access: Access, others: dict[str, httpx.AsyncClient], make_token: TokenFactory
 ) -> None:
     everywhere = {"access": access.client, **others}
@@ -98,10 +98,25 @@ async def test_disabling_a_person_ends_their_tokens_everywhere_and_is_audited(
 
     resp = await access.client.post(f"/v1/users/{officer.id}/enable", headers=bearer(admin))
     assert resp.status_code == 200 and resp.json()["disabled"] is False
-    await _works_everywhere(everywhere, await access.token(officer))
+    token = await access.token(officer)
+    await _works_everywhere(everywhere, token)
+
+    # A new password ends what the old one opened.
+    resp = await access.client.post(
+        f"/v1/users/{officer.id}/password", json={"password": "a brand new passphrase"}, headers=bearer(admin)
+    )
+    assert resp.status_code == 200, resp.text
+    await _refused_everywhere(everywhere, token)
+    assert (await access.login(officer)).status_code == 401
+    resp = await access.client.post(
+        "/v1/token",
+        data={"grant_type": "password", "username": officer.badge, "password": "a brand new passphrase"},
+    )
+    assert resp.status_code == 200
+    await _works_everywhere(everywhere, resp.json()["access_token"])
     auditor = make_token(subject="auditor-rev", roles=["auditor"])
     actions = [e["action"] for e in await access.audit(auditor, actor="admin-rev")]
-    assert "user.disable" in actions and "user.enable" in actions
+    assert {"user.disable", "user.enable", "user.password"} <= set(actions)
 
 
 async def test_disabling_or_rekeying_a_client_ends_its_tokens_everywhere(
