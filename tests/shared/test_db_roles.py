@@ -1,6 +1,7 @@
 """The services' PostgreSQL roles: each one, connected as itself, can append to and read the audit log and use its
 own schema, and can do nothing else to the log or to another service's tables."""
 
+import os
 from typing import Any
 
 import asyncpg
@@ -84,3 +85,29 @@ async def test_a_service_role_uses_its_own_schema_and_not_the_others(database_ur
                 await conn.execute("DELETE FROM access.revocations")
     finally:
         await conn.close()
+
+
+async def test_partitions_are_made_and_dropped_through_the_owner_functions_only(database_url: str) -> None:
+    """What ingest and hotlist do at run time (a day of reads, a BCA list version) works as their roles, and the
+    partitions made come with their rights; the other roles may not call those functions."""
+    ingest = await _as(database_url, "ingest")
+    hotlist = await _as(database_url, "hotlist")
+    try:
+        await ingest.execute("SELECT ingest.create_reads_partition('1999-01-02')")
+        assert await ingest.fetchval("SELECT count(*) FROM ingest.reads_19990102") == 0
+        await ingest.execute("SELECT ingest.drop_reads_partition('1999-01-02')")
+        assert await ingest.fetchval("SELECT to_regclass('ingest.reads_19990102')") is None
+
+        version = 900_000_000 + int.from_bytes(os.urandom(3), "big")
+        await hotlist.execute(f"SELECT hotlist.create_entries_partition({version})")
+        await hotlist.execute(f"SELECT hotlist.index_entries_partition({version})")
+        assert await hotlist.fetchval(f"SELECT count(*) FROM hotlist.bca_entries_v{version}") == 0
+        await hotlist.execute(f"SELECT hotlist.drop_entries_partition({version})")
+
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await hotlist.execute("SELECT ingest.drop_reads_partition('1999-01-03')")
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await ingest.execute("SELECT hotlist.drop_entries_partition(1)")
+    finally:
+        await ingest.close()
+        await hotlist.close()
