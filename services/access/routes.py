@@ -51,6 +51,7 @@ from services.access.schemas import (
     VersionOut,
 )
 from shared.audit import AuditEntry, verify_chain
+from shared.audit_seal import key_path, load_checkpoints, load_keys, verify_sealed
 from shared.auth import Principal
 from shared.auth_metrics import AUTH_FAILURES
 from shared.db import SessionDep
@@ -529,14 +530,29 @@ async def query_audit(
 
 
 @router.get("/v1/audit/verify", tags=["audit"], summary="Check the audit log's hash chain")
-async def verify_audit(request: Request, session: SessionDep, principal: Auditor) -> ChainOut:
-    report = await verify_chain(session)
+async def verify_audit(
+    request: Request, session: SessionDep, settings: SettingsDep, store: StoreDep, principal: Auditor
+) -> ChainOut:
+    sealed = checkpoints = None
+    if key_path(settings).is_file():
+        # The keyed seals and the signed checkpoints too: what shows a rewrite by whoever owns the database.
+        try:
+            published = await load_checkpoints(store)
+        except StorageError as exc:
+            raise Unavailable("object store unavailable: the checkpoints cannot be read, retry shortly") from exc
+        keys = await asyncio.to_thread(load_keys, settings)
+        full = await verify_sealed(await session.connection(), keys, published)
+        ok, entries, first, reason = full.ok, full.chain.entries, full.first_broken_seq, full.reason
+        sealed, checkpoints = full.sealed, full.checkpoints
+    else:
+        plain = await verify_chain(session)
+        ok, entries, first, reason = plain.ok, plain.entries, plain.first_broken_seq, plain.reason
     await events.record(
-        session, "audit.verify", request=request, principal=principal, outcome="ok" if report.ok else "failed",
-        details={"entries": report.entries, "first_broken_seq": report.first_broken_seq},
+        session, "audit.verify", request=request, principal=principal, outcome="ok" if ok else "failed",
+        details={"entries": entries, "first_broken_seq": first, "sealed": sealed, "checkpoints": checkpoints},
     )  # fmt: skip
     return ChainOut(
-        ok=report.ok, entries=report.entries, first_broken_seq=report.first_broken_seq, reason=report.reason
+        ok=ok, entries=entries, first_broken_seq=first, reason=reason, sealed=sealed, checkpoints=checkpoints
     )
 
 

@@ -257,6 +257,8 @@ class ChainOut(BaseModel):
     entries: int
     first_broken_seq: int | None
     reason: str | None
+    sealed: int | None = None  # entries under a keyed seal (None: the audit key is not on this host)
+    checkpoints: int | None = None  # signed checkpoints found in the object store and checked
 
 
 class ClientOut(BaseModel):

@@ -14,9 +14,13 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from alpr.cli import main as alpr_main
 from alpr.migrate import upgrade
+from services.access.main import create_app
 from shared import audit
 from shared.auth import Principal
-from shared.settings import get_settings
+from shared.settings import Settings, get_settings
+from tests.access.conftest import CHEAP_ARGON2
+from tests.conftest import TokenFactory
+from tests.support.apps import running
 from tests.support.pg import _connect_kwargs, create_test_database, drop_database
 
 # What the reviewer did: guard off, one entry out, the rest renumbered and rehashed in order.
@@ -67,7 +71,12 @@ def _alpr(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str
 
 
 async def test_verify_catches_a_chain_the_database_owner_rewrote_and_rehashed(
-    pg_maintenance_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    pg_maintenance_url: str,
+    local_settings: Settings,
+    make_token: TokenFactory,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     url = await asyncio.to_thread(create_test_database, pg_maintenance_url)
     for name in [k for k in os.environ if k.startswith("ALPR_")]:
@@ -98,6 +107,14 @@ async def test_verify_catches_a_chain_the_database_owner_rewrote_and_rehashed(
 
         code, out = await asyncio.to_thread(_alpr, ["audit", "verify"], capsys)
         assert code == 2 and "BROKEN at entry 3" in out, out
+        # Auditors see the same over the API.
+        own = local_settings.model_copy(
+            update={"database_url": url, "data_dir": tmp_path / "var", "audit_key_file": key, **CHEAP_ARGON2}
+        )
+        async with running(create_app(own)) as client:
+            auditor = {"Authorization": f"Bearer {make_token(subject='aud-seal', roles=['auditor'])}"}
+            report = (await client.get("/v1/audit/verify", headers=auditor)).json()
+        assert (report["ok"], report["first_broken_seq"], report["checkpoints"]) == (False, 3, 2), report
 
         # Dropping the seals that give it away does not help: the checkpoints outside the database still count.
         await _as_owner(url, "ALTER TABLE audit.seals DISABLE TRIGGER USER; DELETE FROM audit.seals WHERE seq >= 3")
