@@ -108,6 +108,7 @@ class RemoteJWKS:
         self.min_refetch_s = min_refetch_s
         self._keys: dict[str, dict[str, Any]] = {}
         self._fetched_at = 0.0
+        self._ok_at = 0.0
         self._lock = asyncio.Lock()
 
     async def _refresh(self) -> None:
@@ -120,8 +121,13 @@ class RemoteJWKS:
                     resp.raise_for_status()
                     self._keys = {k["kid"]: k for k in resp.json()["keys"] if "kid" in k}
             except (httpx.HTTPError, ValueError, KeyError) as exc:
-                if not self._keys:
+                # Old keys carry on through a short outage, not for ever: a key removed meanwhile must not stay
+                # trusted because the list could not be re-read.
+                if not self._keys or time.monotonic() - self._ok_at > 3 * self.cache_s:
+                    self._keys = {}
                     raise Unavailable("token keys unavailable (access service unreachable)") from exc
+            else:
+                self._ok_at = time.monotonic()
             self._fetched_at = time.monotonic()
 
     async def key_for(self, kid: str) -> dict[str, Any] | None:
