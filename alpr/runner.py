@@ -13,7 +13,7 @@ import httpx
 import structlog
 
 from alpr.embedded import embedded_database_url
-from alpr.migrate import upgrade
+from alpr.roles import prepare_database, role_passwords
 from shared.keys import ensure_signing_key
 from shared.settings import SERVICES, Settings
 
@@ -21,7 +21,11 @@ log = structlog.get_logger("alpr.runner")
 
 
 def prepare(settings: Settings) -> tuple[dict[str, str], Any]:
-    """Database, schema and keys ready; returns the environment the services run with (and the server)."""
+    """Database, roles, schema and keys ready; returns the environment the services run with (and the server).
+
+    Each service's own database URL (its least-privilege role) is `ALPR_DATABASE_URL_<SERVICE>` in the returned
+    environment; `_spawn` hands it to that service as its `ALPR_DATABASE_URL`."""
+    # Not 0700 itself: the embedded server may run as its own system user and needs to reach data_dir/pg.
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     env["ALPR_DATA_DIR"] = str(settings.data_dir.resolve())
@@ -31,13 +35,16 @@ def prepare(settings: Settings) -> tuple[dict[str, str], Any]:
         url, server = embedded_database_url(settings.data_dir)
         log.info("embedded_postgres_started", data=str(settings.data_dir / "pg"))
     env["ALPR_DATABASE_URL"] = url
-    upgrade(url)
-    log.info("migrations_applied")
+    passwords = {k: v.get_secret_value() for k, v in settings.db_role_passwords.items()}
+    service_urls = prepare_database(url, role_passwords(settings.data_dir, passwords))
+    for service, service_url in service_urls.items():
+        env[f"ALPR_DATABASE_URL_{service.upper()}"] = service_url
+    log.info("migrations_applied", roles=True)
     if not settings.jwks_url:
         key = ensure_signing_key(settings.keys_dir, settings.jwt_algorithm)
         log.info("signing_key_ready", kid=key.kid)
     if not settings.s3_endpoint:
-        settings.objects_dir.mkdir(parents=True, exist_ok=True)
+        settings.objects_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     if not (settings.service_client_id and settings.service_client_secret):
         from alpr.bootstrap import ensure_service_client
 
@@ -49,6 +56,10 @@ def prepare(settings: Settings) -> tuple[dict[str, str], Any]:
 
 
 def _spawn(service: str, settings: Settings, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    own = env[f"ALPR_DATABASE_URL_{service.upper()}"]
+    # The service sees only its own role's URL, never the administrator's.
+    env = {k: v for k, v in env.items() if not k.startswith("ALPR_DATABASE_URL")}
+    env["ALPR_DATABASE_URL"] = own
     return subprocess.Popen(
         [
             sys.executable,
@@ -61,6 +72,8 @@ def _spawn(service: str, settings: Settings, env: dict[str, str]) -> subprocess.
             "--port",
             str(settings.port_of(service)),  # type: ignore[arg-type]
             "--no-access-log",
+            # Forwarding headers are believed only from ALPR_TRUSTED_PROXIES, by the app itself (shared/app.py).
+            "--no-proxy-headers",
             "--timeout-graceful-shutdown",
             "10",
         ],

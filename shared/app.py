@@ -11,11 +11,13 @@ import structlog
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from shared.auth import CurrentPrincipal, TokenVerifier
 from shared.db import create_engine, create_sessionmaker, ping
 from shared.errors import register_error_handlers
 from shared.logs import RequestIdMiddleware, configure_logging
+from shared.revocations import RevocationList
 from shared.settings import ServiceName, Settings
 from shared.storage import create_store
 
@@ -107,6 +109,9 @@ def create_service_app(
         app.state.sessionmaker = create_sessionmaker(engine)
         app.state.store = create_store(settings, base_url=settings.url_of("access"))
         app.state.verifier = TokenVerifier(settings)
+        app.state.revocations = RevocationList(
+            engine, refresh_s=settings.revocation_refresh_s, horizon_s=settings.revocation_horizon_s
+        )
         log.info("service_starting", port=settings.port_of(service), store=app.state.store.name)
         try:
             if lifespan is None:
@@ -127,7 +132,12 @@ def create_service_app(
     app.state.settings = settings
     app.state.service = service
     app.state.ready_checks = list(ready_checks)
-    app.add_middleware(RequestIdMiddleware)
+    if settings.trusted_proxies:
+        # Forwarding headers (X-Forwarded-For, -Proto) believed from these peers only; uvicorn runs with
+        # --no-proxy-headers so that no one else's are.
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(settings.trusted_proxies))
+    # Outermost: it sees the peer before the proxy headers replace it.
+    app.add_middleware(RequestIdMiddleware, trusted_proxies=settings.trusted_proxies)
     register_error_handlers(app)
     app.include_router(_health_router())
     for router in routers:

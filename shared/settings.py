@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
+import math
+from collections import Counter
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -13,6 +16,20 @@ SERVICES = ("access", "ingest", "recognition", "hotlist")
 ServiceName = Literal["access", "ingest", "recognition", "hotlist"]
 
 _PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "minioadmin", "password"}
+
+
+MIN_SECRET_LENGTH = 32
+MIN_SECRET_BITS = 100  # estimated from character frequencies (a 32-digit hex key: ~118)
+
+
+def strong_secret(value: str) -> bool:
+    """Long enough and not repetitive: length times the per-character Shannon entropy reaches MIN_SECRET_BITS
+    (a 32-character URL-safe token scores ~150; "a" * 64 scores nothing)."""
+    if len(value) < MIN_SECRET_LENGTH:
+        return False
+    counts = Counter(value)
+    per_char = -sum(n / len(value) * math.log2(n / len(value)) for n in counts.values())
+    return per_char * len(value) >= MIN_SECRET_BITS
 
 
 class Settings(BaseSettings):
@@ -27,6 +44,9 @@ class Settings(BaseSettings):
     database_url: str | None = None
     db_pool_size: int = Field(default=10, ge=1)
     db_connect_timeout_s: float = Field(default=3.0, gt=0)
+    # Passwords of the services' database roles (`alpr migrate` and `alpr up` set them), JSON {"ingest": "..."}.
+    # Unset: made on first run and kept in `data_dir/db-roles.json` (0600).
+    db_role_passwords: dict[str, SecretStr] = Field(default_factory=dict)
 
     # Object store. No endpoint: the local-folder driver under `data_dir/objects`.
     s3_endpoint: str | None = None  # host:port, e.g. "minio:9000"
@@ -39,6 +59,8 @@ class Settings(BaseSettings):
 
     # Where each service listens, and where the others find it.
     host: str = "127.0.0.1"
+    # Reverse proxies (addresses or CIDRs) whose X-Forwarded-For and X-Request-ID are believed; nobody else's.
+    trusted_proxies: list[str] = Field(default_factory=list)
     access_port: int = Field(default=8001, ge=1, le=65535)
     ingest_port: int = Field(default=8002, ge=1, le=65535)
     recognition_port: int = Field(default=8003, ge=1, le=65535)
@@ -57,7 +79,12 @@ class Settings(BaseSettings):
     jwt_keys_dir: Path | None = None
     # Verify against this JWKS URL instead of the keys folder (services deployed apart from access).
     jwks_url: str | None = None
-    jwks_cache_s: int = Field(default=300, ge=1)
+    # How long a verifier trusts the key set it read: a key removed after a rotation is refused within this.
+    jwks_cache_s: int = Field(default=60, ge=1)
+    # Revocations published by access (logout, refresh reuse, disable, lock, re-key): re-read this often by every
+    # service, so an ended session stops working everywhere within it; kept in memory for the longest token life.
+    revocation_refresh_s: float = Field(default=2.0, gt=0, le=30)
+    revocation_horizon_s: float = Field(default=86_400.0, gt=0)
 
     # This service's own identity for calls to other services (client-credentials grant at the access service).
     service_client_id: str | None = None
@@ -125,6 +152,12 @@ class Settings(BaseSettings):
     # Text-detection passes (longest side, px), coarse to fine; (960, 1600) reads better and costs ~40 % more.
     recognition_detect_sides: tuple[int, ...] = (640, 1280)
 
+    # The audit chain's secret (keyed seals, signed checkpoints): a file outside the database, made on first run.
+    # Unset: `<keys folder>/audit-chain.key`. Back it up apart from the database: without it nothing can be checked.
+    audit_key_file: Path | None = None
+    audit_checkpoint_interval_s: float = Field(default=60.0, gt=0)  # the access service seals and publishes
+    audit_checkpoint_scheduled: bool = True
+
     # Secret for signing local-folder image links; required outside development.
     url_signing_secret: SecretStr = SecretStr("dev-url-signing-secret")
     # How long presigned image and document links live.
@@ -134,8 +167,13 @@ class Settings(BaseSettings):
     access_token_ttl_s: int = Field(default=600, ge=30)
     session_idle_s: int = Field(default=1800, ge=60)  # a session ends after 30 idle minutes
     session_max_s: int = Field(default=12 * 3600, ge=60)  # refresh tokens die with the session at the latest
+    # Failed logins throttle the source (services/access/throttle.py), never hard-lock the account: this many
+    # failures per source and account, per source, and per account from all sources, within `login_lockout_s`.
     login_max_failures: int = Field(default=5, ge=1)
+    login_source_max_failures: int = Field(default=20, ge=1)
+    login_account_max_failures: int = Field(default=100, ge=1)
     login_lockout_s: int = Field(default=1800, ge=1)
+    login_throttle_storage: str = "async+memory://"  # a `limits` storage URI; async+redis://... for several replicas
     # CJIS asks for a second factor: when true, a person without TOTP enrolled cannot log in.
     require_second_factor: bool = False
     # Argon2id cost for people's passwords. Tests lower it; production refuses less than OWASP's minimum.
@@ -146,6 +184,10 @@ class Settings(BaseSettings):
     grant_default_days: int = Field(default=7, ge=1)
     grant_max_days: int = Field(default=30, ge=1)
     court_order_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
+    # The public log of use (no token): each period's answer kept this long; new computations per source limited.
+    public_report_cache_s: float = Field(default=300.0, ge=0)
+    public_report_limit: str = "10/minute"  # a `limits` rate string
+
     # Calls from access to ingest's archived-read search.
     search_timeout_s: float = Field(default=10.0, gt=0)
 
@@ -159,12 +201,28 @@ class Settings(BaseSettings):
                 return "postgresql+asyncpg://" + value[len(prefix) :]
         raise ValueError("database_url must be a postgresql:// URL (PostgreSQL is the only database)")
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            ipaddress.ip_network(entry, strict=False)  # raises ValueError for a bad address or CIDR
+        return value
+
     @model_validator(mode="after")
     def _refuse_placeholders(self) -> Settings:
         if self.environment == "production":
             secret = self.url_signing_secret.get_secret_value()
             if secret.startswith("dev-") or secret in _PLACEHOLDER_SECRETS:
                 raise ValueError("ALPR_URL_SIGNING_SECRET must be set to a real secret in production")
+            named = {"ALPR_URL_SIGNING_SECRET": self.url_signing_secret, "ALPR_SERVICE_CLIENT_SECRET":
+                     self.service_client_secret, **{f"ALPR_DB_ROLE_PASSWORDS[{k}]": v
+                                                    for k, v in self.db_role_passwords.items()}}  # fmt: skip
+            for name, value in named.items():
+                if value is not None and not strong_secret(value.get_secret_value()):
+                    raise ValueError(
+                        f"{name} is too weak for production: use at least {MIN_SECRET_LENGTH} random characters "
+                        f"(an estimated {MIN_SECRET_BITS}+ bits), e.g. from `openssl rand -base64 32`"
+                    )
             if self.s3_endpoint and (
                 self.s3_secret_key is None or self.s3_secret_key.get_secret_value() in _PLACEHOLDER_SECRETS
             ):

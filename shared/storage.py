@@ -225,6 +225,21 @@ class SignedLinks:
         return cls(settings.url_of("access"), settings.url_signing_secret.get_secret_value())
 
 
+def _private_dirs(root: Path, folder: Path) -> None:
+    """Make `folder` (under `root`) and any missing folder between them, each 0700."""
+    missing = []
+    current = folder
+    while current != root and not current.is_dir():
+        missing.append(current)
+        current = current.parent
+    for path in reversed(missing):
+        try:
+            path.mkdir(mode=0o700)
+        except FileExistsError:
+            continue  # another writer made it
+        os.chmod(path, 0o700)
+
+
 class LocalStore:
     """Objects as files under a folder: the one-command default. Writes are atomic (temp file + rename). A folder
     serves nothing by itself: its presigned links are access's signed links."""
@@ -233,7 +248,8 @@ class LocalStore:
 
     def __init__(self, root: Path, *, signing_secret: str, base_url: str = "") -> None:
         self.root = root.resolve()
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(self.root, 0o700)  # photos and court orders: the service's user only
         self.links = SignedLinks(base_url, signing_secret)
 
     def _path(self, key: str) -> Path:
@@ -243,9 +259,11 @@ class LocalStore:
         path = self._path(key)
 
         def _write() -> None:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            _private_dirs(self.root, path.parent)
             tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            with open(tmp, "wb") as fh:
+            # Owner-only from the first byte (0600), whatever the umask.
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
                 fh.flush()
                 os.fsync(fh.fileno())

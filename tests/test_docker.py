@@ -91,3 +91,19 @@ def test_ingest_and_hotlist_get_the_service_client_the_bootstrap_job_creates() -
         env = services[name]["environment"]
         assert {k: env[k] for k in creds} == creds, name
         assert services[name]["depends_on"]["service-client"]["condition"] == "service_completed_successfully"
+
+
+def test_each_service_connects_as_the_role_the_migrate_job_makes_for_it() -> None:
+    import json
+    from urllib.parse import urlsplit
+
+    from alpr.roles import role_names
+
+    services = _compose()["services"]
+    passwords = json.loads(services["migrate"]["environment"]["ALPR_DB_ROLE_PASSWORDS"])
+    admin = urlsplit(services["migrate"]["environment"]["ALPR_DATABASE_URL"])
+    roles = role_names(admin.path.lstrip("/"))
+    for name in SERVICES:
+        url = urlsplit(services[name]["environment"]["ALPR_DATABASE_URL"])
+        assert (url.username, url.password) == (roles[name], passwords[name]), name
+        assert url.username != admin.username  # never the administrator the migrations use

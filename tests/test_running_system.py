@@ -2,6 +2,7 @@
 shift and posts a photo at ingest's port; ingest, with the service client the runner made, obtains its own token
 from access and has recognition read the plate and hotlist match it (answer 200, nothing pending)."""
 
+import asyncio
 import json
 import os
 import subprocess
@@ -10,9 +11,12 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import asyncpg
 import httpx
 
+from alpr.roles import role_names
 from tests.recognition.render import jpeg, plate_image
+from tests.support.pg import _connect_kwargs
 from tests.support.s3 import free_port_pairs
 from tests.test_runner import SERVICES, _all_ready, _stop
 
@@ -25,6 +29,18 @@ def _alpr(env: dict[str, str], *args: str, stdin: str | None = None) -> str:
     )
     assert done.returncode == 0, done.stderr
     return done.stdout
+
+
+async def _connected_users(database_url: str) -> set[str]:
+    conn = await asyncpg.connect(**_connect_kwargs(database_url))
+    try:
+        rows = await conn.fetch(
+            "SELECT DISTINCT usename FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
+        )
+        return {r["usename"] for r in rows}
+    finally:
+        await conn.close()
 
 
 def test_a_read_through_the_running_services(tmp_path: Path, database_url: str) -> None:
@@ -69,5 +85,9 @@ def test_a_read_through_the_running_services(tmp_path: Path, database_url: str) 
         assert read.status_code == 200, read.text  # 202 would mean a call to recognition or hotlist failed
         body = read.json()
         assert (body["plate"], body["plate_source"], body["pending"]) == ("KXR482", "recognition", [])
+        # Each service did that as its own least-privilege database role (the runner gives it no other URL).
+        roles = role_names(_connect_kwargs(database_url)["database"])
+        connected = asyncio.run(_connected_users(database_url))
+        assert {roles["access"], roles["ingest"], roles["hotlist"]} <= connected, connected
     finally:
         assert _stop(proc) == 0

@@ -11,6 +11,7 @@ from pydantic import BaseModel
 
 from services.access import reports
 from services.access.deps import Auditor, allow
+from services.access.public_cache import PublicReports
 from shared.audit import client_ip, record
 from shared.auth import Principal
 from shared.db import SessionDep
@@ -19,6 +20,7 @@ from shared.errors import Unprocessable
 router = APIRouter(tags=["reports"])
 ReportReader = Annotated[Principal, Depends(allow("supervisor", "auditor", "admin"))]
 MAX_PERIOD = timedelta(days=3 * 366)  # a biennial audit and some slack
+PUBLIC_MAX_PERIOD = timedelta(days=366)
 
 
 class LogOfUseOut(BaseModel):
@@ -105,9 +107,15 @@ async def log_of_use(
     responses=_FORMATS,
     summary="The public log of use: no token, no personal data (no badge, shift or covert list)",
 )
-async def public_log_of_use(figures: Figures, start: Start, end: End, format: Literal["json", "csv"] = "json") -> Any:
+async def public_log_of_use(
+    request: Request, figures: Figures, start: Start, end: End, format: Literal["json", "csv"] = "json"
+) -> Any:
     _period(start, end)
-    report = await reports.log_of_use(figures, start, end, public=True)
+    if end - start > PUBLIC_MAX_PERIOD:
+        raise Unprocessable("a public report covers at most a year: ask for it in parts")
+    cache: PublicReports = request.app.state.public_reports
+    report = await cache.get(client_ip(request) or "unknown", start, end, lambda: reports.log_of_use(
+        figures, start, end, public=True))  # fmt: skip
     return _csv(report, "log-of-use-public") if format == "csv" else report
 
 

@@ -257,3 +257,14 @@ class ChainOut(BaseModel):
     entries: int
     first_broken_seq: int | None
     reason: str | None
+    sealed: int | None = None  # entries under a keyed seal (None: the audit key is not on this host)
+    checkpoints: int | None = None  # signed checkpoints found in the object store and checked
+
+
+class ClientOut(BaseModel):
+    client_id: str
+    name: str
+    roles: list[str]
+    ori: str | None
+    disabled: bool
+    client_secret: str | None = None  # only when just rotated: shown once

@@ -139,11 +139,9 @@ async def load_version(
             )
         ).scalar_one()
         part = f"bca_entries_v{int(version)}"
-        await conn.execute(
-            text(f"CREATE TABLE hotlist.{part} PARTITION OF hotlist.bca_entries FOR VALUES IN ({int(version)})")
-        )
-        # COPY leaves version_id out: the partition's own default fills it.
-        await conn.execute(text(f"ALTER TABLE hotlist.{part} ALTER COLUMN version_id SET DEFAULT {int(version)}"))
+        # Through the owner's function (the service's role owns no table); COPY leaves version_id out and the
+        # partition's own default, set there, fills it.
+        await conn.execute(text("SELECT hotlist.create_entries_partition(:v)"), {"v": int(version)})
         raw = await conn.get_raw_connection()
         parsing = asyncio.ensure_future(asyncio.to_thread(work))
         try:
@@ -158,7 +156,7 @@ async def load_version(
             timings["parse_copy"] = round(clock() - t0, 3)
         # Index after the COPY: building it once is far cheaper than maintaining it row by row. Matching runs in
         # memory; the database looks rows up by NIC only ("still current?", the car's list).
-        await conn.execute(text(f"CREATE UNIQUE INDEX {part}_nic ON hotlist.{part} (nic)"))
+        await conn.execute(text("SELECT hotlist.index_entries_partition(:v)"), {"v": int(version)})
         await conn.execute(
             text("UPDATE hotlist.list_versions SET entries = :n, bad_rows = :b WHERE id = :v"),
             {"n": parsed.good, "b": parsed.bad_count, "v": version},
@@ -175,7 +173,7 @@ async def load_version(
             )
         ).scalars()
         for old_id in list(old):
-            await conn.execute(text(f"DROP TABLE IF EXISTS hotlist.bca_entries_v{int(old_id)}"))
+            await conn.execute(text("SELECT hotlist.drop_entries_partition(:v)"), {"v": int(old_id)})
             await conn.execute(text("UPDATE hotlist.list_versions SET dropped = true WHERE id = :v"), {"v": old_id})
         await _audit(
             conn,

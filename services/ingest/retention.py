@@ -152,7 +152,7 @@ async def _purge_rows(conn: Any, day: date, exists: bool, *, dry_run: bool, resu
         result.partition_dropped = kept == 0
         return
     if kept == 0:
-        await conn.execute(text(f"DROP TABLE {name}"))
+        await conn.execute(text("SELECT ingest.drop_reads_partition(:day)"), {"day": day})
         result.partition_dropped = True
     else:
         await conn.execute(text(f"DELETE FROM {name} WHERE NOT (id = ANY(:ids))"), {"ids": list(held)})
