@@ -19,7 +19,7 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     from alpr.migrate import upgrade
 
-    upgrade(database_url(settings), args.revision)
+    upgrade(database_url(settings, migrate=False), args.revision)
     print(f"migrated to {args.revision}")
     return 0
 
@@ -37,8 +37,10 @@ def cmd_audit_verify(args: argparse.Namespace, settings: Settings) -> int:
 
     from shared.audit import verify_chain
 
+    url = database_url(settings)
+
     async def _verify() -> int:
-        engine = create_async_engine(database_url(settings))
+        engine = create_async_engine(url)
         try:
             async with engine.connect() as conn:
                 report = await verify_chain(conn)
