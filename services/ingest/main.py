@@ -19,7 +19,7 @@ from services.ingest.jobs import Worker
 from services.ingest.readers import router as readers_router
 from services.ingest.routes import router
 from services.ingest.service import IngestContext
-from services.ingest.stream import StreamHub
+from services.ingest.stream import StreamHub, close_on_exit_signal
 from services.ingest.subjects import router as subjects_router
 from services.ingest.tokens import CachingVerifier
 from services.ingest.writer import ExistingReads, ReadWriter, batch_engine
@@ -107,9 +107,11 @@ def create_app(
             if run_worker and settings.retention_purge_scheduled
             else None
         )
+        restore_signals = close_on_exit_signal(ctx.hub)
         try:
             yield
         finally:
+            restore_signals()
             await agents.stop()
             ctx.hub.close()
             if purge_task is not None:
