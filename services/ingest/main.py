@@ -16,6 +16,7 @@ from services.ingest.agents.routes import router as agents_router
 from services.ingest.clients import HotlistClient, RecognitionClient, TokenSource
 from services.ingest.holds import router as holds_router
 from services.ingest.jobs import Worker
+from services.ingest.metrics import ingest_backlog
 from services.ingest.readers import router as readers_router
 from services.ingest.routes import router
 from services.ingest.service import IngestContext
@@ -130,5 +131,6 @@ def create_app(
         settings,
         routers=[router, agents_router, holds_router, subjects_router, readers_router],
         lifespan=lifespan,
+        metric_probes=[ingest_backlog],
         description="Officer shifts and plate reads posted by the cars' Mobile Data Computers.",
     )
