@@ -17,6 +17,7 @@ from shared.auth import CurrentPrincipal, TokenVerifier
 from shared.db import create_engine, create_sessionmaker, ping
 from shared.errors import register_error_handlers
 from shared.logs import RequestIdMiddleware, configure_logging
+from shared.metrics import CountResponses, MetricsProbe, audit_chain_head, metrics_router
 from shared.revocations import RevocationList
 from shared.settings import ServiceName, Settings
 from shared.storage import create_store
@@ -66,7 +67,10 @@ def _health_router() -> APIRouter:
         checks = {name: ("ok" if reason is None else f"down: {reason}") for name, reason in results}
         warnings = {}
         for extra in app.state.ready_checks:
-            name, reason = extra.__name__, await extra(app)
+            try:
+                name, reason = extra.__name__, await asyncio.wait_for(extra(app), READY_TIMEOUT_S)
+            except Exception as exc:  # noqa: BLE001 - e.g. PostgreSQL down: reported by its own check above
+                name, reason = extra.__name__, f"could not check: {type(exc).__name__}"
             if reason:
                 warnings[name] = reason
         down = [name for name, reason in results if reason is not None]
@@ -76,7 +80,8 @@ def _health_router() -> APIRouter:
         if down:
             body["detail"] = f"not ready: {', '.join(down)} down"
             return JSONResponse(body, status_code=503, headers={"Retry-After": "5"})
-        body["status"] = "ready"
+        # Degraded: it serves (200, stays in rotation), but an operator should look; `warnings` says why.
+        body["status"] = "degraded" if warnings else "ready"
         return JSONResponse(body)
 
     @router.get("/v1/whoami", tags=["auth"], summary="Who the bearer token says the caller is")
@@ -99,6 +104,7 @@ def create_service_app(
     routers: Sequence[APIRouter] = (),
     lifespan: ServiceLifespan | None = None,
     ready_checks: Sequence[ReadyCheck] = (),
+    metric_probes: Sequence[MetricsProbe] = (),
     description: str = "",
 ) -> FastAPI:
     @asynccontextmanager
@@ -132,14 +138,17 @@ def create_service_app(
     app.state.settings = settings
     app.state.service = service
     app.state.ready_checks = list(ready_checks)
+    app.state.metric_probes = [audit_chain_head, *metric_probes]
     if settings.trusted_proxies:
         # Forwarding headers (X-Forwarded-For, -Proto) believed from these peers only; uvicorn runs with
         # --no-proxy-headers so that no one else's are.
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(settings.trusted_proxies))
+    app.add_middleware(CountResponses, service=service)
     # Outermost: it sees the peer before the proxy headers replace it.
     app.add_middleware(RequestIdMiddleware, trusted_proxies=settings.trusted_proxies)
     register_error_handlers(app)
     app.include_router(_health_router())
+    app.include_router(metrics_router())
     for router in routers:
         app.include_router(router)
     return app

@@ -132,6 +132,7 @@ class Settings(BaseSettings):
     hotlist_max_bytes: int = Field(default=200_000_000, ge=1)  # compressed and decompressed
     hotlist_max_bad_share: float = Field(default=0.05, ge=0, le=1)  # above it the old list stays in force
     hotlist_stale_after_s: float = Field(default=86_400.0, gt=0)
+    hotlist_sync_failures_degraded: int = Field(default=3, ge=1)  # failed syncs in a row: /readyz degraded
     hotlist_versions_kept: int = Field(default=3, ge=2)
     hotlist_poll_s: float = Field(default=2.0, gt=0)  # how often a worker checks for a new version
     hotlist_disposition_due_s: float = Field(default=3600.0, gt=0)  # hits without disposition after this: listed
@@ -157,6 +158,9 @@ class Settings(BaseSettings):
     audit_key_file: Path | None = None
     audit_checkpoint_interval_s: float = Field(default=60.0, gt=0)  # the access service seals and publishes
     audit_checkpoint_scheduled: bool = True
+
+    # /metrics asks for `Authorization: Bearer <this>` when set; unset, it is for the internal network only.
+    metrics_token: SecretStr | None = None
 
     # Secret for signing local-folder image links; required outside development.
     url_signing_secret: SecretStr = SecretStr("dev-url-signing-secret")

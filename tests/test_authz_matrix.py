@@ -132,7 +132,8 @@ PUBLIC: dict[str, set[tuple[str, str]]] = {
         ("POST", "/v1/agents/openalpr"),
     },
 }
-HEALTH = {("GET", "/healthz"), ("GET", "/readyz")}
+# /metrics: counts only, for the internal network; a bearer token when ALPR_METRICS_TOKEN is set (shared/metrics.py).
+HEALTH = {("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics")}
 STREAM_OPEN_S = 3.0  # a refusal answers at once; a stream that is still open after this was let in
 
 

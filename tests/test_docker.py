@@ -107,3 +107,25 @@ def test_each_service_connects_as_the_role_the_migrate_job_makes_for_it() -> Non
         url = urlsplit(services[name]["environment"]["ALPR_DATABASE_URL"])
         assert (url.username, url.password) == (roles[name], passwords[name]), name
         assert url.username != admin.username  # never the administrator the migrations use
+
+
+def test_sample_alert_rules_parse_and_name_metrics_that_exist() -> None:
+    import importlib
+
+    from prometheus_client import REGISTRY
+
+    for module in (
+        "shared.metrics",
+        "services.ingest.metrics",
+        "services.recognition.metrics",
+        "services.hotlist.metrics",
+    ):
+        importlib.import_module(module)
+    # Every name a family can show, labelled children or not (a counter's _total, a histogram's series).
+    suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum"), "gauge": ("",)}
+    known = {f.name + suffix for f in REGISTRY.collect() for suffix in suffixes.get(f.type, ("",))}
+    rules = yaml.safe_load((ROOT / "docker" / "prometheus-alerts.yml").read_text())
+    alerts = [rule for group in rules["groups"] for rule in group["rules"]]
+    assert len(alerts) >= 8 and all({"alert", "expr", "annotations"} <= set(rule) for rule in alerts)
+    named = {name for rule in alerts for name in re.findall(r"\balpr_[a-z_]+", rule["expr"])}
+    assert named and named - known == set(), f"alert rules name unknown metrics: {named - known}"

@@ -17,8 +17,8 @@ import httpx
 from alpr.roles import role_names
 from tests.recognition.render import jpeg, plate_image
 from tests.support.pg import _connect_kwargs
+from tests.support.runner import SERVICES, all_ready, stop
 from tests.support.s3 import free_port_pairs
-from tests.test_runner import SERVICES, _all_ready, _stop
 
 PASSWORD = "a long enough passphrase"
 
@@ -59,7 +59,7 @@ def test_a_read_through_the_running_services(tmp_path: Path, database_url: str) 
         today = date.today()
         _alpr(env, "access", "add-training", "--user", badge, "--course", "ALPR operation and data policy",
               "--completed", str(today - timedelta(days=1)), "--expires", str(today + timedelta(days=364)))  # fmt: skip
-        assert _all_ready(ports, timeout_s=60) == dict.fromkeys(SERVICES, 200)
+        assert all_ready(ports, timeout_s=60) == dict.fromkeys(SERVICES, 200)
         access, ingest = (f"http://127.0.0.1:{ports[s]}" for s in ("access", "ingest"))
         login = httpx.post(
             f"{access}/v1/token",
@@ -90,4 +90,4 @@ def test_a_read_through_the_running_services(tmp_path: Path, database_url: str) 
         connected = asyncio.run(_connected_users(database_url))
         assert {roles["access"], roles["ingest"], roles["hotlist"]} <= connected, connected
     finally:
-        assert _stop(proc) == 0
+        assert stop(proc) == 0

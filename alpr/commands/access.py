@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from alpr.commands.common import database_url
+from alpr.commands.common import with_database
 from shared.errors import AppError
 from shared.settings import Settings
 
@@ -29,8 +29,11 @@ def _run(settings: Settings, work: Callable[[AsyncSession, Any], Awaitable[T]]) 
     from services.access.security import Passwords
     from shared.db import create_sessionmaker
 
+    settings = with_database(settings)
+    assert settings.database_url is not None
+
     async def _go() -> T:
-        engine = create_async_engine(database_url(settings))
+        engine = create_async_engine(settings.database_url)
         try:
             async with create_sessionmaker(engine)() as session:
                 result = await work(session, Passwords(settings))

@@ -21,12 +21,12 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     from alpr.roles import prepare_database, role_passwords
 
     if args.revision != "head" or args.no_roles:
-        upgrade(database_url(settings), args.revision)
+        upgrade(database_url(settings, migrate=False), args.revision)
     else:
         # The services' roles too (compose's `migrate` job); their passwords from ALPR_DB_ROLE_PASSWORDS.
         given = {k: v.get_secret_value() for k, v in settings.db_role_passwords.items()}
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        prepare_database(database_url(settings), role_passwords(settings.data_dir, given))
+        prepare_database(database_url(settings, migrate=False), role_passwords(settings.data_dir, given))
     print(f"migrated to {args.revision}")
     return 0
 
@@ -46,8 +46,10 @@ def cmd_audit_verify(args: argparse.Namespace, settings: Settings) -> int:
     from shared.audit_seal import key_path, load_checkpoints, load_keys, verify_sealed
     from shared.storage import create_store
 
+    url = database_url(settings)
+
     async def _verify() -> int:
-        engine = create_async_engine(database_url(settings))
+        engine = create_async_engine(url)
         try:
             if not key_path(settings).is_file():
                 print(f"audit key {key_path(settings)} not found: keyed seals and checkpoints NOT checked")

@@ -90,6 +90,7 @@ def coverage_reason(grant: Grant, query: SearchIn) -> str | None:
             _area(grant.area_lat, grant.area_lon, grant.area_radius_m),
             _area(query.area.lat, query.area.lon, query.area.radius_m) if query.area else None,
             location_history_allowed=bool(grant.warrant_number or grant.exigency_attestation),
+            grant_plates=grant.plates,
         )
     )
 

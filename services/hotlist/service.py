@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from services.hotlist import metrics
 from services.hotlist.categories import INVESTIGATION, OWNER_WARNING, category_of
 from services.hotlist.ingest_client import IngestClient
 from services.hotlist.matching import Matcher, lookup, lookup_agency
@@ -164,6 +165,7 @@ async def match(session: AsyncSession, matcher: Matcher, settings: Settings, req
             .returning(col(Hit.id))
         )
         stored = set((await session.execute(stmt)).scalars())
+        metrics.count_new_hits(hits, stored)
         if len(stored) < len(hits):
             rows = await session.execute(
                 select(Hit.list_name, Hit.entry_id, Hit.id, Hit.list_version).where(Hit.read_id == req.read_id)
@@ -466,10 +468,12 @@ class Distribution:
                 async with engine.connect() as conn:
                     known = (
                         await conn.execute(
-                            text("SELECT id FROM hotlist.list_versions WHERE id = :v AND NOT dropped"), {"v": since}
+                            text("SELECT dropped FROM hotlist.list_versions WHERE id = :v"), {"v": since}
                         )
                     ).first()
                 if known is None:
+                    raise NotFound(f"there never was a version {since}: download the full list")
+                if known.dropped:
                     raise Gone(f"version {since} is no longer kept: download the full list")
                 cols = ", ".join(CAR_COLUMNS)
                 new, old = int(version), int(since)

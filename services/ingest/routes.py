@@ -16,8 +16,8 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from starlette.datastructures import UploadFile
 
+from services.ingest import metrics, service
 from services.ingest import search as search_logic
-from services.ingest import service
 from services.ingest.deps import AgencyReader, Ctx, Officer, Overseer, Service, ShiftReader, StreamReader
 from services.ingest.images import CheckedImage, check_image
 from services.ingest.models import Shift
@@ -182,7 +182,7 @@ async def post_read(request: Request, principal: Officer, ctx: Ctx) -> JSONRespo
             )
     else:
         raise BadRequest("send multipart/form-data (metadata, photo, crop) or application/json (metadata only)")
-    return _answer(await service.ingest_read(ctx, principal, meta, photo, crop))
+    return _answer(await metrics.counted(service.ingest_read(ctx, principal, meta, photo, crop)))
 
 
 @router.post(
@@ -251,7 +251,7 @@ async def post_batch(request: Request, principal: Officer, ctx: Ctx) -> BatchRes
                     max_pixels=pixels,
                 )
                 async with gate:
-                    result = await service.ingest_read(ctx, principal, meta, photo, crop, queued=True)
+                    result = await metrics.counted(service.ingest_read(ctx, principal, meta, photo, crop, queued=True))
             except ValidationError as exc:
                 errors = exc.errors(include_url=False, include_context=False)
                 detail = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in errors]

@@ -428,20 +428,21 @@ async def ingest_read(
         raise
     if not outcome.inserted:
         await delete_quietly(ctx.store, stored)  # a racing retry stored it first: keep only its objects
-    elif covert:
-        await deliver_covert(ctx, covert, row)
+    elif row["hits"] or covert:
+        await deliver_hits(ctx, [*row["hits"], *covert], row)
     return result_of(outcome.row, duplicate=not outcome.inserted)
 
 
-async def deliver_covert(ctx: IngestContext, covert: list[dict[str, Any]], row: dict[str, Any]) -> None:
-    """Covert hits go to the list owner's agency stream once the read is stored. Hotlist keeps every hit, so a
-    failure here loses no hit, only its notice: it is logged, and the read is still answered."""
+async def deliver_hits(ctx: IngestContext, hits: list[dict[str, Any]], row: dict[str, Any]) -> None:
+    """Once the read is stored, its hits go to the streams too: the car's hits to its unit's stream (a car that lost
+    the HTTP answer still learns of them; it dedupes by hit id), covert hits to the list owner's agency stream.
+    Hotlist keeps every hit, so a failure here loses no hit, only its notice: it is logged, the read is answered."""
     try:
         async with ctx.sessionmaker() as session:
-            added = await add_hit_events(session, covert, row)
+            added = await add_hit_events(session, hits, row)
             await session.commit()
-    except Exception as exc:  # noqa: BLE001 - the read is stored; the owner finds the hit at hotlist
-        log.error("covert_hit_notice_failed", read_id=str(row["id"]), error=repr(exc))
+    except Exception as exc:  # noqa: BLE001 - the read is stored; the hit is kept at hotlist
+        log.error("hit_notice_failed", read_id=str(row["id"]), error=repr(exc))
         return
     if added:
         ctx.hub.notify()

@@ -3,7 +3,10 @@ and the answer carries the hit. Real apps on real PostgreSQL and S3; only the BC
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
+
+from pydantic import SecretStr
 
 from tests.hotlist.bca import extract, row
 from tests.ingest.conftest import AGENCY
@@ -237,3 +240,75 @@ async def test_a_hold_on_a_read_keeps_its_hit_through_hotlists_purge(system: Sys
         assert await client.held_reads(asked) == {hit_read["read_id"]}
     finally:
         await client.close()
+
+
+async def test_a_hit_found_at_read_time_reaches_the_cars_stream_once(system: System, bca_server) -> None:  # type: ignore[no-untyped-def]
+    """A car that lost the HTTP answer still learns of the hit: it is on the unit's stream too, under the same hit id
+    (the car dedupes by it); a retried read adds no second event."""
+    bca_server.publish(extract([row("V700000020", "STR020")]))
+    version = await system.sync()
+    officer = system.officer()
+    assert (await officer.start()).status_code == 201
+
+    async def announced() -> bool:  # the list's notice is out first, so the stream's next event is the hit
+        return any(e["payload"].get("version") == version for e in await system.events(officer))
+
+    await eventually(announced)
+    meta = officer.meta(plate="STR020", state="MN")
+    live = asyncio.create_task(
+        officer.client.get(f"/v1/units/{officer.unit}/stream", params={"max_events": 1}, headers=officer.headers)
+    )
+    await asyncio.sleep(0.3)  # the stream is open (new events only) before the read is posted
+    resp = await officer.post_read(meta)
+    assert resp.status_code == 200, resp.text
+    (hit,) = resp.json()["hits"]
+    streamed = (await asyncio.wait_for(live, 10)).text
+    assert "event: hit" in streamed and hit["hit_id"] in streamed
+    assert (await officer.post_read(meta)).json()["duplicate"] is True
+    events = [e for e in await system.events(officer) if e["kind"] == "hit"]
+    assert [e["payload"]["hit_id"] for e in events] == [hit["hit_id"]]
+    assert events[0]["payload"]["read"]["plate"] == "STR020"
+
+
+async def test_metrics_are_served_and_parse_without_a_plate_in_them(system: System, bca_server) -> None:  # type: ignore[no-untyped-def]
+    from prometheus_client.parser import text_string_to_metric_families
+
+    bca_server.publish(extract([row("V700000030", "MET030")]))
+    await system.sync()
+    officer = system.officer()
+    assert (await officer.start()).status_code == 201
+    assert (await officer.post_read(officer.meta(plate="MET030", state="MN"))).status_code == 200
+    assert (await officer.post_read(officer.meta(), photo=jpeg(plate_image("PZM337")))).status_code == 200
+
+    def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        return {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+        }
+
+    scraped = {}
+    for name, client in (("ingest", system.ingest), ("hotlist", system.hotlist)):
+        resp = await client.get("/metrics")
+        assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/plain")
+        assert "MET030" not in resp.text and "PZM337" not in resp.text and officer.unit not in resp.text
+        scraped[name] = samples(resp.text)
+    ingest, hotlist = scraped["ingest"], scraped["hotlist"]
+    assert ingest[("alpr_ingest_reads_total", (("outcome", "complete"),))] >= 2
+    assert ("alpr_ingest_pending_reads", (("work", "match"),)) in ingest
+    assert ("alpr_ingest_agent_spool_bytes", ()) in ingest and ("alpr_ingest_agent_quarantine_posts", ()) in ingest
+    assert ingest[("alpr_audit_chain_head_seq", ())] >= 1
+    assert ingest[("alpr_http_responses_total", (("service", "ingest"), ("status", "200")))] >= 2
+    # Recognition read the photo (its apps share this process's registry): the latency histogram counted it.
+    assert ingest[("alpr_recognition_seconds_count", ())] >= 1
+    assert ("alpr_recognition_queue_depth", ()) in ingest and ("alpr_recognition_refused_total", ()) in ingest
+    assert hotlist[("alpr_hotlist_hits_total", (("category", "stolen_vehicle"),))] >= 1
+    assert hotlist[("alpr_hotlist_syncs_total", (("outcome", "loaded"),))] >= 1
+    assert hotlist[("alpr_hotlist_version", ())] >= 1 and 0 <= hotlist[("alpr_hotlist_age_seconds", ())] < 60
+    assert hotlist[("alpr_hotlist_sync_failures_in_row", ())] == 0
+
+    # With a token set, /metrics asks for it.
+    guarded = await system.another_ingest(metrics_token=SecretStr("scrape-secret"))
+    assert (await guarded.get("/metrics")).status_code == 401
+    ok = await guarded.get("/metrics", headers={"Authorization": "Bearer scrape-secret"})
+    assert ok.status_code == 200 and "alpr_ingest_reads_total" in ok.text
