@@ -27,8 +27,6 @@ from services.ingest.schemas import (
     BatchResult,
     HitsAccepted,
     HitsIn,
-    LookupRequest,
-    LookupResponse,
     ReadMetadata,
     ReadResult,
     SearchRequest,
@@ -372,25 +370,6 @@ async def stream(
 
 
 # ---- internal (docs/contracts.md) ---------------------------------------------------------------------------
-
-
-@router.post("/v1/internal/reads/lookup", tags=["internal"], summary="Past reads of these plates (hotlist)")
-async def internal_lookup(
-    body: LookupRequest, request: Request, principal: Service, session: SessionDep
-) -> LookupResponse:
-    reads = await search_logic.lookup(session, body)
-    await record(
-        session,
-        service="ingest",
-        action="reads.lookup",
-        principal=principal,
-        object_type="read",
-        object_ids=[str(r.read_id) for r in reads[:100]],
-        source_ip=client_ip(request),
-        record_count=len(reads),
-        details={"plates": len(body.plates), "since": body.since.isoformat()},
-    )
-    return LookupResponse(reads=reads)
 
 
 @router.post("/v1/internal/reads/search", tags=["internal"], summary="Archived reads (access, inside a grant)")
