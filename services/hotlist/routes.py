@@ -177,9 +177,7 @@ async def sync_now(request: Request, engine: EngineDep, matcher: MatcherDep, set
 
 
 @router.post("/v1/lists", response_model=AgencyListOut, status_code=201, summary="Create an agency list")
-async def create_list(
-    body: AgencyListIn, request: Request, session: SessionDep, _: Supervisors, scope: Scoped
-):
+async def create_list(body: AgencyListIn, request: Request, session: SessionDep, _: Supervisors, scope: Scoped):
     lst = await service.create_list(session, body, scope)
     await scope.audit(
         session,

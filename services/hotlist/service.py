@@ -37,6 +37,7 @@ from services.hotlist.schemas import (
 )
 from shared.auth import Principal
 from shared.errors import Conflict, Gone, NotFound, Unprocessable
+from shared.scoping import Scope
 from shared.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -333,7 +334,9 @@ async def create_list(session: AsyncSession, body: AgencyListIn, scope: Scope) -
             raise Unprocessable("a covert list needs the case_number it serves")
         if body.expires_at is None or body.expires_at <= datetime.now(UTC):
             raise Unprocessable("a covert list needs an expires_at in the future")
-    exists = (await session.exec(scope.where(select(AgencyList), col(AgencyList.agency)).where(AgencyList.name == body.name))).first()
+    exists = (
+        await session.exec(scope.where(select(AgencyList), col(AgencyList.agency)).where(AgencyList.name == body.name))
+    ).first()
     if exists is not None:
         raise Conflict(f"list {body.name!r} exists")
     lst = AgencyList(**body.model_dump(), agency=scope.agency, created_by=scope.principal.subject)

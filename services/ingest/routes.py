@@ -13,7 +13,8 @@ from fastapi import APIRouter, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import UploadFile
 
 from services.ingest import search as search_logic
@@ -42,6 +43,7 @@ from shared.audit import client_ip, record
 from shared.auth import ADMIN, SUPERVISOR, Principal
 from shared.db import SessionDep
 from shared.errors import AppError, BadRequest, Conflict, Forbidden, PayloadTooLarge, Unprocessable
+from shared.scoping import Scope, Scoped
 
 router = APIRouter()
 
@@ -80,8 +82,7 @@ async def list_shifts(
     stmt = select(Shift).order_by(Shift.started_at)  # type: ignore[arg-type]
     if unit:
         stmt = stmt.where(Shift.unit == unit)  # type: ignore[arg-type]
-    if principal.agency:
-        stmt = stmt.where(Shift.agency == principal.agency)  # type: ignore[arg-type]
+    stmt = stmt.where(func.coalesce(Shift.agency, "") == Scope(principal).agency)
     if start:
         stmt = stmt.where((Shift.ended_at.is_(None)) | (Shift.ended_at >= start))  # type: ignore[union-attr,operator]
     if end:
@@ -267,16 +268,30 @@ async def post_batch(request: Request, principal: Officer, ctx: Ctx) -> BatchRes
 # ---- the cars' stream ---------------------------------------------------------------------------------------
 
 
-async def _stream_access(ctx: Ctx, principal: Principal, unit: str) -> str | None:
-    """The unit's agency when the caller may follow its stream: its officer on shift, or a supervisor."""
-    shift = await service.open_shift(ctx, unit)
-    if principal.has_role(SUPERVISOR, ADMIN):
-        return principal.agency or (shift.agency if shift else None)
+async def _stream_access(
+    ctx: Ctx, session: AsyncSession, request: Request, principal: Principal, unit: str
+) -> tuple[str | None, datetime]:
+    """The unit's agency and the earliest time the caller may see, when it may follow the unit's stream: its
+    officer on shift, or a supervisor of its agency. Live events of the open shift only, never history (a look at
+    past events is a search under a grant, through the access workflow); a supervisor's look is audited."""
+    shift = await service.open_shift(ctx, unit, principal.agency)
     if shift is None:
-        raise Conflict(f"unit {unit} is offline: no open shift")
-    if shift.officer != principal.subject:
+        # Another agency's unit of that name is not ours to see: the same answer as an offline one.
+        raise Conflict(f"unit {unit} is offline: no open shift in your agency")
+    if principal.has_role(SUPERVISOR, ADMIN):
+        await Scope(principal).audit(
+            session,
+            service="ingest",
+            action="stream.follow",
+            object_type="unit",
+            object_ids=[unit],
+            source_ip=client_ip(request),
+            details={"shift_id": str(shift.id), "since": shift.started_at.isoformat()},
+        )
+        await session.commit()
+    elif shift.officer != principal.subject:
         raise Forbidden(f"unit {unit}'s shift belongs to another officer")
-    return shift.agency
+    return shift.agency, shift.started_at
 
 
 def _event_out(e: Any) -> StreamEventOut:
@@ -286,14 +301,16 @@ def _event_out(e: Any) -> StreamEventOut:
 @router.get("/v1/units/{unit}/events", tags=["stream"], summary="Hits and hot-list notices after `since` (polling)")
 async def poll_events(
     unit: str,
+    request: Request,
     principal: StreamReader,
+    scope: Scoped,
     ctx: Ctx,
     session: SessionDep,
     since: int = Query(default=0, ge=0, description="the last event id the car has"),
     limit: int = Query(default=100, ge=1, le=500),
 ) -> StreamPage:
-    agency = await _stream_access(ctx, principal, unit)
-    events = await service.events_since(session, unit, agency, since, limit)
+    agency, floor = await _stream_access(ctx, session, request, scope.principal, unit)
+    events = await service.events_since(session, unit, agency, since, limit, not_before=floor)
     return StreamPage(events=[_event_out(e) for e in events], last_id=events[-1].id if events else since)
 
 
@@ -304,14 +321,25 @@ async def poll_events(
 )
 async def agency_events(
     agency: str,
+    request: Request,
     principal: AgencyReader,
+    scope: Scoped,
     session: SessionDep,
     since: int = Query(default=0, ge=0, description="the last event id the caller has"),
     limit: int = Query(default=100, ge=1, le=500),
 ) -> StreamPage:
-    if principal.agency != agency and not principal.has_role(ADMIN):
+    if not scope.owns(agency):
         raise Forbidden(f"agency {agency}'s covert hits are for its own supervisors")
     events = await service.agency_events_since(session, agency, since, limit)
+    await scope.audit(
+        session,
+        service="ingest",
+        action="stream.agency_events",
+        object_type="read",
+        object_ids=[str(e.read_id) for e in events if e.read_id][:100],
+        source_ip=client_ip(request),
+        record_count=len(events),
+    )
     return StreamPage(events=[_event_out(e) for e in events], last_id=events[-1].id if events else since)
 
 
@@ -326,12 +354,14 @@ async def stream(
     unit: str,
     request: Request,
     principal: StreamReader,
+    scope: Scoped,
     ctx: Ctx,
     since: int | None = Query(default=None, ge=0, description="replay events after this id (default: new only)"),
     max_events: int | None = Query(default=None, ge=1, description="close after this many events"),
     keepalive_s: float = Query(default=15.0, ge=0.1, le=60),
 ) -> StreamingResponse:
-    agency = await _stream_access(ctx, principal, unit)
+    async with ctx.sessionmaker() as session:
+        agency, floor = await _stream_access(ctx, session, request, scope.principal, unit)
     last_header = request.headers.get("last-event-id")
     if since is None and last_header and last_header.isdigit():
         since = int(last_header)
@@ -346,7 +376,7 @@ async def stream(
         yield "retry: 2000\n\n"
         while not ctx.hub.closed:
             async with ctx.sessionmaker() as session:
-                batch = await service.events_since(session, unit, agency, last)
+                batch = await service.events_since(session, unit, agency, last, not_before=floor)
             for e in batch:
                 data = _event_out(e).model_dump_json()
                 yield f"id: {e.id}\nevent: {e.kind}\ndata: {data}\n\n"
@@ -374,8 +404,9 @@ async def stream(
 
 @router.post("/v1/internal/reads/search", tags=["internal"], summary="Archived reads (access, inside a grant)")
 async def internal_search(
-    body: SearchRequest, request: Request, principal: Service, session: SessionDep
+    body: SearchRequest, request: Request, principal: Service, scope: Scoped, session: SessionDep
 ) -> SearchResponse:
+    # Called by access only, inside a grant it checked; `body.agency` is the grant's agency (its reads only).
     result = await search_logic.search(session, body)
     await record(
         session,

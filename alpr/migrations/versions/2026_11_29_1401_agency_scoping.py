@@ -29,9 +29,7 @@ def upgrade() -> None:
     op.drop_constraint("uq_agency_lists_name", "agency_lists", schema="hotlist", type_="unique")
     op.create_unique_constraint("uq_agency_lists_agency_name", "agency_lists", ["agency", "name"], schema="hotlist")
     op.add_column("agency_lists", sa.Column("case_number", sa.String(), nullable=True), schema="hotlist")
-    op.add_column(
-        "agency_lists", sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True), schema="hotlist"
-    )
+    op.add_column("agency_lists", sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True), schema="hotlist")
 
     op.add_column("hits", sa.Column("custodian", sa.Text(), nullable=False, server_default=""), schema="hotlist")
     op.execute(
