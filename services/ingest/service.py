@@ -422,7 +422,7 @@ async def ingest_read(
             else:
                 apply_recognition(row, candidate)
     try:
-        protected = await protected_among(ctx.engine, (row["plate"], row["car_plate"]))
+        protected = await protected_among(ctx.engine, (row["plate"], row["car_plate"]), row["agency"] or "")
     except BaseException:
         await delete_quietly(ctx.store, stored)  # PostgreSQL down: 503, and no photo left without its read
         raise

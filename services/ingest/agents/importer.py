@@ -306,7 +306,7 @@ class AgentImporter:
         ).all()
         wants_finish = self._wants_finish(pr)
         if not found:
-            if await protected_among(self.ctx.engine, (pr.plate,)):
+            if await protected_among(self.ctx.engine, (pr.plate,), agent.agency or ""):
                 batch.protected += 1  # Safe at Home: never stored, never matched (Minn. Stat. 13.824 subd. 3(c))
                 return
             read_id = read_id_for(agent.id, pr.best_key)
@@ -569,7 +569,7 @@ class AgentImporter:
                             apply_recognition(row, await recognize(ctx, data, ctype))
                         except (CallFailed, StorageError) as exc:
                             row["recognition_pending"], row["last_error"] = True, str(exc)
-                    if await protected_among(ctx.engine, (row["plate"], row["car_plate"])):
+                    if await protected_among(ctx.engine, (row["plate"], row["car_plate"]), row["agency"] or ""):
                         row["protected"] = True  # Safe at Home: destroyed now, never matched (13.824 subd. 3(c))
                         return row
                     if settings.ingest_call_hotlist and ctx.hotlist is not None and not row["recognition_pending"]:
