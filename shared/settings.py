@@ -145,6 +145,9 @@ class Settings(BaseSettings):
     # Grants: the default and the longest a supervisor may give.
     grant_default_days: int = Field(default=7, ge=1)
     grant_max_days: int = Field(default=30, ge=1)
+    # Without a warrant or an exigency, a request's area is at most this radius: a plate plus a city-wide circle
+    # is a location history (Minn. Stat. 13.824 subd. 2(d)), so it needs the warrant a history needs.
+    access_area_max_m_without_warrant: float = Field(default=2000.0, gt=0)
     court_order_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
     # Calls from access to ingest's archived-read search.
     search_timeout_s: float = Field(default=10.0, gt=0)
