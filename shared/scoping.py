@@ -48,7 +48,7 @@ READ_DOORS: dict[tuple[str, str], str] = {
 }
 
 # Payload fields that mean "this answer carries stored read data" (the scan test looks for them in responses).
-READ_FIELDS = frozenset({"lat", "lon", "read_id", "read_ids", "image_url", "crop_url", "captured_at", "read_plate"})
+READ_FIELDS = frozenset({"read_id", "read_ids", "image_url", "crop_url", "read_plate"})
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,8 @@ MATRIX: dict[str, dict[tuple[str, str], frozenset[str]]] = {
         ("GET", "/v1/reports/bca-notices"): frozenset({"supervisor", "auditor", "admin"}),
         ("POST", "/v1/reports/bca-notices"): frozenset({"supervisor", "admin"}),
         ("GET", "/v1/reports/audit"): frozenset({"auditor"}),
+        # A signed link opens only with the token of the person it was issued to.
+        ("GET", "/v1/objects/{key}"): frozenset({"officer", "supervisor", "agency", "auditor"}),
     },
     "ingest": {
         ("GET", "/v1/whoami"): ALL,
@@ -59,7 +61,6 @@ MATRIX: dict[str, dict[tuple[str, str], frozenset[str]]] = {
         ("GET", "/v1/units/{unit}/events"): frozenset({"officer", "supervisor", "admin"}),
         ("GET", "/v1/units/{unit}/stream"): frozenset({"officer", "supervisor", "admin"}),
         ("GET", "/v1/agencies/{agency}/events"): frozenset({"supervisor", "admin"}),
-        ("POST", "/v1/internal/reads/lookup"): frozenset({"service"}),
         ("POST", "/v1/internal/reads/search"): frozenset({"service"}),
         ("POST", "/v1/internal/hits"): frozenset({"service"}),
         ("POST", "/v1/internal/reads/held"): frozenset({"service"}),
@@ -80,6 +81,7 @@ MATRIX: dict[str, dict[tuple[str, str], frozenset[str]]] = {
         ("GET", "/v1/internal/readers"): frozenset({"service"}),
         ("POST", "/v1/agents/{agent_id}/location"): frozenset({"admin"}),
         ("POST", "/v1/subject-requests/safe-at-home"): frozenset({"supervisor"}),
+        ("POST", "/v1/subject-requests/safe-at-home/{request_id}/confirm"): frozenset({"supervisor"}),
     },
     "recognition": {
         ("GET", "/v1/whoami"): ALL,
@@ -108,6 +110,7 @@ MATRIX: dict[str, dict[tuple[str, str], frozenset[str]]] = {
         ("GET", "/v1/hit-holds"): frozenset({"supervisor", "auditor"}),
         ("GET", "/v1/internal/report"): frozenset({"service"}),
         ("POST", "/v1/internal/subject-requests/safe-at-home"): frozenset({"service"}),
+        ("POST", "/v1/internal/plates/listed"): frozenset({"service"}),
     },
 }
 
@@ -116,7 +119,6 @@ PUBLIC: dict[str, set[tuple[str, str]]] = {
     "access": {
         ("POST", "/v1/token"),  # it is how a token is obtained
         ("GET", "/.well-known/jwks.json"),  # public keys
-        ("GET", "/v1/objects/{key}"),  # the presigned link's signature is the authorization
         ("GET", "/v1/public/log-of-use"),  # the statute makes the log of use public; it carries no personal data
     },
     "ingest": {

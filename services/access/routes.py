@@ -304,6 +304,7 @@ async def get_request(
     settings: SettingsDep,
     store: StoreDep,
     principal: Viewer,
+    scope: Scoped,
 ) -> RequestOut:
     file = await workflow.load(session, request_id)
     if not workflow.may_view(principal, file.request):
@@ -363,7 +364,9 @@ async def search_reads(
     settings: SettingsDep,
     ingest: IngestDep,
     principal: Requester,
+    scope: Scoped,
 ) -> SearchOut:
+    # The grant is the door: its agency's reads only (grant.data_agency), audited, a disclosure for outsiders.
     return await search.search(session, settings, ingest, principal, request, body)
 
 

@@ -49,7 +49,7 @@ def upgrade() -> None:
         "JOIN ingest.reads r ON r.id = hr.read_id AND r.captured_at = hr.captured_at WHERE hr.hold_id = h.id), '')"
     )
     _agency("protected_plates", "ingest")
-    op.drop_constraint("protected_plates_plate_key", "protected_plates", schema="ingest", type_="unique")
+    op.drop_constraint("uq_protected_plates_plate", "protected_plates", schema="ingest", type_="unique")
     op.create_index(
         "uq_ingest_protected_plates_agency_plate", "protected_plates", ["agency", "plate"], unique=True, schema="ingest"
     )
@@ -92,7 +92,7 @@ def downgrade() -> None:
     op.drop_column("protected_plates", "confirmed_by", schema="ingest")
     op.drop_column("protected_plates", "pending", schema="ingest")
     op.drop_index("uq_ingest_protected_plates_agency_plate", "protected_plates", schema="ingest")
-    op.create_unique_constraint("protected_plates_plate_key", "protected_plates", ["plate"], schema="ingest")
+    op.create_unique_constraint("uq_protected_plates_plate", "protected_plates", ["plate"], schema="ingest")
     op.drop_column("protected_plates", "agency", schema="ingest")
     op.drop_column("holds", "agency", schema="ingest")
     op.drop_column("hit_holds", "agency", schema="hotlist")
