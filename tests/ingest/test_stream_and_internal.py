@@ -4,7 +4,6 @@ import asyncio
 import random
 from datetime import UTC, datetime, timedelta
 
-from tests.ingest.conftest import AGENCY
 from tests.ingest.test_reads import _rows
 
 
@@ -157,18 +156,10 @@ async def test_search_by_wildcard_misread_area_window_and_cursor(ingest, officer
     )
     assert officer_try.status_code == 403
 
-    lookup = await ingest.post(
+    # The past-read lookup (a location history without a request) is gone: stored reads leave through a grant.
+    gone = await ingest.post(
         "/v1/internal/reads/lookup",
         json={"plates": [f"{prefix}123"], "since": (now - timedelta(hours=1)).isoformat()},
         headers=svc,
     )
-    assert lookup.status_code == 200
-    (found,) = lookup.json()["reads"]
-    assert found["unit"] == officer.unit and found["agency"] == AGENCY
-
-    audited = await _rows(
-        settings,
-        "SELECT action, record_count FROM audit.audit_log WHERE service = 'ingest' AND actor = 'svc-hotlist' "
-        "AND action = 'reads.lookup' ORDER BY seq DESC LIMIT 1",
-    )
-    assert audited[0].record_count == 1
+    assert gone.status_code in (404, 405)
