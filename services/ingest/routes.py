@@ -6,7 +6,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
@@ -19,6 +19,7 @@ from starlette.datastructures import UploadFile
 
 from services.ingest import search as search_logic
 from services.ingest import service
+from services.ingest.agents.importer import dispatch_unit
 from services.ingest.deps import AgencyReader, Ctx, Officer, Overseer, Service, ShiftReader, StreamReader
 from services.ingest.images import CheckedImage, check_image
 from services.ingest.models import Shift
@@ -275,10 +276,20 @@ async def _stream_access(
     officer on shift, or a supervisor of its agency. Live events of the open shift only, never history (a look at
     past events is a search under a grant, through the access workflow); a supervisor's look is audited."""
     shift = await service.open_shift(ctx, unit, principal.agency)
-    if shift is None:
+    supervisor = principal.has_role(SUPERVISOR, ADMIN)
+    if shift is not None:
+        agency, floor, shift_id = shift.agency, shift.started_at, str(shift.id)
+    elif supervisor and principal.agency and unit == dispatch_unit(principal.agency):
+        # The agency's dispatch stream (fixed readers have no car, no shift): the last shift's length of it.
+        agency, floor, shift_id = (
+            principal.agency,
+            service.now_utc() - timedelta(hours=ctx.settings.ingest_shift_max_hours),
+            "",
+        )
+    else:
         # Another agency's unit of that name is not ours to see: the same answer as an offline one.
         raise Conflict(f"unit {unit} is offline: no open shift in your agency")
-    if principal.has_role(SUPERVISOR, ADMIN):
+    if supervisor:
         await Scope(principal).audit(
             session,
             service="ingest",
@@ -286,12 +297,12 @@ async def _stream_access(
             object_type="unit",
             object_ids=[unit],
             source_ip=client_ip(request),
-            details={"shift_id": str(shift.id), "since": shift.started_at.isoformat()},
+            details={"shift_id": shift_id, "since": floor.isoformat()},
         )
         await session.commit()
-    elif shift.officer != principal.subject:
+    elif shift is None or shift.officer != principal.subject:
         raise Forbidden(f"unit {unit}'s shift belongs to another officer")
-    return shift.agency, shift.started_at
+    return agency, floor
 
 
 def _event_out(e: Any) -> StreamEventOut:
