@@ -129,6 +129,41 @@ PUBLIC: dict[str, set[tuple[str, str]]] = {
     },
 }
 HEALTH = {("GET", "/healthz"), ("GET", "/readyz")}
+
+# The agency dimension: every endpoint that takes an id is tried by agency B with agency A's id, in the tests/security
+# test named here (404, or 403 with a reason), or says why the id is not another agency's record.
+TWO = "tests/security/test_two_agencies.py::test_two_agencies_see_only_their_own"
+DOORS = "tests/security/test_access_doors.py::test_another_agency_cannot_reach_a_request_grant_or_disclosure"
+AGENTS = "tests/security/test_two_agencies.py::test_agents_are_their_agencys"
+CROSS_AGENCY: dict[tuple[str, str], str] = {
+    ("POST", "/v1/users/{user_id}/unlock"): "an account, not agency data (access identity: issue 15)",
+    ("POST", "/v1/requests/{request_id}/versions"): "only the requester amends (tests/access/test_requests.py)",
+    ("GET", "/v1/requests/{request_id}"): DOORS,
+    ("POST", "/v1/requests/{request_id}/decision"): "only a supervisor of the requester's agency decides "
+    "(tests/access/test_requests.py: another agency's supervisor refused)",
+    ("POST", "/v1/grants/{grant_id}/revoke"): DOORS,
+    ("GET", "/v1/objects/{key}"): "bound to its viewer (tests/access/test_search.py: a forwarded link refused)",
+    ("POST", "/v1/shifts/{shift_id}/end"): TWO,
+    ("GET", "/v1/shifts/{shift_id}"): TWO,
+    ("GET", "/v1/units/{unit}/events"): TWO,
+    ("GET", "/v1/units/{unit}/stream"): TWO,
+    ("GET", "/v1/agencies/{agency}/events"): TWO,
+    ("GET", "/v1/agents/{agent_id}"): AGENTS,
+    ("POST", "/v1/agents/{agent_id}/rotate"): AGENTS,
+    ("POST", "/v1/agents/{agent_id}/disable"): AGENTS,
+    ("POST", "/v1/agents/{agent_id}/enable"): AGENTS,
+    ("GET", "/v1/agents/{agent_id}/activity"): AGENTS,
+    ("POST", "/v1/agents/{agent_id}/location"): AGENTS,
+    ("POST", "/v1/holds/{hold_id}/release"): TWO,
+    ("POST", "/v1/subject-requests/safe-at-home/{request_id}/confirm"): TWO,
+    ("GET", "/v1/lists/{name}/entries"): TWO,
+    ("POST", "/v1/lists/{name}/entries"): TWO,
+    ("DELETE", "/v1/lists/{name}/entries/{entry_id}"): TWO,
+    ("GET", "/v1/hits/{hit_id}"): TWO,
+    ("POST", "/v1/hits/{hit_id}/verification"): TWO,
+    ("POST", "/v1/hits/{hit_id}/dispositions"): TWO,
+    ("POST", "/v1/hit-holds/{hold_id}/release"): TWO,
+}
 STREAM_OPEN_S = 3.0  # a refusal answers at once; a stream that is still open after this was let in
 
 
@@ -188,3 +223,9 @@ async def test_authorization_matrix(service: str, settings: Settings, make_token
                 elif denied and status != 403:
                     wrong.append(f"{method} {path} as {role}: {status}, expected 403")
     assert wrong == []
+
+
+def test_every_endpoint_that_takes_an_id_is_tried_with_another_agencys_id() -> None:
+    with_id = {key for rows in MATRIX.values() for key in rows if "{" in key[1]}
+    assert with_id - set(CROSS_AGENCY) == set(), "endpoints with an id not tried across agencies (tests/security)"
+    assert set(CROSS_AGENCY) - with_id == set(), "CROSS_AGENCY rows for endpoints not in the matrix"

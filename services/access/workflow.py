@@ -182,7 +182,11 @@ def supervises(principal: Principal, req: AccessRequest) -> bool:
 
 
 def may_view(principal: Principal, req: AccessRequest) -> bool:
-    return req.requester == principal.subject or supervises(principal, req) or principal.has_role(AUDITOR)
+    # Auditors too see their own agency's requests (and outside agencies' clients'), not another agency's.
+    auditor = principal.has_role(AUDITOR) and (
+        AGENCY in req.requester_roles or Scope(principal).owns(req.requester_agency)
+    )
+    return req.requester == principal.subject or supervises(principal, req) or auditor
 
 
 async def mine(session: AsyncSession, principal: Principal) -> list[tuple[AccessRequest, RequestVersion]]:

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from tests.hotlist.bca import extract, row
 from tests.ingest.conftest import Officer
 from tests.integration.conftest import System
+from tests.test_authz_matrix import AGENTS, CROSS_AGENCY, TWO
 
 A, B = "MN0271200", "MN0279999"
 STOLEN = "ABC1234"  # on the state list below
@@ -200,6 +201,31 @@ async def test_two_agencies_see_only_their_own(system: System, bca_server) -> No
     entries = await audit_rows(system, "subject_request.safe_at_home")
     assert entries and all(STOLEN not in str(e) for e in entries)
     assert {e["details"]["request_reference"] for e in entries} == {"SAH-2026-0001"}
+
+    # Every id-taking endpoint the authorization matrix assigns to this test was tried across agencies.
+    assert {k for k, v in CROSS_AGENCY.items() if v == TWO} - CROSS_AGENCY_TRIED == set()
+
+
+async def test_agents_are_their_agencys(system: System) -> None:
+    admin_a, admin_b = person(system, "admin", A), person(system, "admin", B)
+    payload = {
+        "kind": "fixed",
+        "lat": 45.03,
+        "lon": -93.36,
+        "placed_on": "2026-01-15",
+        "name": f"pole-{uuid.uuid4().hex[:6]}",
+    }
+    made = await system.ingest.post("/v1/agents", json=payload, headers=admin_a)
+    assert made.status_code == 201, made.text
+    agent = made.json()["agent_id"]
+    tried = {k for k, v in CROSS_AGENCY.items() if v == AGENTS}
+    for method, path in sorted(tried):
+        body: dict[str, Any] | None = None
+        if path.endswith("/location"):
+            body = {"lat": 45.04, "lon": -93.37, "placed_on": "2026-02-01"}
+        resp = await system.ingest.request(method, path.replace("{agent_id}", str(agent)), json=body, headers=admin_b)
+        assert resp.status_code == 404, (method, path, resp.text)
+    assert (await system.ingest.get(f"/v1/agents/{agent}", headers=admin_a)).status_code == 200
 
 
 async def test_quarantine_needs_a_reason_and_is_audited(system: System) -> None:
