@@ -98,7 +98,7 @@ async def test_covert_hits_go_to_the_list_owner_never_to_the_car(system: System)
     # The officers' agency's own covert list: its hits go to its supervisors' stream, never to a car. Another
     # agency's list of the same plate never sees these reads (a list matches its own agency's reads only).
     owner_sup = system.auth("supervisor", agency=AGENCY)
-    case = {"case_number": "CR-2026-0777", "expires_at": (datetime.now(UTC) + timedelta(days=7)).isoformat()}
+    case = {"case_number": "CR-2026-0777", "expires_at": (datetime.now(UTC) + timedelta(days=30)).isoformat()}
     made = await system.hotlist.post(
         "/v1/lists",
         headers=owner_sup,

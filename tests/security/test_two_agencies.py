@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.hotlist.bca import extract, row
 from tests.ingest.conftest import Officer
+from tests.ingest.test_stream_and_internal import _hit
 from tests.integration.conftest import System
 from tests.test_authz_matrix import AGENTS, CROSS_AGENCY, TWO
 
@@ -79,6 +80,10 @@ async def test_two_agencies_see_only_their_own(system: System, bca_server) -> No
     read_id = read.json()["read_id"]
     (hit,) = read.json()["hits"]
     hit_id = hit["hit_id"]
+    # Its late notice on the unit's stream (hotlist pushes those; the read's own hits came in its answer).
+    late = _hit(read_id, f"late-{hit_id}")
+    pushed = await ing.post("/v1/internal/hits", json={"hits": [late]}, headers=person(system, "service", A))
+    assert pushed.status_code == 200 and pushed.json()["delivered"] == 1, pushed.text
 
     # --- unit names are unique per agency, and a stream is live events of one's own shift -------------------
     car_b = officer(system, B, unit)  # B's car of the same name
@@ -115,7 +120,7 @@ async def test_two_agencies_see_only_their_own(system: System, bca_server) -> No
     b_officer = person(system, "officer", B)
     for path, body in (
         ("/v1/hits/{hit_id}/verification", {"read_accurate": True, "state_matches": True}),
-        ("/v1/hits/{hit_id}/dispositions", {"valid": True, "action": "stopped the vehicle"}),
+        ("/v1/hits/{hit_id}/dispositions", {"valid": True, "action": "stop_made"}),
     ):
         resp = await hl.post(path.replace("{hit_id}", hit_id), json=body, headers=b_officer)
         assert resp.status_code == 404 and "agency" in resp.json()["detail"], resp.text
@@ -148,7 +153,9 @@ async def test_two_agencies_see_only_their_own(system: System, bca_server) -> No
     hit_hold = await hl.post("/v1/hit-holds", json={**terms, "hit_ids": [hit_id]}, headers=sup_a)
     assert hit_hold.status_code == 201, hit_hold.text
     hh = hit_hold.json()["hold_id"]
-    assert (await hl.post(f"/v1/hit-holds/{hh}/release", json={"reason": "x"}, headers=sup_b)).status_code == 404
+    assert (
+        await hl.post(f"/v1/hit-holds/{hh}/release", json={"reason": "case closed"}, headers=sup_b)
+    ).status_code == 404
     CROSS_AGENCY_TRIED.add(("POST", "/v1/hit-holds/{hold_id}/release"))
     assert hh not in {h["hold_id"] for h in (await hl.get("/v1/hit-holds", headers=sup_b)).json()["holds"]}
 
@@ -200,7 +207,10 @@ async def test_two_agencies_see_only_their_own(system: System, bca_server) -> No
     assert done_a.status_code == 200 and done_a.json()["status"] == "protected", done_a.text
     entries = await audit_rows(system, "subject_request.safe_at_home")
     assert entries and all(STOLEN not in str(e) for e in entries)
-    assert {e["details"]["request_reference"] for e in entries} == {"SAH-2026-0001"}
+    # Each agency's request is audited with its reference, in the request's own transaction.
+    recorded = [e for e in entries if "request_reference" in e["details"]]
+    assert sorted(e["agency"] for e in recorded) == [A, B]
+    assert {e["details"]["request_reference"] for e in recorded} == {"SAH-2026-0001"}
 
     # Every id-taking endpoint the authorization matrix assigns to this test was tried across agencies.
     assert {k for k, v in CROSS_AGENCY.items() if v == TWO} - CROSS_AGENCY_TRIED == set()
