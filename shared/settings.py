@@ -108,7 +108,6 @@ class Settings(BaseSettings):
     hotlist_versions_kept: int = Field(default=3, ge=2)
     hotlist_poll_s: float = Field(default=2.0, gt=0)  # how often a worker checks for a new version
     hotlist_disposition_due_s: float = Field(default=3600.0, gt=0)  # hits without disposition after this: listed
-    hotlist_past_read_window_s: float = Field(default=60 * 86_400.0, gt=0)  # reads still inside retention
 
     # Retention (Minn. Stat. 13.824 subd. 3): reads, photos and hits go this many days after capture unless held.
     retention_days: int = Field(default=60, ge=1)
