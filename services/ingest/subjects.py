@@ -101,11 +101,11 @@ async def _needs_second_look(ctx: Ctx, agency: str, plate: str) -> list[str]:
         why.append("under a hold")
     if ctx.hotlist is not None:
         try:
-            listed = await ctx.hotlist.plate_listed(plate, agency)
-        except CallFailed as exc:
-            raise Unavailable(f"could not ask hotlist whether the plate is on a hot list ({exc}): retry") from exc
-        if listed:
-            why.append("on a hot list")
+            if await ctx.hotlist.plate_listed(plate, agency):
+                why.append("on a hot list")
+        except CallFailed:
+            # Unknown is treated as listed: the request is recorded (and audited) and a second supervisor confirms.
+            why.append("hot list not reachable to check")
     return why
 
 

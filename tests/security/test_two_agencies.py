@@ -248,3 +248,36 @@ async def test_quarantine_needs_a_reason_and_is_audited(system: System) -> None:
     assert ok.status_code == 200, ok.text
     (entry,) = [e for e in await audit_rows(system, "agents.quarantine.view") if e["agency"] == A]
     assert entry["details"]["reason"] == "agent 7 posts fail since noon"
+
+
+async def test_safe_at_home_with_hotlist_down_is_recorded_and_audited_then_waits(settings, make_token) -> None:  # type: ignore[no-untyped-def]
+    from services.ingest.main import Transports, create_app
+    from tests.ingest.conftest import StaticTokens, ingest_settings
+    from tests.support.apps import running
+
+    own = ingest_settings(settings, ingest_call_hotlist=True)  # its hotlist_url answers nothing
+    app = create_app(own, transports=Transports(tokens=StaticTokens(make_token(roles=["service"]))))
+    sup = {"Authorization": f"Bearer {make_token(subject='sup-down', roles=['supervisor'], agency=A)}"}
+    reference = f"SAH-DOWN-{uuid.uuid4().hex[:6]}"
+    async with running(app) as client:
+        filed = await client.post(
+            "/v1/subject-requests/safe-at-home",
+            json={"plate": "DWN 441", "request_reference": reference, "received_on": datetime.now(UTC).isoformat()},
+            headers=sup,
+        )
+    assert filed.status_code == 202 and filed.json()["status"] == "awaiting_confirmation", filed.text
+    engine = create_async_engine(own.database_url)
+    try:
+        async with engine.connect() as conn:
+            details = (
+                await conn.execute(
+                    text(
+                        "SELECT details FROM audit.audit_log WHERE action = 'subject_request.safe_at_home' "
+                        "AND details->>'request_reference' = :r"
+                    ),
+                    {"r": reference},
+                )
+            ).scalar_one()
+    finally:
+        await engine.dispose()
+    assert details["awaiting_confirmation"] == ["hot list not reachable to check"] and "DWN441" not in str(details)
