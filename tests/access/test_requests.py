@@ -72,8 +72,11 @@ async def test_filed_request_is_kept_as_filed_and_amendments_are_new_versions(
 
     other = await access.token(await access.person("officer"))
     assert (await access.client.get(f"/v1/requests/{filed['id']}", headers=bearer(other))).status_code == 403
-    auditor = make_token(subject="aud-1", roles=["auditor"])
+    auditor = make_token(subject="aud-1", roles=["auditor"], agency=officer.agency)
     assert (await access.client.get(f"/v1/requests/{filed['id']}", headers=bearer(auditor))).status_code == 200
+    # Another agency's auditor does not see it.
+    outsider = make_token(subject="aud-2", roles=["auditor"], agency="MN0279999")
+    assert (await access.client.get(f"/v1/requests/{filed['id']}", headers=bearer(outsider))).status_code == 403
 
 
 @pytest.mark.parametrize(
