@@ -6,12 +6,10 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
-from fastapi import FastAPI, Request
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from services.hotlist.main import create_app
-from shared.auth import TokenVerifier
 from shared.settings import Settings
 from tests.support.apps import running
 
@@ -28,37 +26,6 @@ def _entry(plate: str, **over: object) -> dict[str, object]:
         "expires_at": (datetime.now(UTC) + timedelta(days=7)).isoformat(),
         **over,
     }
-
-
-def fake_ingest(settings: Settings, reads: list[dict[str, str]]) -> tuple[FastAPI, list[dict[str, object]]]:
-    """Ingest's side of the contract: POST /v1/internal/reads/lookup and /v1/internal/hits, service role only."""
-    app = FastAPI()
-    verifier = TokenVerifier(settings)
-    pushed: list[dict[str, object]] = []
-
-    async def _service(request: Request) -> None:
-        token = request.headers.get("authorization", "").removeprefix("Bearer ")
-        principal = await verifier.verify(token)
-        assert "service" in principal.roles
-
-    @app.post("/v1/internal/reads/lookup")
-    async def lookup(request: Request) -> dict[str, object]:
-        await _service(request)
-        body = await request.json()
-        since = datetime.fromisoformat(body["since"])
-        return {
-            "reads": [
-                r for r in reads if r["plate"] in body["plates"] and datetime.fromisoformat(r["captured_at"]) >= since
-            ]
-        }
-
-    @app.post("/v1/internal/hits")
-    async def hits(request: Request) -> dict[str, int]:
-        await _service(request)
-        pushed.extend((await request.json())["hits"])
-        return {"accepted": len(pushed)}
-
-    return app, pushed
 
 
 async def test_agency_entries_need_case_reason_owner_expiry_and_expire(hl_settings: Settings, tokens) -> None:  # type: ignore[no-untyped-def]
