@@ -65,3 +65,32 @@ async def test_another_agency_cannot_reach_a_request_grant_or_disclosure(access:
     listed_a = (await access.client.get("/v1/disclosures", headers=bearer(auditor_a))).json()
     assert done.json()["id"] not in [d["id"] for d in listed_b]
     assert done.json()["id"] in [d["id"] for d in listed_a]
+
+
+async def test_a_photo_link_opens_only_for_its_viewer_and_each_view_names_them(access: Access, make_token) -> None:  # type: ignore[no-untyped-def]
+    import httpx
+
+    from shared.storage import LinkViewer, SignedLinks
+
+    key = f"reads/sec/{NOW:%Y%m%d}/photo.jpg"
+    await access.app.state.store.put(key, b"\xff\xd8 photo", "image/jpeg")
+    viewer = LinkViewer("officer-a1", A, "grant-7", "CR-2026-0900")
+    url = httpx.URL(SignedLinks.from_settings(access.app.state.settings).url(key, 60, viewer))
+    path = f"{url.path}?{url.query.decode()}"
+    mine = bearer(make_token(subject="officer-a1", roles=["officer"], agency=A))
+    # The same subject name in another agency is another person.
+    for token in (make_token(subject="officer-b1", roles=["officer"], agency=B),
+                  make_token(subject="officer-a1", roles=["officer"], agency=B)):  # fmt: skip
+        refused = await access.client.get(path, headers=bearer(token))
+        assert refused.status_code == 403 and "another person" in refused.json()["detail"]
+    assert (await access.client.get(path)).status_code == 401
+    assert (await access.client.get(path, headers=mine)).status_code == 200
+    auditor = make_token(subject="aud-a", roles=["auditor"], agency=A)
+    views = await access.audit(auditor, action="image.view")
+    (ok,) = [v for v in views if v["object_ids"] == [key] and v["outcome"] == "ok"]
+    assert (ok["actor"], ok["agency"], ok["grant_id"], ok["case_number"]) == (
+        "officer-a1",
+        A,
+        "grant-7",
+        "CR-2026-0900",
+    )
