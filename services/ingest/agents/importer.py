@@ -284,12 +284,13 @@ class AgentImporter:
             skew = timedelta(seconds=settings.ingest_clock_skew_s)
             shift_id = await conn.scalar(
                 text(
-                    "SELECT id FROM ingest.shifts WHERE unit = :unit "
+                    # Unit names are unique per agency: the agent's agency's unit.
+                    "SELECT id FROM ingest.shifts WHERE unit = :unit AND coalesce(agency, '') = :agency "
                     "AND started_at - CAST(:skew AS interval) <= CAST(:at AS timestamptz) "
                     "AND least(coalesce(ended_at, 'infinity'), expires_at) >= CAST(:at AS timestamptz) "
                     "ORDER BY started_at DESC LIMIT 1"
                 ),
-                {"unit": agent.unit, "at": captured, "skew": skew},
+                {"unit": agent.unit, "agency": agent.agency or "", "at": captured, "skew": skew},
             )
             if shift_id is None:
                 raise Refused(f"unit {agent.unit} was offline at {captured.isoformat()} (no shift)")
