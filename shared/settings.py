@@ -136,7 +136,6 @@ class Settings(BaseSettings):
     hotlist_versions_kept: int = Field(default=3, ge=2)
     hotlist_poll_s: float = Field(default=2.0, gt=0)  # how often a worker checks for a new version
     hotlist_disposition_due_s: float = Field(default=3600.0, gt=0)  # hits without disposition after this: listed
-    hotlist_past_read_window_s: float = Field(default=60 * 86_400.0, gt=0)  # reads still inside retention
 
     # Retention (Minn. Stat. 13.824 subd. 3): reads, photos and hits go this many days after capture unless held.
     retention_days: int = Field(default=60, ge=1)
@@ -187,6 +186,9 @@ class Settings(BaseSettings):
     # Grants: the default and the longest a supervisor may give.
     grant_default_days: int = Field(default=7, ge=1)
     grant_max_days: int = Field(default=30, ge=1)
+    # Without a warrant or an exigency, a request's area is at most this radius: a plate plus a city-wide circle
+    # is a location history (Minn. Stat. 13.824 subd. 2(d)), so it needs the warrant a history needs.
+    access_area_max_m_without_warrant: float = Field(default=2000.0, gt=0)
     court_order_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
     # The public log of use (no token): each period's answer kept this long; new computations per source limited.
     public_report_cache_s: float = Field(default=300.0, ge=0)

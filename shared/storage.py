@@ -12,10 +12,11 @@ import io
 import os
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Protocol
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import urllib3
 from minio import Minio
@@ -201,24 +202,41 @@ class S3Store:
         return url
 
 
+@dataclass(frozen=True)
+class LinkViewer:
+    """Who a link is issued to, and under what: the view's audit entry names them, and only their token opens it."""
+
+    subject: str
+    agency: str = ""
+    grant_id: str = ""
+    case_number: str = ""
+
+    def params(self) -> dict[str, str]:
+        return {"sub": self.subject, "agency": self.agency, "grant": self.grant_id, "case": self.case_number}
+
+
 class SignedLinks:
     """Links to objects that the access service serves itself (`GET /v1/objects/{key}`), so that each view is
-    audited: an HMAC over the key and the expiry time, with the deployment's URL-signing secret."""
+    audited: an HMAC over the key, the expiry time and the viewer (subject, agency, grant, case), with the
+    deployment's URL-signing secret. A forwarded link opens for nobody else: the viewer's token must come with it."""
 
     def __init__(self, base_url: str, secret: str) -> None:
         self.base_url = base_url.rstrip("/")
         self._secret = secret.encode()
 
-    def sign(self, key: str, expires_at: int) -> str:
-        return hmac.new(self._secret, f"{key}\n{expires_at}".encode(), hashlib.sha256).hexdigest()
+    def sign(self, key: str, expires_at: int, viewer: LinkViewer | None = None) -> str:
+        bound = "\n".join(viewer.params().values()) if viewer else ""
+        return hmac.new(self._secret, f"{key}\n{expires_at}\n{bound}".encode(), hashlib.sha256).hexdigest()
 
-    def verify(self, key: str, expires_at: int, signature: str) -> bool:
-        return expires_at >= time.time() and hmac.compare_digest(self.sign(key, expires_at), signature)
+    def verify(self, key: str, expires_at: int, signature: str, viewer: LinkViewer | None = None) -> bool:
+        return expires_at >= time.time() and hmac.compare_digest(self.sign(key, expires_at, viewer), signature)
 
-    def url(self, key: str, expires_s: int = 300) -> str:
+    def url(self, key: str, expires_s: int = 300, viewer: LinkViewer | None = None) -> str:
         _check_key(key)
         expires_at = int(time.time()) + expires_s
-        return f"{self.base_url}/v1/objects/{quote(key)}?expires={expires_at}&signature={self.sign(key, expires_at)}"
+        bound = "&" + urlencode(viewer.params()) if viewer else ""
+        signature = self.sign(key, expires_at, viewer)
+        return f"{self.base_url}/v1/objects/{quote(key)}?expires={expires_at}{bound}&signature={signature}"
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SignedLinks:

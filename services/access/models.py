@@ -219,6 +219,7 @@ class Disclosure(SQLModel, table=True):
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     grant_id: uuid.UUID = Field(foreign_key="access.grants.id", index=True)
+    agency: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))  # the disclosing one
     case_number: str
     recipient_name: str
     recipient_ori: str | None = None

@@ -57,7 +57,9 @@ from shared.auth_metrics import AUTH_FAILURES
 from shared.db import SessionDep
 from shared.errors import BadRequest, Forbidden, NotFound, Unavailable, Unprocessable
 from shared.keys import public_jwks
-from shared.storage import ObjectNotFound, ObjectStore, SignedLinks, StorageError
+from shared.scoping import Scoped
+from shared.settings import Settings
+from shared.storage import LinkViewer, ObjectNotFound, SignedLinks, StorageError
 
 router = APIRouter()
 
@@ -301,8 +303,7 @@ def _summary(req: AccessRequest, version: RequestVersion) -> RequestSummary:
 
 async def _request_out(
     session: SessionDep,
-    store: ObjectStore,
-    ttl_s: int,
+    settings: Settings,
     principal: Principal,
     request: Request,
     file: workflow.RequestFile,
@@ -312,7 +313,8 @@ async def _request_out(
     for v in file.versions:
         url = None
         if v.court_order_key:
-            url = await store.presigned_url(v.court_order_key, ttl_s)
+            viewer = LinkViewer(principal.subject, principal.agency or "", "", v.case_number)
+            url = SignedLinks.from_settings(settings).url(v.court_order_key, settings.presign_ttl_s, viewer)
             documents.append(v.court_order_key)
         versions.append(
             VersionOut(
@@ -365,9 +367,7 @@ async def file_request(
     body = _parse_request(request_json)
     upload = await _upload(court_order, settings.court_order_max_bytes)
     req = await workflow.file_request(session, store, settings, principal, request, body, upload)
-    return await _request_out(
-        session, store, settings.presign_ttl_s, principal, request, await workflow.load(session, req.id)
-    )
+    return await _request_out(session, settings, principal, request, await workflow.load(session, req.id))
 
 
 @router.post(
@@ -389,9 +389,7 @@ async def amend_request(
     body = _parse_request(request_json)
     upload = await _upload(court_order, settings.court_order_max_bytes)
     req = await workflow.amend_request(session, store, settings, principal, request, request_id, body, upload)
-    return await _request_out(
-        session, store, settings.presign_ttl_s, principal, request, await workflow.load(session, req.id)
-    )
+    return await _request_out(session, settings, principal, request, await workflow.load(session, req.id))
 
 
 @router.get("/v1/requests", tags=["requests"], summary="The caller's own requests and their state")
@@ -412,11 +410,12 @@ async def get_request(
     settings: SettingsDep,
     store: StoreDep,
     principal: Viewer,
+    scope: Scoped,
 ) -> RequestOut:
     file = await workflow.load(session, request_id)
     if not workflow.may_view(principal, file.request):
         raise Forbidden("only the requester, the deciding supervisors and auditors see a request")
-    return await _request_out(session, store, settings.presign_ttl_s, principal, request, file)
+    return await _request_out(session, settings, principal, request, file)
 
 
 class DecisionResult(BaseModel):
@@ -471,7 +470,9 @@ async def search_reads(
     settings: SettingsDep,
     ingest: IngestDep,
     principal: Requester,
+    scope: Scoped,
 ) -> SearchOut:
+    # The grant is the door: its agency's reads only (grant.data_agency), audited, a disclosure for outsiders.
     return await search.search(session, settings, ingest, principal, request, body)
 
 
@@ -485,9 +486,13 @@ async def record_disclosure(
 
 @router.get("/v1/disclosures", tags=["grants"], summary="Disclosures to outside agencies, newest first")
 async def list_disclosures(
-    request: Request, session: SessionDep, principal: Overseer, limit: Annotated[int, Query(ge=1, le=1000)] = 200
+    request: Request,
+    session: SessionDep,
+    principal: Overseer,
+    scope: Scoped,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> list[DisclosureOut]:
-    rows = await workflow.disclosures(session, limit)
+    rows = await workflow.disclosures(session, scope, limit)
     await events.record(session, "disclosures.view", request=request, principal=principal, record_count=len(rows))
     return [DisclosureOut.model_validate(r, from_attributes=True) for r in rows]
 
@@ -571,15 +576,29 @@ async def get_object(
     request: Request,
     session: SessionDep,
     store: StoreDep,
+    principal: Viewer,
+    scope: Scoped,
     expires: Annotated[int, Query()],
     signature: Annotated[str, Query(max_length=128)],
     settings: SettingsDep,
+    sub: Annotated[str, Query(max_length=200)] = "",
+    agency: Annotated[str, Query(max_length=80)] = "",
+    grant: Annotated[str, Query(max_length=64)] = "",
+    case: Annotated[str, Query(max_length=80)] = "",
 ) -> Response:
-    if not SignedLinks.from_settings(settings).verify(key, expires, signature):
+    viewer = LinkViewer(sub, agency, grant, case)
+    if not sub or not SignedLinks.from_settings(settings).verify(key, expires, signature, viewer):
         # Counted, not audited one by one: nothing was shown, and a flood of bad links must not queue on the
         # audit chain's lock.
         AUTH_FAILURES.labels("access", "bad_link").inc()
         raise Forbidden("link expired or invalid")
+    if principal.subject != sub or (principal.agency or "") != agency:
+        # A forwarded link: it was issued to someone else, whose token must come with it.
+        raise await events.refuse(
+            session, Forbidden("this link was issued to another person: ask for your own"), "image.view",
+            request=request, principal=principal, object_type="object", object_ids=[key],
+            grant_id=grant or None, case_number=case or None,
+        )  # fmt: skip
     try:
         data = await store.get(key)
     except ObjectNotFound:
@@ -589,8 +608,8 @@ async def get_object(
     except StorageError as exc:
         raise Unavailable("object store unavailable, retry shortly") from exc
     await events.record(
-        session, "image.view", request=request, object_type="object", object_ids=[key],
-        details={"link_expires": expires, "bytes": len(data)},
+        session, "image.view", request=request, principal=principal, object_type="object", object_ids=[key],
+        grant_id=grant or None, case_number=case or None, details={"link_expires": expires, "bytes": len(data)},
     )  # fmt: skip
     content_type = mimetypes.guess_type(key)[0] or "application/octet-stream"
     return Response(data, media_type=content_type, headers={"Cache-Control": "private, no-store"})

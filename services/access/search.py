@@ -23,7 +23,7 @@ from shared.auth import AGENCY, Principal
 from shared.errors import AppError, BadRequest, Forbidden, NotFound, Unavailable
 from shared.http import service_client
 from shared.settings import Settings
-from shared.storage import SignedLinks
+from shared.storage import LinkViewer, SignedLinks
 
 log = structlog.get_logger(__name__)
 SERVICE_SUBJECT = "service:access"
@@ -95,9 +95,10 @@ def coverage_reason(grant: Grant, query: SearchIn) -> str | None:
     )
 
 
-def _link(links: SignedLinks, key: str | None, ttl_s: int) -> str | None:
-    # Our own signed link, whatever the store: access serves the image and audits each view (`GET /v1/objects`).
-    return links.url(key, ttl_s) if key else None
+def _link(links: SignedLinks, key: str | None, ttl_s: int, viewer: LinkViewer) -> str | None:
+    # Our own signed link, whatever the store: access serves the image and audits each view (`GET /v1/objects`),
+    # to the viewer it was issued to only.
+    return links.url(key, ttl_s, viewer) if key else None
 
 
 async def search(
@@ -149,8 +150,9 @@ async def search(
     rows: list[dict[str, Any]] = answer.get("reads", [])
     ttl = settings.presign_ttl_s
     links = SignedLinks.from_settings(settings)
-    image_urls = [_link(links, r.get("image_key"), ttl) for r in rows]
-    crop_urls = [_link(links, r.get("crop_key"), ttl) for r in rows]
+    viewer = LinkViewer(principal.subject, principal.agency or "", str(grant.id), grant.case_number)
+    image_urls = [_link(links, r.get("image_key"), ttl, viewer) for r in rows]
+    crop_urls = [_link(links, r.get("crop_key"), ttl, viewer) for r in rows]
     reads = [
         ReadOut(
             read_id=str(r["read_id"]),

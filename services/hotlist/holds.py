@@ -20,6 +20,7 @@ from shared.auth import AUDITOR, SERVICE, SUPERVISOR, Principal, require_roles
 from shared.db import SessionDep
 from shared.errors import Conflict, NotFound, Unprocessable
 from shared.holds import HoldRelease, HoldTerms
+from shared.scoping import Scoped
 
 router = APIRouter(tags=["retention"])
 Supervisor = Annotated[Principal, Depends(require_roles(SUPERVISOR))]
@@ -86,13 +87,18 @@ def _out(h: HitHold, n: int) -> HitHoldOut:
 
 
 @router.post("/v1/hit-holds", status_code=201, summary="Keep these hits past retention for a case")
-async def place_hold(body: HitHoldIn, request: Request, principal: Supervisor, session: SessionDep) -> HitHoldOut:
+async def place_hold(
+    body: HitHoldIn, request: Request, principal: Supervisor, session: SessionDep, scope: Scoped
+) -> HitHoldOut:
     ids = list(dict.fromkeys(body.hit_ids))
-    found = set((await session.execute(select(Hit.id).where(Hit.id.in_(ids)))).scalars())  # type: ignore[attr-defined]
+    # Only the caller's agency's hits: another agency's are as if they did not exist.
+    stmt = scope.where(select(Hit.id).where(Hit.id.in_(ids)), Hit.custodian)  # type: ignore[attr-defined]
+    found = set((await session.execute(stmt)).scalars())
     missing = [str(i) for i in ids if i not in found]
     if missing:
-        raise Unprocessable(f"no such hits (already purged, or never stored): {missing[:20]}")
+        raise NotFound(f"no such hits in your agency (already purged, or never stored): {missing[:20]}")
     hold = HitHold(
+        agency=scope.agency,
         kind=body.kind,
         case_number=body.case_number,
         reason=body.reason,
@@ -122,11 +128,9 @@ async def place_hold(body: HitHoldIn, request: Request, principal: Supervisor, s
 
 @router.post("/v1/hit-holds/{hold_id}/release", summary="Release a hold on hits")
 async def release_hold(
-    hold_id: uuid.UUID, body: HoldRelease, request: Request, principal: Supervisor, session: SessionDep
+    hold_id: uuid.UUID, body: HoldRelease, request: Request, principal: Supervisor, session: SessionDep, scope: Scoped
 ) -> HitHoldOut:
-    hold = await session.get(HitHold, hold_id, with_for_update=True)
-    if hold is None:
-        raise NotFound("no such hold")
+    hold = scope.check(await session.get(HitHold, hold_id, with_for_update=True), "hold")
     if hold.released_at is not None:
         raise Conflict("the hold is already released")
     hold.released_at, hold.released_by, hold.release_reason = datetime.now(UTC), principal.subject, body.reason
@@ -150,8 +154,10 @@ async def release_hold(
 
 
 @router.get("/v1/hit-holds", summary="Holds on hits, newest first")
-async def list_holds(principal: HoldReader, session: SessionDep, case_number: str | None = None) -> HitHoldList:
-    stmt = select(HitHold).order_by(HitHold.placed_at.desc()).limit(500)  # type: ignore[attr-defined]
+async def list_holds(
+    principal: HoldReader, session: SessionDep, scope: Scoped, case_number: str | None = None
+) -> HitHoldList:
+    stmt = scope.where(select(HitHold), HitHold.agency).order_by(HitHold.placed_at.desc()).limit(500)  # type: ignore[attr-defined]
     if case_number:
         stmt = stmt.where(HitHold.case_number == case_number)  # type: ignore[arg-type]
     holds = list((await session.execute(stmt)).scalars())

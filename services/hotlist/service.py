@@ -20,7 +20,6 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.hotlist import metrics
 from services.hotlist.categories import INVESTIGATION, OWNER_WARNING, category_of
-from services.hotlist.ingest_client import IngestClient
 from services.hotlist.matching import Matcher, lookup, lookup_agency
 from services.hotlist.models import AgencyEntry, AgencyList, Hit, HitDisposition, HitVerification
 from services.hotlist.schemas import (
@@ -39,7 +38,7 @@ from services.hotlist.schemas import (
 )
 from shared.auth import Principal
 from shared.errors import Conflict, Gone, NotFound, Unprocessable
-from shared.plates import confusion_variants, normalize
+from shared.scoping import Scope
 from shared.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -107,6 +106,7 @@ def find_hits(matcher: Matcher, req: MatchRequest, now: datetime) -> tuple[int |
         "read_plate": req.plate,
         "read_state": req.state,
         "agency": req.agency,
+        "custodian": req.agency or "",  # the read's agency (an agency list matches its own agency's reads only)
         "unit": req.unit,
         "captured_at": req.captured_at,
     }
@@ -130,7 +130,7 @@ def find_hits(matcher: Matcher, req: MatchRequest, now: datetime) -> tuple[int |
                     **common,
                 )
             )
-    for row, kind in lookup_agency(matcher.agency, req.plate, req.alternatives, now):
+    for row, kind in lookup_agency(matcher.agency, req.plate, req.alternatives, now, req.agency):
         hits.append(
             _hit_row(
                 entry_id=row.id,
@@ -184,11 +184,9 @@ async def match(session: AsyncSession, matcher: Matcher, settings: Settings, req
 # --- verification and disposition -------------------------------------------------------------------------
 
 
-async def get_hit(session: AsyncSession, hit_id: uuid.UUID) -> Hit:
+async def get_hit(session: AsyncSession, scope: Scope, hit_id: uuid.UUID) -> Hit:
     hit = await session.get(Hit, hit_id)
-    if hit is None:
-        raise NotFound(f"hit {hit_id} not found")
-    return hit
+    return scope.check(hit, f"hit {hit_id}", hit.custodian if hit else None)
 
 
 async def hit_detail(session: AsyncSession, hit: Hit) -> HitDetail:
@@ -311,10 +309,10 @@ async def dispose(session: AsyncSession, hit: Hit, body: DispositionIn, principa
     return d
 
 
-async def pending_hits(session: AsyncSession, older_than_s: float, limit: int) -> Sequence[Hit]:
+async def pending_hits(session: AsyncSession, scope: Scope, older_than_s: float, limit: int) -> Sequence[Hit]:
     cutoff = datetime.now(UTC) - timedelta(seconds=older_than_s)
     stmt = (
-        select(Hit)
+        scope.where(select(Hit), col(Hit.custodian))
         .where(col(Hit.created_at) <= cutoff)
         .where(~select(HitDisposition.id).where(HitDisposition.hit_id == Hit.id).exists())
         .order_by(col(Hit.created_at))
@@ -326,21 +324,36 @@ async def pending_hits(session: AsyncSession, older_than_s: float, limit: int) -
 # --- agency lists -----------------------------------------------------------------------------------------------
 
 
-async def create_list(session: AsyncSession, body: AgencyListIn, principal: Principal) -> AgencyList:
-    exists = (await session.exec(select(AgencyList).where(AgencyList.name == body.name))).first()
+async def create_list(session: AsyncSession, body: AgencyListIn, scope: Scope) -> AgencyList:
+    if body.past_read_matching:
+        # Matching a new entry against stored reads is a location history: it goes through the access workflow.
+        raise Unprocessable(
+            "past_read_matching is not offered: past reads of a plate are a search under a grant "
+            "(file a request, POST /v1/requests, then POST /v1/reads/search)"
+        )
+    if body.covert:
+        if not body.case_number:
+            raise Unprocessable("a covert list needs the case_number it serves")
+        if body.expires_at is None or body.expires_at <= datetime.now(UTC):
+            raise Unprocessable("a covert list needs an expires_at in the future")
+    exists = (
+        await session.exec(scope.where(select(AgencyList), col(AgencyList.agency)).where(AgencyList.name == body.name))
+    ).first()
     if exists is not None:
         raise Conflict(f"list {body.name!r} exists")
-    lst = AgencyList(**body.model_dump(), created_by=principal.subject)
+    lst = AgencyList(**body.model_dump(), agency=scope.agency, created_by=scope.principal.subject)
     session.add(lst)
     await session.flush()
     await session.refresh(lst)
     return lst
 
 
-async def get_list(session: AsyncSession, name: str) -> AgencyList:
-    lst = (await session.exec(select(AgencyList).where(AgencyList.name == name))).first()
+async def get_list(session: AsyncSession, scope: Scope, name: str) -> AgencyList:
+    """The caller's agency's list of that name (another agency's lists do not exist for it)."""
+    stmt = scope.where(select(AgencyList), col(AgencyList.agency)).where(AgencyList.name == name)
+    lst = (await session.exec(stmt)).first()
     if lst is None:
-        raise NotFound(f"list {name!r} not found")
+        raise NotFound(f"list {name!r} not found in your agency")
     return lst
 
 
@@ -363,6 +376,8 @@ def entry_out(entry: AgencyEntry, lst: AgencyList) -> AgencyEntryOut:
 async def add_entry(session: AsyncSession, lst: AgencyList, body: AgencyEntryIn, principal: Principal) -> AgencyEntry:
     if body.expires_at <= datetime.now(UTC):
         raise Unprocessable("expires_at must be in the future")
+    if lst.expires_at is not None and body.expires_at > lst.expires_at:
+        raise Unprocessable(f"expires_at: at most the list's expiry ({lst.expires_at.isoformat()})")
     entry = AgencyEntry(list_id=lst.id, created_by=principal.subject, **body.model_dump())
     session.add(entry)
     await session.flush()
@@ -383,44 +398,6 @@ async def remove_entry(
     session.add(entry)
     await session.flush()
     return entry
-
-
-async def past_read_hits(
-    session: AsyncSession, ingest: IngestClient, settings: Settings, lst: AgencyList, entry: AgencyEntry
-) -> list[Hit]:
-    """Reads still inside retention matched against a new entry (ingest answers which reads carry the plate)."""
-    since = datetime.now(UTC) - timedelta(seconds=settings.hotlist_past_read_window_s)
-    reads = await ingest.lookup_reads(confusion_variants(entry.plate), since)
-    hits: list[Hit] = []
-    for read in reads:
-        plate = normalize(str(read.get("plate", "")))
-        captured = datetime.fromisoformat(read["captured_at"]) if read.get("captured_at") else None
-        hit = Hit(
-            read_id=str(read["read_id"]),
-            entry_id=str(entry.id),
-            list_name=lst.name,
-            list_version=None,
-            category=INVESTIGATION.name,
-            category_label=INVESTIGATION.label,
-            concerns=INVESTIGATION.concerns,
-            match="exact" if plate == entry.plate else "misread",
-            read_plate=plate,
-            read_state=read.get("state"),
-            entry_plate=entry.plate,
-            entry_state=entry.state,
-            state_check=_state_check(read.get("state"), entry.state),
-            covert=lst.covert,
-            priority=lst.priority,
-            list_owner=lst.owner,
-            past_read=True,
-            agency=read.get("agency"),
-            unit=read.get("unit"),
-            captured_at=captured,
-        )
-        session.add(hit)
-        hits.append(hit)
-    await session.flush()
-    return hits
 
 
 # --- lists for the cars ------------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from shared.auth import AUDITOR, SUPERVISOR, Principal, require_roles
 from shared.db import SessionDep
 from shared.errors import Conflict, NotFound, Unprocessable
 from shared.holds import HoldRelease, HoldTerms
+from shared.scoping import Scoped
 
 router = APIRouter(tags=["retention"])
 Supervisor = Annotated[Principal, Depends(require_roles(SUPERVISOR))]
@@ -117,18 +118,19 @@ def _out(hold: Hold, reads: int) -> HoldOut:
 
 
 @router.post("/v1/holds", status_code=201, summary="Keep these reads past retention for a case")
-async def place_hold(body: HoldIn, request: Request, principal: Supervisor, session: SessionDep) -> HoldOut:
+async def place_hold(
+    body: HoldIn, request: Request, principal: Supervisor, session: SessionDep, scope: Scoped
+) -> HoldOut:
     ids = list(dict.fromkeys(body.read_ids))
-    rows = (
-        await session.execute(
-            select(READS.c.id, READS.c.captured_at, READS.c.image_key, READS.c.crop_key).where(READS.c.id.in_(ids))
-        )
-    ).all()
+    # Only the caller's agency's reads: another agency's are as if they did not exist.
+    stmt = select(READS.c.id, READS.c.captured_at, READS.c.image_key, READS.c.crop_key).where(READS.c.id.in_(ids))
+    rows = (await session.execute(scope.where(stmt, READS.c.agency))).all()
     found = {r.id for r in rows}
     missing = [str(i) for i in ids if i not in found]
     if missing:
-        raise Unprocessable(f"no such reads (already purged, or never stored): {missing[:20]}")
+        raise NotFound(f"no such reads in your agency (already purged, or never stored): {missing[:20]}")
     hold = Hold(
+        agency=scope.agency,
         kind=body.kind,
         case_number=body.case_number,
         reason=body.reason,
@@ -176,11 +178,9 @@ async def _counts(session: SessionDep, ids: list[uuid.UUID]) -> dict[uuid.UUID, 
 
 @router.post("/v1/holds/{hold_id}/release", summary="Release a hold: its reads follow the normal clock again")
 async def release_hold(
-    hold_id: uuid.UUID, body: HoldRelease, request: Request, principal: Supervisor, session: SessionDep
+    hold_id: uuid.UUID, body: HoldRelease, request: Request, principal: Supervisor, session: SessionDep, scope: Scoped
 ) -> HoldOut:
-    hold = await session.get(Hold, hold_id, with_for_update=True)
-    if hold is None:
-        raise NotFound("no such hold")
+    hold = scope.check(await session.get(Hold, hold_id, with_for_update=True), "hold")
     if hold.released_at is not None:
         raise Conflict("the hold is already released")
     hold.released_at, hold.released_by, hold.release_reason = datetime.now(UTC), principal.subject, body.reason
@@ -216,11 +216,12 @@ async def release_hold(
 async def list_holds(
     principal: HoldReader,
     session: SessionDep,
+    scope: Scoped,
     case_number: str | None = None,
     active: bool | None = None,
     limit: int = Query(default=200, ge=1, le=1000),
 ) -> HoldList:
-    stmt = select(Hold).order_by(Hold.placed_at.desc())  # type: ignore[attr-defined]
+    stmt = scope.where(select(Hold), Hold.agency).order_by(Hold.placed_at.desc())  # type: ignore[attr-defined]
     if case_number:
         stmt = stmt.where(Hold.case_number == case_number)  # type: ignore[arg-type]
     if active is not None:

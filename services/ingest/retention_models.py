@@ -18,6 +18,7 @@ class Hold(SQLModel, table=True):
     __table_args__ = (Index("ix_ingest_holds_case_number", "case_number"), {"schema": "ingest"})
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    agency: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))  # the custodian
     kind: str  # "investigation" | "exculpatory" (Minn. Stat. 13.824 subd. 3(b): a subject's written request)
     case_number: str
     reason: str = Field(sa_column=Column(Text, nullable=False))
@@ -75,10 +76,17 @@ class ProtectedPlate(SQLModel, table=True):
     once and, from then on, by every purge run. Private data: never in a report, log or audit entry."""
 
     __tablename__ = "protected_plates"
-    __table_args__ = {"schema": "ingest"}
+    __table_args__ = (
+        Index("uq_ingest_protected_plates_agency_plate", "agency", "plate", unique=True),
+        {"schema": "ingest"},
+    )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
-    plate: str = Field(unique=True)
+    agency: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))  # who recorded it
+    plate: str
+    # Two-person rule: a plate on a hot list or under a hold waits for a second supervisor before it is protected.
+    pending: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, server_default="false"))
+    confirmed_by: str | None = None
     request_reference: str
     received_on: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     recorded_by: str

@@ -153,26 +153,6 @@ class StreamPage(BaseModel):
 # Internal endpoints (docs/contracts.md).
 
 
-class LookupRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    plates: list[str] = Field(min_length=1, max_length=1000)
-    since: AwareDatetime
-
-
-class LookupRead(BaseModel):
-    read_id: uuid.UUID
-    plate: str
-    state: str | None
-    captured_at: datetime
-    unit: str
-    agency: str | None
-
-
-class LookupResponse(BaseModel):
-    reads: list[LookupRead]
-
-
 class Area(BaseModel):
     lat: float = Field(ge=-90, le=90)
     lon: float = Field(ge=-180, le=180)

@@ -284,12 +284,13 @@ class AgentImporter:
             skew = timedelta(seconds=settings.ingest_clock_skew_s)
             shift_id = await conn.scalar(
                 text(
-                    "SELECT id FROM ingest.shifts WHERE unit = :unit "
+                    # Unit names are unique per agency: the agent's agency's unit.
+                    "SELECT id FROM ingest.shifts WHERE unit = :unit AND coalesce(agency, '') = :agency "
                     "AND started_at - CAST(:skew AS interval) <= CAST(:at AS timestamptz) "
                     "AND least(coalesce(ended_at, 'infinity'), expires_at) >= CAST(:at AS timestamptz) "
                     "ORDER BY started_at DESC LIMIT 1"
                 ),
-                {"unit": agent.unit, "at": captured, "skew": skew},
+                {"unit": agent.unit, "agency": agent.agency or "", "at": captured, "skew": skew},
             )
             if shift_id is None:
                 raise Refused(f"unit {agent.unit} was offline at {captured.isoformat()} (no shift)")
@@ -306,7 +307,7 @@ class AgentImporter:
         ).all()
         wants_finish = self._wants_finish(pr)
         if not found:
-            if await protected_among(self.ctx.engine, (pr.plate,)):
+            if await protected_among(self.ctx.engine, (pr.plate,), agent.agency or ""):
                 batch.protected += 1  # Safe at Home: never stored, never matched (Minn. Stat. 13.824 subd. 3(c))
                 return
             read_id = read_id_for(agent.id, pr.best_key)
@@ -569,7 +570,7 @@ class AgentImporter:
                             apply_recognition(row, await recognize(ctx, data, ctype))
                         except (CallFailed, StorageError) as exc:
                             row["recognition_pending"], row["last_error"] = True, str(exc)
-                    if await protected_among(ctx.engine, (row["plate"], row["car_plate"])):
+                    if await protected_among(ctx.engine, (row["plate"], row["car_plate"]), row["agency"] or ""):
                         row["protected"] = True  # Safe at Home: destroyed now, never matched (13.824 subd. 3(c))
                         return row
                     if settings.ingest_call_hotlist and ctx.hotlist is not None and not row["recognition_pending"]:
