@@ -74,7 +74,7 @@ def _health_router() -> APIRouter:
         if down:
             body["detail"] = f"not ready: {', '.join(down)} down"
             return JSONResponse(body, status_code=503, headers={"Retry-After": "5"})
-        body["status"] = "ready"
+        body["status"] = "degraded" if warnings else "ready"  # serving, but something needs an operator
         return JSONResponse(body)
 
     @router.get("/v1/whoami", tags=["auth"], summary="Who the bearer token says the caller is")

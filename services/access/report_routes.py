@@ -41,6 +41,7 @@ class AuditReportOut(BaseModel):
     log_of_use: dict[str, Any]
     reads_per_day: dict[str, int]
     access: dict[str, Any]
+    classification: dict[str, Any]
     hits: dict[str, Any]
     retention: dict[str, Any]
     audit_chain: dict[str, Any]

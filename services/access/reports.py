@@ -66,16 +66,50 @@ def _hours(a: str, b: str | None, start: datetime, end: datetime) -> float:
     return max((e - s).total_seconds() / 3600, 0.0)
 
 
+def _day(u: dict[str, Any], day: str) -> dict[str, Any]:
+    d: dict[str, Any] = u["days"].setdefault(
+        day,
+        {
+            "day": day,
+            "reads": 0,
+            "plates_read": 0,
+            "distinct_plates": 0,
+            "reads_no_plate": 0,
+            "hits": 0,
+            "hits_by_category": {},
+        },
+    )
+    return d
+
+
+def _add(counts: dict[str, int], key: str, n: int) -> None:
+    counts[key] = counts.get(key, 0) + n
+
+
 async def log_of_use(figures: FiguresClient, start: datetime, end: datetime, *, public: bool) -> dict[str, Any]:
-    """Per unit: active intervals (shifts), plates read per shift and per day, hits per day; the databases compared.
-    The public version carries no badge, officer, covert list or shift id."""
+    """Per unit: active intervals (shifts), reads per shift and per day (with plates, distinct plates and reads with
+    no plate), hits per day by category (subd. 5(a)(3)); the databases compared. Counted from the daily facts, so a
+    period reads the same after its purge. The public version carries no badge, officer, covert list or shift id,
+    and no hit on a covert list."""
     usage = await figures.get("ingest", "/v1/internal/usage", start, end)
     hot = await figures.get("hotlist", "/v1/internal/report", start, end)
     units: dict[str, dict[str, Any]] = {}
 
     def unit(name: str) -> dict[str, Any]:
         return units.setdefault(
-            name, {"unit": name, "active_intervals": [], "active_hours": 0.0, "reads": 0, "hits": 0, "days": {}}
+            name,
+            {
+                "unit": name,
+                "active_intervals": [],
+                "active_hours": 0.0,
+                "reads": 0,
+                "plates_read": 0,
+                "distinct_plates": 0,
+                "reads_no_plate": 0,
+                "hits": 0,
+                "hits_by_category": {},
+                "days": {},
+            },
         )
 
     for sh in usage["shifts"]:
@@ -85,14 +119,30 @@ async def log_of_use(figures: FiguresClient, start: datetime, end: datetime, *, 
             interval.update(shift_id=sh["shift_id"], badge=sh["badge"], cameras=sh["cameras"])
         u["active_intervals"].append(interval)
         u["active_hours"] = round(u["active_hours"] + _hours(sh["started_at"], sh["ended_at"], start, end), 3)
+    classification: dict[str, int] = {}
     for row in usage["reads_by_unit_day"]:
         u = unit(row["unit"])
-        u["reads"] += row["reads"]
-        u["days"].setdefault(row["day"], {"day": row["day"], "reads": 0, "hits": 0})["reads"] += row["reads"]
-    for row in hot["hits_by_unit_day"]:
+        d = _day(u, row["day"])
+        no_plate = row.get("reads_no_plate", 0)
+        for target in (u, d):
+            target["reads"] += row["reads"]
+            target["plates_read"] += row["reads"] - no_plate
+            target["distinct_plates"] += row.get("distinct_plates", 0)
+            target["reads_no_plate"] += no_plate
+        for k, v in row.get("classification", {}).items():
+            _add(classification, k, v)
+    by_category: dict[str, int] = {}
+    by_list: dict[str, int] = {}
+    for row in hot.get("hits_by_unit_day_category", []):
+        if public and row["covert"]:
+            continue
         u = unit(row["unit"] or "(no unit)")
-        u["hits"] += row["hits"]
-        u["days"].setdefault(row["day"], {"day": row["day"], "reads": 0, "hits": 0})["hits"] += row["hits"]
+        d = _day(u, row["day"])
+        for target in (u, d):
+            target["hits"] += row["hits"]
+            _add(target["hits_by_category"], row["category"], row["hits"])
+        _add(by_category, row["category"], row["hits"])
+        _add(by_list, row["list"], row["hits"])
     out_units = []
     for name in sorted(units):
         u = units[name]
@@ -113,7 +163,13 @@ async def log_of_use(figures: FiguresClient, start: datetime, end: datetime, *, 
         },
         "totals": {
             "reads": usage["reads_total"],
+            "plates_read": usage["reads_total"] - usage.get("reads_no_plate_total", 0),
+            "distinct_plates_by_day": usage.get("distinct_plates_by_day_total", 0),
+            "reads_no_plate": usage.get("reads_no_plate_total", 0),
             "hits": sum(u["hits"] for u in out_units),
+            "hits_by_category": dict(sorted(by_category.items())),
+            "hits_by_list": dict(sorted(by_list.items())),
+            "classification": dict(sorted(classification.items())),
             "active_hours": round(sum(u["active_hours"] for u in out_units), 3),
             "units": len(out_units),
         },
@@ -156,7 +212,19 @@ def log_of_use_csv(report: dict[str, Any]) -> str:
     """One row per unit and day: the figures an auditor or a member of the public opens in a spreadsheet."""
     buf = io.StringIO()
     w = csv.writer(buf)
-    w.writerow(["unit", "day", "plates_read", "hits", "active_intervals"])
+    w.writerow(
+        [
+            "unit",
+            "day",
+            "reads",
+            "plates_read",
+            "distinct_plates",
+            "reads_no_plate",
+            "hits",
+            "hits_by_category",
+            "active_intervals",
+        ]
+    )
     for u in report["units"]:
         for d in u["days"]:
             intervals = [
@@ -164,7 +232,20 @@ def log_of_use_csv(report: dict[str, Any]) -> str:
                 for i in u["active_intervals"]
                 if i["start"][:10] <= d["day"] <= (i["end"] or "9999")[:10]
             ]
-            w.writerow([u["unit"], d["day"], d["reads"], d["hits"], " ".join(intervals)])
+            cats = " ".join(f"{k}={v}" for k, v in sorted(d["hits_by_category"].items()))
+            w.writerow(
+                [
+                    u["unit"],
+                    d["day"],
+                    d["reads"],
+                    d["plates_read"],
+                    d["distinct_plates"],
+                    d["reads_no_plate"],
+                    d["hits"],
+                    cats,
+                    " ".join(intervals),
+                ]
+            )
     return buf.getvalue()
 
 
@@ -254,8 +335,17 @@ async def audit_report(session: AsyncSession, figures: FiguresClient, start: dat
         "log_of_use": usage,
         "reads_per_day": dict(sorted(reads_per_day.items())),
         "access": await _access_figures(session, start, end),
+        # Subd. 6: how the period's data were classified (13.82: private unless active investigative or public).
+        "classification": {
+            "reads": usage["totals"]["classification"],
+            "reads_total": usage["totals"]["reads"],
+            "plates_read": usage["totals"]["plates_read"],
+            "distinct_plates_by_day": usage["totals"]["distinct_plates_by_day"],
+            "reads_no_plate": usage["totals"]["reads_no_plate"],
+        },
         "hits": {
             "total": hot["hits_total"],
+            "covert": hot.get("covert_hits_total", 0),
             "by_category": hot["hits_by_category"],
             "by_list": hot["hits_by_list"],
             "dispositions_by_outcome": hot["dispositions_by_outcome"],

@@ -7,7 +7,7 @@ import asyncio
 import gzip
 import io
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -95,8 +95,11 @@ def _hit_row(**values: Any) -> dict[str, Any]:
     return {"id": uuid.uuid4(), "covert": False, "priority": 0, "list_owner": None, "past_read": False, **values}
 
 
-def find_hits(matcher: Matcher, req: MatchRequest, now: datetime) -> tuple[int | None, list[dict[str, Any]]]:
-    """Pure and in memory: the snapshot is taken once, so every hit of a read comes from one version.
+def find_hits(
+    matcher: Matcher, req: MatchRequest, now: datetime, alerting: Collection[str] | None = None
+) -> tuple[int | None, list[dict[str, Any]]]:
+    """Pure and in memory: the snapshot is taken once, so every hit of a read comes from one version. Entries of a
+    category not in `alerting` (settings.hotlist_alert_categories; None: every one) stay loaded and raise no hit.
 
     Hits are plain rows (not ORM objects): building ORM instances cost more than the lookup itself."""
     snap = matcher.snapshot
@@ -114,6 +117,8 @@ def find_hits(matcher: Matcher, req: MatchRequest, now: datetime) -> tuple[int |
             cat = category_of(cand.code)
             if cat is None:  # the parser admits known codes only; a code dropped from the table since
                 continue
+            if alerting is not None and cat.name not in alerting:  # not a category the policy matches against
+                continue
             hits.append(
                 _hit_row(
                     entry_id=cand.nic,
@@ -130,6 +135,8 @@ def find_hits(matcher: Matcher, req: MatchRequest, now: datetime) -> tuple[int |
                 )
             )
     for row, kind in lookup_agency(matcher.agency, req.plate, req.alternatives, now):
+        if alerting is not None and INVESTIGATION.name not in alerting:
+            break
         hits.append(
             _hit_row(
                 entry_id=row.id,
@@ -154,7 +161,7 @@ def find_hits(matcher: Matcher, req: MatchRequest, now: datetime) -> tuple[int |
 
 
 async def match(session: AsyncSession, matcher: Matcher, settings: Settings, req: MatchRequest) -> MatchResponse:
-    version, hits = find_hits(matcher, req, datetime.now(UTC))
+    version, hits = find_hits(matcher, req, datetime.now(UTC), settings.hotlist_alert_categories)
     if hits:
         # Idempotent per (read, list, entry): a retried match answers the hits stored the first time.
         stmt = (

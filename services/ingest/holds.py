@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import func, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.ingest import retention
+from services.ingest import facts, retention
 from services.ingest.deps import Ctx, Service
 from services.ingest.retention_models import ACTIVE_HELD_READS, Hold, HoldRead, PurgeRun
 from services.ingest.writer import READS
@@ -304,16 +304,32 @@ class UsageDay(BaseModel):
     unit: str
     day: str
     reads: int
+    agency: str = ""
+    distinct_plates: int = 0  # distinct within the day
+    reads_no_plate: int = 0
+    classification: dict[str, int] = Field(default_factory=dict)
+
+
+class UsageReaderDay(BaseModel):
+    reader: str  # "unit:<unit>" or "agent:<id>"
+    agency: str
+    day: str
+    reads: int
 
 
 class Usage(BaseModel):
-    """Ingest's part of the log of use for [start, end): when readers collected data, and how many plates."""
+    """Ingest's part of the log of use for [start, end): when readers collected data, and how many plates; counted
+    from the daily facts (services/ingest/facts.py), so a purged period reads as it did before."""
 
     start: datetime
     end: datetime
     shifts: list[UsageShift]
     reads_by_unit_day: list[UsageDay]
+    reads_by_reader_day: list[UsageReaderDay] = Field(default_factory=list)
     reads_total: int
+    distinct_plates_by_day_total: int = 0  # the sum over days of each day's distinct plates
+    reads_no_plate_total: int = 0
+    classification: dict[str, int] = Field(default_factory=dict)
 
 
 @router.get("/v1/internal/usage", summary="Shifts and reads per shift and per unit-day over a period (access reports)")
@@ -326,22 +342,21 @@ async def usage(
     if start.tzinfo is None or end.tzinfo is None or end <= start:
         raise Unprocessable("start and end need a zone, and end must follow start")
     p = {"s": start, "e": end}
-    # One pass over the period's partitions (pruned on captured_at) gives both groupings.
-    grouped = (
-        await session.execute(
-            text(
-                "SELECT shift_id, unit, (captured_at AT TIME ZONE 'UTC')::date AS day, count(*) FROM ingest.reads "
-                "WHERE captured_at >= :s AND captured_at < :e GROUP BY 1, 2, 3"
-            ),
-            p,
-        )
-    ).all()
-    per_shift: dict[uuid.UUID | None, int] = {}
-    per_day: dict[tuple[str, str], int] = {}
-    for shift_id, unit, day, n in grouped:
-        per_shift[shift_id] = per_shift.get(shift_id, 0) + int(n)
-        key = (unit, day.isoformat())
-        per_day[key] = per_day.get(key, 0) + int(n)
+    per_shift: dict[str, int] = {}
+    per_day: dict[tuple[str, str], UsageDay] = {}
+    per_reader: dict[tuple[str, str, str], int] = {}
+    classification: dict[str, int] = {}
+    for f in await facts.period(session, start, end):
+        per_shift[f.shift_id] = per_shift.get(f.shift_id, 0) + f.reads
+        d = per_day.setdefault((f.unit, f.day), UsageDay(unit=f.unit, day=f.day, reads=0, agency=f.agency))
+        d.reads += f.reads
+        d.distinct_plates += f.distinct_plates
+        d.reads_no_plate += f.reads_no_plate
+        for k, v in f.classification.items():
+            d.classification[k] = d.classification.get(k, 0) + v
+            classification[k] = classification.get(k, 0) + v
+        key = (f.reader, f.agency, f.day)
+        per_reader[key] = per_reader.get(key, 0) + f.reads
     shifts = (
         await session.execute(
             text(
@@ -365,12 +380,18 @@ async def usage(
                 cameras=list(r[4]),
                 started_at=r[5],
                 ended_at=r[6],
-                reads=per_shift.get(r[0], 0),
+                reads=per_shift.get(str(r[0]), 0),
             )
             for r in shifts
         ],
-        reads_by_unit_day=[UsageDay(unit=u, day=d, reads=n) for (u, d), n in sorted(per_day.items())],
-        reads_total=sum(per_day.values()),
+        reads_by_unit_day=[per_day[k] for k in sorted(per_day)],
+        reads_by_reader_day=[
+            UsageReaderDay(reader=r, agency=a, day=d, reads=n) for (r, a, d), n in sorted(per_reader.items())
+        ],
+        reads_total=sum(d.reads for d in per_day.values()),
+        distinct_plates_by_day_total=sum(d.distinct_plates for d in per_day.values()),
+        reads_no_plate_total=sum(d.reads_no_plate for d in per_day.values()),
+        classification=classification,
     )
 
 

@@ -128,5 +128,6 @@ def create_app(
         settings,
         routers=[router, agents_router, holds_router, subjects_router, readers_router],
         lifespan=lifespan,
+        ready_checks=[retention.PurgeReadiness()],
         description="Officer shifts and plate reads posted by the cars' Mobile Data Computers.",
     )
