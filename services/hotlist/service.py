@@ -280,7 +280,14 @@ async def verify(session: AsyncSession, hit: Hit, body: VerificationIn, principa
 async def dispose(session: AsyncSession, hit: Hit, body: DispositionIn, principal: Principal) -> HitDisposition:
     # One disposition per hit at a time: lock the hit row so two officers cannot both enter the first one.
     await session.execute(text("SELECT 1 FROM hotlist.hits WHERE id = :id FOR UPDATE"), {"id": hit.id})
-    verified = (await session.exec(select(HitVerification.id).where(HitVerification.hit_id == hit.id).limit(1))).first()
+    verified = (
+        await session.exec(
+            select(HitVerification)
+            .where(HitVerification.hit_id == hit.id)
+            .order_by(col(HitVerification.at).desc())
+            .limit(1)
+        )
+    ).first()
     if verified is None:
         raise Conflict("record the verification (read accurate, state, still current) before the disposition")
     existing = (await session.exec(select(HitDisposition).where(HitDisposition.hit_id == hit.id))).all()
@@ -302,6 +309,7 @@ async def dispose(session: AsyncSession, hit: Hit, body: DispositionIn, principa
             raise Unprocessable("a correction needs notes saying why")
     if body.valid and body.action == "misread":
         raise Unprocessable("a misread is not a valid hit: enter valid=false")
+    _agrees_with_verification(verified, body)
     d = HitDisposition(
         hit_id=hit.id,
         valid=body.valid,
@@ -314,6 +322,30 @@ async def dispose(session: AsyncSession, hit: Hit, body: DispositionIn, principa
     await session.flush()
     await session.refresh(d)
     return d
+
+
+# Acting on the hit (the policy: a hit alone is not probable cause; verify the read, the state, and that it is
+# still current before acting on it).
+_ENFORCEMENT = frozenset({"arrest", "citation", "vehicle_recovered", "stop_made"})
+
+
+def _agrees_with_verification(v: HitVerification, body: DispositionIn) -> None:
+    """A disposition may not contradict the latest verification: 409 when it does."""
+    failed = [
+        name
+        for name, ok in (
+            ("the read was not accurate", v.read_accurate),
+            ("the state did not match", v.state_matches),
+            ("the entry was no longer current", v.still_current),
+        )
+        if not ok
+    ]
+    if not failed:
+        return
+    if body.valid:
+        raise Conflict(f"the verification says {'; '.join(failed)}: the hit cannot be valid (enter valid=false)")
+    if body.action in _ENFORCEMENT and not v.read_accurate:
+        raise Conflict(f"the verification says the read was not accurate: action {body.action} cannot rest on this hit")
 
 
 async def pending_hits(session: AsyncSession, older_than_s: float, limit: int) -> Sequence[Hit]:

@@ -347,7 +347,8 @@ async def _purge_events(conn: Any, cutoff: datetime, *, dry_run: bool) -> int:
 _AGENT_RECORDS = (
     ("ingest.agent_reads", "captured_at < :cutoff AND read_id NOT IN ({held})"),
     ("ingest.agent_read_keys", "captured_at < :cutoff AND read_id NOT IN ({held})"),
-    ("ingest.agent_quarantine", "received_at < :cutoff"),
+    # Aged from capture (an old capture posted late goes with its day); a body that does not parse, from receipt.
+    ("ingest.agent_quarantine", "coalesce(captured_at, received_at) < :cutoff"),
 )
 
 

@@ -67,6 +67,14 @@ async def destroy_protected(
             )
         ]
         keys = await destroy_reads(conn, ids)
+        # Quarantined agent posts naming the plate (parsed), or carrying it in a body that did not parse.
+        await conn.execute(
+            text(
+                "DELETE FROM ingest.agent_quarantine WHERE plates && CAST(:p AS text[]) OR EXISTS (SELECT 1 FROM "
+                "unnest(CAST(:p AS text[])) x WHERE position(convert_to(x, 'UTF8') IN body) > 0)"
+            ),
+            {"p": protected},
+        )
     if keys:
         await store.delete_keys(keys)
     return len(ids), len(keys)
