@@ -47,6 +47,12 @@ MATRIX: dict[str, dict[tuple[str, str], frozenset[str]]] = {
         ("GET", "/v1/reports/bca-notices"): frozenset({"supervisor", "auditor", "admin"}),
         ("POST", "/v1/reports/bca-notices"): frozenset({"supervisor", "admin"}),
         ("GET", "/v1/reports/audit"): frozenset({"auditor"}),
+        ("GET", "/v1/reports/commissioner-summary"): frozenset({"auditor"}),
+        ("GET", "/v1/reports/bca-notices/letter"): frozenset({"supervisor", "admin"}),
+        ("GET", "/v1/audit/export"): frozenset({"auditor"}),
+        ("POST", "/v1/breaches"): frozenset({"supervisor", "admin"}),
+        ("GET", "/v1/breaches"): frozenset({"supervisor", "auditor", "admin"}),
+        ("POST", "/v1/breaches/{breach_id}/notifications"): frozenset({"supervisor", "admin"}),
     },
     "ingest": {
         ("GET", "/v1/whoami"): ALL,

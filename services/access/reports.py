@@ -86,13 +86,16 @@ def _add(counts: dict[str, int], key: str, n: int) -> None:
     counts[key] = counts.get(key, 0) + n
 
 
-async def log_of_use(figures: FiguresClient, start: datetime, end: datetime, *, public: bool) -> dict[str, Any]:
+async def log_of_use(
+    figures: FiguresClient, start: datetime, end: datetime, *, public: bool, hot: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Per unit: active intervals (shifts), reads per shift and per day (with plates, distinct plates and reads with
     no plate), hits per day by category (subd. 5(a)(3)); the databases compared. Counted from the daily facts, so a
     period reads the same after its purge. The public version carries no badge, officer, covert list or shift id,
     and no hit on a covert list."""
     usage = await figures.get("ingest", "/v1/internal/usage", start, end)
-    hot = await figures.get("hotlist", "/v1/internal/report", start, end)
+    if hot is None:
+        hot = await figures.get("hotlist", "/v1/internal/report", start, end)
     units: dict[str, dict[str, Any]] = {}
 
     def unit(name: str) -> dict[str, Any]:
@@ -119,7 +122,7 @@ async def log_of_use(figures: FiguresClient, start: datetime, end: datetime, *, 
             interval.update(shift_id=sh["shift_id"], badge=sh["badge"], cameras=sh["cameras"])
         u["active_intervals"].append(interval)
         u["active_hours"] = round(u["active_hours"] + _hours(sh["started_at"], sh["ended_at"], start, end), 3)
-    classification: dict[str, int] = {}
+    classification: dict[str, int] = usage.get("classification", {})
     for row in usage["reads_by_unit_day"]:
         u = unit(row["unit"])
         d = _day(u, row["day"])
@@ -129,20 +132,18 @@ async def log_of_use(figures: FiguresClient, start: datetime, end: datetime, *, 
             target["plates_read"] += row["reads"] - no_plate
             target["distinct_plates"] += row.get("distinct_plates", 0)
             target["reads_no_plate"] += no_plate
-        for k, v in row.get("classification", {}).items():
-            _add(classification, k, v)
     by_category: dict[str, int] = {}
     by_list: dict[str, int] = {}
-    for row in hot.get("hits_by_unit_day_category", []):
-        if public and row["covert"]:
+    for unit_name, _agency, day, category, list_name, covert, n in hot.get("hits_by_unit_day_category", []):
+        if public and covert:
             continue
-        u = unit(row["unit"] or "(no unit)")
-        d = _day(u, row["day"])
+        u = unit(unit_name or "(no unit)")
+        d = _day(u, day)
         for target in (u, d):
-            target["hits"] += row["hits"]
-            _add(target["hits_by_category"], row["category"], row["hits"])
-        _add(by_category, row["category"], row["hits"])
-        _add(by_list, row["list"], row["hits"])
+            target["hits"] += n
+            _add(target["hits_by_category"], category, n)
+        _add(by_category, category, n)
+        _add(by_list, list_name, n)
     out_units = []
     for name in sorted(units):
         u = units[name]
@@ -319,8 +320,8 @@ async def _access_figures(session: AsyncSession, start: datetime, end: datetime)
 
 
 async def audit_report(session: AsyncSession, figures: FiguresClient, start: datetime, end: datetime) -> dict[str, Any]:
-    usage = await log_of_use(figures, start, end, public=False)
     hot = await figures.get("hotlist", "/v1/internal/report", start, end)
+    usage = await log_of_use(figures, start, end, public=False, hot=hot)
     reads_ret = await figures.get("ingest", "/v1/internal/retention", start, end)
     chain = await verify_chain(session)
     reads_per_day: dict[str, int] = {}
@@ -377,6 +378,56 @@ async def audit_report(session: AsyncSession, figures: FiguresClient, start: dat
             "first_broken_seq": chain.first_broken_seq,
             "reason": chain.reason,
         },
+    }
+
+
+SUMMARY_DAYS = 30  # subd. 6(c): the summary goes out within 30 days of the audit's completion
+SUMMARY_RECIPIENTS = (
+    "Commissioner of Administration",
+    "Chairs and ranking minority members of the House and Senate committees with jurisdiction over data practices "
+    "and public safety",
+    "Legislative Commission on Data Practices and Personal Data Privacy",
+)
+
+
+def commissioner_summary(audit: dict[str, Any], *, completed_on: date, agency: str | None) -> dict[str, Any]:
+    """Subd. 6(c): the audit's findings in one page, with its recipients and the day it is due."""
+    use = audit["log_of_use"]["totals"]
+    acc = audit["access"]
+    ret = audit["retention"]
+    findings = {
+        "plates read (reads with a plate)": use["plates_read"],
+        "reads with no plate": use["reads_no_plate"],
+        "hits": audit["hits"]["total"],
+        "hits with a disposition": audit["hits"]["with_disposition"],
+        "access requests filed / approved / denied": (
+            f"{acc['requests_filed']} / {acc['requests_approved']} / {acc['requests_denied']}"
+        ),
+        "disclosures to other agencies": len(acc["disclosures"]),
+        "court orders": len(acc["court_orders"]),
+        "purges (reads) in the period": len(ret["reads"]["purges"]),
+        "retention check": "passed" if ret["check_ok"] else "violations found",
+        "holds active (reads)": ret["reads"]["holds_active"],
+        "audit log hash chain": "intact" if audit["audit_chain"]["ok"] else "broken",
+    }
+    compliant = ret["check_ok"] and audit["audit_chain"]["ok"]
+    return {
+        "report": "commissioner_summary",
+        "statute": "Minn. Stat. 13.824 subd. 6(c)",
+        "agency": agency or "(agency)",
+        "period": audit["period"],
+        "generated_at": datetime.now(UTC).isoformat(),
+        "completed_on": completed_on.isoformat(),
+        "due_by": (completed_on + timedelta(days=SUMMARY_DAYS)).isoformat(),
+        "recipients": list(SUMMARY_RECIPIENTS),
+        "findings": findings,
+        "hits_by_category": audit["hits"]["by_category"],
+        "classification": audit["classification"]["reads"],
+        "statement": (
+            "The audit found the data collected, retained and destroyed as Minn. Stat. 13.824 requires."
+            if compliant
+            else "The audit found departures from Minn. Stat. 13.824 listed above; see the full audit report."
+        ),
     }
 
 

@@ -109,11 +109,17 @@ class HitFactRow:
     list_name: str
     covert: bool
     hits: int
-    outcomes: dict[str, int]
 
 
-async def period(session: Any, start: datetime, end: datetime) -> list[HitFactRow]:
-    """The hit facts of [start, end): sealed days from the facts table, every other day counted live."""
+@dataclass
+class PeriodFacts:
+    rows: list[HitFactRow]
+    outcomes: dict[str, int]  # dispositions in force by outcome over the period
+
+
+async def period(session: Any, start: datetime, end: datetime) -> PeriodFacts:
+    """The hit facts of [start, end): sealed days from the facts table, every other day counted live; outcomes are
+    summed in PostgreSQL."""
     sealed = list(
         (
             await session.execute(
@@ -122,18 +128,33 @@ async def period(session: Any, start: datetime, end: datetime) -> list[HitFactRo
             )
         ).scalars()
     )
-    in_period = [d for d in sealed if start <= _bounds(d)[0] < end]
+    days = {"days": [d for d in sealed if start <= _bounds(d)[0] < end]}
     kept = (
         await session.execute(
             text(
-                "SELECT day, agency, unit, category, list_name, covert, hits, outcomes FROM hotlist.hit_facts "
+                "SELECT day, agency, unit, category, list_name, covert, hits FROM hotlist.hit_facts "
                 "WHERE day = ANY(CAST(:days AS date[]))"
             ),
-            {"days": in_period},
+            days,
         )
     ).all()
+    outcomes: dict[str, int] = {
+        k: int(v)
+        for k, v in (
+            await session.execute(
+                text(
+                    "SELECT x.k, sum(CAST(x.v AS bigint)) FROM hotlist.hit_facts f, "
+                    "jsonb_each_text(f.outcomes) AS x(k, v) WHERE f.day = ANY(CAST(:days AS date[])) GROUP BY x.k"
+                ),
+                days,
+            )
+        ).all()
+    }
     live = (await session.execute(text(_GROUPED), {"s": start, "e": end, "sealed": sealed})).all()
-    return [
+    for r in live:
+        for k, v in r[7].items():
+            outcomes[k] = outcomes.get(k, 0) + int(v)
+    rows = [
         HitFactRow(
             day=r[0].isoformat(),
             agency=r[1],
@@ -142,7 +163,7 @@ async def period(session: Any, start: datetime, end: datetime) -> list[HitFactRo
             list_name=r[4],
             covert=bool(r[5]),
             hits=int(r[6]),
-            outcomes={k: int(v) for k, v in r[7].items()},
         )
         for r in [*kept, *live]
     ]
+    return PeriodFacts(rows=rows, outcomes=dict(sorted(outcomes.items())))

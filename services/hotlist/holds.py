@@ -56,8 +56,9 @@ class ReportFigures(BaseModel):
     versions_in_force: list[dict[str, Any]]
     agency_lists: list[dict[str, Any]]
     hits_by_unit_day: list[dict[str, Any]]
-    # Subd. 5(a)(3): per unit, day, category and list; `covert` rows never reach the public log of use.
-    hits_by_unit_day_category: list[dict[str, Any]] = Field(default_factory=list)
+    # Subd. 5(a)(3): [unit, agency, day, category, list, covert, hits] rows (arrays: two years are tens of
+    # thousands); covert rows never reach the public log of use.
+    hits_by_unit_day_category: list[list[Any]] = Field(default_factory=list)
     hits_by_category: dict[str, int]
     hits_by_list: dict[str, int]
     hits_total: int
@@ -202,17 +203,16 @@ async def report_figures(
         "LEFT JOIN hotlist.agency_entries e ON e.list_id = l.id WHERE l.created_at < :e GROUP BY l.id ORDER BY l.name"
     )
     # Counts from the daily facts (services/hotlist/facts.py): the same before and after the purge.
-    fact_rows = await facts.period(session, start, end)
+    found = await facts.period(session, start, end)
+    fact_rows = found.rows
     per_unit_day: dict[tuple[str, str], int] = {}
     by_cat: dict[str, int] = {}
     by_list: dict[str, int] = {}
-    disp: dict[str, int] = {}
+    disp = found.outcomes
     for f in fact_rows:
         per_unit_day[(f.unit, f.day)] = per_unit_day.get((f.unit, f.day), 0) + f.hits
         by_cat[f.category] = by_cat.get(f.category, 0) + f.hits
         by_list[f.list_name] = by_list.get(f.list_name, 0) + f.hits
-        for k, v in f.outcomes.items():
-            disp[k] = disp.get(k, 0) + v
     ttd = (
         await rows(
             "WITH first AS (SELECT d.hit_id, min(d.at) AS at FROM hotlist.hit_dispositions d GROUP BY d.hit_id) "
@@ -248,15 +248,7 @@ async def report_figures(
         agency_lists=[{"name": r[0], "owner": r[1], "covert": r[2], "entries_in_force": int(r[3])} for r in lists],
         hits_by_unit_day=[{"unit": u, "day": d, "hits": n} for (u, d), n in sorted(per_unit_day.items())],
         hits_by_unit_day_category=[
-            {
-                "unit": f.unit,
-                "agency": f.agency,
-                "day": f.day,
-                "category": f.category,
-                "list": f.list_name,
-                "covert": f.covert,
-                "hits": f.hits,
-            }
+            [f.unit, f.agency, f.day, f.category, f.list_name, f.covert, f.hits]
             for f in sorted(fact_rows, key=lambda f: (f.unit, f.day, f.category, f.list_name))
         ],
         hits_by_category=dict(sorted(by_cat.items())),

@@ -26,7 +26,7 @@ WITH r AS (
            coalesce(r.shift_id::text, '') AS shift_id, nullif(r.plate, '') AS plate, r.classification
     FROM ingest.reads r
     LEFT JOIN ingest.agent_reads ar ON ar.read_id = r.id AND ar.captured_at >= :s AND ar.captured_at < :e
-    WHERE r.captured_at >= :s AND r.captured_at < :e
+    WHERE r.captured_at >= :s AND r.captured_at < :e AND (NOT :agents_only OR ar.agent_id IS NOT NULL)
       AND NOT ((r.captured_at AT TIME ZONE 'UTC')::date = ANY(CAST(:sealed AS date[])))
 ), c AS (
     SELECT day, agency, unit, reader, shift_id, jsonb_object_agg(classification, n) AS classification
@@ -63,7 +63,7 @@ async def write_day(conn: Any, day: date, *, seal: bool) -> bool:
             "INSERT INTO ingest.read_facts (day, agency, unit, reader, shift_id, reads, distinct_plates, "
             f"reads_no_plate, classification) {_GROUPED}"
         ),
-        {"s": s, "e": e, "sealed": []},
+        {"s": s, "e": e, "sealed": [], "agents_only": False},
     )
     await conn.execute(
         text(
@@ -101,11 +101,18 @@ class FactRow:
     reads: int
     distinct_plates: int
     reads_no_plate: int
-    classification: dict[str, int]
 
 
-async def period(session: Any, start: datetime, end: datetime) -> list[FactRow]:
-    """The facts of [start, end): sealed days from the facts table, every other day counted live."""
+@dataclass
+class PeriodFacts:
+    rows: list[FactRow]
+    classification: dict[str, int]  # reads by classification over the period
+
+
+async def period(session: Any, start: datetime, end: datetime, *, agents_only: bool = False) -> PeriodFacts:
+    """The facts of [start, end): sealed days from the facts table, every other day counted live. Classification
+    counts are summed in PostgreSQL (two years of facts: decoding each row's JSON costs more than the sum).
+    `agents_only`: the camera agents' facts only (the register of fixed readers)."""
     sealed = list(
         (
             await session.execute(
@@ -115,17 +122,37 @@ async def period(session: Any, start: datetime, end: datetime) -> list[FactRow]:
         ).scalars()
     )
     in_period = [d for d in sealed if start <= _bounds(d)[0] < end]
+    days = {"days": in_period}
     kept = (
         await session.execute(
             text(
-                "SELECT day, agency, unit, reader, shift_id, reads, distinct_plates, reads_no_plate, classification "
-                "FROM ingest.read_facts WHERE day = ANY(CAST(:days AS date[]))"
+                "SELECT day, agency, unit, reader, shift_id, reads, distinct_plates, reads_no_plate "
+                "FROM ingest.read_facts WHERE day = ANY(CAST(:days AS date[])) "
+                "AND (NOT :agents_only OR reader LIKE 'agent:%')"
             ),
-            {"days": in_period},
+            {**days, "agents_only": agents_only},
         )
     ).all()
-    live = (await session.execute(text(_GROUPED), {"s": start, "e": end, "sealed": sealed})).all()
-    return [
+    classification: dict[str, int] = {
+        k: int(v)
+        for k, v in (
+            await session.execute(
+                text(
+                    "SELECT x.k, sum(CAST(x.v AS bigint)) FROM ingest.read_facts f, "
+                    "jsonb_each_text(f.classification) AS x(k, v) WHERE f.day = ANY(CAST(:days AS date[])) "
+                    "GROUP BY x.k"
+                ),
+                days,
+            )
+        ).all()
+    }
+    live = (
+        await session.execute(text(_GROUPED), {"s": start, "e": end, "sealed": sealed, "agents_only": agents_only})
+    ).all()
+    for r in live:
+        for k, v in r[8].items():
+            classification[k] = classification.get(k, 0) + int(v)
+    rows = [
         FactRow(
             day=r[0].isoformat(),
             agency=r[1],
@@ -135,10 +162,10 @@ async def period(session: Any, start: datetime, end: datetime) -> list[FactRow]:
             reads=int(r[5]),
             distinct_plates=int(r[6]),
             reads_no_plate=int(r[7]),
-            classification={k: int(v) for k, v in r[8].items()},
         )
         for r in [*kept, *live]
     ]
+    return PeriodFacts(rows=rows, classification=dict(sorted(classification.items())))
 
 
 def _day_after(at: datetime) -> date:

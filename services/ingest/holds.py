@@ -7,9 +7,10 @@ from __future__ import annotations
 import contextlib
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -307,14 +308,6 @@ class UsageDay(BaseModel):
     agency: str = ""
     distinct_plates: int = 0  # distinct within the day
     reads_no_plate: int = 0
-    classification: dict[str, int] = Field(default_factory=dict)
-
-
-class UsageReaderDay(BaseModel):
-    reader: str  # "unit:<unit>" or "agent:<id>"
-    agency: str
-    day: str
-    reads: int
 
 
 class Usage(BaseModel):
@@ -325,38 +318,44 @@ class Usage(BaseModel):
     end: datetime
     shifts: list[UsageShift]
     reads_by_unit_day: list[UsageDay]
-    reads_by_reader_day: list[UsageReaderDay] = Field(default_factory=list)
     reads_total: int
     distinct_plates_by_day_total: int = 0  # the sum over days of each day's distinct plates
     reads_no_plate_total: int = 0
     classification: dict[str, int] = Field(default_factory=dict)
 
 
-@router.get("/v1/internal/usage", summary="Shifts and reads per shift and per unit-day over a period (access reports)")
+@router.get(
+    "/v1/internal/usage",
+    response_model=Usage,
+    summary="Shifts and reads per shift and per unit-day over a period (access reports)",
+)
 async def usage(
     principal: Service,
     session: SessionDep,
     start: datetime = Query(description="period start, ISO 8601 with zone"),
     end: datetime = Query(description="period end, ISO 8601 with zone"),
-) -> Usage:
+) -> JSONResponse:
     if start.tzinfo is None or end.tzinfo is None or end <= start:
         raise Unprocessable("start and end need a zone, and end must follow start")
     p = {"s": start, "e": end}
     per_shift: dict[str, int] = {}
-    per_day: dict[tuple[str, str], UsageDay] = {}
-    per_reader: dict[tuple[str, str, str], int] = {}
-    classification: dict[str, int] = {}
-    for f in await facts.period(session, start, end):
+    per_day: dict[tuple[str, str], dict[str, Any]] = {}
+    found = await facts.period(session, start, end)
+    for f in found.rows:
         per_shift[f.shift_id] = per_shift.get(f.shift_id, 0) + f.reads
-        d = per_day.setdefault((f.unit, f.day), UsageDay(unit=f.unit, day=f.day, reads=0, agency=f.agency))
-        d.reads += f.reads
-        d.distinct_plates += f.distinct_plates
-        d.reads_no_plate += f.reads_no_plate
-        for k, v in f.classification.items():
-            d.classification[k] = d.classification.get(k, 0) + v
-            classification[k] = classification.get(k, 0) + v
-        key = (f.reader, f.agency, f.day)
-        per_reader[key] = per_reader.get(key, 0) + f.reads
+        d = per_day.get((f.unit, f.day))
+        if d is None:
+            d = per_day[(f.unit, f.day)] = {
+                "unit": f.unit,
+                "day": f.day,
+                "agency": f.agency,
+                "reads": 0,
+                "distinct_plates": 0,
+                "reads_no_plate": 0,
+            }
+        d["reads"] += f.reads
+        d["distinct_plates"] += f.distinct_plates
+        d["reads_no_plate"] += f.reads_no_plate
     shifts = (
         await session.execute(
             text(
@@ -368,31 +367,32 @@ async def usage(
             p,
         )
     ).all()
-    return Usage(
-        start=start,
-        end=end,
-        shifts=[
-            UsageShift(
-                shift_id=r[0],
-                unit=r[1],
-                agency=r[2],
-                badge=r[3],
-                cameras=list(r[4]),
-                started_at=r[5],
-                ended_at=r[6],
-                reads=per_shift.get(str(r[0]), 0),
-            )
+    # Answered as plain JSON, without building a model per row (the values come from PostgreSQL, and two years
+    # are tens of thousands of rows); the shape is `Usage`.
+    days = [per_day[k] for k in sorted(per_day)]
+    body = {
+        "start": start.isoformat(),
+        "end": end.isoformat(),
+        "shifts": [
+            {
+                "shift_id": str(r[0]),
+                "unit": r[1],
+                "agency": r[2],
+                "badge": r[3],
+                "cameras": list(r[4]),
+                "started_at": r[5].isoformat(),
+                "ended_at": r[6].isoformat() if r[6] else None,
+                "reads": per_shift.get(str(r[0]), 0),
+            }
             for r in shifts
         ],
-        reads_by_unit_day=[per_day[k] for k in sorted(per_day)],
-        reads_by_reader_day=[
-            UsageReaderDay(reader=r, agency=a, day=d, reads=n) for (r, a, d), n in sorted(per_reader.items())
-        ],
-        reads_total=sum(d.reads for d in per_day.values()),
-        distinct_plates_by_day_total=sum(d.distinct_plates for d in per_day.values()),
-        reads_no_plate_total=sum(d.reads_no_plate for d in per_day.values()),
-        classification=classification,
-    )
+        "reads_by_unit_day": days,
+        "reads_total": sum(d["reads"] for d in days),
+        "distinct_plates_by_day_total": sum(d["distinct_plates"] for d in days),
+        "reads_no_plate_total": sum(d["reads_no_plate"] for d in days),
+        "classification": found.classification,
+    }
+    return JSONResponse(body)
 
 
 @router.post(

@@ -233,7 +233,7 @@ async def register(
             str(r[0]) for r in (await session.execute(text("SELECT id FROM ingest.agents WHERE kind = 'fixed'"))).all()
         }
         counts: dict[uuid.UUID, int] = {}
-        for f in await facts.period(session, start, end):
+        for f in (await facts.period(session, start, end, agents_only=True)).rows:
             agent = f.reader.removeprefix("agent:")
             if f.reader.startswith("agent:") and agent in fixed:
                 counts[uuid.UUID(agent)] = counts.get(uuid.UUID(agent), 0) + f.reads
