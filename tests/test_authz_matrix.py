@@ -50,6 +50,7 @@ MATRIX: dict[str, dict[tuple[str, str], frozenset[str]]] = {
         ("GET", "/v1/reports/commissioner-summary"): frozenset({"auditor"}),
         ("GET", "/v1/reports/bca-notices/letter"): frozenset({"supervisor", "admin"}),
         ("GET", "/v1/audit/export"): frozenset({"auditor"}),
+        ("POST", "/v1/evidence"): frozenset({"officer", "supervisor"}),
         ("POST", "/v1/breaches"): frozenset({"supervisor", "admin"}),
         ("GET", "/v1/breaches"): frozenset({"supervisor", "auditor", "admin"}),
         ("POST", "/v1/breaches/{breach_id}/notifications"): frozenset({"supervisor", "admin"}),
@@ -69,6 +70,7 @@ MATRIX: dict[str, dict[tuple[str, str], frozenset[str]]] = {
         ("POST", "/v1/internal/reads/search"): frozenset({"service"}),
         ("POST", "/v1/internal/hits"): frozenset({"service"}),
         ("POST", "/v1/internal/reads/held"): frozenset({"service"}),
+        ("POST", "/v1/internal/reads/evidence"): frozenset({"service"}),
         ("POST", "/v1/agents"): frozenset({"admin"}),
         ("GET", "/v1/agents"): frozenset({"admin", "supervisor", "auditor"}),
         ("GET", "/v1/agents/quarantine"): frozenset({"admin"}),
@@ -116,6 +118,7 @@ MATRIX: dict[str, dict[tuple[str, str], frozenset[str]]] = {
         ("POST", "/v1/hit-holds/{hold_id}/release"): frozenset({"supervisor"}),
         ("GET", "/v1/hit-holds"): frozenset({"supervisor", "auditor"}),
         ("GET", "/v1/internal/report"): frozenset({"service"}),
+        ("POST", "/v1/internal/hits/of-read"): frozenset({"service"}),
         ("POST", "/v1/internal/subject-requests/safe-at-home"): frozenset({"service"}),
     },
 }

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 import httpx
 from fastapi import FastAPI
 
+from services.access.evidence import router as evidence_router
 from services.access.notice_routes import router as notices_router
 from services.access.records_routes import router as records_router
 from services.access.report_routes import router as reports_router
@@ -50,7 +51,7 @@ def create_app(
     return create_service_app(
         "access",
         settings,
-        routers=[router, reports_router, notices_router, records_router],
+        routers=[router, reports_router, notices_router, records_router, evidence_router],
         lifespan=lifespan,
         description="Identities, tokens, access requests with supervisor approval, and the audit log.",
     )

@@ -59,6 +59,29 @@ class FiguresClient:
         data: dict[str, Any] = resp.json()
         return data
 
+    async def post(self, service: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """A POST on an internal endpoint; a 4xx answer keeps its status and detail (the caller's input was wrong)."""
+        token = self.keys.sign(subject=SERVICE_SUBJECT, ttl_s=120, claims={"roles": ["service"]})
+        try:
+            async with service_client(
+                self.urls[service], timeout_s=self.timeout_s, transport=self.transports.get(service)
+            ) as client:
+                resp = await client.post(path, json=body, headers={"Authorization": f"Bearer {token}"})
+        except httpx.HTTPError as exc:
+            raise Unavailable(f"the {service} service is unreachable, retry later") from exc
+        if resp.status_code in (404, 409, 422):
+            raise ServiceRefused(resp.status_code, str(resp.json().get("detail", "refused")))
+        if resp.status_code != 200:
+            raise Unavailable(f"the {service} service answered {resp.status_code}, retry later")
+        data: dict[str, Any] = resp.json()
+        return data
+
+
+class ServiceRefused(Exception):
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status, self.detail = status, detail
+
 
 def _hours(a: str, b: str | None, start: datetime, end: datetime) -> float:
     s = max(datetime.fromisoformat(a), start)

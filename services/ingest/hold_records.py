@@ -239,3 +239,65 @@ async def review_hold(
         hold_id=row[0], kind=row[1], case_number=row[2], placed_at=row[3], review_on=row[4], overdue=row[4] <= now,
         last_reviewed_at=row[5], charge=row[6],
     )  # fmt: skip
+
+
+# ---- evidence: a held read's record for access's export (role `service`) -----------------------------------
+
+Service = Annotated[Principal, Depends(require_roles("service"))]
+
+
+class EvidenceIn(BaseModel):
+    read_id: uuid.UUID
+
+
+class EvidenceOut(BaseModel):
+    read: dict[str, object]  # the stored read: plate, time, location, its source, its keys
+    holds: list[dict[str, object]]  # the active holds that keep it
+
+
+@router.post("/v1/internal/reads/evidence", tags=["internal"], summary="A held read's record (access's evidence)")
+async def read_evidence(body: EvidenceIn, principal: Service, session: SessionDep) -> EvidenceOut:
+    holds = (
+        await session.execute(
+            text(
+                "SELECT h.id, h.kind, h.case_number, h.classification, h.placed_at, h.placed_by FROM ingest.holds h "
+                "JOIN ingest.hold_reads hr ON hr.hold_id = h.id WHERE hr.read_id = :r AND h.released_at IS NULL "
+                "ORDER BY h.placed_at"
+            ),
+            {"r": body.read_id},
+        )
+    ).all()
+    if not holds:
+        raise Conflict("the read is not held: only a read kept for a case is exported as evidence")
+    row = (
+        (
+            await session.execute(
+                text(
+                    "SELECT id, captured_at, received_at, agency, unit, camera, lat, lon, plate, plate_confidence, "
+                    "state, plate_source, car_plate, image_key, crop_key, classification FROM ingest.reads "
+                    "WHERE id = :r"
+                ),
+                {"r": body.read_id},
+            )
+        )
+        .mappings()
+        .one_or_none()
+    )
+    if row is None:
+        raise NotFound("no such read")
+    read = {k: (v.isoformat() if isinstance(v, datetime) else str(v) if isinstance(v, uuid.UUID) else v)
+            for k, v in row.items()}  # fmt: skip
+    return EvidenceOut(
+        read=read,
+        holds=[
+            {
+                "hold_id": str(h[0]),
+                "kind": h[1],
+                "case_number": h[2],
+                "classification": h[3],
+                "placed_at": h[4].isoformat(),
+                "placed_by": h[5],
+            }
+            for h in holds
+        ],  # fmt: skip
+    )
