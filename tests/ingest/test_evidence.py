@@ -136,7 +136,7 @@ async def test_evidence_package_of_a_held_read(settings: Settings, officer_facto
             assert mine and mine[0]["record_count"] == 1 and mine[0]["recipient_name"].startswith("Hennepin")
             entries = await client.get(
                 "/v1/audit",
-                params={"action": "disclosure"},
+                params={"action": "disclosure", "since": (datetime.now(UTC) - timedelta(minutes=5)).isoformat()},
                 headers=_auth(make_token(subject="aud-ev", roles=["auditor"])),
             )
             assert any(read_id in e["object_ids"] for e in entries.json()["entries"])
