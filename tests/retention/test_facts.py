@@ -205,3 +205,62 @@ async def test_reports_survive_the_purge(settings: Settings, make_token: TokenFa
 
             async with engine.begin() as conn:
                 await conn.execute(text("DELETE FROM ingest.shifts WHERE unit = ANY(:u)"), {"u": list(UNITS)})
+
+
+async def test_end_of_day_facts_are_written_once_and_stay_unsealed(settings: Settings) -> None:
+    """The scheduled purge's first step: every finished day with reads or hits gets its facts (not sealed: the
+    reports keep counting that day live until the purge seals it)."""
+    from services.hotlist import facts as hit_facts
+    from services.ingest import facts
+
+    ingest = ingest_app(ingest_settings(settings), run_worker=False)
+    async with running(ingest):
+        engine = ingest.state.engine
+        day = (datetime.now(UTC) - timedelta(days=3)).date()
+        at = datetime(day.year, day.month, day.day, 10, tzinfo=UTC)
+        rows = [
+            {"id": uuid.uuid4(), "captured_at": at + timedelta(minutes=i), "received_at": at, "agency": "MN0271200",
+             "unit": "FCT-EOD", "camera": "front", "client_read_id": f"eod-{uuid.uuid4()}", "lat": 45.0, "lon": -93.3,
+             "plate": f"EOD{i % 3}", "recognition_pending": False, "match_pending": False, "attempts": 0, "hits": []}
+            for i in range(7)
+        ]  # fmt: skip
+        async with engine.begin() as conn:
+            await ensure_partition(conn, day)
+            await conn.execute(text("DELETE FROM ingest.read_fact_days WHERE day = :d AND NOT sealed"), {"d": day})
+            await conn.execute(text("DELETE FROM hotlist.hit_fact_days WHERE day = :d AND NOT sealed"), {"d": day})
+        async with engine.begin() as conn:
+            await conn.execute(READS.insert(), rows)
+            await conn.execute(
+                text(
+                    "INSERT INTO hotlist.hits (id, read_id, entry_id, list_name, category, category_label, concerns, "
+                    "match, read_plate, entry_plate, state_check, covert, priority, past_read, unit, captured_at, "
+                    "created_at) VALUES (:id, 'eod', 'V', 'bca', 'warrant', 'w', 'vehicle', 'exact', 'X', 'X', "
+                    "'match', false, 0, false, 'FCT-EOD', :at, :at)"
+                ),
+                {"id": uuid.uuid4(), "at": at},
+            )
+        assert day in await facts.write_pending(engine)
+        assert day not in await facts.write_pending(engine)  # once
+        await hit_facts.write_pending(engine)
+        async with engine.connect() as conn:
+            got = (
+                await conn.execute(
+                    text(
+                        "SELECT sum(reads), sum(distinct_plates) FROM ingest.read_facts WHERE day = :d "
+                        "AND unit = 'FCT-EOD'"
+                    ),
+                    {"d": day},
+                )
+            ).one()
+            sealed = (
+                await conn.execute(text("SELECT sealed FROM ingest.read_fact_days WHERE day = :d"), {"d": day})
+            ).scalar_one()
+            hits = (
+                await conn.execute(
+                    text("SELECT sum(hits) FROM hotlist.hit_facts WHERE day = :d AND unit = 'FCT-EOD'"), {"d": day}
+                )
+            ).scalar_one()
+            await conn.execute(text("DELETE FROM ingest.reads WHERE unit = 'FCT-EOD'"))
+            await conn.execute(text("DELETE FROM hotlist.hits WHERE unit = 'FCT-EOD'"))
+            await conn.commit()
+        assert (int(got[0]), int(got[1]), sealed, int(hits)) == (7, 3, False, 1)
