@@ -513,7 +513,13 @@ class PurgeReadiness:
     async def __call__(self, app: Any) -> str | None:
         now = now_utc()
         if self.checked_at is None or (now - self.checked_at).total_seconds() > _READY_CACHE_S:
-            self.reason = await purge_overdue(app.state.engine, app.state.settings, started_at=self.started_at)
+            import asyncio
+
+            try:
+                probe = purge_overdue(app.state.engine, app.state.settings, started_at=self.started_at)
+                self.reason = await asyncio.wait_for(probe, 2.0)
+            except Exception:  # noqa: BLE001 - PostgreSQL down is /readyz's own check; ask again next time
+                return self.reason
             self.checked_at = now
             if self.reason:
                 log.error("retention_purge_alert", reason=self.reason)
