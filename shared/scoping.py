@@ -34,6 +34,8 @@ READ_DOORS: dict[tuple[str, str], str] = {
     ("GET", "/v1/requests/{request_id}"): "access: the requester, deciding supervisors or auditors of the "
     "request's agency; court-order links bound to the viewer; audited",
     ("POST", "/v1/internal/reads/search"): "ingest: service role only (access, inside a grant); audited",
+    ("POST", "/v1/internal/hits/of-read"): "hotlist: service role only (access's evidence export, under a grant "
+    "for the hold's case): the grant's agency's hits only; access records the disclosure and its audit entry",
     ("GET", "/v1/units/{unit}/events"): "ingest: the unit's own officer on shift, or a supervisor of its agency: "
     "live events of the open shift only, never history; supervisors audited",
     ("GET", "/v1/units/{unit}/stream"): "ingest: as the events poll (SSE)",

@@ -32,6 +32,9 @@ def strong_secret(value: str) -> bool:
     return per_char * len(value) >= MIN_SECRET_BITS
 
 
+MAX_RETENTION_DAYS = 60  # Minn. Stat. 13.824 subd. 3(a)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ALPR_", env_file=".env", extra="ignore")
 
@@ -136,9 +139,32 @@ class Settings(BaseSettings):
     hotlist_versions_kept: int = Field(default=3, ge=2)
     hotlist_poll_s: float = Field(default=2.0, gt=0)  # how often a worker checks for a new version
     hotlist_disposition_due_s: float = Field(default=3600.0, gt=0)  # hits without disposition after this: listed
+    # The categories that raise a hit: the policy's list (stolen or wanted vehicles, license status, warrants) and
+    # agency lists of an active criminal investigation (13.824 subd. 3). Other BCA categories stay loaded (the list
+    # is the BCA's file) and never alert.
+    hotlist_alert_categories: frozenset[str] = frozenset(
+        {
+            "stolen_vehicle",
+            "stolen_plate",
+            "felony_vehicle",
+            "canadian_cpic",
+            "amber_alert",
+            "wanted_person",
+            "license_revoked",
+            "license_suspended",
+            "license_cancelled",
+            "investigation",
+        }
+    )
 
     # Retention (Minn. Stat. 13.824 subd. 3): reads, photos and hits go this many days after capture unless held.
+    # At most 60 in production (the statute's period; a case keeps data longer through a hold, never this setting).
     retention_days: int = Field(default=60, ge=1)
+    # /readyz says "degraded" (and the log alerts) when no purge finished within this long, or the purge is off.
+    retention_purge_late_s: float = Field(default=2 * 86_400.0, gt=0)
+    # Holds' review (13.824 subd. 3(d): inactive investigative data follow the 138.17 records schedule): a hold is
+    # reviewed this many days after it was placed (or last reviewed), and listed to supervisors when due.
+    hold_review_days: int = Field(default=365, ge=1, le=3650)
     retention_purge_scheduled: bool = True  # false: only `alpr purge`
     retention_purge_interval_s: float = Field(default=3600.0, gt=0)  # cheap when nothing is due
     # How many days before the cutoff the purge and the check list in the object store (orphans, late uploads).
@@ -235,6 +261,11 @@ class Settings(BaseSettings):
                 raise ValueError("ALPR_S3_SECRET_KEY must be set to a real secret in production")
             if self.database_url is None:
                 raise ValueError("ALPR_DATABASE_URL is required in production")
+            if self.retention_days > MAX_RETENTION_DAYS:
+                raise ValueError(
+                    f"ALPR_RETENTION_DAYS is at most {MAX_RETENTION_DAYS} in production (Minn. Stat. 13.824 subd. 3): "
+                    "keep data longer for a case with a hold"
+                )
             if self.password_memory_kib < 19456 or self.password_time_cost < 2:
                 raise ValueError("argon2 cost below the OWASP minimum (19 MiB, 2 passes) is for tests only")
 

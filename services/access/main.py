@@ -11,8 +11,10 @@ import httpx
 import structlog
 from fastapi import FastAPI
 
+from services.access.evidence import router as evidence_router
 from services.access.notice_routes import router as notices_router
 from services.access.public_cache import PublicReports
+from services.access.records_routes import router as records_router
 from services.access.report_routes import router as reports_router
 from services.access.reports import FiguresClient
 from services.access.routes import router
@@ -77,7 +79,7 @@ def create_app(
     return create_service_app(
         "access",
         settings,
-        routers=[router, reports_router, notices_router],
+        routers=[router, reports_router, notices_router, records_router, evidence_router],
         lifespan=lifespan,
         description="Identities, tokens, access requests with supervisor approval, and the audit log.",
     )

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select, text
 
-from services.hotlist import retention
+from services.hotlist import facts, retention
 from services.hotlist.deps import EngineDep, SettingsDep
 from services.hotlist.models import Hit
 from services.hotlist.retention_models import HitHold, HitHoldItem
@@ -57,9 +57,13 @@ class ReportFigures(BaseModel):
     versions_in_force: list[dict[str, Any]]
     agency_lists: list[dict[str, Any]]
     hits_by_unit_day: list[dict[str, Any]]
+    # Subd. 5(a)(3): [unit, agency, day, category, list, covert, hits] rows (arrays: two years are tens of
+    # thousands); covert rows never reach the public log of use.
+    hits_by_unit_day_category: list[list[Any]] = Field(default_factory=list)
     hits_by_category: dict[str, int]
     hits_by_list: dict[str, int]
     hits_total: int
+    covert_hits_total: int = 0
     dispositions_by_outcome: dict[str, int]
     hits_with_disposition: int
     minutes_to_disposition: dict[str, float | None]
@@ -193,7 +197,6 @@ async def report_figures(
     async def rows(sql: str) -> list[Any]:
         return list((await session.execute(text(sql), p)).all())
 
-    at = "coalesce(captured_at, created_at)"
     # A version was in force from its load until the next version's load.
     versions = await rows(
         "SELECT id, loaded_at, entries, sha256, next_loaded FROM (SELECT id, loaded_at, entries, sha256, "
@@ -205,23 +208,17 @@ async def report_figures(
         "(e.removed_at IS NULL OR e.removed_at > :s)) FROM hotlist.agency_lists l "
         "LEFT JOIN hotlist.agency_entries e ON e.list_id = l.id WHERE l.created_at < :e GROUP BY l.id ORDER BY l.name"
     )
-    by_unit_day = await rows(
-        f"SELECT coalesce(unit, ''), ({at} AT TIME ZONE 'UTC')::date AS day, count(*) FROM hotlist.hits "
-        f"WHERE {at} >= :s AND {at} < :e GROUP BY 1, 2 ORDER BY 1, 2"
-    )
-    by_cat = await rows(
-        f"SELECT category, count(*) FROM hotlist.hits WHERE {at} >= :s AND {at} < :e GROUP BY 1 ORDER BY 1"
-    )
-    by_list = await rows(
-        f"SELECT list_name, count(*) FROM hotlist.hits WHERE {at} >= :s AND {at} < :e GROUP BY 1 ORDER BY 1"
-    )
-    # The disposition in force is the last one (a correction names the one it corrects).
-    disp = await rows(
-        "WITH last AS (SELECT DISTINCT ON (d.hit_id) d.hit_id, d.valid, d.action FROM hotlist.hit_dispositions d "
-        "JOIN hotlist.hits h ON h.id = d.hit_id WHERE coalesce(h.captured_at, h.created_at) >= :s AND "
-        "coalesce(h.captured_at, h.created_at) < :e ORDER BY d.hit_id, d.at DESC) "
-        "SELECT CASE WHEN valid THEN 'valid' ELSE 'invalid' END || ':' || action, count(*) FROM last GROUP BY 1"
-    )
+    # Counts from the daily facts (services/hotlist/facts.py): the same before and after the purge.
+    found = await facts.period(session, start, end)
+    fact_rows = found.rows
+    per_unit_day: dict[tuple[str, str], int] = {}
+    by_cat: dict[str, int] = {}
+    by_list: dict[str, int] = {}
+    disp = found.outcomes
+    for f in fact_rows:
+        per_unit_day[(f.unit, f.day)] = per_unit_day.get((f.unit, f.day), 0) + f.hits
+        by_cat[f.category] = by_cat.get(f.category, 0) + f.hits
+        by_list[f.list_name] = by_list.get(f.list_name, 0) + f.hits
     ttd = (
         await rows(
             "WITH first AS (SELECT d.hit_id, min(d.at) AS at FROM hotlist.hit_dispositions d GROUP BY d.hit_id) "
@@ -255,12 +252,17 @@ async def report_figures(
             {"version": v[0], "loaded_at": v[1], "entries": v[2], "sha256": v[3], "replaced_at": v[4]} for v in versions
         ],
         agency_lists=[{"name": r[0], "owner": r[1], "covert": r[2], "entries_in_force": int(r[3])} for r in lists],
-        hits_by_unit_day=[{"unit": r[0], "day": r[1].isoformat(), "hits": int(r[2])} for r in by_unit_day],
-        hits_by_category={r[0]: int(r[1]) for r in by_cat},
-        hits_by_list={r[0]: int(r[1]) for r in by_list},
-        hits_total=sum(int(r[1]) for r in by_cat),
-        dispositions_by_outcome={r[0]: int(r[1]) for r in disp},
-        hits_with_disposition=int(ttd[0]),
+        hits_by_unit_day=[{"unit": u, "day": d, "hits": n} for (u, d), n in sorted(per_unit_day.items())],
+        hits_by_unit_day_category=[
+            [f.unit, f.agency, f.day, f.category, f.list_name, f.covert, f.hits]
+            for f in sorted(fact_rows, key=lambda f: (f.unit, f.day, f.category, f.list_name))
+        ],
+        hits_by_category=dict(sorted(by_cat.items())),
+        hits_by_list=dict(sorted(by_list.items())),
+        hits_total=sum(by_cat.values()),
+        covert_hits_total=sum(f.hits for f in fact_rows if f.covert),
+        dispositions_by_outcome=disp,
+        hits_with_disposition=sum(disp.values()),
         minutes_to_disposition={"p50": minutes(ttd[1]), "p90": minutes(ttd[2]), "max": minutes(ttd[3])},
         purges=[
             {

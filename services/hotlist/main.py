@@ -10,6 +10,7 @@ import structlog
 from fastapi import FastAPI
 
 from services.hotlist import jobs, retention
+from services.hotlist.evidence import router as evidence_router
 from services.hotlist.holds import router as holds_router
 from services.hotlist.ingest_client import IngestClient
 from services.hotlist.matching import Matcher
@@ -70,7 +71,7 @@ def create_app(settings: Settings | None = None, *, ingest: IngestClient | None 
     return create_service_app(
         "hotlist",
         settings,
-        routers=[router, holds_router, subjects_router],
+        routers=[router, holds_router, subjects_router, evidence_router],
         lifespan=lifespan,
         ready_checks=[hotlist_list, hotlist_sync],
         metric_probes=[hotlist_state],

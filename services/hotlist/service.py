@@ -7,7 +7,7 @@ import asyncio
 import gzip
 import io
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -95,8 +95,11 @@ def _hit_row(**values: Any) -> dict[str, Any]:
     return {"id": uuid.uuid4(), "covert": False, "priority": 0, "list_owner": None, "past_read": False, **values}
 
 
-def find_hits(matcher: Matcher, req: MatchRequest, now: datetime) -> tuple[int | None, list[dict[str, Any]]]:
-    """Pure and in memory: the snapshot is taken once, so every hit of a read comes from one version.
+def find_hits(
+    matcher: Matcher, req: MatchRequest, now: datetime, alerting: Collection[str] | None = None
+) -> tuple[int | None, list[dict[str, Any]]]:
+    """Pure and in memory: the snapshot is taken once, so every hit of a read comes from one version. Entries of a
+    category not in `alerting` (settings.hotlist_alert_categories; None: every one) stay loaded and raise no hit.
 
     Hits are plain rows (not ORM objects): building ORM instances cost more than the lookup itself."""
     snap = matcher.snapshot
@@ -115,6 +118,8 @@ def find_hits(matcher: Matcher, req: MatchRequest, now: datetime) -> tuple[int |
             cat = category_of(cand.code)
             if cat is None:  # the parser admits known codes only; a code dropped from the table since
                 continue
+            if alerting is not None and cat.name not in alerting:  # not a category the policy matches against
+                continue
             hits.append(
                 _hit_row(
                     entry_id=cand.nic,
@@ -131,6 +136,8 @@ def find_hits(matcher: Matcher, req: MatchRequest, now: datetime) -> tuple[int |
                 )
             )
     for row, kind in lookup_agency(matcher.agency, req.plate, req.alternatives, now, req.agency):
+        if alerting is not None and INVESTIGATION.name not in alerting:
+            break
         hits.append(
             _hit_row(
                 entry_id=row.id,
@@ -155,7 +162,7 @@ def find_hits(matcher: Matcher, req: MatchRequest, now: datetime) -> tuple[int |
 
 
 async def match(session: AsyncSession, matcher: Matcher, settings: Settings, req: MatchRequest) -> MatchResponse:
-    version, hits = find_hits(matcher, req, datetime.now(UTC))
+    version, hits = find_hits(matcher, req, datetime.now(UTC), settings.hotlist_alert_categories)
     if hits:
         # Idempotent per (read, list, entry): a retried match answers the hits stored the first time.
         stmt = (
@@ -273,7 +280,14 @@ async def verify(session: AsyncSession, hit: Hit, body: VerificationIn, principa
 async def dispose(session: AsyncSession, hit: Hit, body: DispositionIn, principal: Principal) -> HitDisposition:
     # One disposition per hit at a time: lock the hit row so two officers cannot both enter the first one.
     await session.execute(text("SELECT 1 FROM hotlist.hits WHERE id = :id FOR UPDATE"), {"id": hit.id})
-    verified = (await session.exec(select(HitVerification.id).where(HitVerification.hit_id == hit.id).limit(1))).first()
+    verified = (
+        await session.exec(
+            select(HitVerification)
+            .where(HitVerification.hit_id == hit.id)
+            .order_by(col(HitVerification.at).desc())
+            .limit(1)
+        )
+    ).first()
     if verified is None:
         raise Conflict("record the verification (read accurate, state, still current) before the disposition")
     existing = (await session.exec(select(HitDisposition).where(HitDisposition.hit_id == hit.id))).all()
@@ -295,6 +309,7 @@ async def dispose(session: AsyncSession, hit: Hit, body: DispositionIn, principa
             raise Unprocessable("a correction needs notes saying why")
     if body.valid and body.action == "misread":
         raise Unprocessable("a misread is not a valid hit: enter valid=false")
+    _agrees_with_verification(verified, body)
     d = HitDisposition(
         hit_id=hit.id,
         valid=body.valid,
@@ -307,6 +322,30 @@ async def dispose(session: AsyncSession, hit: Hit, body: DispositionIn, principa
     await session.flush()
     await session.refresh(d)
     return d
+
+
+# Acting on the hit (the policy: a hit alone is not probable cause; verify the read, the state, and that it is
+# still current before acting on it).
+_ENFORCEMENT = frozenset({"arrest", "citation", "vehicle_recovered", "stop_made"})
+
+
+def _agrees_with_verification(v: HitVerification, body: DispositionIn) -> None:
+    """A disposition may not contradict the latest verification: 409 when it does."""
+    failed = [
+        name
+        for name, ok in (
+            ("the read was not accurate", v.read_accurate),
+            ("the state did not match", v.state_matches),
+            ("the entry was no longer current", v.still_current),
+        )
+        if not ok
+    ]
+    if not failed:
+        return
+    if body.valid:
+        raise Conflict(f"the verification says {'; '.join(failed)}: the hit cannot be valid (enter valid=false)")
+    if body.action in _ENFORCEMENT and not v.read_accurate:
+        raise Conflict(f"the verification says the read was not accurate: action {body.action} cannot rest on this hit")
 
 
 async def pending_hits(session: AsyncSession, scope: Scope, older_than_s: float, limit: int) -> Sequence[Hit]:

@@ -14,6 +14,7 @@ from services.ingest import retention
 from services.ingest.agents.intake import AgentIntake
 from services.ingest.agents.routes import router as agents_router
 from services.ingest.clients import HotlistClient, RecognitionClient, TokenSource
+from services.ingest.hold_records import router as hold_records_router
 from services.ingest.holds import router as holds_router
 from services.ingest.jobs import Worker
 from services.ingest.metrics import ingest_backlog
@@ -129,8 +130,9 @@ def create_app(
     return create_service_app(
         "ingest",
         settings,
-        routers=[router, agents_router, holds_router, subjects_router, readers_router],
+        routers=[router, agents_router, hold_records_router, holds_router, subjects_router, readers_router],
         lifespan=lifespan,
         metric_probes=[ingest_backlog],
+        ready_checks=[retention.PurgeReadiness()],
         description="Officer shifts and plate reads posted by the cars' Mobile Data Computers.",
     )

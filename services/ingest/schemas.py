@@ -58,8 +58,12 @@ class ReadMetadata(BaseModel):
     captured_at: AwareDatetime = Field(description="Capture time with its zone (ISO 8601)")
     lat: float = Field(ge=-90, le=90)
     lon: float = Field(ge=-180, le=180)
-    heading: float | None = Field(default=None, ge=0, lt=360, description="Degrees from north")
-    speed: float | None = Field(default=None, ge=0, le=120, description="Metres per second")
+    heading: float | None = Field(
+        default=None, ge=0, lt=360, description="Degrees from north: accepted, never stored (subd. 2(a))"
+    )
+    speed: float | None = Field(
+        default=None, ge=0, le=120, description="Metres per second: accepted, never stored (subd. 2(a))"
+    )
     plate: str | None = Field(default=None, max_length=16, description="The car's own reading, when it made one")
     plate_confidence: float | None = Field(default=None, ge=0, le=1)
     state: str | None = Field(default=None, pattern=r"^[A-Z]{2}$")

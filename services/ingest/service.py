@@ -392,8 +392,10 @@ async def ingest_read(
         "client_read_id": meta.client_read_id,
         "lat": meta.lat,
         "lon": meta.lon,
-        "heading": meta.heading,
-        "speed": meta.speed,
+        # Minn. Stat. 13.824 subd. 2(a) allows plate, date, time, location and pictures: the car's heading and
+        # speed are accepted (MDCs send them) and never stored, as camera agents' extra fields are dropped.
+        "heading": None,
+        "speed": None,
         "plate": meta.plate,
         "plate_confidence": meta.plate_confidence,
         "state": meta.state,

@@ -76,6 +76,17 @@ async def destroy_protected(
             )
         ]
         keys = await destroy_reads(conn, ids)
+        # Quarantined agent posts naming the plate (parsed), or carrying it in a body that did not parse: the
+        # recording agency's agents' posts, and posts no agent is known for (no one else's to keep).
+        await conn.execute(
+            text(
+                "DELETE FROM ingest.agent_quarantine q USING ingest.protected_plates p "
+                "WHERE NOT p.pending AND (CAST(:id AS uuid) IS NULL OR p.id = :id) "
+                "AND (q.agent_id IS NULL OR q.agent_id IN (SELECT id FROM ingest.agents WHERE agency = p.agency)) "
+                "AND (p.plate = ANY(q.plates) OR position(convert_to(p.plate, 'UTF8') IN q.body) > 0)"
+            ),
+            {"id": request_id},
+        )
         if audit is not None:
             async with AsyncSession(bind=conn) as session:
                 await audit(session, len(ids), len(keys))

@@ -148,6 +148,26 @@ async def test_two_agencies_see_only_their_own(system: System, bca_server) -> No
     release = await ing.post(f"/v1/holds/{hold_id}/release", json={"reason": "case closed"}, headers=sup_b)
     assert release.status_code == 404
     CROSS_AGENCY_TRIED.add(("POST", "/v1/holds/{hold_id}/release"))
+    review = {"note": "still needed for the trial"}
+    assert (await ing.post(f"/v1/holds/{hold_id}/reviews", json=review, headers=sup_b)).status_code == 404
+    assert (await ing.post(f"/v1/holds/{hold_id}/reviews", json=review, headers=sup_a)).status_code == 201
+    due = {"within_days": 3650}
+    assert hold_id not in {
+        h["hold_id"] for h in (await ing.get("/v1/holds/reviews", params=due, headers=sup_b)).json()["holds"]
+    }
+    assert hold_id in {
+        h["hold_id"] for h in (await ing.get("/v1/holds/reviews", params=due, headers=sup_a)).json()["holds"]
+    }
+    subject = await ing.post(
+        f"/v1/holds/{hold_id}/subject-request",
+        data={"metadata": '{"requester": "J. Doe", "charge": "theft", "received_on": "2026-11-01T00:00:00Z"}'},
+        files={"document": ("r.pdf", b"%PDF-1.4 request", "application/pdf")},
+        headers=sup_b,
+    )
+    assert subject.status_code == 404, subject.text
+    CROSS_AGENCY_TRIED.update(
+        {("POST", "/v1/holds/{hold_id}/reviews"), ("POST", "/v1/holds/{hold_id}/subject-request")}
+    )
     refused = await hl.post("/v1/hit-holds", json={**terms, "hit_ids": [hit_id]}, headers=sup_b)
     assert refused.status_code == 404
     hit_hold = await hl.post("/v1/hit-holds", json={**terms, "hit_ids": [hit_id]}, headers=sup_a)

@@ -222,14 +222,14 @@ class AgentImporter:
                 async with conn.begin_nested():
                     await self._read(conn, agent, pr, batch)
             except Refused as exc:
-                await self._quarantine(conn, record, agent, str(exc), batch, data_type=post.data_type)
+                await self._quarantine(conn, record, agent, str(exc), batch, data_type=post.data_type, post=post)
             except DBAPIError as exc:
                 # An outage fails the batch (retried whole); a value PostgreSQL refuses (a NUL in a camera id...)
                 # must not block the spool behind it forever: that post goes to quarantine.
                 if exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError):
                     raise
                 reason = f"could not be stored: {type(exc.orig).__name__}"
-                await self._quarantine(conn, record, agent, reason, batch, data_type=post.data_type)
+                await self._quarantine(conn, record, agent, reason, batch, data_type=post.data_type, post=post)
 
     async def _quarantine(
         self,
@@ -240,7 +240,15 @@ class AgentImporter:
         batch: _Batch,
         *,
         data_type: str | None = None,
+        post: ParsedPost | None = None,
     ) -> None:
+        times = [pr.epoch_ms for pr in post.reads] if post else []
+        if post and post.epoch_ms is not None:
+            times.append(post.epoch_ms)
+        try:
+            captured = _at(min(times)) if times else None
+        except (OverflowError, OSError, ValueError):
+            captured = None
         try:
             body = json.dumps(scrub(loads(record.body))).encode()  # disallowed fields never reach the database
         except Malformed:
@@ -249,8 +257,9 @@ class AgentImporter:
         log.warning("agent_post_quarantined", agent=str(agent.id) if agent else None, reason=reason)
         await conn.execute(
             text(
-                "INSERT INTO ingest.agent_quarantine (id, agent_id, received_at, data_type, reason, body) "
-                "VALUES (:id, :agent, :at, :dt, :reason, :body) ON CONFLICT (id) DO NOTHING"
+                "INSERT INTO ingest.agent_quarantine (id, agent_id, received_at, data_type, reason, body, "
+                "captured_at, plates) VALUES (:id, :agent, :at, :dt, :reason, :body, :captured, :plates) "
+                "ON CONFLICT (id) DO NOTHING"
             ),
             {
                 "id": record.id,
@@ -259,6 +268,8 @@ class AgentImporter:
                 "dt": data_type,
                 "reason": reason.replace("\x00", "")[:1000],
                 "body": body,
+                "captured": captured,
+                "plates": sorted({pr.plate for pr in post.reads}) if post else [],
             },
         )
 
