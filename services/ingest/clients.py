@@ -79,6 +79,27 @@ class RecognitionClient(_Client):
         return sorted(found, key=lambda p: -float(p.get("confidence") or 0))
 
 
+def match_payload(
+    *,
+    read_id: str,
+    plate: str,
+    state: str | None,
+    alternatives: list[str],
+    agency: str | None,
+    unit: str,
+    captured_at: datetime,
+) -> dict[str, Any]:
+    return {
+        "read_id": read_id,
+        "plate": plate,
+        "state": state,
+        "alternatives": alternatives,
+        "agency": agency,
+        "unit": unit,
+        "captured_at": captured_at.isoformat(),
+    }
+
+
 class HotlistClient(_Client):
     service = "hotlist"
 
@@ -108,6 +129,17 @@ class HotlistClient(_Client):
         if not isinstance(body.get("hits"), list):
             raise CallFailed("hotlist answered without `hits`")
         return body
+
+    async def match_many(self, reads: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Hotlist's answers (as `match` returns them) for many reads (`match_payload`s) in one call."""
+        body = await self._post("/v1/match/batch", json={"reads": reads})
+        results = body.get("results")
+        if not isinstance(results, list) or len(results) != len(reads):
+            raise CallFailed("hotlist answered without one result per read")
+        for result in results:
+            if not isinstance(result, dict) or not isinstance(result.get("hits"), list):
+                raise CallFailed("hotlist answered without `hits`")
+        return results
 
     async def forget_plate(self, plate: str) -> dict[str, Any]:
         """Destroy the hits on a Safe at Home participant's plate (but held ones): hotlist's counts."""

@@ -11,7 +11,7 @@ import structlog
 from sqlalchemy import select, text, update
 
 from services.ingest.clients import CallFailed
-from services.ingest.protected import destroy_reads, protected_among
+from services.ingest.protected import destroy_reads
 from services.ingest.service import (
     IngestContext,
     add_hit_events,
@@ -20,6 +20,7 @@ from services.ingest.service import (
     close_expired_shifts,
     delete_quietly,
     match,
+    protected_plates,
     recognize,
 )
 from services.ingest.writer import READS
@@ -155,7 +156,7 @@ class Worker:
                 raise
             apply_recognition(row, found)
             row["recognition_pending"] = False
-        if await protected_among(ctx.engine, (row["plate"], row["car_plate"])):
+        if await protected_plates(ctx, (row["plate"], row["car_plate"])):
             row["protected"] = True  # Safe at Home: destroyed now, never matched (Minn. Stat. 13.824 subd. 3(c))
             return
         if row["match_pending"]:

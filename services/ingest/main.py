@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from services.ingest import retention
 from services.ingest.agents.intake import AgentIntake
 from services.ingest.agents.routes import router as agents_router
+from services.ingest.batching import match_batcher, protected_batcher
 from services.ingest.clients import HotlistClient, RecognitionClient, TokenSource
 from services.ingest.holds import router as holds_router
 from services.ingest.jobs import Worker
@@ -21,11 +22,11 @@ from services.ingest.routes import router
 from services.ingest.service import IngestContext
 from services.ingest.stream import StreamHub
 from services.ingest.subjects import router as subjects_router
-from services.ingest.tokens import CachingVerifier
 from services.ingest.writer import ExistingReads, ReadWriter, batch_engine
 from shared.app import create_service_app
 from shared.service_auth import ServiceTokenProvider
 from shared.settings import Settings, get_settings
+from shared.verified_tokens import CachingVerifier
 
 
 @dataclass(frozen=True)
@@ -90,13 +91,18 @@ def create_app(
             hub=StreamHub(),
             recognition=recognition,
             hotlist=hotlist,
+            protected=protected_batcher(batches),
+            matches=match_batcher(hotlist) if hotlist is not None else None,
         )
+        batchers = [b for b in (ctx.protected, ctx.matches) if b is not None]
         worker = Worker(ctx)
         app.state.ingest = ctx
         app.state.verifier = CachingVerifier(app.state.verifier)
         app.state.ingest_worker = worker
         writer.start()
         ctx.existing.start()
+        for batcher in batchers:
+            batcher.start()
         if run_worker:
             worker.start()
         agents = AgentIntake.build(ctx)
@@ -118,6 +124,8 @@ def create_app(
             await worker.stop()
             await writer.stop()
             await ctx.existing.stop()
+            for batcher in batchers:
+                await batcher.stop()
             await batches.dispose()
             for client in (recognition, hotlist):
                 if client is not None:

@@ -32,13 +32,14 @@ from services.ingest.agents.parse import Malformed, ParsedPost, PlateRead, loads
 from services.ingest.agents.registry import AgentInfo, Registry
 from services.ingest.clients import CallFailed
 from services.ingest.images import CheckedImage
-from services.ingest.protected import destroy_reads, protected_among
+from services.ingest.protected import destroy_reads
 from services.ingest.service import (
     IngestContext,
     add_hit_events,
     apply_recognition,
     delete_quietly,
     match,
+    protected_plates,
     recognize,
 )
 from services.ingest.writer import READS, capture_day
@@ -306,7 +307,7 @@ class AgentImporter:
         ).all()
         wants_finish = self._wants_finish(pr)
         if not found:
-            if await protected_among(self.ctx.engine, (pr.plate,)):
+            if await protected_plates(self.ctx, (pr.plate,)):
                 batch.protected += 1  # Safe at Home: never stored, never matched (Minn. Stat. 13.824 subd. 3(c))
                 return
             read_id = read_id_for(agent.id, pr.best_key)
@@ -569,7 +570,7 @@ class AgentImporter:
                             apply_recognition(row, await recognize(ctx, data, ctype))
                         except (CallFailed, StorageError) as exc:
                             row["recognition_pending"], row["last_error"] = True, str(exc)
-                    if await protected_among(ctx.engine, (row["plate"], row["car_plate"])):
+                    if await protected_plates(ctx, (row["plate"], row["car_plate"])):
                         row["protected"] = True  # Safe at Home: destroyed now, never matched (13.824 subd. 3(c))
                         return row
                     if settings.ingest_call_hotlist and ctx.hotlist is not None and not row["recognition_pending"]:
