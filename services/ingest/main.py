@@ -11,6 +11,7 @@ import httpx
 from fastapi import FastAPI
 
 from services.ingest import retention
+from services.ingest.agents.backlog import agent_backlog
 from services.ingest.agents.intake import AgentIntake
 from services.ingest.agents.routes import router as agents_router
 from services.ingest.batching import match_batcher, protected_batcher
@@ -136,5 +137,6 @@ def create_app(
         settings,
         routers=[router, agents_router, holds_router, subjects_router, readers_router],
         lifespan=lifespan,
+        ready_checks=[agent_backlog],
         description="Officer shifts and plate reads posted by the cars' Mobile Data Computers.",
     )

@@ -26,6 +26,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from services.ingest.agents import backlog
 from services.ingest.agents import spool as spool_files
 from services.ingest.agents.models import AgentRead
 from services.ingest.agents.parse import Malformed, ParsedPost, PlateRead, loads, parse, scrub
@@ -87,6 +88,7 @@ class AgentImporter:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.rounds = 0
+        self.spool_backlog = 0  # spool bytes not yet imported, as the last round saw them
         self.totals: Counter[str] = Counter()
 
     def start(self) -> None:
@@ -107,7 +109,8 @@ class AgentImporter:
             try:
                 while await self.run_once():
                     pass  # a backlog: keep going
-                await self.finish_reads()  # what an earlier round could not finish
+                await self.finish_backlog()  # what an earlier round could not finish
+                await backlog.unmatched(self.ctx.engine, self.ctx.settings.ingest_agent_backlog_ready_max)
             except Exception as exc:  # noqa: BLE001 - an outage must not kill the importer; the spool keeps all
                 log.warning("agent_import_round_failed", error=repr(exc))
             self.rounds += 1
@@ -133,6 +136,8 @@ class AgentImporter:
                 spool_files.read_pending, self.dir, offsets, max_bytes=ctx.settings.ingest_agent_import_bytes
             )
             records = [r for s in segments for r in s.records]
+            self.spool_backlog = sum(max(s.size - s.end, 0) for s in segments)
+            backlog.SPOOL_BYTES.set(self.spool_backlog)
             if records:
                 parsed = await asyncio.to_thread(_parse_all, records)
                 await ctx.writer.ensure_days(
@@ -178,7 +183,7 @@ class AgentImporter:
             }
             self.totals.update(stats)
             log.info("agent_posts_imported", **stats)
-            await self.finish_reads()
+            await self.finish_backlog()
         return len(records)
 
     async def _drop_segment(self, name: str) -> None:
@@ -535,6 +540,16 @@ class AgentImporter:
 
     # ---- matching and the second reading, after the import committed ----------------------------------------
 
+    async def finish_backlog(self, limit: int = 200) -> int:
+        """Match batch after batch, without pausing, until a batch comes back short: the backlog is worked off
+        at the rate matching allows, not one batch per import round."""
+        total = 0
+        while True:
+            done = await self.finish_reads(limit)
+            total += done
+            if done < limit:
+                return total
+
     async def finish_reads(self, limit: int = 200) -> int:
         ctx = self.ctx
         settings = ctx.settings
@@ -545,43 +560,63 @@ class AgentImporter:
         ):
             return 0
         async with ctx.engine.connect() as conn, conn.begin():
-            rows = (
+            # The oldest pending first, from the partial index; then their reads by primary key within the time
+            # range they span (a join here hashed every pending row against a scan of the whole reads table).
+            picked = (
                 await conn.execute(
                     text(
-                        "SELECT r.*, a.candidates AS agent_candidates FROM ingest.agent_reads a "
-                        "JOIN ingest.reads r ON r.id = a.read_id AND r.captured_at = a.captured_at "
-                        "WHERE a.finish_pending ORDER BY a.captured_at LIMIT :n FOR UPDATE OF a SKIP LOCKED"
+                        "SELECT read_id, captured_at, candidates FROM ingest.agent_reads WHERE finish_pending "
+                        "ORDER BY captured_at LIMIT :n FOR UPDATE SKIP LOCKED"
                     ),
                     {"n": limit},
                 )
             ).all()
-            if not rows:
+            if not picked:
                 return 0
+            candidates = {(p.read_id, p.captured_at): p.candidates for p in picked}
+            found = await conn.execute(
+                text(
+                    "SELECT * FROM ingest.reads WHERE id = ANY(:ids) "
+                    "AND captured_at BETWEEN :lo AND :hi ORDER BY captured_at"
+                ),
+                {
+                    "ids": [p.read_id for p in picked],
+                    "lo": min(p.captured_at for p in picked),
+                    "hi": max(p.captured_at for p in picked),
+                },
+            )
+            rows = [
+                {**r._mapping, "agent_candidates": candidates[(r.id, r.captured_at)]}
+                for r in found
+                if (r.id, r.captured_at) in candidates
+            ]
+            have = {(r["id"], r["captured_at"]) for r in rows}
+            gone = [p.read_id for p in picked if (p.read_id, p.captured_at) not in have]  # purged meanwhile
             gate = asyncio.Semaphore(16)
 
-            async def one(r: Any) -> dict[str, Any]:
-                row: dict[str, Any] = dict(r._mapping)
+            async def one(r: dict[str, Any]) -> dict[str, Any]:
+                row: dict[str, Any] = dict(r)
                 alternatives = [c["plate"] for c in row.pop("agent_candidates") or [] if c.get("plate")]
-                async with gate:
-                    if settings.ingest_agent_second_read and ctx.recognition is not None and row["crop_key"]:
+                if settings.ingest_agent_second_read and ctx.recognition is not None and row["crop_key"]:
+                    async with gate:  # recognition's OCR threads; the checks below are batched across reads
                         try:
                             data = await ctx.store.get(row["crop_key"])
                             ctype = "image/png" if row["crop_key"].endswith(".png") else "image/jpeg"
                             apply_recognition(row, await recognize(ctx, data, ctype))
                         except (CallFailed, StorageError) as exc:
                             row["recognition_pending"], row["last_error"] = True, str(exc)
-                    if await protected_plates(ctx, (row["plate"], row["car_plate"])):
-                        row["protected"] = True  # Safe at Home: destroyed now, never matched (13.824 subd. 3(c))
-                        return row
-                    if settings.ingest_call_hotlist and ctx.hotlist is not None and not row["recognition_pending"]:
-                        alts = [a for a in dict.fromkeys([*alternatives, row["car_plate"] or ""]) if a]
-                        alts = [a for a in alts if a != row["plate"]][:8]
-                        try:
-                            row["hits"], row["covert"] = await match(ctx, row, alts)
-                        except CallFailed as exc:
-                            row["match_pending"], row["last_error"] = True, str(exc)
-                    elif row["recognition_pending"] and settings.ingest_call_hotlist:
-                        row["match_pending"] = True
+                if await protected_plates(ctx, (row["plate"], row["car_plate"])):
+                    row["protected"] = True  # Safe at Home: destroyed now, never matched (13.824 subd. 3(c))
+                    return row
+                if settings.ingest_call_hotlist and ctx.hotlist is not None and not row["recognition_pending"]:
+                    alts = [a for a in dict.fromkeys([*alternatives, row["car_plate"] or ""]) if a]
+                    alts = [a for a in alts if a != row["plate"]][:8]
+                    try:
+                        row["hits"], row["covert"] = await match(ctx, row, alts)
+                    except CallFailed as exc:
+                        row["match_pending"], row["last_error"] = True, str(exc)
+                elif row["recognition_pending"] and settings.ingest_call_hotlist:
+                    row["match_pending"] = True
                 return row
 
             finished = await asyncio.gather(*(one(r) for r in rows))
@@ -590,30 +625,43 @@ class AgentImporter:
             keys = await destroy_reads(conn, doomed)
             events = 0
             async with ctx.sessionmaker(bind=conn) as session:
-                for row in finished:
+                if finished:
+                    # One executemany for the batch, not a statement per read.
                     await session.execute(
-                        READS.update()
-                        .where(READS.c.id == row["id"], READS.c.captured_at == row["captured_at"])
-                        .values(
-                            plate=row["plate"],
-                            confusion_key=plates.confusion_key(row["plate"]) if row["plate"] else None,
-                            plate_confidence=row["plate_confidence"],
-                            state=row["state"],
-                            plate_source=row["plate_source"],
-                            car_plate=row["car_plate"],
-                            recognition_pending=row["recognition_pending"],
-                            match_pending=row["match_pending"],
-                            list_version=row["list_version"],
-                            hits=row["hits"],
-                            last_error=row["last_error"],
-                        )
+                        text(
+                            "UPDATE ingest.reads SET plate = :plate, confusion_key = :confusion_key, "
+                            "plate_confidence = :plate_confidence, state = :state, plate_source = :plate_source, "
+                            "car_plate = :car_plate, recognition_pending = :recognition_pending, "
+                            "match_pending = :match_pending, list_version = :list_version, "
+                            "hits = CAST(:hits AS jsonb), last_error = :last_error "
+                            "WHERE id = :id AND captured_at = :captured_at"
+                        ),
+                        [
+                            {
+                                "id": row["id"],
+                                "captured_at": row["captured_at"],
+                                "plate": row["plate"],
+                                "confusion_key": plates.confusion_key(row["plate"]) if row["plate"] else None,
+                                "plate_confidence": row["plate_confidence"],
+                                "state": row["state"],
+                                "plate_source": row["plate_source"],
+                                "car_plate": row["car_plate"],
+                                "recognition_pending": row["recognition_pending"],
+                                "match_pending": row["match_pending"],
+                                "list_version": row["list_version"],
+                                "hits": json.dumps(row["hits"], default=str),
+                                "last_error": row["last_error"],
+                            }
+                            for row in finished
+                        ],
                     )
+                for row in finished:
                     # Covert hits go to the list owner's agency stream, never to a dispatch or car stream.
                     events += await add_hit_events(session, row["hits"] + row.pop("covert", []), row)
                     done += 1
                 await session.execute(
                     text("UPDATE ingest.agent_reads SET finish_pending = false WHERE read_id = ANY(:ids)"),
-                    {"ids": [row["id"] for row in finished]},
+                    {"ids": [row["id"] for row in finished] + gone},
                 )
                 await session.flush()
         # Committed: the destroyed reads' objects go too.
