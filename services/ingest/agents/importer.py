@@ -18,7 +18,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import structlog
 from sqlalchemy import text
@@ -78,6 +78,27 @@ class _Batch:
     quarantined: int = 0
     heartbeats: int = 0
     protected: int = 0  # reads of Safe at Home plates, destroyed at collection
+    # Looked up once per round rather than once per read (issue 18): the keys already stored, and which plates are
+    # Safe at Home. Reads that are simply new are inserted together at the end of the round (`_flush_new`).
+    known: dict[tuple[uuid.UUID, str], _Key] | None = None
+    protected_plates: set[str] = field(default_factory=set)
+    new: list[_NewRead] = field(default_factory=list)
+
+
+class _Key(NamedTuple):
+    key: str
+    read_id: uuid.UUID
+    captured_at: datetime
+
+
+@dataclass
+class _NewRead:
+    record: spool_files.SpoolRecord
+    data_type: str | None
+    agent: AgentInfo
+    row: dict[str, Any]
+    agent_read: dict[str, Any]
+    keys: list[str]
 
 
 class AgentImporter:
@@ -150,8 +171,10 @@ class AgentImporter:
                     }
                 )
                 parsed.sort(key=lambda rp: (rp[0].agent_id, _epoch_of(rp[1]), rp[0].received_ms))
+                await self._prefetch(conn, parsed, batch)
                 for record, post in parsed:
                     await self._apply(conn, record, post, batch)
+                await self._flush_new(conn, batch)
                 await self._flush_activity(conn, batch)
                 await self._flush_drops(conn, batch)
             moved = [s for s in segments if s.end > offsets.get(s.name, 0)]
@@ -185,6 +208,82 @@ class AgentImporter:
             log.info("agent_posts_imported", **stats)
             await self.finish_backlog()
         return len(records)
+
+    async def _prefetch(
+        self,
+        conn: AsyncConnection,
+        parsed: list[tuple[spool_files.SpoolRecord, ParsedPost | Malformed]],
+        batch: _Batch,
+    ) -> None:
+        """The round's stored keys and Safe at Home plates, in one query each (not one per read)."""
+        reads = [(record.agent_id, pr) for record, post in parsed if isinstance(post, ParsedPost) for pr in post.reads]
+        pairs = list({(agent_id, k) for agent_id, pr in reads for k in pr.keys})
+        batch.known = {}
+        if pairs:
+            rows = await conn.execute(
+                text(
+                    "SELECT k.agent_id, k.key, k.read_id, k.captured_at FROM ingest.agent_read_keys k "
+                    "JOIN unnest(CAST(:a AS uuid[]), CAST(:k AS text[])) AS w(agent_id, key) "
+                    "ON k.agent_id = w.agent_id AND k.key = w.key"
+                ),
+                {"a": [a for a, _ in pairs], "k": [k for _, k in pairs]},
+            )
+            batch.known = {(r.agent_id, r.key): _Key(r.key, r.read_id, r.captured_at) for r in rows}
+        plates_seen = tuple({pr.plate for _, pr in reads if pr.plate})
+        batch.protected_plates = await protected_plates(self.ctx, plates_seen) if plates_seen else set()
+
+    async def _flush_new(self, conn: AsyncConnection, batch: _Batch) -> None:
+        """Insert the reads queued by `_read(defer=...)` together: three statements for the lot."""
+        if not batch.new:
+            return
+        new, batch.new = batch.new, []
+        try:
+            async with conn.begin_nested():
+                result = await conn.execute(
+                    insert(READS).on_conflict_do_nothing().returning(READS.c.id), [n.row for n in new]
+                )
+                stored = {r.id for r in result}
+                fresh = [n.agent_read for n in new if n.row["id"] in stored]
+                if fresh:
+                    await conn.execute(insert(AGENT_READS).on_conflict_do_nothing(), fresh)
+                await conn.execute(
+                    text(
+                        "INSERT INTO ingest.agent_read_keys (agent_id, key, read_id, captured_at) "
+                        "VALUES (:a, :k, :r, :at) ON CONFLICT (agent_id, key) DO NOTHING"
+                    ),
+                    [
+                        {"a": n.agent.id, "k": k, "r": n.row["id"], "at": n.row["captured_at"]}
+                        for n in new
+                        for k in n.keys
+                    ],
+                )
+        except DBAPIError as exc:
+            if exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError):
+                raise
+            # A value PostgreSQL refuses in one of them: each read on its own, so only that one is quarantined.
+            for n in new:
+                await self._insert_alone(conn, n, batch)
+            return
+        batch.stored += len(stored)
+        batch.duplicates += len(new) - len(stored)  # stored by an earlier import whose offset was lost
+
+    async def _insert_alone(self, conn: AsyncConnection, n: _NewRead, batch: _Batch) -> None:
+        try:
+            async with conn.begin_nested():
+                inserted = await conn.execute(
+                    insert(READS).values(n.row).on_conflict_do_nothing().returning(READS.c.id)
+                )
+                if inserted.first() is None:
+                    batch.duplicates += 1
+                else:
+                    batch.stored += 1
+                    await conn.execute(insert(AGENT_READS).values(n.agent_read).on_conflict_do_nothing())
+                await self._add_keys(conn, n.agent.id, n.keys, n.row["id"], n.row["captured_at"])
+        except DBAPIError as exc:
+            if exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError):
+                raise
+            reason = f"could not be stored: {type(exc.orig).__name__}"
+            await self._quarantine(conn, n.record, n.agent, reason, batch, data_type=n.data_type)
 
     async def _drop_segment(self, name: str) -> None:
         # The file first: a crash after it leaves a harmless offset row, never a file read again from 0.
@@ -224,6 +323,13 @@ class AgentImporter:
             await self._quarantine(conn, record, agent, reason, batch, data_type=post.data_type)
             return
         for pr in post.reads:
+            if batch.known is not None and not any((agent.id, k) in batch.known for k in pr.keys):
+                try:
+                    await self._read(conn, agent, pr, batch, defer=(record, post.data_type))
+                except Refused as exc:
+                    await self._quarantine(conn, record, agent, str(exc), batch, data_type=post.data_type)
+                continue
+            await self._flush_new(conn, batch)  # what follows may merge into a read not inserted yet
             try:
                 async with conn.begin_nested():
                     await self._read(conn, agent, pr, batch)
@@ -268,7 +374,15 @@ class AgentImporter:
             },
         )
 
-    async def _read(self, conn: AsyncConnection, agent: AgentInfo, pr: PlateRead, batch: _Batch) -> None:
+    async def _read(
+        self,
+        conn: AsyncConnection,
+        agent: AgentInfo,
+        pr: PlateRead,
+        batch: _Batch,
+        defer: tuple[spool_files.SpoolRecord, str | None] | None = None,
+    ) -> None:
+        """Store one read. `defer` (the post it came in): a new read is queued for the round's one INSERT."""
         settings = self.ctx.settings
         try:
             captured = _at(pr.epoch_ms)
@@ -301,18 +415,25 @@ class AgentImporter:
                 raise Refused(f"unit {agent.unit} was offline at {captured.isoformat()} (no shift)")
         unit = agent.unit if agent.kind == "unit" and agent.unit else dispatch_unit(agent.agency)
 
-        found = (
-            await conn.execute(
-                text(
-                    "SELECT key, read_id, captured_at FROM ingest.agent_read_keys "
-                    "WHERE agent_id = :a AND key = ANY(:keys)"
-                ),
-                {"a": agent.id, "keys": pr.keys},
+        if batch.known is not None:
+            found: list[Any] = [batch.known[(agent.id, k)] for k in pr.keys if (agent.id, k) in batch.known]
+        else:
+            found = list(
+                (
+                    await conn.execute(
+                        text(
+                            "SELECT key, read_id, captured_at FROM ingest.agent_read_keys "
+                            "WHERE agent_id = :a AND key = ANY(:keys)"
+                        ),
+                        {"a": agent.id, "keys": pr.keys},
+                    )
+                ).all()
             )
-        ).all()
         wants_finish = self._wants_finish(pr)
         if not found:
-            if await protected_plates(self.ctx, (pr.plate,)):
+            if pr.plate in batch.protected_plates or (
+                batch.known is None and await protected_plates(self.ctx, (pr.plate,))
+            ):
                 batch.protected += 1  # Safe at Home: never stored, never matched (Minn. Stat. 13.824 subd. 3(c))
                 return
             read_id = read_id_for(agent.id, pr.best_key)
@@ -345,17 +466,19 @@ class AgentImporter:
                 "list_version": None,
                 "hits": [],
             }
+            agent_read = self._agent_read(read_id, captured, agent, pr, located, wants_finish, now)
+            if defer is not None and batch.known is not None:
+                batch.new.append(_NewRead(defer[0], defer[1], agent, row, agent_read, pr.keys))
+                for k in pr.keys:
+                    batch.known.setdefault((agent.id, k), _Key(k, read_id, captured))
+                return
             inserted = await conn.execute(insert(READS).values(row).on_conflict_do_nothing().returning(READS.c.id))
             if inserted.first() is None:
                 batch.duplicates += 1  # stored by an earlier import whose offset was lost
             else:
                 batch.stored += 1
-                await conn.execute(
-                    insert(AGENT_READS)
-                    .values(self._agent_read(read_id, captured, agent, pr, located, wants_finish, now))
-                    .on_conflict_do_nothing()
-                )
-            await self._add_keys(conn, agent.id, pr.keys, read_id, captured)
+                await conn.execute(insert(AGENT_READS).values(agent_read).on_conflict_do_nothing())
+            await self._add_keys(conn, agent.id, pr.keys, read_id, captured, batch)
             return
         if pr.source == "alpr_results":
             batch.duplicates += 1  # the same frame posted again
@@ -393,7 +516,7 @@ class AgentImporter:
         final_stored = current is not None and current.source != "alpr_results" and not current.is_preview
         if pr.is_preview and final_stored:
             batch.duplicates += 1  # a late preview never replaces the final group
-            await self._add_keys(conn, agent.id, pr.keys, target, target_at)
+            await self._add_keys(conn, agent.id, pr.keys, target, target_at, batch)
             return
         image_key, crop_key = await self._upload(read_id_for(agent.id, pr.best_key), target_at, pr)
         if current is not None:
@@ -434,7 +557,7 @@ class AgentImporter:
                 text("UPDATE ingest.agent_read_keys SET read_id = :t, captured_at = :at WHERE read_id = ANY(:ids)"),
                 {"t": target, "at": target_at, "ids": others},
             )
-        await self._add_keys(conn, agent.id, pr.keys, target, target_at)
+        await self._add_keys(conn, agent.id, pr.keys, target, target_at, batch)
         batch.merged += 1
 
     def _wants_finish(self, pr: PlateRead) -> bool:
@@ -469,8 +592,17 @@ class AgentImporter:
         }
 
     async def _add_keys(
-        self, conn: AsyncConnection, agent_id: uuid.UUID, keys: list[str], read_id: uuid.UUID, at: datetime
+        self,
+        conn: AsyncConnection,
+        agent_id: uuid.UUID,
+        keys: list[str],
+        read_id: uuid.UUID,
+        at: datetime,
+        batch: _Batch | None = None,
     ) -> None:
+        if batch is not None and batch.known is not None:
+            for k in keys:
+                batch.known.setdefault((agent_id, k), _Key(k, read_id, at))
         await conn.execute(
             text(
                 "INSERT INTO ingest.agent_read_keys (agent_id, key, read_id, captured_at) "
