@@ -109,7 +109,9 @@ def protected_batcher(engine: AsyncEngine) -> Batcher[tuple[str | None, ...], se
     def failed(exc: Exception) -> BaseException:
         return Unavailable("database unavailable, retry later")
 
-    return Batcher("protected-plates", run, failed=failed)
+    # One flusher: the batchers' pool (writer.batch_engine, 4 connections) also serves the group commit's two
+    # flushers and the idempotency lookup; a checkout must never wait for a connection.
+    return Batcher("protected-plates", run, flushers=1, failed=failed)
 
 
 def match_batcher(client: HotlistClient) -> Batcher[dict[str, Any], dict[str, Any]]:
