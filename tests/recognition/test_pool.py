@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 
 from services.recognition.service import OcrPool
+from shared.logs import configure_logging
 from tests.recognition.render import jpeg, plate_image
 
 
 async def test_a_photo_whose_caller_went_away_is_not_read_and_frees_its_place() -> None:
+    configure_logging("WARNING")  # as the service's lifespan does (to this test's stderr)
     pool = OcrPool(workers=1, queue=1, threads=1)
     await pool.start()
     try:
