@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,70 @@ def _photos() -> list[tuple[str, bytes]]:
         image = plate_image(text, size=size, plate_width=120 + 20 * i, angle=(i % 3 - 1) * 5.0, seed=i)
         photos.append((text, jpeg(image)))
     return photos
+
+
+# (OCR workers, ONNX Runtime threads per run, spin-waiting): the default first, then what it was chosen against.
+SETTINGS = [(2, 1, False), (2, 2, True), (2, 2, False), (1, 2, False), (1, 1, False)]
+
+
+def cpu_per_photo(rounds: int = 2, concurrency: int = 4) -> dict[str, Any]:
+    """Server CPU per photo (user + system of the service process, from /proc) for each thread setting, with
+    `concurrency` photos in flight, as ingest's worker sends them. CPU, not wall time: it does not depend on what
+    else shares the machine's cores, spin-waiting excepted (which is what it measures)."""
+    import asyncio
+
+    import psutil
+
+    photos = _photos()
+    out: dict[str, Any] = {}
+    with database() as url, tempfile.TemporaryDirectory() as data_dir:
+        keys = os.path.join(data_dir, "keys")
+        key = ensure_signing_key(Path(keys), "ES256")
+        token = sign_token(key, subject="bench", audience="alpr", issuer="alpr-access", ttl_s=3600,
+                           claims={"roles": ["service"]})  # fmt: skip
+        headers = {"Authorization": f"Bearer {token}"}
+        for workers, threads, spin in SETTINGS:
+            env = {
+                "ALPR_DATABASE_URL": url,
+                "ALPR_DATA_DIR": data_dir,
+                "ALPR_JWT_KEYS_DIR": keys,
+                "ALPR_RECOGNITION_WORKERS": str(workers),
+                "ALPR_RECOGNITION_INTRA_OP_THREADS": str(threads),
+                "ALPR_RECOGNITION_SPIN": str(spin).lower(),
+            }
+            before_children = {p.pid for p in psutil.Process().children()}
+            with serve("recognition", env) as base:
+                proc = next(p for p in psutil.Process().children() if p.pid not in before_children)
+                with httpx.Client(base_url=base, timeout=60) as client:
+                    client.post("/v1/recognize", files={"image": ("w.jpg", photos[0][1])}, headers=headers)
+
+                async def load() -> tuple[int, float]:
+                    gate = asyncio.Semaphore(concurrency)
+                    async with httpx.AsyncClient(base_url=base, timeout=120) as client:
+
+                        async def one(data: bytes) -> int:
+                            async with gate:
+                                r = await client.post(
+                                    "/v1/recognize", files={"image": ("p.jpg", data)}, headers=headers
+                                )
+                                return int(r.status_code == 200)
+
+                        began = time.perf_counter()
+                        ok = await asyncio.gather(*(one(d) for _ in range(rounds) for _, d in photos))
+                        return sum(ok), time.perf_counter() - began
+
+                load0 = os.getloadavg()[0]
+                t0 = proc.cpu_times()
+                ok, wall = asyncio.run(load())
+                t1 = proc.cpu_times()
+                cpu = (t1.user + t1.system) - (t0.user + t0.system)
+            out[f"workers={workers},threads={threads},spin={int(spin)}"] = {
+                "photos": ok,
+                "cpu_ms_per_photo": round(cpu / max(ok, 1) * 1000, 1),
+                "wall_ms_per_photo": round(wall / max(ok, 1) * 1000, 1),
+                "load_average_1m": round(load0, 2),
+            }
+    return {"concurrency": concurrency, "settings": out, "target_cpu_ms_per_photo": 150}
 
 
 def run(rounds: int = 3) -> dict[str, Any]:
@@ -63,4 +128,5 @@ def run(rounds: int = 3) -> dict[str, Any]:
         **percentiles(client_ms),
         "server_p50_ms": server["p50_ms"],
         "server_p95_ms": server["p95_ms"],
+        "cpu_per_photo": cpu_per_photo(),
     }

@@ -108,6 +108,7 @@ class Settings(BaseSettings):
     ingest_hotlist_timeout_s: float = Field(default=0.5, gt=0)
     ingest_worker_interval_s: float = Field(default=2.0, gt=0)  # how often pending work is retried
     ingest_worker_batch: int = Field(default=50, ge=1)
+    ingest_worker_recognition_concurrency: int = Field(default=4, ge=1)  # photos sent at once when draining
     ingest_hotlist_poll_s: float = Field(default=30.0, ge=0)  # 0: do not poll hotlist's version
     ingest_commit_batch_max: int = Field(default=256, ge=1)  # reads per group commit
     ingest_stream_poll_s: float = Field(default=0.5, gt=0)  # SSE check for events written by other processes
@@ -117,6 +118,7 @@ class Settings(BaseSettings):
     ingest_agent_segment_age_s: float = Field(default=60.0, gt=0)  # ... or this old (imported ones are deleted)
     ingest_agent_import_interval_s: float = Field(default=0.5, gt=0)  # how often the spool is imported
     ingest_agent_import_bytes: int = Field(default=4 * 1024 * 1024, ge=4096)  # spool bytes per import batch
+    ingest_agent_backlog_ready_max: int = Field(default=20000, ge=1)  # unmatched agent reads before a /readyz warning
     ingest_agent_registry_refresh_s: float = Field(default=5.0, gt=0)  # agents (tokens) re-read this often
     ingest_agent_active_gap_s: float = Field(default=150.0, gt=0)  # posts closer than this: one active interval
     ingest_agent_second_read: bool = False  # also read agents' plate crops with our recognition
@@ -173,6 +175,11 @@ class Settings(BaseSettings):
     # Recognition: OCR worker threads (unset: one per core), requests allowed to wait for one, upload limits.
     recognition_workers: int | None = Field(default=None, ge=1)
     recognition_queue: int = Field(default=8, ge=0)
+    # ONNX Runtime threads per model run, and whether they spin while waiting for work. Measured on 2 cores
+    # (docs/recognition-cpu.md): spinning threads burn CPU whenever they are descheduled, and workers x threads
+    # beyond the cores only adds contention, so one thread per OCR worker, no spinning.
+    recognition_intra_op_threads: int = Field(default=1, ge=1)
+    recognition_spin: bool = False
     recognition_max_image_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     recognition_max_batch: int = Field(default=16, ge=1)
     # Text-detection passes (longest side, px), coarse to fine; (960, 1600) reads better and costs ~40 % more.

@@ -108,6 +108,7 @@ MATRIX: dict[str, dict[tuple[str, str], frozenset[str]]] = {
     "hotlist": {
         ("GET", "/v1/whoami"): ALL,
         ("POST", "/v1/match"): frozenset({"service", "admin"}),
+        ("POST", "/v1/match/batch"): frozenset({"service", "admin"}),
         ("GET", "/v1/hotlist/version"): frozenset({"officer", "supervisor", "service", "admin"}),
         ("GET", "/v1/hotlist/list"): frozenset({"officer", "supervisor", "service", "admin"}),
         ("GET", "/v1/hotlist/delta"): frozenset({"officer", "supervisor", "service", "admin"}),

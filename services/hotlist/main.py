@@ -21,6 +21,7 @@ from services.hotlist.subjects import router as subjects_router
 from services.hotlist.sync import failures_in_row
 from shared.app import create_service_app
 from shared.settings import Settings, get_settings
+from shared.verified_tokens import CachingVerifier
 
 log = structlog.get_logger(__name__)
 
@@ -52,6 +53,8 @@ def create_app(settings: Settings | None = None, *, ingest: IngestClient | None 
         app.state.matcher = Matcher()
         app.state.distribution = Distribution()
         app.state.ingest = ingest or IngestClient.from_settings(settings)
+        # Ingest calls with one service token for minutes: verify it once, not on every match.
+        app.state.verifier = CachingVerifier(app.state.verifier)
         try:
             await app.state.matcher.refresh(app.state.engine)
         except Exception as exc:  # noqa: BLE001 - start anyway; the poller loads the list when PostgreSQL is back

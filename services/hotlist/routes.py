@@ -34,6 +34,8 @@ from services.hotlist.schemas import (
     DispositionIn,
     DispositionOut,
     HitDetail,
+    MatchBatchRequest,
+    MatchBatchResponse,
     MatchRequest,
     MatchResponse,
     PendingHits,
@@ -56,6 +58,15 @@ SERVICE = "hotlist"
 @router.post("/v1/match", response_model=MatchResponse, summary="Match a read against the list and agency lists")
 async def match(body: MatchRequest, session: SessionDep, matcher: MatcherDep, settings: SettingsDep, _: Matching):
     return await service.match(session, matcher, settings, body)
+
+
+@router.post(
+    "/v1/match/batch", response_model=MatchBatchResponse, summary="Match many reads in one call (ingest's batches)"
+)
+async def match_batch(
+    body: MatchBatchRequest, session: SessionDep, matcher: MatcherDep, settings: SettingsDep, _: Matching
+) -> MatchBatchResponse:
+    return MatchBatchResponse(results=await service.match_many(session, matcher, settings, body.reads))
 
 
 @router.get("/v1/hotlist/version", response_model=VersionOut, summary="The list version in force, its age")

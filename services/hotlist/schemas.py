@@ -42,6 +42,10 @@ class MatchRequest(BaseModel):
         return [normalize(a) for a in v if normalize(a)]
 
 
+class MatchBatchRequest(BaseModel):
+    reads: list[MatchRequest] = Field(min_length=1, max_length=1000)
+
+
 class HitOut(BaseModel):
     hit_id: uuid.UUID
     read_id: str
@@ -67,6 +71,10 @@ class MatchResponse(BaseModel):
     list_version: int | None
     stale: bool
     hits: list[HitOut]
+
+
+class MatchBatchResponse(BaseModel):
+    results: list[MatchResponse]  # one per read, in the order sent
 
 
 class VersionOut(BaseModel):

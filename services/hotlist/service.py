@@ -162,7 +162,17 @@ def find_hits(
 
 
 async def match(session: AsyncSession, matcher: Matcher, settings: Settings, req: MatchRequest) -> MatchResponse:
-    version, hits = find_hits(matcher, req, datetime.now(UTC), settings.hotlist_alert_categories)
+    return (await match_many(session, matcher, settings, [req]))[0]
+
+
+async def match_many(
+    session: AsyncSession, matcher: Matcher, settings: Settings, reqs: list[MatchRequest]
+) -> list[MatchResponse]:
+    """Match many reads with one INSERT of their hits: ingest sends a whole group-commit batch in one call, so the
+    cost of a call (HTTP, token, session) is paid per batch, not per read."""
+    now = datetime.now(UTC)
+    found = [find_hits(matcher, req, now, settings.hotlist_alert_categories) for req in reqs]
+    hits = [h for _, hs in found for h in hs]
     if hits:
         # Idempotent per (read, list, entry): a retried match answers the hits stored the first time.
         stmt = (
@@ -174,18 +184,20 @@ async def match(session: AsyncSession, matcher: Matcher, settings: Settings, req
         stored = set((await session.execute(stmt)).scalars())
         metrics.count_new_hits(hits, stored)
         if len(stored) < len(hits):
+            again = list({h["read_id"] for h in hits if h["id"] not in stored})
             rows = await session.execute(
-                select(Hit.list_name, Hit.entry_id, Hit.id, Hit.list_version).where(Hit.read_id == req.read_id)
+                select(Hit.read_id, Hit.list_name, Hit.entry_id, Hit.id, Hit.list_version).where(
+                    col(Hit.read_id).in_(again)
+                )
             )
-            first = {(r.list_name, r.entry_id): (r.id, r.list_version) for r in rows}
+            first = {(r.read_id, r.list_name, r.entry_id): (r.id, r.list_version) for r in rows}
             for h in hits:
                 if h["id"] not in stored:
-                    h["id"], h["list_version"] = first[(h["list_name"], h["entry_id"])]
-    return MatchResponse(
-        list_version=version,
-        stale=version_out(matcher, settings).stale,
-        hits=[hit_out_row(h) for h in hits],
-    )
+                    h["id"], h["list_version"] = first[(h["read_id"], h["list_name"], h["entry_id"])]
+    stale = version_out(matcher, settings).stale
+    return [
+        MatchResponse(list_version=version, stale=stale, hits=[hit_out_row(h) for h in hs]) for version, hs in found
+    ]
 
 
 # --- verification and disposition -------------------------------------------------------------------------

@@ -3,6 +3,7 @@ so tests point ingest at in-process apps. A failure is a `CallFailed`: the read 
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -24,6 +25,14 @@ class TokenSource(Protocol):
 
 class CallFailed(Exception):
     """The other service is down, slow, or refused: retry later."""
+
+
+class QueueFull(CallFailed):
+    """The other service answered 503 with Retry-After: it is up, but takes no more work for that long."""
+
+    def __init__(self, message: str, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class _Client:
@@ -58,6 +67,8 @@ class _Client:
             raise CallFailed(f"{self.service} unreachable: {type(exc).__name__}") from exc
         if resp.status_code == 401 and self.tokens is not None:
             self.tokens.invalidate()
+        if resp.status_code == 503 and resp.headers.get("retry-after", "").isdigit():
+            raise QueueFull(f"{self.service} answered 503", min(float(resp.headers["retry-after"]), 30.0))
         if resp.status_code != 200:
             raise CallFailed(f"{self.service} answered {resp.status_code}")
         try:
@@ -69,14 +80,44 @@ class _Client:
 
 class RecognitionClient(_Client):
     service = "recognition"
+    _full_until = 0.0  # recognition said its queue was full: no photo is sent before this (monotonic) time
 
     async def recognize(self, image: bytes, content_type: str) -> list[dict[str, Any]]:
-        """The plates recognition found, best first (`[]` when none)."""
-        body = await self._post("/v1/recognize", files={"image": ("read", image, content_type)})
+        """The plates recognition found, best first (`[]` when none). While recognition's queue is full (it answered
+        503 with Retry-After) no photo is sent: the read is stored with recognition pending, and the worker sends
+        it once recognition takes photos again, instead of every car's read adding to a queue that refuses it."""
+        if time.monotonic() < self._full_until:
+            raise CallFailed("recognition queue full")
+        try:
+            body = await self._post("/v1/recognize", files={"image": ("read", image, content_type)})
+        except QueueFull as exc:
+            self._full_until = time.monotonic() + exc.retry_after_s
+            raise
         found = body.get("plates")
         if not isinstance(found, list):
             raise CallFailed("recognition answered without `plates`")
         return sorted(found, key=lambda p: -float(p.get("confidence") or 0))
+
+
+def match_payload(
+    *,
+    read_id: str,
+    plate: str,
+    state: str | None,
+    alternatives: list[str],
+    agency: str | None,
+    unit: str,
+    captured_at: datetime,
+) -> dict[str, Any]:
+    return {
+        "read_id": read_id,
+        "plate": plate,
+        "state": state,
+        "alternatives": alternatives,
+        "agency": agency,
+        "unit": unit,
+        "captured_at": captured_at.isoformat(),
+    }
 
 
 class HotlistClient(_Client):
@@ -108,6 +149,17 @@ class HotlistClient(_Client):
         if not isinstance(body.get("hits"), list):
             raise CallFailed("hotlist answered without `hits`")
         return body
+
+    async def match_many(self, reads: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Hotlist's answers (as `match` returns them) for many reads (`match_payload`s) in one call."""
+        body = await self._post("/v1/match/batch", json={"reads": reads})
+        results = body.get("results")
+        if not isinstance(results, list) or len(results) != len(reads):
+            raise CallFailed("hotlist answered without one result per read")
+        for result in results:
+            if not isinstance(result, dict) or not isinstance(result.get("hits"), list):
+                raise CallFailed("hotlist answered without `hits`")
+        return results
 
     async def forget_plate(self, plate: str, agency: str = "") -> dict[str, Any]:
         """Destroy the agency's hits on a Safe at Home participant's plate (but held ones): hotlist's counts."""

@@ -11,7 +11,7 @@ import structlog
 from sqlalchemy import select, text, update
 
 from services.ingest.clients import CallFailed
-from services.ingest.protected import destroy_reads, protected_among
+from services.ingest.protected import destroy_reads
 from services.ingest.service import (
     IngestContext,
     add_hit_events,
@@ -20,6 +20,7 @@ from services.ingest.service import (
     close_expired_shifts,
     delete_quietly,
     match,
+    protected_plates,
     recognize,
 )
 from services.ingest.writer import READS
@@ -37,6 +38,7 @@ class Worker:
         self._last_version: int | None = None
         self._next_version_check = 0.0
         self.rounds = 0
+        self.backlog = False  # the last round found a full batch and every service answered: go again at once
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="ingest-worker")
@@ -57,7 +59,10 @@ class Worker:
                 await self.run_once()
             except Exception as exc:  # noqa: BLE001 - an outage must not kill the worker; it retries next round
                 log.warning("ingest_worker_round_failed", error=repr(exc))
+                self.backlog = False
             self.rounds += 1
+            if self.backlog:
+                continue  # drain at full speed while the services keep up
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), interval)
             self._wake.clear()
@@ -89,13 +94,20 @@ class Worker:
             events = 0
             down: dict[str, str] = {}  # service -> why it failed this round
             doomed: list[Any] = []  # Safe at Home reads, destroyed instead of finished
-            for r in rows:
+            # Photos go to recognition several at once (its pool reads them in parallel); the first refusal marks
+            # it down for the round, so the others wait for the next round instead of piling onto a full queue.
+            gate = asyncio.Semaphore(ctx.settings.ingest_worker_recognition_concurrency)
+
+            async def finish(r: Any) -> tuple[dict[str, Any], str | None]:
                 row: dict[str, Any] = dict(r._mapping)
-                error: str | None = None
-                try:
-                    await self._finish(row, down)
-                except CallFailed as exc:
-                    error = str(exc)
+                async with gate:
+                    try:
+                        await self._finish(row, down)
+                    except CallFailed as exc:
+                        return row, str(exc)
+                return row, None
+
+            for row, error in await asyncio.gather(*(finish(r) for r in rows)):
                 if row.get("protected"):
                     doomed.append(row["id"])
                     continue
@@ -128,6 +140,7 @@ class Worker:
         await delete_quietly(ctx.store, keys)
         if events:
             ctx.hub.notify()
+        self.backlog = len(rows) >= ctx.settings.ingest_worker_batch and not down
         return done + len(doomed)
 
     async def _finish(self, row: dict[str, Any], down: dict[str, str]) -> None:
@@ -155,7 +168,7 @@ class Worker:
                 raise
             apply_recognition(row, found)
             row["recognition_pending"] = False
-        if await protected_among(ctx.engine, (row["plate"], row["car_plate"]), row["agency"] or ""):
+        if await protected_plates(ctx, (row["plate"], row["car_plate"]), row["agency"] or ""):
             row["protected"] = True  # Safe at Home: destroyed now, never matched (Minn. Stat. 13.824 subd. 3(c))
             return
         if row["match_pending"]:

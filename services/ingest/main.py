@@ -11,8 +11,10 @@ import httpx
 from fastapi import FastAPI
 
 from services.ingest import retention
+from services.ingest.agents.backlog import agent_backlog
 from services.ingest.agents.intake import AgentIntake
 from services.ingest.agents.routes import router as agents_router
+from services.ingest.batching import match_batcher, protected_batcher
 from services.ingest.clients import HotlistClient, RecognitionClient, TokenSource
 from services.ingest.hold_records import router as hold_records_router
 from services.ingest.holds import router as holds_router
@@ -23,11 +25,11 @@ from services.ingest.routes import router
 from services.ingest.service import IngestContext
 from services.ingest.stream import StreamHub, close_on_exit_signal
 from services.ingest.subjects import router as subjects_router
-from services.ingest.tokens import CachingVerifier
 from services.ingest.writer import ExistingReads, ReadWriter, batch_engine
 from shared.app import create_service_app
 from shared.service_auth import ServiceTokenProvider
 from shared.settings import Settings, get_settings
+from shared.verified_tokens import CachingVerifier
 
 
 @dataclass(frozen=True)
@@ -92,13 +94,18 @@ def create_app(
             hub=StreamHub(),
             recognition=recognition,
             hotlist=hotlist,
+            protected=protected_batcher(batches),
+            matches=match_batcher(hotlist) if hotlist is not None else None,
         )
+        batchers = [b for b in (ctx.protected, ctx.matches) if b is not None]
         worker = Worker(ctx)
         app.state.ingest = ctx
         app.state.verifier = CachingVerifier(app.state.verifier)
         app.state.ingest_worker = worker
         writer.start()
         ctx.existing.start()
+        for batcher in batchers:
+            batcher.start()
         if run_worker:
             worker.start()
         agents = AgentIntake.build(ctx)
@@ -122,6 +129,8 @@ def create_app(
             await worker.stop()
             await writer.stop()
             await ctx.existing.stop()
+            for batcher in batchers:
+                await batcher.stop()
             await batches.dispose()
             for client in (recognition, hotlist):
                 if client is not None:
@@ -133,6 +142,6 @@ def create_app(
         routers=[router, agents_router, hold_records_router, holds_router, subjects_router, readers_router],
         lifespan=lifespan,
         metric_probes=[ingest_backlog],
-        ready_checks=[retention.PurgeReadiness()],
+        ready_checks=[retention.PurgeReadiness(), agent_backlog],
         description="Officer shifts and plate reads posted by the cars' Mobile Data Computers.",
     )

@@ -28,6 +28,21 @@ async def protected_among(engine: AsyncEngine, candidates: Iterable[str | None],
         return {r[0] for r in found}
 
 
+async def protected_pairs(engine: AsyncEngine, candidates: Iterable[str | None]) -> set[tuple[str, str]]:
+    """(plate, agency) for each of `candidates` that is a Safe at Home plate for that agency's reads: one query
+    for reads of many agencies (a batch)."""
+    wanted = sorted({p for p in candidates if p})
+    if not wanted:
+        return set()
+    async with engine.connect() as conn:
+        conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        found = await conn.execute(
+            text("SELECT plate, agency FROM ingest.protected_plates WHERE plate = ANY(:p) AND NOT pending"),
+            {"p": wanted},
+        )
+        return {(r[0], r[1]) for r in found}
+
+
 async def destroy_reads(conn: AsyncConnection, ids: list[uuid.UUID]) -> list[str]:
     """Delete these reads, their stream events and the camera agents' records of them (which hold the agent's own
     plate text) in `conn`'s transaction; returns their objects' keys, to delete once it commits."""

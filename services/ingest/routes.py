@@ -11,7 +11,7 @@ from typing import Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -126,8 +126,13 @@ async def _image(part: Any, *, field: str, max_bytes: int, max_pixels: int) -> C
     return check_image(part, field=field, max_pixels=max_pixels)
 
 
-def _answer(result: ReadResult) -> JSONResponse:
-    return JSONResponse(result.model_dump(mode="json"), status_code=202 if result.status == "pending" else 200)
+def _answer(result: ReadResult) -> Response:
+    # Serialized once, by pydantic's Rust encoder (model_dump then json.dumps walks the answer twice).
+    return Response(
+        result.model_dump_json(),
+        status_code=202 if result.status == "pending" else 200,
+        media_type="application/json",
+    )
 
 
 _READ_BODY = {
@@ -159,7 +164,7 @@ _READ_BODY = {
     responses={202: {"model": ReadResult, "description": "stored; work pending, hits come on the stream"}},
     openapi_extra=_READ_BODY,
 )
-async def post_read(request: Request, principal: Officer, ctx: Ctx) -> JSONResponse:
+async def post_read(request: Request, principal: Officer, ctx: Ctx) -> Response:
     settings = ctx.settings
     _content_length(request, settings.ingest_max_photo_bytes + settings.ingest_max_crop_bytes + _MULTIPART_SLACK)
     ctype = request.headers.get("content-type", "")

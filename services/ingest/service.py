@@ -16,7 +16,8 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.ingest.clients import CallFailed, HotlistClient, RecognitionClient
+from services.ingest.batching import Batcher
+from services.ingest.clients import CallFailed, HotlistClient, RecognitionClient, match_payload
 from services.ingest.images import CheckedImage
 from services.ingest.models import Shift, StreamEvent
 from services.ingest.protected import protected_among
@@ -55,6 +56,9 @@ class IngestContext:
     hub: StreamHub
     recognition: RecognitionClient | None
     hotlist: HotlistClient | None
+    # Per-batch Safe at Home checks and hot-list matches (services.ingest.batching); unset: one call per read.
+    protected: Batcher[tuple[str, tuple[str | None, ...]], set[str]] | None = None
+    matches: Batcher[dict[str, Any], dict[str, Any]] | None = None
     _open_shifts: dict[str, tuple[float, Shift | None]] = field(default_factory=dict)
     _shift_locks: dict[str, asyncio.Lock] = field(default_factory=dict)
 
@@ -288,6 +292,16 @@ async def delete_quietly(store: ObjectStore, keys: list[str]) -> None:
             log.error("orphan_object_left", key=key, error=repr(exc))
 
 
+async def protected_plates(ctx: IngestContext, candidates: tuple[str | None, ...], agency: str) -> set[str]:
+    """Those of `candidates` that are Safe at Home plates for `agency`'s reads: batched with concurrent reads when
+    ingest runs."""
+    if not any(candidates):
+        return set()
+    if ctx.protected is not None:
+        return await ctx.protected.call((agency, candidates))
+    return await protected_among(ctx.engine, candidates, agency)
+
+
 async def recognize(ctx: IngestContext, image: bytes, content_type: str) -> dict[str, Any] | None:
     """Recognition's best plate, None when it found none. Raises CallFailed when it is unavailable."""
     assert ctx.recognition is not None
@@ -304,7 +318,7 @@ async def match(
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The hits for the car, and the covert hits (the list owner's, never the car's). Raises CallFailed."""
     assert ctx.hotlist is not None
-    body = await ctx.hotlist.match(
+    payload = match_payload(
         read_id=str(row["id"]),
         plate=row["plate"],
         state=row["state"],
@@ -313,6 +327,10 @@ async def match(
         unit=row["unit"],
         captured_at=row["captured_at"],
     )
+    if ctx.matches is not None:
+        body = await ctx.matches.call(payload)
+    else:
+        body = (await ctx.hotlist.match_many([payload]))[0]
     row["list_version"] = body.get("list_version")
     hits = [h for h in body["hits"] if isinstance(h, dict)]
     return [h for h in hits if not h.get("covert")], [h for h in hits if h.get("covert")]
@@ -424,7 +442,7 @@ async def ingest_read(
             else:
                 apply_recognition(row, candidate)
     try:
-        protected = await protected_among(ctx.engine, (row["plate"], row["car_plate"]), row["agency"] or "")
+        protected = await protected_plates(ctx, (row["plate"], row["car_plate"]), row["agency"] or "")
     except BaseException:
         await delete_quietly(ctx.store, stored)  # PostgreSQL down: 503, and no photo left without its read
         raise

@@ -72,6 +72,10 @@ def _rec_model_path(rapid: Any) -> Path:
     return Path(cfg.model_root_dir) / Path(info["model_dir"]).name
 
 
+SPIN = "session.intra_op.allow_spinning"
+_spin = {"value": "0"}  # what rapidocr's sessions get (see _use_spinning)
+
+
 def _session(model: bytes | str, threads: int) -> Any:
     import onnxruntime as ort
 
@@ -79,7 +83,28 @@ def _session(model: bytes | str, threads: int) -> Any:
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     opts.log_severity_level = 3
+    opts.add_session_config_entry(SPIN, _spin["value"])
     return ort.InferenceSession(model, sess_options=opts, providers=["CPUExecutionProvider"])
+
+
+def _use_spinning(spin: bool) -> None:
+    """Whether ONNX Runtime's threads spin while waiting for work: spinning burns CPU whenever a thread is
+    descheduled, which on a shared 2-core machine is most of the time (docs/recognition-cpu.md). rapidocr builds
+    its sessions itself, with no setting for it: its session options get ours added."""
+    from rapidocr.inference_engine.onnxruntime.main import OrtInferSession
+
+    _spin["value"] = "1" if spin else "0"
+    original = OrtInferSession.__dict__["_init_sess_opts"].__func__
+    if getattr(original, "_alpr_spin", False):
+        return
+
+    def with_spin(cfg: Any) -> Any:
+        opts = original(cfg)
+        opts.add_session_config_entry(SPIN, _spin["value"])
+        return opts
+
+    with_spin._alpr_spin = True  # type: ignore[attr-defined]
+    OrtInferSession._init_sess_opts = staticmethod(with_spin)  # type: ignore[method-assign]
 
 
 class RapidOcrEngine:
@@ -89,6 +114,7 @@ class RapidOcrEngine:
         self,
         *,
         threads: int | None = None,
+        spin: bool = False,
         plate_head: bool = False,
         head_path: Path = PLATE_HEAD,
         features: bool = False,
@@ -98,6 +124,7 @@ class RapidOcrEngine:
         from rapidocr import RapidOCR
 
         threads = threads or os.cpu_count() or 1
+        _use_spinning(spin)
         self._ocr = RapidOCR(
             params={
                 "Global.log_level": "error",
@@ -177,11 +204,12 @@ _engine: OcrEngine | None = None
 _lock = threading.Lock()
 
 
-def get_engine() -> OcrEngine:
-    """The process's engine, built on first use (models load once per worker process)."""
+def get_engine(threads: int | None = None, spin: bool = False) -> OcrEngine:
+    """The process's engine, built on first use (models load once per worker process); `threads` and `spin` apply
+    to that first build (unset threads: one per core)."""
     global _engine
     if _engine is None:
         with _lock:
             if _engine is None:
-                _engine = RapidOcrEngine()
+                _engine = RapidOcrEngine(threads=threads, spin=spin)
     return _engine

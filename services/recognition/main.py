@@ -20,7 +20,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         options = Options(detect_sides=settings.recognition_detect_sides)
-        pool = OcrPool(settings.recognition_workers, settings.recognition_queue, options=options)
+        pool = OcrPool(
+            settings.recognition_workers,
+            settings.recognition_queue,
+            options=options,
+            threads=settings.recognition_intra_op_threads,
+            spin=settings.recognition_spin,
+        )
         await pool.start()
         app.state.ocr_pool = pool
         try:

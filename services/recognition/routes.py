@@ -24,6 +24,17 @@ def _pool(request: Request) -> OcrPool:
 
 Pool = Annotated[OcrPool, Depends(_pool)]
 
+
+class ClientGone(AppError):
+    status_code = 499  # nginx's "client closed request": nobody reads it, the access log says what happened
+
+
+async def _gone(request: Request) -> None:
+    """Returns once the caller has disconnected (the body is read by then, so the next message is the disconnect)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
 _FORM_OVERHEAD = 64 * 1024  # multipart headers and boundaries around the image bytes
 
 
@@ -72,11 +83,9 @@ async def recognize(
     request: Request, _: Caller, pool: Pool, image: Annotated[UploadFile, File(description="JPEG or PNG")]
 ) -> RecognizeResponse:
     data = await _read_upload(image, request.app.state.settings)
-    pool.admit()
-    try:
-        result = await pool.recognize(data)
-    finally:
-        pool.release()
+    result = await pool.recognize_for(data, _gone(request))
+    if result is None:
+        raise ClientGone("the caller went away before its photo was read")
     return RecognizeResponse(
         plates=_plates(result),
         image={"width": result.width, "height": result.height},  # type: ignore[arg-type]

@@ -127,3 +127,38 @@ async def test_switch_is_atomic_under_concurrent_matching_and_workers_follow(  #
             await asyncio.sleep(0.05)
         answer = await _match(other, tokens, "AT0002")
         assert answer["list_version"] == vb and answer["hits"][0]["entry_id"] == "P200000002"
+
+
+async def test_batch_answers_each_read_in_order_and_a_retried_batch_gets_the_same_hits(  # type: ignore[no-untyped-def]
+    hl_settings: Settings, bca: FakeBca, tokens
+) -> None:
+    """Ingest sends a whole group-commit batch in one call: one answer per read, in order, as /v1/match answers it;
+    a batch retried (its answer lost) finds the hits it stored, and the same read twice in a batch gets one hit."""
+    bca.publish(extract([row("V200000001", "BT4411"), row("V200000002", "BT5522")]))
+    async with running(create_app(hl_settings)) as client:
+        assert (await client.post("/v1/hotlist/sync", headers=tokens("admin"))).json()["outcome"] == "loaded"
+        reads = [
+            {"read_id": "b-1", "plate": "BT4411", **READ},
+            {"read_id": "b-2", "plate": "ZZ0000", **READ},
+            {"read_id": "b-3", "plate": "BT5522", "state": "mn", **READ},
+            {"read_id": "b-1", "plate": "BT4411", **READ},
+        ]
+        resp = await client.post("/v1/match/batch", headers=tokens("service"), json={"reads": reads})
+        assert resp.status_code == 200, resp.text
+        results = resp.json()["results"]
+        assert [[h["entry_id"] for h in r["hits"]] for r in results] == [
+            ["V200000001"],
+            [],
+            ["V200000002"],
+            ["V200000001"],
+        ]
+        assert results[0]["hits"][0]["hit_id"] == results[3]["hits"][0]["hit_id"]
+        single = await _match(client, tokens, "BT5522", read_id="b-3", state="MN")
+        again = (await client.post("/v1/match/batch", headers=tokens("service"), json={"reads": reads})).json()
+        assert [r["hits"] for r in again["results"]] == [r["hits"] for r in results]
+        assert single["hits"][0]["hit_id"] == results[2]["hits"][0]["hit_id"]
+
+        refused = await client.post("/v1/match/batch", headers=tokens("officer"), json={"reads": reads})
+        assert refused.status_code == 403
+        empty = await client.post("/v1/match/batch", headers=tokens("service"), json={"reads": []})
+        assert empty.status_code == 422

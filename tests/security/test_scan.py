@@ -70,7 +70,13 @@ def test_every_route_returning_read_data_goes_through_the_shared_scope(settings:
     }
     # Posting a read answers the car its own read; whoami and the like carry none.
     # (adding a list entry answers `past_read_hits`, always empty since past-read matching went).
-    own = {("POST", "/v1/reads"), ("POST", "/v1/reads/batch"), ("POST", "/v1/match"), ("POST", "/v1/internal/hits")}
+    own = {
+        ("POST", "/v1/reads"),
+        ("POST", "/v1/reads/batch"),
+        ("POST", "/v1/match"),
+        ("POST", "/v1/match/batch"),
+        ("POST", "/v1/internal/hits"),
+    }
     own |= {("POST", "/v1/lists/{name}/entries")}
     missing = sorted(carrying - set(READ_DOORS) - own)
     assert missing == [], f"routes returning read data outside the table of doors (shared/scoping.py): {missing}"

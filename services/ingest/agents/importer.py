@@ -18,7 +18,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import structlog
 from sqlalchemy import text
@@ -26,19 +26,21 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from services.ingest.agents import backlog
 from services.ingest.agents import spool as spool_files
 from services.ingest.agents.models import AgentRead
 from services.ingest.agents.parse import Malformed, ParsedPost, PlateRead, loads, parse, scrub
 from services.ingest.agents.registry import AgentInfo, Registry
 from services.ingest.clients import CallFailed
 from services.ingest.images import CheckedImage
-from services.ingest.protected import destroy_reads, protected_among
+from services.ingest.protected import destroy_reads, protected_pairs
 from services.ingest.service import (
     IngestContext,
     add_hit_events,
     apply_recognition,
     delete_quietly,
     match,
+    protected_plates,
     recognize,
 )
 from services.ingest.writer import READS, capture_day
@@ -76,6 +78,27 @@ class _Batch:
     quarantined: int = 0
     heartbeats: int = 0
     protected: int = 0  # reads of Safe at Home plates, destroyed at collection
+    # Looked up once per round rather than once per read (issue 18): the keys already stored, and which plates are
+    # Safe at Home. Reads that are simply new are inserted together at the end of the round (`_flush_new`).
+    known: dict[tuple[uuid.UUID, str], _Key] | None = None
+    protected_plates: set[tuple[str, str]] = field(default_factory=set)  # (plate, recording agency)
+    new: list[_NewRead] = field(default_factory=list)
+
+
+class _Key(NamedTuple):
+    key: str
+    read_id: uuid.UUID
+    captured_at: datetime
+
+
+@dataclass
+class _NewRead:
+    record: spool_files.SpoolRecord
+    data_type: str | None
+    agent: AgentInfo
+    row: dict[str, Any]
+    agent_read: dict[str, Any]
+    keys: list[str]
 
 
 class AgentImporter:
@@ -86,6 +109,7 @@ class AgentImporter:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.rounds = 0
+        self.spool_backlog = 0  # spool bytes not yet imported, as the last round saw them
         self.totals: Counter[str] = Counter()
 
     def start(self) -> None:
@@ -106,7 +130,8 @@ class AgentImporter:
             try:
                 while await self.run_once():
                     pass  # a backlog: keep going
-                await self.finish_reads()  # what an earlier round could not finish
+                await self.finish_backlog()  # what an earlier round could not finish
+                await backlog.unmatched(self.ctx.engine, self.ctx.settings.ingest_agent_backlog_ready_max)
             except Exception as exc:  # noqa: BLE001 - an outage must not kill the importer; the spool keeps all
                 log.warning("agent_import_round_failed", error=repr(exc))
             self.rounds += 1
@@ -132,6 +157,8 @@ class AgentImporter:
                 spool_files.read_pending, self.dir, offsets, max_bytes=ctx.settings.ingest_agent_import_bytes
             )
             records = [r for s in segments for r in s.records]
+            self.spool_backlog = sum(max(s.size - s.end, 0) for s in segments)
+            backlog.SPOOL_BYTES.set(self.spool_backlog)
             if records:
                 parsed = await asyncio.to_thread(_parse_all, records)
                 await ctx.writer.ensure_days(
@@ -144,8 +171,10 @@ class AgentImporter:
                     }
                 )
                 parsed.sort(key=lambda rp: (rp[0].agent_id, _epoch_of(rp[1]), rp[0].received_ms))
+                await self._prefetch(conn, parsed, batch)
                 for record, post in parsed:
                     await self._apply(conn, record, post, batch)
+                await self._flush_new(conn, batch)
                 await self._flush_activity(conn, batch)
                 await self._flush_drops(conn, batch)
             moved = [s for s in segments if s.end > offsets.get(s.name, 0)]
@@ -177,8 +206,84 @@ class AgentImporter:
             }
             self.totals.update(stats)
             log.info("agent_posts_imported", **stats)
-            await self.finish_reads()
+            await self.finish_backlog()
         return len(records)
+
+    async def _prefetch(
+        self,
+        conn: AsyncConnection,
+        parsed: list[tuple[spool_files.SpoolRecord, ParsedPost | Malformed]],
+        batch: _Batch,
+    ) -> None:
+        """The round's stored keys and Safe at Home plates, in one query each (not one per read)."""
+        reads = [(record.agent_id, pr) for record, post in parsed if isinstance(post, ParsedPost) for pr in post.reads]
+        pairs = list({(agent_id, k) for agent_id, pr in reads for k in pr.keys})
+        batch.known = {}
+        if pairs:
+            rows = await conn.execute(
+                text(
+                    "SELECT k.agent_id, k.key, k.read_id, k.captured_at FROM ingest.agent_read_keys k "
+                    "JOIN unnest(CAST(:a AS uuid[]), CAST(:k AS text[])) AS w(agent_id, key) "
+                    "ON k.agent_id = w.agent_id AND k.key = w.key"
+                ),
+                {"a": [a for a, _ in pairs], "k": [k for _, k in pairs]},
+            )
+            batch.known = {(r.agent_id, r.key): _Key(r.key, r.read_id, r.captured_at) for r in rows}
+        plates_seen = tuple({pr.plate for _, pr in reads if pr.plate})
+        batch.protected_plates = await protected_pairs(self.ctx.engine, plates_seen) if plates_seen else set()
+
+    async def _flush_new(self, conn: AsyncConnection, batch: _Batch) -> None:
+        """Insert the reads queued by `_read(defer=...)` together: three statements for the lot."""
+        if not batch.new:
+            return
+        new, batch.new = batch.new, []
+        try:
+            async with conn.begin_nested():
+                result = await conn.execute(
+                    insert(READS).on_conflict_do_nothing().returning(READS.c.id), [n.row for n in new]
+                )
+                stored = {r.id for r in result}
+                fresh = [n.agent_read for n in new if n.row["id"] in stored]
+                if fresh:
+                    await conn.execute(insert(AGENT_READS).on_conflict_do_nothing(), fresh)
+                await conn.execute(
+                    text(
+                        "INSERT INTO ingest.agent_read_keys (agent_id, key, read_id, captured_at) "
+                        "VALUES (:a, :k, :r, :at) ON CONFLICT (agent_id, key) DO NOTHING"
+                    ),
+                    [
+                        {"a": n.agent.id, "k": k, "r": n.row["id"], "at": n.row["captured_at"]}
+                        for n in new
+                        for k in n.keys
+                    ],
+                )
+        except DBAPIError as exc:
+            if exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError):
+                raise
+            # A value PostgreSQL refuses in one of them: each read on its own, so only that one is quarantined.
+            for n in new:
+                await self._insert_alone(conn, n, batch)
+            return
+        batch.stored += len(stored)
+        batch.duplicates += len(new) - len(stored)  # stored by an earlier import whose offset was lost
+
+    async def _insert_alone(self, conn: AsyncConnection, n: _NewRead, batch: _Batch) -> None:
+        try:
+            async with conn.begin_nested():
+                inserted = await conn.execute(
+                    insert(READS).values(n.row).on_conflict_do_nothing().returning(READS.c.id)
+                )
+                if inserted.first() is None:
+                    batch.duplicates += 1
+                else:
+                    batch.stored += 1
+                    await conn.execute(insert(AGENT_READS).values(n.agent_read).on_conflict_do_nothing())
+                await self._add_keys(conn, n.agent.id, n.keys, n.row["id"], n.row["captured_at"])
+        except DBAPIError as exc:
+            if exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError):
+                raise
+            reason = f"could not be stored: {type(exc.orig).__name__}"
+            await self._quarantine(conn, n.record, n.agent, reason, batch, data_type=n.data_type)
 
     async def _drop_segment(self, name: str) -> None:
         # The file first: a crash after it leaves a harmless offset row, never a file read again from 0.
@@ -218,6 +323,13 @@ class AgentImporter:
             await self._quarantine(conn, record, agent, reason, batch, data_type=post.data_type)
             return
         for pr in post.reads:
+            if batch.known is not None and not any((agent.id, k) in batch.known for k in pr.keys):
+                try:
+                    await self._read(conn, agent, pr, batch, defer=(record, post.data_type))
+                except Refused as exc:
+                    await self._quarantine(conn, record, agent, str(exc), batch, data_type=post.data_type, post=post)
+                continue
+            await self._flush_new(conn, batch)  # what follows may merge into a read not inserted yet
             try:
                 async with conn.begin_nested():
                     await self._read(conn, agent, pr, batch)
@@ -273,7 +385,15 @@ class AgentImporter:
             },
         )
 
-    async def _read(self, conn: AsyncConnection, agent: AgentInfo, pr: PlateRead, batch: _Batch) -> None:
+    async def _read(
+        self,
+        conn: AsyncConnection,
+        agent: AgentInfo,
+        pr: PlateRead,
+        batch: _Batch,
+        defer: tuple[spool_files.SpoolRecord, str | None] | None = None,
+    ) -> None:
+        """Store one read. `defer` (the post it came in): a new read is queued for the round's one INSERT."""
         settings = self.ctx.settings
         try:
             captured = _at(pr.epoch_ms)
@@ -307,18 +427,25 @@ class AgentImporter:
                 raise Refused(f"unit {agent.unit} was offline at {captured.isoformat()} (no shift)")
         unit = agent.unit if agent.kind == "unit" and agent.unit else dispatch_unit(agent.agency)
 
-        found = (
-            await conn.execute(
-                text(
-                    "SELECT key, read_id, captured_at FROM ingest.agent_read_keys "
-                    "WHERE agent_id = :a AND key = ANY(:keys)"
-                ),
-                {"a": agent.id, "keys": pr.keys},
+        if batch.known is not None:
+            found: list[Any] = [batch.known[(agent.id, k)] for k in pr.keys if (agent.id, k) in batch.known]
+        else:
+            found = list(
+                (
+                    await conn.execute(
+                        text(
+                            "SELECT key, read_id, captured_at FROM ingest.agent_read_keys "
+                            "WHERE agent_id = :a AND key = ANY(:keys)"
+                        ),
+                        {"a": agent.id, "keys": pr.keys},
+                    )
+                ).all()
             )
-        ).all()
         wants_finish = self._wants_finish(pr)
         if not found:
-            if await protected_among(self.ctx.engine, (pr.plate,), agent.agency or ""):
+            if (pr.plate, agent.agency or "") in batch.protected_plates or (
+                batch.known is None and await protected_plates(self.ctx, (pr.plate,), agent.agency or "")
+            ):
                 batch.protected += 1  # Safe at Home: never stored, never matched (Minn. Stat. 13.824 subd. 3(c))
                 return
             read_id = read_id_for(agent.id, pr.best_key)
@@ -351,17 +478,19 @@ class AgentImporter:
                 "list_version": None,
                 "hits": [],
             }
+            agent_read = self._agent_read(read_id, captured, agent, pr, located, wants_finish, now)
+            if defer is not None and batch.known is not None:
+                batch.new.append(_NewRead(defer[0], defer[1], agent, row, agent_read, pr.keys))
+                for k in pr.keys:
+                    batch.known.setdefault((agent.id, k), _Key(k, read_id, captured))
+                return
             inserted = await conn.execute(insert(READS).values(row).on_conflict_do_nothing().returning(READS.c.id))
             if inserted.first() is None:
                 batch.duplicates += 1  # stored by an earlier import whose offset was lost
             else:
                 batch.stored += 1
-                await conn.execute(
-                    insert(AGENT_READS)
-                    .values(self._agent_read(read_id, captured, agent, pr, located, wants_finish, now))
-                    .on_conflict_do_nothing()
-                )
-            await self._add_keys(conn, agent.id, pr.keys, read_id, captured)
+                await conn.execute(insert(AGENT_READS).values(agent_read).on_conflict_do_nothing())
+            await self._add_keys(conn, agent.id, pr.keys, read_id, captured, batch)
             return
         if pr.source == "alpr_results":
             batch.duplicates += 1  # the same frame posted again
@@ -399,7 +528,7 @@ class AgentImporter:
         final_stored = current is not None and current.source != "alpr_results" and not current.is_preview
         if pr.is_preview and final_stored:
             batch.duplicates += 1  # a late preview never replaces the final group
-            await self._add_keys(conn, agent.id, pr.keys, target, target_at)
+            await self._add_keys(conn, agent.id, pr.keys, target, target_at, batch)
             return
         image_key, crop_key = await self._upload(read_id_for(agent.id, pr.best_key), target_at, pr)
         if current is not None:
@@ -440,7 +569,7 @@ class AgentImporter:
                 text("UPDATE ingest.agent_read_keys SET read_id = :t, captured_at = :at WHERE read_id = ANY(:ids)"),
                 {"t": target, "at": target_at, "ids": others},
             )
-        await self._add_keys(conn, agent.id, pr.keys, target, target_at)
+        await self._add_keys(conn, agent.id, pr.keys, target, target_at, batch)
         batch.merged += 1
 
     def _wants_finish(self, pr: PlateRead) -> bool:
@@ -475,8 +604,17 @@ class AgentImporter:
         }
 
     async def _add_keys(
-        self, conn: AsyncConnection, agent_id: uuid.UUID, keys: list[str], read_id: uuid.UUID, at: datetime
+        self,
+        conn: AsyncConnection,
+        agent_id: uuid.UUID,
+        keys: list[str],
+        read_id: uuid.UUID,
+        at: datetime,
+        batch: _Batch | None = None,
     ) -> None:
+        if batch is not None and batch.known is not None:
+            for k in keys:
+                batch.known.setdefault((agent_id, k), _Key(k, read_id, at))
         await conn.execute(
             text(
                 "INSERT INTO ingest.agent_read_keys (agent_id, key, read_id, captured_at) "
@@ -546,6 +684,16 @@ class AgentImporter:
 
     # ---- matching and the second reading, after the import committed ----------------------------------------
 
+    async def finish_backlog(self, limit: int = 200) -> int:
+        """Match batch after batch, without pausing, until a batch comes back short: the backlog is worked off
+        at the rate matching allows, not one batch per import round."""
+        total = 0
+        while True:
+            done = await self.finish_reads(limit)
+            total += done
+            if done < limit:
+                return total
+
     async def finish_reads(self, limit: int = 200) -> int:
         ctx = self.ctx
         settings = ctx.settings
@@ -556,43 +704,63 @@ class AgentImporter:
         ):
             return 0
         async with ctx.engine.connect() as conn, conn.begin():
-            rows = (
+            # The oldest pending first, from the partial index; then their reads by primary key within the time
+            # range they span (a join here hashed every pending row against a scan of the whole reads table).
+            picked = (
                 await conn.execute(
                     text(
-                        "SELECT r.*, a.candidates AS agent_candidates FROM ingest.agent_reads a "
-                        "JOIN ingest.reads r ON r.id = a.read_id AND r.captured_at = a.captured_at "
-                        "WHERE a.finish_pending ORDER BY a.captured_at LIMIT :n FOR UPDATE OF a SKIP LOCKED"
+                        "SELECT read_id, captured_at, candidates FROM ingest.agent_reads WHERE finish_pending "
+                        "ORDER BY captured_at LIMIT :n FOR UPDATE SKIP LOCKED"
                     ),
                     {"n": limit},
                 )
             ).all()
-            if not rows:
+            if not picked:
                 return 0
+            candidates = {(p.read_id, p.captured_at): p.candidates for p in picked}
+            found = await conn.execute(
+                text(
+                    "SELECT * FROM ingest.reads WHERE id = ANY(:ids) "
+                    "AND captured_at BETWEEN :lo AND :hi ORDER BY captured_at"
+                ),
+                {
+                    "ids": [p.read_id for p in picked],
+                    "lo": min(p.captured_at for p in picked),
+                    "hi": max(p.captured_at for p in picked),
+                },
+            )
+            rows = [
+                {**r._mapping, "agent_candidates": candidates[(r.id, r.captured_at)]}
+                for r in found
+                if (r.id, r.captured_at) in candidates
+            ]
+            have = {(r["id"], r["captured_at"]) for r in rows}
+            gone = [p.read_id for p in picked if (p.read_id, p.captured_at) not in have]  # purged meanwhile
             gate = asyncio.Semaphore(16)
 
-            async def one(r: Any) -> dict[str, Any]:
-                row: dict[str, Any] = dict(r._mapping)
+            async def one(r: dict[str, Any]) -> dict[str, Any]:
+                row: dict[str, Any] = dict(r)
                 alternatives = [c["plate"] for c in row.pop("agent_candidates") or [] if c.get("plate")]
-                async with gate:
-                    if settings.ingest_agent_second_read and ctx.recognition is not None and row["crop_key"]:
+                if settings.ingest_agent_second_read and ctx.recognition is not None and row["crop_key"]:
+                    async with gate:  # recognition's OCR threads; the checks below are batched across reads
                         try:
                             data = await ctx.store.get(row["crop_key"])
                             ctype = "image/png" if row["crop_key"].endswith(".png") else "image/jpeg"
                             apply_recognition(row, await recognize(ctx, data, ctype))
                         except (CallFailed, StorageError) as exc:
                             row["recognition_pending"], row["last_error"] = True, str(exc)
-                    if await protected_among(ctx.engine, (row["plate"], row["car_plate"]), row["agency"] or ""):
-                        row["protected"] = True  # Safe at Home: destroyed now, never matched (13.824 subd. 3(c))
-                        return row
-                    if settings.ingest_call_hotlist and ctx.hotlist is not None and not row["recognition_pending"]:
-                        alts = [a for a in dict.fromkeys([*alternatives, row["car_plate"] or ""]) if a]
-                        alts = [a for a in alts if a != row["plate"]][:8]
-                        try:
-                            row["hits"], row["covert"] = await match(ctx, row, alts)
-                        except CallFailed as exc:
-                            row["match_pending"], row["last_error"] = True, str(exc)
-                    elif row["recognition_pending"] and settings.ingest_call_hotlist:
-                        row["match_pending"] = True
+                if await protected_plates(ctx, (row["plate"], row["car_plate"]), row["agency"] or ""):
+                    row["protected"] = True  # Safe at Home: destroyed now, never matched (13.824 subd. 3(c))
+                    return row
+                if settings.ingest_call_hotlist and ctx.hotlist is not None and not row["recognition_pending"]:
+                    alts = [a for a in dict.fromkeys([*alternatives, row["car_plate"] or ""]) if a]
+                    alts = [a for a in alts if a != row["plate"]][:8]
+                    try:
+                        row["hits"], row["covert"] = await match(ctx, row, alts)
+                    except CallFailed as exc:
+                        row["match_pending"], row["last_error"] = True, str(exc)
+                elif row["recognition_pending"] and settings.ingest_call_hotlist:
+                    row["match_pending"] = True
                 return row
 
             finished = await asyncio.gather(*(one(r) for r in rows))
@@ -601,30 +769,43 @@ class AgentImporter:
             keys = await destroy_reads(conn, doomed)
             events = 0
             async with ctx.sessionmaker(bind=conn) as session:
-                for row in finished:
+                if finished:
+                    # One executemany for the batch, not a statement per read.
                     await session.execute(
-                        READS.update()
-                        .where(READS.c.id == row["id"], READS.c.captured_at == row["captured_at"])
-                        .values(
-                            plate=row["plate"],
-                            confusion_key=plates.confusion_key(row["plate"]) if row["plate"] else None,
-                            plate_confidence=row["plate_confidence"],
-                            state=row["state"],
-                            plate_source=row["plate_source"],
-                            car_plate=row["car_plate"],
-                            recognition_pending=row["recognition_pending"],
-                            match_pending=row["match_pending"],
-                            list_version=row["list_version"],
-                            hits=row["hits"],
-                            last_error=row["last_error"],
-                        )
+                        text(
+                            "UPDATE ingest.reads SET plate = :plate, confusion_key = :confusion_key, "
+                            "plate_confidence = :plate_confidence, state = :state, plate_source = :plate_source, "
+                            "car_plate = :car_plate, recognition_pending = :recognition_pending, "
+                            "match_pending = :match_pending, list_version = :list_version, "
+                            "hits = CAST(:hits AS jsonb), last_error = :last_error "
+                            "WHERE id = :id AND captured_at = :captured_at"
+                        ),
+                        [
+                            {
+                                "id": row["id"],
+                                "captured_at": row["captured_at"],
+                                "plate": row["plate"],
+                                "confusion_key": plates.confusion_key(row["plate"]) if row["plate"] else None,
+                                "plate_confidence": row["plate_confidence"],
+                                "state": row["state"],
+                                "plate_source": row["plate_source"],
+                                "car_plate": row["car_plate"],
+                                "recognition_pending": row["recognition_pending"],
+                                "match_pending": row["match_pending"],
+                                "list_version": row["list_version"],
+                                "hits": json.dumps(row["hits"], default=str),
+                                "last_error": row["last_error"],
+                            }
+                            for row in finished
+                        ],
                     )
+                for row in finished:
                     # Covert hits go to the list owner's agency stream, never to a dispatch or car stream.
                     events += await add_hit_events(session, row["hits"] + row.pop("covert", []), row)
                     done += 1
                 await session.execute(
                     text("UPDATE ingest.agent_reads SET finish_pending = false WHERE read_id = ANY(:ids)"),
-                    {"ids": [row["id"] for row in finished]},
+                    {"ids": [row["id"] for row in finished] + gone},
                 )
                 await session.flush()
         # Committed: the destroyed reads' objects go too.

@@ -46,7 +46,8 @@ class AgentRead(SQLModel, table=True):
 
     __tablename__ = "agent_reads"
     __table_args__ = (
-        Index("ix_ingest_agent_reads_finish", "read_id", postgresql_where=text("finish_pending")),
+        # The next batch to match, oldest first, without sorting every pending row.
+        Index("ix_ingest_agent_reads_finish_at", "captured_at", postgresql_where=text("finish_pending")),
         Index("ix_ingest_agent_reads_captured_at", "captured_at"),
         {"schema": "ingest"},
     )

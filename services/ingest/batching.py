@@ -1,0 +1,114 @@
+"""Per-batch work for the read path: calls that every read makes (the Safe at Home check, the hot-list match) are
+collected while the previous batch is in flight and made once for all of them. At a thousand reads a second a query
+or an HTTP call per read costs more CPU than the read itself (issue 18's profile: the match call was half of ingest's
+thread, the Safe at Home check another eighth).
+
+A batch that fails fails every read in it, with the same error a single call would have raised."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.ingest.clients import CallFailed, HotlistClient
+from services.ingest.protected import protected_pairs
+from services.ingest.writer import _once_more_if_dropped
+from shared.errors import Unavailable
+
+log = structlog.get_logger(__name__)
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+@dataclass
+class _Call(Generic[T, R]):
+    item: T
+    future: asyncio.Future[R] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+
+class Batcher(Generic[T, R]):
+    """`call(item)` returns `run([.., item, ..])`'s answer for it; `run` answers a list in the items' order."""
+
+    def __init__(
+        self,
+        name: str,
+        run: Callable[[list[T]], Awaitable[Sequence[R]]],
+        *,
+        max_batch: int = 256,
+        flushers: int = 2,
+        failed: Callable[[Exception], BaseException] | None = None,
+    ) -> None:
+        self.name = name
+        self.run = run
+        self.max_batch = max_batch
+        self.flushers = flushers
+        self.failed = failed or (lambda exc: exc)
+        self._queue: asyncio.Queue[_Call[T, R]] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._loop(), name=f"{self.name}-{i}") for i in range(self.flushers)]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        while not self._queue.empty():
+            self._queue.get_nowait().future.set_exception(Unavailable("ingest is shutting down"))
+
+    async def call(self, item: T) -> R:
+        call: _Call[T, R] = _Call(item)
+        self._queue.put_nowait(call)
+        return await call.future
+
+    async def _loop(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < self.max_batch and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            live = [c for c in batch if not c.future.done()]  # a request cancelled while it waited
+            if not live:
+                continue
+            try:
+                answers = await self.run([c.item for c in live])
+            except Exception as exc:  # noqa: BLE001 - every waiting read gets the error a single call would raise
+                log.info("batch_failed", batcher=self.name, items=len(live), error=repr(exc))
+                for c in live:
+                    if not c.future.done():
+                        c.future.set_exception(self.failed(exc))
+                continue
+            for c, answer in zip(live, answers, strict=True):
+                if not c.future.done():
+                    c.future.set_result(answer)
+
+
+def protected_batcher(engine: AsyncEngine) -> Batcher[tuple[str, tuple[str | None, ...]], set[str]]:
+    """Safe at Home plates among each read's candidates for its agency (`(agency, candidates)`), one query per
+    batch on the batchers' engine."""
+
+    async def run(batch: list[tuple[str, tuple[str | None, ...]]]) -> list[set[str]]:
+        candidates = [p for _, plates in batch for p in plates]
+        found = await _once_more_if_dropped(lambda c: protected_pairs(engine, c), candidates)
+        return [{p for p in plates if p and (p, agency) in found} for agency, plates in batch]
+
+    def failed(exc: Exception) -> BaseException:
+        return Unavailable("database unavailable, retry later")
+
+    # One flusher: the batchers' pool (writer.batch_engine, 4 connections) also serves the group commit's two
+    # flushers and the idempotency lookup; a checkout must never wait for a connection.
+    return Batcher("protected-plates", run, flushers=1, failed=failed)
+
+
+def match_batcher(client: HotlistClient) -> Batcher[dict[str, Any], dict[str, Any]]:
+    """Hotlist's answers for many reads in one `POST /v1/match/batch`."""
+
+    def failed(exc: Exception) -> BaseException:
+        return exc if isinstance(exc, CallFailed) else CallFailed(f"hotlist: {type(exc).__name__}")
+
+    return Batcher("hotlist-match", client.match_many, failed=failed)
