@@ -1,0 +1,96 @@
+"""The plate-format prior: US serial formats per state (`data/plate_formats.toml`, with its sources), as prior
+probabilities of a reading's shape (D digit, L letter) given the state read off the plate, or none.
+
+A reading that fits no listed format can still be a vanity or specialty plate: it keeps a small fixed prior
+(`vanity`), so the decoder prefers a listed format only where the recognizer's own probabilities leave it in doubt.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+FORMATS_FILE = Path(__file__).parent / "data" / "plate_formats.toml"
+STATE_SHARE = 0.8  # with a state read off the plate, its own formats' share of the prior (the rest: any state's)
+MAX_VANITY = 8
+
+
+def shape(text: str) -> str:
+    """`ABC123` → `LLLDDD`."""
+    return "".join("D" if ch.isdigit() else "L" for ch in text)
+
+
+@dataclass(frozen=True)
+class StateFormats:
+    code: str
+    source: str
+    vehicles: float
+    formats: dict[str, float]  # shape → share of the state's passenger plates
+
+
+@cache
+def load_table(path: Path = FORMATS_FILE) -> tuple[dict[str, StateFormats], float]:
+    """Every state's formats, checked: shapes of D and L only, shares positive; and Minnesota's boost."""
+    data = tomllib.loads(path.read_text())
+    states: dict[str, StateFormats] = {}
+    for code, entry in data["states"].items():
+        formats = {str(k): float(v) for k, v in entry["formats"].items()}
+        for fmt, share in formats.items():
+            if not fmt or set(fmt) - {"D", "L"} or share <= 0 or len(fmt) > MAX_VANITY:
+                raise ValueError(f"{path.name}: state {code}: bad format {fmt!r} = {share}")
+        total = sum(formats.values())
+        states[code] = StateFormats(code, str(entry["source"]), float(entry["vehicles"]),
+                                    {k: v / total for k, v in formats.items()})  # fmt: skip
+    return states, float(data.get("minnesota_boost", 1.0))
+
+
+@dataclass(frozen=True)
+class Grammar:
+    """Prior probability of each listed shape, and `vanity` for any other 2-8 character reading."""
+
+    priors: dict[str, float]
+    vanity: float
+
+    def prior(self, text: str) -> float:
+        """The prior of a whole reading: its listed shape's, or the vanity fallback's (whichever is larger)."""
+        if not 2 <= len(text) <= MAX_VANITY:
+            return 0.0
+        return max(self.priors.get(shape(text), 0.0), self.vanity)
+
+    def best_completion(self, prefix_shape: str) -> float:
+        """The largest prior a reading starting with this shape can still reach (for ranking partial readings)."""
+        return max(_completions(tuple(sorted(self.priors.items())), prefix_shape), self.vanity)
+
+    def fits(self, text: str) -> bool:
+        return shape(text) in self.priors
+
+
+@cache
+def _completions(priors: tuple[tuple[str, float], ...], prefix: str) -> float:
+    return max((p for fmt, p in priors if fmt.startswith(prefix)), default=0.0)
+
+
+def _mixture(weights: dict[str, float]) -> dict[str, float]:
+    states, _ = load_table()
+    total = sum(weights.values())
+    out: dict[str, float] = {}
+    for code, w in weights.items():
+        for fmt, share in states[code].formats.items():
+            out[fmt] = out.get(fmt, 0.0) + w / total * share
+    return out
+
+
+@cache
+def grammar(state: str | None = None, vanity: float = 0.02) -> Grammar:
+    """The prior with no state known (every state by its vehicles, Minnesota boosted), or for `state` (its formats
+    at STATE_SHARE, any state's for the rest: the state name may be misread, the car registered elsewhere)."""
+    states, boost = load_table()
+    everywhere = _mixture({c: s.vehicles * (boost if c == "MN" else 1.0) for c, s in states.items()})
+    if state is None or state not in states:
+        priors = everywhere
+    else:
+        own = states[state].formats
+        priors = {f: STATE_SHARE * own.get(f, 0.0) + (1 - STATE_SHARE) * p for f, p in everywhere.items()}
+    return Grammar({f: (1 - vanity) * p for f, p in priors.items()}, vanity)
