@@ -18,8 +18,12 @@ MAX_VANITY = 8
 
 
 def shape(text: str) -> str:
-    """`ABC123` → `LLLDDD`."""
-    return "".join("D" if ch.isdigit() else "L" for ch in text)
+    """`ABC123` → `LLLDDD`; a round character (0 or O: plates print them alike) is `R`, either."""
+    return "".join("R" if ch in "0O" else "D" if ch.isdigit() else "L" for ch in text)
+
+
+def _matches(fmt: str, shaped: str) -> bool:
+    return all(k == s or s == "R" for k, s in zip(fmt, shaped, strict=False))
 
 
 @dataclass(frozen=True)
@@ -57,19 +61,28 @@ class Grammar:
         """The prior of a whole reading: its listed shape's, or the vanity fallback's (whichever is larger)."""
         if not 2 <= len(text) <= MAX_VANITY:
             return 0.0
-        return max(self.priors.get(shape(text), 0.0), self.vanity)
+        return max(_completions(self._key, shape(text), True), self.vanity)
 
     def best_completion(self, prefix_shape: str) -> float:
         """The largest prior a reading starting with this shape can still reach (for ranking partial readings)."""
-        return max(_completions(tuple(sorted(self.priors.items())), prefix_shape), self.vanity)
+        return max(_completions(self._key, prefix_shape, False), self.vanity)
 
     def fits(self, text: str) -> bool:
-        return shape(text) in self.priors
+        return _completions(self._key, shape(text), True) > 0.0
+
+    @property
+    def _key(self) -> tuple[tuple[str, float], ...]:
+        return tuple(sorted(self.priors.items()))
 
 
 @cache
-def _completions(priors: tuple[tuple[str, float], ...], prefix: str) -> float:
-    return max((p for fmt, p in priors if fmt.startswith(prefix)), default=0.0)
+def _completions(priors: tuple[tuple[str, float], ...], shaped: str, whole: bool) -> float:
+    """The largest prior of a listed format that `shaped` is (whole) or begins (not whole)."""
+    return max(
+        (p for fmt, p in priors if (len(fmt) == len(shaped) if whole else len(fmt) >= len(shaped))
+         and _matches(fmt, shaped)),
+        default=0.0,
+    )  # fmt: skip
 
 
 def _mixture(weights: dict[str, float]) -> dict[str, float]:
