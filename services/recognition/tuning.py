@@ -14,6 +14,7 @@ import argparse
 import hashlib
 import itertools
 import json
+import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -75,7 +76,7 @@ def run_grid(engine: OcrEngine, photos: list[tuple[Path, str]], base: Options) -
             alts = [a for a, _ in best.alternatives] if best else []
             results.append(PhotoResult(photo.name, fold_of(index), expected, best.plate if best else None, alts, 0, 0))
         runs.append({"setting": setting, "results": results})
-        print(json.dumps({**setting, **_score(results)}), flush=True)
+        sys.stderr.write(json.dumps({**setting, **_score(results)}) + "\n")
     return runs
 
 
@@ -131,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         "hit recall with expected false hits per 1,000 reads no higher than before the format prior on that fold",
     }
     args.out.write_text(json.dumps(tuned, indent=1) + "\n")
-    print(json.dumps(tuned, indent=1))
+    sys.stdout.write(json.dumps(tuned, indent=1) + "\n")
     return 0
 
 
