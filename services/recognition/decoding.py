@@ -286,6 +286,8 @@ def decode_with_prior(decoded: Decoded, grammar: Grammar, beam: int = 12) -> Dec
 def key_alternatives(decoded: Decoded, limit: int) -> list[tuple[str, float]]:
     """The beam's other readings that the hot list would match differently (another confusion key than the
     reading's and than each other's): only those add a chance of a hit."""
+    if limit <= 0:
+        return []
     if not decoded.beams:
         return alternatives(decoded, limit)
     seen = {confusion_key(decoded.text)}

@@ -54,18 +54,34 @@ def expected_entries(key: str, size: int = 1_000_000) -> float:
 
 
 @cache
-def _key_probability(key: str) -> float:
+def _share_table() -> dict[tuple[str, str], float]:
+    """(format letter, key character) → the share of that position's characters with that confusion key."""
+    pools = {"D": DIGITS.tobytes().decode(), "L": LETTERS.tobytes().decode()}
+    table: dict[tuple[str, str], float] = {}
+    for k, pool in pools.items():
+        for c in pool:
+            key = (k, confusion_key(c))
+            table[key] = table.get(key, 0.0) + 1 / len(pool)
+    return table
+
+
+@cache
+def _by_length() -> dict[int, list[tuple[str, float]]]:
     priors = grammar(None, 0.0).priors
     total = sum(priors.values())
-    digits, letters = DIGITS.tobytes().decode(), LETTERS.tobytes().decode()
-    p = 0.0
+    out: dict[int, list[tuple[str, float]]] = {}
     for fmt, prior in priors.items():
-        if len(fmt) != len(key):
-            continue
-        q = prior / total
+        out.setdefault(len(fmt), []).append((fmt, prior / total))
+    return out
+
+
+def _key_probability(key: str) -> float:
+    table = _share_table()
+    p = 0.0
+    for fmt, prior in _by_length().get(len(key), []):
+        q = prior
         for k, ch in zip(fmt, key, strict=True):
-            pool = digits if k == "D" else letters
-            q *= sum(confusion_key(c) == ch for c in pool) / len(pool)
+            q *= table.get((k, ch), 0.0)
             if not q:
                 break
         p += q
