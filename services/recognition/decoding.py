@@ -15,7 +15,7 @@ from itertools import product
 
 import numpy as np
 
-from services.recognition.grammar import Grammar, shape
+from services.recognition.grammar import Grammar
 from shared.plates import CONFUSION_CLASSES, confusion_key
 
 PLATE_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -236,9 +236,7 @@ def beam_search(
                     if add > grown[0] + grown[1]:
                         grown[2] = [*confs, (p, t)]
                     grown[1] += add
-        ranked = sorted(
-            nxt.items(), key=lambda kv: (kv[1][0] + kv[1][1]) * grammar.best_completion(shape(kv[0])), reverse=True
-        )[:beam]
+        ranked = sorted(nxt.items(), key=lambda kv: (kv[1][0] + kv[1][1]) * grammar.reach(kv[0]), reverse=True)[:beam]
         top = ranked[0][1][0] + ranked[0][1][1] or 1.0
         # Rescale every step: long lines would underflow otherwise (the ranking is unchanged).
         beams = {k: [v[0] / top, v[1] / top, v[2]] for k, v in ranked}

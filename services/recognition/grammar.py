@@ -8,7 +8,7 @@ A reading that fits no listed format can still be a vanity or specialty plate: i
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
@@ -56,23 +56,45 @@ class Grammar:
 
     priors: dict[str, float]
     vanity: float
+    # Answers by reading (or partial reading): the beam search asks about the same few thousand many times.
+    _whole: dict[str, float] = field(default_factory=dict, compare=False, repr=False)
+    _partial: dict[str, float] = field(default_factory=dict, compare=False, repr=False)
+    _reach: dict[str, float] = field(default_factory=dict, compare=False, repr=False)
 
     def prior(self, text: str) -> float:
         """The prior of a whole reading: its listed shape's, or the vanity fallback's (whichever is larger)."""
         if not 2 <= len(text) <= MAX_VANITY:
             return 0.0
-        return max(_completions(self._key, shape(text), True), self.vanity)
+        found = self._whole.get(text)
+        if found is None:
+            found = self._whole[text] = max(_completions(self._key, shape(text), True), self.vanity)
+        return found
 
     def best_completion(self, prefix_shape: str) -> float:
         """The largest prior a reading starting with this shape can still reach (for ranking partial readings)."""
-        return max(_completions(self._key, prefix_shape, False), self.vanity)
+        found = self._partial.get(prefix_shape)
+        if found is None:
+            found = self._partial[prefix_shape] = max(_completions(self._key, prefix_shape, False), self.vanity)
+        return found
+
+    def reach(self, prefix: str) -> float:
+        """best_completion of a partial reading's text (cached by text)."""
+        found = self._reach.get(prefix)
+        if found is None:
+            found = self._reach[prefix] = self.best_completion(shape(prefix))
+        return found
 
     def fits(self, text: str) -> bool:
         return _completions(self._key, shape(text), True) > 0.0
 
     @property
     def _key(self) -> tuple[tuple[str, float], ...]:
-        return tuple(sorted(self.priors.items()))
+        return _sorted_items(tuple(self.priors.items()))
+
+
+@cache
+def _sorted_items(items: tuple[tuple[str, float], ...]) -> tuple[tuple[str, float], ...]:
+    return tuple(sorted(items))
 
 
 @cache

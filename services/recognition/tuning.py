@@ -27,8 +27,8 @@ from services.recognition.hitrate import hot_list_keys
 from services.recognition.pipeline import Options, recognize_bytes
 
 GRID: dict[str, list[Any]] = {
-    "vanity": [0.003, 0.01, 0.03, 0.1],
-    "unlisted": [1.0, 0.7, 0.4],
+    "vanity": [0.01, 0.05, 0.2],
+    "unlisted": [1.0, 0.6],
     "refine_stop": [0.95, 0.0],
 }
 MAX_ALTERNATIVES = 8
@@ -62,7 +62,9 @@ class CachedEngine:
         return self._rec[key]
 
 
-def run_grid(engine: OcrEngine, photos: list[tuple[Path, str]], base: Options) -> list[dict[str, Any]]:
+def run_grid(
+    engine: OcrEngine, photos: list[tuple[Path, str]], base: Options, dump: Path | None = None
+) -> list[dict[str, Any]]:
     """Per setting of the grid (and the settings before the prior): each photo's reading."""
     data = [(p, expected, p.read_bytes()) for p, expected in photos]
     runs = []
@@ -76,6 +78,9 @@ def run_grid(engine: OcrEngine, photos: list[tuple[Path, str]], base: Options) -
             alts = [a for a, _ in best.alternatives] if best else []
             results.append(PhotoResult(photo.name, fold_of(index), expected, best.plate if best else None, alts, 0, 0))
         runs.append({"setting": setting, "results": results})
+        if dump is not None:
+            with dump.open("a") as out:
+                out.write(json.dumps({"setting": setting, "results": [r.__dict__ for r in results]}) + "\n")
         sys.stderr.write(json.dumps({**setting, **_score(results)}) + "\n")
     return runs
 
@@ -120,10 +125,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("folder", type=Path)
     parser.add_argument("--out", type=Path, default=TUNED)
     parser.add_argument("--detect-sides", default="640,1280")
+    parser.add_argument("--dump", type=Path, default=None, help="also write each setting's readings here (JSON lines)")
     args = parser.parse_args(argv)
     photos = labelled_photos(args.folder)
     base = Options(detect_sides=tuple(int(s) for s in args.detect_sides.split(",")))
-    runs = run_grid(CachedEngine(RapidOcrEngine()), photos, base)
+    runs = run_grid(CachedEngine(RapidOcrEngine()), photos, base, args.dump)
     tuned = {name: choose(runs, fold) for name, fold in (*((f, f) for f in FOLDS), ("all", None))}
     tuned["about"] = {  # type: ignore[assignment]
         "photos": len(photos),
