@@ -27,12 +27,17 @@ def test_eval_ocr_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     ):
         cv2.imwrite(str(tmp_path / f"{name}.jpg"), image)
         (tmp_path / f"{name}.txt").write_text(f"{name}.jpg 10 10 100 50 {text}\n")
-    assert main(["eval-ocr", str(tmp_path), "--json"]) == 0
+    assert main(["eval-ocr", str(tmp_path), "--json", "--hot-list", "20000"]) == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert out["images"] == 2
     assert out["exact"] == 0.5 and out["within_one"] == 0.5 and out["no_read"] == 0.5
-    assert out["p50_ms"] > 0 and out["p95_ms"] >= out["p50_ms"]
+    assert out["hit_recall"] == 0.5 and out["false_hits_per_1000"] >= 0 and out["keys_per_read"] >= 0.5
+    assert out["p50_ms"] > 0 and out["p95_ms"] >= out["p50_ms"] and out["cpu_ms_per_photo"] > 0
     assert out["misreads"] == [{"file": "b.jpg", "expected": "MX5521", "read": None}]
+    # Two folds by sorted name (a.jpg in A, b.jpg in B), and the figure on all photos beside the cross-fold one.
+    assert out["folds"]["A"]["images"] == 1 and out["folds"]["A"]["exact"] == 1.0
+    assert out["folds"]["B"]["images"] == 1 and out["folds"]["B"]["no_read"] == 1.0
+    assert out["all_photos"]["images"] == 2 and len(out["load_average"]) == 2
 
 
 def test_photos_the_plate_head_learnt_from_are_left_out(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
