@@ -183,10 +183,11 @@ _ZERO, _LETTER_O = PLATE_ALPHABET.index("0"), PLATE_ALPHABET.index("O")
 
 def _candidates(folded: np.ndarray, min_prob: float) -> tuple[np.ndarray, list[list[tuple[int, float]]]]:
     """Per step: the probability of emitting nothing (blank, or a symbol that is no plate character) and the plate
-    characters worth extending with. A round character is one symbol, 0, with the probability of 0 and O together
-    (plates print them alike); the grammar lets it stand for a digit or a letter."""
+    characters worth extending with. A round character is one symbol, 0, at the larger of the recognizer's 0 and O
+    (plates print them alike; their sum would favour it over D, U or Q, which the recognizer tells apart); the
+    grammar lets it stand for a digit or a letter."""
     chars = folded[:, 2:].astype(np.float64)
-    chars[:, _ZERO] += chars[:, _LETTER_O]
+    chars[:, _ZERO] = np.maximum(chars[:, _ZERO], chars[:, _LETTER_O])
     chars[:, _LETTER_O] = 0.0
     rest = folded[:, 0].astype(np.float64) + folded[:, 1]
     steps = []
@@ -259,7 +260,9 @@ def _round_to_zero(text: str) -> str:
 def decode_with_prior(decoded: Decoded, grammar: Grammar, beam: int = 12) -> Decoded:
     """`decoded` read again by the beam search under `grammar`; unchanged when it carries no scores or the beam
     finds no reading. The greedy reading is kept as `raw` (what the recognizer itself read)."""
-    if decoded.folded is None:
+    if decoded.folded is None or len(decoded.text) > MAX_READING + 1:
+        # A line far longer than a plate (a dealer frame, a slogan) is no plate: squeezing it into one would make
+        # it look like one.
         return decoded
     found = beam_search(decoded.folded, grammar, beam)
     if not found:

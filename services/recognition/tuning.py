@@ -14,6 +14,7 @@ import argparse
 import hashlib
 import itertools
 import json
+import pickle
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -58,12 +59,38 @@ class CachedEngine:
         # By batch: a batch pads its lines to the widest, and the padding changes the scores a little.
         key = tuple(self._key(line) for line in lines)
         if key not in self._rec:
-            self._rec[key] = self._engine.recognize(lines)
-        return self._rec[key]
+            self._rec[key] = [_sparse(s) for s in self._engine.recognize(lines)]
+        return [_dense(s, len(self.charset)) for s in self._rec[key]]
+
+    def save(self, path: Path) -> None:
+        path.write_bytes(pickle.dumps((self._det, self._rec)))
+
+    def load(self, path: Path) -> None:
+        if path.exists():
+            self._det, self._rec = pickle.loads(path.read_bytes())  # noqa: S301 - our own file
+
+
+_TOP = 24  # symbols kept per step in the cache: the rest of the 18,710 hold next to nothing
+
+
+def _sparse(scores: LineScores) -> LineScores:
+    idx = np.argsort(scores.probs, axis=1)[:, -_TOP:].astype(np.int32)
+    return LineScores(np.stack([idx.astype(np.float32), np.take_along_axis(scores.probs, idx, axis=1)]))
+
+
+def _dense(scores: LineScores, symbols: int) -> LineScores:
+    idx, vals = scores.probs[0].astype(np.int64), scores.probs[1]
+    probs = np.zeros((idx.shape[0], symbols), np.float32)
+    np.put_along_axis(probs, idx, vals, axis=1)
+    return LineScores(probs)
 
 
 def run_grid(
-    engine: OcrEngine, photos: list[tuple[Path, str]], base: Options, dump: Path | None = None
+    engine: CachedEngine,
+    photos: list[tuple[Path, str]],
+    base: Options,
+    dump: Path | None = None,
+    cache: Path | None = None,
 ) -> list[dict[str, Any]]:
     """Per setting of the grid (and the settings before the prior): each photo's reading."""
     data = [(p, expected, p.read_bytes()) for p, expected in photos]
@@ -78,6 +105,8 @@ def run_grid(
             alts = [a for a, _ in best.alternatives] if best else []
             results.append(PhotoResult(photo.name, fold_of(index), expected, best.plate if best else None, alts, 0, 0))
         runs.append({"setting": setting, "results": results})
+        if cache is not None and len(runs) == 1:
+            engine.save(cache)  # the OCR of every photo, before the grid (which adds little to it)
         if dump is not None:
             with dump.open("a") as out:
                 out.write(json.dumps({"setting": setting, "results": [r.__dict__ for r in results]}) + "\n")
@@ -126,10 +155,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=TUNED)
     parser.add_argument("--detect-sides", default="640,1280")
     parser.add_argument("--dump", type=Path, default=None, help="also write each setting's readings here (JSON lines)")
+    parser.add_argument("--cache", type=Path, default=None, help="keep the OCR engine's answers in this file")
     args = parser.parse_args(argv)
     photos = labelled_photos(args.folder)
     base = Options(detect_sides=tuple(int(s) for s in args.detect_sides.split(",")))
-    runs = run_grid(CachedEngine(RapidOcrEngine()), photos, base, args.dump)
+    engine = CachedEngine(RapidOcrEngine())
+    if args.cache:
+        engine.load(args.cache)
+    runs = run_grid(engine, photos, base, args.dump, args.cache)
+    if args.cache:
+        engine.save(args.cache)
     tuned = {name: choose(runs, fold) for name, fold in (*((f, f) for f in FOLDS), ("all", None))}
     tuned["about"] = {  # type: ignore[assignment]
         "photos": len(photos),
