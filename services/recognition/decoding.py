@@ -284,9 +284,10 @@ def decode_with_prior(decoded: Decoded, grammar: Grammar, beam: int = 12) -> Dec
     return Decoded(chars, decoded.raw, [float(p) for p, _ in confs], runners, beams, decoded.folded)
 
 
-def key_alternatives(decoded: Decoded, limit: int) -> list[tuple[str, float]]:
+def key_alternatives(decoded: Decoded, limit: int, min_share: float = 0.0) -> list[tuple[str, float]]:
     """The beam's other readings that the hot list would match differently (another confusion key than the
-    reading's and than each other's): only those add a chance of a hit."""
+    reading's and than each other's): only those add a chance of a hit. Each costs a chance of a false hit too
+    (about 1 % per key against a 1 M list), so only those with at least `min_share` of the beam's mass."""
     if limit <= 0:
         return []
     if not decoded.beams:
@@ -295,7 +296,7 @@ def key_alternatives(decoded: Decoded, limit: int) -> list[tuple[str, float]]:
     out = []
     for text, share in decoded.beams:
         key = confusion_key(text)
-        if key in seen:
+        if key in seen or share < min_share:
             continue
         seen.add(key)
         out.append((text, round(share, 4)))

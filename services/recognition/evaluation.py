@@ -81,6 +81,7 @@ class PhotoResult:
     alternatives: list[str]
     wall_ms: float
     cpu_ms: float
+    shares: list[float] = field(default_factory=list)  # each alternative's score (tuning picks by it)
 
 
 def cpu_seconds() -> float:

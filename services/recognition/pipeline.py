@@ -47,6 +47,7 @@ class Options:
     vanity: float = 0.02  # the prior of a reading in no listed format (vanity, specialty): tuned per fold
     beam: int = 12  # readings kept by the beam search at each step
     alternatives: int = 5  # alternative readings returned (ingest sends them to hotlist): tuned per fold
+    min_share: float = 0.0  # ... each with at least this share of the beam's probability: tuned per fold
     unlisted: float = 1.0  # plate-likeness factor of a reading in no listed format (a line's plate evidence): tuned
 
 
@@ -132,11 +133,9 @@ def _with_state(reading: PlateReading, options: Options) -> None:
 
 
 def _alternatives(decoded: Decoded, options: Options) -> list[tuple[str, float]]:
-    return (
-        key_alternatives(decoded, options.alternatives)
-        if options.prior
-        else alternatives(decoded, options.alternatives)
-    )
+    if options.prior:
+        return key_alternatives(decoded, options.alternatives, options.min_share)
+    return alternatives(decoded, options.alternatives)
 
 
 def _candidate_lines(lines: list[TextLine], image: np.ndarray, options: Options) -> list[tuple[TextLine, float, float]]:

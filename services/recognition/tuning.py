@@ -28,8 +28,8 @@ from services.recognition.hitrate import hot_list_keys
 from services.recognition.pipeline import Options, recognize_bytes
 
 GRID: dict[str, list[Any]] = {
-    "vanity": [0.01, 0.05, 0.2],
-    "unlisted": [1.0, 0.6],
+    "vanity": [0.002, 0.005, 0.01, 0.02],
+    "unlisted": [1.0],
     "refine_stop": [0.95, 0.0],
 }
 MAX_ALTERNATIVES = 8
@@ -103,7 +103,9 @@ def run_grid(
             rec = recognize_bytes(engine, raw, options)
             best = rec.plates[0] if rec.plates else None
             alts = [a for a, _ in best.alternatives] if best else []
-            results.append(PhotoResult(photo.name, fold_of(index), expected, best.plate if best else None, alts, 0, 0))
+            shares = [s for _, s in best.alternatives] if best else []
+            read = best.plate if best else None
+            results.append(PhotoResult(photo.name, fold_of(index), expected, read, alts, 0, 0, shares))
         runs.append({"setting": setting, "results": results})
         if cache is not None and len(runs) == 1:
             engine.save(cache)  # the OCR of every photo, before the grid (which adds little to it)
@@ -119,8 +121,15 @@ def _score(results: list[PhotoResult]) -> dict[str, Any]:
     return {k: s[k] for k in ("exact", "within_one", "no_read")}
 
 
-def _truncated(results: list[PhotoResult], n: int) -> list[PhotoResult]:
-    return [replace(r, alternatives=r.alternatives[:n]) for r in results]
+MIN_SHARES = (0.5, 0.3, 0.2, 0.1, 0.05, 0.02, 0.0)
+
+
+def _truncated(results: list[PhotoResult], n: int, min_share: float = 0.0) -> list[PhotoResult]:
+    def kept(r: PhotoResult) -> list[str]:
+        shares = r.shares or [1.0] * len(r.alternatives)
+        return [a for a, s in zip(r.alternatives, shares, strict=True) if s >= min_share][:n]
+
+    return [replace(r, alternatives=kept(r)) for r in results]
 
 
 def choose(runs: list[dict[str, Any]], fold: str | None) -> dict[str, Any]:
@@ -137,13 +146,15 @@ def choose(runs: list[dict[str, Any]], fold: str | None) -> dict[str, Any]:
     )
     candidates = []
     for n in range(MAX_ALTERNATIVES + 1):
-        s = summarize(_truncated(on(best["results"]), n), hot_list)
-        if s["false_hits_per_1000"] <= before["false_hits_per_1000"]:
-            candidates.append((s["hit_recall"], -n, n, s))
-    _, _, n, measured = max(candidates)
+        for min_share in MIN_SHARES:
+            s = summarize(_truncated(on(best["results"]), n, min_share), hot_list)
+            if s["false_hits_per_1000"] <= before["false_hits_per_1000"]:
+                # Most hit recall; then fewest false hits; then the fewest alternatives.
+                candidates.append((s["hit_recall"], -s["false_hits_per_1000"], -n, n, min_share, s))
+    *_, n, min_share, measured = max(candidates, key=lambda c: c[:3])
     keep = ("exact", "within_one", "no_read", "hit_recall", "false_hits_per_1000", "keys_per_read")
     return {
-        "options": {**best["setting"], "alternatives": n},
+        "options": {**best["setting"], "alternatives": n, "min_share": min_share},
         "measured_on_these_photos": {k: measured[k] for k in keep},
         "before_prior_on_these_photos": {k: before[k] for k in keep},
     }
