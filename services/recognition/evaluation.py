@@ -16,17 +16,16 @@ import resource
 import statistics
 import time
 from collections import Counter
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from services.recognition.engine import PLATE_HEAD, OcrEngine
 from services.recognition.hitrate import hot_list_keys, outcome
-from services.recognition.pipeline import Options, recognize_bytes
+from services.recognition.pipeline import Options, recognize_bytes, tuned_settings, with_settings
 from shared.plates import normalize
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
-TUNED = Path(__file__).parent / "data" / "tuned.json"
 FOLDS = ("A", "B")
 
 
@@ -60,16 +59,6 @@ def fold_of(index: int) -> str:
 
 def other(fold: str) -> str:
     return FOLDS[1 - FOLDS.index(fold)]
-
-
-def tuned_settings(path: Path = TUNED) -> dict[str, dict[str, Any]]:
-    """Per fold ("A", "B") and for "all": the settings chosen on those photos (empty: the defaults)."""
-    data = json.loads(path.read_text()) if path.exists() else {}
-    return {k: dict(data.get(k, {}).get("options", {})) for k in (*FOLDS, "all")}
-
-
-def with_settings(options: Options, settings: dict[str, Any]) -> Options:
-    return replace(options, **{k: tuple(v) if isinstance(v, list) else v for k, v in settings.items()})
 
 
 @dataclass

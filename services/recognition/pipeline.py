@@ -5,9 +5,12 @@ Pure functions over an `OcrEngine`; the service runs them in a worker pool and `
 
 from __future__ import annotations
 
+import json
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -33,7 +36,7 @@ class Options:
     plate_head: bool = False  # mix our plate head's scores in (README: trained, measured, not better on unseen photos)
     head_weight: float = 0.5  # the plate head's share when its scores and PP-OCR's are mixed
     plate_decoding: bool = True  # fold the recognizer's symbols onto the plate alphabet (else its raw reading)
-    syntax: bool = True  # correct one character towards a common US plate format (decoding.apply_syntax)
+    syntax: bool = True  # without `prior`: correct one character towards a common format (decoding.apply_syntax)
     variants: bool = False  # vote over crops/enhancements of the best line when it is not refined (README)
     max_lines: int = 6  # text lines read per detection pass, most plate-like first (each read costs ~10 ms)
     detect_sides: tuple[int, ...] = (640, 1280)  # detection passes, coarse to fine
@@ -49,6 +52,25 @@ class Options:
     alternatives: int = 5  # alternative readings returned (ingest sends them to hotlist): tuned per fold
     min_share: float = 0.0  # ... each with at least this share of the beam's probability: tuned per fold
     unlisted: float = 1.0  # plate-likeness factor of a reading in no listed format (a line's plate evidence): tuned
+
+
+TUNED = Path(__file__).parent / "data" / "tuned.json"  # written by `python -m services.recognition.tuning`
+
+
+def tuned_settings(path: Path = TUNED) -> dict[str, dict[str, Any]]:
+    """Per fold ("A", "B") and for "all" photos: the settings chosen on them (empty: the defaults)."""
+    data = json.loads(path.read_text()) if path.exists() else {}
+    return {k: dict(data.get(k, {}).get("options", {})) for k in ("A", "B", "all")}
+
+
+def with_settings(options: Options, settings: dict[str, Any]) -> Options:
+    return replace(options, **{k: tuple(v) if isinstance(v, list) else v for k, v in settings.items()})
+
+
+def served_options(detect_sides: tuple[int, ...]) -> Options:
+    """What the service runs: the settings chosen on all labelled photos (their figure on photos not seen is the
+    cross-fold one, docs/recognition-19.md)."""
+    return with_settings(Options(detect_sides=detect_sides), tuned_settings()["all"])
 
 
 @dataclass

@@ -23,9 +23,9 @@ from typing import Any
 import numpy as np
 
 from services.recognition.engine import LineScores, OcrEngine, RapidOcrEngine, TextLine
-from services.recognition.evaluation import FOLDS, TUNED, PhotoResult, fold_of, labelled_photos, summarize
+from services.recognition.evaluation import FOLDS, PhotoResult, fold_of, labelled_photos, summarize
 from services.recognition.hitrate import hot_list_keys
-from services.recognition.pipeline import Options, recognize_bytes
+from services.recognition.pipeline import TUNED, Options, recognize_bytes
 
 GRID: dict[str, list[Any]] = {
     "vanity": [0.002, 0.005, 0.01, 0.02],
