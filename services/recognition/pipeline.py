@@ -64,7 +64,8 @@ def tuned_settings(path: Path = TUNED) -> dict[str, dict[str, Any]]:
 
 
 def with_settings(options: Options, settings: dict[str, Any]) -> Options:
-    return replace(options, **{k: tuple(v) if isinstance(v, list) else v for k, v in settings.items()})
+    values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in settings.items()}
+    return replace(options, **values)
 
 
 def served_options(detect_sides: tuple[int, ...]) -> Options:
