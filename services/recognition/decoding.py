@@ -197,16 +197,25 @@ def _candidates(folded: np.ndarray, min_prob: float) -> tuple[np.ndarray, list[l
     return rest, steps
 
 
+def _add(a: float, b: float) -> float:
+    return a + b
+
+
 def beam_search(
-    folded: np.ndarray, grammar: Grammar, beam: int = 12, min_prob: float = 1e-3
+    folded: np.ndarray, grammar: Grammar, beam: int = 12, min_prob: float = 1e-3, best_path: bool = True
 ) -> list[tuple[str, float, list[tuple[float, int]]]]:
     """CTC prefix beam search over `folded` (T, 2 + 36) that ranks partial readings by their CTC probability times
     the best prior they can still reach, and whole readings by CTC probability times the prior of their format.
+
+    `best_path`: a reading's probability is that of its most likely alignment (not the sum over alignments), so with
+    equal priors the search returns the recognizer's own greedy reading, and departs from it only where the prior
+    pays for it (measured: the sum favoured characters spread over two steps, U read as 0).
 
     Returns readings best first as (text, share of the kept readings' prior-weighted mass, per character its peak
     probability and the step of that peak)."""
     rest, steps = _candidates(folded, min_prob)
     # prefix → [p ending in blank, p ending in its last character, that character's (peak p, step) list]
+    comb = max if best_path else _add
     beams: dict[str, list] = {"": [1.0, 0.0, []]}
     for t, cands in enumerate(steps):
         blank = float(rest[t])
@@ -214,19 +223,19 @@ def beam_search(
         nxt: dict[str, list] = {}
         for prefix, (pb, pnb, confs) in beams.items():
             entry = nxt.setdefault(prefix, [0.0, 0.0, confs])
-            entry[0] += (pb + pnb) * blank
+            entry[0] = comb(entry[0], comb(pb, pnb) * blank)
             if prefix:
                 last = PLATE_ALPHABET.index(prefix[-1])
                 p = row.get(last, 0.0)
                 if p and pnb:
-                    entry[1] += pnb * p
+                    entry[1] = comb(entry[1], pnb * p)
                     if p > entry[2][-1][0]:
                         entry[2] = [*entry[2][:-1], (p, t)]
             if len(prefix) >= MAX_READING:
                 continue
             for k, p in cands:
                 ch = PLATE_ALPHABET[k]
-                add = (pb if prefix and prefix[-1] == ch else pb + pnb) * p
+                add = (pb if prefix and prefix[-1] == ch else comb(pb, pnb)) * p
                 if add <= 0.0:
                     continue
                 new = prefix + ch
@@ -234,14 +243,15 @@ def beam_search(
                 if grown is None:
                     nxt[new] = [0.0, add, [*confs, (p, t)]]
                 else:
-                    if add > grown[0] + grown[1]:
+                    if add > comb(grown[0], grown[1]):
                         grown[2] = [*confs, (p, t)]
-                    grown[1] += add
-        ranked = sorted(nxt.items(), key=lambda kv: (kv[1][0] + kv[1][1]) * grammar.reach(kv[0]), reverse=True)[:beam]
-        top = ranked[0][1][0] + ranked[0][1][1] or 1.0
+                    grown[1] = comb(grown[1], add)
+        ranked = sorted(nxt.items(), key=lambda kv: comb(kv[1][0], kv[1][1]) * grammar.reach(kv[0]), reverse=True)
+        ranked = ranked[:beam]
+        top = comb(ranked[0][1][0], ranked[0][1][1]) or 1.0
         # Rescale every step: long lines would underflow otherwise (the ranking is unchanged).
         beams = {k: [v[0] / top, v[1] / top, v[2]] for k, v in ranked}
-    finished = [(text, (pb + pnb) * grammar.prior(text), confs) for text, (pb, pnb, confs) in beams.items() if text]
+    finished = [(text, comb(pb, pnb) * grammar.prior(text), confs) for text, (pb, pnb, confs) in beams.items() if text]
     finished = [f for f in finished if f[1] > 0.0]
     total = sum(score for _, score, _ in finished) or 1.0
     finished.sort(key=lambda f: f[1], reverse=True)
@@ -257,14 +267,14 @@ def _round_to_zero(text: str) -> str:
     return text if any(ch.isdigit() and ch != "0" for ch in text) else text.replace("0", "O")
 
 
-def decode_with_prior(decoded: Decoded, grammar: Grammar, beam: int = 12) -> Decoded:
+def decode_with_prior(decoded: Decoded, grammar: Grammar, beam: int = 12, best_path: bool = True) -> Decoded:
     """`decoded` read again by the beam search under `grammar`; unchanged when it carries no scores or the beam
     finds no reading. The greedy reading is kept as `raw` (what the recognizer itself read)."""
     if decoded.folded is None or len(decoded.text) > MAX_READING + 1:
         # A line far longer than a plate (a dealer frame, a slogan) is no plate: squeezing it into one would make
         # it look like one.
         return decoded
-    found = beam_search(decoded.folded, grammar, beam)
+    found = beam_search(decoded.folded, grammar, beam, best_path=best_path)
     if not found:
         return decoded
     merged: dict[str, float] = {}

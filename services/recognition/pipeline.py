@@ -49,6 +49,7 @@ class Options:
     prior: bool = True  # beam-search decoding under the plate-format prior (grammar.py), instead of `syntax`
     vanity: float = 0.02  # the prior of a reading in no listed format (vanity, specialty): tuned per fold
     beam: int = 12  # readings kept by the beam search at each step
+    best_path: bool = True  # a reading's probability: its likeliest alignment's (else the sum over alignments)
     alternatives: int = 5  # alternative readings returned (ingest sends them to hotlist): tuned per fold
     min_share: float = 0.0  # ... each with at least this share of the beam's probability: tuned per fold
     unlisted: float = 1.0  # plate-likeness factor of a reading in no listed format (a line's plate evidence): tuned
@@ -132,7 +133,7 @@ def _read(engine: OcrEngine, crops: list[np.ndarray], options: Options) -> list[
         return [_plain(d) for d in results]
     if options.prior:
         prior = grammar(None, options.vanity)
-        return [decode_with_prior(d, prior, options.beam) for d in results]
+        return [decode_with_prior(d, prior, options.beam, options.best_path) for d in results]
     return [apply_syntax(d) for d in results] if options.syntax else results
 
 
@@ -144,7 +145,9 @@ def _with_state(reading: PlateReading, options: Options) -> None:
     """Decode the reading again with the formats of the state read off the plate (once per state)."""
     if not options.prior or reading.decoded is None or not reading.state or reading.state_decoded == reading.state:
         return
-    decoded = decode_with_prior(reading.decoded, grammar(reading.state, options.vanity), options.beam)
+    decoded = decode_with_prior(
+        reading.decoded, grammar(reading.state, options.vanity), options.beam, options.best_path
+    )
     reading.state_decoded = reading.state
     if not decoded.text:
         return

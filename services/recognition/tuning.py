@@ -29,8 +29,8 @@ from services.recognition.pipeline import TUNED, Options, recognize_bytes
 
 GRID: dict[str, list[Any]] = {
     "vanity": [0.002, 0.005, 0.01, 0.02],
-    "unlisted": [1.0],
     "refine_stop": [0.95, 0.0],
+    "best_path": [True, False],
 }
 MAX_ALTERNATIVES = 8
 BEFORE_PRIOR = {"prior": False, "alternatives": 5, "unlisted": 1.0, "refine_stop": 0.95}
