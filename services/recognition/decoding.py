@@ -5,6 +5,9 @@ so the decoder folds lower case into upper case and drops every other symbol int
 letter O becomes the digit 0 on a plate with digits (US plates print them alike and the hot list compares them as
 one); an all-letter vanity plate keeps its O. What remains gives per-character confidences and, from the runner-up
 at each character, the alternative readings.
+
+With the plate-format prior (`beam_search`, `decode_with_prior`), the folded scores are searched again by a beam
+under the US serial formats of `grammar.py`; its other readings become the alternatives (`key_alternatives`).
 """
 
 from __future__ import annotations
