@@ -56,3 +56,20 @@ def test_photos_the_plate_head_learnt_from_are_left_out(tmp_path: Path, capsys: 
         assert main(["eval-ocr", str(tmp_path), "--json", *args]) == 0
         out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
         assert out["images"] == 2 and out["skipped_trained"] == 0
+
+
+def test_each_fold_is_read_with_what_was_tuned_on_the_other(tmp_path: Path) -> None:
+    from services.recognition.engine import get_engine
+    from services.recognition.evaluation import evaluate
+    from services.recognition.pipeline import Options
+
+    for name, text in (("a", "HRT482"), ("b", "KXR482")):
+        cv2.imwrite(str(tmp_path / f"{name}.jpg"), plate_image(text))
+        (tmp_path / f"{name}.txt").write_text(f"{name}.jpg 10 10 100 50 {text}\n")
+    # Fold A's choice (no alternatives) must read fold B's photo, and fold B's (up to 8) fold A's.
+    tuned = {"A": {"alternatives": 0}, "B": {"alternatives": 8, "min_share": 0.0}, "all": {"alternatives": 0}}
+    result = evaluate(get_engine(), tmp_path, Options(), tuned=tuned)
+    by_file = {r.file: r for r in result.cross}
+    assert by_file["a.jpg"].fold == "A" and by_file["a.jpg"].alternatives
+    assert by_file["b.jpg"].fold == "B" and by_file["b.jpg"].alternatives == []
+    assert all(r.alternatives == [] for r in result.all_photos)
