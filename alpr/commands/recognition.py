@@ -10,7 +10,8 @@ from typing import Any
 from shared.settings import Settings
 
 # What each stage switches off or on, against today's defaults (`pipeline.Options`).
-_VOTES = {"variants": True, "refine_vote": True, "settle": False, "refine_stop": 0.0}  # before the fast path
+_BEFORE_PRIOR = {"prior": False, "alternatives": 5, "unlisted": 1.0}  # decoding as it was before issue 19
+_VOTES = {**_BEFORE_PRIOR, "variants": True, "refine_vote": True, "settle": False, "refine_stop": 0.0}
 STAGES = {
     # Each stage adds one improvement, in the order they were made (README, "Recognition").
     "crops": {**_VOTES, "plate_decoding": False, "variants": False, "refine": 0},
@@ -23,7 +24,8 @@ STAGES = {
     "choose": {**_VOTES, "number_line": False},
     "number_line": _VOTES,
     "settle": {**_VOTES, "settle": True},
-    "full": {},  # settle, no votes, stop refining at a sure reading: the default
+    "before-prior": {**_BEFORE_PRIOR, "refine_stop": 0.95},  # the default before the plate-format prior (issue 19)
+    "full": {},  # the format prior in decoding, settings tuned per fold (data/tuned.json): the default
     "plate_head": {"plate_head": True},  # full + our plate head's scores mixed in at head_weight
 }
 
@@ -39,12 +41,16 @@ def cmd_eval_ocr(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     sides = tuple(int(side) for side in args.detect_sides.split(",")) if args.detect_sides else None
     sides = sides or settings.recognition_detect_sides
-    options = Options(**{**STAGES[args.stage], "detect_sides": sides})  # type: ignore[arg-type]
-    engine = RapidOcrEngine(threads=args.threads, plate_head=options.plate_head)
+    options = Options(detect_sides=sides)
+    stage = dict(STAGES[args.stage])
+    if args.detect_sides:
+        stage["detect_sides"] = sides
+    plate_head = bool(stage.get("plate_head"))
+    engine = RapidOcrEngine(threads=args.threads, plate_head=plate_head)
     # Photos the plate head learnt from are left out when it reads (or, with --held-out, for any stage: to compare
     # a stage with the head on the same photos).
-    skip = trained_on() if (options.plate_head or args.held_out) and not args.include_trained else set()
-    summary = evaluate(engine, folder, options, skip).summary()
+    skip = trained_on() if (plate_head or args.held_out) and not args.include_trained else set()
+    summary = evaluate(engine, folder, options, skip, overrides=stage).summary(args.hot_list or None)
     if args.json:
         print(json.dumps(summary))
         return 0
@@ -52,16 +58,33 @@ def cmd_eval_ocr(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+_ROWS = (
+    ("images", "{}"),
+    ("exact", "{:.1%}"),
+    ("within_one", "{:.1%}"),
+    ("no_read", "{:.1%}"),
+    ("hit_recall", "{:.1%}"),
+    ("false_hits_per_1000", "{:.2f}"),
+    ("p50_ms", "{:.0f} ms"),
+    ("p95_ms", "{:.0f} ms"),
+    ("cpu_ms_per_photo", "{:.0f} ms"),
+)
+
+
 def _table(summary: dict[str, Any]) -> str:
     skipped = summary["skipped_trained"]
     left_out = f" ({skipped} left out: the plate head learnt from them)" if skipped else ""
-    lines = [
-        f"images      {summary['images']}{left_out}",
-        f"exact       {summary['exact']:.1%}",
-        f"within one  {summary['within_one']:.1%}",
-        f"no read     {summary['no_read']:.1%}",
-        f"p50         {summary['p50_ms']:.0f} ms",
-        f"p95         {summary['p95_ms']:.0f} ms",
+    columns = [("cross-fold", summary), *((f"fold {f}", s) for f, s in summary["folds"].items())]
+    columns.append(("all photos*", summary["all_photos"]))
+    lines = [f"{'':<20}" + "".join(f"{name:>14}" for name, _ in columns)]
+    for key, fmt in _ROWS:
+        if key in summary:
+            lines.append(f"{key:<20}" + "".join(f"{fmt.format(col[key]):>14}" for _, col in columns))
+    load = summary["load_average"]
+    lines += [
+        f"{skipped} photos left out{left_out}" if skipped else "",
+        "fold A is read with what was tuned on fold B and the other way round; * tuned on the photos it reads",
+        f"load average {load[0]:.2f} at the start, {load[1]:.2f} at the end, {summary['cpus']} CPUs",
         "",
         f"{'file':<44} {'expected':<10} read",
     ]
@@ -78,4 +101,5 @@ def register(sub: Any) -> None:
     p.add_argument("--held-out", action="store_true", help="only photos the plate head was not trained on, any stage")
     p.add_argument("--include-trained", action="store_true", help="with the plate head, also the photos it learnt")
     p.add_argument("--threads", type=int, default=None, help="ONNX Runtime threads (default: all cores)")
+    p.add_argument("--hot-list", type=int, default=1_000_000, help="size of the generated hot list (0: no hit figures)")
     p.set_defaults(func=cmd_eval_ocr)

@@ -5,17 +5,21 @@ so the decoder folds lower case into upper case and drops every other symbol int
 letter O becomes the digit 0 on a plate with digits (US plates print them alike and the hot list compares them as
 one); an all-letter vanity plate keeps its O. What remains gives per-character confidences and, from the runner-up
 at each character, the alternative readings.
+
+With the plate-format prior (`beam_search`, `decode_with_prior`), the folded scores are searched again by a beam
+under the US serial formats of `grammar.py`; its other readings become the alternatives (`key_alternatives`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from heapq import nlargest
 from itertools import product
 
 import numpy as np
 
-from shared.plates import CONFUSION_CLASSES
+from services.recognition.grammar import Grammar
+from shared.plates import CONFUSION_CLASSES, confusion_key
 
 PLATE_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _CLASS_OF = {ch: cls for cls in CONFUSION_CLASSES for ch in cls}
@@ -27,6 +31,10 @@ class Decoded:
     raw: str  # the recognizer's own greedy reading, every symbol
     char_confidences: list[float]
     runners_up: list[list[tuple[str, float]]]  # per character, the next likely plate characters
+    # With the beam decoder: the other readings it found, most likely first (probability under the prior, of all
+    # readings the beam kept), and the folded scores it read, so a state found later can decode the line again.
+    beams: list[tuple[str, float]] | None = field(default=None, compare=False)
+    folded: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     @property
     def confidence(self) -> float:
@@ -95,7 +103,7 @@ class PlateDecoder:
                 [("0" if a == "O" else a, p) for a, p in opts if a != "O" or ch != "0"]
                 for ch, opts in zip(chars, runners, strict=True)
             ]
-        return Decoded("".join(chars), raw, confs, runners)
+        return Decoded("".join(chars), raw, confs, runners, None, folded)
 
 
 def alternatives(decoded: Decoded, limit: int = 5) -> list[tuple[str, float]]:
@@ -170,3 +178,141 @@ def apply_syntax(decoded: Decoded, min_ratio: float = 0.02) -> Decoded:
         runners[i] = [(text[i], conf)]
         return Decoded(text[:i] + alt + text[i + 1 :], decoded.raw, confs, runners)
     return decoded
+
+
+# Beam search over the CTC output under the plate-format prior (grammar.py).
+_ZERO, _LETTER_O = PLATE_ALPHABET.index("0"), PLATE_ALPHABET.index("O")
+
+
+def _candidates(folded: np.ndarray, min_prob: float) -> tuple[np.ndarray, list[list[tuple[int, float]]]]:
+    """Per step: the probability of emitting nothing (blank, or a symbol that is no plate character) and the plate
+    characters worth extending with. A round character is one symbol, 0, at the larger of the recognizer's 0 and O
+    (plates print them alike; their sum would favour it over D, U or Q, which the recognizer tells apart); the
+    grammar lets it stand for a digit or a letter."""
+    chars = folded[:, 2:].astype(np.float64)
+    chars[:, _ZERO] = np.maximum(chars[:, _ZERO], chars[:, _LETTER_O])
+    chars[:, _LETTER_O] = 0.0
+    rest = folded[:, 0].astype(np.float64) + folded[:, 1]
+    steps = []
+    for row in chars:
+        idx = np.nonzero(row >= min_prob)[0]
+        steps.append([(int(k), float(row[k])) for k in idx])
+    return rest, steps
+
+
+def _add(a: float, b: float) -> float:
+    return a + b
+
+
+def beam_search(
+    folded: np.ndarray, grammar: Grammar, beam: int = 12, min_prob: float = 1e-3, best_path: bool = True
+) -> list[tuple[str, float, list[tuple[float, int]]]]:
+    """CTC prefix beam search over `folded` (T, 2 + 36) that ranks partial readings by their CTC probability times
+    the best prior they can still reach, and whole readings by CTC probability times the prior of their format.
+
+    `best_path`: a reading's probability is that of its most likely alignment (not the sum over alignments), so with
+    equal priors the search returns the recognizer's own greedy reading, and departs from it only where the prior
+    pays for it (measured: the sum favoured characters spread over two steps, U read as 0).
+
+    Returns readings best first as (text, share of the kept readings' prior-weighted mass, per character its peak
+    probability and the step of that peak)."""
+    rest, steps = _candidates(folded, min_prob)
+    # prefix → [p ending in blank, p ending in its last character, that character's (peak p, step) list]
+    comb = max if best_path else _add
+    beams: dict[str, list] = {"": [1.0, 0.0, []]}
+    for t, cands in enumerate(steps):
+        blank = float(rest[t])
+        row = dict(cands)
+        nxt: dict[str, list] = {}
+        for prefix, (pb, pnb, confs) in beams.items():
+            entry = nxt.setdefault(prefix, [0.0, 0.0, confs])
+            entry[0] = comb(entry[0], comb(pb, pnb) * blank)
+            if prefix:
+                last = PLATE_ALPHABET.index(prefix[-1])
+                p = row.get(last, 0.0)
+                if p and pnb:
+                    entry[1] = comb(entry[1], pnb * p)
+                    if p > entry[2][-1][0]:
+                        entry[2] = [*entry[2][:-1], (p, t)]
+            if len(prefix) >= MAX_READING:
+                continue
+            for k, p in cands:
+                ch = PLATE_ALPHABET[k]
+                add = (pb if prefix and prefix[-1] == ch else comb(pb, pnb)) * p
+                if add <= 0.0:
+                    continue
+                new = prefix + ch
+                grown = nxt.get(new)
+                if grown is None:
+                    nxt[new] = [0.0, add, [*confs, (p, t)]]
+                else:
+                    if add > comb(grown[0], grown[1]):
+                        grown[2] = [*confs, (p, t)]
+                    grown[1] = comb(grown[1], add)
+        ranked = sorted(nxt.items(), key=lambda kv: comb(kv[1][0], kv[1][1]) * grammar.reach(kv[0]), reverse=True)
+        ranked = ranked[:beam]
+        top = comb(ranked[0][1][0], ranked[0][1][1]) or 1.0
+        # Rescale every step: long lines would underflow otherwise (the ranking is unchanged).
+        beams = {k: [v[0] / top, v[1] / top, v[2]] for k, v in ranked}
+    finished = [(text, comb(pb, pnb) * grammar.prior(text), confs) for text, (pb, pnb, confs) in beams.items() if text]
+    finished = [f for f in finished if f[1] > 0.0]
+    total = sum(score for _, score, _ in finished) or 1.0
+    finished.sort(key=lambda f: f[1], reverse=True)
+    return [(text, score / total, confs) for text, score, confs in finished]
+
+
+MAX_READING = 8
+
+
+def _round_to_zero(text: str) -> str:
+    """The beam writes a round character 0; it stays 0 on a plate with another digit (the hot list and the labels
+    write it so) and is O on an all-letter (vanity) plate."""
+    return text if any(ch.isdigit() and ch != "0" for ch in text) else text.replace("0", "O")
+
+
+def decode_with_prior(decoded: Decoded, grammar: Grammar, beam: int = 12, best_path: bool = True) -> Decoded:
+    """`decoded` read again by the beam search under `grammar`; unchanged when it carries no scores or the beam
+    finds no reading. The greedy reading is kept as `raw` (what the recognizer itself read)."""
+    if decoded.folded is None or len(decoded.text) > MAX_READING + 1:
+        # A line far longer than a plate (a dealer frame, a slogan) is no plate: squeezing it into one would make
+        # it look like one.
+        return decoded
+    found = beam_search(decoded.folded, grammar, beam, best_path=best_path)
+    if not found:
+        return decoded
+    merged: dict[str, float] = {}
+    for text, share, _ in found:
+        key = _round_to_zero(text)
+        merged[key] = merged.get(key, 0.0) + share
+    text, _, confs = found[0]
+    chars = _round_to_zero(text)
+    runners = []
+    for ch, (_, t) in zip(chars, confs, strict=True):
+        row = decoded.folded[t, 2:]
+        order = np.argsort(row)[::-1][:4]
+        runners.append(
+            [(PLATE_ALPHABET[k], float(row[k])) for k in order if PLATE_ALPHABET[k] != ch and row[k] > 0.01][:3]
+        )
+    beams = sorted(merged.items(), key=lambda kv: kv[1], reverse=True)
+    return Decoded(chars, decoded.raw, [float(p) for p, _ in confs], runners, beams, decoded.folded)
+
+
+def key_alternatives(decoded: Decoded, limit: int, min_share: float = 0.0) -> list[tuple[str, float]]:
+    """The beam's other readings that the hot list would match differently (another confusion key than the
+    reading's and than each other's): only those add a chance of a hit. Each costs a chance of a false hit too
+    (about 1 % per key against a 1 M list), so only those with at least `min_share` of the beam's mass."""
+    if limit <= 0:
+        return []
+    if not decoded.beams:
+        return alternatives(decoded, limit)
+    seen = {confusion_key(decoded.text)}
+    out = []
+    for text, share in decoded.beams:
+        key = confusion_key(text)
+        if key in seen or share < min_share:
+            continue
+        seen.add(key)
+        out.append((text, round(share, 4)))
+        if len(out) >= limit:
+            break
+    return out

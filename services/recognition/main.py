@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from services.recognition.pipeline import Options
+from services.recognition.pipeline import served_options
 from services.recognition.routes import router
 from services.recognition.service import OcrPool
 from shared.app import create_service_app
@@ -19,7 +19,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        options = Options(detect_sides=settings.recognition_detect_sides)
+        options = served_options(settings.recognition_detect_sides)
         pool = OcrPool(
             settings.recognition_workers,
             settings.recognition_queue,

@@ -5,15 +5,27 @@ Pure functions over an `OcrEngine`; the service runs them in a worker pool and `
 
 from __future__ import annotations
 
+import json
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from services.recognition import imaging
-from services.recognition.decoding import Decoded, PlateDecoder, alternatives, apply_syntax, fits_format
+from services.recognition.decoding import (
+    Decoded,
+    PlateDecoder,
+    alternatives,
+    apply_syntax,
+    decode_with_prior,
+    fits_format,
+    key_alternatives,
+)
 from services.recognition.engine import OcrEngine, TextLine
+from services.recognition.grammar import grammar
 from shared.plates import is_non_plate_text, is_plate_text, normalize, state_from_text
 
 
@@ -24,7 +36,7 @@ class Options:
     plate_head: bool = False  # mix our plate head's scores in (README: trained, measured, not better on unseen photos)
     head_weight: float = 0.5  # the plate head's share when its scores and PP-OCR's are mixed
     plate_decoding: bool = True  # fold the recognizer's symbols onto the plate alphabet (else its raw reading)
-    syntax: bool = True  # correct one character towards a common US plate format (decoding.apply_syntax)
+    syntax: bool = True  # without `prior`: correct one character towards a common format (decoding.apply_syntax)
     variants: bool = False  # vote over crops/enhancements of the best line when it is not refined (README)
     max_lines: int = 6  # text lines read per detection pass, most plate-like first (each read costs ~10 ms)
     detect_sides: tuple[int, ...] = (640, 1280)  # detection passes, coarse to fine
@@ -34,6 +46,33 @@ class Options:
     refine_vote: bool = False  # vote over crops/enhancements inside each refined region too (README: a wash, slower)
     settle: bool = True  # refine the coarse pass's lines before deciding on a finer pass (README)
     refine_stop: float = 0.95  # stop refining further lines once one reads this surely in a common format (0: never)
+    prior: bool = True  # beam-search decoding under the plate-format prior (grammar.py), instead of `syntax`
+    vanity: float = 0.02  # the prior of a reading in no listed format (vanity, specialty): tuned per fold
+    beam: int = 12  # readings kept by the beam search at each step
+    best_path: bool = True  # a reading's probability: its likeliest alignment's (else the sum over alignments)
+    alternatives: int = 5  # alternative readings returned (ingest sends them to hotlist): tuned per fold
+    min_share: float = 0.0  # ... each with at least this share of the beam's probability: tuned per fold
+    unlisted: float = 1.0  # plate-likeness factor of a reading in no listed format (a line's plate evidence): tuned
+
+
+TUNED = Path(__file__).parent / "data" / "tuned.json"  # written by `python -m services.recognition.tuning`
+
+
+def tuned_settings(path: Path = TUNED) -> dict[str, dict[str, Any]]:
+    """Per fold ("A", "B") and for "all" photos: the settings chosen on them (empty: the defaults)."""
+    data = json.loads(path.read_text()) if path.exists() else {}
+    return {k: dict(data.get(k, {}).get("options", {})) for k in ("A", "B", "all")}
+
+
+def with_settings(options: Options, settings: dict[str, Any]) -> Options:
+    values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in settings.items()}
+    return replace(options, **values)
+
+
+def served_options(detect_sides: tuple[int, ...]) -> Options:
+    """What the service runs: the settings chosen on all labelled photos (their figure on photos not seen is the
+    cross-fold one, docs/recognition-19.md)."""
+    return with_settings(Options(detect_sides=detect_sides), tuned_settings()["all"])
 
 
 @dataclass
@@ -46,6 +85,8 @@ class PlateReading:
     alternatives: list[tuple[str, float]]
     state: str | None = None
     state_confidence: float | None = None
+    decoded: Decoded | None = field(default=None, repr=False, compare=False)  # to decode again once the state is read
+    state_decoded: str | None = None  # the state whose formats decoded it
 
 
 @dataclass
@@ -90,7 +131,37 @@ def _read(engine: OcrEngine, crops: list[np.ndarray], options: Options) -> list[
     results = [decoder.decode(s.probs, s.plate if head else None, options.head_weight) for s in engine.recognize(crops)]
     if not options.plate_decoding:
         return [_plain(d) for d in results]
+    if options.prior:
+        prior = grammar(None, options.vanity)
+        return [decode_with_prior(d, prior, options.beam, options.best_path) for d in results]
     return [apply_syntax(d) for d in results] if options.syntax else results
+
+
+def _fits(text: str, options: Options) -> bool:
+    return grammar(None, options.vanity).fits(text) if options.prior else fits_format(text)
+
+
+def _with_state(reading: PlateReading, options: Options) -> None:
+    """Decode the reading again with the formats of the state read off the plate (once per state)."""
+    if not options.prior or reading.decoded is None or not reading.state or reading.state_decoded == reading.state:
+        return
+    decoded = decode_with_prior(
+        reading.decoded, grammar(reading.state, options.vanity), options.beam, options.best_path
+    )
+    reading.state_decoded = reading.state
+    if not decoded.text:
+        return
+    reading.decoded = decoded
+    reading.plate = decoded.text
+    reading.confidence = round(decoded.confidence, 4)
+    reading.char_confidences = [round(c, 4) for c in decoded.char_confidences]
+    reading.alternatives = _alternatives(decoded, options)
+
+
+def _alternatives(decoded: Decoded, options: Options) -> list[tuple[str, float]]:
+    if options.prior:
+        return key_alternatives(decoded, options.alternatives, options.min_share)
+    return alternatives(decoded, options.alternatives)
 
 
 def _candidate_lines(lines: list[TextLine], image: np.ndarray, options: Options) -> list[tuple[TextLine, float, float]]:
@@ -247,7 +318,8 @@ def _reading(engine: OcrEngine, image: np.ndarray, line: _Line, options: Options
         confidence=round(reading.confidence, 4),
         box=[[round(float(x), 1), round(float(y), 1)] for x, y in imaging.order_quad(line.quad)],
         char_confidences=[round(c, 4) for c in reading.char_confidences],
-        alternatives=alternatives(reading),
+        alternatives=_alternatives(reading, options),
+        decoded=reading,
     )
 
 
@@ -273,7 +345,7 @@ def _ranked(
             better = refined[id(ln)]
         # A refined reading that is sure and well-formed ends the search: the lines after it are read, not refined.
         sure = sure or (
-            better is not None and 0 < options.refine_stop <= better.confidence and fits_format(better.plate)
+            better is not None and 0 < options.refine_stop <= better.confidence and _fits(better.plate, options)
         )
         readings.append((ln, better or _reading(engine, image, ln, options, options.variants and rank == 0)))
     if options.choose and options.refine > 1:
@@ -281,7 +353,11 @@ def _ranked(
         # the plate (a phone number or a sign reads just as confidently as the plate at photo scale).
         head = readings[: options.refine]
         head.sort(
-            key=lambda item: plate_likeness(item[1].plate, item[1].confidence, item[0].height, tallest), reverse=True
+            key=lambda item: (
+                plate_likeness(item[1].plate, item[1].confidence, item[0].height, tallest)
+                * (1.0 if _fits(item[1].plate, options) else options.unlisted)
+            ),
+            reverse=True,
         )
         readings[: options.refine] = head
     return readings
@@ -320,6 +396,7 @@ def recognize_image(engine: OcrEngine, image: np.ndarray, options: Options = Opt
         seen.add(reading.plate)
         if reading.state is None:  # a refined reading may have read the state inside its region already
             reading.state, reading.state_confidence = _state_near(lines, ln)
+        _with_state(reading, options)
         result.plates.append(reading)
     t2 = time.perf_counter()
     locate = clock["locate"]
