@@ -1,6 +1,7 @@
 """The one door, checked against the apps' routes: every route whose answer carries stored reads, positions, photos
-or hits is in `shared.scoping.READ_DOORS` (the table docs/readme-14.md prints), and every route in that table takes
-the shared scope (`shared.scoping.Scoped`), which filters by the caller's agency and writes the audit entry."""
+or hits is in `shared.scoping.READ_DOORS` (the table the README's access section prints), and every route in that
+table takes the shared scope (`shared.scoping.Scoped`), which filters by the caller's agency and writes the audit
+entry."""
 
 from __future__ import annotations
 
