@@ -14,7 +14,9 @@ from pydantic import BaseModel
 
 from shared.auth import CurrentPrincipal, TokenVerifier
 from shared.db import create_engine, create_sessionmaker, ping
-from shared.errors import register_error_handlers
+from shared.errors import API_ERRORS, error_responses, register_error_handlers
+from shared.health import LoopHealth
+from shared.limits import InputLimitMiddleware
 from shared.logs import RequestIdMiddleware, configure_logging
 from shared.settings import ServiceName, Settings
 from shared.storage import create_store
@@ -48,13 +50,18 @@ async def _check(name: str, probe: Awaitable[None]) -> tuple[str, str | None]:
 
 
 def _health_router() -> APIRouter:
-    router = APIRouter(tags=["health"])
+    router = APIRouter(tags=["health"], responses=error_responses(422))
 
     @router.get("/healthz", summary="The process is up")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @router.get("/readyz", summary="PostgreSQL and the object store answer", response_model=None)
+    @router.get(
+        "/readyz",
+        summary="PostgreSQL and the object store answer; `degraded` (200) with warnings when a worker keeps failing",
+        response_model=None,
+        responses=error_responses(503),
+    )
     async def readyz(request: Request) -> JSONResponse:
         app: FastAPI = request.app
         results = await asyncio.gather(
@@ -67,6 +74,9 @@ def _health_router() -> APIRouter:
             name, reason = extra.__name__, await extra(app)
             if reason:
                 warnings[name] = reason
+        for loop in app.state.loops:
+            if (reason := loop.reason()) is not None:
+                warnings[loop.name] = reason
         down = [name for name, reason in results if reason is not None]
         body: dict[str, object] = {"checks": checks}
         if warnings:
@@ -74,10 +84,13 @@ def _health_router() -> APIRouter:
         if down:
             body["detail"] = f"not ready: {', '.join(down)} down"
             return JSONResponse(body, status_code=503, headers={"Retry-After": "5"})
-        body["status"] = "ready"
+        # Degraded: still serving (a load balancer keeps it), but a worker loop or a check says what is wrong.
+        body["status"] = "degraded" if warnings else "ready"
         return JSONResponse(body)
 
-    @router.get("/v1/whoami", tags=["auth"], summary="Who the bearer token says the caller is")
+    @router.get(
+        "/v1/whoami", tags=["auth"], summary="Who the bearer token says the caller is", responses=error_responses(401)
+    )
     async def whoami(principal: CurrentPrincipal) -> WhoAmI:
         return WhoAmI(
             subject=principal.subject,
@@ -127,9 +140,19 @@ def create_service_app(
     app.state.settings = settings
     app.state.service = service
     app.state.ready_checks = list(ready_checks)
+    app.state.loops = []  # LoopHealth of the service's worker loops, registered by its lifespan
+    app.add_middleware(InputLimitMiddleware, max_body_bytes=settings.max_request_bytes)
     app.add_middleware(RequestIdMiddleware)
     register_error_handlers(app)
     app.include_router(_health_router())
     for router in routers:
-        app.include_router(router)
+        # One error shape, documented once for every route (a route's own `responses=` entries win).
+        app.include_router(router, responses=API_ERRORS)
     return app
+
+
+def watch_loop(app: FastAPI, name: str) -> LoopHealth:
+    """A worker loop's health, reported by `/readyz`."""
+    health = LoopHealth(name)
+    app.state.loops.append(health)
+    return health

@@ -27,6 +27,8 @@ class Settings(BaseSettings):
     database_url: str | None = None
     db_pool_size: int = Field(default=10, ge=1)
     db_connect_timeout_s: float = Field(default=3.0, gt=0)
+    # Any request body, counted while it streams (routes lower it for themselves: an agent post, a JSON read).
+    max_request_bytes: int = Field(default=256 * 1024 * 1024, ge=1024)
 
     # Object store. No endpoint: the local-folder driver under `data_dir/objects`.
     s3_endpoint: str | None = None  # host:port, e.g. "minio:9000"

@@ -24,6 +24,7 @@ from services.ingest.service import (
 )
 from services.ingest.writer import READS
 from shared import plates
+from shared.health import LoopHealth
 from shared.storage import ObjectNotFound, StorageError
 
 log = structlog.get_logger(__name__)
@@ -37,6 +38,7 @@ class Worker:
         self._last_version: int | None = None
         self._next_version_check = 0.0
         self.rounds = 0
+        self.health = LoopHealth("ingest_worker")
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="ingest-worker")
@@ -55,7 +57,9 @@ class Worker:
         while True:
             try:
                 await self.run_once()
+                self.health.ok()
             except Exception as exc:  # noqa: BLE001 - an outage must not kill the worker; it retries next round
+                self.health.failed(exc)
                 log.warning("ingest_worker_round_failed", error=repr(exc))
             self.rounds += 1
             with contextlib.suppress(TimeoutError):

@@ -44,6 +44,7 @@ from shared.audit import client_ip, record
 from shared.auth import ADMIN, SUPERVISOR, Principal
 from shared.db import SessionDep
 from shared.errors import AppError, BadRequest, Conflict, Forbidden, PayloadTooLarge, Unprocessable
+from shared.limits import lower_body_limit
 
 router = APIRouter()
 
@@ -107,9 +108,8 @@ def _metadata(raw: str | bytes | None, model: type[ReadMetadata] = ReadMetadata,
 
 
 def _content_length(request: Request, limit: int) -> None:
-    length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > limit:
-        raise PayloadTooLarge(f"request of {int(length)} bytes is over the limit of {limit} bytes")
+    # Checked on Content-Length now, and counted while the body streams (a chunked body has no length).
+    lower_body_limit(request, limit)
 
 
 async def _image(part: Any, *, field: str, max_bytes: int, max_pixels: int) -> CheckedImage | None:

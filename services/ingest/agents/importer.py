@@ -43,6 +43,8 @@ from services.ingest.service import (
 )
 from services.ingest.writer import READS, capture_day
 from shared import plates
+from shared.errors import is_bad_value
+from shared.health import LoopHealth
 from shared.storage import StorageError
 
 log = structlog.get_logger(__name__)
@@ -87,6 +89,7 @@ class AgentImporter:
         self._task: asyncio.Task[None] | None = None
         self.rounds = 0
         self.totals: Counter[str] = Counter()
+        self.health = LoopHealth("agent_importer")
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="agent-importer")
@@ -107,7 +110,9 @@ class AgentImporter:
                 while await self.run_once():
                     pass  # a backlog: keep going
                 await self.finish_reads()  # what an earlier round could not finish
+                self.health.ok()
             except Exception as exc:  # noqa: BLE001 - an outage must not kill the importer; the spool keeps all
+                self.health.failed(exc)
                 log.warning("agent_import_round_failed", error=repr(exc))
             self.rounds += 1
             with contextlib.suppress(TimeoutError):
@@ -145,7 +150,15 @@ class AgentImporter:
                 )
                 parsed.sort(key=lambda rp: (rp[0].agent_id, _epoch_of(rp[1]), rp[0].received_ms))
                 for record, post in parsed:
-                    await self._apply(conn, record, post, batch)
+                    try:
+                        await self._apply(conn, record, post, batch)
+                    except Exception as exc:
+                        # One post that cannot be imported must not hold back every post behind it.
+                        if _is_outage(exc):
+                            raise
+                        log.exception("agent_post_import_failed")
+                        reason = f"could not be imported: {type(exc).__name__}"
+                        await self._quarantine(conn, record, None, reason, batch)
                 await self._flush_activity(conn, batch)
                 await self._flush_drops(conn, batch)
             moved = [s for s in segments if s.end > offsets.get(s.name, 0)]
@@ -223,12 +236,13 @@ class AgentImporter:
                     await self._read(conn, agent, pr, batch)
             except Refused as exc:
                 await self._quarantine(conn, record, agent, str(exc), batch, data_type=post.data_type)
-            except DBAPIError as exc:
-                # An outage fails the batch (retried whole); a value PostgreSQL refuses (a NUL in a camera id...)
-                # must not block the spool behind it forever: that post goes to quarantine.
-                if exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError):
+            except Exception as exc:
+                # An outage fails the batch (retried whole); a value PostgreSQL refuses (a NUL in a frame key, a
+                # number out of range...) must not block the spool behind it forever: that post goes to quarantine.
+                if _is_outage(exc):
                     raise
-                reason = f"could not be stored: {type(exc.orig).__name__}"
+                cause = exc.orig if isinstance(exc, DBAPIError) else exc
+                reason = f"could not be stored: {type(cause).__name__}"
                 await self._quarantine(conn, record, agent, reason, batch, data_type=post.data_type)
 
     async def _quarantine(
@@ -243,7 +257,7 @@ class AgentImporter:
     ) -> None:
         try:
             body = json.dumps(scrub(loads(record.body))).encode()  # disallowed fields never reach the database
-        except Malformed:
+        except (Malformed, ValueError, RecursionError):
             body = record.body[:QUARANTINE_BODY_MAX]
         batch.quarantined += 1
         log.warning("agent_post_quarantined", agent=str(agent.id) if agent else None, reason=reason)
@@ -629,7 +643,19 @@ def _parse_all(records: list[spool_files.SpoolRecord]) -> list[tuple[spool_files
             out.append((record, parse(record.body)))
         except Malformed as exc:
             out.append((record, exc))
+        except Exception as exc:  # noqa: BLE001 - a body the parser chokes on is quarantined alone
+            log.exception("agent_post_parse_failed")
+            out.append((record, Malformed(f"cannot be parsed: {type(exc).__name__}")))
     return out
+
+
+def _is_outage(exc: BaseException) -> bool:
+    """PostgreSQL or the object store is down (the batch is retried whole), as against a post that fails alone."""
+    if isinstance(exc, DBAPIError):
+        if is_bad_value(exc):
+            return False
+        return exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)
+    return isinstance(exc, StorageError | ConnectionError | TimeoutError | OSError)
 
 
 def _epoch_of(post: ParsedPost | Malformed) -> int:
