@@ -20,6 +20,7 @@ from sqlmodel import Field, SQLModel
 
 from shared.auth import Principal
 from shared.logs import current_request_id
+from shared.text import strip_control, without_control
 
 
 class AuditEntry(SQLModel, table=True):
@@ -71,7 +72,8 @@ async def record(
     details: dict[str, Any] | None = None,
 ) -> AuditEntry:
     """Append an entry in the caller's transaction: it commits (or not) with the work it describes."""
-    details = dict(details or {})
+    # A refused request is audited whatever it held: PostgreSQL cannot store a NUL, so controls are taken out.
+    details = without_control(dict(details or {}))
     if principal is not None and principal.token_id:
         # Which token was used: ties each use of read data to one authentication.
         details.setdefault("token_id", principal.token_id)
@@ -84,8 +86,8 @@ async def record(
         actor_roles=sorted(principal.roles) if principal else [],
         agency=principal.agency if principal else None,
         object_type=object_type,
-        object_ids=[str(o) for o in object_ids or []],
-        case_number=case_number,
+        object_ids=[strip_control(str(o)) for o in object_ids or []],
+        case_number=strip_control(case_number) if case_number else case_number,
         grant_id=grant_id,
         source_ip=source_ip,
         outcome=outcome,

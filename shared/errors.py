@@ -77,10 +77,11 @@ class ErrorItem(BaseModel):
 
 
 class ErrorBody(BaseModel):
-    """Every error answer of every service: `detail` says what is wrong, in words or, when the request did not
-    match its schema, as one item per problem."""
+    """Every error answer of every service: `detail` says what is wrong, in words; when the request did not match
+    its schema, as one item per problem; where a caller needs fields to act on (a failed BCA sync), an object with
+    a `message`."""
 
-    detail: str | list[ErrorItem]
+    detail: str | list[ErrorItem] | dict[str, Any]
 
 
 _STATUS_TEXT = {
@@ -146,6 +147,18 @@ def register_error_handlers(app: FastAPI) -> None:
             {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")} for e in exc.errors()
         ]
         return _json(422, errors)
+
+    @app.exception_handler(DBAPIError)
+    async def _database_error(_: Request, exc: DBAPIError) -> JSONResponse:
+        # Handled here rather than as an unexpected error: not a 500, and not a stack trace in the server log.
+        if is_bad_value(exc):
+            log.info("value_refused_by_database", error=str(exc.orig)[:300])
+            return _json(422, "a value in the request cannot be stored (out of range, or a control character)")
+        if is_database_outage(exc):
+            log.warning("dependency_unavailable", error=repr(exc))
+            return _json(503, "database unavailable, retry later", {"Retry-After": "5"})
+        log.error("database_error", error=repr(exc)[:500])
+        return _json(500, "internal error")
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

@@ -42,6 +42,7 @@ from services.ingest.schemas import (
 from services.ingest.writer import READS
 from shared.audit import client_ip, record
 from shared.auth import ADMIN, SUPERVISOR, Principal
+from shared.bounds import INT64_MAX
 from shared.db import SessionDep
 from shared.errors import AppError, BadRequest, Conflict, Forbidden, PayloadTooLarge, Unprocessable
 from shared.limits import lower_body_limit
@@ -291,7 +292,7 @@ async def poll_events(
     principal: StreamReader,
     ctx: Ctx,
     session: SessionDep,
-    since: int = Query(default=0, ge=0, description="the last event id the car has"),
+    since: int = Query(default=0, ge=0, le=INT64_MAX, description="the last event id the car has"),
     limit: int = Query(default=100, ge=1, le=500),
 ) -> StreamPage:
     agency = await _stream_access(ctx, principal, unit)
@@ -308,7 +309,7 @@ async def agency_events(
     agency: str,
     principal: AgencyReader,
     session: SessionDep,
-    since: int = Query(default=0, ge=0, description="the last event id the caller has"),
+    since: int = Query(default=0, ge=0, le=INT64_MAX, description="the last event id the caller has"),
     limit: int = Query(default=100, ge=1, le=500),
 ) -> StreamPage:
     if principal.agency != agency and not principal.has_role(ADMIN):
@@ -329,14 +330,18 @@ async def stream(
     request: Request,
     principal: StreamReader,
     ctx: Ctx,
-    since: int | None = Query(default=None, ge=0, description="replay events after this id (default: new only)"),
-    max_events: int | None = Query(default=None, ge=1, description="close after this many events"),
+    since: int | None = Query(
+        default=None, ge=0, le=INT64_MAX, description="replay events after this id (default: new only)"
+    ),
+    max_events: int | None = Query(default=None, ge=1, le=INT64_MAX, description="close after this many events"),
     keepalive_s: float = Query(default=15.0, ge=0.1, le=60),
 ) -> StreamingResponse:
     agency = await _stream_access(ctx, principal, unit)
     last_header = request.headers.get("last-event-id")
     if since is None and last_header and last_header.isdigit():
         since = int(last_header)
+        if since > INT64_MAX:  # refused now, not a 200 that drops once the stream queries it (and a reconnect loop)
+            raise Unprocessable(f"Last-Event-ID {last_header[:30]} is not an event id")
     if since is None:
         async with ctx.sessionmaker() as session:
             since = await service.last_event_id(session)
