@@ -1,6 +1,6 @@
 """Each service fuzzed over its own OpenAPI (schemathesis), with tokens of every role and none: no 5xx, no status
 the document does not list, no body breaking its schema. Bounded in time here (`ALPR_FUZZ_SECONDS` per service,
-default 12); `make fuzz` runs it far longer."""
+default 8); `make fuzz` runs it far longer."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from tests.conftest import TokenFactory
 from tests.ingest.conftest import ingest_settings
 from tests.support.fuzz import fuzz, serving
 
-SECONDS = float(os.environ.get("ALPR_FUZZ_SECONDS", "12"))
+SECONDS = float(os.environ.get("ALPR_FUZZ_SECONDS", "8"))
 EXAMPLES = int(os.environ.get("ALPR_FUZZ_EXAMPLES", "25"))
 ROLES = ("officer", "supervisor", "auditor", "admin", "agency", "service")
 
@@ -42,7 +42,6 @@ def test_fuzz_finds_nothing(service: str, settings: Settings, make_token: TokenF
     app = importlib.import_module(f"services.{service}.main").create_app(base)
     with serving(app) as url:
         report = fuzz(url, _tokens(make_token), seconds=SECONDS, examples=EXAMPLES)
-    print(f"{service}: {report.requests} requests, {report.edges} at the edges")
-    assert report.requests > 0
+    assert report.requests > 100
     found = [f"{k}: {' '.join(v.split())[:400]}" for k, v in sorted(report.failures.items())]
-    assert found == [], "\n".join(found)
+    assert found == [], f"{report.requests} requests ({report.edges} at the edges):\n" + "\n".join(found)

@@ -20,7 +20,6 @@ from typing import Any
 from services.ingest.images import CheckedImage, check_image
 from shared import plates
 from shared.errors import AppError
-from shared.text import strip_control
 
 DATA_TYPES = ("alpr_results", "alpr_group", "alpr_alert", "heartbeat")
 # Fields 13.824 subd. 2(a) does not let us keep (make, model, colour, body type, direction and their kin).
@@ -204,7 +203,7 @@ def _camera(body: dict[str, Any]) -> str:
     for key in ("camera_id", "camera_number"):
         value = body.get(key)
         if value not in (None, "") and not isinstance(value, bool):
-            return strip_control(str(value))[:64] or "1"
+            return str(value)[:64]
     return "1"
 
 
