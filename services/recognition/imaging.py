@@ -49,7 +49,7 @@ def header_size(data: bytes) -> tuple[int, int]:
     except Image.DecompressionBombError:
         raise UndecodableImage(f"image too large: more than {MAX_PIXELS} pixels") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
-        raise UndecodableImage("the image header could not be read (corrupt or truncated)") from None
+        raise UndecodableImage("the image could not be decoded (corrupt or truncated header)") from None
 
 
 def order_quad(quad: np.ndarray) -> np.ndarray:

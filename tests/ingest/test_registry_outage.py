@@ -35,7 +35,8 @@ async def test_an_agent_registered_before_an_outage_gets_every_post_imported(
         bodies = [results_body(f"OUT{i:03d}", base + i * 10, uuid=f"out-{base + i * 10}") for i in range(30)]
         async with running(create_app(intake_side)) as intake:
             async with running(create_app(admin_side, run_worker=False)) as other:
-                token = (await register(other, admin, name="pole-new"))["token"]
+                created = await register(other, admin, name="pole-new")
+            token = created["token"]
             await asyncio.sleep(1.5)  # past the refresh period; no post has reached the intake side yet
             await asyncio.to_thread(
                 pg_ctl, ["-w", "-m", "immediate", "stop"], pgdata=server.pgdata, user=server.system_user
@@ -68,5 +69,15 @@ async def test_an_agent_registered_before_an_outage_gets_every_post_imported(
                     break
                 await asyncio.sleep(0.2)
             assert ready.get("status") == "ready", ready
+
+            # A change made elsewhere takes effect here within the refresh period.
+            async with running(create_app(admin_side, run_worker=False)) as other:
+                auth = {"Authorization": f"Bearer {admin}"}
+                disabled = await other.post(f"/v1/agents/{created['agent_id']}/disable", headers=auth)
+                assert disabled.status_code == 200, disabled.text
+            since = time.monotonic()
+            while (await post(intake, token, bodies[0])).status_code != 403:
+                assert time.monotonic() - since < intake_side.ingest_agent_registry_refresh_s + 2
+                await asyncio.sleep(0.1)
     finally:
         await asyncio.to_thread(server.cleanup)
