@@ -117,6 +117,20 @@ def is_bad_value(exc: BaseException) -> bool:
     return isinstance(cause, asyncpg.InterfaceError) and isinstance(cause, ValueError)
 
 
+def _sqlstate(exc: BaseException) -> str | None:
+    orig = getattr(exc, "orig", None)
+    cause = getattr(orig, "__cause__", None) or orig
+    state = getattr(cause, "sqlstate", None) or getattr(orig, "pgcode", None)
+    return state if isinstance(state, str) else None
+
+
+def is_poison(exc: BaseException) -> bool:
+    """The values of one item failed the statement (a value refused, a constraint, a limit such as an index row too
+    large): the same item fails every time, so it is refused or quarantined alone. Other database errors (an
+    outage, a permission, a missing table) are the system's, retried rather than blamed on the item."""
+    return is_bad_value(exc) or (_sqlstate(exc) or "")[:2] in ("23", "54")
+
+
 def _json(status: int, detail: Any, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=status, headers=headers)
 

@@ -20,7 +20,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from services.ingest.models import Read
-from shared.errors import Conflict, Unavailable, Unprocessable, is_database_outage
+from shared.errors import Conflict, Unavailable, Unprocessable, is_poison
 from shared.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -202,7 +202,7 @@ def _poisoned(exc: Exception) -> bool:
     """A value in the batch failed it (PostgreSQL refused it, or it could not be converted), not an outage: the same
     reads would fail the same way every time."""
     if isinstance(exc, DBAPIError):
-        return not is_database_outage(exc)
+        return is_poison(exc)
     return isinstance(exc, ValueError | OverflowError | TypeError)
 
 

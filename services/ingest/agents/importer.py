@@ -23,7 +23,7 @@ from typing import Any
 import structlog
 from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.ingest.agents import spool as spool_files
@@ -43,7 +43,7 @@ from services.ingest.service import (
 )
 from services.ingest.writer import READS, capture_day
 from shared import plates
-from shared.errors import is_bad_value
+from shared.errors import is_poison
 from shared.health import LoopHealth
 from shared.storage import StorageError
 
@@ -650,11 +650,10 @@ def _parse_all(records: list[spool_files.SpoolRecord]) -> list[tuple[spool_files
 
 
 def _is_outage(exc: BaseException) -> bool:
-    """PostgreSQL or the object store is down (the batch is retried whole), as against a post that fails alone."""
+    """PostgreSQL or the object store is down, or the database refuses for a reason of its own (the batch is retried
+    whole, and /readyz says so), as against a post whose values fail alone (quarantined)."""
     if isinstance(exc, DBAPIError):
-        if is_bad_value(exc):
-            return False
-        return exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)
+        return not is_poison(exc)
     return isinstance(exc, StorageError | ConnectionError | TimeoutError | OSError)
 
 
