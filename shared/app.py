@@ -111,6 +111,7 @@ def create_service_app(
     lifespan: ServiceLifespan | None = None,
     ready_checks: Sequence[ReadyCheck] = (),
     description: str = "",
+    max_body_bytes: int | None = None,
 ) -> FastAPI:
     @asynccontextmanager
     async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -141,7 +142,9 @@ def create_service_app(
     app.state.service = service
     app.state.ready_checks = list(ready_checks)
     app.state.loops = []  # LoopHealth of the service's worker loops, registered by its lifespan
-    app.add_middleware(InputLimitMiddleware, max_body_bytes=settings.max_request_bytes)
+    # The largest body any route of the service takes (a route may lower it for itself): counted while it streams.
+    limit = min(settings.max_request_bytes, max_body_bytes or settings.max_request_bytes)
+    app.add_middleware(InputLimitMiddleware, max_body_bytes=limit)
     app.add_middleware(RequestIdMiddleware)
     register_error_handlers(app)
     app.include_router(_health_router())

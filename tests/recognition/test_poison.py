@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import resource
 import time
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -36,3 +37,29 @@ async def test_recognition_answers_422_for_it(settings: Settings, make_token: To
             headers={"Authorization": f"Bearer {make_token(roles=['service'])}"},
         )
     assert resp.status_code == 422 and "too large" in resp.json()["detail"], resp.text
+
+
+async def test_an_oversized_chunked_upload_is_refused_while_it_streams(
+    settings: Settings, make_token: TokenFactory
+) -> None:
+    pulled = 0
+
+    async def upload() -> AsyncIterator[bytes]:  # multipart, chunked (no Content-Length), 64 MB of "image"
+        nonlocal pulled
+        yield b'--b\r\nContent-Disposition: form-data; name="image"; filename="x.jpg"\r\n\r\n\xff\xd8\xff'
+        for _ in range(64):
+            pulled += 1
+            yield b"\x00" * (1024 * 1024)
+
+    small = {"recognition_workers": 1, "recognition_max_image_bytes": 1024 * 1024, "recognition_max_batch": 2}
+    async with running(create_app(settings.model_copy(update=small))) as client:
+        resp = await client.post(
+            "/v1/recognize",
+            content=upload(),
+            headers={
+                "Authorization": f"Bearer {make_token(roles=['service'])}",
+                "Content-Type": "multipart/form-data; boundary=b",
+            },
+        )
+    assert resp.status_code == 413, resp.text
+    assert pulled <= 4  # stopped near the service's limit (2 MB and the form), not spooled whole
