@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint bench fuzz train-ocr clean
+.PHONY: install run alpr test lint bench fuzz train-ocr clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,6 +17,11 @@ install: $(STAMP)
 # Installs, then starts PostgreSQL (embedded unless ALPR_DATABASE_URL is set) and the four services.
 run: $(STAMP)
 	$(BIN)/alpr up
+
+# The operator CLI with the settings `make run` saved in the data folder, e.g.
+#   make alpr ARGS="access create-admin --username admin --name 'First Admin' --agency MN0271200"
+alpr: $(STAMP)
+	$(BIN)/alpr $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

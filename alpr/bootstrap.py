@@ -15,7 +15,7 @@ from shared.db import create_sessionmaker
 SERVICE_CLIENT_FILE = "service-client.json"
 
 
-def _write_private(path: Path, data: str) -> None:
+def write_private(path: Path, data: str) -> None:
     # Owner-only from the first byte: the secret never sits in a world-readable file.
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
@@ -42,5 +42,5 @@ def ensure_service_client(database_url: str, data_dir: Path) -> tuple[str, str]:
     saved = json.loads(path.read_text()) if path.is_file() else None
     client_id, secret, created = asyncio.run(_ensure(database_url, saved))
     if created:
-        _write_private(path, json.dumps({"client_id": client_id, "client_secret": secret}))
+        write_private(path, json.dumps({"client_id": client_id, "client_secret": secret}))
     return client_id, secret

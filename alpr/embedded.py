@@ -48,7 +48,15 @@ async def ensure_database(server_url: str, name: str) -> None:
 
 
 def embedded_database_url(data_dir: Path) -> tuple[str, Any]:
-    """Start the embedded server under `data_dir/pg`, make the `alpr` database, and return its URL."""
+    """Start the embedded server under `data_dir/pg`, make the `alpr` database, and return its URL.
+
+    Synchronous: call it before entering an event loop (the CLI's commands and the runner do)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    else:
+        raise RuntimeError("embedded_database_url() is synchronous: resolve the database before asyncio.run()")
     server = start_server(data_dir / "pg")
     asyncio.run(ensure_database(server.get_uri("postgres"), DATABASE))
     return server.get_uri(DATABASE).replace("postgresql://", "postgresql+asyncpg://", 1), server

@@ -2,8 +2,10 @@
 
 from services.access import models as access_models  # noqa: F401
 from services.access import notice_models as access_notice_models  # noqa: F401
+from services.hotlist import fact_models as hotlist_fact_models  # noqa: F401
 from services.hotlist import models as hotlist_models  # noqa: F401
 from services.hotlist import retention_models as hotlist_retention_models  # noqa: F401
+from services.ingest import fact_models as ingest_fact_models  # noqa: F401
 from services.ingest import models as ingest_models  # noqa: F401
 from services.ingest import retention_models as ingest_retention_models  # noqa: F401
 from services.ingest.agents import models as agent_models  # noqa: F401

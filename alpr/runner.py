@@ -7,13 +7,15 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import date, timedelta
 from typing import Any
 
 import httpx
 import structlog
 
+from alpr import settings_file
 from alpr.embedded import embedded_database_url
-from alpr.migrate import upgrade
+from alpr.roles import prepare_database, role_passwords
 from shared.keys import ensure_signing_key
 from shared.settings import SERVICES, Settings
 
@@ -21,7 +23,11 @@ log = structlog.get_logger("alpr.runner")
 
 
 def prepare(settings: Settings) -> tuple[dict[str, str], Any]:
-    """Database, schema and keys ready; returns the environment the services run with (and the server)."""
+    """Database, roles, schema and keys ready; returns the environment the services run with (and the server).
+
+    Each service's own database URL (its least-privilege role) is `ALPR_DATABASE_URL_<SERVICE>` in the returned
+    environment; `_spawn` hands it to that service as its `ALPR_DATABASE_URL`."""
+    # Not 0700 itself: the embedded server may run as its own system user and needs to reach data_dir/pg.
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     env["ALPR_DATA_DIR"] = str(settings.data_dir.resolve())
@@ -31,13 +37,17 @@ def prepare(settings: Settings) -> tuple[dict[str, str], Any]:
         url, server = embedded_database_url(settings.data_dir)
         log.info("embedded_postgres_started", data=str(settings.data_dir / "pg"))
     env["ALPR_DATABASE_URL"] = url
-    upgrade(url)
-    log.info("migrations_applied")
+    settings_file.write(settings)
+    passwords = {k: v.get_secret_value() for k, v in settings.db_role_passwords.items()}
+    service_urls = prepare_database(url, role_passwords(settings.data_dir, passwords))
+    for service, service_url in service_urls.items():
+        env[f"ALPR_DATABASE_URL_{service.upper()}"] = service_url
+    log.info("migrations_applied", roles=True)
     if not settings.jwks_url:
         key = ensure_signing_key(settings.keys_dir, settings.jwt_algorithm)
         log.info("signing_key_ready", kid=key.kid)
     if not settings.s3_endpoint:
-        settings.objects_dir.mkdir(parents=True, exist_ok=True)
+        settings.objects_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     if not (settings.service_client_id and settings.service_client_secret):
         from alpr.bootstrap import ensure_service_client
 
@@ -49,6 +59,10 @@ def prepare(settings: Settings) -> tuple[dict[str, str], Any]:
 
 
 def _spawn(service: str, settings: Settings, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    own = env[f"ALPR_DATABASE_URL_{service.upper()}"]
+    # The service sees only its own role's URL, never the administrator's.
+    env = {k: v for k, v in env.items() if not k.startswith("ALPR_DATABASE_URL")}
+    env["ALPR_DATABASE_URL"] = own
     return subprocess.Popen(
         [
             sys.executable,
@@ -61,6 +75,8 @@ def _spawn(service: str, settings: Settings, env: dict[str, str]) -> subprocess.
             "--port",
             str(settings.port_of(service)),  # type: ignore[arg-type]
             "--no-access-log",
+            # Forwarding headers are believed only from ALPR_TRUSTED_PROXIES, by the app itself (shared/app.py).
+            "--no-proxy-headers",
             "--timeout-graceful-shutdown",
             "10",
         ],
@@ -97,6 +113,28 @@ def stop(procs: dict[str, subprocess.Popen[bytes]]) -> None:
             proc.kill()
 
 
+def next_steps(settings: Settings) -> str:
+    """What a newcomer does next, printed once everything answers."""
+    today = date.today()
+    next_year = today + timedelta(days=365)
+    urls = "\n".join(f"  {name:<12} {settings.url_of(name)}  (API: {settings.url_of(name)}/docs)" for name in SERVICES)  # type: ignore[arg-type]
+    return f"""
+ALPR is up. Data folder: {settings.data_dir.resolve()}
+{urls}
+
+Next steps, in another terminal in this folder (`make alpr ARGS="..."` runs `alpr` with the settings saved in
+{settings.data_dir / settings_file.SETTINGS_FILE}):
+  1. The first administrator:
+       make alpr ARGS="access create-admin --username admin --name 'First Admin' --agency MN0271200"
+  2. An officer, and the training that lets them log in:
+       make alpr ARGS="access add-user --username jdoe --name 'J. Doe' --agency MN0271200 --badge 4711 --role officer"
+       make alpr ARGS="access add-training --user 4711 --course 'ALPR policy' --completed {today} --expires {next_year}"
+  3. A first read: README.md, "First admin and a first read in five minutes".
+Manual: README.md; operating, alerts and backups: README.md "Operating it"; API docs at each /docs above.
+Ctrl-C stops everything.
+"""
+
+
 def up(settings: Settings) -> int:
     env, server = prepare(settings)
     procs = {service: _spawn(service, settings, env) for service in SERVICES}
@@ -115,6 +153,8 @@ def up(settings: Settings) -> int:
         if any(code != 200 for code in status.values()):
             log.error("services_not_ready", status=status)
         log.info("alpr_up", hint="Ctrl-C stops everything")
+        sys.stdout.write(next_steps(settings))
+        sys.stdout.flush()
         while not stopping:
             dead = [name for name, proc in procs.items() if proc.poll() is not None]
             if dead:

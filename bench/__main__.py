@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from bench import access, agents, archive, floods, hotlist, ingest, readyz, recognition, retention
+from bench import access, agents, archive, facts, floods, hotlist, ingest, readyz, recognition, retention
 
 BENCHMARKS: dict[str, Callable[[], dict[str, Any]]] = {
     "readyz": readyz.run,
@@ -18,6 +18,7 @@ BENCHMARKS: dict[str, Callable[[], dict[str, Any]]] = {
     "hotlist": hotlist.run,
     "recognition": recognition.run,
     "retention": retention.run,
+    "facts": facts.run,
     "floods": floods.run,
 }
 

@@ -11,6 +11,7 @@ import structlog
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from shared.auth import CurrentPrincipal, TokenVerifier
 from shared.db import create_engine, create_sessionmaker, ping
@@ -18,6 +19,8 @@ from shared.errors import API_ERRORS, error_responses, register_error_handlers
 from shared.health import LoopHealth
 from shared.limits import InputLimitMiddleware
 from shared.logs import RequestIdMiddleware, configure_logging
+from shared.metrics import CountResponses, MetricsProbe, audit_chain_head, metrics_router
+from shared.revocations import RevocationList
 from shared.settings import ServiceName, Settings
 from shared.storage import create_store
 
@@ -71,7 +74,10 @@ def _health_router() -> APIRouter:
         checks = {name: ("ok" if reason is None else f"down: {reason}") for name, reason in results}
         warnings = {}
         for extra in app.state.ready_checks:
-            name, reason = extra.__name__, await extra(app)
+            try:
+                name, reason = extra.__name__, await asyncio.wait_for(extra(app), READY_TIMEOUT_S)
+            except Exception as exc:  # noqa: BLE001 - e.g. PostgreSQL down: reported by its own check above
+                name, reason = extra.__name__, f"could not check: {type(exc).__name__}"
             if reason:
                 warnings[name] = reason
         for loop in app.state.loops:
@@ -84,7 +90,7 @@ def _health_router() -> APIRouter:
         if down:
             body["detail"] = f"not ready: {', '.join(down)} down"
             return JSONResponse(body, status_code=503, headers={"Retry-After": "5"})
-        # Degraded: still serving (a load balancer keeps it), but a worker loop or a check says what is wrong.
+        # Degraded: it serves (200, stays in rotation), but an operator should look; `warnings` says why.
         body["status"] = "degraded" if warnings else "ready"
         return JSONResponse(body)
 
@@ -110,6 +116,7 @@ def create_service_app(
     routers: Sequence[APIRouter] = (),
     lifespan: ServiceLifespan | None = None,
     ready_checks: Sequence[ReadyCheck] = (),
+    metric_probes: Sequence[MetricsProbe] = (),
     description: str = "",
     max_body_bytes: int | None = None,
 ) -> FastAPI:
@@ -121,6 +128,9 @@ def create_service_app(
         app.state.sessionmaker = create_sessionmaker(engine)
         app.state.store = create_store(settings, base_url=settings.url_of("access"))
         app.state.verifier = TokenVerifier(settings)
+        app.state.revocations = RevocationList(
+            engine, refresh_s=settings.revocation_refresh_s, horizon_s=settings.revocation_horizon_s
+        )
         log.info("service_starting", port=settings.port_of(service), store=app.state.store.name)
         try:
             if lifespan is None:
@@ -142,12 +152,20 @@ def create_service_app(
     app.state.service = service
     app.state.ready_checks = list(ready_checks)
     app.state.loops = []  # LoopHealth of the service's worker loops, registered by its lifespan
+    app.state.metric_probes = [audit_chain_head, *metric_probes]
     # The largest body any route of the service takes (a route may lower it for itself): counted while it streams.
     limit = min(settings.max_request_bytes, max_body_bytes or settings.max_request_bytes)
     app.add_middleware(InputLimitMiddleware, max_body_bytes=limit)
-    app.add_middleware(RequestIdMiddleware)
+    if settings.trusted_proxies:
+        # Forwarding headers (X-Forwarded-For, -Proto) believed from these peers only; uvicorn runs with
+        # --no-proxy-headers so that no one else's are.
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(settings.trusted_proxies))
+    app.add_middleware(CountResponses, service=service)
+    # Outermost: it sees the peer before the proxy headers replace it.
+    app.add_middleware(RequestIdMiddleware, trusted_proxies=settings.trusted_proxies)
     register_error_handlers(app)
     app.include_router(_health_router())
+    app.include_router(metrics_router())
     for router in routers:
         # One error shape, documented once for every route (a route's own `responses=` entries win).
         app.include_router(router, responses=API_ERRORS)

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlmodel import Field, SQLModel
 
 from shared.auth import Principal
-from shared.logs import current_request_id
+from shared.logs import audit_request_id
 from shared.text import strip_control, without_control
 
 
@@ -50,6 +50,22 @@ class AuditEntry(SQLModel, table=True):
     hash: str | None = None
 
 
+class AuditSeal(SQLModel, table=True):
+    """The keyed link of one entry: HMAC(key, previous mac + entry hash), written by the sealer that holds the key.
+
+    The database never holds the key, so an insider who rewrites entries and rehashes the plain chain cannot make
+    the seals agree."""
+
+    __tablename__ = "seals"
+    __table_args__ = {"schema": "audit"}
+
+    seq: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    mac: str
+    sealed_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now())
+    )
+
+
 def client_ip(request: Request) -> str | None:
     """Where a request came from, for the audit entry's `source_ip`."""
     return request.client.host if request.client else None
@@ -74,6 +90,9 @@ async def record(
     """Append an entry in the caller's transaction: it commits (or not) with the work it describes."""
     # A refused request is audited whatever it held: PostgreSQL cannot store a NUL, so controls are taken out.
     details = without_control(dict(details or {}))
+    request_id, claimed = audit_request_id()
+    if claimed:
+        details.setdefault("claimed_request_id", claimed)
     if principal is not None and principal.token_id:
         # Which token was used: ties each use of read data to one authentication.
         details.setdefault("token_id", principal.token_id)
@@ -93,7 +112,7 @@ async def record(
         outcome=outcome,
         record_count=record_count,
         details=details,
-        request_id=current_request_id(),
+        request_id=request_id,
     )
     session.add(entry)
     await session.flush()

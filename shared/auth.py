@@ -18,6 +18,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from jose import JWTError, jwt
 
+from shared.auth_metrics import AUTH_FAILURES
 from shared.errors import Forbidden, Unauthorized, Unavailable
 from shared.keys import public_jwks
 from shared.settings import Settings
@@ -73,16 +74,20 @@ class KeySource(Protocol):
 class FolderKeySource:
     """Public keys from the keys folder the access service signs with (same machine, the embedded default).
 
-    Re-read when an unknown kid arrives, so a rotation needs no restart."""
+    Re-read when an unknown kid arrives, so a rotation needs no restart, and at least every `cache_s`, so a key
+    removed from the folder stops being trusted by then."""
 
-    def __init__(self, keys_dir: Path) -> None:
+    def __init__(self, keys_dir: Path, *, cache_s: float = 60.0) -> None:
         self.keys_dir = keys_dir
+        self.cache_s = cache_s
         self._keys: dict[str, dict[str, Any]] = {}
+        self._read_at = 0.0
 
     async def key_for(self, kid: str) -> dict[str, Any] | None:
-        if kid not in self._keys:
+        if kid not in self._keys or time.monotonic() - self._read_at > self.cache_s:
             jwks = await asyncio.to_thread(public_jwks, self.keys_dir)
             self._keys = {k["kid"]: k for k in jwks["keys"]}
+            self._read_at = time.monotonic()
         return self._keys.get(kid)
 
 
@@ -103,6 +108,7 @@ class RemoteJWKS:
         self.min_refetch_s = min_refetch_s
         self._keys: dict[str, dict[str, Any]] = {}
         self._fetched_at = 0.0
+        self._ok_at = 0.0
         self._lock = asyncio.Lock()
 
     async def _refresh(self) -> None:
@@ -115,8 +121,13 @@ class RemoteJWKS:
                     resp.raise_for_status()
                     self._keys = {k["kid"]: k for k in resp.json()["keys"] if "kid" in k}
             except (httpx.HTTPError, ValueError, KeyError) as exc:
-                if not self._keys:
+                # Old keys carry on through a short outage, not for ever: a key removed meanwhile must not stay
+                # trusted because the list could not be re-read.
+                if not self._keys or time.monotonic() - self._ok_at > 3 * self.cache_s:
+                    self._keys = {}
                     raise Unavailable("token keys unavailable (access service unreachable)") from exc
+            else:
+                self._ok_at = time.monotonic()
             self._fetched_at = time.monotonic()
 
     async def key_for(self, kid: str) -> dict[str, Any] | None:
@@ -129,7 +140,7 @@ class RemoteJWKS:
 def key_source_for(settings: Settings) -> KeySource:
     if settings.jwks_url:
         return RemoteJWKS(settings.jwks_url, cache_s=settings.jwks_cache_s)
-    return FolderKeySource(settings.keys_dir)
+    return FolderKeySource(settings.keys_dir, cache_s=settings.jwks_cache_s)
 
 
 def _timestamp(value: Any) -> datetime | None:
@@ -202,10 +213,19 @@ async def current_principal(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
+    service = getattr(request.app.state, "service", "unknown")
     if credentials is None or credentials.scheme.lower() != "bearer":
+        AUTH_FAILURES.labels(service, "no_token").inc()
         raise Unauthorized("not authenticated: bearer token required")
     verifier: TokenVerifier = request.app.state.verifier
-    principal = await verifier.verify(credentials.credentials)
+    revocations = getattr(request.app.state, "revocations", None)
+    try:
+        principal = await verifier.verify(credentials.credentials)
+        if revocations is not None:  # after any cache of verified tokens: a revocation is never cached away
+            await revocations.check(principal)
+    except Unauthorized:
+        AUTH_FAILURES.labels(service, "bad_token").inc()
+        raise
     request.state.principal = principal
     return principal
 

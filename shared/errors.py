@@ -185,3 +185,12 @@ def register_error_handlers(app: FastAPI) -> None:
             return _json(503, "database unavailable, retry later", {"Retry-After": "5"})
         log.exception("unhandled_error")
         return _json(500, "internal error")
+
+
+class TooManyRequests(AppError):
+    """The caller must wait (failed logins from its source, a limited public report)."""
+
+    status_code = 429
+
+    def __init__(self, detail: Any, *, retry_after_s: int) -> None:
+        super().__init__(detail, headers={"Retry-After": str(retry_after_s)})

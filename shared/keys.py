@@ -62,7 +62,8 @@ def generate_key(keys_dir: Path, algorithm: str = "ES256") -> SigningKey:
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     ).decode()
     public = _public_jwk(pem, algorithm)
-    keys_dir.mkdir(parents=True, exist_ok=True)
+    keys_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(keys_dir, 0o700)  # private keys and the audit secret: the owner only
     path = keys_dir / f"{time.time_ns()}-{algorithm}-{public['kid']}.pem"
     # Private keys are readable by their owner only.
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -104,13 +105,16 @@ def sign_token(
     claims: dict[str, Any] | None = None,
     now: float | None = None,
 ) -> str:
-    issued = int(now if now is not None else time.time())
+    exact = now if now is not None else time.time()
+    issued = int(exact)
     payload = {
         **(claims or {}),
         "sub": subject,
         "aud": audience,
         "iss": issuer,
-        "iat": issued,
+        # To the millisecond (RFC 7519 allows fractions): a revocation "every token before t" then spares a token
+        # issued in the same second after it (a rotated client secret's first token).
+        "iat": round(exact, 3),
         "nbf": issued,
         "exp": issued + ttl_s,
         "jti": uuid.uuid4().hex,

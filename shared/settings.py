@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
+import math
+from collections import Counter
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -13,6 +16,23 @@ SERVICES = ("access", "ingest", "recognition", "hotlist")
 ServiceName = Literal["access", "ingest", "recognition", "hotlist"]
 
 _PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "minioadmin", "password"}
+
+
+MIN_SECRET_LENGTH = 32
+MIN_SECRET_BITS = 100  # estimated from character frequencies (a 32-digit hex key: ~118)
+
+
+def strong_secret(value: str) -> bool:
+    """Long enough and not repetitive: length times the per-character Shannon entropy reaches MIN_SECRET_BITS
+    (a 32-character URL-safe token scores ~150; "a" * 64 scores nothing)."""
+    if len(value) < MIN_SECRET_LENGTH:
+        return False
+    counts = Counter(value)
+    per_char = -sum(n / len(value) * math.log2(n / len(value)) for n in counts.values())
+    return per_char * len(value) >= MIN_SECRET_BITS
+
+
+MAX_RETENTION_DAYS = 60  # Minn. Stat. 13.824 subd. 3(a)
 
 
 class Settings(BaseSettings):
@@ -29,6 +49,9 @@ class Settings(BaseSettings):
     db_connect_timeout_s: float = Field(default=3.0, gt=0)
     # Any request body, counted while it streams (routes lower it for themselves: an agent post, a JSON read).
     max_request_bytes: int = Field(default=256 * 1024 * 1024, ge=1024)
+    # Passwords of the services' database roles (`alpr migrate` and `alpr up` set them), JSON {"ingest": "..."}.
+    # Unset: made on first run and kept in `data_dir/db-roles.json` (0600).
+    db_role_passwords: dict[str, SecretStr] = Field(default_factory=dict)
 
     # Object store. No endpoint: the local-folder driver under `data_dir/objects`.
     s3_endpoint: str | None = None  # host:port, e.g. "minio:9000"
@@ -41,6 +64,8 @@ class Settings(BaseSettings):
 
     # Where each service listens, and where the others find it.
     host: str = "127.0.0.1"
+    # Reverse proxies (addresses or CIDRs) whose X-Forwarded-For and X-Request-ID are believed; nobody else's.
+    trusted_proxies: list[str] = Field(default_factory=list)
     access_port: int = Field(default=8001, ge=1, le=65535)
     ingest_port: int = Field(default=8002, ge=1, le=65535)
     recognition_port: int = Field(default=8003, ge=1, le=65535)
@@ -59,7 +84,12 @@ class Settings(BaseSettings):
     jwt_keys_dir: Path | None = None
     # Verify against this JWKS URL instead of the keys folder (services deployed apart from access).
     jwks_url: str | None = None
-    jwks_cache_s: int = Field(default=300, ge=1)
+    # How long a verifier trusts the key set it read: a key removed after a rotation is refused within this.
+    jwks_cache_s: int = Field(default=60, ge=1)
+    # Revocations published by access (logout, refresh reuse, disable, lock, re-key): re-read this often by every
+    # service, so an ended session stops working everywhere within it; kept in memory for the longest token life.
+    revocation_refresh_s: float = Field(default=2.0, gt=0, le=30)
+    revocation_horizon_s: float = Field(default=86_400.0, gt=0)
 
     # This service's own identity for calls to other services (client-credentials grant at the access service).
     service_client_id: str | None = None
@@ -107,13 +137,36 @@ class Settings(BaseSettings):
     hotlist_max_bytes: int = Field(default=200_000_000, ge=1)  # compressed and decompressed
     hotlist_max_bad_share: float = Field(default=0.05, ge=0, le=1)  # above it the old list stays in force
     hotlist_stale_after_s: float = Field(default=86_400.0, gt=0)
+    hotlist_sync_failures_degraded: int = Field(default=3, ge=1)  # failed syncs in a row: /readyz degraded
     hotlist_versions_kept: int = Field(default=3, ge=2)
     hotlist_poll_s: float = Field(default=2.0, gt=0)  # how often a worker checks for a new version
     hotlist_disposition_due_s: float = Field(default=3600.0, gt=0)  # hits without disposition after this: listed
-    hotlist_past_read_window_s: float = Field(default=60 * 86_400.0, gt=0)  # reads still inside retention
+    # The categories that raise a hit: the policy's list (stolen or wanted vehicles, license status, warrants) and
+    # agency lists of an active criminal investigation (13.824 subd. 3). Other BCA categories stay loaded (the list
+    # is the BCA's file) and never alert.
+    hotlist_alert_categories: frozenset[str] = frozenset(
+        {
+            "stolen_vehicle",
+            "stolen_plate",
+            "felony_vehicle",
+            "canadian_cpic",
+            "amber_alert",
+            "wanted_person",
+            "license_revoked",
+            "license_suspended",
+            "license_cancelled",
+            "investigation",
+        }
+    )
 
     # Retention (Minn. Stat. 13.824 subd. 3): reads, photos and hits go this many days after capture unless held.
+    # At most 60 in production (the statute's period; a case keeps data longer through a hold, never this setting).
     retention_days: int = Field(default=60, ge=1)
+    # /readyz says "degraded" (and the log alerts) when no purge finished within this long, or the purge is off.
+    retention_purge_late_s: float = Field(default=2 * 86_400.0, gt=0)
+    # Holds' review (13.824 subd. 3(d): inactive investigative data follow the 138.17 records schedule): a hold is
+    # reviewed this many days after it was placed (or last reviewed), and listed to supervisors when due.
+    hold_review_days: int = Field(default=365, ge=1, le=3650)
     retention_purge_scheduled: bool = True  # false: only `alpr purge`
     retention_purge_interval_s: float = Field(default=3600.0, gt=0)  # cheap when nothing is due
     # How many days before the cutoff the purge and the check list in the object store (orphans, late uploads).
@@ -127,6 +180,15 @@ class Settings(BaseSettings):
     # Text-detection passes (longest side, px), coarse to fine; (960, 1600) reads better and costs ~40 % more.
     recognition_detect_sides: tuple[int, ...] = (640, 1280)
 
+    # The audit chain's secret (keyed seals, signed checkpoints): a file outside the database, made on first run.
+    # Unset: `<keys folder>/audit-chain.key`. Back it up apart from the database: without it nothing can be checked.
+    audit_key_file: Path | None = None
+    audit_checkpoint_interval_s: float = Field(default=60.0, gt=0)  # the access service seals and publishes
+    audit_checkpoint_scheduled: bool = True
+
+    # /metrics asks for `Authorization: Bearer <this>` when set; unset, it is for the internal network only.
+    metrics_token: SecretStr | None = None
+
     # Secret for signing local-folder image links; required outside development.
     url_signing_secret: SecretStr = SecretStr("dev-url-signing-secret")
     # How long presigned image and document links live.
@@ -136,8 +198,13 @@ class Settings(BaseSettings):
     access_token_ttl_s: int = Field(default=600, ge=30)
     session_idle_s: int = Field(default=1800, ge=60)  # a session ends after 30 idle minutes
     session_max_s: int = Field(default=12 * 3600, ge=60)  # refresh tokens die with the session at the latest
+    # Failed logins throttle the source (services/access/throttle.py), never hard-lock the account: this many
+    # failures per source and account, per source, and per account from all sources, within `login_lockout_s`.
     login_max_failures: int = Field(default=5, ge=1)
+    login_source_max_failures: int = Field(default=20, ge=1)
+    login_account_max_failures: int = Field(default=100, ge=1)
     login_lockout_s: int = Field(default=1800, ge=1)
+    login_throttle_storage: str = "async+memory://"  # a `limits` storage URI; async+redis://... for several replicas
     # CJIS asks for a second factor: when true, a person without TOTP enrolled cannot log in.
     require_second_factor: bool = False
     # Argon2id cost for people's passwords. Tests lower it; production refuses less than OWASP's minimum.
@@ -147,7 +214,14 @@ class Settings(BaseSettings):
     # Grants: the default and the longest a supervisor may give.
     grant_default_days: int = Field(default=7, ge=1)
     grant_max_days: int = Field(default=30, ge=1)
+    # Without a warrant or an exigency, a request's area is at most this radius: a plate plus a city-wide circle
+    # is a location history (Minn. Stat. 13.824 subd. 2(d)), so it needs the warrant a history needs.
+    access_area_max_m_without_warrant: float = Field(default=2000.0, gt=0)
     court_order_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
+    # The public log of use (no token): each period's answer kept this long; new computations per source limited.
+    public_report_cache_s: float = Field(default=300.0, ge=0)
+    public_report_limit: str = "10/minute"  # a `limits` rate string
+
     # Calls from access to ingest's archived-read search.
     search_timeout_s: float = Field(default=10.0, gt=0)
 
@@ -161,18 +235,39 @@ class Settings(BaseSettings):
                 return "postgresql+asyncpg://" + value[len(prefix) :]
         raise ValueError("database_url must be a postgresql:// URL (PostgreSQL is the only database)")
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            ipaddress.ip_network(entry, strict=False)  # raises ValueError for a bad address or CIDR
+        return value
+
     @model_validator(mode="after")
     def _refuse_placeholders(self) -> Settings:
         if self.environment == "production":
             secret = self.url_signing_secret.get_secret_value()
             if secret.startswith("dev-") or secret in _PLACEHOLDER_SECRETS:
                 raise ValueError("ALPR_URL_SIGNING_SECRET must be set to a real secret in production")
+            named = {"ALPR_URL_SIGNING_SECRET": self.url_signing_secret, "ALPR_SERVICE_CLIENT_SECRET":
+                     self.service_client_secret, **{f"ALPR_DB_ROLE_PASSWORDS[{k}]": v
+                                                    for k, v in self.db_role_passwords.items()}}  # fmt: skip
+            for name, value in named.items():
+                if value is not None and not strong_secret(value.get_secret_value()):
+                    raise ValueError(
+                        f"{name} is too weak for production: use at least {MIN_SECRET_LENGTH} random characters "
+                        f"(an estimated {MIN_SECRET_BITS}+ bits), e.g. from `openssl rand -base64 32`"
+                    )
             if self.s3_endpoint and (
                 self.s3_secret_key is None or self.s3_secret_key.get_secret_value() in _PLACEHOLDER_SECRETS
             ):
                 raise ValueError("ALPR_S3_SECRET_KEY must be set to a real secret in production")
             if self.database_url is None:
                 raise ValueError("ALPR_DATABASE_URL is required in production")
+            if self.retention_days > MAX_RETENTION_DAYS:
+                raise ValueError(
+                    f"ALPR_RETENTION_DAYS is at most {MAX_RETENTION_DAYS} in production (Minn. Stat. 13.824 subd. 3): "
+                    "keep data longer for a case with a hold"
+                )
             if self.password_memory_kib < 19456 or self.password_time_cost < 2:
                 raise ValueError("argon2 cost below the OWASP minimum (19 MiB, 2 passes) is for tests only")
 

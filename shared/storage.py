@@ -12,10 +12,11 @@ import io
 import os
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Protocol
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import urllib3
 from minio import Minio
@@ -201,30 +202,62 @@ class S3Store:
         return url
 
 
+@dataclass(frozen=True)
+class LinkViewer:
+    """Who a link is issued to, and under what: the view's audit entry names them, and only their token opens it."""
+
+    subject: str
+    agency: str = ""
+    grant_id: str = ""
+    case_number: str = ""
+
+    def params(self) -> dict[str, str]:
+        return {"sub": self.subject, "agency": self.agency, "grant": self.grant_id, "case": self.case_number}
+
+
 class SignedLinks:
     """Links to objects that the access service serves itself (`GET /v1/objects/{key}`), so that each view is
-    audited: an HMAC over the key and the expiry time, with the deployment's URL-signing secret."""
+    audited: an HMAC over the key, the expiry time and the viewer (subject, agency, grant, case), with the
+    deployment's URL-signing secret. A forwarded link opens for nobody else: the viewer's token must come with it."""
 
     def __init__(self, base_url: str, secret: str) -> None:
         self.base_url = base_url.rstrip("/")
         self._secret = secret.encode()
 
-    def sign(self, key: str, expires_at: int) -> str:
-        return hmac.new(self._secret, f"{key}\n{expires_at}".encode(), hashlib.sha256).hexdigest()
+    def sign(self, key: str, expires_at: int, viewer: LinkViewer | None = None) -> str:
+        bound = "\n".join(viewer.params().values()) if viewer else ""
+        return hmac.new(self._secret, f"{key}\n{expires_at}\n{bound}".encode(), hashlib.sha256).hexdigest()
 
-    def verify(self, key: str, expires_at: int, signature: str) -> bool:
+    def verify(self, key: str, expires_at: int, signature: str, viewer: LinkViewer | None = None) -> bool:
         # Bytes: compare_digest refuses str with non-ASCII characters (a forged signature may carry any).
-        expected = self.sign(key, expires_at).encode()
+        expected = self.sign(key, expires_at, viewer).encode()
         return expires_at >= time.time() and hmac.compare_digest(expected, signature.encode("utf-8", "replace"))
 
-    def url(self, key: str, expires_s: int = 300) -> str:
+    def url(self, key: str, expires_s: int = 300, viewer: LinkViewer | None = None) -> str:
         _check_key(key)
         expires_at = int(time.time()) + expires_s
-        return f"{self.base_url}/v1/objects/{quote(key)}?expires={expires_at}&signature={self.sign(key, expires_at)}"
+        bound = "&" + urlencode(viewer.params()) if viewer else ""
+        signature = self.sign(key, expires_at, viewer)
+        return f"{self.base_url}/v1/objects/{quote(key)}?expires={expires_at}{bound}&signature={signature}"
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SignedLinks:
         return cls(settings.url_of("access"), settings.url_signing_secret.get_secret_value())
+
+
+def _private_dirs(root: Path, folder: Path) -> None:
+    """Make `folder` (under `root`) and any missing folder between them, each 0700."""
+    missing = []
+    current = folder
+    while current != root and not current.is_dir():
+        missing.append(current)
+        current = current.parent
+    for path in reversed(missing):
+        try:
+            path.mkdir(mode=0o700)
+        except FileExistsError:
+            continue  # another writer made it
+        os.chmod(path, 0o700)
 
 
 class LocalStore:
@@ -235,7 +268,8 @@ class LocalStore:
 
     def __init__(self, root: Path, *, signing_secret: str, base_url: str = "") -> None:
         self.root = root.resolve()
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(self.root, 0o700)  # photos and court orders: the service's user only
         self.links = SignedLinks(base_url, signing_secret)
 
     def _path(self, key: str) -> Path:
@@ -245,9 +279,11 @@ class LocalStore:
         path = self._path(key)
 
         def _write() -> None:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            _private_dirs(self.root, path.parent)
             tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            with open(tmp, "wb") as fh:
+            # Owner-only from the first byte (0600), whatever the umask.
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
                 fh.flush()
                 os.fsync(fh.fileno())

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from alpr.migrate import upgrade
+from alpr.roles import prepare_database
 from shared.keys import SigningKey, ensure_signing_key, generate_key, sign_token
 from shared.settings import Settings
 from tests.support.pg import create_test_database, drop_database, server_url
@@ -29,6 +29,10 @@ def _private_dir(prefix: str) -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
+# The services' database roles in tests (the server trusts local connections; a password is set all the same).
+TEST_ROLE_PASSWORDS = {"access": "t-access", "ingest": "t-ingest", "recognition": "t-recognition", "hotlist": "t-hl"}
+
+
 @pytest.fixture(scope="session")
 def pg_maintenance_url() -> Iterator[str]:
     with _private_dir("alpr-test-pg-") as path:
@@ -41,7 +45,8 @@ def pg_maintenance_url() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def database_url(pg_maintenance_url: str) -> Iterator[str]:
     url = create_test_database(pg_maintenance_url)
-    upgrade(url)
+    # As `alpr up` does: the services' roles, then the migrations as the owner role.
+    prepare_database(url, TEST_ROLE_PASSWORDS)
     yield url
     drop_database(pg_maintenance_url, url)
 
@@ -77,6 +82,8 @@ def make_settings(data_dir: Path, database_url: str, keys_dir: Path, s3: WeedS3 
         "log_level": "WARNING",
         # The scheduled purge would destroy other tests' generated data: the retention tests run it themselves.
         "retention_purge_scheduled": False,
+        # Checkpoints go to the shared test bucket: the audit tests publish their own, on their own database.
+        "audit_checkpoint_scheduled": False,
     }
     if s3 is not None:
         values.update(s3_endpoint=s3.endpoint, s3_access_key=ACCESS_KEY, s3_secret_key=SECRET_KEY, s3_bucket=BUCKET)

@@ -30,6 +30,12 @@ MATRIX: dict[str, dict[tuple[str, str], frozenset[str]]] = {
         ("POST", "/v1/logout"): ALL,
         ("GET", "/v1/users"): frozenset({"admin"}),
         ("POST", "/v1/users/{user_id}/unlock"): frozenset({"admin"}),
+        ("POST", "/v1/users/{user_id}/disable"): frozenset({"admin"}),
+        ("POST", "/v1/users/{user_id}/enable"): frozenset({"admin"}),
+        ("POST", "/v1/users/{user_id}/password"): frozenset({"admin"}),
+        ("POST", "/v1/clients/{client_id}/disable"): frozenset({"admin"}),
+        ("POST", "/v1/clients/{client_id}/enable"): frozenset({"admin"}),
+        ("POST", "/v1/clients/{client_id}/rotate-secret"): frozenset({"admin"}),
         ("POST", "/v1/requests"): frozenset({"officer", "supervisor", "agency"}),
         ("POST", "/v1/requests/{request_id}/versions"): frozenset({"officer", "supervisor", "agency"}),
         ("GET", "/v1/requests"): frozenset({"officer", "supervisor", "agency"}),
@@ -47,6 +53,15 @@ MATRIX: dict[str, dict[tuple[str, str], frozenset[str]]] = {
         ("GET", "/v1/reports/bca-notices"): frozenset({"supervisor", "auditor", "admin"}),
         ("POST", "/v1/reports/bca-notices"): frozenset({"supervisor", "admin"}),
         ("GET", "/v1/reports/audit"): frozenset({"auditor"}),
+        # A signed link opens only with the token of the person it was issued to.
+        ("GET", "/v1/objects/{key}"): frozenset({"officer", "supervisor", "agency", "auditor"}),
+        ("GET", "/v1/reports/commissioner-summary"): frozenset({"auditor"}),
+        ("GET", "/v1/reports/bca-notices/letter"): frozenset({"supervisor", "admin"}),
+        ("GET", "/v1/audit/export"): frozenset({"auditor"}),
+        ("POST", "/v1/evidence"): frozenset({"officer", "supervisor"}),
+        ("POST", "/v1/breaches"): frozenset({"supervisor", "admin"}),
+        ("GET", "/v1/breaches"): frozenset({"supervisor", "auditor", "admin"}),
+        ("POST", "/v1/breaches/{breach_id}/notifications"): frozenset({"supervisor", "admin"}),
     },
     "ingest": {
         ("GET", "/v1/whoami"): ALL,
@@ -59,10 +74,10 @@ MATRIX: dict[str, dict[tuple[str, str], frozenset[str]]] = {
         ("GET", "/v1/units/{unit}/events"): frozenset({"officer", "supervisor", "admin"}),
         ("GET", "/v1/units/{unit}/stream"): frozenset({"officer", "supervisor", "admin"}),
         ("GET", "/v1/agencies/{agency}/events"): frozenset({"supervisor", "admin"}),
-        ("POST", "/v1/internal/reads/lookup"): frozenset({"service"}),
         ("POST", "/v1/internal/reads/search"): frozenset({"service"}),
         ("POST", "/v1/internal/hits"): frozenset({"service"}),
         ("POST", "/v1/internal/reads/held"): frozenset({"service"}),
+        ("POST", "/v1/internal/reads/evidence"): frozenset({"service"}),
         ("POST", "/v1/agents"): frozenset({"admin"}),
         ("GET", "/v1/agents"): frozenset({"admin", "supervisor", "auditor"}),
         ("GET", "/v1/agents/quarantine"): frozenset({"admin"}),
@@ -75,11 +90,15 @@ MATRIX: dict[str, dict[tuple[str, str], frozenset[str]]] = {
         ("POST", "/v1/holds"): frozenset({"supervisor"}),
         ("POST", "/v1/holds/{hold_id}/release"): frozenset({"supervisor"}),
         ("GET", "/v1/holds"): frozenset({"supervisor", "auditor"}),
+        ("POST", "/v1/holds/{hold_id}/subject-request"): frozenset({"supervisor"}),
+        ("GET", "/v1/holds/reviews"): frozenset({"supervisor", "auditor"}),
+        ("POST", "/v1/holds/{hold_id}/reviews"): frozenset({"supervisor"}),
         ("GET", "/v1/internal/retention"): frozenset({"service"}),
         ("GET", "/v1/internal/usage"): frozenset({"service"}),
         ("GET", "/v1/internal/readers"): frozenset({"service"}),
         ("POST", "/v1/agents/{agent_id}/location"): frozenset({"admin"}),
         ("POST", "/v1/subject-requests/safe-at-home"): frozenset({"supervisor"}),
+        ("POST", "/v1/subject-requests/safe-at-home/{request_id}/confirm"): frozenset({"supervisor"}),
     },
     "recognition": {
         ("GET", "/v1/whoami"): ALL,
@@ -107,7 +126,9 @@ MATRIX: dict[str, dict[tuple[str, str], frozenset[str]]] = {
         ("POST", "/v1/hit-holds/{hold_id}/release"): frozenset({"supervisor"}),
         ("GET", "/v1/hit-holds"): frozenset({"supervisor", "auditor"}),
         ("GET", "/v1/internal/report"): frozenset({"service"}),
+        ("POST", "/v1/internal/hits/of-read"): frozenset({"service"}),
         ("POST", "/v1/internal/subject-requests/safe-at-home"): frozenset({"service"}),
+        ("POST", "/v1/internal/plates/listed"): frozenset({"service"}),
     },
 }
 
@@ -116,7 +137,6 @@ PUBLIC: dict[str, set[tuple[str, str]]] = {
     "access": {
         ("POST", "/v1/token"),  # it is how a token is obtained
         ("GET", "/.well-known/jwks.json"),  # public keys
-        ("GET", "/v1/objects/{key}"),  # the presigned link's signature is the authorization
         ("GET", "/v1/public/log-of-use"),  # the statute makes the log of use public; it carries no personal data
     },
     "ingest": {
@@ -126,7 +146,55 @@ PUBLIC: dict[str, set[tuple[str, str]]] = {
         ("POST", "/v1/agents/openalpr"),
     },
 }
-HEALTH = {("GET", "/healthz"), ("GET", "/readyz")}
+# /metrics: counts only, for the internal network; a bearer token when ALPR_METRICS_TOKEN is set (shared/metrics.py).
+HEALTH = {("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics")}
+
+# The agency dimension: every endpoint that takes an id is tried by agency B with agency A's id, in the tests/security
+# test named here (404, or 403 with a reason), or says why the id is not another agency's record.
+TWO = "tests/security/test_two_agencies.py::test_two_agencies_see_only_their_own"
+DOORS = "tests/security/test_access_doors.py::test_another_agency_cannot_reach_a_request_grant_or_disclosure"
+AGENTS = "tests/security/test_two_agencies.py::test_agents_are_their_agencys"
+# Accounts are the back office's, managed by its administrators (the CLI makes them): not one agency's records.
+ACCOUNT = "an account, not agency data: the back office's administrators manage every account"
+CROSS_AGENCY: dict[tuple[str, str], str] = {
+    ("POST", "/v1/users/{user_id}/unlock"): ACCOUNT,
+    ("POST", "/v1/users/{user_id}/disable"): ACCOUNT,
+    ("POST", "/v1/users/{user_id}/enable"): ACCOUNT,
+    ("POST", "/v1/users/{user_id}/password"): ACCOUNT,
+    ("POST", "/v1/clients/{client_id}/disable"): ACCOUNT,
+    ("POST", "/v1/clients/{client_id}/enable"): ACCOUNT,
+    ("POST", "/v1/clients/{client_id}/rotate-secret"): ACCOUNT,
+    ("POST", "/v1/requests/{request_id}/versions"): "only the requester amends (tests/access/test_requests.py)",
+    ("GET", "/v1/requests/{request_id}"): DOORS,
+    ("POST", "/v1/requests/{request_id}/decision"): "only a supervisor of the requester's agency decides "
+    "(tests/access/test_requests.py: another agency's supervisor refused)",
+    ("POST", "/v1/grants/{grant_id}/revoke"): DOORS,
+    ("GET", "/v1/objects/{key}"): "bound to its viewer (tests/access/test_search.py: a forwarded link refused)",
+    ("POST", "/v1/shifts/{shift_id}/end"): TWO,
+    ("GET", "/v1/shifts/{shift_id}"): TWO,
+    ("GET", "/v1/units/{unit}/events"): TWO,
+    ("GET", "/v1/units/{unit}/stream"): TWO,
+    ("GET", "/v1/agencies/{agency}/events"): TWO,
+    ("GET", "/v1/agents/{agent_id}"): AGENTS,
+    ("POST", "/v1/agents/{agent_id}/rotate"): AGENTS,
+    ("POST", "/v1/agents/{agent_id}/disable"): AGENTS,
+    ("POST", "/v1/agents/{agent_id}/enable"): AGENTS,
+    ("GET", "/v1/agents/{agent_id}/activity"): AGENTS,
+    ("POST", "/v1/agents/{agent_id}/location"): AGENTS,
+    ("POST", "/v1/holds/{hold_id}/release"): TWO,
+    ("POST", "/v1/holds/{hold_id}/reviews"): TWO,
+    ("POST", "/v1/holds/{hold_id}/subject-request"): TWO,
+    # 13.055: a breach of the back office's security is the back office's record, whichever agency's data it touched.
+    ("POST", "/v1/breaches/{breach_id}/notifications"): "the back office's breach record, not one agency's data",
+    ("POST", "/v1/subject-requests/safe-at-home/{request_id}/confirm"): TWO,
+    ("GET", "/v1/lists/{name}/entries"): TWO,
+    ("POST", "/v1/lists/{name}/entries"): TWO,
+    ("DELETE", "/v1/lists/{name}/entries/{entry_id}"): TWO,
+    ("GET", "/v1/hits/{hit_id}"): TWO,
+    ("POST", "/v1/hits/{hit_id}/verification"): TWO,
+    ("POST", "/v1/hits/{hit_id}/dispositions"): TWO,
+    ("POST", "/v1/hit-holds/{hold_id}/release"): TWO,
+}
 STREAM_OPEN_S = 3.0  # a refusal answers at once; a stream that is still open after this was let in
 
 
@@ -186,3 +254,9 @@ async def test_authorization_matrix(service: str, settings: Settings, make_token
                 elif denied and status != 403:
                     wrong.append(f"{method} {path} as {role}: {status}, expected 403")
     assert wrong == []
+
+
+def test_every_endpoint_that_takes_an_id_is_tried_with_another_agencys_id() -> None:
+    with_id = {key for rows in MATRIX.values() for key in rows if "{" in key[1]}
+    assert with_id - set(CROSS_AGENCY) == set(), "endpoints with an id not tried across agencies (tests/security)"
+    assert set(CROSS_AGENCY) - with_id == set(), "CROSS_AGENCY rows for endpoints not in the matrix"

@@ -91,3 +91,41 @@ def test_ingest_and_hotlist_get_the_service_client_the_bootstrap_job_creates() -
         env = services[name]["environment"]
         assert {k: env[k] for k in creds} == creds, name
         assert services[name]["depends_on"]["service-client"]["condition"] == "service_completed_successfully"
+
+
+def test_each_service_connects_as_the_role_the_migrate_job_makes_for_it() -> None:
+    import json
+    from urllib.parse import urlsplit
+
+    from alpr.roles import role_names
+
+    services = _compose()["services"]
+    passwords = json.loads(services["migrate"]["environment"]["ALPR_DB_ROLE_PASSWORDS"])
+    admin = urlsplit(services["migrate"]["environment"]["ALPR_DATABASE_URL"])
+    roles = role_names(admin.path.lstrip("/"))
+    for name in SERVICES:
+        url = urlsplit(services[name]["environment"]["ALPR_DATABASE_URL"])
+        assert (url.username, url.password) == (roles[name], passwords[name]), name
+        assert url.username != admin.username  # never the administrator the migrations use
+
+
+def test_sample_alert_rules_parse_and_name_metrics_that_exist() -> None:
+    import importlib
+
+    from prometheus_client import REGISTRY
+
+    for module in (
+        "shared.metrics",
+        "services.ingest.metrics",
+        "services.recognition.metrics",
+        "services.hotlist.metrics",
+    ):
+        importlib.import_module(module)
+    # Every name a family can show, labelled children or not (a counter's _total, a histogram's series).
+    suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum"), "gauge": ("",)}
+    known = {f.name + suffix for f in REGISTRY.collect() for suffix in suffixes.get(f.type, ("",))}
+    rules = yaml.safe_load((ROOT / "docker" / "prometheus-alerts.yml").read_text())
+    alerts = [rule for group in rules["groups"] for rule in group["rules"]]
+    assert len(alerts) >= 8 and all({"alert", "expr", "annotations"} <= set(rule) for rule in alerts)
+    named = {name for rule in alerts for name in re.findall(r"\balpr_[a-z_]+", rule["expr"])}
+    assert named and named - known == set(), f"alert rules name unknown metrics: {named - known}"

@@ -2,6 +2,7 @@
 shift and posts a photo at ingest's port; ingest, with the service client the runner made, obtains its own token
 from access and has recognition read the plate and hotlist match it (answer 200, nothing pending)."""
 
+import asyncio
 import json
 import os
 import subprocess
@@ -10,11 +11,14 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import asyncpg
 import httpx
 
+from alpr.roles import role_names
 from tests.recognition.render import jpeg, plate_image
+from tests.support.pg import _connect_kwargs
+from tests.support.runner import SERVICES, all_ready, stop
 from tests.support.s3 import free_port_pairs
-from tests.test_runner import SERVICES, _all_ready, _stop
 
 PASSWORD = "a long enough passphrase"
 
@@ -27,10 +31,24 @@ def _alpr(env: dict[str, str], *args: str, stdin: str | None = None) -> str:
     return done.stdout
 
 
+async def _connected_users(database_url: str) -> set[str]:
+    conn = await asyncpg.connect(**_connect_kwargs(database_url))
+    try:
+        rows = await conn.fetch(
+            "SELECT DISTINCT usename FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
+        )
+        return {r["usename"] for r in rows}
+    finally:
+        await conn.close()
+
+
 def test_a_read_through_the_running_services(tmp_path: Path, database_url: str) -> None:
     ports = dict(zip(SERVICES, free_port_pairs(4), strict=True))
     env = {k: v for k, v in os.environ.items() if not k.startswith("ALPR_")}
     env.update(ALPR_DATA_DIR=str(tmp_path / "var"), ALPR_DATABASE_URL=database_url, ALPR_LOG_LEVEL="WARNING")
+    # The test proves the wiring, not the latency: on a loaded machine the first OCR call can pass the car's 3 s.
+    env.update(ALPR_INGEST_RECOGNITION_TIMEOUT_S="60", ALPR_INGEST_HOTLIST_TIMEOUT_S="30")
     env.update({f"ALPR_{name.upper()}_PORT": str(port) for name, port in ports.items()})
     proc = subprocess.Popen([sys.executable, "-m", "alpr.cli", "up"], env=env, start_new_session=True)
     try:
@@ -41,7 +59,7 @@ def test_a_read_through_the_running_services(tmp_path: Path, database_url: str) 
         today = date.today()
         _alpr(env, "access", "add-training", "--user", badge, "--course", "ALPR operation and data policy",
               "--completed", str(today - timedelta(days=1)), "--expires", str(today + timedelta(days=364)))  # fmt: skip
-        assert _all_ready(ports, timeout_s=60) == dict.fromkeys(SERVICES, 200)
+        assert all_ready(ports, timeout_s=60) == dict.fromkeys(SERVICES, 200)
         access, ingest = (f"http://127.0.0.1:{ports[s]}" for s in ("access", "ingest"))
         login = httpx.post(
             f"{access}/v1/token",
@@ -67,5 +85,9 @@ def test_a_read_through_the_running_services(tmp_path: Path, database_url: str) 
         assert read.status_code == 200, read.text  # 202 would mean a call to recognition or hotlist failed
         body = read.json()
         assert (body["plate"], body["plate_source"], body["pending"]) == ("KXR482", "recognition", [])
+        # Each service did that as its own least-privilege database role (the runner gives it no other URL).
+        roles = role_names(_connect_kwargs(database_url)["database"])
+        connected = asyncio.run(_connected_users(database_url))
+        assert {roles["access"], roles["ingest"], roles["hotlist"]} <= connected, connected
     finally:
-        assert _stop(proc) == 0
+        assert stop(proc) == 0

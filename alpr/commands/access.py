@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from alpr.commands.common import database_url
+from alpr.commands.common import with_database
 from shared.errors import AppError
 from shared.settings import Settings
 
@@ -29,8 +29,11 @@ def _run(settings: Settings, work: Callable[[AsyncSession, Any], Awaitable[T]]) 
     from services.access.security import Passwords
     from shared.db import create_sessionmaker
 
+    settings = with_database(settings)
+    assert settings.database_url is not None
+
     async def _go() -> T:
-        engine = create_async_engine(database_url(settings))
+        engine = create_async_engine(settings.database_url)
         try:
             async with create_sessionmaker(engine)() as session:
                 result = await work(session, Passwords(settings))
@@ -201,6 +204,62 @@ def cmd_unlock(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _set_user_disabled(disabled: bool):  # type: ignore[no-untyped-def]
+    def cmd(args: argparse.Namespace, settings: Settings) -> int:
+        from services.access import identity
+        from shared import audit
+
+        async def work(session: AsyncSession, _: Any) -> None:
+            user = await identity.find_user(session, args.user, lock=True)
+            if user is None:
+                raise SystemExit(f"no user {args.user!r}")
+            await identity.set_user_disabled(session, user, disabled)
+            await audit.record(
+                session, service="access", action="user.disable" if disabled else "user.enable", actor=_actor(),
+                object_type="user", object_ids=[str(user.id)],
+            )  # fmt: skip
+
+        _run(settings, work)
+        print(f"{args.user} {'disabled: its tokens stop working within seconds' if disabled else 're-enabled'}")
+        return 0
+
+    return cmd
+
+
+def _client_change(action: str):  # type: ignore[no-untyped-def]
+    def cmd(args: argparse.Namespace, settings: Settings) -> int:
+        from services.access import identity
+        from shared import audit
+
+        async def work(session: AsyncSession, _: Any) -> str | None:
+            try:
+                client = await identity.find_client(session, args.client_id, lock=True)
+            except Exception:  # noqa: BLE001 - NotFound: said plainly on the command line
+                raise SystemExit(f"no client {args.client_id!r}") from None
+            secret = None
+            if action == "rotate_secret":
+                secret = await identity.rotate_client_secret(session, client)
+            else:
+                await identity.set_client_disabled(session, client, action == "disable")
+            await audit.record(
+                session, service="access", action=f"client.{action}", actor=_actor(), object_type="client",
+                object_ids=[client.client_id],
+            )  # fmt: skip
+            return secret
+
+        secret = _run(settings, work)
+        if secret is not None:
+            print(
+                f"client_id {args.client_id}\nclient_secret {secret}\n"
+                "(shown once; tokens of the old secret are revoked)"
+            )
+        else:
+            print(f"client {args.client_id} {action}d")
+        return 0
+
+    return cmd
+
+
 def _person_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--username", required=True)
     p.add_argument("--name", required=True, help="full name")
@@ -246,3 +305,17 @@ def register(sub: Any) -> None:
     p = cmds.add_parser("unlock", help="lift a lock-out after failed logins")
     p.add_argument("--user", required=True, help="user name or badge")
     p.set_defaults(func=cmd_unlock)
+
+    for name, disabled, text in (("disable-user", True, "disable a person (sessions end everywhere)"),
+                                 ("enable-user", False, "re-enable a disabled person")):  # fmt: skip
+        p = cmds.add_parser(name, help=text)
+        p.add_argument("--user", required=True, help="user name or badge")
+        p.set_defaults(func=_set_user_disabled(disabled))
+    for name, action, text in (
+        ("disable-client", "disable", "disable an API client (its tokens stop working everywhere)"),
+        ("enable-client", "enable", "re-enable a disabled API client"),
+        ("rotate-client-secret", "rotate_secret", "give an API client a new secret; the old one's tokens die"),
+    ):
+        p = cmds.add_parser(name, help=text)
+        p.add_argument("--client-id", required=True)
+        p.set_defaults(func=_client_change(action))

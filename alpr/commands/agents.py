@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from datetime import date
 from typing import Any
 
-from alpr.commands.common import database_url
+from alpr.commands.common import with_database
 from shared.settings import Settings
 
 
@@ -17,8 +17,10 @@ def _run(settings: Settings, work: Callable[[Any], Awaitable[Any]]) -> int:
     from shared.db import create_engine, create_sessionmaker
     from shared.errors import AppError
 
+    settings = with_database(settings)
+
     async def _go() -> int:
-        engine = create_engine(settings.model_copy(update={"database_url": database_url(settings)}))
+        engine = create_engine(settings)
         try:
             async with create_sessionmaker(engine)() as session:
                 try:

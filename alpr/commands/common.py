@@ -1,15 +1,31 @@
-"""What the subcommands share."""
+"""What the subcommands share: the database a command works on.
+
+The embedded server is started synchronously (pg_ctl, then CREATE DATABASE on a loop of its own), so it is resolved
+here, before a command enters its event loop; the commands' coroutines only read `settings.database_url`.
+"""
 
 from __future__ import annotations
 
 from shared.settings import Settings
 
 
-def database_url(settings: Settings) -> str:
-    """The configured database, else the embedded one (started for this command; it stops when the command exits)."""
+def database_url(settings: Settings, *, migrate: bool = True) -> str:
+    """The configured database, else the embedded one in the data folder: joined when `alpr up` holds it (it keeps
+    running after the command), started for this command otherwise (it stops when the command exits). The embedded
+    database is migrated first, so the CLI works on a data folder the system has never run on."""
     if settings.database_url:
         return settings.database_url
     from alpr.embedded import embedded_database_url
+    from alpr.roles import prepare_database, role_passwords
 
     url, _server = embedded_database_url(settings.data_dir)
+    if migrate:
+        # As `alpr up` does: the owner and service roles, then the migrations as the owner.
+        given = {k: v.get_secret_value() for k, v in settings.db_role_passwords.items()}
+        prepare_database(url, role_passwords(settings.data_dir, given))
     return url
+
+
+def with_database(settings: Settings) -> Settings:
+    """`settings` with the database resolved. Call it outside any running event loop."""
+    return settings.model_copy(update={"database_url": database_url(settings)})

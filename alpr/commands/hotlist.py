@@ -7,7 +7,7 @@ import asyncio
 import json
 from typing import Any
 
-from alpr.commands.common import database_url
+from alpr.commands.common import with_database
 from shared.settings import Settings
 
 
@@ -15,8 +15,10 @@ def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
     from services.hotlist.sync import SyncFailed, sync_once
     from shared.db import create_engine
 
+    settings = with_database(settings)
+
     async def _sync() -> int:
-        engine = create_engine(settings.model_copy(update={"database_url": database_url(settings)}))
+        engine = create_engine(settings)
         try:
             result = await sync_once(engine, settings, trigger="cli")
         except SyncFailed as exc:

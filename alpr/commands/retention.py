@@ -10,7 +10,7 @@ import getpass
 import json
 from typing import Any
 
-from alpr.commands.common import database_url
+from alpr.commands.common import with_database
 from shared.settings import Settings
 
 
@@ -49,19 +49,15 @@ async def run_check(settings: Settings) -> dict[str, Any]:
     return {"ok": bool(r["ok"] and h["ok"]), "reads": r, "hits": h}
 
 
-def _settings(settings: Settings) -> Settings:
-    return settings.model_copy(update={"database_url": database_url(settings)})
-
-
 def cmd_purge(args: argparse.Namespace, settings: Settings) -> int:
     actor = f"cli:{getpass.getuser()}"
-    report = asyncio.run(run_purge(_settings(settings), dry_run=args.dry_run, actor=actor, max_days=args.max_days))
+    report = asyncio.run(run_purge(with_database(settings), dry_run=args.dry_run, actor=actor, max_days=args.max_days))
     print(json.dumps(report, indent=2, default=str))
     return 3 if report["reads"]["status"] == "busy" else 0
 
 
 def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
-    report = asyncio.run(run_check(_settings(settings)))
+    report = asyncio.run(run_check(with_database(settings)))
     print(json.dumps(report, indent=2, default=str))
     return 0 if report["ok"] else 1
 

@@ -21,6 +21,12 @@ def _include_name(name: str | None, type_: str, parent_names: object) -> bool:
 
 
 def _run(connection: Connection) -> None:
+    role = config.attributes.get("role")
+    if role:
+        # Migrations run as the owner role: the services' roles own nothing (alpr/roles.py).
+        quoted = role.replace('"', '""')
+        connection.exec_driver_sql(f'SET ROLE "{quoted}"')
+        connection.commit()
     context.configure(
         connection=connection,
         target_metadata=metadata,

@@ -17,10 +17,12 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.access import events
-from services.access.models import Client, LoginSession, RefreshToken, TrainingRecord, User, utcnow
+from services.access.models import Client, LoginSession, RefreshToken, Revocation, TrainingRecord, User, utcnow
 from services.access.security import KeyRing, Passwords, digest, digest_matches, epoch, new_secret, totp_step
+from services.access.throttle import LoginThrottle
 from shared.auth import AGENCY, PERSON_ROLES, SERVICE, Principal
-from shared.errors import BadRequest, Conflict, NotFound, Unauthorized
+from shared.auth_metrics import AUTH_FAILURES
+from shared.errors import BadRequest, Conflict, NotFound, TooManyRequests, Unauthorized
 from shared.settings import Settings
 
 INVALID = "invalid credentials"
@@ -188,65 +190,58 @@ async def password_grant(
     username: str,
     password: str,
     totp: str | None,
+    throttle: LoginThrottle | None = None,
 ) -> Issued:
+    """One answer for every refusal (unknown, wrong password, wrong or missing second factor, disabled, locked):
+    "invalid credentials", so the endpoint tells no one which accounts exist or which password was right. Every
+    refusal counts against the source (services/access/throttle.py); the audit entry keeps the real reason."""
     now = utcnow()
+    source = events.source_ip(request) or "unknown"
+    if throttle is not None:
+        wait = await throttle.wait_s(source, username)
+        if wait:
+            # Counted, not audited one by one: a guessing flood must not fill the chain.
+            AUTH_FAILURES.labels("access", "login_throttled").inc()
+            raise TooManyRequests(f"too many failed logins from this address: retry in {wait} s", retry_after_s=wait)
     user = await find_user(session, username, lock=True)
     valid = await passwords.verify(user.password_hash if user else None, password)
-    if user is None:
-        raise await events.refuse(
-            session, Unauthorized(INVALID), "auth.login", request=request, actor=username, outcome="failed",
-            details={"grant": "password", "why": "unknown user"},
-        )  # fmt: skip
-    who = _subject(user)
-    if user.disabled:
-        raise await events.refuse(
-            session, Unauthorized("account disabled"), "auth.login", request=request, principal=who
-        )
-    if user.locked_until is not None and user.locked_until > now:
-        raise await events.refuse(
-            session,
-            Unauthorized(
-                f"account locked after {settings.login_max_failures} failed attempts until "
-                f"{user.locked_until.isoformat(timespec='seconds')}; an administrator can unlock it"
-            ),
-            "auth.login",
-            request=request,
-            principal=who,
-        )
-    if valid and settings.require_second_factor and not user.totp_secret:
-        raise await events.refuse(
-            session, Unauthorized("a second factor is required: ask an administrator to enrol TOTP"), "auth.login",
-            request=request, principal=who, details={"why": "no second factor enrolled"},
-        )  # fmt: skip
     step: int | None = None
     why = None
-    if not valid:
+    if user is None:
+        why = "unknown user"
+    elif user.disabled:
+        why = "account disabled"
+    elif user.locked_until is not None and user.locked_until > now:
+        why = "account locked"
+    elif not valid:
         why = "wrong password"
+    elif settings.require_second_factor and not user.totp_secret:
+        why = "no second factor enrolled"
     elif user.totp_secret:
         if not totp:
-            # Not a failure: the client asks for the second factor and tries again.
-            raise await events.refuse(
-                session, Unauthorized("second factor required: send `totp`"), "auth.login", request=request,
-                principal=who, outcome="failed", details={"why": "totp missing"},
-            )  # fmt: skip
-        step = totp_step(user.totp_secret, totp.strip())
-        if step is None:
-            why = "wrong TOTP code"
-        elif user.totp_last_step is not None and step <= user.totp_last_step:
-            why = "TOTP code already used"
+            why = "totp missing"
+        else:
+            step = totp_step(user.totp_secret, totp.strip())
+            if step is None:
+                why = "wrong TOTP code"
+            elif user.totp_last_step is not None and step <= user.totp_last_step:
+                why = "TOTP code already used"
     if why is not None:
+        if throttle is not None:
+            await throttle.failed(source, username)
+        if user is None:
+            raise await events.refuse(
+                session, Unauthorized(INVALID), "auth.login", request=request, actor=username, outcome="failed",
+                details={"grant": "password", "why": why},
+            )  # fmt: skip
         user.failed_logins += 1
-        attempts = user.failed_logins
-        if user.failed_logins >= settings.login_max_failures:
-            user.locked_until = now + timedelta(seconds=settings.login_lockout_s)
-            user.failed_logins = 0  # the lock carries it from here; after it ends, five more tries
         session.add(user)
-        detail = INVALID if why != "TOTP code already used" else "TOTP code already used: wait for the next one"
-        locked = user.locked_until is not None and user.locked_until > now
         raise await events.refuse(
-            session, Unauthorized(detail), "auth.login", request=request, principal=who, outcome="failed",
-            details={"why": why, "attempt": attempts, "locked": locked},
+            session, Unauthorized(INVALID), "auth.login", request=request, principal=_subject(user),
+            outcome="failed", details={"why": why, "attempt": user.failed_logins},
         )  # fmt: skip
+    assert user is not None
+    who = _subject(user)
 
     user.failed_logins = 0
     user.locked_until = None
@@ -272,11 +267,19 @@ async def password_grant(
     return Issued(token, settings.access_token_ttl_s, refresh)
 
 
+async def publish_revocation(session: AsyncSession, kind: str, value: str, reason: str) -> None:
+    """Every service refuses the tokens this names within seconds (shared/revocations.py)."""
+    session.add(Revocation(kind=kind, value=value, reason=reason))
+    await session.flush()
+
+
 async def _end_session(session: AsyncSession, login: LoginSession, reason: str) -> None:
     if login.ended_at is None:
         login.ended_at = utcnow()
         login.end_reason = reason
         session.add(login)
+        # Its access tokens too, on every service, not only its refresh tokens here.
+        session.add(Revocation(kind="session", value=str(login.id), reason=reason))
     # Every refresh token of the family dies with it.
     await session.execute(
         update(RefreshToken)
@@ -334,6 +337,8 @@ async def refresh_grant(
         reason = "session reached its maximum length"
     elif user.disabled:
         reason = "account disabled"
+    elif user.locked_until is not None and user.locked_until > now:
+        reason = "account locked"
     if reason is not None:
         await _end_session(session, login, reason)
         raise await events.refuse(
@@ -419,3 +424,58 @@ async def unlock(session: AsyncSession, user: User) -> None:
     user.locked_until = None
     session.add(user)
     await session.flush()
+
+
+# ---- disabling and re-keying identities (admin API and CLI); each publishes a revocation ----
+
+
+async def _end_live_sessions(session: AsyncSession, user: User, reason: str) -> None:
+    live = await session.exec(
+        select(LoginSession).where(LoginSession.user_id == user.id, col(LoginSession.ended_at).is_(None))
+    )
+    for login in live.all():
+        await _end_session(session, login, reason)
+
+
+async def set_user_disabled(session: AsyncSession, user: User, disabled: bool) -> None:
+    user.disabled = disabled
+    session.add(user)
+    if disabled:
+        await _end_live_sessions(session, user, "account disabled")
+        await publish_revocation(session, "subject", str(user.id), "account disabled")
+    await session.flush()
+
+
+async def set_password(session: AsyncSession, passwords: Passwords, user: User, password: str) -> None:
+    """A new password (an administrator's reset): every session and token of the old one ends everywhere."""
+    if len(password) < 12:
+        raise BadRequest("password must be at least 12 characters")
+    user.password_hash = await passwords.hash(password)
+    session.add(user)
+    await _end_live_sessions(session, user, "password changed")
+    await publish_revocation(session, "subject", str(user.id), "password changed")
+
+
+async def find_client(session: AsyncSession, client_id: str, *, lock: bool = False) -> Client:
+    query = select(Client).where(Client.client_id == client_id)
+    client = (await session.exec(query.with_for_update() if lock else query)).first()
+    if client is None:
+        raise NotFound(f"no client {client_id!r}")
+    return client
+
+
+async def set_client_disabled(session: AsyncSession, client: Client, disabled: bool) -> None:
+    client.disabled = disabled
+    session.add(client)
+    if disabled:
+        await publish_revocation(session, "subject", f"client:{client.client_id}", "client disabled")
+    await session.flush()
+
+
+async def rotate_client_secret(session: AsyncSession, client: Client) -> str:
+    """A new secret (shown once); tokens issued with the old one stop working everywhere."""
+    secret = new_secret()
+    client.secret_hash = digest(secret)
+    session.add(client)
+    await publish_revocation(session, "subject", f"client:{client.client_id}", "client secret rotated")
+    return secret

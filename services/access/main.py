@@ -2,20 +2,41 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
+import structlog
 from fastapi import FastAPI
 
+from services.access.evidence import router as evidence_router
 from services.access.notice_routes import router as notices_router
+from services.access.public_cache import PublicReports
+from services.access.records_routes import router as records_router
 from services.access.report_routes import router as reports_router
 from services.access.reports import FiguresClient
 from services.access.routes import router
 from services.access.search import IngestClient
 from services.access.security import KeyRing, Passwords
+from services.access.throttle import LoginThrottle
 from shared.app import create_service_app
+from shared.audit_seal import load_keys, publish_checkpoint
 from shared.settings import Settings, get_settings
+
+log = structlog.get_logger(__name__)
+
+
+async def _checkpoint_loop(app: FastAPI, settings: Settings) -> None:
+    """Seal the audit chain and publish a signed checkpoint on a schedule (the key never enters the database)."""
+    keys = await asyncio.to_thread(load_keys, settings, create=True)
+    while True:
+        try:
+            await publish_checkpoint(app.state.engine, app.state.store, keys)
+        except Exception as exc:  # noqa: BLE001 - a database or store outage: the next round catches up
+            log.warning("audit_checkpoint_failed", error=type(exc).__name__)
+        await asyncio.sleep(settings.audit_checkpoint_interval_s)
 
 
 def create_app(
@@ -32,6 +53,8 @@ def create_app(
         keys.current()  # the first run makes the signing key
         app.state.keys = keys
         app.state.passwords = Passwords(settings)
+        app.state.login_throttle = LoginThrottle(settings)
+        app.state.public_reports = PublicReports(settings)
         app.state.ingest = IngestClient(
             settings.url_of("ingest"), keys, timeout_s=settings.search_timeout_s, transport=ingest_transport
         )
@@ -41,15 +64,22 @@ def create_app(
             timeout_s=settings.search_timeout_s,
             transports={"ingest": ingest_transport, "hotlist": hotlist_transport},
         )
+        checkpoints = (
+            asyncio.create_task(_checkpoint_loop(app, settings)) if settings.audit_checkpoint_scheduled else None
+        )
         try:
             yield
         finally:
+            if checkpoints is not None:
+                checkpoints.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await checkpoints
             await app.state.ingest.close()
 
     return create_service_app(
         "access",
         settings,
-        routers=[router, reports_router, notices_router],
+        routers=[router, reports_router, notices_router, records_router, evidence_router],
         lifespan=lifespan,
         description="Identities, tokens, access requests with supervisor approval, and the audit log.",
         max_body_bytes=settings.court_order_max_bytes + 1024 * 1024,  # a request with its court order, the largest

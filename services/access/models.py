@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, date, datetime
 
-from sqlalchemy import Column, DateTime, Float, Text, UniqueConstraint
+from sqlalchemy import Column, DateTime, Float, Text, UniqueConstraint, func
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Field, SQLModel
 
@@ -85,6 +85,25 @@ class LoginSession(SQLModel, table=True):
     ended_at: datetime | None = Field(default=None, sa_column=_ts())
     end_reason: str | None = None
     source_ip: str | None = None
+
+
+class Revocation(SQLModel, table=True):
+    """What access publishes when tokens must stop working before they expire; every service reads it.
+
+    kind `session`: tokens of that login session (`sid`); `token`: one token (`jti`); `subject`: every token of
+    that user or client issued before `revoked_at` (disable, lock, password change, secret rotation)."""
+
+    __tablename__ = "revocations"
+    __table_args__ = {"schema": SCHEMA}
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    kind: str
+    value: str
+    reason: str
+    revoked_at: datetime = Field(
+        default_factory=utcnow,
+        sa_column=Column(DateTime(timezone=True), nullable=False, index=True, server_default=func.now()),
+    )
 
 
 class RefreshToken(SQLModel, table=True):
@@ -200,6 +219,7 @@ class Disclosure(SQLModel, table=True):
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     grant_id: uuid.UUID = Field(foreign_key="access.grants.id", index=True)
+    agency: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))  # the disclosing one
     case_number: str
     recipient_name: str
     recipient_ori: str | None = None

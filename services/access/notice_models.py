@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import Column, Date, DateTime, Text
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlmodel import Field, SQLModel
 
 
@@ -22,5 +23,24 @@ class BcaNotice(SQLModel, table=True):
     items: list[str] = Field(sa_column=Column(ARRAY(Text), nullable=False))  # register item keys
     readers: list[str] = Field(sa_column=Column(ARRAY(Text), nullable=False))  # reader ids those items name
     note: str | None = None
+    recorded_by: str
+    recorded_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class BreachNotice(SQLModel, table=True):
+    """A breach of the security of the data (Minn. Stat. 13.055): what, when it happened and was discovered, and
+    each notification made (who, how, when)."""
+
+    __tablename__ = "breach_notices"
+    __table_args__ = {"schema": "access"}
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    what: str = Field(sa_column=Column(Text, nullable=False))
+    occurred_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
+    discovered_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    records_affected: int | None = None
+    unauthorized_by_employee: bool = False
+    notified: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSONB, nullable=False))
+    investigation_report: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     recorded_by: str
     recorded_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))

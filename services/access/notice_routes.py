@@ -6,15 +6,16 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.access import notices
+from services.access import notices, pdf
 from services.access.deps import allow
-from services.access.report_routes import Figures
+from services.access.report_routes import Figures, pdf_response
 from shared.audit import client_ip, record
 from shared.auth import Principal
 from shared.db import SessionDep
+from shared.errors import Unprocessable
 
 router = APIRouter(tags=["reports"])
 NoticeReader = Annotated[Principal, Depends(allow("supervisor", "auditor", "admin"))]
@@ -110,3 +111,52 @@ async def record_notice(
         details={"sent_on": body.sent_on.isoformat(), "items": notice.items},
     )
     return notices.notice_out(notice)
+
+
+@router.get(
+    "/v1/reports/bca-notices/letter",
+    responses={200: {"content": {"application/pdf": {}}}},
+    response_class=Response,
+    summary="The notice letter to the BCA (PDF) for these register items (default: every one not yet sent)",
+)
+async def bca_letter(
+    request: Request,
+    principal: NoticeWriter,
+    session: SessionDep,
+    figures: Figures,
+    items: list[str] | None = Query(default=None, description="register item keys (repeat the parameter)"),
+    as_of: date | None = Query(default=None, description="the letter's date (default today)"),
+) -> Response:
+    today = as_of or datetime.now(UTC).date()
+    report = await notices.notices_report(session, figures, today, principal.agency)
+    known = {i["key"]: i for i in report["items"]}
+    if items:
+        unknown = [k for k in items if k not in known]
+        if unknown:
+            raise Unprocessable(f"items not in the register: {', '.join(unknown)} (see GET /v1/reports/bca-notices)")
+        chosen = [known[k] for k in dict.fromkeys(items)]
+    else:
+        chosen = [i for i in report["items"] if i["status"] != "sent"]
+    if not chosen:
+        raise Unprocessable("no register item to notify: every one has a notice recorded")
+    agency = principal.agency or "the agency"
+    letter = {
+        "date": today.isoformat(),
+        "to": "Minnesota Bureau of Criminal Apprehension",
+        "from": f"{agency}, by {principal.subject}",
+        "body": (
+            f"Under Minn. Stat. 13.824 subd. 8, {agency} notifies the Bureau of the automated license plate readers "
+            "below: each reader's first use, and each fixed reader's location (placed on the date given). The "
+            "agency's policy governing their use is maintained and available on request."
+        ),
+        "items": chosen,
+    }
+    await record(
+        session,
+        service="access",
+        action="report.bca_letter",
+        principal=principal,
+        source_ip=client_ip(request),
+        details={"as_of": today.isoformat(), "items": [i["key"] for i in chosen]},
+    )
+    return pdf_response(pdf.bca_letter_pdf(letter), "bca-notice")

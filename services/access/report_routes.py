@@ -3,14 +3,16 @@ audit report (JSON, printable HTML with charts)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from services.access import reports
+from services.access import pdf, reports
 from services.access.deps import Auditor, allow
+from services.access.public_cache import PublicReports
 from shared.audit import client_ip, record
 from shared.auth import Principal
 from shared.db import SessionDep
@@ -19,6 +21,7 @@ from shared.errors import Unprocessable
 router = APIRouter(tags=["reports"])
 ReportReader = Annotated[Principal, Depends(allow("supervisor", "auditor", "admin"))]
 MAX_PERIOD = timedelta(days=3 * 366)  # a biennial audit and some slack
+PUBLIC_MAX_PERIOD = timedelta(days=366)
 
 
 class LogOfUseOut(BaseModel):
@@ -41,6 +44,7 @@ class AuditReportOut(BaseModel):
     log_of_use: dict[str, Any]
     reads_per_day: dict[str, int]
     access: dict[str, Any]
+    classification: dict[str, Any]
     hits: dict[str, Any]
     retention: dict[str, Any]
     audit_chain: dict[str, Any]
@@ -73,7 +77,21 @@ def _csv(report: dict[str, Any], name: str) -> Response:
     )
 
 
-_FORMATS = {200: {"content": {"application/json": {}, "text/csv": {}}}}
+_FORMATS = {200: {"content": {"application/json": {}, "text/csv": {}, "application/pdf": {}}}}
+
+
+def pdf_response(content: bytes, name: str) -> Response:
+    return Response(
+        content, media_type="application/pdf", headers={"Content-Disposition": f'attachment; filename="{name}.pdf"'}
+    )
+
+
+def _log_out(report: dict[str, Any], format: str, name: str) -> Any:
+    if format == "csv":
+        return _csv(report, name)
+    if format == "pdf":
+        return pdf_response(pdf.log_of_use_pdf(report), name)
+    return JSONResponse(report)  # already plain JSON values: no second validation of thousands of rows
 
 
 @router.get("/v1/reports/log-of-use", response_model=LogOfUseOut, responses=_FORMATS, summary="The log of use")
@@ -84,7 +102,7 @@ async def log_of_use(
     figures: Figures,
     start: Start,
     end: End,
-    format: Literal["json", "csv"] = "json",
+    format: Literal["json", "csv", "pdf"] = "json",
 ) -> Any:
     _period(start, end)
     report = await reports.log_of_use(figures, start, end, public=False)
@@ -96,7 +114,7 @@ async def log_of_use(
         source_ip=client_ip(request),
         details={"start": start.isoformat(), "end": end.isoformat(), "format": format},
     )
-    return _csv(report, "log-of-use") if format == "csv" else report
+    return _log_out(report, format, "log-of-use")
 
 
 @router.get(
@@ -105,17 +123,23 @@ async def log_of_use(
     responses=_FORMATS,
     summary="The public log of use: no token, no personal data (no badge, shift or covert list)",
 )
-async def public_log_of_use(figures: Figures, start: Start, end: End, format: Literal["json", "csv"] = "json") -> Any:
+async def public_log_of_use(
+    request: Request, figures: Figures, start: Start, end: End, format: Literal["json", "csv", "pdf"] = "json"
+) -> Any:
     _period(start, end)
-    report = await reports.log_of_use(figures, start, end, public=True)
-    return _csv(report, "log-of-use-public") if format == "csv" else report
+    if end - start > PUBLIC_MAX_PERIOD:
+        raise Unprocessable("a public report covers at most a year: ask for it in parts")
+    cache: PublicReports = request.app.state.public_reports
+    report = await cache.get(client_ip(request) or "unknown", start, end, lambda: reports.log_of_use(
+        figures, start, end, public=True))  # fmt: skip
+    return _log_out(report, format, "log-of-use-public")
 
 
 @router.get(
     "/v1/reports/audit",
     response_model=AuditReportOut,
-    responses={200: {"content": {"application/json": {}, "text/html": {}}}},
-    summary="The biennial audit report (JSON, or printable HTML with charts)",
+    responses={200: {"content": {"application/json": {}, "text/html": {}, "application/pdf": {}}}},
+    summary="The biennial audit report (JSON, printable HTML or PDF, with charts)",
 )
 async def audit_report(
     request: Request,
@@ -124,7 +148,7 @@ async def audit_report(
     figures: Figures,
     start: Start,
     end: End,
-    format: Literal["json", "html"] = "json",
+    format: Literal["json", "html", "pdf"] = "json",
 ) -> Any:
     _period(start, end)
     report = await reports.audit_report(session, figures, start, end)
@@ -138,4 +162,55 @@ async def audit_report(
     )
     if format == "html":
         return Response(reports.audit_html(report), media_type="text/html; charset=utf-8")
-    return report
+    if format == "pdf":
+        return pdf_response(pdf.audit_pdf(report), "biennial-audit")
+    return JSONResponse(report)
+
+
+class CommissionerSummaryOut(BaseModel):
+    report: str
+    statute: str
+    agency: str
+    period: dict[str, str]
+    generated_at: str
+    completed_on: str
+    due_by: str
+    recipients: list[str]
+    findings: dict[str, Any]
+    hits_by_category: dict[str, int]
+    classification: dict[str, int]
+    statement: str
+
+
+@router.get(
+    "/v1/reports/commissioner-summary",
+    response_model=CommissionerSummaryOut,
+    responses={200: {"content": {"application/json": {}, "application/pdf": {}}}},
+    summary="The audit summary for the commissioner, legislative chairs and the LCDP (subd. 6(c)), JSON or PDF",
+)
+async def commissioner_summary(
+    request: Request,
+    principal: Auditor,
+    session: SessionDep,
+    figures: Figures,
+    start: Start,
+    end: End,
+    completed_on: date | None = Query(default=None, description="the day the audit was completed (default today)"),
+    format: Literal["json", "pdf"] = "json",
+) -> Any:
+    _period(start, end)
+    audit = await reports.audit_report(session, figures, start, end)
+    summary = reports.commissioner_summary(
+        audit, completed_on=completed_on or datetime.now(UTC).date(), agency=principal.agency
+    )
+    await record(
+        session,
+        service="access",
+        action="report.commissioner_summary",
+        principal=principal,
+        source_ip=client_ip(request),
+        details={"start": start.isoformat(), "end": end.isoformat(), "format": format},
+    )
+    if format == "pdf":
+        return pdf_response(pdf.commissioner_summary_pdf(summary), "audit-summary")
+    return summary

@@ -59,6 +59,29 @@ class FiguresClient:
         data: dict[str, Any] = resp.json()
         return data
 
+    async def post(self, service: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """A POST on an internal endpoint; a 4xx answer keeps its status and detail (the caller's input was wrong)."""
+        token = self.keys.sign(subject=SERVICE_SUBJECT, ttl_s=120, claims={"roles": ["service"]})
+        try:
+            async with service_client(
+                self.urls[service], timeout_s=self.timeout_s, transport=self.transports.get(service)
+            ) as client:
+                resp = await client.post(path, json=body, headers={"Authorization": f"Bearer {token}"})
+        except httpx.HTTPError as exc:
+            raise Unavailable(f"the {service} service is unreachable, retry later") from exc
+        if resp.status_code in (404, 409, 422):
+            raise ServiceRefused(resp.status_code, str(resp.json().get("detail", "refused")))
+        if resp.status_code != 200:
+            raise Unavailable(f"the {service} service answered {resp.status_code}, retry later")
+        data: dict[str, Any] = resp.json()
+        return data
+
+
+class ServiceRefused(Exception):
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status, self.detail = status, detail
+
 
 def _hours(a: str, b: str | None, start: datetime, end: datetime) -> float:
     s = max(datetime.fromisoformat(a), start)
@@ -66,16 +89,53 @@ def _hours(a: str, b: str | None, start: datetime, end: datetime) -> float:
     return max((e - s).total_seconds() / 3600, 0.0)
 
 
-async def log_of_use(figures: FiguresClient, start: datetime, end: datetime, *, public: bool) -> dict[str, Any]:
-    """Per unit: active intervals (shifts), plates read per shift and per day, hits per day; the databases compared.
-    The public version carries no badge, officer, covert list or shift id."""
+def _day(u: dict[str, Any], day: str) -> dict[str, Any]:
+    d: dict[str, Any] = u["days"].setdefault(
+        day,
+        {
+            "day": day,
+            "reads": 0,
+            "plates_read": 0,
+            "distinct_plates": 0,
+            "reads_no_plate": 0,
+            "hits": 0,
+            "hits_by_category": {},
+        },
+    )
+    return d
+
+
+def _add(counts: dict[str, int], key: str, n: int) -> None:
+    counts[key] = counts.get(key, 0) + n
+
+
+async def log_of_use(
+    figures: FiguresClient, start: datetime, end: datetime, *, public: bool, hot: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Per unit: active intervals (shifts), reads per shift and per day (with plates, distinct plates and reads with
+    no plate), hits per day by category (subd. 5(a)(3)); the databases compared. Counted from the daily facts, so a
+    period reads the same after its purge. The public version carries no badge, officer, covert list or shift id,
+    and no hit on a covert list."""
     usage = await figures.get("ingest", "/v1/internal/usage", start, end)
-    hot = await figures.get("hotlist", "/v1/internal/report", start, end)
+    if hot is None:
+        hot = await figures.get("hotlist", "/v1/internal/report", start, end)
     units: dict[str, dict[str, Any]] = {}
 
     def unit(name: str) -> dict[str, Any]:
         return units.setdefault(
-            name, {"unit": name, "active_intervals": [], "active_hours": 0.0, "reads": 0, "hits": 0, "days": {}}
+            name,
+            {
+                "unit": name,
+                "active_intervals": [],
+                "active_hours": 0.0,
+                "reads": 0,
+                "plates_read": 0,
+                "distinct_plates": 0,
+                "reads_no_plate": 0,
+                "hits": 0,
+                "hits_by_category": {},
+                "days": {},
+            },
         )
 
     for sh in usage["shifts"]:
@@ -85,14 +145,28 @@ async def log_of_use(figures: FiguresClient, start: datetime, end: datetime, *, 
             interval.update(shift_id=sh["shift_id"], badge=sh["badge"], cameras=sh["cameras"])
         u["active_intervals"].append(interval)
         u["active_hours"] = round(u["active_hours"] + _hours(sh["started_at"], sh["ended_at"], start, end), 3)
+    classification: dict[str, int] = usage.get("classification", {})
     for row in usage["reads_by_unit_day"]:
         u = unit(row["unit"])
-        u["reads"] += row["reads"]
-        u["days"].setdefault(row["day"], {"day": row["day"], "reads": 0, "hits": 0})["reads"] += row["reads"]
-    for row in hot["hits_by_unit_day"]:
-        u = unit(row["unit"] or "(no unit)")
-        u["hits"] += row["hits"]
-        u["days"].setdefault(row["day"], {"day": row["day"], "reads": 0, "hits": 0})["hits"] += row["hits"]
+        d = _day(u, row["day"])
+        no_plate = row.get("reads_no_plate", 0)
+        for target in (u, d):
+            target["reads"] += row["reads"]
+            target["plates_read"] += row["reads"] - no_plate
+            target["distinct_plates"] += row.get("distinct_plates", 0)
+            target["reads_no_plate"] += no_plate
+    by_category: dict[str, int] = {}
+    by_list: dict[str, int] = {}
+    for unit_name, _agency, day, category, list_name, covert, n in hot.get("hits_by_unit_day_category", []):
+        if public and covert:
+            continue
+        u = unit(unit_name or "(no unit)")
+        d = _day(u, day)
+        for target in (u, d):
+            target["hits"] += n
+            _add(target["hits_by_category"], category, n)
+        _add(by_category, category, n)
+        _add(by_list, list_name, n)
     out_units = []
     for name in sorted(units):
         u = units[name]
@@ -113,7 +187,13 @@ async def log_of_use(figures: FiguresClient, start: datetime, end: datetime, *, 
         },
         "totals": {
             "reads": usage["reads_total"],
+            "plates_read": usage["reads_total"] - usage.get("reads_no_plate_total", 0),
+            "distinct_plates_by_day": usage.get("distinct_plates_by_day_total", 0),
+            "reads_no_plate": usage.get("reads_no_plate_total", 0),
             "hits": sum(u["hits"] for u in out_units),
+            "hits_by_category": dict(sorted(by_category.items())),
+            "hits_by_list": dict(sorted(by_list.items())),
+            "classification": dict(sorted(classification.items())),
             "active_hours": round(sum(u["active_hours"] for u in out_units), 3),
             "units": len(out_units),
         },
@@ -156,7 +236,19 @@ def log_of_use_csv(report: dict[str, Any]) -> str:
     """One row per unit and day: the figures an auditor or a member of the public opens in a spreadsheet."""
     buf = io.StringIO()
     w = csv.writer(buf)
-    w.writerow(["unit", "day", "plates_read", "hits", "active_intervals"])
+    w.writerow(
+        [
+            "unit",
+            "day",
+            "reads",
+            "plates_read",
+            "distinct_plates",
+            "reads_no_plate",
+            "hits",
+            "hits_by_category",
+            "active_intervals",
+        ]
+    )
     for u in report["units"]:
         for d in u["days"]:
             intervals = [
@@ -164,7 +256,20 @@ def log_of_use_csv(report: dict[str, Any]) -> str:
                 for i in u["active_intervals"]
                 if i["start"][:10] <= d["day"] <= (i["end"] or "9999")[:10]
             ]
-            w.writerow([u["unit"], d["day"], d["reads"], d["hits"], " ".join(intervals)])
+            cats = " ".join(f"{k}={v}" for k, v in sorted(d["hits_by_category"].items()))
+            w.writerow(
+                [
+                    u["unit"],
+                    d["day"],
+                    d["reads"],
+                    d["plates_read"],
+                    d["distinct_plates"],
+                    d["reads_no_plate"],
+                    d["hits"],
+                    cats,
+                    " ".join(intervals),
+                ]
+            )
     return buf.getvalue()
 
 
@@ -238,8 +343,8 @@ async def _access_figures(session: AsyncSession, start: datetime, end: datetime)
 
 
 async def audit_report(session: AsyncSession, figures: FiguresClient, start: datetime, end: datetime) -> dict[str, Any]:
-    usage = await log_of_use(figures, start, end, public=False)
     hot = await figures.get("hotlist", "/v1/internal/report", start, end)
+    usage = await log_of_use(figures, start, end, public=False, hot=hot)
     reads_ret = await figures.get("ingest", "/v1/internal/retention", start, end)
     chain = await verify_chain(session)
     reads_per_day: dict[str, int] = {}
@@ -254,8 +359,17 @@ async def audit_report(session: AsyncSession, figures: FiguresClient, start: dat
         "log_of_use": usage,
         "reads_per_day": dict(sorted(reads_per_day.items())),
         "access": await _access_figures(session, start, end),
+        # Subd. 6: how the period's data were classified (13.82: private unless active investigative or public).
+        "classification": {
+            "reads": usage["totals"]["classification"],
+            "reads_total": usage["totals"]["reads"],
+            "plates_read": usage["totals"]["plates_read"],
+            "distinct_plates_by_day": usage["totals"]["distinct_plates_by_day"],
+            "reads_no_plate": usage["totals"]["reads_no_plate"],
+        },
         "hits": {
             "total": hot["hits_total"],
+            "covert": hot.get("covert_hits_total", 0),
             "by_category": hot["hits_by_category"],
             "by_list": hot["hits_by_list"],
             "dispositions_by_outcome": hot["dispositions_by_outcome"],
@@ -287,6 +401,56 @@ async def audit_report(session: AsyncSession, figures: FiguresClient, start: dat
             "first_broken_seq": chain.first_broken_seq,
             "reason": chain.reason,
         },
+    }
+
+
+SUMMARY_DAYS = 30  # subd. 6(c): the summary goes out within 30 days of the audit's completion
+SUMMARY_RECIPIENTS = (
+    "Commissioner of Administration",
+    "Chairs and ranking minority members of the House and Senate committees with jurisdiction over data practices "
+    "and public safety",
+    "Legislative Commission on Data Practices and Personal Data Privacy",
+)
+
+
+def commissioner_summary(audit: dict[str, Any], *, completed_on: date, agency: str | None) -> dict[str, Any]:
+    """Subd. 6(c): the audit's findings in one page, with its recipients and the day it is due."""
+    use = audit["log_of_use"]["totals"]
+    acc = audit["access"]
+    ret = audit["retention"]
+    findings = {
+        "plates read (reads with a plate)": use["plates_read"],
+        "reads with no plate": use["reads_no_plate"],
+        "hits": audit["hits"]["total"],
+        "hits with a disposition": audit["hits"]["with_disposition"],
+        "access requests filed / approved / denied": (
+            f"{acc['requests_filed']} / {acc['requests_approved']} / {acc['requests_denied']}"
+        ),
+        "disclosures to other agencies": len(acc["disclosures"]),
+        "court orders": len(acc["court_orders"]),
+        "purges (reads) in the period": len(ret["reads"]["purges"]),
+        "retention check": "passed" if ret["check_ok"] else "violations found",
+        "holds active (reads)": ret["reads"]["holds_active"],
+        "audit log hash chain": "intact" if audit["audit_chain"]["ok"] else "broken",
+    }
+    compliant = ret["check_ok"] and audit["audit_chain"]["ok"]
+    return {
+        "report": "commissioner_summary",
+        "statute": "Minn. Stat. 13.824 subd. 6(c)",
+        "agency": agency or "(agency)",
+        "period": audit["period"],
+        "generated_at": datetime.now(UTC).isoformat(),
+        "completed_on": completed_on.isoformat(),
+        "due_by": (completed_on + timedelta(days=SUMMARY_DAYS)).isoformat(),
+        "recipients": list(SUMMARY_RECIPIENTS),
+        "findings": findings,
+        "hits_by_category": audit["hits"]["by_category"],
+        "classification": audit["classification"]["reads"],
+        "statement": (
+            "The audit found the data collected, retained and destroyed as Minn. Stat. 13.824 requires."
+            if compliant
+            else "The audit found departures from Minn. Stat. 13.824 listed above; see the full audit report."
+        ),
     }
 
 

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 from sqlmodel import col, select
 
 from services.access import events, identity, search, workflow
@@ -28,12 +28,13 @@ from services.access.deps import (
     Supervisor,
     Viewer,
 )
-from services.access.models import AccessRequest, Grant, RequestVersion, User
+from services.access.models import AccessRequest, Client, Grant, RequestVersion, User
 from services.access.schemas import (
     AreaIn,
     AuditEntryOut,
     AuditPage,
     ChainOut,
+    ClientOut,
     DecisionIn,
     DecisionOut,
     DisclosureIn,
@@ -50,12 +51,16 @@ from services.access.schemas import (
     VersionOut,
 )
 from shared.audit import AuditEntry, verify_chain
+from shared.audit_seal import key_path, load_checkpoints, load_keys, verify_sealed
 from shared.auth import Principal
+from shared.auth_metrics import AUTH_FAILURES
 from shared.bounds import INT64_MAX
 from shared.db import SessionDep
 from shared.errors import BadRequest, Forbidden, NotFound, Unavailable, Unprocessable
 from shared.keys import public_jwks
-from shared.storage import ObjectNotFound, ObjectStore, SignedLinks, StorageError
+from shared.scoping import Scoped
+from shared.settings import Settings
+from shared.storage import LinkViewer, ObjectNotFound, SignedLinks, StorageError
 
 router = APIRouter()
 
@@ -97,8 +102,9 @@ async def token(
         if not username or not password:
             raise BadRequest("the password grant needs `username` and `password`")
         issued = await identity.password_grant(
-            session, settings, passwords, keys, request, username=username, password=password, totp=totp
-        )
+            session, settings, passwords, keys, request, username=username, password=password, totp=totp,
+            throttle=request.app.state.login_throttle,
+        )  # fmt: skip
     elif grant_type == "refresh_token":
         if not refresh_token:
             raise BadRequest("the refresh_token grant needs `refresh_token`")
@@ -152,6 +158,108 @@ async def unlock_user(user_id: uuid.UUID, request: Request, session: SessionDep,
     return await _user_out(session, user)
 
 
+async def _admin_user(session: SessionDep, user_id: uuid.UUID) -> User:
+    user = await session.get(User, user_id, with_for_update=True)
+    if user is None:
+        raise NotFound("no such user")
+    return user
+
+
+@router.post(
+    "/v1/users/{user_id}/disable",
+    tags=["people"],
+    summary="Disable a person: every session and token of theirs stops working everywhere within seconds",
+)
+async def disable_user(user_id: uuid.UUID, request: Request, session: SessionDep, principal: Admin) -> UserOut:
+    user = await _admin_user(session, user_id)
+    await identity.set_user_disabled(session, user, True)
+    await events.record(
+        session, "user.disable", request=request, principal=principal, object_type="user", object_ids=[str(user.id)]
+    )
+    return await _user_out(session, user)
+
+
+@router.post("/v1/users/{user_id}/enable", tags=["people"], summary="Re-enable a disabled person")
+async def enable_user(user_id: uuid.UUID, request: Request, session: SessionDep, principal: Admin) -> UserOut:
+    user = await _admin_user(session, user_id)
+    await identity.set_user_disabled(session, user, False)
+    await events.record(
+        session, "user.enable", request=request, principal=principal, object_type="user", object_ids=[str(user.id)]
+    )
+    return await _user_out(session, user)
+
+
+class PasswordIn(BaseModel):
+    password: str = Field(min_length=12, max_length=1024)
+
+
+@router.post(
+    "/v1/users/{user_id}/password",
+    tags=["people"],
+    summary="Set a person's password: their sessions and tokens end everywhere within seconds",
+)
+async def set_user_password(
+    user_id: uuid.UUID,
+    body: PasswordIn,
+    request: Request,
+    session: SessionDep,
+    passwords: PasswordsDep,
+    principal: Admin,
+) -> UserOut:
+    user = await _admin_user(session, user_id)
+    await identity.set_password(session, passwords, user, body.password)
+    await events.record(
+        session, "user.password", request=request, principal=principal, object_type="user", object_ids=[str(user.id)]
+    )
+    return await _user_out(session, user)
+
+
+def _client_out(client: Client, secret: str | None = None) -> ClientOut:
+    return ClientOut(
+        client_id=client.client_id, name=client.name, roles=client.roles, ori=client.ori, disabled=client.disabled,
+        client_secret=secret,
+    )  # fmt: skip
+
+
+@router.post(
+    "/v1/clients/{client_id}/disable",
+    tags=["clients"],
+    summary="Disable an API client: its tokens stop working everywhere within seconds",
+)
+async def disable_client(client_id: str, request: Request, session: SessionDep, principal: Admin) -> ClientOut:
+    client = await identity.find_client(session, client_id, lock=True)
+    await identity.set_client_disabled(session, client, True)
+    await events.record(
+        session, "client.disable", request=request, principal=principal, object_type="client", object_ids=[client_id]
+    )
+    return _client_out(client)
+
+
+@router.post("/v1/clients/{client_id}/enable", tags=["clients"], summary="Re-enable a disabled API client")
+async def enable_client(client_id: str, request: Request, session: SessionDep, principal: Admin) -> ClientOut:
+    client = await identity.find_client(session, client_id, lock=True)
+    await identity.set_client_disabled(session, client, False)
+    await events.record(
+        session, "client.enable", request=request, principal=principal, object_type="client", object_ids=[client_id]
+    )
+    return _client_out(client)
+
+
+@router.post(
+    "/v1/clients/{client_id}/rotate-secret",
+    tags=["clients"],
+    summary="A new client secret (shown once); tokens got with the old one stop working everywhere",
+)
+async def rotate_client_secret(client_id: str, request: Request, session: SessionDep, principal: Admin) -> ClientOut:
+    client = await identity.find_client(session, client_id, lock=True)
+    secret = await identity.rotate_client_secret(session, client)
+    await events.record(
+        session, "client.rotate_secret", request=request, principal=principal, object_type="client",
+        object_ids=[client_id],
+    )  # fmt: skip
+    return _client_out(client, secret)
+
+
 # ---- requests ----
 
 
@@ -196,8 +304,7 @@ def _summary(req: AccessRequest, version: RequestVersion) -> RequestSummary:
 
 async def _request_out(
     session: SessionDep,
-    store: ObjectStore,
-    ttl_s: int,
+    settings: Settings,
     principal: Principal,
     request: Request,
     file: workflow.RequestFile,
@@ -207,7 +314,8 @@ async def _request_out(
     for v in file.versions:
         url = None
         if v.court_order_key:
-            url = await store.presigned_url(v.court_order_key, ttl_s)
+            viewer = LinkViewer(principal.subject, principal.agency or "", "", v.case_number)
+            url = SignedLinks.from_settings(settings).url(v.court_order_key, settings.presign_ttl_s, viewer)
             documents.append(v.court_order_key)
         versions.append(
             VersionOut(
@@ -260,9 +368,7 @@ async def file_request(
     body = _parse_request(request_json)
     upload = await _upload(court_order, settings.court_order_max_bytes)
     req = await workflow.file_request(session, store, settings, principal, request, body, upload)
-    return await _request_out(
-        session, store, settings.presign_ttl_s, principal, request, await workflow.load(session, req.id)
-    )
+    return await _request_out(session, settings, principal, request, await workflow.load(session, req.id))
 
 
 @router.post(
@@ -284,9 +390,7 @@ async def amend_request(
     body = _parse_request(request_json)
     upload = await _upload(court_order, settings.court_order_max_bytes)
     req = await workflow.amend_request(session, store, settings, principal, request, request_id, body, upload)
-    return await _request_out(
-        session, store, settings.presign_ttl_s, principal, request, await workflow.load(session, req.id)
-    )
+    return await _request_out(session, settings, principal, request, await workflow.load(session, req.id))
 
 
 @router.get("/v1/requests", tags=["requests"], summary="The caller's own requests and their state")
@@ -307,11 +411,12 @@ async def get_request(
     settings: SettingsDep,
     store: StoreDep,
     principal: Viewer,
+    scope: Scoped,
 ) -> RequestOut:
     file = await workflow.load(session, request_id)
     if not workflow.may_view(principal, file.request):
         raise Forbidden("only the requester, the deciding supervisors and auditors see a request")
-    return await _request_out(session, store, settings.presign_ttl_s, principal, request, file)
+    return await _request_out(session, settings, principal, request, file)
 
 
 class DecisionResult(BaseModel):
@@ -366,7 +471,9 @@ async def search_reads(
     settings: SettingsDep,
     ingest: IngestDep,
     principal: Requester,
+    scope: Scoped,
 ) -> SearchOut:
+    # The grant is the door: its agency's reads only (grant.data_agency), audited, a disclosure for outsiders.
     return await search.search(session, settings, ingest, principal, request, body)
 
 
@@ -380,9 +487,13 @@ async def record_disclosure(
 
 @router.get("/v1/disclosures", tags=["grants"], summary="Disclosures to outside agencies, newest first")
 async def list_disclosures(
-    request: Request, session: SessionDep, principal: Overseer, limit: Annotated[int, Query(ge=1, le=1000)] = 200
+    request: Request,
+    session: SessionDep,
+    principal: Overseer,
+    scope: Scoped,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> list[DisclosureOut]:
-    rows = await workflow.disclosures(session, limit)
+    rows = await workflow.disclosures(session, scope, limit)
     await events.record(session, "disclosures.view", request=request, principal=principal, record_count=len(rows))
     return [DisclosureOut.model_validate(r, from_attributes=True) for r in rows]
 
@@ -425,14 +536,29 @@ async def query_audit(
 
 
 @router.get("/v1/audit/verify", tags=["audit"], summary="Check the audit log's hash chain")
-async def verify_audit(request: Request, session: SessionDep, principal: Auditor) -> ChainOut:
-    report = await verify_chain(session)
+async def verify_audit(
+    request: Request, session: SessionDep, settings: SettingsDep, store: StoreDep, principal: Auditor
+) -> ChainOut:
+    sealed = checkpoints = None
+    if key_path(settings).is_file():
+        # The keyed seals and the signed checkpoints too: what shows a rewrite by whoever owns the database.
+        try:
+            published = await load_checkpoints(store)
+        except StorageError as exc:
+            raise Unavailable("object store unavailable: the checkpoints cannot be read, retry shortly") from exc
+        keys = await asyncio.to_thread(load_keys, settings)
+        full = await verify_sealed(await session.connection(), keys, published)
+        ok, entries, first, reason = full.ok, full.chain.entries, full.first_broken_seq, full.reason
+        sealed, checkpoints = full.sealed, full.checkpoints
+    else:
+        plain = await verify_chain(session)
+        ok, entries, first, reason = plain.ok, plain.entries, plain.first_broken_seq, plain.reason
     await events.record(
-        session, "audit.verify", request=request, principal=principal, outcome="ok" if report.ok else "failed",
-        details={"entries": report.entries, "first_broken_seq": report.first_broken_seq},
+        session, "audit.verify", request=request, principal=principal, outcome="ok" if ok else "failed",
+        details={"entries": entries, "first_broken_seq": first, "sealed": sealed, "checkpoints": checkpoints},
     )  # fmt: skip
     return ChainOut(
-        ok=report.ok, entries=report.entries, first_broken_seq=report.first_broken_seq, reason=report.reason
+        ok=ok, entries=entries, first_broken_seq=first, reason=reason, sealed=sealed, checkpoints=checkpoints
     )
 
 
@@ -451,14 +577,28 @@ async def get_object(
     request: Request,
     session: SessionDep,
     store: StoreDep,
+    principal: Viewer,
+    scope: Scoped,
     expires: Annotated[int, Query()],
     signature: Annotated[str, Query(max_length=128)],
     settings: SettingsDep,
+    sub: Annotated[str, Query(max_length=200)] = "",
+    agency: Annotated[str, Query(max_length=80)] = "",
+    grant: Annotated[str, Query(max_length=64)] = "",
+    case: Annotated[str, Query(max_length=80)] = "",
 ) -> Response:
-    if not SignedLinks.from_settings(settings).verify(key, expires, signature):
+    viewer = LinkViewer(sub, agency, grant, case)
+    if not sub or not SignedLinks.from_settings(settings).verify(key, expires, signature, viewer):
+        # Counted, not audited one by one: nothing was shown, and a flood of bad links must not queue on the
+        # audit chain's lock.
+        AUTH_FAILURES.labels("access", "bad_link").inc()
+        raise Forbidden("link expired or invalid")
+    if principal.subject != sub or (principal.agency or "") != agency:
+        # A forwarded link: it was issued to someone else, whose token must come with it.
         raise await events.refuse(
-            session, Forbidden("link expired or invalid"), "image.view", request=request, object_type="object",
-            object_ids=[key],
+            session, Forbidden("this link was issued to another person: ask for your own"), "image.view",
+            request=request, principal=principal, object_type="object", object_ids=[key],
+            grant_id=grant or None, case_number=case or None,
         )  # fmt: skip
     try:
         data = await store.get(key)
@@ -469,8 +609,8 @@ async def get_object(
     except StorageError as exc:
         raise Unavailable("object store unavailable, retry shortly") from exc
     await events.record(
-        session, "image.view", request=request, object_type="object", object_ids=[key],
-        details={"link_expires": expires, "bytes": len(data)},
+        session, "image.view", request=request, principal=principal, object_type="object", object_ids=[key],
+        grant_id=grant or None, case_number=case or None, details={"link_expires": expires, "bytes": len(data)},
     )  # fmt: skip
     content_type = mimetypes.guess_type(key)[0] or "application/octet-stream"
     return Response(data, media_type=content_type, headers={"Cache-Control": "private, no-store"})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime
 from typing import Any, Literal
@@ -57,6 +58,18 @@ class RequestIn(CleanInput):
     def _plates(cls, value: list[str]) -> list[str]:
         return _patterns(value)
 
+    @field_validator("warrant_number")
+    @classmethod
+    def _warrant(cls, value: str | None) -> str | None:
+        return _warrant_number(value)
+
+    @field_validator("exigency_attestation")
+    @classmethod
+    def _exigency(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("a blank exigency attestation attests nothing: leave it out or write it")
+        return value.strip() if value is not None else None
+
     @model_validator(mode="after")
     def _consistent(self) -> RequestIn:
         if self.end <= self.start:
@@ -69,6 +82,22 @@ class RequestIn(CleanInput):
                 "(Minn. Stat. 13.824 subd. 2(d))"
             )
         return self
+
+
+_WARRANT = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ./:#-]{2,62}[A-Za-z0-9]")
+
+
+def _warrant_number(value: str | None) -> str | None:
+    """A warrant number looks like one: 4-64 letters, digits and separators, at least two digits (not blank)."""
+    if value is None:
+        return None
+    value = value.strip()
+    if not _WARRANT.fullmatch(value) or sum(ch.isdigit() for ch in value) < 2:
+        raise ValueError(
+            "warrant_number does not look like a warrant number (4-64 letters, digits, '-', '/', '.', ':', '#', "
+            "at least two digits); leave it out when there is no warrant"
+        )
+    return value
 
 
 class VersionOut(BaseModel):
@@ -259,3 +288,14 @@ class ChainOut(BaseModel):
     entries: int
     first_broken_seq: int | None
     reason: str | None
+    sealed: int | None = None  # entries under a keyed seal (None: the audit key is not on this host)
+    checkpoints: int | None = None  # signed checkpoints found in the object store and checked
+
+
+class ClientOut(BaseModel):
+    client_id: str
+    name: str
+    roles: list[str]
+    ori: str | None
+    disabled: bool
+    client_secret: str | None = None  # only when just rotated: shown once

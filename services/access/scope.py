@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -94,9 +95,16 @@ def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     return 2 * r * math.asin(math.sqrt(a))
 
 
-def area_reason(grant: Area | None, query: Area | None, *, location_history_allowed: bool) -> str | None:
+def area_reason(
+    grant: Area | None, query: Area | None, *, location_history_allowed: bool, grant_plates: Sequence[str] = ()
+) -> str | None:
     if query is None:
         if grant is not None:
+            if grant_plates:
+                return (
+                    f"the grant covers plates {', '.join(grant_plates)} only inside an area: "
+                    "give the query an area inside it"
+                )
             return "the grant covers only an area: give the query an area inside it"
         if not location_history_allowed:
             # 13.824 subd. 2(d): no following a vehicle across places without a warrant or exigency.

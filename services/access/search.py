@@ -23,7 +23,7 @@ from shared.auth import AGENCY, Principal
 from shared.errors import AppError, BadRequest, Forbidden, NotFound, Unavailable, Unprocessable
 from shared.http import service_client
 from shared.settings import Settings
-from shared.storage import SignedLinks
+from shared.storage import LinkViewer, SignedLinks
 from shared.text import has_control
 
 log = structlog.get_logger(__name__)
@@ -91,13 +91,15 @@ def coverage_reason(grant: Grant, query: SearchIn) -> str | None:
             _area(grant.area_lat, grant.area_lon, grant.area_radius_m),
             _area(query.area.lat, query.area.lon, query.area.radius_m) if query.area else None,
             location_history_allowed=bool(grant.warrant_number or grant.exigency_attestation),
+            grant_plates=grant.plates,
         )
     )
 
 
-def _link(links: SignedLinks, key: str | None, ttl_s: int) -> str | None:
-    # Our own signed link, whatever the store: access serves the image and audits each view (`GET /v1/objects`).
-    return links.url(key, ttl_s) if key else None
+def _link(links: SignedLinks, key: str | None, ttl_s: int, viewer: LinkViewer) -> str | None:
+    # Our own signed link, whatever the store: access serves the image and audits each view (`GET /v1/objects`),
+    # to the viewer it was issued to only.
+    return links.url(key, ttl_s, viewer) if key else None
 
 
 async def search(
@@ -151,8 +153,9 @@ async def search(
     rows: list[dict[str, Any]] = answer.get("reads", [])
     ttl = settings.presign_ttl_s
     links = SignedLinks.from_settings(settings)
-    image_urls = [_link(links, r.get("image_key"), ttl) for r in rows]
-    crop_urls = [_link(links, r.get("crop_key"), ttl) for r in rows]
+    viewer = LinkViewer(principal.subject, principal.agency or "", str(grant.id), grant.case_number)
+    image_urls = [_link(links, r.get("image_key"), ttl, viewer) for r in rows]
+    crop_urls = [_link(links, r.get("crop_key"), ttl, viewer) for r in rows]
     reads = [
         ReadOut(
             read_id=str(r["read_id"]),

@@ -15,7 +15,8 @@ from services.access import events
 from services.access.models import AccessRequest, Decision, Disclosure, Grant, RequestVersion, utcnow
 from services.access.schemas import DecisionIn, DisclosureIn, RequestIn
 from shared.auth import AGENCY, AUDITOR, SUPERVISOR, Principal
-from shared.errors import BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, Unavailable
+from shared.errors import BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, Unavailable, Unprocessable
+from shared.scoping import Scope
 from shared.settings import Settings
 from shared.storage import ObjectStore, StorageError
 
@@ -67,6 +68,11 @@ async def _new_version(
     upload: Upload | None,
 ) -> RequestVersion:
     _check_basis(principal, body, upload)
+    too_wide = area_reason(
+        settings, body.area.radius_m if body.area else None, body.warrant_number, body.exigency_attestation
+    )
+    if too_wide:
+        raise Unprocessable(too_wide)
     row = RequestVersion(
         request_id=req.id,
         version=version,
@@ -176,7 +182,11 @@ def supervises(principal: Principal, req: AccessRequest) -> bool:
 
 
 def may_view(principal: Principal, req: AccessRequest) -> bool:
-    return req.requester == principal.subject or supervises(principal, req) or principal.has_role(AUDITOR)
+    # Auditors too see their own agency's requests (and outside agencies' clients'), not another agency's.
+    auditor = principal.has_role(AUDITOR) and (
+        AGENCY in req.requester_roles or Scope(principal).owns(req.requester_agency)
+    )
+    return req.requester == principal.subject or supervises(principal, req) or auditor
 
 
 async def mine(session: AsyncSession, principal: Principal) -> list[tuple[AccessRequest, RequestVersion]]:
@@ -246,6 +256,9 @@ async def decide(
     if body.decision == "approve":
         if version.area_lat is None and not (version.warrant_number or version.exigency_attestation):
             raise await refused(Forbidden("a location history needs a warrant number or an exigency attestation"))
+        too_wide = area_reason(settings, version.area_radius_m, version.warrant_number, version.exigency_attestation)
+        if too_wide:
+            raise await refused(Forbidden(too_wide))
         expires_at = body.expires_at or now + timedelta(days=settings.grant_default_days)
         if expires_at <= now:
             raise await refused(BadRequest("the grant's expiry must be in the future"))
@@ -338,7 +351,7 @@ async def record_disclosure(
     row = Disclosure(
         grant_id=grant.id, case_number=grant.case_number, recipient_name=recipient_name, recipient_ori=recipient_ori,
         legal_basis=legal_basis, purpose=purpose, read_ids=read_ids, record_count=len(read_ids),
-        disclosed_by=principal.subject,
+        disclosed_by=principal.subject, agency=grant.data_agency or "",
     )  # fmt: skip
     session.add(row)
     await session.flush()
@@ -353,8 +366,8 @@ async def record_disclosure(
 
 async def disclose(session: AsyncSession, principal: Principal, request: Request, body: DisclosureIn) -> Disclosure:
     grant = await session.get(Grant, body.grant_id)
-    if grant is None:
-        raise NotFound("no such grant")
+    if grant is None or not Scope(principal).owns(grant.data_agency):
+        raise NotFound("no such grant in your agency")
     req = await session.get(AccessRequest, grant.request_id)
     assert req is not None
     if grant.holder != principal.subject and not supervises(principal, req):
@@ -365,6 +378,19 @@ async def disclose(session: AsyncSession, principal: Principal, request: Request
     )  # fmt: skip
 
 
-async def disclosures(session: AsyncSession, limit: int = 200) -> list[Disclosure]:
-    rows = await session.exec(select(Disclosure).order_by(col(Disclosure.disclosed_at).desc()).limit(limit))
+async def disclosures(session: AsyncSession, scope: Scope, limit: int = 200) -> list[Disclosure]:
+    """The caller's agency's disclosures (of its data), newest first."""
+    stmt = scope.where(select(Disclosure), col(Disclosure.agency))
+    rows = await session.exec(stmt.order_by(col(Disclosure.disclosed_at).desc()).limit(limit))
     return list(rows)
+
+
+def area_reason(settings: Settings, radius_m: float | None, warrant: str | None, exigency: str | None) -> str | None:
+    """A plate plus a wide circle is a location history: without a warrant or exigency the area stays small."""
+    limit = settings.access_area_max_m_without_warrant
+    if radius_m is not None and radius_m > limit and not (warrant or exigency):
+        return (
+            f"an area wider than {limit:.0f} m in radius needs a warrant number or an exigency attestation "
+            "(a plate plus a wide area is a location history, Minn. Stat. 13.824 subd. 2(d))"
+        )
+    return None

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select, text
 
-from services.hotlist import retention
+from services.hotlist import facts, retention
 from services.hotlist.deps import EngineDep, SettingsDep
 from services.hotlist.models import Hit
 from services.hotlist.retention_models import HitHold, HitHoldItem
@@ -20,6 +20,7 @@ from shared.auth import AUDITOR, SERVICE, SUPERVISOR, Principal, require_roles
 from shared.db import SessionDep
 from shared.errors import Conflict, NotFound, Unprocessable
 from shared.holds import HoldRelease, HoldTerms
+from shared.scoping import Scoped
 
 router = APIRouter(tags=["retention"])
 Supervisor = Annotated[Principal, Depends(require_roles(SUPERVISOR))]
@@ -56,9 +57,13 @@ class ReportFigures(BaseModel):
     versions_in_force: list[dict[str, Any]]
     agency_lists: list[dict[str, Any]]
     hits_by_unit_day: list[dict[str, Any]]
+    # Subd. 5(a)(3): [unit, agency, day, category, list, covert, hits] rows (arrays: two years are tens of
+    # thousands); covert rows never reach the public log of use.
+    hits_by_unit_day_category: list[list[Any]] = Field(default_factory=list)
     hits_by_category: dict[str, int]
     hits_by_list: dict[str, int]
     hits_total: int
+    covert_hits_total: int = 0
     dispositions_by_outcome: dict[str, int]
     hits_with_disposition: int
     minutes_to_disposition: dict[str, float | None]
@@ -86,13 +91,18 @@ def _out(h: HitHold, n: int) -> HitHoldOut:
 
 
 @router.post("/v1/hit-holds", status_code=201, summary="Keep these hits past retention for a case")
-async def place_hold(body: HitHoldIn, request: Request, principal: Supervisor, session: SessionDep) -> HitHoldOut:
+async def place_hold(
+    body: HitHoldIn, request: Request, principal: Supervisor, session: SessionDep, scope: Scoped
+) -> HitHoldOut:
     ids = list(dict.fromkeys(body.hit_ids))
-    found = set((await session.execute(select(Hit.id).where(Hit.id.in_(ids)))).scalars())  # type: ignore[attr-defined]
+    # Only the caller's agency's hits: another agency's are as if they did not exist.
+    stmt = scope.where(select(Hit.id).where(Hit.id.in_(ids)), Hit.custodian)  # type: ignore[attr-defined]
+    found = set((await session.execute(stmt)).scalars())
     missing = [str(i) for i in ids if i not in found]
     if missing:
-        raise Unprocessable(f"no such hits (already purged, or never stored): {missing[:20]}")
+        raise NotFound(f"no such hits in your agency (already purged, or never stored): {missing[:20]}")
     hold = HitHold(
+        agency=scope.agency,
         kind=body.kind,
         case_number=body.case_number,
         reason=body.reason,
@@ -122,11 +132,9 @@ async def place_hold(body: HitHoldIn, request: Request, principal: Supervisor, s
 
 @router.post("/v1/hit-holds/{hold_id}/release", summary="Release a hold on hits")
 async def release_hold(
-    hold_id: uuid.UUID, body: HoldRelease, request: Request, principal: Supervisor, session: SessionDep
+    hold_id: uuid.UUID, body: HoldRelease, request: Request, principal: Supervisor, session: SessionDep, scope: Scoped
 ) -> HitHoldOut:
-    hold = await session.get(HitHold, hold_id, with_for_update=True)
-    if hold is None:
-        raise NotFound("no such hold")
+    hold = scope.check(await session.get(HitHold, hold_id, with_for_update=True), "hold")
     if hold.released_at is not None:
         raise Conflict("the hold is already released")
     hold.released_at, hold.released_by, hold.release_reason = datetime.now(UTC), principal.subject, body.reason
@@ -150,8 +158,10 @@ async def release_hold(
 
 
 @router.get("/v1/hit-holds", summary="Holds on hits, newest first")
-async def list_holds(principal: HoldReader, session: SessionDep, case_number: str | None = None) -> HitHoldList:
-    stmt = select(HitHold).order_by(HitHold.placed_at.desc()).limit(500)  # type: ignore[attr-defined]
+async def list_holds(
+    principal: HoldReader, session: SessionDep, scope: Scoped, case_number: str | None = None
+) -> HitHoldList:
+    stmt = scope.where(select(HitHold), HitHold.agency).order_by(HitHold.placed_at.desc()).limit(500)  # type: ignore[attr-defined]
     if case_number:
         stmt = stmt.where(HitHold.case_number == case_number)  # type: ignore[arg-type]
     holds = list((await session.execute(stmt)).scalars())
@@ -187,7 +197,6 @@ async def report_figures(
     async def rows(sql: str) -> list[Any]:
         return list((await session.execute(text(sql), p)).all())
 
-    at = "coalesce(captured_at, created_at)"
     # A version was in force from its load until the next version's load.
     versions = await rows(
         "SELECT id, loaded_at, entries, sha256, next_loaded FROM (SELECT id, loaded_at, entries, sha256, "
@@ -199,23 +208,17 @@ async def report_figures(
         "(e.removed_at IS NULL OR e.removed_at > :s)) FROM hotlist.agency_lists l "
         "LEFT JOIN hotlist.agency_entries e ON e.list_id = l.id WHERE l.created_at < :e GROUP BY l.id ORDER BY l.name"
     )
-    by_unit_day = await rows(
-        f"SELECT coalesce(unit, ''), ({at} AT TIME ZONE 'UTC')::date AS day, count(*) FROM hotlist.hits "
-        f"WHERE {at} >= :s AND {at} < :e GROUP BY 1, 2 ORDER BY 1, 2"
-    )
-    by_cat = await rows(
-        f"SELECT category, count(*) FROM hotlist.hits WHERE {at} >= :s AND {at} < :e GROUP BY 1 ORDER BY 1"
-    )
-    by_list = await rows(
-        f"SELECT list_name, count(*) FROM hotlist.hits WHERE {at} >= :s AND {at} < :e GROUP BY 1 ORDER BY 1"
-    )
-    # The disposition in force is the last one (a correction names the one it corrects).
-    disp = await rows(
-        "WITH last AS (SELECT DISTINCT ON (d.hit_id) d.hit_id, d.valid, d.action FROM hotlist.hit_dispositions d "
-        "JOIN hotlist.hits h ON h.id = d.hit_id WHERE coalesce(h.captured_at, h.created_at) >= :s AND "
-        "coalesce(h.captured_at, h.created_at) < :e ORDER BY d.hit_id, d.at DESC) "
-        "SELECT CASE WHEN valid THEN 'valid' ELSE 'invalid' END || ':' || action, count(*) FROM last GROUP BY 1"
-    )
+    # Counts from the daily facts (services/hotlist/facts.py): the same before and after the purge.
+    found = await facts.period(session, start, end)
+    fact_rows = found.rows
+    per_unit_day: dict[tuple[str, str], int] = {}
+    by_cat: dict[str, int] = {}
+    by_list: dict[str, int] = {}
+    disp = found.outcomes
+    for f in fact_rows:
+        per_unit_day[(f.unit, f.day)] = per_unit_day.get((f.unit, f.day), 0) + f.hits
+        by_cat[f.category] = by_cat.get(f.category, 0) + f.hits
+        by_list[f.list_name] = by_list.get(f.list_name, 0) + f.hits
     ttd = (
         await rows(
             "WITH first AS (SELECT d.hit_id, min(d.at) AS at FROM hotlist.hit_dispositions d GROUP BY d.hit_id) "
@@ -249,12 +252,17 @@ async def report_figures(
             {"version": v[0], "loaded_at": v[1], "entries": v[2], "sha256": v[3], "replaced_at": v[4]} for v in versions
         ],
         agency_lists=[{"name": r[0], "owner": r[1], "covert": r[2], "entries_in_force": int(r[3])} for r in lists],
-        hits_by_unit_day=[{"unit": r[0], "day": r[1].isoformat(), "hits": int(r[2])} for r in by_unit_day],
-        hits_by_category={r[0]: int(r[1]) for r in by_cat},
-        hits_by_list={r[0]: int(r[1]) for r in by_list},
-        hits_total=sum(int(r[1]) for r in by_cat),
-        dispositions_by_outcome={r[0]: int(r[1]) for r in disp},
-        hits_with_disposition=int(ttd[0]),
+        hits_by_unit_day=[{"unit": u, "day": d, "hits": n} for (u, d), n in sorted(per_unit_day.items())],
+        hits_by_unit_day_category=[
+            [f.unit, f.agency, f.day, f.category, f.list_name, f.covert, f.hits]
+            for f in sorted(fact_rows, key=lambda f: (f.unit, f.day, f.category, f.list_name))
+        ],
+        hits_by_category=dict(sorted(by_cat.items())),
+        hits_by_list=dict(sorted(by_list.items())),
+        hits_total=sum(by_cat.values()),
+        covert_hits_total=sum(f.hits for f in fact_rows if f.covert),
+        dispositions_by_outcome=disp,
+        hits_with_disposition=sum(disp.values()),
         minutes_to_disposition={"p50": minutes(ttd[1]), "p90": minutes(ttd[2]), "max": minutes(ttd[3])},
         purges=[
             {

@@ -4,7 +4,6 @@ streams. The transport and the token source are injectable so tests can serve th
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import datetime
 from typing import Any
 
 import httpx
@@ -50,11 +49,6 @@ class IngestClient:
         if self._client is not None:
             await self._client.aclose()
             self._client = None
-
-    async def lookup_reads(self, plates: list[str], since: datetime) -> list[dict[str, Any]]:
-        data = await self._post("/v1/internal/reads/lookup", {"plates": plates, "since": since.isoformat()})
-        reads: list[dict[str, Any]] = data.get("reads", [])
-        return reads
 
     async def held_reads(self, read_ids: list[str]) -> set[str]:
         """Those of `read_ids` that a hold in ingest keeps. Raises Unavailable when ingest does not answer."""

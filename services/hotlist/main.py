@@ -10,12 +10,15 @@ import structlog
 from fastapi import FastAPI
 
 from services.hotlist import jobs, retention
+from services.hotlist.evidence import router as evidence_router
 from services.hotlist.holds import router as holds_router
 from services.hotlist.ingest_client import IngestClient
 from services.hotlist.matching import Matcher
+from services.hotlist.metrics import hotlist_state
 from services.hotlist.routes import router
 from services.hotlist.service import Distribution, version_out
 from services.hotlist.subjects import router as subjects_router
+from services.hotlist.sync import failures_in_row
 from shared.app import create_service_app
 from shared.settings import Settings, get_settings
 
@@ -29,6 +32,15 @@ async def hotlist_list(app: FastAPI) -> str | None:
         return "no hot list loaded"
     if v.stale:
         return f"hot list version {v.version} is stale: last confirmed {v.age_s:.0f} s ago"
+    return None
+
+
+async def hotlist_sync(app: FastAPI) -> str | None:
+    """A readiness warning: the last syncs failed in a row (a 404, a refused file …); the old list is in force."""
+    limit = app.state.settings.hotlist_sync_failures_degraded
+    count, error = await failures_in_row(app.state.engine, limit)
+    if count >= limit:
+        return f"the last {count} hot-list syncs failed (latest: {error}); the list in force is not being refreshed"
     return None
 
 
@@ -59,9 +71,10 @@ def create_app(settings: Settings | None = None, *, ingest: IngestClient | None 
     return create_service_app(
         "hotlist",
         settings,
-        routers=[router, holds_router, subjects_router],
+        routers=[router, holds_router, subjects_router, evidence_router],
         lifespan=lifespan,
-        ready_checks=[hotlist_list],
+        ready_checks=[hotlist_list, hotlist_sync],
+        metric_probes=[hotlist_state],
         description="Hot-list sync from the BCA, lists for the cars, matching of reads, hits and dispositions.",
         max_body_bytes=4 * 1024 * 1024,  # entries, matches and dispositions are small JSON bodies
     )

@@ -43,6 +43,7 @@ class AgencyRow:
     covert: bool
     owner: str
     expires_at: datetime
+    agency: str = ""  # the list's agency: its entries match that agency's reads only
 
 
 @dataclass(frozen=True)
@@ -92,14 +93,17 @@ def lookup(index: Index, plate: str, alternatives: list[str]) -> list[BcaCandida
     return list(found.values())
 
 
-def lookup_agency(rows: dict[str, list[AgencyRow]], plate: str, alternatives: list[str], now: datetime):
+def lookup_agency(
+    rows: dict[str, list[AgencyRow]], plate: str, alternatives: list[str], now: datetime, agency: str | None = None
+):
     read = normalize(plate)
     keys = {confusion_key(read)}
     keys.update(confusion_key(a) for a in alternatives if a)
     out: list[tuple[AgencyRow, Literal["exact", "misread"]]] = []
     for key in keys:
         for row in rows.get(key, ()):
-            if row.expires_at > now:  # expired entries stop matching at once, refresh or not
+            # Expired entries stop matching at once, refresh or not; another agency's list never sees our reads.
+            if row.expires_at > now and row.agency == (agency or ""):
                 out.append((row, "exact" if row.plate == read else "misread"))
     return out
 
@@ -161,14 +165,18 @@ class Matcher:
                 return
             rows = await conn.execute(
                 text(
-                    "SELECT e.id, l.name, e.plate, e.state, l.priority, l.covert, l.owner, e.expires_at "
+                    "SELECT e.id, l.name, e.plate, e.state, l.priority, l.covert, l.owner, l.agency, "
+                    "least(e.expires_at, coalesce(l.expires_at, e.expires_at)) AS expires_at "
                     "FROM hotlist.agency_entries e JOIN hotlist.agency_lists l ON l.id = e.list_id "
-                    "WHERE e.removed_at IS NULL AND e.expires_at > now()"
+                    "WHERE e.removed_at IS NULL AND e.expires_at > now() "
+                    "AND (l.expires_at IS NULL OR l.expires_at > now())"
                 )
             )
             agency: dict[str, list[AgencyRow]] = {}
             for r in rows:
-                row = AgencyRow(str(r.id), r.name, r.plate, r.state, r.priority, r.covert, r.owner, r.expires_at)
+                row = AgencyRow(
+                    str(r.id), r.name, r.plate, r.state, r.priority, r.covert, r.owner, r.expires_at, r.agency
+                )
                 agency.setdefault(confusion_key(r.plate), []).append(row)
         self.agency = agency
         self._agency_stamp = tuple(stamp)

@@ -81,14 +81,18 @@ class SyncRun(SQLModel, table=True):
 
 class AgencyList(SQLModel, table=True):
     __tablename__ = "agency_lists"
-    __table_args__ = {"schema": SCHEMA}
+    # A list's name is unique within its agency: two agencies may each have a "stolen-local".
+    __table_args__ = (UniqueConstraint("agency", "name", name="uq_agency_lists_agency_name"), {"schema": SCHEMA})
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
-    name: str = Field(unique=True)
+    agency: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))  # the custodian
+    name: str
     owner: str  # the owning agency's ORI or unit: covert hits go there
     priority: int = 0
     covert: bool = False
-    past_read_matching: bool = False
+    past_read_matching: bool = False  # no longer honoured: past reads are a search under a grant (access)
+    case_number: str | None = None  # covert lists: the case they serve
+    expires_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
     created_by: str
     created_at: datetime | None = _ts()
     changed_at: datetime | None = _ts()
@@ -139,6 +143,8 @@ class Hit(SQLModel, table=True):
     list_owner: str | None = None
     past_read: bool = False
     agency: str | None = None
+    # The agency whose record this is: the read's agency, or for a covert hit the list owner's (only it sees it).
+    custodian: str = Field(default="", sa_column=Column(Text, nullable=False, server_default="", index=True))
     unit: str | None = None
     captured_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
     created_at: datetime | None = _ts(index=True)

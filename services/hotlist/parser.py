@@ -1,7 +1,8 @@
-"""The strict parser of the Minnesota NCIC hot-list extract (format documented in the README).
+"""The strict parser of the Minnesota NCIC hot-list extract (format documented in docs/hotlist.md).
 
 Each good row becomes one CSV line ready for COPY; each bad row is reported with its line number and why. The fast
-path is one regular expression per line; a line it refuses goes through the slow path that names the reason.
+path is one regular expression per line; a line it refuses goes through the slow path that names the reason. Each
+row is decoded and judged on its own: a byte that is not ASCII makes its row bad, not the file.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from services.hotlist.categories import CATEGORIES
+from services.hotlist.states import STATE_CODES
 from shared.plates import normalize
 
 HEADER = (
@@ -29,6 +31,8 @@ HEADER = (
     "STYLE",
     "COLOR",
 )
+# The same columns under their NCIC field codes (an extract may name them either way, column by column).
+NCIC_HEADER = ("NIC", "ORI", "ENTRY_DATE", "LIC", "LIS", "LIY", "LIT", "VYR", "VMA", "VMO", "VST", "VCO")
 # Columns COPY fills, in the file's own order: a good line is loaded as it stands (PostgreSQL reads YYYYMMDD dates;
 # the category code is a generated column, the NIC's first letter), so the parser writes no new text per row.
 COPY_COLUMNS = (
@@ -48,12 +52,14 @@ COPY_COLUMNS = (
 MAX_REPORTED_BAD_ROWS = 1000
 
 _CODES = "".join(sorted(CATEGORIES))
-# The fast path: one match validates a whole row. Only NIC, date and plate are captured (the rest is checked here).
+# The fast path: one match validates a whole row. NIC, date, plate and state are captured (the rest is checked here).
+# ASCII only: `\d` matches 0-9 alone, so a row with any other byte always goes to the slow path.
 _YEAR = r"(?:(?:19|20)\d\d|)"
 _LINE = re.compile(
-    rf"^([{_CODES}]\d{{9}}),[A-Z]{{2}}[A-Z0-9]{{7}},(\d{{8}}),([A-Z0-9]{{2,8}}),[A-Z]{{2}},"
+    rf"^([{_CODES}]\d{{9}}),[A-Z]{{2}}[A-Z0-9]{{7}},(\d{{8}}),([A-Z0-9]{{2,8}}),([A-Z]{{2}}),"
     rf"{_YEAR},(?:[A-Z0-9]{{2}}|),{_YEAR},(?:[A-Z0-9]{{1,4}}|),(?:[A-Z0-9]{{1,6}}|),(?:[A-Z0-9]{{2}}|),"
-    r"(?:[A-Z0-9/]{3,7}|)$"
+    r"(?:[A-Z0-9/]{3,7}|)$",
+    re.ASCII,
 )
 _YEAR_MIN, _YEAR_MAX = 1900, 2099
 
@@ -142,16 +148,23 @@ def parse(body: bytes, *, today: date | None = None, sink: Callable[[bytes], Non
     `Parsed.csv` is empty; without, `Parsed.csv` holds them all."""
     today = today or date.today()
     digest = hashlib.sha256(body).hexdigest()
+    # bytes.upper() changes ASCII letters only, so a byte that is not ASCII stays as it came.
+    upper = body.upper()
     try:
-        text = body.decode("ascii").upper()
-    except UnicodeDecodeError as exc:
-        raise FormatError(f"not an ASCII text file (byte {exc.start})") from None
-    lines = text.splitlines()
+        lines = upper.decode("ascii").splitlines()
+    except UnicodeDecodeError:
+        # Latin-1 maps each byte to one character: every row keeps its fields and columns, and is judged alone.
+        lines = [line.decode("latin-1") for line in upper.splitlines()]
     if not lines:
         raise FormatError("empty file")
+    if not lines[0].isascii():
+        raise FormatError("line 1: the header is not ASCII text")
     header = [h.strip() for h in lines[0].split(",")]
-    if tuple(header) != HEADER:
-        raise FormatError(f"line 1: header must be {','.join(HEADER)}")
+    columns = zip(HEADER, NCIC_HEADER, strict=True)
+    if len(header) != len(HEADER) or any(h not in names for h, names in zip(header, columns, strict=True)):
+        raise FormatError(
+            f"line 1: header must be {','.join(HEADER)} (or the NCIC field codes {','.join(NCIC_HEADER)})"
+        )
 
     good_lines: list[str] = []
     keep = good_lines.append
@@ -179,6 +192,10 @@ def parse(body: bytes, *, today: date | None = None, sink: Callable[[bytes], Non
     for number, line in enumerate(lines[1:], start=2):
         m = match(line)
         if m is None:
+            if not line.isascii():
+                column = next(i for i, ch in enumerate(line, start=1) if ord(ch) > 127)
+                reject(number, f"byte 0x{ord(line[column - 1]):02X} at column {column} is not ASCII text")
+                continue
             if not line.strip():
                 continue  # blank lines (a trailing newline, say) are not rows
             line = _repair(line)
@@ -190,12 +207,15 @@ def parse(body: bytes, *, today: date | None = None, sink: Callable[[bytes], Non
                     unknown[code] = unknown.get(code, 0) + 1
                 reject(number, _why(fields, today))
                 continue
-        nic, entry, plate = m.groups()
+        nic, entry, plate, state = m.groups()
         ok = dates.get(entry)
         if ok is None:
             ok = dates[entry] = real_date(entry)
         if not ok:
             reject(number, f"entry date {entry!r} is not a real date up to today")
+            continue
+        if state not in STATE_CODES:
+            reject(number, f"state {state!r} is not a known state or province code")
             continue
         if len(plate) == 2 and plate.isalpha():
             reject(number, f"plate {plate!r} is not a plausible plate (a 2-character plate has a digit)")

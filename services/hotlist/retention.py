@@ -19,6 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from services.hotlist import facts
 from shared.audit import record
 from shared.settings import Settings
 
@@ -101,6 +102,8 @@ async def purge(
             report.verifications_destroyed, report.dispositions_destroyed = map(int, row)
             await _audit(conn, report, actor, trigger)
             return report
+    # The counts of every due day outlive its hits: the reports read them from the facts from here on.
+    await facts.seal_due(engine, cutoff)
     run_id = uuid.uuid4()
     report.run_id = str(run_id)
     batches = 0
@@ -228,6 +231,7 @@ async def check(
 async def scheduled_purge(engine: AsyncEngine, settings: Settings, held_reads: HeldReads) -> None:
     while True:
         try:
+            await facts.write_pending(engine)  # the end of each day's facts
             await purge(engine, settings, held_reads=held_reads, actor="job:hotlist-retention", trigger="schedule")
         except Exception as exc:  # noqa: BLE001 - keep the schedule through outages
             log.warning("hit_purge_failed", error=repr(exc))

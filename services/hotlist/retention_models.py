@@ -14,6 +14,7 @@ class HitHold(SQLModel, table=True):
     __table_args__ = {"schema": "hotlist"}
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    agency: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))  # the custodian
     kind: str  # investigation | exculpatory
     case_number: str = Field(index=True)
     reason: str = Field(sa_column=Column(Text, nullable=False))

@@ -16,7 +16,6 @@ from services.hotlist.deps import (
     DistributionDep,
     EngineDep,
     HitReaders,
-    IngestDep,
     MatcherDep,
     Matching,
     Officers,
@@ -49,6 +48,7 @@ from shared.auth import ADMIN, Principal
 from shared.bounds import INT64_MAX
 from shared.db import SessionDep
 from shared.errors import Conflict, Forbidden, NotFound, Unavailable, Unprocessable
+from shared.scoping import Scoped
 
 router = APIRouter(tags=["hotlist"])
 SERVICE = "hotlist"
@@ -116,7 +116,7 @@ CHANGE_OVERLAP_S = 10
     summary="The agency lists' entries for the cars, never covert lists (all live ones, or changes since a time)",
 )
 async def agency_entries(
-    session: SessionDep, _: Cars, changed_since: Annotated[datetime | None, Query()] = None
+    session: SessionDep, _: Cars, scope: Scoped, changed_since: Annotated[datetime | None, Query()] = None
 ) -> CarAgencyEntries:
     # Covert lists stay off the cars: their hits go to the list owner only (matching is done here on every read).
     if changed_since is not None and changed_since.tzinfo is None:
@@ -126,6 +126,7 @@ async def agency_entries(
         select(AgencyEntry, AgencyList)
         .join(AgencyList, col(AgencyList.id) == col(AgencyEntry.list_id))
         .where(col(AgencyList.covert).is_(False))
+        .where(col(AgencyList.agency) == scope.agency)  # a list matches (and goes to) its own agency's cars only
         .order_by(col(AgencyEntry.plate))
     )
     if changed_since is None:
@@ -181,24 +182,26 @@ async def sync_now(request: Request, engine: EngineDep, matcher: MatcherDep, set
 
 
 @router.post("/v1/lists", response_model=AgencyListOut, status_code=201, summary="Create an agency list")
-async def create_list(body: AgencyListIn, request: Request, session: SessionDep, principal: Supervisors):
-    lst = await service.create_list(session, body, principal)
-    await record(
+async def create_list(body: AgencyListIn, request: Request, session: SessionDep, _: Supervisors, scope: Scoped):
+    lst = await service.create_list(session, body, scope)
+    await scope.audit(
         session,
         service=SERVICE,
         action="hotlist.list.create",
-        principal=principal,
         object_type="agency_list",
         object_ids=[lst.name],
+        case_number=lst.case_number,
         source_ip=client_ip(request),
-        details=body.model_dump(),
+        details=body.model_dump(mode="json"),
     )
-    return AgencyListOut(**body.model_dump(), id=lst.id, created_by=lst.created_by, created_at=lst.created_at)
+    return AgencyListOut.model_validate(lst, from_attributes=True)
 
 
-@router.get("/v1/lists", response_model=list[AgencyListOut], summary="Agency lists")
-async def lists(session: SessionDep, _: Supervisors) -> list[AgencyListOut]:
-    rows = (await session.exec(select(AgencyList).order_by(col(AgencyList.name)))).all()
+@router.get("/v1/lists", response_model=list[AgencyListOut], summary="The caller's agency's lists")
+async def lists(session: SessionDep, _: Supervisors, scope: Scoped) -> list[AgencyListOut]:
+    rows = (
+        await session.exec(scope.where(select(AgencyList), col(AgencyList.agency)).order_by(col(AgencyList.name)))
+    ).all()
     return [AgencyListOut.model_validate(r, from_attributes=True) for r in rows]
 
 
@@ -206,7 +209,7 @@ async def lists(session: SessionDep, _: Supervisors) -> list[AgencyListOut]:
     "/v1/lists/{name}/entries",
     response_model=AgencyEntryAdded,
     status_code=201,
-    summary="Add an entry (case number, reason, owner, expiry); past reads matched when the list says so",
+    summary="Add an entry (case number, reason, owner, expiry); it matches the agency's reads from now on",
 )
 async def add_entry(
     name: str,
@@ -215,17 +218,15 @@ async def add_entry(
     session: SessionDep,
     engine: EngineDep,
     matcher: MatcherDep,
-    settings: SettingsDep,
-    ingest: IngestDep,
-    principal: Supervisors,
+    _: Supervisors,
+    scope: Scoped,
 ):
-    lst = await service.get_list(session, name)
-    entry = await service.add_entry(session, lst, body, principal)
-    await record(
+    lst = await service.get_list(session, scope, name)
+    entry = await service.add_entry(session, lst, body, scope.principal)
+    await scope.audit(
         session,
         service=SERVICE,
         action="hotlist.entry.add",
-        principal=principal,
         object_type="agency_entry",
         object_ids=[str(entry.id)],
         case_number=entry.case_number,
@@ -239,49 +240,32 @@ async def add_entry(
             "expires_at": entry.expires_at.isoformat(),
         },
     )
-    # Committed before ingest is asked for past reads: the audit chain's lock is held until this transaction ends,
-    # and ingest's lookup appends its own audit entry (holding it across the call would deadlock the two).
-    await session.commit()
-    hits: list[Hit] = []
-    past = "not_configured"
-    if lst.past_read_matching:
-        try:
-            hits = await service.past_read_hits(session, ingest, settings, lst, entry)
-            past = "matched"
-        except Unavailable:
-            past = "unavailable"  # the entry stands; its future reads still match
-        if hits:
-            await record(
-                session,
-                service=SERVICE,
-                action="hotlist.past_read_match",
-                principal=principal,
-                object_type="read",
-                object_ids=[h.read_id for h in hits],
-                case_number=entry.case_number,
-                source_ip=client_ip(request),
-                record_count=len(hits),
-                details={"list": lst.name, "entry": str(entry.id)},
-            )
-    await session.commit()  # the past-read hits; the entry matches in every worker from the next refresh on
+    await session.commit()  # the entry with its audit entry; it matches in every worker from the next refresh on
     await matcher.refresh(engine)
-    out = [service.hit_out(h) for h in hits]
-    if out:
-        try:
-            await ingest.push_hits([h.model_dump(mode="json") for h in out])
-        except Unavailable:
-            pass  # stored here; the list owner finds them under the entry
-    return AgencyEntryAdded(**service.entry_out(entry, lst).model_dump(), past_read=past, past_read_hits=out)
+    # Past reads are not matched here: that would be a location history without a request (see create_list).
+    return AgencyEntryAdded(**service.entry_out(entry, lst).model_dump(), past_read="not_configured", past_read_hits=[])
 
 
 @router.get("/v1/lists/{name}/entries", response_model=list[AgencyEntryOut], summary="A list's entries")
-async def entries(name: str, session: SessionDep, _: Supervisors) -> list[AgencyEntryOut]:
-    lst = await service.get_list(session, name)
+async def entries(
+    name: str, request: Request, session: SessionDep, _: Supervisors, scope: Scoped
+) -> list[AgencyEntryOut]:
+    lst = await service.get_list(session, scope, name)
     rows = (
         await session.exec(
             select(AgencyEntry).where(AgencyEntry.list_id == lst.id).order_by(col(AgencyEntry.created_at))
         )
     ).all()
+    await scope.audit(
+        session,
+        service=SERVICE,
+        action="hotlist.entries.view",
+        object_type="agency_list",
+        object_ids=[lst.name],
+        case_number=lst.case_number,
+        source_ip=client_ip(request),
+        record_count=len(rows),
+    )
     return [service.entry_out(e, lst) for e in rows]
 
 
@@ -294,14 +278,14 @@ async def remove_entry(
     engine: EngineDep,
     matcher: MatcherDep,
     principal: Supervisors,
+    scope: Scoped,
 ):
-    lst = await service.get_list(session, name)
+    lst = await service.get_list(session, scope, name)
     entry = await service.remove_entry(session, lst, entry_id, principal)
-    await record(
+    await scope.audit(
         session,
         service=SERVICE,
         action="hotlist.entry.remove",
-        principal=principal,
         object_type="agency_entry",
         object_ids=[str(entry.id)],
         case_number=entry.case_number,
@@ -317,7 +301,7 @@ async def remove_entry(
 
 
 def _may_see(principal: Principal, hit: Hit) -> None:
-    # Covert hits are for the list owner (and admins), not the car.
+    # Inside its agency (scope.check), a covert hit is for the list owner (and the agency's admins), not the car.
     if hit.covert and not (principal.has_role(ADMIN) or principal.agency == hit.list_owner):
         raise Forbidden("covert hit: for the list owner only")
 
@@ -328,11 +312,12 @@ async def pending(
     session: SessionDep,
     settings: SettingsDep,
     principal: Supervisors,
+    scope: Scoped,
     older_than_s: Annotated[float | None, Query(ge=0, le=10 * 366 * 86400)] = None,  # a time PostgreSQL can hold
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> PendingHits:
     wait = settings.hotlist_disposition_due_s if older_than_s is None else older_than_s
-    hits = [h for h in await service.pending_hits(session, wait, limit)]
+    hits = [h for h in await service.pending_hits(session, scope, wait, limit)]
     if not principal.has_role(ADMIN):
         hits = [h for h in hits if not h.covert or principal.agency == h.list_owner]
     await record(
@@ -349,8 +334,10 @@ async def pending(
 
 
 @router.get("/v1/hits/{hit_id}", response_model=HitDetail, summary="A hit with its checks and dispositions")
-async def get_hit(hit_id: uuid.UUID, request: Request, session: SessionDep, principal: HitReaders) -> HitDetail:
-    hit = await service.get_hit(session, hit_id)
+async def get_hit(
+    hit_id: uuid.UUID, request: Request, session: SessionDep, principal: HitReaders, scope: Scoped
+) -> HitDetail:
+    hit = await service.get_hit(session, scope, hit_id)
     _may_see(principal, hit)
     await record(
         session,
@@ -370,8 +357,10 @@ async def get_hit(hit_id: uuid.UUID, request: Request, session: SessionDep, prin
     status_code=201,
     summary="Record the officer's checks; the service answers whether the entry is still current",
 )
-async def verify(hit_id: uuid.UUID, body: VerificationIn, request: Request, session: SessionDep, principal: Officers):
-    hit = await service.get_hit(session, hit_id)
+async def verify(
+    hit_id: uuid.UUID, body: VerificationIn, request: Request, session: SessionDep, principal: Officers, scope: Scoped
+):
+    hit = await service.get_hit(session, scope, hit_id)
     _may_see(principal, hit)
     v = await service.verify(session, hit, body, principal)
     await record(
@@ -398,8 +387,10 @@ async def verify(hit_id: uuid.UUID, body: VerificationIn, request: Request, sess
     status_code=201,
     summary="Valid or invalid, the action taken; final once entered (a correction names the one it corrects)",
 )
-async def dispose(hit_id: uuid.UUID, body: DispositionIn, request: Request, session: SessionDep, principal: Officers):
-    hit = await service.get_hit(session, hit_id)
+async def dispose(
+    hit_id: uuid.UUID, body: DispositionIn, request: Request, session: SessionDep, principal: Officers, scope: Scoped
+):
+    hit = await service.get_hit(session, scope, hit_id)
     _may_see(principal, hit)
     d = await service.dispose(session, hit, body, principal)
     await record(

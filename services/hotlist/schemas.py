@@ -101,7 +101,10 @@ class AgencyListIn(CleanInput):
     owner: str = Field(min_length=1, max_length=80)
     priority: int = Field(default=0, ge=0, le=100)
     covert: bool = False
-    past_read_matching: bool = False
+    past_read_matching: bool = False  # refused when true: past reads are a search under a grant (access)
+    # A covert list serves one case and ends: both required when covert (its entries expire by then at the latest).
+    case_number: str | None = Field(default=None, min_length=1, max_length=80)
+    expires_at: datetime | None = None
 
     @field_validator("name")
     @classmethod

@@ -7,7 +7,7 @@ import asyncio
 import gzip
 import io
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,8 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from services.hotlist import metrics
 from services.hotlist.categories import INVESTIGATION, OWNER_WARNING, category_of
-from services.hotlist.ingest_client import IngestClient
 from services.hotlist.matching import Matcher, lookup, lookup_agency
 from services.hotlist.models import AgencyEntry, AgencyList, Hit, HitDisposition, HitVerification
 from services.hotlist.schemas import (
@@ -38,7 +38,7 @@ from services.hotlist.schemas import (
 )
 from shared.auth import Principal
 from shared.errors import Conflict, Gone, NotFound, Unprocessable
-from shared.plates import confusion_variants, normalize
+from shared.scoping import Scope
 from shared.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -95,8 +95,11 @@ def _hit_row(**values: Any) -> dict[str, Any]:
     return {"id": uuid.uuid4(), "covert": False, "priority": 0, "list_owner": None, "past_read": False, **values}
 
 
-def find_hits(matcher: Matcher, req: MatchRequest, now: datetime) -> tuple[int | None, list[dict[str, Any]]]:
-    """Pure and in memory: the snapshot is taken once, so every hit of a read comes from one version.
+def find_hits(
+    matcher: Matcher, req: MatchRequest, now: datetime, alerting: Collection[str] | None = None
+) -> tuple[int | None, list[dict[str, Any]]]:
+    """Pure and in memory: the snapshot is taken once, so every hit of a read comes from one version. Entries of a
+    category not in `alerting` (settings.hotlist_alert_categories; None: every one) stay loaded and raise no hit.
 
     Hits are plain rows (not ORM objects): building ORM instances cost more than the lookup itself."""
     snap = matcher.snapshot
@@ -106,6 +109,7 @@ def find_hits(matcher: Matcher, req: MatchRequest, now: datetime) -> tuple[int |
         "read_plate": req.plate,
         "read_state": req.state,
         "agency": req.agency,
+        "custodian": req.agency or "",  # the read's agency (an agency list matches its own agency's reads only)
         "unit": req.unit,
         "captured_at": req.captured_at,
     }
@@ -113,6 +117,8 @@ def find_hits(matcher: Matcher, req: MatchRequest, now: datetime) -> tuple[int |
         for cand in lookup(snap.index, req.plate, req.alternatives):
             cat = category_of(cand.code)
             if cat is None:  # the parser admits known codes only; a code dropped from the table since
+                continue
+            if alerting is not None and cat.name not in alerting:  # not a category the policy matches against
                 continue
             hits.append(
                 _hit_row(
@@ -129,7 +135,9 @@ def find_hits(matcher: Matcher, req: MatchRequest, now: datetime) -> tuple[int |
                     **common,
                 )
             )
-    for row, kind in lookup_agency(matcher.agency, req.plate, req.alternatives, now):
+    for row, kind in lookup_agency(matcher.agency, req.plate, req.alternatives, now, req.agency):
+        if alerting is not None and INVESTIGATION.name not in alerting:
+            break
         hits.append(
             _hit_row(
                 entry_id=row.id,
@@ -154,7 +162,7 @@ def find_hits(matcher: Matcher, req: MatchRequest, now: datetime) -> tuple[int |
 
 
 async def match(session: AsyncSession, matcher: Matcher, settings: Settings, req: MatchRequest) -> MatchResponse:
-    version, hits = find_hits(matcher, req, datetime.now(UTC))
+    version, hits = find_hits(matcher, req, datetime.now(UTC), settings.hotlist_alert_categories)
     if hits:
         # Idempotent per (read, list, entry): a retried match answers the hits stored the first time.
         stmt = (
@@ -164,6 +172,7 @@ async def match(session: AsyncSession, matcher: Matcher, settings: Settings, req
             .returning(col(Hit.id))
         )
         stored = set((await session.execute(stmt)).scalars())
+        metrics.count_new_hits(hits, stored)
         if len(stored) < len(hits):
             rows = await session.execute(
                 select(Hit.list_name, Hit.entry_id, Hit.id, Hit.list_version).where(Hit.read_id == req.read_id)
@@ -182,11 +191,9 @@ async def match(session: AsyncSession, matcher: Matcher, settings: Settings, req
 # --- verification and disposition -------------------------------------------------------------------------
 
 
-async def get_hit(session: AsyncSession, hit_id: uuid.UUID) -> Hit:
+async def get_hit(session: AsyncSession, scope: Scope, hit_id: uuid.UUID) -> Hit:
     hit = await session.get(Hit, hit_id)
-    if hit is None:
-        raise NotFound(f"hit {hit_id} not found")
-    return hit
+    return scope.check(hit, f"hit {hit_id}", hit.custodian if hit else None)
 
 
 async def hit_detail(session: AsyncSession, hit: Hit) -> HitDetail:
@@ -273,7 +280,14 @@ async def verify(session: AsyncSession, hit: Hit, body: VerificationIn, principa
 async def dispose(session: AsyncSession, hit: Hit, body: DispositionIn, principal: Principal) -> HitDisposition:
     # One disposition per hit at a time: lock the hit row so two officers cannot both enter the first one.
     await session.execute(text("SELECT 1 FROM hotlist.hits WHERE id = :id FOR UPDATE"), {"id": hit.id})
-    verified = (await session.exec(select(HitVerification.id).where(HitVerification.hit_id == hit.id).limit(1))).first()
+    verified = (
+        await session.exec(
+            select(HitVerification)
+            .where(HitVerification.hit_id == hit.id)
+            .order_by(col(HitVerification.at).desc())
+            .limit(1)
+        )
+    ).first()
     if verified is None:
         raise Conflict("record the verification (read accurate, state, still current) before the disposition")
     existing = (await session.exec(select(HitDisposition).where(HitDisposition.hit_id == hit.id))).all()
@@ -295,6 +309,7 @@ async def dispose(session: AsyncSession, hit: Hit, body: DispositionIn, principa
             raise Unprocessable("a correction needs notes saying why")
     if body.valid and body.action == "misread":
         raise Unprocessable("a misread is not a valid hit: enter valid=false")
+    _agrees_with_verification(verified, body)
     d = HitDisposition(
         hit_id=hit.id,
         valid=body.valid,
@@ -309,10 +324,34 @@ async def dispose(session: AsyncSession, hit: Hit, body: DispositionIn, principa
     return d
 
 
-async def pending_hits(session: AsyncSession, older_than_s: float, limit: int) -> Sequence[Hit]:
+# Acting on the hit (the policy: a hit alone is not probable cause; verify the read, the state, and that it is
+# still current before acting on it).
+_ENFORCEMENT = frozenset({"arrest", "citation", "vehicle_recovered", "stop_made"})
+
+
+def _agrees_with_verification(v: HitVerification, body: DispositionIn) -> None:
+    """A disposition may not contradict the latest verification: 409 when it does."""
+    failed = [
+        name
+        for name, ok in (
+            ("the read was not accurate", v.read_accurate),
+            ("the state did not match", v.state_matches),
+            ("the entry was no longer current", v.still_current),
+        )
+        if not ok
+    ]
+    if not failed:
+        return
+    if body.valid:
+        raise Conflict(f"the verification says {'; '.join(failed)}: the hit cannot be valid (enter valid=false)")
+    if body.action in _ENFORCEMENT and not v.read_accurate:
+        raise Conflict(f"the verification says the read was not accurate: action {body.action} cannot rest on this hit")
+
+
+async def pending_hits(session: AsyncSession, scope: Scope, older_than_s: float, limit: int) -> Sequence[Hit]:
     cutoff = datetime.now(UTC) - timedelta(seconds=older_than_s)
     stmt = (
-        select(Hit)
+        scope.where(select(Hit), col(Hit.custodian))
         .where(col(Hit.created_at) <= cutoff)
         .where(~select(HitDisposition.id).where(HitDisposition.hit_id == Hit.id).exists())
         .order_by(col(Hit.created_at))
@@ -324,21 +363,36 @@ async def pending_hits(session: AsyncSession, older_than_s: float, limit: int) -
 # --- agency lists -----------------------------------------------------------------------------------------------
 
 
-async def create_list(session: AsyncSession, body: AgencyListIn, principal: Principal) -> AgencyList:
-    exists = (await session.exec(select(AgencyList).where(AgencyList.name == body.name))).first()
+async def create_list(session: AsyncSession, body: AgencyListIn, scope: Scope) -> AgencyList:
+    if body.past_read_matching:
+        # Matching a new entry against stored reads is a location history: it goes through the access workflow.
+        raise Unprocessable(
+            "past_read_matching is not offered: past reads of a plate are a search under a grant "
+            "(file a request, POST /v1/requests, then POST /v1/reads/search)"
+        )
+    if body.covert:
+        if not body.case_number:
+            raise Unprocessable("a covert list needs the case_number it serves")
+        if body.expires_at is None or body.expires_at <= datetime.now(UTC):
+            raise Unprocessable("a covert list needs an expires_at in the future")
+    exists = (
+        await session.exec(scope.where(select(AgencyList), col(AgencyList.agency)).where(AgencyList.name == body.name))
+    ).first()
     if exists is not None:
         raise Conflict(f"list {body.name!r} exists")
-    lst = AgencyList(**body.model_dump(), created_by=principal.subject)
+    lst = AgencyList(**body.model_dump(), agency=scope.agency, created_by=scope.principal.subject)
     session.add(lst)
     await session.flush()
     await session.refresh(lst)
     return lst
 
 
-async def get_list(session: AsyncSession, name: str) -> AgencyList:
-    lst = (await session.exec(select(AgencyList).where(AgencyList.name == name))).first()
+async def get_list(session: AsyncSession, scope: Scope, name: str) -> AgencyList:
+    """The caller's agency's list of that name (another agency's lists do not exist for it)."""
+    stmt = scope.where(select(AgencyList), col(AgencyList.agency)).where(AgencyList.name == name)
+    lst = (await session.exec(stmt)).first()
     if lst is None:
-        raise NotFound(f"list {name!r} not found")
+        raise NotFound(f"list {name!r} not found in your agency")
     return lst
 
 
@@ -361,6 +415,8 @@ def entry_out(entry: AgencyEntry, lst: AgencyList) -> AgencyEntryOut:
 async def add_entry(session: AsyncSession, lst: AgencyList, body: AgencyEntryIn, principal: Principal) -> AgencyEntry:
     if body.expires_at <= datetime.now(UTC):
         raise Unprocessable("expires_at must be in the future")
+    if lst.expires_at is not None and body.expires_at > lst.expires_at:
+        raise Unprocessable(f"expires_at: at most the list's expiry ({lst.expires_at.isoformat()})")
     entry = AgencyEntry(list_id=lst.id, created_by=principal.subject, **body.model_dump())
     session.add(entry)
     await session.flush()
@@ -381,44 +437,6 @@ async def remove_entry(
     session.add(entry)
     await session.flush()
     return entry
-
-
-async def past_read_hits(
-    session: AsyncSession, ingest: IngestClient, settings: Settings, lst: AgencyList, entry: AgencyEntry
-) -> list[Hit]:
-    """Reads still inside retention matched against a new entry (ingest answers which reads carry the plate)."""
-    since = datetime.now(UTC) - timedelta(seconds=settings.hotlist_past_read_window_s)
-    reads = await ingest.lookup_reads(confusion_variants(entry.plate), since)
-    hits: list[Hit] = []
-    for read in reads:
-        plate = normalize(str(read.get("plate", "")))
-        captured = datetime.fromisoformat(read["captured_at"]) if read.get("captured_at") else None
-        hit = Hit(
-            read_id=str(read["read_id"]),
-            entry_id=str(entry.id),
-            list_name=lst.name,
-            list_version=None,
-            category=INVESTIGATION.name,
-            category_label=INVESTIGATION.label,
-            concerns=INVESTIGATION.concerns,
-            match="exact" if plate == entry.plate else "misread",
-            read_plate=plate,
-            read_state=read.get("state"),
-            entry_plate=entry.plate,
-            entry_state=entry.state,
-            state_check=_state_check(read.get("state"), entry.state),
-            covert=lst.covert,
-            priority=lst.priority,
-            list_owner=lst.owner,
-            past_read=True,
-            agency=read.get("agency"),
-            unit=read.get("unit"),
-            captured_at=captured,
-        )
-        session.add(hit)
-        hits.append(hit)
-    await session.flush()
-    return hits
 
 
 # --- lists for the cars ------------------------------------------------------------------------------------------
@@ -466,10 +484,12 @@ class Distribution:
                 async with engine.connect() as conn:
                     known = (
                         await conn.execute(
-                            text("SELECT id FROM hotlist.list_versions WHERE id = :v AND NOT dropped"), {"v": since}
+                            text("SELECT dropped FROM hotlist.list_versions WHERE id = :v"), {"v": since}
                         )
                     ).first()
                 if known is None:
+                    raise NotFound(f"there never was a version {since}: download the full list")
+                if known.dropped:
                     raise Gone(f"version {since} is no longer kept: download the full list")
                 cols = ", ".join(CAR_COLUMNS)
                 new, old = int(version), int(since)

@@ -4,6 +4,7 @@ data). The plate is private: it is in no log line or audit entry."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
@@ -11,7 +12,8 @@ from pydantic import BaseModel, Field
 from sqlalchemy import text
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.hotlist.deps import EngineDep
+from services.hotlist.deps import EngineDep, MatcherDep
+from services.hotlist.matching import lookup, lookup_agency
 from services.hotlist.retention import ACTIVE_HELD, destroy_hits
 from shared import plates
 from shared.audit import record
@@ -25,6 +27,11 @@ Service = Annotated[Principal, Depends(require_roles(SERVICE))]
 
 class ProtectedPlateIn(CleanInput):
     plate: str = Field(min_length=1, max_length=12)
+    agency: str = Field(default="", max_length=80)  # the recording agency: only its hits go
+
+
+class Listed(BaseModel):
+    listed: bool
 
 
 class HitsDestroyed(BaseModel):
@@ -46,8 +53,11 @@ async def destroy_plate_hits(body: ProtectedPlateIn, principal: Service, engine:
     async with engine.begin() as conn:
         rows = (
             await conn.execute(
-                text(f"SELECT id, id IN ({ACTIVE_HELD}) AS held FROM hotlist.hits WHERE read_plate = :p FOR UPDATE"),
-                {"p": plate},
+                text(
+                    f"SELECT id, id IN ({ACTIVE_HELD}) AS held FROM hotlist.hits "
+                    "WHERE read_plate = :p AND custodian = :a FOR UPDATE"
+                ),
+                {"p": plate, "a": body.agency},
             )
         ).all()
         h, v, d = await destroy_hits(conn, [r.id for r in rows if not r.held])
@@ -68,3 +78,20 @@ async def destroy_plate_hits(body: ProtectedPlateIn, principal: Service, engine:
                 details=out.model_dump(),
             )
     return out
+
+
+@router.post(
+    "/v1/internal/plates/listed",
+    tags=["internal"],
+    summary="Whether a plate is on the state list or one of the agency's lists (ingest's two-person rule asks)",
+)
+async def plate_listed(body: ProtectedPlateIn, principal: Service, matcher: MatcherDep) -> Listed:
+    plate = plates.normalize(body.plate)
+    if not plate:
+        raise Unprocessable("plate: no letters or digits")
+    snap = matcher.snapshot
+    on_bca = snap is not None and any(c.match == "exact" for c in lookup(snap.index, plate, []))
+    on_agency = any(
+        kind == "exact" for _, kind in lookup_agency(matcher.agency, plate, [], datetime.now(UTC), body.agency)
+    )
+    return Listed(listed=on_bca or on_agency)

@@ -52,6 +52,9 @@ class SyncResult:
 async def _record_run(engine: AsyncEngine, started: datetime, trigger: str, outcome: str, **values: Any) -> None:
     import json
 
+    from services.hotlist.metrics import SYNCS
+
+    SYNCS.labels(outcome).inc()
     async with engine.begin() as conn:
         await conn.execute(
             text(
@@ -129,21 +132,24 @@ async def load_version(
             yield chunk
 
     async with engine.begin() as conn:
+        # Versions are numbered without gaps (1, 2, 3 …): the next number is taken inside this transaction, so a
+        # refused file, rolled back, uses none (a sequence would). The lock keeps a second loader waiting; readers
+        # of list_versions are not blocked.
+        await conn.execute(text("LOCK TABLE hotlist.list_versions IN EXCLUSIVE MODE"))
         version = (
             await conn.execute(
                 text(
-                    "INSERT INTO hotlist.list_versions (is_current, entries, bad_rows, sha256, etag, last_modified, "
-                    "dropped) VALUES (false, 0, 0, :sha, :etag, :lm, false) RETURNING id"
+                    "INSERT INTO hotlist.list_versions (id, is_current, entries, bad_rows, sha256, etag, "
+                    "last_modified, dropped) SELECT coalesce(max(id), 0) + 1, false, 0, 0, :sha, :etag, :lm, false "
+                    "FROM hotlist.list_versions RETURNING id"
                 ),
                 {"sha": sha256, "etag": etag, "lm": last_modified},
             )
         ).scalar_one()
         part = f"bca_entries_v{int(version)}"
-        await conn.execute(
-            text(f"CREATE TABLE hotlist.{part} PARTITION OF hotlist.bca_entries FOR VALUES IN ({int(version)})")
-        )
-        # COPY leaves version_id out: the partition's own default fills it.
-        await conn.execute(text(f"ALTER TABLE hotlist.{part} ALTER COLUMN version_id SET DEFAULT {int(version)}"))
+        # Through the owner's function (the service's role owns no table); COPY leaves version_id out and the
+        # partition's own default, set there, fills it.
+        await conn.execute(text("SELECT hotlist.create_entries_partition(:v)"), {"v": int(version)})
         raw = await conn.get_raw_connection()
         parsing = asyncio.ensure_future(asyncio.to_thread(work))
         try:
@@ -158,7 +164,7 @@ async def load_version(
             timings["parse_copy"] = round(clock() - t0, 3)
         # Index after the COPY: building it once is far cheaper than maintaining it row by row. Matching runs in
         # memory; the database looks rows up by NIC only ("still current?", the car's list).
-        await conn.execute(text(f"CREATE UNIQUE INDEX {part}_nic ON hotlist.{part} (nic)"))
+        await conn.execute(text("SELECT hotlist.index_entries_partition(:v)"), {"v": int(version)})
         await conn.execute(
             text("UPDATE hotlist.list_versions SET entries = :n, bad_rows = :b WHERE id = :v"),
             {"n": parsed.good, "b": parsed.bad_count, "v": version},
@@ -175,7 +181,7 @@ async def load_version(
             )
         ).scalars()
         for old_id in list(old):
-            await conn.execute(text(f"DROP TABLE IF EXISTS hotlist.bca_entries_v{int(old_id)}"))
+            await conn.execute(text("SELECT hotlist.drop_entries_partition(:v)"), {"v": int(old_id)})
             await conn.execute(text("UPDATE hotlist.list_versions SET dropped = true WHERE id = :v"), {"v": old_id})
         await _audit(
             conn,
@@ -308,6 +314,25 @@ async def _sync_locked(
         seconds=round(clock() - t0, 3),
         timings_s=timings,
     )
+
+
+FAILED_OUTCOMES = ("failed", "rejected")
+
+
+async def failures_in_row(engine: AsyncEngine, limit: int) -> tuple[int, str | None]:
+    """How many of the last sync attempts (up to `limit`) failed or were refused in a row, and the latest error."""
+    async with engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                text("SELECT outcome, error FROM hotlist.sync_runs ORDER BY finished_at DESC LIMIT :n"), {"n": limit}
+            )
+        ).all()
+    count = 0
+    for row in rows:
+        if row.outcome not in FAILED_OUTCOMES:
+            break
+        count += 1
+    return count, rows[0].error if count else None
 
 
 async def recently_synced(engine: AsyncEngine, within_s: float) -> bool:

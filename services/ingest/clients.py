@@ -109,9 +109,13 @@ class HotlistClient(_Client):
             raise CallFailed("hotlist answered without `hits`")
         return body
 
-    async def forget_plate(self, plate: str) -> dict[str, Any]:
-        """Destroy the hits on a Safe at Home participant's plate (but held ones): hotlist's counts."""
-        return await self._post("/v1/internal/subject-requests/safe-at-home", json={"plate": plate})
+    async def forget_plate(self, plate: str, agency: str = "") -> dict[str, Any]:
+        """Destroy the agency's hits on a Safe at Home participant's plate (but held ones): hotlist's counts."""
+        return await self._post("/v1/internal/subject-requests/safe-at-home", json={"plate": plate, "agency": agency})
+
+    async def plate_listed(self, plate: str, agency: str = "") -> bool:
+        """Whether the plate is on the state list or one of the agency's lists (the two-person rule asks)."""
+        return bool((await self._post("/v1/internal/plates/listed", json={"plate": plate, "agency": agency}))["listed"])
 
     async def version(self) -> dict[str, Any]:
         try:

@@ -7,14 +7,15 @@ from __future__ import annotations
 import contextlib
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.ingest import retention
+from services.ingest import facts, retention
 from services.ingest.deps import Ctx, Service
 from services.ingest.retention_models import ACTIVE_HELD_READS, Hold, HoldRead, PurgeRun
 from services.ingest.writer import READS
@@ -23,6 +24,7 @@ from shared.auth import AUDITOR, SUPERVISOR, Principal, require_roles
 from shared.db import SessionDep
 from shared.errors import Conflict, NotFound, Unprocessable
 from shared.holds import HoldRelease, HoldTerms
+from shared.scoping import Scoped
 from shared.text import CleanInput
 
 router = APIRouter(tags=["retention"])
@@ -118,18 +120,19 @@ def _out(hold: Hold, reads: int) -> HoldOut:
 
 
 @router.post("/v1/holds", status_code=201, summary="Keep these reads past retention for a case")
-async def place_hold(body: HoldIn, request: Request, principal: Supervisor, session: SessionDep) -> HoldOut:
+async def place_hold(
+    body: HoldIn, request: Request, principal: Supervisor, session: SessionDep, scope: Scoped
+) -> HoldOut:
     ids = list(dict.fromkeys(body.read_ids))
-    rows = (
-        await session.execute(
-            select(READS.c.id, READS.c.captured_at, READS.c.image_key, READS.c.crop_key).where(READS.c.id.in_(ids))
-        )
-    ).all()
+    # Only the caller's agency's reads: another agency's are as if they did not exist.
+    stmt = select(READS.c.id, READS.c.captured_at, READS.c.image_key, READS.c.crop_key).where(READS.c.id.in_(ids))
+    rows = (await session.execute(scope.where(stmt, READS.c.agency))).all()
     found = {r.id for r in rows}
     missing = [str(i) for i in ids if i not in found]
     if missing:
-        raise Unprocessable(f"no such reads (already purged, or never stored): {missing[:20]}")
+        raise NotFound(f"no such reads in your agency (already purged, or never stored): {missing[:20]}")
     hold = Hold(
+        agency=scope.agency,
         kind=body.kind,
         case_number=body.case_number,
         reason=body.reason,
@@ -177,11 +180,9 @@ async def _counts(session: SessionDep, ids: list[uuid.UUID]) -> dict[uuid.UUID, 
 
 @router.post("/v1/holds/{hold_id}/release", summary="Release a hold: its reads follow the normal clock again")
 async def release_hold(
-    hold_id: uuid.UUID, body: HoldRelease, request: Request, principal: Supervisor, session: SessionDep
+    hold_id: uuid.UUID, body: HoldRelease, request: Request, principal: Supervisor, session: SessionDep, scope: Scoped
 ) -> HoldOut:
-    hold = await session.get(Hold, hold_id, with_for_update=True)
-    if hold is None:
-        raise NotFound("no such hold")
+    hold = scope.check(await session.get(Hold, hold_id, with_for_update=True), "hold")
     if hold.released_at is not None:
         raise Conflict("the hold is already released")
     hold.released_at, hold.released_by, hold.release_reason = datetime.now(UTC), principal.subject, body.reason
@@ -217,11 +218,12 @@ async def release_hold(
 async def list_holds(
     principal: HoldReader,
     session: SessionDep,
+    scope: Scoped,
     case_number: str | None = None,
     active: bool | None = None,
     limit: int = Query(default=200, ge=1, le=1000),
 ) -> HoldList:
-    stmt = select(Hold).order_by(Hold.placed_at.desc())  # type: ignore[attr-defined]
+    stmt = scope.where(select(Hold), Hold.agency).order_by(Hold.placed_at.desc())  # type: ignore[attr-defined]
     if case_number:
         stmt = stmt.where(Hold.case_number == case_number)  # type: ignore[arg-type]
     if active is not None:
@@ -305,44 +307,57 @@ class UsageDay(BaseModel):
     unit: str
     day: str
     reads: int
+    agency: str = ""
+    distinct_plates: int = 0  # distinct within the day
+    reads_no_plate: int = 0
 
 
 class Usage(BaseModel):
-    """Ingest's part of the log of use for [start, end): when readers collected data, and how many plates."""
+    """Ingest's part of the log of use for [start, end): when readers collected data, and how many plates; counted
+    from the daily facts (services/ingest/facts.py), so a purged period reads as it did before."""
 
     start: datetime
     end: datetime
     shifts: list[UsageShift]
     reads_by_unit_day: list[UsageDay]
     reads_total: int
+    distinct_plates_by_day_total: int = 0  # the sum over days of each day's distinct plates
+    reads_no_plate_total: int = 0
+    classification: dict[str, int] = Field(default_factory=dict)
 
 
-@router.get("/v1/internal/usage", summary="Shifts and reads per shift and per unit-day over a period (access reports)")
+@router.get(
+    "/v1/internal/usage",
+    response_model=Usage,
+    summary="Shifts and reads per shift and per unit-day over a period (access reports)",
+)
 async def usage(
     principal: Service,
     session: SessionDep,
     start: datetime = Query(description="period start, ISO 8601 with zone"),
     end: datetime = Query(description="period end, ISO 8601 with zone"),
-) -> Usage:
+) -> JSONResponse:
     if start.tzinfo is None or end.tzinfo is None or end <= start:
         raise Unprocessable("start and end need a zone, and end must follow start")
     p = {"s": start, "e": end}
-    # One pass over the period's partitions (pruned on captured_at) gives both groupings.
-    grouped = (
-        await session.execute(
-            text(
-                "SELECT shift_id, unit, (captured_at AT TIME ZONE 'UTC')::date AS day, count(*) FROM ingest.reads "
-                "WHERE captured_at >= :s AND captured_at < :e GROUP BY 1, 2, 3"
-            ),
-            p,
-        )
-    ).all()
-    per_shift: dict[uuid.UUID | None, int] = {}
-    per_day: dict[tuple[str, str], int] = {}
-    for shift_id, unit, day, n in grouped:
-        per_shift[shift_id] = per_shift.get(shift_id, 0) + int(n)
-        key = (unit, day.isoformat())
-        per_day[key] = per_day.get(key, 0) + int(n)
+    per_shift: dict[str, int] = {}
+    per_day: dict[tuple[str, str], dict[str, Any]] = {}
+    found = await facts.period(session, start, end)
+    for f in found.rows:
+        per_shift[f.shift_id] = per_shift.get(f.shift_id, 0) + f.reads
+        d = per_day.get((f.unit, f.day))
+        if d is None:
+            d = per_day[(f.unit, f.day)] = {
+                "unit": f.unit,
+                "day": f.day,
+                "agency": f.agency,
+                "reads": 0,
+                "distinct_plates": 0,
+                "reads_no_plate": 0,
+            }
+        d["reads"] += f.reads
+        d["distinct_plates"] += f.distinct_plates
+        d["reads_no_plate"] += f.reads_no_plate
     shifts = (
         await session.execute(
             text(
@@ -354,25 +369,32 @@ async def usage(
             p,
         )
     ).all()
-    return Usage(
-        start=start,
-        end=end,
-        shifts=[
-            UsageShift(
-                shift_id=r[0],
-                unit=r[1],
-                agency=r[2],
-                badge=r[3],
-                cameras=list(r[4]),
-                started_at=r[5],
-                ended_at=r[6],
-                reads=per_shift.get(r[0], 0),
-            )
+    # Answered as plain JSON, without building a model per row (the values come from PostgreSQL, and two years
+    # are tens of thousands of rows); the shape is `Usage`.
+    days = [per_day[k] for k in sorted(per_day)]
+    body = {
+        "start": start.isoformat(),
+        "end": end.isoformat(),
+        "shifts": [
+            {
+                "shift_id": str(r[0]),
+                "unit": r[1],
+                "agency": r[2],
+                "badge": r[3],
+                "cameras": list(r[4]),
+                "started_at": r[5].isoformat(),
+                "ended_at": r[6].isoformat() if r[6] else None,
+                "reads": per_shift.get(str(r[0]), 0),
+            }
             for r in shifts
         ],
-        reads_by_unit_day=[UsageDay(unit=u, day=d, reads=n) for (u, d), n in sorted(per_day.items())],
-        reads_total=sum(per_day.values()),
-    )
+        "reads_by_unit_day": days,
+        "reads_total": sum(d["reads"] for d in days),
+        "distinct_plates_by_day_total": sum(d["distinct_plates"] for d in days),
+        "reads_no_plate_total": sum(d["reads_no_plate"] for d in days),
+        "classification": found.classification,
+    }
+    return JSONResponse(body)
 
 
 @router.post(

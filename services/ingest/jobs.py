@@ -159,7 +159,7 @@ class Worker:
                 raise
             apply_recognition(row, found)
             row["recognition_pending"] = False
-        if await protected_among(ctx.engine, (row["plate"], row["car_plate"])):
+        if await protected_among(ctx.engine, (row["plate"], row["car_plate"]), row["agency"] or ""):
             row["protected"] = True  # Safe at Home: destroyed now, never matched (Minn. Stat. 13.824 subd. 3(c))
             return
         if row["match_pending"]:

@@ -14,12 +14,14 @@ from services.ingest import retention
 from services.ingest.agents.intake import AgentIntake
 from services.ingest.agents.routes import router as agents_router
 from services.ingest.clients import HotlistClient, RecognitionClient, TokenSource
+from services.ingest.hold_records import router as hold_records_router
 from services.ingest.holds import router as holds_router
 from services.ingest.jobs import Worker
+from services.ingest.metrics import ingest_backlog
 from services.ingest.readers import router as readers_router
 from services.ingest.routes import router
 from services.ingest.service import IngestContext
-from services.ingest.stream import StreamHub
+from services.ingest.stream import StreamHub, close_on_exit_signal
 from services.ingest.subjects import router as subjects_router
 from services.ingest.tokens import CachingVerifier
 from services.ingest.writer import ExistingReads, ReadWriter, batch_engine
@@ -108,9 +110,11 @@ def create_app(
             if run_worker and settings.retention_purge_scheduled
             else None
         )
+        restore_signals = close_on_exit_signal(ctx.hub)
         try:
             yield
         finally:
+            restore_signals()
             await agents.stop()
             ctx.hub.close()
             if purge_task is not None:
@@ -127,7 +131,9 @@ def create_app(
     return create_service_app(
         "ingest",
         settings,
-        routers=[router, agents_router, holds_router, subjects_router, readers_router],
+        routers=[router, agents_router, hold_records_router, holds_router, subjects_router, readers_router],
         lifespan=lifespan,
+        metric_probes=[ingest_backlog],
+        ready_checks=[retention.PurgeReadiness()],
         description="Officer shifts and plate reads posted by the cars' Mobile Data Computers.",
     )

@@ -21,11 +21,14 @@ class Shift(SQLModel, table=True):
     __tablename__ = "shifts"
     __table_args__ = (
         Index("ix_ingest_shifts_unit_started_at", "unit", "started_at"),
+        # Unit names are unique per agency, not globally: one open shift per (agency, unit).
         Index(
             "uq_ingest_shifts_open_unit",
+            "agency",
             "unit",
             unique=True,
             postgresql_where=text("ended_at IS NULL"),
+            postgresql_nulls_not_distinct=True,
         ),
         {"schema": "ingest"},
     )

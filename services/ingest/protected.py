@@ -11,14 +11,19 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 
-async def protected_among(engine: AsyncEngine, candidates: Iterable[str | None]) -> set[str]:
-    """Those of `candidates` (normalized plates) that are Safe at Home plates."""
+async def protected_among(engine: AsyncEngine, candidates: Iterable[str | None], agency: str | None = None) -> set[str]:
+    """Those of `candidates` (normalized plates) that are Safe at Home plates for `agency`'s reads (a request
+    recorded by that agency, confirmed when the two-person rule applied). `agency` None: any agency's."""
     wanted = sorted({p for p in candidates if p})
     if not wanted:
         return set()
     async with engine.connect() as conn:
         found = await conn.execute(
-            text("SELECT plate FROM ingest.protected_plates WHERE plate = ANY(:p)"), {"p": wanted}
+            text(
+                "SELECT plate FROM ingest.protected_plates WHERE plate = ANY(:p) AND NOT pending "
+                "AND (CAST(:a AS text) IS NULL OR agency = :a)"
+            ),
+            {"p": wanted, "a": agency},
         )
         return {r[0] for r in found}
 

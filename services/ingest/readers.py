@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select, text
 
+from services.ingest import facts
 from services.ingest.agents import admin
 from services.ingest.agents.models import AgentLocation
 from services.ingest.deps import Service
@@ -229,18 +230,15 @@ async def register(
                 {"s": start, "e": end},
             )
         ).all()
-        counts = dict(
-            (
-                await session.execute(
-                    text(
-                        "SELECT ar.agent_id, count(*) FROM ingest.agent_reads ar JOIN ingest.agents a "
-                        "ON a.id = ar.agent_id WHERE a.kind = 'fixed' AND NOT ar.is_preview "
-                        "AND ar.captured_at >= :s AND ar.captured_at < :e GROUP BY 1"
-                    ),
-                    {"s": start, "e": end},
-                )
-            ).all()
-        )
+        # From the daily facts: a fixed reader's reads are still counted once the purge has destroyed them.
+        fixed = {
+            str(r[0]) for r in (await session.execute(text("SELECT id FROM ingest.agents WHERE kind = 'fixed'"))).all()
+        }
+        counts: dict[uuid.UUID, int] = {}
+        for f in (await facts.period(session, start, end, agents_only=True)).rows:
+            agent = f.reader.removeprefix("agent:")
+            if f.reader.startswith("agent:") and agent in fixed:
+                counts[uuid.UUID(agent)] = counts.get(uuid.UUID(agent), 0) + f.reads
         by_agent: dict[uuid.UUID, list[ActiveSpan]] = {}
         for agent_id, s, e in spans:
             by_agent.setdefault(agent_id, []).append(ActiveSpan(start=s, end=e))

@@ -25,6 +25,7 @@ import structlog
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.ingest import facts
 from services.ingest.retention_models import ACTIVE_HELD_READS, PurgeRun
 from shared.audit import record
 from shared.settings import Settings
@@ -136,6 +137,9 @@ async def _purge_rows(conn: Any, day: date, exists: bool, *, dry_run: bool, resu
     held, _ = await held_in_day(conn, day)
     if not exists:
         return
+    if not dry_run:
+        # The day's counts outlive its reads: the log of use and the audit read them from here on.
+        await facts.write_day(conn, day, seal=True)
     name = f"ingest.reads_{day:%Y%m%d}"
     total = int((await conn.execute(text(f"SELECT count(*) FROM {name}"))).scalar_one())
     kept = (
@@ -152,7 +156,7 @@ async def _purge_rows(conn: Any, day: date, exists: bool, *, dry_run: bool, resu
         result.partition_dropped = kept == 0
         return
     if kept == 0:
-        await conn.execute(text(f"DROP TABLE {name}"))
+        await conn.execute(text("SELECT ingest.drop_reads_partition(:day)"), {"day": day})
         result.partition_dropped = True
     else:
         await conn.execute(text(f"DELETE FROM {name} WHERE NOT (id = ANY(:ids))"), {"ids": list(held)})
@@ -343,7 +347,8 @@ async def _purge_events(conn: Any, cutoff: datetime, *, dry_run: bool) -> int:
 _AGENT_RECORDS = (
     ("ingest.agent_reads", "captured_at < :cutoff AND read_id NOT IN ({held})"),
     ("ingest.agent_read_keys", "captured_at < :cutoff AND read_id NOT IN ({held})"),
-    ("ingest.agent_quarantine", "received_at < :cutoff"),
+    # Aged from capture (an old capture posted late goes with its day); a body that does not parse, from receipt.
+    ("ingest.agent_quarantine", "coalesce(captured_at, received_at) < :cutoff"),
 )
 
 
@@ -462,7 +467,60 @@ async def scheduled_purge(engine: AsyncEngine, store: ObjectStore, settings: Set
 
     while True:
         try:
+            await facts.write_pending(engine)  # the end of each day's facts, before anything is due
             await purge(engine, store, settings, actor="job:ingest-retention", trigger="schedule")
         except Exception as exc:  # noqa: BLE001 - an outage must not end the schedule; the next round finishes
             log.warning("retention_purge_failed", error=repr(exc))
         await asyncio.sleep(settings.retention_purge_interval_s)
+
+
+# ---- is the purge running? (/readyz) ------------------------------------------------------------------------
+
+_READY_CACHE_S = 60.0
+
+
+async def purge_overdue(engine: AsyncEngine, settings: Settings, *, started_at: datetime) -> str | None:
+    """A reason when the purge is off or late: no purge finished within `retention_purge_late_s` (counted from
+    this process's start when none ever ran). None when it keeps up."""
+    async with engine.connect() as conn:
+        last = (
+            await conn.execute(
+                text("SELECT max(started_at) FROM ingest.purge_runs WHERE status IN ('finished', 'partial')")
+            )
+        ).scalar_one()
+    now = now_utc()
+    since = last or started_at
+    late = (now - since).total_seconds() > settings.retention_purge_late_s
+    if not settings.retention_purge_scheduled and late:
+        return "the scheduled retention purge is off and no `alpr purge` finished in time: data may outlive 60 days"
+    if late:
+        return f"the retention purge is late: last finished {last.isoformat() if last else 'never'}"
+    if not settings.retention_purge_scheduled:
+        return "the scheduled retention purge is off: `alpr purge` must run at least daily"
+    return None
+
+
+class PurgeReadiness:
+    """The ready check, cached a minute (/readyz is polled often); each degraded answer is logged as an alert."""
+
+    __name__ = "retention_purge"
+
+    def __init__(self) -> None:
+        self.started_at = now_utc()
+        self.checked_at: datetime | None = None
+        self.reason: str | None = None
+
+    async def __call__(self, app: Any) -> str | None:
+        now = now_utc()
+        if self.checked_at is None or (now - self.checked_at).total_seconds() > _READY_CACHE_S:
+            import asyncio
+
+            try:
+                probe = purge_overdue(app.state.engine, app.state.settings, started_at=self.started_at)
+                self.reason = await asyncio.wait_for(probe, 2.0)
+            except Exception:  # noqa: BLE001 - PostgreSQL down is /readyz's own check; ask again next time
+                return self.reason
+            self.checked_at = now
+            if self.reason:
+                log.error("retention_purge_alert", reason=self.reason)
+        return self.reason

@@ -18,6 +18,7 @@ class Hold(SQLModel, table=True):
     __table_args__ = (Index("ix_ingest_holds_case_number", "case_number"), {"schema": "ingest"})
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    agency: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))  # the custodian
     kind: str  # "investigation" | "exculpatory" (Minn. Stat. 13.824 subd. 3(b): a subject's written request)
     case_number: str
     reason: str = Field(sa_column=Column(Text, nullable=False))
@@ -75,10 +76,17 @@ class ProtectedPlate(SQLModel, table=True):
     once and, from then on, by every purge run. Private data: never in a report, log or audit entry."""
 
     __tablename__ = "protected_plates"
-    __table_args__ = {"schema": "ingest"}
+    __table_args__ = (
+        Index("uq_ingest_protected_plates_agency_plate", "agency", "plate", unique=True),
+        {"schema": "ingest"},
+    )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
-    plate: str = Field(unique=True)
+    agency: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))  # who recorded it
+    plate: str
+    # Two-person rule: a plate on a hot list or under a hold waits for a second supervisor before it is protected.
+    pending: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, server_default="false"))
+    confirmed_by: str | None = None
     request_reference: str
     received_on: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     recorded_by: str
@@ -89,3 +97,39 @@ class ProtectedPlate(SQLModel, table=True):
 ACTIVE_HELD_READS = (
     "SELECT hr.read_id FROM ingest.hold_reads hr JOIN ingest.holds h ON h.id = hr.hold_id WHERE h.released_at IS NULL"
 )
+
+
+class SubjectRequest(SQLModel, table=True):
+    """A data subject's written request to preserve possibly exculpatory data (Minn. Stat. 13.824 subd. 3(b)),
+    kept with the exculpatory hold it placed: who asked, the request document, the case and the charge it
+    concerns, and when it is reviewed (the hold ends when the charge is resolved)."""
+
+    __tablename__ = "subject_requests"
+    __table_args__ = (Index("ix_ingest_subject_requests_hold_id", "hold_id"), {"schema": "ingest"})
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    hold_id: uuid.UUID = Field(foreign_key="ingest.holds.id")
+    requester: str  # the data subject (or counsel) who asked
+    case_number: str
+    charge: str = Field(sa_column=Column(Text, nullable=False))
+    received_on: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    review_on: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    document_key: str
+    document_sha256: str
+    recorded_by: str
+    recorded_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class HoldReview(SQLModel, table=True):
+    """A supervisor's review of a hold (13.824 subd. 3(d): inactive investigative data follow the 138.17 schedule):
+    kept, with the next review date; a hold no longer needed is released (with its reason) instead."""
+
+    __tablename__ = "hold_reviews"
+    __table_args__ = (Index("ix_ingest_hold_reviews_hold_id", "hold_id"), {"schema": "ingest"})
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    hold_id: uuid.UUID = Field(foreign_key="ingest.holds.id")
+    reviewed_by: str
+    reviewed_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    note: str = Field(sa_column=Column(Text, nullable=False))
+    next_review_on: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))

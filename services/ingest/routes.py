@@ -6,18 +6,20 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import UploadFile
 
+from services.ingest import metrics, service
 from services.ingest import search as search_logic
-from services.ingest import service
+from services.ingest.agents.importer import dispatch_unit
 from services.ingest.deps import AgencyReader, Ctx, Officer, Overseer, Service, ShiftReader, StreamReader
 from services.ingest.images import CheckedImage, check_image
 from services.ingest.models import Shift
@@ -27,8 +29,6 @@ from services.ingest.schemas import (
     BatchResult,
     HitsAccepted,
     HitsIn,
-    LookupRequest,
-    LookupResponse,
     ReadMetadata,
     ReadResult,
     SearchRequest,
@@ -46,6 +46,7 @@ from shared.bounds import INT64_MAX
 from shared.db import SessionDep
 from shared.errors import AppError, BadRequest, Conflict, Forbidden, PayloadTooLarge, Unprocessable
 from shared.limits import lower_body_limit
+from shared.scoping import Scope, Scoped
 
 router = APIRouter()
 
@@ -84,8 +85,7 @@ async def list_shifts(
     stmt = select(Shift).order_by(Shift.started_at)  # type: ignore[arg-type]
     if unit:
         stmt = stmt.where(Shift.unit == unit)  # type: ignore[arg-type]
-    if principal.agency:
-        stmt = stmt.where(Shift.agency == principal.agency)  # type: ignore[arg-type]
+    stmt = stmt.where(func.coalesce(Shift.agency, "") == Scope(principal).agency)
     if start:
         stmt = stmt.where((Shift.ended_at.is_(None)) | (Shift.ended_at >= start))  # type: ignore[union-attr,operator]
     if end:
@@ -183,7 +183,7 @@ async def post_read(request: Request, principal: Officer, ctx: Ctx) -> JSONRespo
             )
     else:
         raise BadRequest("send multipart/form-data (metadata, photo, crop) or application/json (metadata only)")
-    return _answer(await service.ingest_read(ctx, principal, meta, photo, crop))
+    return _answer(await metrics.counted(service.ingest_read(ctx, principal, meta, photo, crop)))
 
 
 @router.post(
@@ -252,7 +252,7 @@ async def post_batch(request: Request, principal: Officer, ctx: Ctx) -> BatchRes
                     max_pixels=pixels,
                 )
                 async with gate:
-                    result = await service.ingest_read(ctx, principal, meta, photo, crop, queued=True)
+                    result = await metrics.counted(service.ingest_read(ctx, principal, meta, photo, crop, queued=True))
             except ValidationError as exc:
                 errors = exc.errors(include_url=False, include_context=False)
                 detail = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in errors]
@@ -270,16 +270,40 @@ async def post_batch(request: Request, principal: Officer, ctx: Ctx) -> BatchRes
 # ---- the cars' stream ---------------------------------------------------------------------------------------
 
 
-async def _stream_access(ctx: Ctx, principal: Principal, unit: str) -> str | None:
-    """The unit's agency when the caller may follow its stream: its officer on shift, or a supervisor."""
-    shift = await service.open_shift(ctx, unit)
-    if principal.has_role(SUPERVISOR, ADMIN):
-        return principal.agency or (shift.agency if shift else None)
-    if shift is None:
-        raise Conflict(f"unit {unit} is offline: no open shift")
-    if shift.officer != principal.subject:
+async def _stream_access(
+    ctx: Ctx, session: AsyncSession, request: Request, principal: Principal, unit: str
+) -> tuple[str | None, datetime]:
+    """The unit's agency and the earliest time the caller may see, when it may follow the unit's stream: its
+    officer on shift, or a supervisor of its agency. Live events of the open shift only, never history (a look at
+    past events is a search under a grant, through the access workflow); a supervisor's look is audited."""
+    shift = await service.open_shift(ctx, unit, principal.agency)
+    supervisor = principal.has_role(SUPERVISOR, ADMIN)
+    if shift is not None:
+        agency, floor, shift_id = shift.agency, shift.started_at, str(shift.id)
+    elif supervisor and principal.agency and unit == dispatch_unit(principal.agency):
+        # The agency's dispatch stream (fixed readers have no car, no shift): the last shift's length of it.
+        agency, floor, shift_id = (
+            principal.agency,
+            service.now_utc() - timedelta(hours=ctx.settings.ingest_shift_max_hours),
+            "",
+        )
+    else:
+        # Another agency's unit of that name is not ours to see: the same answer as an offline one.
+        raise Conflict(f"unit {unit} is offline: no open shift in your agency")
+    if supervisor:
+        await Scope(principal).audit(
+            session,
+            service="ingest",
+            action="stream.follow",
+            object_type="unit",
+            object_ids=[unit],
+            source_ip=client_ip(request),
+            details={"shift_id": shift_id, "since": floor.isoformat()},
+        )
+        await session.commit()
+    elif shift is None or shift.officer != principal.subject:
         raise Forbidden(f"unit {unit}'s shift belongs to another officer")
-    return shift.agency
+    return agency, floor
 
 
 def _event_out(e: Any) -> StreamEventOut:
@@ -289,14 +313,16 @@ def _event_out(e: Any) -> StreamEventOut:
 @router.get("/v1/units/{unit}/events", tags=["stream"], summary="Hits and hot-list notices after `since` (polling)")
 async def poll_events(
     unit: str,
+    request: Request,
     principal: StreamReader,
+    scope: Scoped,
     ctx: Ctx,
     session: SessionDep,
     since: int = Query(default=0, ge=0, le=INT64_MAX, description="the last event id the car has"),
     limit: int = Query(default=100, ge=1, le=500),
 ) -> StreamPage:
-    agency = await _stream_access(ctx, principal, unit)
-    events = await service.events_since(session, unit, agency, since, limit)
+    agency, floor = await _stream_access(ctx, session, request, scope.principal, unit)
+    events = await service.events_since(session, unit, agency, since, limit, not_before=floor)
     return StreamPage(events=[_event_out(e) for e in events], last_id=events[-1].id if events else since)
 
 
@@ -307,14 +333,25 @@ async def poll_events(
 )
 async def agency_events(
     agency: str,
+    request: Request,
     principal: AgencyReader,
+    scope: Scoped,
     session: SessionDep,
     since: int = Query(default=0, ge=0, le=INT64_MAX, description="the last event id the caller has"),
     limit: int = Query(default=100, ge=1, le=500),
 ) -> StreamPage:
-    if principal.agency != agency and not principal.has_role(ADMIN):
+    if not scope.owns(agency):
         raise Forbidden(f"agency {agency}'s covert hits are for its own supervisors")
     events = await service.agency_events_since(session, agency, since, limit)
+    await scope.audit(
+        session,
+        service="ingest",
+        action="stream.agency_events",
+        object_type="read",
+        object_ids=[str(e.read_id) for e in events if e.read_id][:100],
+        source_ip=client_ip(request),
+        record_count=len(events),
+    )
     return StreamPage(events=[_event_out(e) for e in events], last_id=events[-1].id if events else since)
 
 
@@ -329,6 +366,7 @@ async def stream(
     unit: str,
     request: Request,
     principal: StreamReader,
+    scope: Scoped,
     ctx: Ctx,
     since: int | None = Query(
         default=None, ge=0, le=INT64_MAX, description="replay events after this id (default: new only)"
@@ -336,7 +374,8 @@ async def stream(
     max_events: int | None = Query(default=None, ge=1, le=INT64_MAX, description="close after this many events"),
     keepalive_s: float = Query(default=15.0, ge=0.1, le=60),
 ) -> StreamingResponse:
-    agency = await _stream_access(ctx, principal, unit)
+    async with ctx.sessionmaker() as session:
+        agency, floor = await _stream_access(ctx, session, request, scope.principal, unit)
     last_header = request.headers.get("last-event-id")
     if since is None and last_header and last_header.isdigit():
         since = int(last_header)
@@ -353,7 +392,7 @@ async def stream(
         yield "retry: 2000\n\n"
         while not ctx.hub.closed:
             async with ctx.sessionmaker() as session:
-                batch = await service.events_since(session, unit, agency, last)
+                batch = await service.events_since(session, unit, agency, last, not_before=floor)
             for e in batch:
                 data = _event_out(e).model_dump_json()
                 yield f"id: {e.id}\nevent: {e.kind}\ndata: {data}\n\n"
@@ -379,29 +418,11 @@ async def stream(
 # ---- internal (docs/contracts.md) ---------------------------------------------------------------------------
 
 
-@router.post("/v1/internal/reads/lookup", tags=["internal"], summary="Past reads of these plates (hotlist)")
-async def internal_lookup(
-    body: LookupRequest, request: Request, principal: Service, session: SessionDep
-) -> LookupResponse:
-    reads = await search_logic.lookup(session, body)
-    await record(
-        session,
-        service="ingest",
-        action="reads.lookup",
-        principal=principal,
-        object_type="read",
-        object_ids=[str(r.read_id) for r in reads[:100]],
-        source_ip=client_ip(request),
-        record_count=len(reads),
-        details={"plates": len(body.plates), "since": body.since.isoformat()},
-    )
-    return LookupResponse(reads=reads)
-
-
 @router.post("/v1/internal/reads/search", tags=["internal"], summary="Archived reads (access, inside a grant)")
 async def internal_search(
-    body: SearchRequest, request: Request, principal: Service, session: SessionDep
+    body: SearchRequest, request: Request, principal: Service, scope: Scoped, session: SessionDep
 ) -> SearchResponse:
+    # Called by access only, inside a grant it checked; `body.agency` is the grant's agency (its reads only).
     result = await search_logic.search(session, body)
     await record(
         session,

@@ -59,8 +59,12 @@ class ReadMetadata(CleanInput):
     captured_at: AwareDatetime = Field(description="Capture time with its zone (ISO 8601)")
     lat: float = Field(ge=-90, le=90)
     lon: float = Field(ge=-180, le=180)
-    heading: float | None = Field(default=None, ge=0, lt=360, description="Degrees from north")
-    speed: float | None = Field(default=None, ge=0, le=120, description="Metres per second")
+    heading: float | None = Field(
+        default=None, ge=0, lt=360, description="Degrees from north: accepted, never stored (subd. 2(a))"
+    )
+    speed: float | None = Field(
+        default=None, ge=0, le=120, description="Metres per second: accepted, never stored (subd. 2(a))"
+    )
     plate: str | None = Field(default=None, max_length=16, description="The car's own reading, when it made one")
     plate_confidence: float | None = Field(default=None, ge=0, le=1)
     state: str | None = Field(default=None, pattern=r"^[A-Z]{2}$")
@@ -152,26 +156,6 @@ class StreamPage(BaseModel):
 
 
 # Internal endpoints (docs/contracts.md).
-
-
-class LookupRequest(CleanInput):
-    model_config = ConfigDict(extra="forbid")
-
-    plates: list[str] = Field(min_length=1, max_length=1000)
-    since: AwareDatetime
-
-
-class LookupRead(BaseModel):
-    read_id: uuid.UUID
-    plate: str
-    state: str | None
-    captured_at: datetime
-    unit: str
-    agency: str | None
-
-
-class LookupResponse(BaseModel):
-    reads: list[LookupRead]
 
 
 class Area(BaseModel):

@@ -13,29 +13,13 @@ from sqlalchemy import and_, or_, select, text, tuple_
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.ingest.schemas import LookupRead, LookupRequest, SearchRead, SearchRequest, SearchResponse
+from services.ingest.schemas import SearchRead, SearchRequest, SearchResponse
 from services.ingest.writer import READS
 from shared import plates
 from shared.errors import Unprocessable
 
 EARTH_RADIUS_M = 6_371_000.0
 MAX_WINDOW_DAYS = 400
-
-
-async def lookup(session: AsyncSession, body: LookupRequest) -> list[LookupRead]:
-    wanted = sorted({plates.normalize(p) for p in body.plates if plates.normalize(p)})
-    rows = await session.execute(
-        select(READS.c.id, READS.c.plate, READS.c.state, READS.c.captured_at, READS.c.unit, READS.c.agency)
-        .where(READS.c.plate.in_(wanted), READS.c.captured_at >= body.since)
-        .order_by(READS.c.captured_at)
-        .limit(10_000)
-    )
-    return [
-        LookupRead(
-            read_id=r.id, plate=r.plate, state=r.state, captured_at=r.captured_at, unit=r.unit, agency=r.agency or None
-        )
-        for r in rows
-    ]
 
 
 def _like(pattern: str) -> str:

@@ -26,6 +26,7 @@ from services.ingest.writer import ExistingReads, ReadWriter, capture_day
 from shared import plates
 from shared.auth import ADMIN, SUPERVISOR, Principal
 from shared.errors import Conflict, Forbidden, NotFound, Unavailable, Unprocessable
+from shared.scoping import Scope
 from shared.settings import Settings
 from shared.storage import ObjectStore, StorageError
 
@@ -57,8 +58,13 @@ class IngestContext:
     _open_shifts: dict[str, tuple[float, Shift | None]] = field(default_factory=dict)
     _shift_locks: dict[str, asyncio.Lock] = field(default_factory=dict)
 
-    def forget_unit(self, unit: str) -> None:
-        self._open_shifts.pop(unit, None)
+    def forget_unit(self, unit: str, agency: str | None = None) -> None:
+        self._open_shifts.pop(_unit_key(unit, agency), None)
+
+
+def _unit_key(unit: str, agency: str | None) -> str:
+    # Unit names are unique per agency, not globally: agency A's "car-1" is not agency B's.
+    return f"{agency or ''}\x00{unit}"
 
 
 # ---- shifts -------------------------------------------------------------------------------------------------
@@ -106,7 +112,11 @@ async def start_shift(session: AsyncSession, ctx: IngestContext, principal: Prin
     await close_expired_shifts(session, body.unit)
     current = (
         await session.execute(
-            select(Shift).where(Shift.unit == body.unit, Shift.ended_at.is_(None))  # type: ignore[union-attr,arg-type]
+            select(Shift).where(
+                Shift.unit == body.unit,  # type: ignore[arg-type]
+                Shift.agency.is_not_distinct_from(principal.agency),  # type: ignore[union-attr]
+                Shift.ended_at.is_(None),  # type: ignore[union-attr]
+            )
         )
     ).scalar_one_or_none()
     if current is not None:
@@ -124,19 +134,21 @@ async def start_shift(session: AsyncSession, ctx: IngestContext, principal: Prin
     )
     session.add(shift)
     await session.flush()
-    ctx.forget_unit(body.unit)
+    ctx.forget_unit(body.unit, principal.agency)
     return shift
 
 
 def _may_manage(principal: Principal, shift: Shift) -> bool:
-    if principal.has_role(SUPERVISOR, ADMIN):
-        return principal.agency is None or shift.agency is None or principal.agency == shift.agency
-    return principal.subject == shift.officer
+    if not Scope(principal).owns(shift.agency):
+        return False  # another agency's shift does not exist for the caller
+    return principal.has_role(SUPERVISOR, ADMIN) or principal.subject == shift.officer
 
 
 async def get_shift(session: AsyncSession, principal: Principal, shift_id: uuid.UUID) -> Shift:
     shift = await session.get(Shift, shift_id)
-    if shift is None or not (_may_manage(principal, shift) or principal.has_role("auditor")):
+    if shift is None or not (
+        _may_manage(principal, shift) or (principal.has_role("auditor") and Scope(principal).owns(shift.agency))
+    ):
         raise NotFound("no such shift")
     return shift
 
@@ -152,37 +164,41 @@ async def end_shift(session: AsyncSession, ctx: IngestContext, principal: Princi
         else:
             shift.ended_at, shift.end_reason = now, "logout"
         await session.flush()
-    ctx.forget_unit(shift.unit)
+    ctx.forget_unit(shift.unit, shift.agency)
     return shift
 
 
-async def open_shift(ctx: IngestContext, unit: str, *, max_age_s: float = 1.0) -> Shift | None:
-    """The unit's open shift, cached a second per process (one query per unit however many requests wait); the
-    writer re-checks it in the read's own transaction."""
-    cached = ctx._open_shifts.get(unit)
+async def open_shift(
+    ctx: IngestContext, unit: str, agency: str | None = None, *, max_age_s: float = 1.0
+) -> Shift | None:
+    """The agency's unit's open shift, cached a second per process (one query per unit however many requests
+    wait); the writer re-checks it in the read's own transaction."""
+    key = _unit_key(unit, agency)
+    cached = ctx._open_shifts.get(key)
     if cached is None or time.monotonic() - cached[0] >= max_age_s:
-        lock = ctx._shift_locks.setdefault(unit, asyncio.Lock())
+        lock = ctx._shift_locks.setdefault(key, asyncio.Lock())
         async with lock:
-            cached = ctx._open_shifts.get(unit)
+            cached = ctx._open_shifts.get(key)
             if cached is None or time.monotonic() - cached[0] >= max_age_s:
                 async with ctx.sessionmaker() as session:
                     found = (
                         await session.execute(
                             select(Shift).where(
                                 Shift.unit == unit,  # type: ignore[arg-type]
+                                Shift.agency.is_not_distinct_from(agency),  # type: ignore[union-attr]
                                 Shift.ended_at.is_(None),  # type: ignore[union-attr]
                             )
                         )
                     ).scalar_one_or_none()
                 cached = (time.monotonic(), found)
-                ctx._open_shifts[unit] = cached
+                ctx._open_shifts[key] = cached
     shift = cached[1]
     if shift is None or shift.expires_at <= now_utc():
         return None
     return shift
 
 
-async def shift_covering(ctx: IngestContext, unit: str, at: datetime) -> Shift | None:
+async def shift_covering(ctx: IngestContext, unit: str, at: datetime, agency: str | None = None) -> Shift | None:
     """The shift of `unit` during which `at` fell (queued reads uploaded later)."""
     skew = timedelta(seconds=ctx.settings.ingest_clock_skew_s)
     async with ctx.sessionmaker() as session:
@@ -191,6 +207,7 @@ async def shift_covering(ctx: IngestContext, unit: str, at: datetime) -> Shift |
                 select(Shift)
                 .where(
                     Shift.unit == unit,  # type: ignore[arg-type]
+                    Shift.agency.is_not_distinct_from(agency),  # type: ignore[union-attr]
                     Shift.started_at - skew <= at,  # type: ignore[operator]
                     text("least(coalesce(ingest.shifts.ended_at, 'infinity'), ingest.shifts.expires_at) >= :at"),
                 )
@@ -328,7 +345,11 @@ async def ingest_read(
     check_capture_time(settings, meta.captured_at)
     if photo is None and meta.plate is None:
         raise Unprocessable("a read needs a photo or the car's plate text")
-    shift = await shift_covering(ctx, meta.unit, meta.captured_at) if queued else await open_shift(ctx, meta.unit)
+    shift = (
+        await shift_covering(ctx, meta.unit, meta.captured_at, principal.agency)
+        if queued
+        else await open_shift(ctx, meta.unit, principal.agency)
+    )
     if shift is None:
         if queued:
             raise Conflict(f"unit {meta.unit} had no shift at {meta.captured_at.isoformat()}")
@@ -371,8 +392,10 @@ async def ingest_read(
         "client_read_id": meta.client_read_id,
         "lat": meta.lat,
         "lon": meta.lon,
-        "heading": meta.heading,
-        "speed": meta.speed,
+        # Minn. Stat. 13.824 subd. 2(a) allows plate, date, time, location and pictures: the car's heading and
+        # speed are accepted (MDCs send them) and never stored, as camera agents' extra fields are dropped.
+        "heading": None,
+        "speed": None,
         "plate": meta.plate,
         "plate_confidence": meta.plate_confidence,
         "state": meta.state,
@@ -401,7 +424,7 @@ async def ingest_read(
             else:
                 apply_recognition(row, candidate)
     try:
-        protected = await protected_among(ctx.engine, (row["plate"], row["car_plate"]))
+        protected = await protected_among(ctx.engine, (row["plate"], row["car_plate"]), row["agency"] or "")
     except BaseException:
         await delete_quietly(ctx.store, stored)  # PostgreSQL down: 503, and no photo left without its read
         raise
@@ -428,20 +451,21 @@ async def ingest_read(
         raise
     if not outcome.inserted:
         await delete_quietly(ctx.store, stored)  # a racing retry stored it first: keep only its objects
-    elif covert:
-        await deliver_covert(ctx, covert, row)
+    elif row["hits"] or covert:
+        await deliver_hits(ctx, [*row["hits"], *covert], row)
     return result_of(outcome.row, duplicate=not outcome.inserted)
 
 
-async def deliver_covert(ctx: IngestContext, covert: list[dict[str, Any]], row: dict[str, Any]) -> None:
-    """Covert hits go to the list owner's agency stream once the read is stored. Hotlist keeps every hit, so a
-    failure here loses no hit, only its notice: it is logged, and the read is still answered."""
+async def deliver_hits(ctx: IngestContext, hits: list[dict[str, Any]], row: dict[str, Any]) -> None:
+    """Once the read is stored, its hits go to the streams too: the car's hits to its unit's stream (a car that lost
+    the HTTP answer still learns of them; it dedupes by hit id), covert hits to the list owner's agency stream.
+    Hotlist keeps every hit, so a failure here loses no hit, only its notice: it is logged, the read is answered."""
     try:
         async with ctx.sessionmaker() as session:
-            added = await add_hit_events(session, covert, row)
+            added = await add_hit_events(session, hits, row)
             await session.commit()
-    except Exception as exc:  # noqa: BLE001 - the read is stored; the owner finds the hit at hotlist
-        log.error("covert_hit_notice_failed", read_id=str(row["id"]), error=repr(exc))
+    except Exception as exc:  # noqa: BLE001 - the read is stored; the hit is kept at hotlist
+        log.error("hit_notice_failed", read_id=str(row["id"]), error=repr(exc))
         return
     if added:
         ctx.hub.notify()
@@ -514,16 +538,27 @@ async def add_notice(session: AsyncSession, kind: str, dedupe_key: str, payload:
 
 
 async def events_since(
-    session: AsyncSession, unit: str, agency: str | None, since: int, limit: int = 100
+    session: AsyncSession,
+    unit: str,
+    agency: str | None,
+    since: int,
+    limit: int = 100,
+    *,
+    not_before: datetime | None = None,
 ) -> list[StreamEvent]:
+    """The unit's events after `since`: its hits (its own agency's, from `not_before` on: the open shift's start,
+    so a stream is live events, never history) and the hot-list notices."""
     rows = await session.execute(
         select(StreamEvent)
         .where(
             StreamEvent.id > since,  # type: ignore[operator]
             StreamEvent.kind != COVERT_HIT,  # type: ignore[arg-type]
-            text("(unit = :unit OR (unit IS NULL AND (agency IS NULL OR agency = :agency)))"),
+            text(
+                "((unit = :unit AND agency IS NOT DISTINCT FROM :agency AND created_at >= :floor) "
+                "OR (unit IS NULL AND (agency IS NULL OR agency = :agency)))"
+            ),
         )
-        .params(unit=unit, agency=agency)
+        .params(unit=unit, agency=agency, floor=not_before or datetime.min.replace(tzinfo=UTC))
         .order_by(StreamEvent.id)  # type: ignore[arg-type]
         .limit(limit)
     )

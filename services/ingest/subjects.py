@@ -8,13 +8,16 @@ report, audit entry or log carries it).
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from services.ingest.clients import CallFailed
 from services.ingest.deps import Ctx
@@ -24,7 +27,8 @@ from shared import plates
 from shared.audit import client_ip, record
 from shared.auth import SUPERVISOR, Principal, require_roles
 from shared.db import SessionDep
-from shared.errors import Unavailable, Unprocessable
+from shared.errors import Conflict, Forbidden, Unavailable, Unprocessable
+from shared.scoping import Scoped
 from shared.settings import Settings
 from shared.storage import ObjectStore
 from shared.text import CleanInput
@@ -41,86 +45,194 @@ class SafeAtHomeIn(CleanInput):
 
 class SafeAtHomeOut(BaseModel):
     request_id: str
+    status: str  # "protected" | "awaiting_confirmation" (two-person rule: a second supervisor confirms)
     reads_destroyed: int
     objects_destroyed: int
-    hits_destroyed: int | None  # None: this ingest does not call hotlist (no hits were raised through it)
+    hits_destroyed: int | None  # None: not destroyed yet, or this ingest does not call hotlist
 
 
 async def destroy_protected(
-    engine: AsyncEngine, store: ObjectStore, settings: Settings, protected: list[str] | None = None
+    engine: AsyncEngine,
+    store: ObjectStore,
+    settings: Settings,
+    request_id: uuid.UUID | None = None,
+    audit: Callable[[AsyncSession, int, int], Awaitable[object]] | None = None,
 ) -> tuple[int, int]:
-    """Destroy every read of a protected plate (ours or the car's own reading) but held ones, with its objects, hit
-    events and the camera agents' records of it."""
+    """Destroy every read of a protected plate (ours or the car's own reading) that the recording agency holds,
+    but held ones, with its objects, hit events and the camera agents' records of it; `request_id`: one request's
+    plate only. `audit` writes the destruction's audit entry in the same transaction."""
     async with engine.begin() as conn:
-        if protected is None:
-            protected = [r[0] for r in await conn.execute(text("SELECT plate FROM ingest.protected_plates"))]
-        if not protected:
-            return 0, 0
-        # Held reads stay: the statute excepts active criminal investigative data.
+        # Held reads stay: the statute excepts active criminal investigative data. Another agency's reads are not
+        # the recording agency's to destroy.
         ids = [
             r[0]
             for r in await conn.execute(
                 text(
-                    "SELECT id FROM ingest.reads WHERE (plate = ANY(:p) OR car_plate = ANY(:p)) "
-                    f"AND id NOT IN ({ACTIVE_HELD_READS})"
+                    "SELECT r.id FROM ingest.reads r JOIN ingest.protected_plates p "
+                    "ON (r.plate = p.plate OR r.car_plate = p.plate) AND r.agency = p.agency "
+                    "WHERE NOT p.pending AND (CAST(:id AS uuid) IS NULL OR p.id = :id) "
+                    f"AND r.id NOT IN ({ACTIVE_HELD_READS})"
                 ),
-                {"p": protected},
+                {"id": request_id},
             )
         ]
         keys = await destroy_reads(conn, ids)
+        # Quarantined agent posts naming the plate (parsed), or carrying it in a body that did not parse: the
+        # recording agency's agents' posts, and posts no agent is known for (no one else's to keep).
+        await conn.execute(
+            text(
+                "DELETE FROM ingest.agent_quarantine q USING ingest.protected_plates p "
+                "WHERE NOT p.pending AND (CAST(:id AS uuid) IS NULL OR p.id = :id) "
+                "AND (q.agent_id IS NULL OR q.agent_id IN (SELECT id FROM ingest.agents WHERE agency = p.agency)) "
+                "AND (p.plate = ANY(q.plates) OR position(convert_to(p.plate, 'UTF8') IN q.body) > 0)"
+            ),
+            {"id": request_id},
+        )
+        if audit is not None:
+            async with AsyncSession(bind=conn) as session:
+                await audit(session, len(ids), len(keys))
     if keys:
         await store.delete_keys(keys)
     return len(ids), len(keys)
 
 
+async def _needs_second_look(ctx: Ctx, agency: str, plate: str) -> list[str]:
+    """Why a second supervisor must confirm: the plate is under a hold of the agency, or on a hot list."""
+    why = []
+    async with ctx.engine.connect() as conn:
+        held = (
+            await conn.execute(
+                text(
+                    "SELECT 1 FROM ingest.reads r WHERE (r.plate = :p OR r.car_plate = :p) AND r.agency = :a "
+                    f"AND r.id IN ({ACTIVE_HELD_READS}) LIMIT 1"
+                ),
+                {"p": plate, "a": agency},
+            )
+        ).first()
+    if held:
+        why.append("under a hold")
+    if ctx.hotlist is not None:
+        try:
+            if await ctx.hotlist.plate_listed(plate, agency):
+                why.append("on a hot list")
+        except CallFailed:
+            # Unknown is treated as listed: the request is recorded (and audited) and a second supervisor confirms.
+            why.append("hot list not reachable to check")
+    return why
+
+
+async def _finish(ctx: Ctx, principal: Principal, request: Request, entry: ProtectedPlate) -> SafeAtHomeOut:
+    """Destroy the protected plate's hits (hotlist) and reads (here), each with its audit entry."""
+    hits: int | None = None
+    if ctx.hotlist is not None:
+        try:
+            hits = int((await ctx.hotlist.forget_plate(entry.plate, entry.agency))["hits_destroyed"])
+        except (CallFailed, KeyError, TypeError, ValueError) as exc:
+            # Recorded and protected already: a retry of the same request finishes the job.
+            raise Unavailable(f"hotlist did not destroy the plate's hits ({exc}): retry this request") from exc
+
+    async def audit(session: AsyncSession, reads: int, objects: int) -> None:
+        await record(
+            session,
+            service="ingest",
+            action="subject_request.safe_at_home.destroyed",
+            principal=principal,
+            object_type="subject_request",
+            object_ids=[str(entry.id)],
+            source_ip=client_ip(request),
+            record_count=reads,
+            details={"reads_destroyed": reads, "objects_destroyed": objects, "hits_destroyed": hits},
+        )
+
+    reads, objects = await destroy_protected(ctx.engine, ctx.store, ctx.settings, entry.id, audit)
+    return SafeAtHomeOut(
+        request_id=str(entry.id), status="protected", reads_destroyed=reads, objects_destroyed=objects,
+        hits_destroyed=hits,
+    )  # fmt: skip
+
+
 @router.post(
     "/v1/subject-requests/safe-at-home",
     status_code=201,
-    summary="A Safe at Home participant's request: destroy the reads of their plate now and from now on",
+    summary="A Safe at Home participant's request: destroy the agency's reads of their plate now and from now on "
+    "(a plate on a hot list or under a hold waits for a second supervisor: 202)",
+    responses={202: {"model": SafeAtHomeOut, "description": "recorded; a second supervisor must confirm"}},
 )
 async def safe_at_home(
-    body: SafeAtHomeIn, request: Request, principal: Supervisor, ctx: Ctx, session: SessionDep
-) -> SafeAtHomeOut:
+    body: SafeAtHomeIn, request: Request, principal: Supervisor, scope: Scoped, ctx: Ctx, session: SessionDep
+) -> JSONResponse:
     plate = plates.normalize(body.plate)
     if not plate:
         raise Unprocessable("plate: no letters or digits")
     if body.received_on.tzinfo is None:
         raise Unprocessable("received_on needs a time zone")
     existing = (
-        await session.execute(text("SELECT id FROM ingest.protected_plates WHERE plate = :p"), {"p": plate})
+        await session.execute(
+            select(ProtectedPlate).where(ProtectedPlate.plate == plate, ProtectedPlate.agency == scope.agency)  # type: ignore[arg-type]
+        )
     ).scalar_one_or_none()
+    if existing is not None and existing.pending:
+        raise Conflict(
+            f"request {existing.id} waits for a second supervisor: "
+            f"POST /v1/subject-requests/safe-at-home/{existing.id}/confirm"
+        )
     if existing is None:
+        why = await _needs_second_look(ctx, scope.agency, plate)
         entry = ProtectedPlate(
+            agency=scope.agency,
             plate=plate,
             request_reference=body.request_reference,
             received_on=body.received_on,
             recorded_by=principal.subject,
             recorded_at=datetime.now(UTC),
+            pending=bool(why),
         )
         session.add(entry)
         await session.flush()
-        request_id = str(entry.id)
+        # The audit entry commits with the request (never the plate: the reference names it).
+        await scope.audit(
+            session,
+            service="ingest",
+            action="subject_request.safe_at_home",
+            object_type="subject_request",
+            object_ids=[str(entry.id)],
+            source_ip=client_ip(request),
+            details={"request_reference": body.request_reference, "awaiting_confirmation": why},
+        )
+        await session.commit()  # the plate is protected before its reads go, so a read arriving meanwhile goes too
+        if why:
+            out = SafeAtHomeOut(
+                request_id=str(entry.id), status="awaiting_confirmation", reads_destroyed=0, objects_destroyed=0,
+                hits_destroyed=None,
+            )  # fmt: skip
+            return JSONResponse(out.model_dump(), status_code=202)
     else:
-        request_id = str(existing)
-    await session.commit()  # the plate is protected before its reads go, so a read arriving meanwhile goes too
-    hits: int | None = None
-    if ctx.hotlist is not None:
-        try:
-            hits = int((await ctx.hotlist.forget_plate(plate))["hits_destroyed"])
-        except (CallFailed, KeyError, TypeError, ValueError) as exc:
-            # Recorded and protected already: a retry of the same request finishes the job.
-            raise Unavailable(f"hotlist did not destroy the plate's hits ({exc}): retry this request") from exc
-    reads, objects = await destroy_protected(ctx.engine, ctx.store, ctx.settings, [plate])
-    details: dict[str, Any] = {"reads_destroyed": reads, "objects_destroyed": objects, "hits_destroyed": hits}
-    await record(
-        session,
-        service="ingest",
-        action="subject_request.safe_at_home",
-        principal=principal,
-        object_type="subject_request",
-        object_ids=[request_id],
-        source_ip=client_ip(request),
-        record_count=reads,
-        details=details,
-    )
-    return SafeAtHomeOut(request_id=request_id, reads_destroyed=reads, objects_destroyed=objects, hits_destroyed=hits)
+        entry = existing
+    out = await _finish(ctx, principal, request, entry)
+    return JSONResponse(out.model_dump(), status_code=201)
+
+
+@router.post(
+    "/v1/subject-requests/safe-at-home/{request_id}/confirm",
+    summary="A second supervisor confirms a Safe at Home request for a plate on a hot list or under a hold",
+)
+async def confirm_safe_at_home(
+    request_id: uuid.UUID, request: Request, principal: Supervisor, scope: Scoped, ctx: Ctx, session: SessionDep
+) -> SafeAtHomeOut:
+    entry = scope.check(await session.get(ProtectedPlate, request_id, with_for_update=True), "Safe at Home request")
+    if entry.pending:
+        if entry.recorded_by == principal.subject:
+            raise Forbidden("two-person rule: another supervisor than the one who recorded it confirms")
+        entry.pending, entry.confirmed_by = False, principal.subject
+        await session.flush()
+        await scope.audit(
+            session,
+            service="ingest",
+            action="subject_request.safe_at_home.confirm",
+            object_type="subject_request",
+            object_ids=[str(entry.id)],
+            source_ip=client_ip(request),
+            details={"request_reference": entry.request_reference, "recorded_by": entry.recorded_by},
+        )
+        await session.commit()
+    return await _finish(ctx, principal, request, entry)

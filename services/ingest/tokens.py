@@ -15,6 +15,8 @@ MAX_AGE_S = 60.0  # re-verified at least this often (key rotation/removal takes 
 class CachingVerifier:
     def __init__(self, inner: TokenVerifier) -> None:
         self.inner = inner
+        # Never longer than the verifier trusts its key set: a removed key stops working within ALPR_JWKS_CACHE_S.
+        self.max_age_s = min(MAX_AGE_S, float(getattr(inner.source, "cache_s", MAX_AGE_S)))
         self._cache: OrderedDict[str, tuple[float, Principal]] = OrderedDict()
 
     async def verify(self, token: str) -> Principal:
@@ -24,7 +26,7 @@ class CachingVerifier:
             self._cache.move_to_end(token)
             return hit[1]
         principal = await self.inner.verify(token)  # raises for a bad token: nothing cached
-        until = now + MAX_AGE_S
+        until = now + self.max_age_s
         if principal.expires_at is not None:
             until = min(until, principal.expires_at.timestamp())
         self._cache[token] = (until, principal)

@@ -43,14 +43,8 @@ async def ensure_partition(conn: AsyncConnection, day: date) -> None:
     await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('ingest.reads partitions'))"))
     exists = (await conn.execute(text("SELECT to_regclass(:n)"), {"n": f"ingest.{name}"})).scalar()
     if exists is None:
-        start = datetime(day.year, day.month, day.day, tzinfo=UTC)
-        end = start + timedelta(days=1)
-        await conn.execute(
-            text(
-                f"CREATE TABLE ingest.{name} PARTITION OF ingest.reads "
-                f"FOR VALUES FROM ('{start.isoformat()}') TO ('{end.isoformat()}')"
-            )
-        )
+        # Through the owner's function: the service's role owns no table, so it cannot make one itself.
+        await conn.execute(text("SELECT ingest.create_reads_partition(:day)"), {"day": day})
 
 
 async def _once_more_if_dropped(fn, batch):  # type: ignore[no-untyped-def]

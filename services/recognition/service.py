@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import structlog
 
+from services.recognition import metrics
 from services.recognition.engine import OcrEngine, get_engine
 from services.recognition.pipeline import Options, Recognition, recognize_bytes
 from shared.errors import Unavailable
@@ -31,6 +32,7 @@ class OcrPool:
         self.workers = workers or os.cpu_count() or 1
         self.capacity = self.workers + queue
         self.in_flight = 0
+        metrics.CAPACITY.set(self.capacity)
         self._executor = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="ocr")
         self._engine = engine
 
@@ -45,14 +47,19 @@ class OcrPool:
     def admit(self, images: int = 1) -> None:
         """Reserve room for `images`; refuse with 503 when the queue is full."""
         if self.in_flight + images > self.capacity:
+            metrics.REFUSED.inc(images)
             raise Unavailable("recognition queue full, retry shortly", retry_after_s=1)
         self.in_flight += images
+        metrics.IN_FLIGHT.set(self.in_flight)
 
     def release(self, images: int = 1) -> None:
         self.in_flight -= images
+        metrics.IN_FLIGHT.set(self.in_flight)
 
     async def recognize(self, data: bytes) -> Recognition:
         engine = self._engine or get_engine()
-        return await asyncio.get_running_loop().run_in_executor(
-            self._executor, recognize_bytes, engine, data, self.options
-        )
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self._timed, engine, data)
+
+    def _timed(self, engine: OcrEngine, data: bytes) -> Recognition:
+        with metrics.LATENCY.time():  # in the worker: the figure is the reading, not the wait for a worker
+            return recognize_bytes(engine, data, self.options)

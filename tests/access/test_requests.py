@@ -49,8 +49,9 @@ async def test_filed_request_is_kept_as_filed_and_amendments_are_new_versions(
     v1 = filed["versions"][0]
     assert v1["plates"] == ["ABC1*"] and v1["legal_basis"] == "court_order"
     # The order itself is in the object store, reachable by a short-lived link.
-    async with httpx.AsyncClient() as raw:
-        assert (await raw.get(v1["court_order_url"])).content == pdf
+    # Served by access to the person it was issued to (their token), each view audited.
+    link = httpx.URL(v1["court_order_url"])
+    assert (await access.client.get(f"{link.path}?{link.query.decode()}", headers=bearer(token))).content == pdf
 
     resp = await access.client.post(
         f"/v1/requests/{filed['id']}/versions", data=form(plates=["ABC1*", "ABD1*"]), headers=bearer(token)
@@ -71,8 +72,11 @@ async def test_filed_request_is_kept_as_filed_and_amendments_are_new_versions(
 
     other = await access.token(await access.person("officer"))
     assert (await access.client.get(f"/v1/requests/{filed['id']}", headers=bearer(other))).status_code == 403
-    auditor = make_token(subject="aud-1", roles=["auditor"])
+    auditor = make_token(subject="aud-1", roles=["auditor"], agency=officer.agency)
     assert (await access.client.get(f"/v1/requests/{filed['id']}", headers=bearer(auditor))).status_code == 200
+    # Another agency's auditor does not see it.
+    outsider = make_token(subject="aud-2", roles=["auditor"], agency="MN0279999")
+    assert (await access.client.get(f"/v1/requests/{filed['id']}", headers=bearer(outsider))).status_code == 403
 
 
 @pytest.mark.parametrize(

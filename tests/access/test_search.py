@@ -10,11 +10,13 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import text
 
 from services.access.main import create_app
 from services.access.scope import pattern_covers
 from shared.settings import Settings
+from shared.storage import LinkViewer, SignedLinks
 from tests.access.conftest import AGENCY_ORI, Access, bearer
 from tests.access.reads_contract import reads_app
 from tests.conftest import TokenFactory
@@ -96,7 +98,7 @@ async def test_search_inside_the_grant_returns_reads_with_presigned_images_and_i
     assert body["count"] == 2 and body["case_number"] == "CR-2026-0200" and body["next_cursor"] is None
     # The link is access's own, whatever the store (S3 here): access serves the photo and audits the view.
     link = httpx.URL(body["reads"][0]["image_url"])
-    viewed = await access.client.get(f"{link.path}?{link.query.decode()}")
+    viewed = await access.client.get(f"{link.path}?{link.query.decode()}", headers=bearer(officer_token))
     assert viewed.status_code == 200 and viewed.content == JPEG
     assert body["reads"][1]["image_url"] is None
     views = await access.audit(make_token(subject="aud-s3", roles=["auditor"]), action="image.view")
@@ -133,7 +135,7 @@ async def test_queries_outside_the_grant_are_refused_with_the_reason(world: Any,
         (officer_token, query(grant, plates=["AB*"]), "outside the grant's plates"),
         (officer_token, query(grant, start=(NOW - timedelta(days=10)).isoformat()), "outside the grant's dates"),
         (officer_token, query(grant, area={"lat": 44.98, "lon": -93.27, "radius_m": 500}), "area is outside"),
-        (officer_token, query(grant, area=None), "covers only an area"),
+        (officer_token, query(grant, area=None), "the grant covers plates ABC1* only inside an area"),
         (other_token, query(grant), "given to someone else"),
         (untrained, query(grant), "training is not current"),
         (officer_token, query(grant, grant_id=str(uuid.uuid4())), "no such grant"),
@@ -204,7 +206,7 @@ async def test_holder_records_a_disclosure_others_may_not(world: Any, make_token
     assert (await access.client.post("/v1/disclosures", json=share, headers=bearer(other_token))).status_code == 403
     resp = await access.client.post("/v1/disclosures", json=share, headers=bearer(officer_token))
     assert resp.status_code == 201 and resp.json()["record_count"] == 2
-    auditor = make_token(subject="aud-d", roles=["auditor"])
+    auditor = make_token(subject="aud-d", roles=["auditor"], agency="MN0271200")
     entries = await access.audit(auditor, action="disclosure", grant_id=grant["id"])
     assert len(entries) == 1 and entries[0]["object_ids"] == ["r-1", "r-2"]
     assert entries[0]["details"]["recipient"] == "Hennepin County Sheriff"
@@ -235,19 +237,36 @@ async def test_local_store_links_are_served_by_access_checked_and_audited(
     async with running(app) as client:
         store = app.state.store
         await store.put("reads/local/x.jpg", JPEG, "image/jpeg")
-        url = httpx.URL(await store.presigned_url("reads/local/x.jpg", 60))
+        links = SignedLinks.from_settings(app.state.settings)
+        viewer = LinkViewer("officer-o", "MN0271200", "g-1", "CR-26-1")
+        me = bearer(make_token(subject="officer-o", roles=["officer"], agency="MN0271200"))
+        url = httpx.URL(links.url("reads/local/x.jpg", 60, viewer))
         path = f"{url.path}?{url.query.decode()}"
-        resp = await client.get(path)
+        resp = await client.get(path, headers=me)
         assert resp.status_code == 200 and resp.content == JPEG and resp.headers["content-type"] == "image/jpeg"
-        assert (await client.get(path.replace("signature=", "signature=0"))).status_code == 403
-        expired = httpx.URL(await store.presigned_url("reads/local/x.jpg", -5))
-        assert (await client.get(f"{expired.path}?{expired.query.decode()}")).status_code == 403
+        bad_links = REGISTRY.get_sample_value("alpr_auth_failures_total", {"service": "access", "reason": "bad_link"})
+        assert (await client.get(path.replace("signature=", "signature=0"), headers=me)).status_code == 403
+        expired = httpx.URL(links.url("reads/local/x.jpg", -5, viewer))
+        assert (await client.get(f"{expired.path}?{expired.query.decode()}", headers=me)).status_code == 403
+        # Bad links are counted, not each written to the audit chain (nothing was shown).
+        after = REGISTRY.get_sample_value("alpr_auth_failures_total", {"service": "access", "reason": "bad_link"})
+        assert (after or 0) - (bad_links or 0) == 2
+        # A forwarded link opens for nobody else, and not without a token.
+        other = bearer(make_token(subject="officer-x", roles=["officer"], agency="MN0271200"))
+        forwarded = await client.get(path, headers=other)
+        assert forwarded.status_code == 403 and "another person" in forwarded.json()["detail"]
+        assert (await client.get(path)).status_code == 401
         auditor = make_token(subject="aud-o", roles=["auditor"])
         views = (
             await client.get("/v1/audit", params={"action": "image.view", "limit": 500}, headers=bearer(auditor))
         ).json()
         mine = [e for e in views["entries"] if e["object_ids"] == ["reads/local/x.jpg"]]
-        assert [e["outcome"] for e in mine][-3:] == ["ok", "denied", "denied"]
+        assert [e["outcome"] for e in mine][-2:] == ["ok", "denied"]  # the forwarded link's refusal
+        # Each view names its viewer: actor, agency, grant, case.
+        ok = [e for e in mine if e["outcome"] == "ok"][-1]
+        assert (ok["actor"], ok["agency"], ok["grant_id"], ok["case_number"]) == (
+            "officer-o", "MN0271200", "g-1", "CR-26-1"
+        )  # fmt: skip
 
 
 @pytest.mark.parametrize(

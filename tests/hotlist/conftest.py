@@ -38,6 +38,7 @@ def hl_settings(settings: Settings, bca: FakeBca) -> Settings:
 @pytest.fixture(scope="session")
 def tokens(make_token):  # type: ignore[no-untyped-def]
     def auth(*roles: str, **claims: object) -> dict[str, str]:
+        claims.setdefault("agency", "MN0271200")  # one agency unless a test says otherwise (tests/security: two)
         return {"Authorization": f"Bearer {make_token(roles=list(roles), **claims)}"}
 
     return auth

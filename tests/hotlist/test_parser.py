@@ -60,7 +60,7 @@ def test_duplicate_nic_and_unknown_codes_are_reported() -> None:
     ("body", "why"),
     [
         (b"", "empty file"),
-        (b"\xff\xfe garbage", "not an ASCII text file"),
+        (b"\xff\xfe garbage", "the header is not ASCII text"),
         (b"<html><body>Service unavailable</body></html>\n", "header must be"),
         (("NIC,ORI\n" + row("V000000001", "AA1111")).encode(), "header must be"),
     ],
@@ -68,6 +68,43 @@ def test_duplicate_nic_and_unknown_codes_are_reported() -> None:
 def test_files_that_are_not_the_extract_are_refused_whole(body: bytes, why: str) -> None:
     with pytest.raises(FormatError, match=why):
         parse(body)
+
+
+def test_a_bad_byte_makes_only_its_row_bad() -> None:
+    # A field extract with one Latin-1 byte (an accented make) and one UTF-8 sequence: those rows are bad, with
+    # their line and the byte's column; the rows around them load.
+    body = extract([row("V000000001", "AA1111"), "@", row("V000000003", "CC3333"), "@", row("V000000005", "EE5555")])
+    body = body.replace(b"@", row("V000000002", "BB2222").replace("CHEV", "CH\xc9V").encode("latin-1"), 1)
+    body = body.replace(b"@", row("V000000004", "DD4444").replace("AVA", "AV\u00c5").encode(), 1)
+    parsed = parse(body)
+    assert parsed.good == 3 and parsed.bad_count == 2
+    assert [(b.line, b.reason) for b in parsed.bad] == [
+        (3, "byte 0xC9 at column 56 is not ASCII text"),
+        (5, "byte 0xC3 at column 61 is not ASCII text"),
+    ]
+    assert [line.split(",")[0] for line in parsed.csv.decode().splitlines()] == [
+        "V000000001",
+        "V000000003",
+        "V000000005",
+    ]
+
+
+def test_ncic_field_codes_name_the_columns_too() -> None:
+    ncic = "NIC,ORI,ENTRY_DATE,LIC,LIS,LIY,LIT,VYR,VMA,VMO,VST,VCO"
+    body = "\n".join([ncic, row("V000000001", "AA1111"), row("W000000002", "BB2222", "WI")]) + "\n"
+    parsed = parse(body.encode())
+    assert (parsed.good, parsed.bad_count) == (2, 0)
+    mixed = "NIC,ORI,ENTRY_DATE,PLATE,LIS,PLATE_YEAR,LIT,VYR,MAKE,VMO,STYLE,VCO"  # column by column, either name
+    assert parse(("\n".join([mixed, row("V000000001", "AA1111")]) + "\n").encode()).good == 1
+    with pytest.raises(FormatError, match="NCIC field codes"):
+        parse(("\n".join([ncic.replace("LIS", "LIZ"), row("V000000001", "AA1111")]) + "\n").encode())
+
+
+@pytest.mark.parametrize("state", ["ZZ", "XX", "QQ"])
+def test_unknown_state_and_province_codes_are_bad_rows(state: str) -> None:
+    parsed = parse(extract([row("V000000001", "AA1111", "ON"), row("V000000002", "BB2222", state)]))
+    assert parsed.good == 1
+    assert [(b.line, b.reason) for b in parsed.bad] == [(3, f"state '{state}' is not a known state or province code")]
 
 
 def test_code_table_marks_owner_categories() -> None:

@@ -8,7 +8,7 @@ from shared.settings import Settings
 PRODUCTION = {
     "environment": "production",
     "database_url": "postgresql://alpr@db/alpr",
-    "url_signing_secret": "a-real-secret-of-some-length",
+    "url_signing_secret": "kW3v9-QpZt7xR2mYb8LcN4sHd6JfGa1e",
 }
 
 

@@ -134,10 +134,24 @@ async def test_mostly_bad_down_timeout_garbage_keep_the_old_list(hl_settings: Se
         )
         assert match.json()["list_version"] == good["version"] and len(match.json()["hits"]) == 1
 
+        # Failures in a row turn /readyz degraded, with the latest reason; it still answers 200 (matching works).
+        ready = await client.get("/readyz")
+        assert ready.status_code == 200 and ready.json()["status"] == "degraded"
+        warning = ready.json()["warnings"]["hotlist_sync"]
+        assert warning.startswith("the last 3 hot-list syncs failed (latest: list is") and "limit of 500" in warning
+
+        # The next good file: the refused ones used no version number.
+        bca.publish(extract(generated(20, prefix="MB", seed=4)))
+        after = (await client.post("/v1/hotlist/sync", headers=admin)).json()
+        assert after["outcome"] == "loaded" and after["version"] == good["version"] + 1
+        ready = await client.get("/readyz")
+        assert ready.json()["status"] == "ready" and "warnings" not in ready.json()
+
     outcomes = await _count(
         hl_settings,
         "SELECT count(*) FROM hotlist.sync_runs WHERE outcome IN ('rejected', 'failed') AND started_at > "
-        "(SELECT loaded_at FROM hotlist.list_versions WHERE id = :v)",
+        "(SELECT loaded_at FROM hotlist.list_versions WHERE id = :v) AND started_at < "
+        "(SELECT loaded_at FROM hotlist.list_versions WHERE id = :v + 1)",
         v=good["version"],
     )
     assert outcomes == 6

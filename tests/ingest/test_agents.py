@@ -184,7 +184,9 @@ async def test_malformed_wrong_token_disabled_and_offline_unit(
     assert (await post(client, mounted["token"], results_body("ONS123", now_ms(), **gps))).status_code == 200
     await drain(app)
 
-    quarantined = (await client.get("/v1/agents/quarantine", headers=auth)).json()["posts"]
+    quarantined = (
+        await client.get("/v1/agents/quarantine", params={"reason": "checking why the post failed"}, headers=auth)
+    ).json()["posts"]
     reasons = {q["agent_id"]: q["reason"] for q in quarantined}  # newest first: the oldest of each agent stays
     assert reasons[agent["agent_id"]].startswith("not JSON")
     assert any(q["reason"].startswith("could not be stored") for q in quarantined)

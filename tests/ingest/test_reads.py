@@ -118,3 +118,16 @@ async def test_metadata_only_json_read(ingest, officer_factory):
     resp = await ingest.post("/v1/reads", json=officer.meta(plate="MN 4321"), headers=officer.headers)
     assert resp.status_code == 200, resp.text
     assert resp.json()["plate"] == "MN4321" and resp.json()["image_key"] is None
+
+
+async def test_heading_and_speed_are_accepted_and_never_stored(ingest, officer_factory, settings):
+    """Minn. Stat. 13.824 subd. 2(a): plate, date, time, location, pictures; a car's heading and speed are not."""
+    officer = officer_factory(ingest)()
+    assert (await officer.start()).status_code == 201
+    meta = officer.meta(plate="HS 1234", heading=271.0, speed=30.0)
+    resp = await ingest.post("/v1/reads", json=meta, headers=officer.headers)
+    assert resp.status_code == 200, resp.text
+    rows = await _rows(
+        settings, "SELECT heading, speed, lat FROM ingest.reads WHERE client_read_id = :c", c=meta["client_read_id"]
+    )
+    assert [(r.heading, r.speed, r.lat) for r in rows] == [(None, None, meta["lat"])]

@@ -4,7 +4,6 @@ import asyncio
 import random
 from datetime import UTC, datetime, timedelta
 
-from tests.ingest.conftest import AGENCY
 from tests.ingest.test_reads import _rows
 
 
@@ -58,7 +57,10 @@ async def test_late_hits_reach_the_unit_stream_and_covert_ones_never_do(ingest, 
     assert "not probable cause" in unit_events[0]["payload"]["notice"]
 
     replay = await ingest.get(
-        f"/v1/units/{officer.unit}/stream", params={"since": 0, "max_events": 1}, headers=officer.headers
+        # From just before the hit: a hot-list notice another test's sync left may come first otherwise.
+        f"/v1/units/{officer.unit}/stream",
+        params={"since": unit_events[0]["id"] - 1, "max_events": 1},
+        headers=officer.headers,
     )
     assert replay.headers["content-type"].startswith("text/event-stream")
     assert "event: hit" in replay.text and f"h-{read['read_id']}" in replay.text
@@ -157,18 +159,10 @@ async def test_search_by_wildcard_misread_area_window_and_cursor(ingest, officer
     )
     assert officer_try.status_code == 403
 
-    lookup = await ingest.post(
+    # The past-read lookup (a location history without a request) is gone: stored reads leave through a grant.
+    gone = await ingest.post(
         "/v1/internal/reads/lookup",
         json={"plates": [f"{prefix}123"], "since": (now - timedelta(hours=1)).isoformat()},
         headers=svc,
     )
-    assert lookup.status_code == 200
-    (found,) = lookup.json()["reads"]
-    assert found["unit"] == officer.unit and found["agency"] == AGENCY
-
-    audited = await _rows(
-        settings,
-        "SELECT action, record_count FROM audit.audit_log WHERE service = 'ingest' AND actor = 'svc-hotlist' "
-        "AND action = 'reads.lookup' ORDER BY seq DESC LIMIT 1",
-    )
-    assert audited[0].record_count == 1
+    assert gone.status_code in (404, 405)

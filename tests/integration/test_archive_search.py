@@ -118,7 +118,9 @@ async def test_search_inside_a_grant_over_the_real_archive(archive: Any, make_to
         AGENCY_ORI,
     )
     link = httpx.URL(exact["image_url"])
-    assert (await access.client.get(f"{link.path}?{link.query.decode()}")).content == photo
+    assert (
+        await access.client.get(f"{link.path}?{link.query.decode()}", headers=bearer(officer_token))
+    ).content == photo
     assert tolerant["reads"][1]["image_url"] is None
 
     # Audited at access (the person, the grant, the count) and at ingest (access's service identity).

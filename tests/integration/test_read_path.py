@@ -3,7 +3,10 @@ and the answer carries the hit. Real apps on real PostgreSQL and S3; only the BC
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
+
+from pydantic import SecretStr
 
 from tests.hotlist.bca import extract, row
 from tests.ingest.conftest import AGENCY
@@ -95,26 +98,36 @@ async def test_second_read_when_configured_replaces_the_car_text_and_keeps_it(sy
 
 
 async def test_covert_hits_go_to_the_list_owner_never_to_the_car(system: System) -> None:
-    owner_sup = system.auth("supervisor", agency=OWNER_AGENCY)
+    # The officers' agency's own covert list: its hits go to its supervisors' stream, never to a car. Another
+    # agency's list of the same plate never sees these reads (a list matches its own agency's reads only).
+    owner_sup = system.auth("supervisor", agency=AGENCY)
+    case = {"case_number": "CR-2026-0777", "expires_at": (datetime.now(UTC) + timedelta(days=30)).isoformat()}
     made = await system.hotlist.post(
         "/v1/lists",
         headers=owner_sup,
-        json={"name": "covert-int", "owner": OWNER_AGENCY, "priority": 9, "covert": True},
+        json={"name": "covert-int", "owner": AGENCY, "priority": 9, "covert": True, **case},
     )
     assert made.status_code == 201, made.text
     assert (
         await system.hotlist.post("/v1/lists/covert-int/entries", headers=owner_sup, json=_entry("CVT901"))
     ).status_code == 201
     open_list = await system.hotlist.post(
-        "/v1/lists", headers=owner_sup, json={"name": "open-int", "owner": OWNER_AGENCY, "priority": 3}
+        "/v1/lists", headers=owner_sup, json={"name": "open-int", "owner": AGENCY, "priority": 3}
     )
     assert open_list.status_code == 201
     assert (
         await system.hotlist.post("/v1/lists/open-int/entries", headers=owner_sup, json=_entry("OPN902"))
     ).status_code == 201
+    other_sup = system.auth("supervisor", agency=OWNER_AGENCY)
+    other = {"name": "covert-int", "owner": OWNER_AGENCY, "covert": True, **case}
+    assert (await system.hotlist.post("/v1/lists", headers=other_sup, json=other)).status_code == 201
+    assert (
+        await system.hotlist.post("/v1/lists/covert-int/entries", headers=other_sup, json=_entry("CVT901"))
+    ).status_code == 201
 
-    before = await system.agency_events(OWNER_AGENCY)
+    before = await system.agency_events(AGENCY)
     since = before[-1]["id"] if before else 0
+    other_before = await system.agency_events(OWNER_AGENCY)
     officer = system.officer()
     assert (await officer.start()).status_code == 201
     covert = await officer.post_read(officer.meta(plate="CVT901", state="MN"))
@@ -123,69 +136,20 @@ async def test_covert_hits_go_to_the_list_owner_never_to_the_car(system: System)
 
     visible = await officer.post_read(officer.meta(plate="OPN902", state="MN"))
     (hit,) = visible.json()["hits"]
-    assert (hit["list"], hit["list_owner"], hit["covert"], hit["priority"]) == ("open-int", OWNER_AGENCY, False, 3)
+    assert (hit["list"], hit["list_owner"], hit["covert"], hit["priority"]) == ("open-int", AGENCY, False, 3)
 
-    owner_events = await system.agency_events(OWNER_AGENCY, since)
+    owner_events = await system.agency_events(AGENCY, since)
     assert [(e["kind"], e["payload"]["read"]["plate"]) for e in owner_events] == [("covert_hit", "CVT901")]
-    assert owner_events[0]["payload"]["list_owner"] == OWNER_AGENCY and owner_events[0]["unit"] is None
+    assert owner_events[0]["payload"]["list_owner"] == AGENCY and owner_events[0]["unit"] is None
     assert owner_events[0]["payload"]["read"]["read_id"] == covert.json()["read_id"]
+    assert await system.agency_events(OWNER_AGENCY) == other_before  # another agency's list saw nothing
 
     car_events = await system.events(officer)
     assert all(e["kind"] != "covert_hit" and "CVT901" not in str(e["payload"]) for e in car_events)
-    # The officers' own agency and its supervisors do not see another agency's covert hits.
-    own_sup = system.auth("supervisor", agency=AGENCY)
-    refused = await system.ingest.get(f"/v1/agencies/{OWNER_AGENCY}/events", headers=own_sup)
+    # Another agency's supervisors do not see these covert hits; the car never does.
+    refused = await system.ingest.get(f"/v1/agencies/{AGENCY}/events", headers=other_sup)
     assert refused.status_code == 403
-    sup_view = await system.ingest.get(f"/v1/units/{officer.unit}/events", headers=own_sup)
-    assert "CVT901" not in sup_view.text
-    assert (await system.ingest.get(f"/v1/agencies/{AGENCY}/events", headers=own_sup)).json()["events"] == []
-    assert (await system.ingest.get(f"/v1/agencies/{OWNER_AGENCY}/events", headers=officer.headers)).status_code == 403
-
-
-async def test_past_reads_matched_when_an_agency_entry_is_added_later(system: System) -> None:
-    sup = system.auth("supervisor", agency=AGENCY)
-    owner_sup = system.auth("supervisor", agency=OWNER_AGENCY)
-    officer = system.officer()
-    assert (await officer.start()).status_code == 201
-    earlier = await officer.post_read(officer.meta(plate="PRX123", state="MN"))
-    misread = await officer.post_read(officer.meta(plate="PRX1Z3", state="MN"))
-    hidden = await officer.post_read(officer.meta(plate="PCV456", state="MN"))
-    assert earlier.json()["hits"] == [] and hidden.json()["hits"] == []
-
-    made = await system.hotlist.post(
-        "/v1/lists", headers=sup, json={"name": "past-int", "owner": AGENCY, "past_read_matching": True}
-    )
-    assert made.status_code == 201, made.text
-    added = await system.hotlist.post("/v1/lists/past-int/entries", headers=sup, json=_entry("PRX123"))
-    assert added.status_code == 201, added.text
-    assert added.json()["past_read"] == "matched"
-    found = {(h["read_id"], h["match"]) for h in added.json()["past_read_hits"]}
-    assert found == {(earlier.json()["read_id"], "exact"), (misread.json()["read_id"], "misread")}
-
-    # Pushed back to ingest: the hits land on the unit's stream (once each, even when pushed again).
-    events = [e for e in await system.events(officer) if e["kind"] == "hit"]
-    assert sorted(e["payload"]["read"]["read_id"] for e in events) == sorted(r for r, _ in found)
-    assert all(e["payload"]["list"] == "past-int" and e["payload"]["list_owner"] == AGENCY for e in events)
-    repeat = await system.ingest.post(
-        "/v1/internal/hits",
-        json={"hits": added.json()["past_read_hits"]},
-        headers=system.auth("service"),
-    )
-    assert repeat.json()["duplicates"] == 2 and repeat.json()["delivered"] == 0
-
-    # A covert list with past-read matching: the old read's hit goes to the owner, not the car.
-    before = await system.agency_events(OWNER_AGENCY)
-    since = before[-1]["id"] if before else 0
-    await system.hotlist.post(
-        "/v1/lists",
-        headers=owner_sup,
-        json={"name": "past-covert-int", "owner": OWNER_AGENCY, "covert": True, "past_read_matching": True},
-    )
-    covert = await system.hotlist.post("/v1/lists/past-covert-int/entries", headers=owner_sup, json=_entry("PCV456"))
-    assert covert.status_code == 201 and covert.json()["past_read"] == "matched"
-    owner_events = await system.agency_events(OWNER_AGENCY, since)
-    assert [e["payload"]["read"]["read_id"] for e in owner_events] == [hidden.json()["read_id"]]
-    assert all("PCV456" not in str(e["payload"]) for e in await system.events(officer))
+    assert (await system.ingest.get(f"/v1/agencies/{AGENCY}/events", headers=officer.headers)).status_code == 403
 
 
 async def test_hot_list_updates_are_announced_on_the_stream(system: System, bca_server) -> None:  # type: ignore[no-untyped-def]
@@ -237,3 +201,75 @@ async def test_a_hold_on_a_read_keeps_its_hit_through_hotlists_purge(system: Sys
         assert await client.held_reads(asked) == {hit_read["read_id"]}
     finally:
         await client.close()
+
+
+async def test_a_hit_found_at_read_time_reaches_the_cars_stream_once(system: System, bca_server) -> None:  # type: ignore[no-untyped-def]
+    """A car that lost the HTTP answer still learns of the hit: it is on the unit's stream too, under the same hit id
+    (the car dedupes by it); a retried read adds no second event."""
+    bca_server.publish(extract([row("V700000020", "STR020")]))
+    version = await system.sync()
+    officer = system.officer()
+    assert (await officer.start()).status_code == 201
+
+    async def announced() -> bool:  # the list's notice is out first, so the stream's next event is the hit
+        return any(e["payload"].get("version") == version for e in await system.events(officer))
+
+    await eventually(announced)
+    meta = officer.meta(plate="STR020", state="MN")
+    live = asyncio.create_task(
+        officer.client.get(f"/v1/units/{officer.unit}/stream", params={"max_events": 1}, headers=officer.headers)
+    )
+    await asyncio.sleep(0.3)  # the stream is open (new events only) before the read is posted
+    resp = await officer.post_read(meta)
+    assert resp.status_code == 200, resp.text
+    (hit,) = resp.json()["hits"]
+    streamed = (await asyncio.wait_for(live, 10)).text
+    assert "event: hit" in streamed and hit["hit_id"] in streamed
+    assert (await officer.post_read(meta)).json()["duplicate"] is True
+    events = [e for e in await system.events(officer) if e["kind"] == "hit"]
+    assert [e["payload"]["hit_id"] for e in events] == [hit["hit_id"]]
+    assert events[0]["payload"]["read"]["plate"] == "STR020"
+
+
+async def test_metrics_are_served_and_parse_without_a_plate_in_them(system: System, bca_server) -> None:  # type: ignore[no-untyped-def]
+    from prometheus_client.parser import text_string_to_metric_families
+
+    bca_server.publish(extract([row("V700000030", "MET030")]))
+    await system.sync()
+    officer = system.officer()
+    assert (await officer.start()).status_code == 201
+    assert (await officer.post_read(officer.meta(plate="MET030", state="MN"))).status_code == 200
+    assert (await officer.post_read(officer.meta(), photo=jpeg(plate_image("PZM337")))).status_code == 200
+
+    def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        return {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+        }
+
+    scraped = {}
+    for name, client in (("ingest", system.ingest), ("hotlist", system.hotlist)):
+        resp = await client.get("/metrics")
+        assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/plain")
+        assert "MET030" not in resp.text and "PZM337" not in resp.text and officer.unit not in resp.text
+        scraped[name] = samples(resp.text)
+    ingest, hotlist = scraped["ingest"], scraped["hotlist"]
+    assert ingest[("alpr_ingest_reads_total", (("outcome", "complete"),))] >= 2
+    assert ("alpr_ingest_pending_reads", (("work", "match"),)) in ingest
+    assert ("alpr_ingest_agent_spool_bytes", ()) in ingest and ("alpr_ingest_agent_quarantine_posts", ()) in ingest
+    assert ingest[("alpr_audit_chain_head_seq", ())] >= 1
+    assert ingest[("alpr_http_responses_total", (("service", "ingest"), ("status", "200")))] >= 2
+    # Recognition read the photo (its apps share this process's registry): the latency histogram counted it.
+    assert ingest[("alpr_recognition_seconds_count", ())] >= 1
+    assert ("alpr_recognition_queue_depth", ()) in ingest and ("alpr_recognition_refused_total", ()) in ingest
+    assert hotlist[("alpr_hotlist_hits_total", (("category", "stolen_vehicle"),))] >= 1
+    assert hotlist[("alpr_hotlist_syncs_total", (("outcome", "loaded"),))] >= 1
+    assert hotlist[("alpr_hotlist_version", ())] >= 1 and 0 <= hotlist[("alpr_hotlist_age_seconds", ())] < 60
+    assert hotlist[("alpr_hotlist_sync_failures_in_row", ())] == 0
+
+    # With a token set, /metrics asks for it.
+    guarded = await system.another_ingest(metrics_token=SecretStr("scrape-secret"))
+    assert (await guarded.get("/metrics")).status_code == 401
+    ok = await guarded.get("/metrics", headers={"Authorization": "Bearer scrape-secret"})
+    assert ok.status_code == 200 and "alpr_ingest_reads_total" in ok.text

@@ -59,7 +59,12 @@ async def test_a_participants_reads_and_hits_are_destroyed_and_no_alert_is_raise
         json={"plate": "sah-7731", "request_reference": "SAH-2026-9", "received_on": datetime.now(UTC).isoformat()},
         headers=supervisor,
     )
-    assert filed.status_code == 201, filed.text
+    # The plate is on the hot list and under a hold: a second supervisor confirms (two-person rule).
+    assert filed.status_code == 202 and filed.json()["status"] == "awaiting_confirmation", filed.text
+    confirm = f"/v1/subject-requests/safe-at-home/{filed.json()['request_id']}/confirm"
+    assert (await system.ingest.post(confirm, headers=supervisor)).status_code == 403
+    filed = await system.ingest.post(confirm, headers=system.auth("supervisor", agency=AGENCY, subject="sup-2"))
+    assert filed.status_code == 200, filed.text
     assert (filed.json()["reads_destroyed"], filed.json()["hits_destroyed"]) == (1, 1)
     reads_sql = "SELECT count(*) FROM ingest.reads WHERE id = CAST(:r AS uuid)"
     hits_sql = "SELECT count(*) FROM hotlist.hits WHERE read_id = :r"

@@ -11,6 +11,7 @@ from typing import Any
 import asyncpg
 
 from alpr.embedded import ensure_database, start_server
+from alpr.roles import role_names
 
 
 def server_url(tmp_dir: Path) -> tuple[str, Any]:
@@ -55,6 +56,9 @@ def drop_database(maintenance_url: str, database_url: str) -> None:
         conn = await asyncpg.connect(**_connect_kwargs(maintenance_url))
         try:
             await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            # Its roles (alpr/roles.py) go with it: roles are cluster-wide and would pile up run after run.
+            for role in role_names(name).values():
+                await conn.execute(f'DROP ROLE IF EXISTS "{role}"')
         finally:
             await conn.close()
 

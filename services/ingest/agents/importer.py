@@ -235,7 +235,7 @@ class AgentImporter:
                 async with conn.begin_nested():
                     await self._read(conn, agent, pr, batch)
             except Refused as exc:
-                await self._quarantine(conn, record, agent, str(exc), batch, data_type=post.data_type)
+                await self._quarantine(conn, record, agent, str(exc), batch, data_type=post.data_type, post=post)
             except Exception as exc:
                 # An outage fails the batch (retried whole); a value PostgreSQL refuses (a NUL in a frame key, a
                 # number out of range...) must not block the spool behind it forever: that post goes to quarantine.
@@ -243,7 +243,7 @@ class AgentImporter:
                     raise
                 cause = exc.orig if isinstance(exc, DBAPIError) else exc
                 reason = f"could not be stored: {type(cause).__name__}"
-                await self._quarantine(conn, record, agent, reason, batch, data_type=post.data_type)
+                await self._quarantine(conn, record, agent, reason, batch, data_type=post.data_type, post=post)
 
     async def _quarantine(
         self,
@@ -254,7 +254,15 @@ class AgentImporter:
         batch: _Batch,
         *,
         data_type: str | None = None,
+        post: ParsedPost | None = None,
     ) -> None:
+        times = [pr.epoch_ms for pr in post.reads] if post else []
+        if post and post.epoch_ms is not None:
+            times.append(post.epoch_ms)
+        try:
+            captured = _at(min(times)) if times else None
+        except (OverflowError, OSError, ValueError):
+            captured = None
         try:
             body = json.dumps(scrub(loads(record.body))).encode()  # disallowed fields never reach the database
         except (Malformed, ValueError, RecursionError):
@@ -263,8 +271,9 @@ class AgentImporter:
         log.warning("agent_post_quarantined", agent=str(agent.id) if agent else None, reason=reason)
         await conn.execute(
             text(
-                "INSERT INTO ingest.agent_quarantine (id, agent_id, received_at, data_type, reason, body) "
-                "VALUES (:id, :agent, :at, :dt, :reason, :body) ON CONFLICT (id) DO NOTHING"
+                "INSERT INTO ingest.agent_quarantine (id, agent_id, received_at, data_type, reason, body, "
+                "captured_at, plates) VALUES (:id, :agent, :at, :dt, :reason, :body, :captured, :plates) "
+                "ON CONFLICT (id) DO NOTHING"
             ),
             {
                 "id": record.id,
@@ -273,6 +282,8 @@ class AgentImporter:
                 "dt": data_type,
                 "reason": reason.replace("\x00", "")[:1000],
                 "body": body,
+                "captured": captured,
+                "plates": sorted({pr.plate for pr in post.reads}) if post else [],
             },
         )
 
@@ -298,12 +309,13 @@ class AgentImporter:
             skew = timedelta(seconds=settings.ingest_clock_skew_s)
             shift_id = await conn.scalar(
                 text(
-                    "SELECT id FROM ingest.shifts WHERE unit = :unit "
+                    # Unit names are unique per agency: the agent's agency's unit.
+                    "SELECT id FROM ingest.shifts WHERE unit = :unit AND coalesce(agency, '') = :agency "
                     "AND started_at - CAST(:skew AS interval) <= CAST(:at AS timestamptz) "
                     "AND least(coalesce(ended_at, 'infinity'), expires_at) >= CAST(:at AS timestamptz) "
                     "ORDER BY started_at DESC LIMIT 1"
                 ),
-                {"unit": agent.unit, "at": captured, "skew": skew},
+                {"unit": agent.unit, "agency": agent.agency or "", "at": captured, "skew": skew},
             )
             if shift_id is None:
                 raise Refused(f"unit {agent.unit} was offline at {captured.isoformat()} (no shift)")
@@ -320,7 +332,7 @@ class AgentImporter:
         ).all()
         wants_finish = self._wants_finish(pr)
         if not found:
-            if await protected_among(self.ctx.engine, (pr.plate,)):
+            if await protected_among(self.ctx.engine, (pr.plate,), agent.agency or ""):
                 batch.protected += 1  # Safe at Home: never stored, never matched (Minn. Stat. 13.824 subd. 3(c))
                 return
             read_id = read_id_for(agent.id, pr.best_key)
@@ -583,7 +595,7 @@ class AgentImporter:
                             apply_recognition(row, await recognize(ctx, data, ctype))
                         except (CallFailed, StorageError) as exc:
                             row["recognition_pending"], row["last_error"] = True, str(exc)
-                    if await protected_among(ctx.engine, (row["plate"], row["car_plate"])):
+                    if await protected_among(ctx.engine, (row["plate"], row["car_plate"]), row["agency"] or ""):
                         row["protected"] = True  # Safe at Home: destroyed now, never matched (13.824 subd. 3(c))
                         return row
                     if settings.ingest_call_hotlist and ctx.hotlist is not None and not row["recognition_pending"]:

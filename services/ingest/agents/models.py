@@ -100,6 +100,12 @@ class AgentQuarantine(SQLModel, table=True):
     data_type: str | None = None
     reason: str
     body: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    # When the post says its plates were captured (ages the body like a read) and the plates it names (a Safe at
+    # Home request destroys the body too); unknown for a body that does not parse.
+    captured_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
+    plates: list[str] = Field(
+        default_factory=list, sa_column=Column(ARRAY(Text), nullable=False, server_default=text("'{}'"))
+    )
 
 
 class AgentFieldDrop(SQLModel, table=True):

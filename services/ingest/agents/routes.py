@@ -32,6 +32,7 @@ from shared.auth import ADMIN, AUDITOR, SUPERVISOR, Principal, require_roles
 from shared.db import SessionDep
 from shared.errors import Forbidden, Unauthorized, Unavailable
 from shared.limits import read_body
+from shared.scoping import Scoped
 
 router = APIRouter(tags=["agents"])
 
@@ -144,18 +145,34 @@ async def list_agents(principal: Viewer, session: SessionDep) -> AgentList:
 
 @router.get("/v1/agents/quarantine", summary="Posts that could not become reads, with the reason")
 async def quarantine(
+    request: Request,
     principal: Admin,
+    scope: Scoped,
     session: SessionDep,
+    reason: str = Query(min_length=10, max_length=500, description="why the admin reads these raw posts (audited)"),
     agent_id: uuid.UUID | None = None,
     limit: int = Query(default=100, ge=1, le=1000),
 ) -> QuarantineList:
-    rows = await session.execute(
-        text(
-            "SELECT q.* FROM ingest.agent_quarantine q LEFT JOIN ingest.agents a ON a.id = q.agent_id "
-            "WHERE (CAST(:agent AS uuid) IS NULL OR q.agent_id = :agent) "
-            "AND (CAST(:agency AS text) IS NULL OR a.agency = :agency) ORDER BY q.received_at DESC LIMIT :n"
-        ),
-        {"agent": agent_id, "agency": principal.agency, "n": limit},
+    # Raw bodies carry plates, positions and crops: the agency's own agents' only, with a reason, audited.
+    rows = (
+        await session.execute(
+            text(
+                "SELECT q.* FROM ingest.agent_quarantine q JOIN ingest.agents a ON a.id = q.agent_id "
+                "WHERE (CAST(:agent AS uuid) IS NULL OR q.agent_id = :agent) "
+                "AND coalesce(a.agency, '') = :agency ORDER BY q.received_at DESC LIMIT :n"
+            ),
+            {"agent": agent_id, "agency": scope.agency, "n": limit},
+        )
+    ).all()
+    await scope.audit(
+        session,
+        service="ingest",
+        action="agents.quarantine.view",
+        object_type="agent_quarantine",
+        object_ids=[str(r.id) for r in rows][:100],
+        source_ip=client_ip(request),
+        record_count=len(rows),
+        details={"reason": reason, "agent_id": str(agent_id) if agent_id else None},
     )
     return QuarantineList(
         posts=[

@@ -1,0 +1,52 @@
+"""Failed logins slow the source down, not lock the officer out.
+
+Moving windows from the `limits` library: failures per (source, account) and per source, each with its own window;
+once one is spent the source waits (429 with Retry-After) until it frees. A stranger hammering an officer's badge
+only locks themselves out; the officer logs in from the car. A wide limit per account across all sources slows a
+distributed guess without letting one stranger shut the account. The storage is a `limits` URI: in-process memory
+by default (one access process); `async+redis://...` shares it among several.
+"""
+
+from __future__ import annotations
+
+import time
+
+from limits import RateLimitItem, RateLimitItemPerSecond
+from limits.aio.strategies import MovingWindowRateLimiter
+from limits.storage import storage_from_string
+
+from shared.settings import Settings
+
+
+class LoginThrottle:
+    def __init__(self, settings: Settings) -> None:
+        storage = storage_from_string(settings.login_throttle_storage)
+        self.limiter = MovingWindowRateLimiter(storage)  # type: ignore[arg-type]
+        self.per_account: RateLimitItem = RateLimitItemPerSecond(settings.login_max_failures, settings.login_lockout_s)
+        self.per_source: RateLimitItem = RateLimitItemPerSecond(
+            settings.login_source_max_failures, settings.login_lockout_s
+        )
+        self.account_wide: RateLimitItem = RateLimitItemPerSecond(
+            settings.login_account_max_failures, settings.login_lockout_s
+        )
+
+    def _checks(self, source: str, account: str) -> list[tuple[RateLimitItem, tuple[str, ...]]]:
+        account = account.strip().lower()
+        return [
+            (self.per_account, ("login", source, account)),
+            (self.per_source, ("login-source", source)),
+            (self.account_wide, ("login-account", account)),
+        ]
+
+    async def wait_s(self, source: str, account: str) -> int:
+        """0 when this source may try this account now, else the seconds until it may."""
+        wait = 0.0
+        for item, ids in self._checks(source, account):
+            if not await self.limiter.test(item, *ids):
+                stats = await self.limiter.get_window_stats(item, *ids)
+                wait = max(wait, stats.reset_time - time.time())
+        return max(1, int(wait) + 1) if wait > 0 else 0
+
+    async def failed(self, source: str, account: str) -> None:
+        for item, ids in self._checks(source, account):
+            await self.limiter.hit(item, *ids)

@@ -1,0 +1,39 @@
+"""Hotlist's Prometheus figures (served at /metrics by shared.metrics): hits by category, the list in force and its
+age, BCA sync attempts and failures in a row. Covert lists' hits are not counted (their owner alone may know)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from prometheus_client import Counter, Gauge
+
+from services.hotlist.sync import failures_in_row
+
+HITS = Counter("alpr_hotlist_hits_total", "New hits by category (covert lists' hits left out)", ["category"])
+SYNCS = Counter(
+    "alpr_hotlist_syncs_total", "BCA sync attempts by outcome (loaded, unchanged, failed, rejected)", ["outcome"]
+)
+VERSION = Gauge("alpr_hotlist_version", "The BCA list version this worker matches against (0: none loaded)")
+ENTRIES = Gauge("alpr_hotlist_entries", "Entries in the BCA list version in force")
+AGE = Gauge("alpr_hotlist_age_seconds", "Seconds since the source last confirmed the list in force (-1: none loaded)")
+SYNC_FAILURES_IN_ROW = Gauge(
+    "alpr_hotlist_sync_failures_in_row", "BCA sync attempts in a row that failed or were refused"
+)
+
+
+def count_new_hits(hits: list[dict[str, Any]], stored: set[Any]) -> None:
+    for hit in hits:
+        if hit["id"] in stored and not hit.get("covert"):
+            HITS.labels(hit["category"]).inc()
+
+
+async def hotlist_state(app: FastAPI) -> None:
+    """Scrape-time probe: the matcher's snapshot (memory) and the last sync runs (a few rows)."""
+    snapshot = app.state.matcher.snapshot
+    VERSION.set(snapshot.version if snapshot else 0)
+    ENTRIES.set(snapshot.entries if snapshot else 0)
+    age = app.state.matcher.age_s()
+    AGE.set(age if age is not None else -1)
+    count, _ = await failures_in_row(app.state.engine, app.state.settings.hotlist_sync_failures_degraded)
+    SYNC_FAILURES_IN_ROW.set(count)

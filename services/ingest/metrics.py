@@ -1,0 +1,57 @@
+"""Ingest's Prometheus figures (served at /metrics by shared.metrics): reads in and their outcome, reads waiting
+for recognition or a match, the camera agents' spool and quarantine. No plate, unit or officer in any label."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+
+from fastapi import FastAPI
+from prometheus_client import Counter, Gauge
+from sqlalchemy import text
+
+from services.ingest.agents.spool import spool_stats
+from services.ingest.schemas import ReadResult
+from shared.errors import AppError
+
+READS = Counter(
+    "alpr_ingest_reads_total",
+    "Reads posted by the cars, by outcome: complete (stored, recognised and matched), pending (stored; recognition "
+    "or match still to do), duplicate (a retry), refused (4xx), unavailable (503)",
+    ["outcome"],
+)
+PENDING = Gauge("alpr_ingest_pending_reads", "Stored reads still waiting for recognition or a match", ["work"])
+SPOOL_BYTES = Gauge("alpr_ingest_agent_spool_bytes", "Camera agents' posts received and not yet imported (bytes)")
+SPOOL_SEGMENTS = Gauge("alpr_ingest_agent_spool_segments", "Spool segment files not yet imported")
+QUARANTINE = Gauge("alpr_ingest_agent_quarantine_posts", "Camera agents' posts kept in quarantine (not reads)")
+
+
+async def counted(work: Awaitable[ReadResult]) -> ReadResult:
+    """Count one read's outcome, whatever it is."""
+    try:
+        result = await work
+    except AppError as exc:
+        READS.labels("unavailable" if exc.status_code == 503 else "refused").inc()
+        raise
+    READS.labels("duplicate" if result.duplicate else result.status).inc()
+    return result
+
+
+async def ingest_backlog(app: FastAPI) -> None:
+    """Scrape-time probe: pending work (a partial index keeps it cheap), quarantine, and the spool on disk."""
+    async with app.state.engine.connect() as conn:
+        row = (
+            await conn.execute(
+                text(
+                    "SELECT count(*) FILTER (WHERE recognition_pending) AS recognition, "
+                    "count(*) FILTER (WHERE match_pending) AS match FROM ingest.reads "
+                    "WHERE recognition_pending OR match_pending"
+                )
+            )
+        ).one()
+        quarantined = (await conn.execute(text("SELECT count(*) FROM ingest.agent_quarantine"))).scalar_one()
+    PENDING.labels("recognition").set(row.recognition)
+    PENDING.labels("match").set(row.match)
+    QUARANTINE.set(quarantined)
+    spool = spool_stats(app.state.agents.spool_dir)
+    SPOOL_BYTES.set(spool["bytes"])
+    SPOOL_SEGMENTS.set(spool["segments"])

@@ -1,0 +1,96 @@
+"""Agency B against agency A's requests, grants and disclosures in access; the warrant and area rules."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from tests.access.conftest import Access, bearer
+from tests.access.test_search import granted
+
+A, B = "MN0271200", "MN0279999"
+NOW = datetime.now(UTC)
+
+
+def body(**overrides: Any) -> dict[str, str]:
+    values = {
+        "case_number": "CR-2026-0900", "reason": "Armed robbery, Bass Lake Road",
+        "suspicion_basis": "A witness saw a plate starting ABC1 flee", "plates": ["ABC1*"],
+        "start": (NOW - timedelta(days=4)).isoformat(), "end": (NOW - timedelta(days=1)).isoformat(),
+        "area": {"lat": 45.0322, "lon": -93.3602, "radius_m": 1500}, **overrides,
+    }  # fmt: skip
+    return {"request": json.dumps(values)}
+
+
+async def test_warrant_and_area_rules(access: Access) -> None:
+    token = await access.token(await access.person("officer", agency=A))
+    blank = await access.client.post("/v1/requests", data=body(area=None, warrant_number="   "), headers=bearer(token))
+    assert blank.status_code == 422 and "warrant_number" in blank.text
+    # A plate plus a 100 km circle is a location history: it needs the warrant one needs.
+    wide = {"lat": 45.0, "lon": -93.3, "radius_m": 100_000}
+    city = await access.client.post("/v1/requests", data=body(area=wide), headers=bearer(token))
+    assert city.status_code == 422 and "needs a warrant" in city.json()["detail"]
+    warranted = await access.client.post(
+        "/v1/requests", data=body(area=wide, warrant_number="27-CR-26-1234"), headers=bearer(token)
+    )
+    assert warranted.status_code == 201, warranted.text
+    small = await access.client.post("/v1/requests", data=body(), headers=bearer(token))
+    assert small.status_code == 201, small.text
+
+
+async def test_another_agency_cannot_reach_a_request_grant_or_disclosure(access: Access, make_token) -> None:  # type: ignore[no-untyped-def]
+    officer_a = await access.token(await access.person("officer", agency=A))
+    sup_a = await access.token(await access.person("supervisor", agency=A))
+    sup_b = await access.token(await access.person("supervisor", agency=B))
+    grant = await granted(access, officer_a, sup_a)
+
+    seen = await access.client.get(f"/v1/requests/{grant['request_id']}", headers=bearer(sup_b))
+    assert seen.status_code == 403 and "see a request" in seen.json()["detail"]
+    revoke = await access.client.post(
+        f"/v1/grants/{grant['id']}/revoke", json={"reason": "not ours to keep open"}, headers=bearer(sup_b)
+    )
+    assert revoke.status_code == 403 and "another agency" in revoke.json()["detail"]
+    share = {
+        "grant_id": grant["id"], "recipient_name": "Hennepin County Sheriff", "recipient_ori": "MN0270000",
+        "legal_basis": "agency_request", "purpose": "joint robbery investigation", "read_ids": ["r-1"],
+    }  # fmt: skip
+    refused = await access.client.post("/v1/disclosures", json=share, headers=bearer(sup_b))
+    assert refused.status_code == 404 and "your agency" in refused.json()["detail"]
+    done = await access.client.post("/v1/disclosures", json=share, headers=bearer(officer_a))
+    assert done.status_code == 201, done.text
+    auditor_b = make_token(subject="aud-b", roles=["auditor"], agency=B)
+    auditor_a = make_token(subject="aud-a", roles=["auditor"], agency=A)
+    listed_b = (await access.client.get("/v1/disclosures", headers=bearer(auditor_b))).json()
+    listed_a = (await access.client.get("/v1/disclosures", headers=bearer(auditor_a))).json()
+    assert done.json()["id"] not in [d["id"] for d in listed_b]
+    assert done.json()["id"] in [d["id"] for d in listed_a]
+
+
+async def test_a_photo_link_opens_only_for_its_viewer_and_each_view_names_them(access: Access, make_token) -> None:  # type: ignore[no-untyped-def]
+    import httpx
+
+    from shared.storage import LinkViewer, SignedLinks
+
+    key = f"reads/sec/{NOW:%Y%m%d}/photo.jpg"
+    await access.app.state.store.put(key, b"\xff\xd8 photo", "image/jpeg")
+    viewer = LinkViewer("officer-a1", A, "grant-7", "CR-2026-0900")
+    url = httpx.URL(SignedLinks.from_settings(access.app.state.settings).url(key, 60, viewer))
+    path = f"{url.path}?{url.query.decode()}"
+    mine = bearer(make_token(subject="officer-a1", roles=["officer"], agency=A))
+    # The same subject name in another agency is another person.
+    for token in (make_token(subject="officer-b1", roles=["officer"], agency=B),
+                  make_token(subject="officer-a1", roles=["officer"], agency=B)):  # fmt: skip
+        refused = await access.client.get(path, headers=bearer(token))
+        assert refused.status_code == 403 and "another person" in refused.json()["detail"]
+    assert (await access.client.get(path)).status_code == 401
+    assert (await access.client.get(path, headers=mine)).status_code == 200
+    auditor = make_token(subject="aud-a", roles=["auditor"], agency=A)
+    views = await access.audit(auditor, action="image.view")
+    (ok,) = [v for v in views if v["object_ids"] == [key] and v["outcome"] == "ok"]
+    assert (ok["actor"], ok["agency"], ok["grant_id"], ok["case_number"]) == (
+        "officer-a1",
+        A,
+        "grant-7",
+        "CR-2026-0900",
+    )
