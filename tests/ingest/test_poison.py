@@ -105,7 +105,7 @@ async def test_poisoned_agent_posts_are_quarantined_alone_and_the_importer_goes_
     assert importer._task is not None and not importer._task.done()  # still running
     assert importer.health.failures == 0
     ready = await client.get("/readyz")
-    assert ready.status_code == 200 and ready.json()["status"] == "ready", ready.text
+    assert ready.status_code == 200 and "agent_importer" not in ready.json().get("warnings", {}), ready.text
 
 
 async def test_a_read_that_fails_the_group_commit_fails_alone(settings: Settings) -> None:
