@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run alpr test lint bench train-ocr clean
+.PHONY: install run alpr test lint bench fuzz train-ocr clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,11 @@ lint: $(STAMP)
 # Installs, lints, then runs every test against a real PostgreSQL and a real S3 server.
 test: lint
 	$(BIN)/pytest
+
+# The OpenAPI fuzz of every service for longer than `make test` gives it (FUZZ_SECONDS per service).
+FUZZ_SECONDS ?= 300
+fuzz: $(STAMP)
+	ALPR_FUZZ_SECONDS=$(FUZZ_SECONDS) ALPR_FUZZ_EXAMPLES=1000 $(BIN)/pytest tests/fuzz -p no:cacheprovider
 
 # Prints one JSON object, a key per benchmark.
 bench: $(STAMP)

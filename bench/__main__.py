@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from bench import access, agents, archive, facts, hotlist, ingest, readyz, recognition, retention, wrk
+from bench import access, agents, archive, facts, floods, hotlist, ingest, readyz, recognition, retention, wrk
 
 BENCHMARKS: dict[str, Callable[[], dict[str, Any]]] = {
     "readyz": readyz.run,
@@ -20,6 +20,7 @@ BENCHMARKS: dict[str, Callable[[], dict[str, Any]]] = {
     "retention": retention.run,
     "facts": facts.run,
     "http_wrk": wrk.run,
+    "floods": floods.run,
 }
 
 

@@ -15,7 +15,9 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from shared.auth import CurrentPrincipal, TokenVerifier
 from shared.db import create_engine, create_sessionmaker, ping
-from shared.errors import register_error_handlers
+from shared.errors import API_ERRORS, error_responses, register_error_handlers
+from shared.health import LoopHealth
+from shared.limits import InputLimitMiddleware
 from shared.logs import RequestIdMiddleware, configure_logging
 from shared.metrics import CountResponses, MetricsProbe, audit_chain_head, metrics_router
 from shared.revocations import RevocationList
@@ -51,13 +53,18 @@ async def _check(name: str, probe: Awaitable[None]) -> tuple[str, str | None]:
 
 
 def _health_router() -> APIRouter:
-    router = APIRouter(tags=["health"])
+    router = APIRouter(tags=["health"], responses=error_responses(422))
 
     @router.get("/healthz", summary="The process is up")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @router.get("/readyz", summary="PostgreSQL and the object store answer", response_model=None)
+    @router.get(
+        "/readyz",
+        summary="PostgreSQL and the object store answer; `degraded` (200) with warnings when a worker keeps failing",
+        response_model=None,
+        responses=error_responses(503),
+    )
     async def readyz(request: Request) -> JSONResponse:
         app: FastAPI = request.app
         results = await asyncio.gather(
@@ -73,6 +80,9 @@ def _health_router() -> APIRouter:
                 name, reason = extra.__name__, f"could not check: {type(exc).__name__}"
             if reason:
                 warnings[name] = reason
+        for loop in app.state.loops:
+            if (reason := loop.reason()) is not None:
+                warnings[loop.name] = reason
         down = [name for name, reason in results if reason is not None]
         body: dict[str, object] = {"checks": checks}
         if warnings:
@@ -84,7 +94,9 @@ def _health_router() -> APIRouter:
         body["status"] = "degraded" if warnings else "ready"
         return JSONResponse(body)
 
-    @router.get("/v1/whoami", tags=["auth"], summary="Who the bearer token says the caller is")
+    @router.get(
+        "/v1/whoami", tags=["auth"], summary="Who the bearer token says the caller is", responses=error_responses(401)
+    )
     async def whoami(principal: CurrentPrincipal) -> WhoAmI:
         return WhoAmI(
             subject=principal.subject,
@@ -106,6 +118,7 @@ def create_service_app(
     ready_checks: Sequence[ReadyCheck] = (),
     metric_probes: Sequence[MetricsProbe] = (),
     description: str = "",
+    max_body_bytes: int | None = None,
 ) -> FastAPI:
     @asynccontextmanager
     async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -138,7 +151,11 @@ def create_service_app(
     app.state.settings = settings
     app.state.service = service
     app.state.ready_checks = list(ready_checks)
+    app.state.loops = []  # LoopHealth of the service's worker loops, registered by its lifespan
     app.state.metric_probes = [audit_chain_head, *metric_probes]
+    # The largest body any route of the service takes (a route may lower it for itself): counted while it streams.
+    limit = min(settings.max_request_bytes, max_body_bytes or settings.max_request_bytes)
+    app.add_middleware(InputLimitMiddleware, max_body_bytes=limit)
     if settings.trusted_proxies:
         # Forwarding headers (X-Forwarded-For, -Proto) believed from these peers only; uvicorn runs with
         # --no-proxy-headers so that no one else's are.
@@ -150,5 +167,13 @@ def create_service_app(
     app.include_router(_health_router())
     app.include_router(metrics_router())
     for router in routers:
-        app.include_router(router)
+        # One error shape, documented once for every route (a route's own `responses=` entries win).
+        app.include_router(router, responses=API_ERRORS)
     return app
+
+
+def watch_loop(app: FastAPI, name: str) -> LoopHealth:
+    """A worker loop's health, reported by `/readyz`."""
+    health = LoopHealth(name)
+    app.state.loops.append(health)
+    return health

@@ -20,6 +20,7 @@ from sqlmodel import Field, SQLModel
 
 from shared.auth import Principal
 from shared.logs import audit_request_id
+from shared.text import strip_control, without_control
 
 
 class AuditEntry(SQLModel, table=True):
@@ -87,7 +88,8 @@ async def record(
     details: dict[str, Any] | None = None,
 ) -> AuditEntry:
     """Append an entry in the caller's transaction: it commits (or not) with the work it describes."""
-    details = dict(details or {})
+    # A refused request is audited whatever it held: PostgreSQL cannot store a NUL, so controls are taken out.
+    details = without_control(dict(details or {}))
     request_id, claimed = audit_request_id()
     if claimed:
         details.setdefault("claimed_request_id", claimed)
@@ -103,8 +105,8 @@ async def record(
         actor_roles=sorted(principal.roles) if principal else [],
         agency=principal.agency if principal else None,
         object_type=object_type,
-        object_ids=[str(o) for o in object_ids or []],
-        case_number=case_number,
+        object_ids=[strip_control(str(o)) for o in object_ids or []],
+        case_number=strip_control(case_number) if case_number else case_number,
         grant_id=grant_id,
         source_ip=source_ip,
         outcome=outcome,

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import asyncpg
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -68,11 +70,75 @@ class Unavailable(AppError):
         super().__init__(detail, headers={"Retry-After": str(retry_after_s)})
 
 
+class ErrorItem(BaseModel):
+    loc: list[str | int] = Field(description="where: body, query, path, header, then the field names")
+    msg: str
+    type: str
+
+
+class ErrorBody(BaseModel):
+    """Every error answer of every service: `detail` says what is wrong, in words; when the request did not match
+    its schema, as one item per problem; where a caller needs fields to act on (a failed BCA sync), an object with
+    a `message`."""
+
+    detail: str | list[ErrorItem] | dict[str, Any]
+
+
+_STATUS_TEXT = {
+    400: "The request cannot be understood (wrong content type, a malformed form)",
+    401: "No valid bearer token (or agent token)",
+    403: "The caller's role, agency or grant does not allow this",
+    404: "No such object (or not one of the caller's agency)",
+    409: "The object's state forbids this now (a retry may be answered as the first time)",
+    413: "The body (or a file in it) is over its limit",
+    422: "A value is invalid, out of range or cannot be stored",
+    503: "A dependency (PostgreSQL, the object store, another service) is down: retry after `Retry-After`",
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for these statuses, all of the one error shape."""
+    return {s: {"model": ErrorBody, "description": _STATUS_TEXT[s]} for s in statuses}
+
+
+# What any API route may answer besides its success (routes add their own, such as 410 or 429, with `responses=`).
+API_ERRORS = error_responses(400, 401, 403, 404, 409, 413, 422, 503)
+
+
+def is_bad_value(exc: BaseException) -> bool:
+    """PostgreSQL (or its driver) refused a value the client sent: a NUL in text, a number or date out of range.
+    Not an outage: the same input fails every time, so it is the client's 422, never a 503 to retry forever."""
+    orig = getattr(exc, "orig", None)
+    cause = getattr(orig, "__cause__", None) or orig
+    sqlstate = getattr(cause, "sqlstate", None) or getattr(orig, "pgcode", None)
+    if isinstance(sqlstate, str) and sqlstate.startswith("22"):  # class 22: data exception
+        return True
+    # The driver's own refusal to encode an argument (an integer beyond int64...): an InterfaceError and ValueError.
+    return isinstance(cause, asyncpg.InterfaceError) and isinstance(cause, ValueError)
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    orig = getattr(exc, "orig", None)
+    cause = getattr(orig, "__cause__", None) or orig
+    state = getattr(cause, "sqlstate", None) or getattr(orig, "pgcode", None)
+    return state if isinstance(state, str) else None
+
+
+def is_poison(exc: BaseException) -> bool:
+    """The values of one item failed the statement (a value refused, a constraint, a limit such as an index row too
+    large): the same item fails every time, so it is refused or quarantined alone. Other database errors (an
+    outage, a permission, a missing table) are the system's, retried rather than blamed on the item."""
+    return is_bad_value(exc) or (_sqlstate(exc) or "")[:2] in ("23", "54")
+
+
 def _json(status: int, detail: Any, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=status, headers=headers)
 
 
-def _is_database_outage(exc: BaseException) -> bool:
+def is_database_outage(exc: BaseException) -> bool:
+    """PostgreSQL is down or the connection broke: the same work may succeed later (503, retry)."""
+    if is_bad_value(exc):
+        return False
     if isinstance(exc, OperationalError | InterfaceError):
         return True
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
@@ -96,10 +162,25 @@ def register_error_handlers(app: FastAPI) -> None:
         ]
         return _json(422, errors)
 
+    @app.exception_handler(DBAPIError)
+    async def _database_error(_: Request, exc: DBAPIError) -> JSONResponse:
+        # Handled here rather than as an unexpected error: not a 500, and not a stack trace in the server log.
+        if is_bad_value(exc):
+            log.info("value_refused_by_database", error=str(exc.orig)[:300])
+            return _json(422, "a value in the request cannot be stored (out of range, or a control character)")
+        if is_database_outage(exc):
+            log.warning("dependency_unavailable", error=repr(exc))
+            return _json(503, "database unavailable, retry later", {"Retry-After": "5"})
+        log.error("database_error", error=repr(exc)[:500])
+        return _json(500, "internal error")
+
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
         # Never a stack trace to the client; the log has it, under the request id.
-        if _is_database_outage(exc):
+        if is_bad_value(exc):
+            log.info("value_refused_by_database", error=repr(exc)[:300])
+            return _json(422, "a value in the request cannot be stored (out of range, or a control character)")
+        if is_database_outage(exc):
             log.warning("dependency_unavailable", error=repr(exc))
             return _json(503, "database unavailable, retry later", {"Retry-After": "5"})
         log.exception("unhandled_error")

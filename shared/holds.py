@@ -7,13 +7,15 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from shared.text import CleanInput
+
 # 13.82: private by default; active investigative (or public) where a case says so.
 Classification = Literal["private", "public", "active_investigative"]
 # investigation: the agency's case; exculpatory: a data subject's written request (13.824 subd. 3(b)).
 HoldKind = Literal["investigation", "exculpatory"]
 
 
-class HoldTerms(BaseModel):
+class HoldTerms(CleanInput):
     kind: HoldKind = "investigation"
     case_number: str = Field(min_length=1, max_length=64)
     reason: str = Field(min_length=3, max_length=4000)

@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     database_url: str | None = None
     db_pool_size: int = Field(default=10, ge=1)
     db_connect_timeout_s: float = Field(default=3.0, gt=0)
+    # Any request body, counted while it streams (routes lower it for themselves: an agent post, a JSON read).
+    max_request_bytes: int = Field(default=256 * 1024 * 1024, ge=1024)
     # Passwords of the services' database roles (`alpr migrate` and `alpr up` set them), JSON {"ingest": "..."}.
     # Unset: made on first run and kept in `data_dir/db-roles.json` (0600).
     db_role_passwords: dict[str, SecretStr] = Field(default_factory=dict)

@@ -229,7 +229,9 @@ class SignedLinks:
         return hmac.new(self._secret, f"{key}\n{expires_at}\n{bound}".encode(), hashlib.sha256).hexdigest()
 
     def verify(self, key: str, expires_at: int, signature: str, viewer: LinkViewer | None = None) -> bool:
-        return expires_at >= time.time() and hmac.compare_digest(self.sign(key, expires_at, viewer), signature)
+        # Bytes: compare_digest refuses str with non-ASCII characters (a forged signature may carry any).
+        expected = self.sign(key, expires_at, viewer).encode()
+        return expires_at >= time.time() and hmac.compare_digest(expected, signature.encode("utf-8", "replace"))
 
     def url(self, key: str, expires_s: int = 300, viewer: LinkViewer | None = None) -> str:
         _check_key(key)

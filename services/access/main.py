@@ -82,4 +82,5 @@ def create_app(
         routers=[router, reports_router, notices_router, records_router, evidence_router],
         lifespan=lifespan,
         description="Identities, tokens, access requests with supervisor approval, and the audit log.",
+        max_body_bytes=settings.court_order_max_bytes + 1024 * 1024,  # a request with its court order, the largest
     )

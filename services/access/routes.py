@@ -54,6 +54,7 @@ from shared.audit import AuditEntry, verify_chain
 from shared.audit_seal import key_path, load_checkpoints, load_keys, verify_sealed
 from shared.auth import Principal
 from shared.auth_metrics import AUTH_FAILURES
+from shared.bounds import INT64_MAX
 from shared.db import SessionDep
 from shared.errors import BadRequest, Forbidden, NotFound, Unavailable, Unprocessable
 from shared.keys import public_jwks
@@ -512,7 +513,7 @@ async def query_audit(
     outcome: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
-    after_seq: Annotated[int, Query(ge=0)] = 0,
+    after_seq: Annotated[int, Query(ge=0, le=INT64_MAX)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> AuditPage:
     stmt = select(AuditEntry).where(col(AuditEntry.seq) > after_seq)

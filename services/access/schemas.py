@@ -10,6 +10,7 @@ from typing import Any, Literal
 from pydantic import AwareDatetime, BaseModel, Field, field_validator, model_validator
 
 from services.access.scope import normalize_pattern
+from shared.text import CleanInput
 
 
 class TokenOut(BaseModel):
@@ -37,7 +38,7 @@ def _patterns(values: list[str]) -> list[str]:
 LegalBasis = Literal["investigation", "agency_request", "court_order"]
 
 
-class RequestIn(BaseModel):
+class RequestIn(CleanInput):
     """The ALPR data form: case number, reason, the facts for reasonable suspicion, and what is sought."""
 
     case_number: str = Field(min_length=1, max_length=64)
@@ -165,18 +166,19 @@ class RequestOut(RequestSummary):
     grants: list[GrantOut]
 
 
-class DecisionIn(BaseModel):
+class DecisionIn(CleanInput):
     version: int = Field(ge=1, description="the version decided on (a newer amendment makes this a conflict)")
     decision: Literal["approve", "deny"]
     reason: str = Field(min_length=3, max_length=4000)
     expires_at: AwareDatetime | None = Field(default=None, description="grant expiry; default per settings")
 
 
-class RevokeIn(BaseModel):
+class RevokeIn(CleanInput):
     reason: str = Field(min_length=3, max_length=4000)
 
 
-class SearchIn(BaseModel):
+class SearchIn(CleanInput):
+    control_checked_later = frozenset({"cursor"})  # refused in the search, so that the refusal is audited
     grant_id: uuid.UUID
     plates: list[str] = Field(default_factory=list, max_length=50)
     misread_tolerant: bool = False
@@ -221,7 +223,7 @@ class SearchOut(BaseModel):
     links_expire_in: int
 
 
-class DisclosureIn(BaseModel):
+class DisclosureIn(CleanInput):
     grant_id: uuid.UUID
     recipient_name: str = Field(min_length=2, max_length=200)
     recipient_ori: str | None = Field(default=None, max_length=16)

@@ -20,10 +20,11 @@ from services.access.schemas import ReadOut, SearchIn, SearchOut
 from services.access.scope import Area, area_reason, plates_reason, window_reason
 from services.access.security import KeyRing
 from shared.auth import AGENCY, Principal
-from shared.errors import AppError, BadRequest, Forbidden, NotFound, Unavailable
+from shared.errors import AppError, BadRequest, Forbidden, NotFound, Unavailable, Unprocessable
 from shared.http import service_client
 from shared.settings import Settings
 from shared.storage import LinkViewer, SignedLinks
+from shared.text import has_control
 
 log = structlog.get_logger(__name__)
 SERVICE_SUBJECT = "service:access"
@@ -119,6 +120,8 @@ async def search(
             case_number=grant.case_number if grant else None, details={"query": params},
         )  # fmt: skip
 
+    if query.cursor is not None and has_control(query.cursor):
+        raise await refused(Unprocessable("cursor: control characters (NUL and the like) are not allowed"))
     if grant is None:
         raise await refused(NotFound("no such grant"))
     if grant.holder != principal.subject:

@@ -79,4 +79,5 @@ def create_app(settings: Settings | None = None, *, ingest: IngestClient | None 
         ready_checks=[hotlist_list, hotlist_sync],
         metric_probes=[hotlist_state],
         description="Hot-list sync from the BCA, lists for the cars, matching of reads, hits and dispositions.",
+        max_body_bytes=4 * 1024 * 1024,  # entries, matches and dispositions are small JSON bodies
     )

@@ -47,6 +47,7 @@ from services.hotlist.schemas import (
 from services.hotlist.sync import SyncFailed, sync_once
 from shared.audit import client_ip, record
 from shared.auth import ADMIN, Principal
+from shared.bounds import INT64_MAX
 from shared.db import SessionDep
 from shared.errors import Conflict, Forbidden, NotFound, Unavailable, Unprocessable
 from shared.scoping import Scoped
@@ -103,7 +104,11 @@ async def full_list(request: Request, matcher: MatcherDep, engine: EngineDep, di
     responses={200: {"content": {"application/json": {}}}, 410: {"description": "version no longer kept"}},
 )
 async def delta(
-    since: Annotated[int, Query(ge=1)], matcher: MatcherDep, engine: EngineDep, dist: DistributionDep, _: Cars
+    since: Annotated[int, Query(ge=1, le=INT64_MAX)],
+    matcher: MatcherDep,
+    engine: EngineDep,
+    dist: DistributionDep,
+    _: Cars,
 ):
     version = _current(matcher)
     if since > version:
@@ -319,7 +324,7 @@ async def pending(
     settings: SettingsDep,
     principal: Supervisors,
     scope: Scoped,
-    older_than_s: Annotated[float | None, Query(ge=0)] = None,
+    older_than_s: Annotated[float | None, Query(ge=0, le=10 * 366 * 86400)] = None,  # a time PostgreSQL can hold
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> PendingHits:
     wait = settings.hotlist_disposition_due_s if older_than_s is None else older_than_s

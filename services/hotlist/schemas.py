@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, field_validator
 
 from shared.plates import is_plausible, normalize
+from shared.text import CleanInput
 
 NOTICE = "A hit alone is not probable cause: confirm the hit before acting."
 
@@ -20,7 +21,7 @@ def _plate(value: str) -> str:
     return plate
 
 
-class MatchRequest(BaseModel):
+class MatchRequest(CleanInput):
     read_id: str = Field(min_length=1, max_length=200)
     plate: str = Field(min_length=1, max_length=20)
     state: str | None = Field(default=None, pattern=r"^[A-Za-z]{2}$")
@@ -103,7 +104,7 @@ class DeltaOut(BaseModel):
     removes: list[str]  # NIC numbers: drop these rows before applying the adds
 
 
-class AgencyListIn(BaseModel):
+class AgencyListIn(CleanInput):
     name: str = Field(min_length=1, max_length=80, pattern=r"^[a-z0-9][a-z0-9_\-]*$")
     owner: str = Field(min_length=1, max_length=80)
     priority: int = Field(default=0, ge=0, le=100)
@@ -127,7 +128,7 @@ class AgencyListOut(AgencyListIn):
     created_at: datetime | None
 
 
-class AgencyEntryIn(BaseModel):
+class AgencyEntryIn(CleanInput):
     plate: str = Field(min_length=1, max_length=20)
     state: str | None = Field(default=None, pattern=r"^[A-Za-z]{2}$")
     # 13.824: other sources only when they relate to an active criminal investigation.
@@ -170,7 +171,7 @@ class AgencyEntryAdded(AgencyEntryOut):
     past_read_hits: list[HitOut]
 
 
-class VerificationIn(BaseModel):
+class VerificationIn(CleanInput):
     read_accurate: bool
     state_matches: bool
 
@@ -190,7 +191,7 @@ class VerificationOut(BaseModel):
 Action = Literal["stop_made", "vehicle_recovered", "arrest", "citation", "no_action", "misread", "not_located", "other"]
 
 
-class DispositionIn(BaseModel):
+class DispositionIn(CleanInput):
     valid: bool
     action: Action
     notes: str | None = Field(default=None, max_length=4000)

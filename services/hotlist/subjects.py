@@ -19,12 +19,13 @@ from shared import plates
 from shared.audit import record
 from shared.auth import SERVICE, Principal, require_roles
 from shared.errors import Unprocessable
+from shared.text import CleanInput
 
 router = APIRouter(tags=["retention"])
 Service = Annotated[Principal, Depends(require_roles(SERVICE))]
 
 
-class ProtectedPlateIn(BaseModel):
+class ProtectedPlateIn(CleanInput):
     plate: str = Field(min_length=1, max_length=12)
     agency: str = Field(default="", max_length=80)  # the recording agency: only its hits go
 

@@ -25,13 +25,14 @@ from shared.db import SessionDep
 from shared.errors import Conflict, NotFound, Unprocessable
 from shared.holds import HoldRelease, HoldTerms
 from shared.scoping import Scoped
+from shared.text import CleanInput
 
 router = APIRouter(tags=["retention"])
 Supervisor = Annotated[Principal, Depends(require_roles(SUPERVISOR))]
 HoldReader = Annotated[Principal, Depends(require_roles(SUPERVISOR, AUDITOR))]
 
 
-class HeldIn(BaseModel):
+class HeldIn(CleanInput):
     read_ids: list[str] = Field(max_length=10_000)
 
 

@@ -25,6 +25,7 @@ from services.ingest.service import (
 )
 from services.ingest.writer import READS
 from shared import plates
+from shared.health import LoopHealth
 from shared.storage import ObjectNotFound, StorageError
 
 log = structlog.get_logger(__name__)
@@ -39,6 +40,7 @@ class Worker:
         self._next_version_check = 0.0
         self.rounds = 0
         self.backlog = False  # the last round found a full batch and every service answered: go again at once
+        self.health = LoopHealth("ingest_worker")
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="ingest-worker")
@@ -57,7 +59,9 @@ class Worker:
         while True:
             try:
                 await self.run_once()
+                self.health.ok()
             except Exception as exc:  # noqa: BLE001 - an outage must not kill the worker; it retries next round
+                self.health.failed(exc)
                 log.warning("ingest_worker_round_failed", error=repr(exc))
                 self.backlog = False
             self.rounds += 1

@@ -110,6 +110,7 @@ def create_app(
             worker.start()
         agents = AgentIntake.build(ctx)
         app.state.agents = agents
+        app.state.loops += [worker.health, agents.importer.health]
         await agents.start(run_importer=run_worker)
         purge_task = (
             asyncio.create_task(retention.scheduled_purge(app.state.engine, app.state.store, settings))

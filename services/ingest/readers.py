@@ -18,19 +18,21 @@ from services.ingest.agents.models import AgentLocation
 from services.ingest.deps import Service
 from shared.audit import client_ip, record
 from shared.auth import ADMIN, Principal, require_roles
+from shared.bounds import PastDate
 from shared.db import SessionDep
 from shared.errors import Unprocessable
+from shared.text import CleanInput
 
 router = APIRouter(tags=["readers"])
 Admin = Annotated[Principal, Depends(require_roles(ADMIN))]
 
 
-class LocationMove(BaseModel):
+class LocationMove(CleanInput):
     model_config = ConfigDict(extra="forbid")
 
     lat: float = Field(ge=-90, le=90)
     lon: float = Field(ge=-180, le=180)
-    placed_on: date = Field(description="when the reader was put in place at the new location")
+    placed_on: PastDate = Field(description="when the reader was put in place at the new location (not ahead)")
     description: str | None = Field(default=None, max_length=500)
 
 
@@ -46,7 +48,7 @@ class ReaderLocation(BaseModel):
     change: bool  # False: the reader's first location (its first use is the notice); True: a move
 
 
-class ReaderIn(BaseModel):
+class ReaderIn(CleanInput):
     reader_id: str  # "unit:<unit>" or "agent:<uuid>"
     kind: str  # "unit" | "fixed" | "mounted"
     name: str

@@ -42,8 +42,10 @@ from services.ingest.schemas import (
 from services.ingest.writer import READS
 from shared.audit import client_ip, record
 from shared.auth import ADMIN, SUPERVISOR, Principal
+from shared.bounds import INT64_MAX
 from shared.db import SessionDep
 from shared.errors import AppError, BadRequest, Conflict, Forbidden, PayloadTooLarge, Unprocessable
+from shared.limits import lower_body_limit
 from shared.scoping import Scope, Scoped
 
 router = APIRouter()
@@ -107,9 +109,8 @@ def _metadata(raw: str | bytes | None, model: type[ReadMetadata] = ReadMetadata,
 
 
 def _content_length(request: Request, limit: int) -> None:
-    length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > limit:
-        raise PayloadTooLarge(f"request of {int(length)} bytes is over the limit of {limit} bytes")
+    # Checked on Content-Length now, and counted while the body streams (a chunked body has no length).
+    lower_body_limit(request, limit)
 
 
 async def _image(part: Any, *, field: str, max_bytes: int, max_pixels: int) -> CheckedImage | None:
@@ -322,7 +323,7 @@ async def poll_events(
     scope: Scoped,
     ctx: Ctx,
     session: SessionDep,
-    since: int = Query(default=0, ge=0, description="the last event id the car has"),
+    since: int = Query(default=0, ge=0, le=INT64_MAX, description="the last event id the car has"),
     limit: int = Query(default=100, ge=1, le=500),
 ) -> StreamPage:
     agency, floor = await _stream_access(ctx, session, request, scope.principal, unit)
@@ -341,7 +342,7 @@ async def agency_events(
     principal: AgencyReader,
     scope: Scoped,
     session: SessionDep,
-    since: int = Query(default=0, ge=0, description="the last event id the caller has"),
+    since: int = Query(default=0, ge=0, le=INT64_MAX, description="the last event id the caller has"),
     limit: int = Query(default=100, ge=1, le=500),
 ) -> StreamPage:
     if not scope.owns(agency):
@@ -372,8 +373,10 @@ async def stream(
     principal: StreamReader,
     scope: Scoped,
     ctx: Ctx,
-    since: int | None = Query(default=None, ge=0, description="replay events after this id (default: new only)"),
-    max_events: int | None = Query(default=None, ge=1, description="close after this many events"),
+    since: int | None = Query(
+        default=None, ge=0, le=INT64_MAX, description="replay events after this id (default: new only)"
+    ),
+    max_events: int | None = Query(default=None, ge=1, le=INT64_MAX, description="close after this many events"),
     keepalive_s: float = Query(default=15.0, ge=0.1, le=60),
 ) -> StreamingResponse:
     async with ctx.sessionmaker() as session:
@@ -381,6 +384,8 @@ async def stream(
     last_header = request.headers.get("last-event-id")
     if since is None and last_header and last_header.isdigit():
         since = int(last_header)
+        if since > INT64_MAX:  # refused now, not a 200 that drops once the stream queries it (and a reconnect loop)
+            raise Unprocessable(f"Last-Event-ID {last_header[:30]} is not an event id")
     if since is None:
         async with ctx.sessionmaker() as session:
             since = await service.last_event_id(session)

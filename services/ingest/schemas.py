@@ -9,11 +9,12 @@ from typing import Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from shared import plates
+from shared.text import CleanInput
 
 _ID = r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,63}$"
 
 
-class ShiftStart(BaseModel):
+class ShiftStart(CleanInput):
     model_config = ConfigDict(extra="forbid")
 
     badge: str = Field(min_length=1, max_length=32)
@@ -46,7 +47,7 @@ class ShiftList(BaseModel):
     shifts: list[ShiftOut]
 
 
-class ReadMetadata(BaseModel):
+class ReadMetadata(CleanInput):
     """Only what Minn. Stat. 13.824 subd. 2(a) allows (plate, date, time, location, pictures) and where it came
     from (unit, camera, the car's id for the read). Anything else is refused, not silently stored."""
 
@@ -163,7 +164,7 @@ class Area(BaseModel):
     radius_m: float = Field(gt=0, le=200_000)
 
 
-class SearchRequest(BaseModel):
+class SearchRequest(CleanInput):
     model_config = ConfigDict(extra="forbid")
 
     # Empty with an area: every read in the area (access allows it under an area grant).
@@ -216,7 +217,7 @@ class SearchResponse(BaseModel):
     next_cursor: str | None
 
 
-class HitsIn(BaseModel):
+class HitsIn(CleanInput):
     hits: list[Hit] = Field(max_length=1000)
 
 

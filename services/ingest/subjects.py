@@ -31,12 +31,13 @@ from shared.errors import Conflict, Forbidden, Unavailable, Unprocessable
 from shared.scoping import Scoped
 from shared.settings import Settings
 from shared.storage import ObjectStore
+from shared.text import CleanInput
 
 router = APIRouter(tags=["retention"])
 Supervisor = Annotated[Principal, Depends(require_roles(SUPERVISOR))]
 
 
-class SafeAtHomeIn(BaseModel):
+class SafeAtHomeIn(CleanInput):
     plate: str = Field(min_length=1, max_length=12)
     request_reference: str = Field(min_length=1, max_length=64, description="the written request's reference")
     received_on: datetime

@@ -20,7 +20,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from services.ingest.models import Read
-from shared.errors import Conflict, Unavailable
+from shared.errors import Conflict, Unavailable, Unprocessable, is_poison
 from shared.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -119,10 +119,21 @@ class ReadWriter:
             try:
                 await _once_more_if_dropped(self._flush, batch)
             except Exception as exc:  # noqa: BLE001 - every waiting request is answered, none is lost silently
-                log.warning("read_batch_failed", reads=len(batch), error=repr(exc))
-                for item in batch:
-                    if not item.future.done():
-                        item.future.set_exception(Unavailable("database unavailable, retry later"))
+                if len(batch) > 1 and _poisoned(exc):
+                    # Not an outage: one read's values failed the batch. Each alone, so the others are stored.
+                    log.warning("read_batch_split", reads=len(batch), error=repr(exc))
+                    for item in batch:
+                        if not item.future.done():
+                            await self._alone(item)
+                    continue
+                _refuse([item for item in batch if not item.future.done()], exc)
+
+    async def _alone(self, item: _Pending) -> None:
+        try:
+            await _once_more_if_dropped(self._flush, [item])
+        except Exception as exc:  # noqa: BLE001 - answered as a refusal (this read) or an outage (retry)
+            if not item.future.done():
+                _refuse([item], exc)
 
     async def ensure_days(self, days: set[date]) -> None:
         for day in sorted(days - self._known_days):
@@ -179,6 +190,26 @@ class ReadWriter:
                 item.future.set_result(WriteOutcome(False, first.row))
             else:
                 item.future.set_exception(Unavailable("read neither stored nor found, retry"))
+
+
+def _poisoned(exc: Exception) -> bool:
+    """A value in the batch failed it (PostgreSQL refused it, or it could not be converted), not an outage: the same
+    reads would fail the same way every time."""
+    if isinstance(exc, DBAPIError):
+        return is_poison(exc)
+    return isinstance(exc, ValueError | OverflowError | TypeError)
+
+
+def _refuse(items: list[_Pending], exc: Exception) -> None:
+    if not _poisoned(exc):
+        log.warning("read_batch_failed", reads=len(items), error=repr(exc))
+        error: Exception = Unavailable("database unavailable, retry later")
+    else:
+        # The same read fails every time: a 422 tells the car to stop retrying it (a 503 would loop forever).
+        log.warning("read_refused_by_database", reads=len(items), error=repr(exc)[:300])
+        error = Unprocessable("the read cannot be stored: a value is out of range or holds a control character")
+    for item in items:
+        item.future.set_exception(error)
 
 
 @dataclass

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import io
+
 import cv2
 import numpy as np
+from PIL import Image, UnidentifiedImageError
 
 from shared.errors import Unprocessable
 
@@ -22,6 +25,10 @@ def decode(data: bytes) -> np.ndarray:
         raise UndecodableImage("empty image")
     if not (data.startswith(_JPEG) or data.startswith(_PNG)):
         raise UndecodableImage("not a JPEG or PNG image")
+    width, height = header_size(data)
+    if width * height > MAX_PIXELS:
+        # Refused on the header: a small file can declare a huge image, and OpenCV would allocate it all first.
+        raise UndecodableImage(f"image too large: {width}x{height} is more than {MAX_PIXELS} pixels")
     buf = np.frombuffer(data, np.uint8)
     try:
         image = cv2.imdecode(buf, cv2.IMREAD_COLOR)
@@ -32,6 +39,17 @@ def decode(data: bytes) -> np.ndarray:
     if image.shape[0] * image.shape[1] > MAX_PIXELS:
         raise UndecodableImage(f"image too large: more than {MAX_PIXELS} pixels")
     return image
+
+
+def header_size(data: bytes) -> tuple[int, int]:
+    """Width and height as the JPEG or PNG header declares them (Pillow reads the header only, no pixels)."""
+    try:
+        with Image.open(io.BytesIO(data), formats=("JPEG", "PNG")) as img:
+            return img.size
+    except Image.DecompressionBombError:
+        raise UndecodableImage(f"image too large: more than {MAX_PIXELS} pixels") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        raise UndecodableImage("the image could not be decoded (corrupt or truncated header)") from None
 
 
 def order_quad(quad: np.ndarray) -> np.ndarray:

@@ -40,4 +40,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         routers=[router],
         lifespan=lifespan,
         description="Plate readings (text, box, confidences, alternatives) from photos.",
+        # A full batch of the largest photos and the form around them: nothing bigger is spooled.
+        max_body_bytes=settings.recognition_max_image_bytes * settings.recognition_max_batch + 64 * 1024,
     )

@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 import structlog
 from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.ingest.agents import backlog
@@ -45,6 +45,8 @@ from services.ingest.service import (
 )
 from services.ingest.writer import READS, capture_day
 from shared import plates
+from shared.errors import is_poison
+from shared.health import LoopHealth
 from shared.storage import StorageError
 
 log = structlog.get_logger(__name__)
@@ -111,6 +113,7 @@ class AgentImporter:
         self.rounds = 0
         self.spool_backlog = 0  # spool bytes not yet imported, as the last round saw them
         self.totals: Counter[str] = Counter()
+        self.health = LoopHealth("agent_importer")
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="agent-importer")
@@ -132,7 +135,9 @@ class AgentImporter:
                     pass  # a backlog: keep going
                 await self.finish_backlog()  # what an earlier round could not finish
                 await backlog.unmatched(self.ctx.engine, self.ctx.settings.ingest_agent_backlog_ready_max)
+                self.health.ok()
             except Exception as exc:  # noqa: BLE001 - an outage must not kill the importer; the spool keeps all
+                self.health.failed(exc)
                 log.warning("agent_import_round_failed", error=repr(exc))
             self.rounds += 1
             with contextlib.suppress(TimeoutError):
@@ -173,7 +178,15 @@ class AgentImporter:
                 parsed.sort(key=lambda rp: (rp[0].agent_id, _epoch_of(rp[1]), rp[0].received_ms))
                 await self._prefetch(conn, parsed, batch)
                 for record, post in parsed:
-                    await self._apply(conn, record, post, batch)
+                    try:
+                        await self._apply(conn, record, post, batch)
+                    except Exception as exc:
+                        # One post that cannot be imported must not hold back every post behind it.
+                        if _is_outage(exc):
+                            raise
+                        log.exception("agent_post_import_failed")
+                        reason = f"could not be imported: {type(exc).__name__}"
+                        await self._quarantine(conn, record, None, reason, batch)
                 await self._flush_new(conn, batch)
                 await self._flush_activity(conn, batch)
                 await self._flush_drops(conn, batch)
@@ -215,22 +228,31 @@ class AgentImporter:
         parsed: list[tuple[spool_files.SpoolRecord, ParsedPost | Malformed]],
         batch: _Batch,
     ) -> None:
-        """The round's stored keys and Safe at Home plates, in one query each (not one per read)."""
+        """The round's stored keys and Safe at Home plates, in one query each (not one per read). A value PostgreSQL
+        refuses among them (a NUL in a key) leaves `batch.known` None: each read then looks itself up, and only the
+        poisoned one is quarantined."""
         reads = [(record.agent_id, pr) for record, post in parsed if isinstance(post, ParsedPost) for pr in post.reads]
         pairs = list({(agent_id, k) for agent_id, pr in reads for k in pr.keys})
-        batch.known = {}
-        if pairs:
-            rows = await conn.execute(
-                text(
-                    "SELECT k.agent_id, k.key, k.read_id, k.captured_at FROM ingest.agent_read_keys k "
-                    "JOIN unnest(CAST(:a AS uuid[]), CAST(:k AS text[])) AS w(agent_id, key) "
-                    "ON k.agent_id = w.agent_id AND k.key = w.key"
-                ),
-                {"a": [a for a, _ in pairs], "k": [k for _, k in pairs]},
-            )
-            batch.known = {(r.agent_id, r.key): _Key(r.key, r.read_id, r.captured_at) for r in rows}
         plates_seen = tuple({pr.plate for _, pr in reads if pr.plate})
-        batch.protected_plates = await protected_pairs(self.ctx.engine, plates_seen) if plates_seen else set()
+        try:
+            known: dict[tuple[uuid.UUID, str], _Key] = {}
+            if pairs:
+                async with conn.begin_nested():
+                    rows = await conn.execute(
+                        text(
+                            "SELECT k.agent_id, k.key, k.read_id, k.captured_at FROM ingest.agent_read_keys k "
+                            "JOIN unnest(CAST(:a AS uuid[]), CAST(:k AS text[])) AS w(agent_id, key) "
+                            "ON k.agent_id = w.agent_id AND k.key = w.key"
+                        ),
+                        {"a": [a for a, _ in pairs], "k": [k for _, k in pairs]},
+                    )
+                known = {(r.agent_id, r.key): _Key(r.key, r.read_id, r.captured_at) for r in rows}
+            batch.protected_plates = await protected_pairs(self.ctx.engine, plates_seen) if plates_seen else set()
+            batch.known = known
+        except DBAPIError as exc:
+            if _is_outage(exc):
+                raise
+            batch.known, batch.protected_plates = None, set()
 
     async def _flush_new(self, conn: AsyncConnection, batch: _Batch) -> None:
         """Insert the reads queued by `_read(defer=...)` together: three statements for the lot."""
@@ -258,7 +280,7 @@ class AgentImporter:
                     ],
                 )
         except DBAPIError as exc:
-            if exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError):
+            if _is_outage(exc):
                 raise
             # A value PostgreSQL refuses in one of them: each read on its own, so only that one is quarantined.
             for n in new:
@@ -280,7 +302,7 @@ class AgentImporter:
                     await conn.execute(insert(AGENT_READS).values(n.agent_read).on_conflict_do_nothing())
                 await self._add_keys(conn, n.agent.id, n.keys, n.row["id"], n.row["captured_at"])
         except DBAPIError as exc:
-            if exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError):
+            if _is_outage(exc):
                 raise
             reason = f"could not be stored: {type(exc.orig).__name__}"
             await self._quarantine(conn, n.record, n.agent, reason, batch, data_type=n.data_type)
@@ -335,12 +357,13 @@ class AgentImporter:
                     await self._read(conn, agent, pr, batch)
             except Refused as exc:
                 await self._quarantine(conn, record, agent, str(exc), batch, data_type=post.data_type, post=post)
-            except DBAPIError as exc:
-                # An outage fails the batch (retried whole); a value PostgreSQL refuses (a NUL in a camera id...)
-                # must not block the spool behind it forever: that post goes to quarantine.
-                if exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError):
+            except Exception as exc:
+                # An outage fails the batch (retried whole); a value PostgreSQL refuses (a NUL in a frame key, a
+                # number out of range...) must not block the spool behind it forever: that post goes to quarantine.
+                if _is_outage(exc):
                     raise
-                reason = f"could not be stored: {type(exc.orig).__name__}"
+                cause = exc.orig if isinstance(exc, DBAPIError) else exc
+                reason = f"could not be stored: {type(cause).__name__}"
                 await self._quarantine(conn, record, agent, reason, batch, data_type=post.data_type, post=post)
 
     async def _quarantine(
@@ -363,7 +386,7 @@ class AgentImporter:
             captured = None
         try:
             body = json.dumps(scrub(loads(record.body))).encode()  # disallowed fields never reach the database
-        except Malformed:
+        except (Malformed, ValueError, RecursionError):
             body = record.body[:QUARANTINE_BODY_MAX]
         batch.quarantined += 1
         log.warning("agent_post_quarantined", agent=str(agent.id) if agent else None, reason=reason)
@@ -822,7 +845,18 @@ def _parse_all(records: list[spool_files.SpoolRecord]) -> list[tuple[spool_files
             out.append((record, parse(record.body)))
         except Malformed as exc:
             out.append((record, exc))
+        except Exception as exc:  # noqa: BLE001 - a body the parser chokes on is quarantined alone
+            log.exception("agent_post_parse_failed")
+            out.append((record, Malformed(f"cannot be parsed: {type(exc).__name__}")))
     return out
+
+
+def _is_outage(exc: BaseException) -> bool:
+    """PostgreSQL or the object store is down, or the database refuses for a reason of its own (the batch is retried
+    whole, and /readyz says so), as against a post whose values fail alone (quarantined)."""
+    if isinstance(exc, DBAPIError):
+        return not is_poison(exc)
+    return isinstance(exc, StorageError | ConnectionError | TimeoutError | OSError)
 
 
 def _epoch_of(post: ParsedPost | Malformed) -> int:

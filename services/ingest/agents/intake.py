@@ -63,6 +63,7 @@ class AgentIntake:
         install_log_scrubber()
         self.writer.start()
         await self.registry.load()
+        self.registry.start()
         if run_importer:
             self.importer.start()
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -40,6 +41,8 @@ DISALLOWED = (
 _STATE = re.compile(r"^(?:us-)?([a-z]{2})$")
 MAX_CANDIDATES = 10
 MAX_CROP_BYTES = 2 * 1024 * 1024
+MAX_DEPTH = 32  # the agents' bodies nest 4 deep; anything far deeper is not theirs
+MAX_EPOCH_MS = 253_402_300_799_999  # 9999-12-31: beyond it no time can be stored (farther bounds come later)
 
 
 class Malformed(Exception):
@@ -80,6 +83,8 @@ def loads(raw: bytes) -> Any:
         return json.loads(raw, object_pairs_hook=dict)
     except (ValueError, UnicodeDecodeError) as exc:
         raise Malformed(f"not JSON: {exc}") from None
+    except RecursionError:
+        raise Malformed("JSON nested too deep") from None
 
 
 def flag(value: Any) -> bool:
@@ -91,26 +96,27 @@ def flag(value: Any) -> bool:
 def epoch_ms(value: Any) -> int | None:
     if isinstance(value, bool) or value is None or value == "":
         return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
+    number = _number(value)
+    if number is None or number <= 0:
         return None
-    if number <= 0:
-        return None
-    return int(number * 1000) if number < 1e11 else int(number)  # seconds by mistake: still a time
+    ms = int(number * 1000) if number < 1e11 else int(number)  # seconds by mistake: still a time
+    return ms if ms <= MAX_EPOCH_MS else None
 
 
 def _number(value: Any) -> float | None:
     if isinstance(value, bool) or value is None or value == "":
         return None
     try:
-        return float(value)
-    except (TypeError, ValueError):
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
         return None
+    return number if math.isfinite(number) else None  # NaN and infinities ("nan", 1e400) are no number
 
 
-def scrub(value: Any, dropped: Counter[str] | None = None, path: str = "") -> Any:
+def scrub(value: Any, dropped: Counter[str] | None = None, path: str = "", depth: int = 0) -> Any:
     """The body without the statute-disallowed fields (anywhere in it), counting each one dropped."""
+    if depth > MAX_DEPTH:
+        raise Malformed(f"JSON nested deeper than {MAX_DEPTH} levels")
     if isinstance(value, dict):
         out = {}
         for key, item in value.items():
@@ -122,10 +128,10 @@ def scrub(value: Any, dropped: Counter[str] | None = None, path: str = "") -> An
                     else:
                         dropped[key] += 1
                 continue
-            out[key] = scrub(item, dropped, f"{path}.{key}")
+            out[key] = scrub(item, dropped, f"{path}.{key}", depth + 1)
         return out
     if isinstance(value, list):
-        return [scrub(v, dropped, path) for v in value]
+        return [scrub(v, dropped, path, depth + 1) for v in value]
     return value
 
 
@@ -337,7 +343,7 @@ def token_in_custom_data(raw: bytes) -> str | None:
     object with `token`)."""
     try:
         body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return None
     if not isinstance(body, dict):
         return None
@@ -349,7 +355,7 @@ def token_in_custom_data(raw: bytes) -> str | None:
         if custom.startswith("{"):
             try:
                 inner = json.loads(custom)
-            except ValueError:
+            except (ValueError, RecursionError):
                 return None
             value = inner.get("token") if isinstance(inner, dict) else None
             return value if isinstance(value, str) else None

@@ -1,9 +1,10 @@
 """Agent tokens: made here, stored as a SHA-256 hash, checked against an in-memory copy of the registry.
 
-Posts must be accepted while PostgreSQL is down, so the token check cannot need it: each process keeps the agents
-in memory (refreshed every `ingest_agent_registry_refresh_s`, and at once when an unknown token arrives) and in a
-snapshot file beside the spool, read at start when PostgreSQL does not answer. A token is 256 random bits, so an
-unsalted SHA-256 is enough (no password to guess); the hash found is compared in constant time.
+Posts must be accepted while PostgreSQL is down, so the token check cannot need it: each process loads the agents
+at start and keeps them in memory, re-read on a schedule (every `ingest_agent_registry_refresh_s`, whether or not
+posts arrive, so an agent registered elsewhere is known before an outage begins; and at once when an unknown token
+arrives), and in a snapshot file beside the spool, read at start when PostgreSQL does not answer. A token is 256
+random bits, so an unsalted SHA-256 is enough (no password to guess); the hash found is compared in constant time.
 """
 
 from __future__ import annotations
@@ -75,6 +76,7 @@ class Registry:
         self._loaded_at = 0.0
         self._lock = asyncio.Lock()
         self._bg: asyncio.Task[None] | None = None
+        self._schedule: asyncio.Task[None] | None = None
 
     def _set(self, agents: list[AgentInfo]) -> None:
         self._by_hash = {a.token_sha256: a for a in agents}
@@ -88,6 +90,15 @@ class Registry:
         except Exception as exc:  # noqa: BLE001 - posts are still accepted with the snapshot's agents
             log.warning("agent_registry_from_snapshot", error=repr(exc))
             self._load_snapshot()
+
+    def start(self) -> None:
+        """Re-read the registry every `refresh_s` from now on (changes take effect within that time)."""
+        self._schedule = asyncio.create_task(self._scheduled(), name="agent-registry-refresh")
+
+    async def _scheduled(self) -> None:
+        while True:
+            await asyncio.sleep(max(0.0, self.refresh_s - (time.monotonic() - self._loaded_at)))
+            await self._maybe_refresh(force=False)
 
     def _load_snapshot(self) -> None:
         try:
@@ -156,6 +167,9 @@ class Registry:
                 log.info("agent_registry_refresh_failed", error=repr(exc))
 
     async def close(self) -> None:
+        if self._schedule is not None:
+            self._schedule.cancel()
+            await asyncio.gather(self._schedule, return_exceptions=True)
         if self._bg is not None:
             await asyncio.gather(self._bg, return_exceptions=True)
 

@@ -13,6 +13,7 @@ from sqlalchemy import text
 from services.ingest.agents import admin
 from services.ingest.agents.intake import AgentIntake
 from services.ingest.agents.parse import token_in_custom_data
+from services.ingest.agents.registry import AgentInfo
 from services.ingest.agents.schemas import (
     ActiveInterval,
     AgentAccepted,
@@ -29,7 +30,8 @@ from services.ingest.agents.spool import spool_stats
 from shared.audit import client_ip, record
 from shared.auth import ADMIN, AUDITOR, SUPERVISOR, Principal, require_roles
 from shared.db import SessionDep
-from shared.errors import Forbidden, PayloadTooLarge, Unauthorized, Unavailable
+from shared.errors import Forbidden, Unauthorized, Unavailable
+from shared.limits import read_body
 from shared.scoping import Scoped
 
 router = APIRouter(tags=["agents"])
@@ -54,26 +56,30 @@ Intake = Annotated[AgentIntake, Depends(get_intake)]
 async def _accept(request: Request, token: str | None) -> JSONResponse:
     intake = get_intake(request)
     limit = intake.settings.ingest_agent_max_body_bytes
-    length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > limit:
-        raise PayloadTooLarge(f"body of {int(length)} bytes is over the limit of {limit} bytes")
-    body = await request.body()
-    if len(body) > limit:
-        raise PayloadTooLarge(f"body of {len(body)} bytes is over the limit of {limit} bytes")
-    if not token:
-        token = token_in_custom_data(body)
-    if not token:
-        raise Unauthorized("no agent token: post to /v1/agents/openalpr/<token>")
-    agent = await intake.registry.lookup(token)
+    agent = None
+    if token:
+        # The token first: a wrong one is refused before a byte of the body is read (a flood costs nothing).
+        agent = await _known(intake, token)
+    body = await read_body(request, limit)  # 413 as soon as the stream passes the limit, never buffered whole
     if agent is None:
-        raise Unauthorized("unknown agent token")
-    if agent.disabled:
-        raise Forbidden("this agent is disabled")
+        token = token_in_custom_data(body)
+        if not token:
+            raise Unauthorized("no agent token: post to /v1/agents/openalpr/<token>")
+        agent = await _known(intake, token)
     try:
         record_id = await intake.writer.append(agent.id, body)
     except OSError:
         raise Unavailable("the spool could not be written") from None
     return JSONResponse({"accepted": True, "id": str(record_id)})
+
+
+async def _known(intake: AgentIntake, token: str) -> AgentInfo:
+    agent = await intake.registry.lookup(token)
+    if agent is None:
+        raise Unauthorized("unknown agent token")
+    if agent.disabled:
+        raise Forbidden("this agent is disabled")
+    return agent
 
 
 _AGENT_POST = {

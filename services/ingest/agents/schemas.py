@@ -8,10 +8,13 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from shared.bounds import PastDate
+from shared.text import CleanInput
+
 _ID = r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,63}$"
 
 
-class AgentCreate(BaseModel):
+class AgentCreate(CleanInput):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(pattern=_ID, description="Unique within the agency")
@@ -20,7 +23,7 @@ class AgentCreate(BaseModel):
     unit: str | None = Field(default=None, pattern=_ID, description="kind `unit`: the unit it is mounted in")
     lat: float | None = Field(default=None, ge=-90, le=90, description="kind `fixed`: where it stands")
     lon: float | None = Field(default=None, ge=-180, le=180)
-    placed_on: date | None = Field(default=None, description="kind `fixed`: when it was put in place")
+    placed_on: PastDate | None = Field(default=None, description="kind `fixed`: when it was put in place")
     description: str | None = Field(default=None, max_length=500)
 
     @model_validator(mode="after")
