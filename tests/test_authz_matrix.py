@@ -155,13 +155,14 @@ HEALTH = {("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics")}
 TWO = "tests/security/test_two_agencies.py::test_two_agencies_see_only_their_own"
 DOORS = "tests/security/test_access_doors.py::test_another_agency_cannot_reach_a_request_grant_or_disclosure"
 AGENTS = "tests/security/test_two_agencies.py::test_agents_are_their_agencys"
-# Accounts are the back office's, managed by its administrators (the CLI makes them): not one agency's records.
-ACCOUNT = "an account, not agency data: the back office's administrators manage every account"
+# API clients (outside agencies, our services) are the back office's, made with the CLI: not one agency's records.
+ACCOUNT = "an API client, not agency data: the back office's administrators manage every client"
+PEOPLE = "tests/security/test_access_doors.py::test_an_agencys_people_are_its_own_administrators_to_manage"
 CROSS_AGENCY: dict[tuple[str, str], str] = {
-    ("POST", "/v1/users/{user_id}/unlock"): ACCOUNT,
-    ("POST", "/v1/users/{user_id}/disable"): ACCOUNT,
-    ("POST", "/v1/users/{user_id}/enable"): ACCOUNT,
-    ("POST", "/v1/users/{user_id}/password"): ACCOUNT,
+    ("POST", "/v1/users/{user_id}/unlock"): PEOPLE,
+    ("POST", "/v1/users/{user_id}/disable"): PEOPLE,
+    ("POST", "/v1/users/{user_id}/enable"): PEOPLE,
+    ("POST", "/v1/users/{user_id}/password"): PEOPLE,
     ("POST", "/v1/clients/{client_id}/disable"): ACCOUNT,
     ("POST", "/v1/clients/{client_id}/enable"): ACCOUNT,
     ("POST", "/v1/clients/{client_id}/rotate-secret"): ACCOUNT,

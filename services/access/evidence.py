@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 from sqlalchemy import text
 
 from services.access import workflow
@@ -24,6 +24,7 @@ from services.access.schemas import DisclosureIn
 from shared.db import SessionDep
 from shared.errors import Conflict, Forbidden, NotFound, Unavailable, Unprocessable
 from shared.storage import ObjectNotFound, StorageError
+from shared.text import CleanInput
 
 router = APIRouter(tags=["grants"])
 
@@ -33,7 +34,7 @@ def _figures(request: Request) -> FiguresClient:
     return figures
 
 
-class EvidenceIn(BaseModel):
+class EvidenceIn(CleanInput):
     model_config = ConfigDict(extra="forbid")
 
     grant_id: uuid.UUID

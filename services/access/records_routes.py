@@ -21,6 +21,7 @@ from shared.audit import AuditEntry
 from shared.auth import Principal
 from shared.db import SessionDep
 from shared.errors import NotFound, Unprocessable
+from shared.text import CleanInput
 
 router = APIRouter(tags=["records"])
 BreachWriter = Annotated[Principal, Depends(allow("supervisor", "admin"))]
@@ -115,7 +116,7 @@ class Notified(BaseModel):
     at: AwareDatetime
 
 
-class BreachIn(BaseModel):
+class BreachIn(CleanInput):
     model_config = ConfigDict(extra="forbid")
 
     what: str = Field(min_length=1, max_length=4000, description="what data, how accessed or acquired, by whom")
@@ -127,7 +128,7 @@ class BreachIn(BaseModel):
     investigation_report: str | None = Field(default=None, max_length=20_000, description="the report at conclusion")
 
 
-class BreachNotifyIn(BaseModel):
+class BreachNotifyIn(CleanInput):
     model_config = ConfigDict(extra="forbid")
 
     notified: list[Notified] = Field(min_length=1, max_length=10_000)

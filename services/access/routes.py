@@ -58,7 +58,7 @@ from shared.bounds import INT64_MAX
 from shared.db import SessionDep
 from shared.errors import BadRequest, Forbidden, NotFound, Unavailable, Unprocessable
 from shared.keys import public_jwks
-from shared.scoping import Scoped
+from shared.scoping import Scope, Scoped
 from shared.settings import Settings
 from shared.storage import LinkViewer, ObjectNotFound, SignedLinks, StorageError
 
@@ -147,10 +147,10 @@ async def list_users(session: SessionDep, _: Admin) -> list[UserOut]:
 
 
 @router.post("/v1/users/{user_id}/unlock", tags=["people"], summary="Lift a lock-out")
-async def unlock_user(user_id: uuid.UUID, request: Request, session: SessionDep, principal: Admin) -> UserOut:
-    user = await session.get(User, user_id)
-    if user is None:
-        raise NotFound("no such user")
+async def unlock_user(
+    user_id: uuid.UUID, request: Request, session: SessionDep, principal: Admin, scope: Scoped
+) -> UserOut:
+    user = await _admin_user(session, user_id, scope)
     await identity.unlock(session, user)
     await events.record(
         session, "user.unlock", request=request, principal=principal, object_type="user", object_ids=[str(user.id)]
@@ -158,11 +158,10 @@ async def unlock_user(user_id: uuid.UUID, request: Request, session: SessionDep,
     return await _user_out(session, user)
 
 
-async def _admin_user(session: SessionDep, user_id: uuid.UUID) -> User:
-    user = await session.get(User, user_id, with_for_update=True)
-    if user is None:
-        raise NotFound("no such user")
-    return user
+async def _admin_user(session: SessionDep, user_id: uuid.UUID, scope: Scope) -> User:
+    """A person of the administrator's own agency: another agency's people are its administrators' to manage (a
+    password reset by another agency's admin would open that agency's data to them)."""
+    return scope.check(await session.get(User, user_id, with_for_update=True), "user")
 
 
 @router.post(
@@ -170,8 +169,10 @@ async def _admin_user(session: SessionDep, user_id: uuid.UUID) -> User:
     tags=["people"],
     summary="Disable a person: every session and token of theirs stops working everywhere within seconds",
 )
-async def disable_user(user_id: uuid.UUID, request: Request, session: SessionDep, principal: Admin) -> UserOut:
-    user = await _admin_user(session, user_id)
+async def disable_user(
+    user_id: uuid.UUID, request: Request, session: SessionDep, principal: Admin, scope: Scoped
+) -> UserOut:
+    user = await _admin_user(session, user_id, scope)
     await identity.set_user_disabled(session, user, True)
     await events.record(
         session, "user.disable", request=request, principal=principal, object_type="user", object_ids=[str(user.id)]
@@ -180,8 +181,10 @@ async def disable_user(user_id: uuid.UUID, request: Request, session: SessionDep
 
 
 @router.post("/v1/users/{user_id}/enable", tags=["people"], summary="Re-enable a disabled person")
-async def enable_user(user_id: uuid.UUID, request: Request, session: SessionDep, principal: Admin) -> UserOut:
-    user = await _admin_user(session, user_id)
+async def enable_user(
+    user_id: uuid.UUID, request: Request, session: SessionDep, principal: Admin, scope: Scoped
+) -> UserOut:
+    user = await _admin_user(session, user_id, scope)
     await identity.set_user_disabled(session, user, False)
     await events.record(
         session, "user.enable", request=request, principal=principal, object_type="user", object_ids=[str(user.id)]
@@ -205,8 +208,9 @@ async def set_user_password(
     session: SessionDep,
     passwords: PasswordsDep,
     principal: Admin,
+    scope: Scoped,
 ) -> UserOut:
-    user = await _admin_user(session, user_id)
+    user = await _admin_user(session, user_id, scope)
     await identity.set_password(session, passwords, user, body.password)
     await events.record(
         session, "user.password", request=request, principal=principal, object_type="user", object_ids=[str(user.id)]

@@ -152,7 +152,8 @@ def find_hits(
                 state_check=_state_check(req.state, row.state),
                 covert=row.covert,
                 priority=row.priority,
-                list_owner=row.owner,
+                # The list's custodian agency, never the free-text `owner`: covert hits go to that agency's stream.
+                list_owner=row.agency or None,
                 **common,
             )
         )

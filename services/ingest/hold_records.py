@@ -17,11 +17,13 @@ from sqlalchemy import text
 
 from services.ingest.deps import Ctx
 from services.ingest.retention_models import Hold, HoldReview, SubjectRequest
+from services.ingest.service import delete_quietly
 from shared.audit import client_ip, record
 from shared.auth import AUDITOR, SUPERVISOR, Principal, require_roles
 from shared.db import SessionDep
 from shared.errors import Conflict, NotFound, Unavailable, Unprocessable
 from shared.scoping import Scoped
+from shared.text import CleanInput
 
 router = APIRouter(tags=["retention"])
 Supervisor = Annotated[Principal, Depends(require_roles(SUPERVISOR))]
@@ -29,7 +31,7 @@ HoldReader = Annotated[Principal, Depends(require_roles(SUPERVISOR, AUDITOR))]
 DOCUMENT_TYPES = {"application/pdf": "pdf", "image/jpeg": "jpg", "image/png": "png"}
 
 
-class SubjectRequestIn(BaseModel):
+class SubjectRequestIn(CleanInput):
     model_config = ConfigDict(extra="forbid")
 
     requester: str = Field(min_length=1, max_length=300, description="the data subject (or counsel) who asked")
@@ -119,7 +121,11 @@ async def record_subject_request(
         recorded_at=datetime.now(UTC),
     )
     session.add(sr)
-    await session.flush()
+    try:
+        await session.flush()
+    except BaseException:
+        await delete_quietly(ctx.store, [key])  # no document left without its record
+        raise
     await record(
         session,
         service="ingest",
@@ -134,7 +140,7 @@ async def record_subject_request(
     return _request_out(sr)
 
 
-class ReviewIn(BaseModel):
+class ReviewIn(CleanInput):
     model_config = ConfigDict(extra="forbid")
 
     note: str = Field(min_length=3, max_length=4000, description="why the hold is still needed")

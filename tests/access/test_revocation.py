@@ -86,8 +86,8 @@ async def test_disabling_a_person_or_a_new_password_ends_their_tokens_everywhere
     access: Access, others: dict[str, httpx.AsyncClient], make_token: TokenFactory
 ) -> None:
     everywhere = {"access": access.client, **others}
-    admin = make_token(subject="admin-rev", roles=["admin"])
     officer = await access.person("officer")
+    admin = make_token(subject="admin-rev", roles=["admin"], agency=officer.agency)
     token = await access.token(officer)
     await _works_everywhere(everywhere, token)
 

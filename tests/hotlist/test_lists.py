@@ -155,3 +155,20 @@ def _case(covert: bool) -> dict[str, str]:
     # A covert list serves one case and ends.
     soon = (datetime.now(UTC) + timedelta(days=30)).isoformat()
     return {"case_number": "CR-2026-0001", "expires_at": soon} if covert else {}
+
+
+async def test_a_covert_hit_goes_to_the_lists_agency_whatever_its_owner_text_says(
+    hl_settings: Settings, tokens
+) -> None:  # type: ignore[no-untyped-def]
+    sup_b = tokens("supervisor", agency="MN0279999")
+    async with running(create_app(hl_settings)) as client:
+        # B names agency A as the list's "owner": free text, which must not route B's hits to A's stream.
+        made = await client.post(
+            "/v1/lists", headers=sup_b, json={"name": "cv-owner", "owner": "MN0271200", "covert": True, **_case(True)}
+        )
+        assert made.status_code == 201, made.text
+        added = await client.post("/v1/lists/cv-owner/entries", headers=sup_b, json=_entry("CVB777"))
+        assert added.status_code == 201, added.text
+        read_b = {**READ, "agency": "MN0279999", "read_id": "r-cv-b", "plate": "CVB777"}
+        (h,) = (await client.post("/v1/match", headers=tokens("service"), json=read_b)).json()["hits"]
+        assert h["covert"] is True and h["list_owner"] == "MN0279999"

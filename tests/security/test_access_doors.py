@@ -94,3 +94,20 @@ async def test_a_photo_link_opens_only_for_its_viewer_and_each_view_names_them(a
         "grant-7",
         "CR-2026-0900",
     )
+
+
+ACCOUNT_DOORS = ("unlock", "disable", "enable", "password")
+
+
+async def test_an_agencys_people_are_its_own_administrators_to_manage(access: Access) -> None:
+    officer_a = await access.person("officer", agency=A)
+    admin_a = await access.token(await access.person("admin", agency=A))
+    admin_b = await access.token(await access.person("admin", agency=B))
+    for door in ACCOUNT_DOORS:
+        extra = {"json": {"password": "a new long passphrase"}} if door == "password" else {}
+        refused = await access.client.post(f"/v1/users/{officer_a.id}/{door}", headers=bearer(admin_b), **extra)
+        assert refused.status_code == 404 and "your agency" in refused.json()["detail"], (door, refused.text)
+    # Nothing changed: the officer still logs in with the old password; A's administrator still manages them.
+    assert (await access.login(officer_a)).status_code == 200
+    disabled = await access.client.post(f"/v1/users/{officer_a.id}/disable", headers=bearer(admin_a))
+    assert disabled.status_code == 200 and disabled.json()["disabled"] is True

@@ -45,7 +45,7 @@ from services.ingest.service import (
 )
 from services.ingest.writer import READS, capture_day
 from shared import plates
-from shared.errors import is_poison
+from shared.errors import Unavailable, is_poison
 from shared.health import LoopHealth
 from shared.storage import StorageError
 
@@ -856,7 +856,8 @@ def _is_outage(exc: BaseException) -> bool:
     whole, and /readyz says so), as against a post whose values fail alone (quarantined)."""
     if isinstance(exc, DBAPIError):
         return not is_poison(exc)
-    return isinstance(exc, StorageError | ConnectionError | TimeoutError | OSError)
+    # Unavailable: a batched check (Safe at Home) found the database down; CallFailed: recognition or hotlist is.
+    return isinstance(exc, StorageError | ConnectionError | TimeoutError | OSError | Unavailable | CallFailed)
 
 
 def _epoch_of(post: ParsedPost | Malformed) -> int:
