@@ -9,9 +9,7 @@ from tests.ingest.test_stream_and_internal import _hit, _service
 from tests.support.apps import running
 
 
-async def test_a_stream_ends_with_its_shift_and_never_carries_the_next_shifts_hit(
-    ingest, officer_factory, make_token
-):
+async def test_a_stream_ends_with_its_shift_and_never_carries_the_next_shifts_hit(ingest, officer_factory, make_token):
     x = officer_factory(ingest)()
     assert (await x.start()).status_code == 201
     x_read = (await x.post_read(x.meta(plate="ABC123"))).json()
