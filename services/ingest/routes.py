@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -46,6 +48,7 @@ from shared.bounds import INT64_MAX
 from shared.db import SessionDep
 from shared.errors import AppError, BadRequest, Conflict, Forbidden, PayloadTooLarge, Unprocessable
 from shared.limits import lower_body_limit
+from shared.revocations import RevocationList
 from shared.scoping import Scope, Scoped
 
 router = APIRouter()
@@ -275,9 +278,19 @@ async def post_batch(request: Request, principal: Officer, ctx: Ctx) -> BatchRes
 # ---- the cars' stream ---------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class StreamAccess:
+    """What let the caller in: the unit's agency, the earliest time it may see, and for an officer the shift it
+    was admitted under (its stream carries that shift's hits only, and ends with it)."""
+
+    agency: str | None
+    floor: datetime
+    shift_id: uuid.UUID | None = None
+
+
 async def _stream_access(
     ctx: Ctx, session: AsyncSession, request: Request, principal: Principal, unit: str
-) -> tuple[str | None, datetime]:
+) -> StreamAccess:
     """The unit's agency and the earliest time the caller may see, when it may follow the unit's stream: its
     officer on shift, or a supervisor of its agency. Live events of the open shift only, never history (a look at
     past events is a search under a grant, through the access workflow); a supervisor's look is audited."""
@@ -306,9 +319,39 @@ async def _stream_access(
             details={"shift_id": shift_id, "since": floor.isoformat()},
         )
         await session.commit()
-    elif shift is None or shift.officer != principal.subject:
+        return StreamAccess(agency, floor)
+    if shift is None or shift.officer != principal.subject:
         raise Forbidden(f"unit {unit}'s shift belongs to another officer")
-    return agency, floor
+    return StreamAccess(agency, floor, shift.id)
+
+
+async def _token_denial(ctx: Ctx, request: Request, principal: Principal) -> str | None:
+    """Why the caller's token no longer opens the stream (expired, revoked), or None. In memory: the revocation
+    list re-reads its table once per `revocation_refresh_s` for the whole process."""
+    # Expired as a new request finds it (python-jose: whole seconds, past the leeway): a stream ending earlier would
+    # only reconnect and be let in again.
+    expires_at = principal.expires_at
+    if expires_at is not None and expires_at.timestamp() < int(time.time()) - ctx.settings.jwt_leeway_s:
+        return "token expired: log in again"
+    revocations: RevocationList | None = getattr(request.app.state, "revocations", None)
+    if revocations is not None:
+        try:
+            await revocations.check(principal)
+        except AppError as exc:  # revoked (401), or the list unreadable for too long (503): stop either way
+            return str(exc.detail)
+    return None
+
+
+async def _stream_denial(
+    ctx: Ctx, request: Request, principal: Principal, unit: str, access: StreamAccess
+) -> str | None:
+    """`_token_denial`, and for an officer whether the shift it came in under is still open and still theirs."""
+    denial = await _token_denial(ctx, request, principal)
+    if denial is None and access.shift_id is not None:
+        shift = await service.open_shift(ctx, unit, access.agency)  # cached a second, shared by the unit's streams
+        if shift is None or shift.id != access.shift_id or shift.officer != principal.subject:
+            denial = f"shift ended: unit {unit}'s shift {access.shift_id} is no longer open"
+    return denial
 
 
 def _event_out(e: Any) -> StreamEventOut:
@@ -326,8 +369,10 @@ async def poll_events(
     since: int = Query(default=0, ge=0, le=INT64_MAX, description="the last event id the car has"),
     limit: int = Query(default=100, ge=1, le=500),
 ) -> StreamPage:
-    agency, floor = await _stream_access(ctx, session, request, scope.principal, unit)
-    events = await service.events_since(session, unit, agency, since, limit, not_before=floor)
+    access = await _stream_access(ctx, session, request, scope.principal, unit)
+    events = await service.events_since(
+        session, unit, access.agency, since, limit, not_before=access.floor, shift_id=access.shift_id
+    )
     return StreamPage(events=[_event_out(e) for e in events], last_id=events[-1].id if events else since)
 
 
@@ -380,7 +425,7 @@ async def stream(
     keepalive_s: float = Query(default=15.0, ge=0.1, le=60),
 ) -> StreamingResponse:
     async with ctx.sessionmaker() as session:
-        agency, floor = await _stream_access(ctx, session, request, scope.principal, unit)
+        access = await _stream_access(ctx, session, request, scope.principal, unit)
     last_header = request.headers.get("last-event-id")
     if since is None and last_header and last_header.isdigit():
         since = int(last_header)
@@ -390,15 +435,35 @@ async def stream(
         async with ctx.sessionmaker() as session:
             since = await service.last_event_id(session)
     start_id: int = since
+    recheck_s = ctx.settings.revocation_refresh_s
+
+    def end(detail: str) -> str:
+        return f"event: end\ndata: {json.dumps({'detail': detail})}\n\n"
 
     async def events() -> AsyncIterator[str]:
+        # Access is re-checked while the stream is open, not only when it opened: the token (expiry, revocation:
+        # logout, a disabled user) and, for an officer, the shift it came in under. Each refresh period in full,
+        # and the token before each event; on failure a last `end` event says why and the stream closes.
         last, sent = start_id, 0
         idle = 0.0
+        checked = time.monotonic()
         yield "retry: 2000\n\n"
         while not ctx.hub.closed:
+            if time.monotonic() - checked >= recheck_s:
+                denial = await _stream_denial(ctx, request, scope.principal, unit, access)
+                if denial is not None:
+                    yield end(denial)
+                    return
+                checked = time.monotonic()
             async with ctx.sessionmaker() as session:
-                batch = await service.events_since(session, unit, agency, last, not_before=floor)
+                batch = await service.events_since(
+                    session, unit, access.agency, last, not_before=access.floor, shift_id=access.shift_id
+                )
             for e in batch:
+                denial = await _token_denial(ctx, request, scope.principal)
+                if denial is not None:
+                    yield end(denial)
+                    return
                 data = _event_out(e).model_dump_json()
                 yield f"id: {e.id}\nevent: {e.kind}\ndata: {data}\n\n"
                 last, sent = e.id, sent + 1
@@ -409,8 +474,9 @@ async def stream(
                 continue
             if await request.is_disconnected():
                 return
-            await ctx.hub.wait(ctx.settings.ingest_stream_poll_s)
-            idle += ctx.settings.ingest_stream_poll_s
+            wait_s = min(ctx.settings.ingest_stream_poll_s, recheck_s)
+            await ctx.hub.wait(wait_s)
+            idle += wait_s
             if idle >= keepalive_s:
                 idle = 0.0
                 yield ": keepalive\n\n"

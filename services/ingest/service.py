@@ -563,20 +563,37 @@ async def events_since(
     limit: int = 100,
     *,
     not_before: datetime | None = None,
+    shift_id: uuid.UUID | None = None,
 ) -> list[StreamEvent]:
     """The unit's events after `since`: its hits (its own agency's, from `not_before` on: the open shift's start,
-    so a stream is live events, never history) and the hot-list notices."""
+    so a stream is live events, never history) and the hot-list notices. With `shift_id` (an officer's stream) the
+    unit's hits are those of that shift's own reads, and only while it is open: in the same query, so the next
+    shift's hits never reach a stream that has not yet noticed its shift ended, at no extra query."""
+    pinned = (
+        " AND EXISTS (SELECT 1 FROM ingest.shifts s WHERE s.id = :shift AND s.ended_at IS NULL "
+        "AND s.expires_at > now()) AND EXISTS (SELECT 1 FROM ingest.reads r WHERE r.id = stream_events.read_id "
+        "AND r.captured_at = stream_events.captured_at AND r.shift_id = :shift)"
+        if shift_id is not None
+        else ""
+    )
+    params: dict[str, Any] = {
+        "unit": unit,
+        "agency": agency,
+        "floor": not_before or datetime.min.replace(tzinfo=UTC),
+    }
+    if shift_id is not None:
+        params["shift"] = shift_id
     rows = await session.execute(
         select(StreamEvent)
         .where(
             StreamEvent.id > since,  # type: ignore[operator]
             StreamEvent.kind != COVERT_HIT,  # type: ignore[arg-type]
             text(
-                "((unit = :unit AND agency IS NOT DISTINCT FROM :agency AND created_at >= :floor) "
+                f"((unit = :unit AND agency IS NOT DISTINCT FROM :agency AND created_at >= :floor{pinned}) "
                 "OR (unit IS NULL AND (agency IS NULL OR agency = :agency)))"
             ),
         )
-        .params(unit=unit, agency=agency, floor=not_before or datetime.min.replace(tzinfo=UTC))
+        .params(**params)
         .order_by(StreamEvent.id)  # type: ignore[arg-type]
         .limit(limit)
     )
