@@ -36,7 +36,7 @@ async def test_logout_or_disabling_ends_an_open_stream(
         await asyncio.sleep(3 * REFRESH_S)
         assert not car.done() and not overseer.done()  # valid streams stay open through their re-checks
 
-        admin = make_token(subject="admin-stream", roles=["admin"])
+        admin = make_token(subject="admin-stream", roles=["admin"], agency=supervisor.agency)
         resp = await access.client.post(f"/v1/users/{supervisor.id}/disable", headers=bearer(admin))
         assert resp.status_code == 200
         ended = (await asyncio.wait_for(overseer, 3 * REFRESH_S + 2)).text
