@@ -21,6 +21,7 @@ from shared.audit import AuditEntry
 from shared.auth import Principal
 from shared.db import SessionDep
 from shared.errors import NotFound, Unprocessable
+from shared.scoping import Scoped
 
 router = APIRouter(tags=["records"])
 BreachWriter = Annotated[Principal, Depends(allow("supervisor", "admin"))]
@@ -58,6 +59,7 @@ async def export_audit(
     request: Request,
     session: SessionDep,
     principal: Auditor,
+    scope: Scoped,
     since: Annotated[datetime, Query(description="period start, ISO 8601 with zone")],
     until: Annotated[datetime, Query(description="period end (excluded), ISO 8601 with zone")],
     actor: str | None = None,
@@ -65,7 +67,9 @@ async def export_audit(
 ) -> Response:
     if since.tzinfo is None or until.tzinfo is None or until <= since:
         raise Unprocessable("since and until need a zone, and until must follow since")
-    stmt = select(AuditEntry).where(col(AuditEntry.at) >= since, col(AuditEntry.at) < until)
+    # The caller's agency's entries only (the entry's agency: the actor's).
+    stmt = scope.where(select(AuditEntry), col(AuditEntry.agency))
+    stmt = stmt.where(col(AuditEntry.at) >= since, col(AuditEntry.at) < until)
     if actor is not None:
         stmt = stmt.where(col(AuditEntry.actor) == actor)
     if case_number is not None:

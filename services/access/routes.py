@@ -506,6 +506,7 @@ async def query_audit(
     request: Request,
     session: SessionDep,
     principal: Auditor,
+    scope: Scoped,
     action: str | None = None,
     actor: str | None = None,
     case_number: str | None = None,
@@ -516,7 +517,8 @@ async def query_audit(
     after_seq: Annotated[int, Query(ge=0, le=INT64_MAX)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> AuditPage:
-    stmt = select(AuditEntry).where(col(AuditEntry.seq) > after_seq)
+    # The caller's agency's entries only (the entry's agency: the actor's).
+    stmt = scope.where(select(AuditEntry), col(AuditEntry.agency)).where(col(AuditEntry.seq) > after_seq)
     filters = {"action": action, "actor": actor, "case_number": case_number, "grant_id": grant_id, "outcome": outcome}
     for name, value in filters.items():
         if value is not None:
