@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
-from sqlmodel import col, select
+from sqlmodel import col, func, select
 
 from services.access import events
 from services.access.deps import Auditor, allow
@@ -67,8 +67,9 @@ async def export_audit(
 ) -> Response:
     if since.tzinfo is None or until.tzinfo is None or until <= since:
         raise Unprocessable("since and until need a zone, and until must follow since")
-    # The caller's agency's entries only (the entry's agency: the actor's).
-    stmt = scope.where(select(AuditEntry), col(AuditEntry.agency))
+    # The caller's agency's entries only (the entry's agency: the actor's; none for an unattributed one, which a
+    # token without an agency sees, as records without one).
+    stmt = scope.where(select(AuditEntry), func.coalesce(col(AuditEntry.agency), ""))
     stmt = stmt.where(col(AuditEntry.at) >= since, col(AuditEntry.at) < until)
     if actor is not None:
         stmt = stmt.where(col(AuditEntry.actor) == actor)

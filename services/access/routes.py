@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
 from pydantic import BaseModel, Field, ValidationError
-from sqlmodel import col, select
+from sqlmodel import col, func, select
 
 from services.access import events, identity, search, workflow
 from services.access.deps import (
@@ -517,8 +517,11 @@ async def query_audit(
     after_seq: Annotated[int, Query(ge=0, le=INT64_MAX)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> AuditPage:
-    # The caller's agency's entries only (the entry's agency: the actor's).
-    stmt = scope.where(select(AuditEntry), col(AuditEntry.agency)).where(col(AuditEntry.seq) > after_seq)
+    # The caller's agency's entries only (the entry's agency: the actor's; none for an unattributed one, which a
+    # token without an agency sees, as records without one).
+    stmt = scope.where(select(AuditEntry), func.coalesce(col(AuditEntry.agency), "")).where(
+        col(AuditEntry.seq) > after_seq
+    )
     filters = {"action": action, "actor": actor, "case_number": case_number, "grant_id": grant_id, "outcome": outcome}
     for name, value in filters.items():
         if value is not None:
