@@ -163,7 +163,7 @@ async def _report(settings: Settings, keys_dir: Path, reads: int) -> dict[str, A
         audience="alpr",
         issuer="alpr-access",
         ttl_s=3600,
-        claims={"roles": ["auditor"]},
+        claims={"roles": ["auditor"], "agency": "MN0271200"},  # the agency whose data it reads
     )
     ingest = ingest_app(settings, run_worker=False)
     hotlist = hotlist_app(settings)

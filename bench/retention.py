@@ -157,7 +157,7 @@ async def _reports(settings: Settings, keys_dir: Path, reads: int) -> dict[str, 
         audience="alpr",
         issuer="alpr-access",
         ttl_s=3600,
-        claims={"roles": ["auditor", "supervisor"]},
+        claims={"roles": ["auditor", "supervisor"], "agency": "MN0271200"},  # the agency whose data it reads
     )
     params = {"start": first.isoformat(), "end": (first + timedelta(days=days)).isoformat()}
     out: dict[str, Any] = {

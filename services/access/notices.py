@@ -80,6 +80,10 @@ async def notices_report(
 ) -> dict[str, Any]:
     reg = await figures.get("ingest", "/v1/internal/readers")
     notices = await _notices(session)
+    if agency:
+        # Another agency's notices name its readers: a notice is the caller's when it covers one of its readers.
+        ours = {r["reader_id"] for r in reg["readers"] if r["agency"] in (agency, None, "")}
+        notices = [n for n in notices if set(n.readers) & ours]
     covered: dict[str, BcaNotice] = {}
     for n in notices:  # the earliest notice covering an item counts
         for key in n.items:

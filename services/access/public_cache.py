@@ -1,4 +1,4 @@
-"""The public log of use, cached per period and limited: anyone may ask without a token, so a request must not
+"""The public log of use, cached per (agency, period) and limited: anyone may ask without a token, so a request must not
 be able to buy seconds of database work at will. One computation per period at a time, kept for
 `public_report_cache_s`; computations (cache misses) limited per source with `limits` (429 with Retry-After)."""
 
@@ -28,13 +28,15 @@ class PublicReports:
         self.ttl_s = settings.public_report_cache_s
         self.limit = parse(settings.public_report_limit)
         self.limiter = MovingWindowRateLimiter(storage_from_string("async+memory://"))  # type: ignore[arg-type]
-        self._cache: OrderedDict[tuple[str, str], tuple[float, Any]] = OrderedDict()
-        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._cache: OrderedDict[tuple[str, str, str], tuple[float, Any]] = OrderedDict()
+        self._locks: dict[tuple[str, str, str], asyncio.Lock] = {}
 
-    async def get(self, source: str, start: datetime, end: datetime, compute: Callable[[], Awaitable[Any]]) -> Any:
-        key = (start.isoformat(), end.isoformat())
+    async def get(
+        self, source: str, agency: str, start: datetime, end: datetime, compute: Callable[[], Awaitable[Any]]
+    ) -> Any:
+        key = (agency, start.isoformat(), end.isoformat())
         lock = self._locks.setdefault(key, asyncio.Lock())
-        async with lock:  # a second asker of the same period waits for the first one's answer
+        async with lock:  # a second asker of the same agency and period waits for the first one's answer
             hit = self._cache.get(key)
             if hit is not None and hit[0] > time.monotonic():
                 return hit[1]

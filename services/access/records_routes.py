@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
-from sqlmodel import col, select
+from sqlmodel import col, func, select
 
 from services.access import events
 from services.access.deps import Auditor, allow
@@ -21,6 +21,7 @@ from shared.audit import AuditEntry
 from shared.auth import Principal
 from shared.db import SessionDep
 from shared.errors import NotFound, Unprocessable
+from shared.scoping import Scoped
 from shared.text import CleanInput
 
 router = APIRouter(tags=["records"])
@@ -59,6 +60,7 @@ async def export_audit(
     request: Request,
     session: SessionDep,
     principal: Auditor,
+    scope: Scoped,
     since: Annotated[datetime, Query(description="period start, ISO 8601 with zone")],
     until: Annotated[datetime, Query(description="period end (excluded), ISO 8601 with zone")],
     actor: str | None = None,
@@ -66,7 +68,10 @@ async def export_audit(
 ) -> Response:
     if since.tzinfo is None or until.tzinfo is None or until <= since:
         raise Unprocessable("since and until need a zone, and until must follow since")
-    stmt = select(AuditEntry).where(col(AuditEntry.at) >= since, col(AuditEntry.at) < until)
+    # The caller's agency's entries only (the entry's agency: the actor's; none for an unattributed one, which a
+    # token without an agency sees, as records without one).
+    stmt = scope.where(select(AuditEntry), func.coalesce(col(AuditEntry.agency), ""))
+    stmt = stmt.where(col(AuditEntry.at) >= since, col(AuditEntry.at) < until)
     if actor is not None:
         stmt = stmt.where(col(AuditEntry.actor) == actor)
     if case_number is not None:

@@ -1,5 +1,6 @@
 """Routes of the statutory reports: the log of use (JSON, CSV; a public version without a token) and the biennial
-audit report (JSON, printable HTML with charts)."""
+audit report (JSON, printable HTML with charts). Each report is one agency's: the caller's (`Scoped`), or for the
+public log of use the agency named in the query."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from shared.audit import client_ip, record
 from shared.auth import Principal
 from shared.db import SessionDep
 from shared.errors import Unprocessable
+from shared.scoping import Scoped
 
 router = APIRouter(tags=["reports"])
 ReportReader = Annotated[Principal, Depends(allow("supervisor", "auditor", "admin"))]
@@ -28,6 +30,7 @@ class LogOfUseOut(BaseModel):
     report: str
     statute: str
     public: bool
+    agency: str
     period: dict[str, str]
     generated_at: str
     units: list[dict[str, Any]]
@@ -39,6 +42,7 @@ class LogOfUseOut(BaseModel):
 class AuditReportOut(BaseModel):
     report: str
     statute: str
+    agency: str
     period: dict[str, str]
     generated_at: str
     log_of_use: dict[str, Any]
@@ -98,6 +102,7 @@ def _log_out(report: dict[str, Any], format: str, name: str) -> Any:
 async def log_of_use(
     request: Request,
     principal: ReportReader,
+    scope: Scoped,
     session: SessionDep,
     figures: Figures,
     start: Start,
@@ -105,7 +110,7 @@ async def log_of_use(
     format: Literal["json", "csv", "pdf"] = "json",
 ) -> Any:
     _period(start, end)
-    report = await reports.log_of_use(figures, start, end, public=False)
+    report = await reports.log_of_use(figures, start, end, agency=scope.agency, public=False)
     await record(
         session,
         service="access",
@@ -124,14 +129,19 @@ async def log_of_use(
     summary="The public log of use: no token, no personal data (no badge, shift or covert list)",
 )
 async def public_log_of_use(
-    request: Request, figures: Figures, start: Start, end: End, format: Literal["json", "csv", "pdf"] = "json"
+    request: Request,
+    figures: Figures,
+    start: Start,
+    end: End,
+    agency: Annotated[str, Query(min_length=1, max_length=32, description="the agency (ORI) whose log of use")],
+    format: Literal["json", "csv", "pdf"] = "json",
 ) -> Any:
     _period(start, end)
     if end - start > PUBLIC_MAX_PERIOD:
         raise Unprocessable("a public report covers at most a year: ask for it in parts")
     cache: PublicReports = request.app.state.public_reports
-    report = await cache.get(client_ip(request) or "unknown", start, end, lambda: reports.log_of_use(
-        figures, start, end, public=True))  # fmt: skip
+    report = await cache.get(client_ip(request) or "unknown", agency, start, end, lambda: reports.log_of_use(
+        figures, start, end, agency=agency, public=True))  # fmt: skip
     return _log_out(report, format, "log-of-use-public")
 
 
@@ -144,6 +154,7 @@ async def public_log_of_use(
 async def audit_report(
     request: Request,
     principal: Auditor,
+    scope: Scoped,
     session: SessionDep,
     figures: Figures,
     start: Start,
@@ -151,7 +162,7 @@ async def audit_report(
     format: Literal["json", "html", "pdf"] = "json",
 ) -> Any:
     _period(start, end)
-    report = await reports.audit_report(session, figures, start, end)
+    report = await reports.audit_report(session, figures, start, end, agency=scope.agency)
     await record(
         session,
         service="access",
@@ -191,6 +202,7 @@ class CommissionerSummaryOut(BaseModel):
 async def commissioner_summary(
     request: Request,
     principal: Auditor,
+    scope: Scoped,
     session: SessionDep,
     figures: Figures,
     start: Start,
@@ -199,10 +211,8 @@ async def commissioner_summary(
     format: Literal["json", "pdf"] = "json",
 ) -> Any:
     _period(start, end)
-    audit = await reports.audit_report(session, figures, start, end)
-    summary = reports.commissioner_summary(
-        audit, completed_on=completed_on or datetime.now(UTC).date(), agency=principal.agency
-    )
+    audit = await reports.audit_report(session, figures, start, end, agency=scope.agency)
+    summary = reports.commissioner_summary(audit, completed_on=completed_on or datetime.now(UTC).date())
     await record(
         session,
         service="access",

@@ -38,8 +38,18 @@ class FiguresClient:
         self.transports = transports or {}
 
     async def get(
-        self, service: str, path: str, start: datetime | None = None, end: datetime | None = None
+        self,
+        service: str,
+        path: str,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        *,
+        agency: str | None = None,
     ) -> dict[str, Any]:
+        """`agency`: the custodian agency whose figures the report shows (the caller's scope)."""
+        params: dict[str, str] = {"start": start.isoformat(), "end": end.isoformat()} if start and end else {}
+        if agency is not None:
+            params["agency"] = agency
         token = self.keys.sign(subject=SERVICE_SUBJECT, ttl_s=120, claims={"roles": ["service"]})
         try:
             async with service_client(
@@ -47,7 +57,7 @@ class FiguresClient:
             ) as client:
                 resp = await client.get(
                     path,
-                    params={"start": start.isoformat(), "end": end.isoformat()} if start and end else None,
+                    params=params or None,
                     headers={"Authorization": f"Bearer {token}"},
                 )
         except httpx.HTTPError as exc:
@@ -110,22 +120,31 @@ def _add(counts: dict[str, int], key: str, n: int) -> None:
 
 
 async def log_of_use(
-    figures: FiguresClient, start: datetime, end: datetime, *, public: bool, hot: dict[str, Any] | None = None
+    figures: FiguresClient,
+    start: datetime,
+    end: datetime,
+    *,
+    agency: str,
+    public: bool,
+    hot: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Per unit: active intervals (shifts), reads per shift and per day (with plates, distinct plates and reads with
-    no plate), hits per day by category (subd. 5(a)(3)); the databases compared. Counted from the daily facts, so a
-    period reads the same after its purge. The public version carries no badge, officer, covert list or shift id,
-    and no hit on a covert list."""
-    usage = await figures.get("ingest", "/v1/internal/usage", start, end)
+    """One agency's log of use (`agency`, the custodian ORI; ingest and hotlist count only its records). Per unit:
+    active intervals (shifts), reads per shift and per day (with plates, distinct plates and reads with no plate),
+    hits per day by category (subd. 5(a)(3)); the databases compared. Counted from the daily facts, so a period
+    reads the same after its purge. The public version carries no badge, officer, covert list or shift id, and no
+    hit on a covert list."""
+    usage = await figures.get("ingest", "/v1/internal/usage", start, end, agency=agency)
     if hot is None:
-        hot = await figures.get("hotlist", "/v1/internal/report", start, end)
-    units: dict[str, dict[str, Any]] = {}
+        hot = await figures.get("hotlist", "/v1/internal/report", start, end, agency=agency)
+    # Keyed by (agency, unit): unit names are unique per agency only, so same-named units never merge.
+    units: dict[tuple[str, str], dict[str, Any]] = {}
 
-    def unit(name: str) -> dict[str, Any]:
+    def unit(name: str, unit_agency: str | None) -> dict[str, Any]:
         return units.setdefault(
-            name,
+            (unit_agency or "", name),
             {
                 "unit": name,
+                "agency": unit_agency or "",
                 "active_intervals": [],
                 "active_hours": 0.0,
                 "reads": 0,
@@ -139,7 +158,7 @@ async def log_of_use(
         )
 
     for sh in usage["shifts"]:
-        u = unit(sh["unit"])
+        u = unit(sh["unit"], sh.get("agency"))
         interval: dict[str, Any] = {"start": sh["started_at"], "end": sh["ended_at"], "reads": sh["reads"]}
         if not public:
             interval.update(shift_id=sh["shift_id"], badge=sh["badge"], cameras=sh["cameras"])
@@ -147,7 +166,7 @@ async def log_of_use(
         u["active_hours"] = round(u["active_hours"] + _hours(sh["started_at"], sh["ended_at"], start, end), 3)
     classification: dict[str, int] = usage.get("classification", {})
     for row in usage["reads_by_unit_day"]:
-        u = unit(row["unit"])
+        u = unit(row["unit"], row.get("agency"))
         d = _day(u, row["day"])
         no_plate = row.get("reads_no_plate", 0)
         for target in (u, d):
@@ -157,10 +176,10 @@ async def log_of_use(
             target["reads_no_plate"] += no_plate
     by_category: dict[str, int] = {}
     by_list: dict[str, int] = {}
-    for unit_name, _agency, day, category, list_name, covert, n in hot.get("hits_by_unit_day_category", []):
+    for unit_name, hit_agency, day, category, list_name, covert, n in hot.get("hits_by_unit_day_category", []):
         if public and covert:
             continue
-        u = unit(unit_name or "(no unit)")
+        u = unit(unit_name or "(no unit)", hit_agency)
         d = _day(u, day)
         for target in (u, d):
             target["hits"] += n
@@ -168,8 +187,8 @@ async def log_of_use(
         _add(by_category, category, n)
         _add(by_list, list_name, n)
     out_units = []
-    for name in sorted(units):
-        u = units[name]
+    for key in sorted(units):
+        u = units[key]
         u["days"] = [u["days"][d] for d in sorted(u["days"])]
         out_units.append(u)
     lists = [lst for lst in hot["agency_lists"] if not (public and lst["covert"])]
@@ -177,10 +196,13 @@ async def log_of_use(
         "report": "log_of_use",
         "statute": "Minn. Stat. 13.824 subd. 5",
         "public": public,
+        "agency": agency,
         "period": {"start": start.isoformat(), "end": end.isoformat()},
         "generated_at": datetime.now(UTC).isoformat(),
         "units": out_units,
-        "fixed_readers": fixed_readers(await figures.get("ingest", "/v1/internal/readers", start, end), start, end),
+        "fixed_readers": fixed_readers(
+            await figures.get("ingest", "/v1/internal/readers", start, end), start, end, agency=agency
+        ),
         "databases_compared": {
             "bca_hot_list_versions": hot["versions_in_force"],
             "agency_lists": [{"name": lst["name"], "entries_in_force": lst["entries_in_force"]} for lst in lists],
@@ -200,8 +222,18 @@ async def log_of_use(
     }
 
 
-def fixed_readers(reg: dict[str, Any], start: datetime, end: datetime) -> list[dict[str, Any]]:
-    """Per fixed reader: the locations in force in the period (with their dates) and when it collected data."""
+def fixed_readers(
+    reg: dict[str, Any], start: datetime, end: datetime, *, agency: str | None = None
+) -> list[dict[str, Any]]:
+    """Per fixed reader: the locations in force in the period (with their dates) and when it collected data;
+    `agency`: that agency's readers only (the register names each reader's agency)."""
+    if agency is not None:
+        ours = {r["reader_id"].removeprefix("agent:") for r in reg["readers"] if (r.get("agency") or "") == agency}
+        reg = {
+            **reg,
+            "fixed_locations": [x for x in reg["fixed_locations"] if str(x["agent_id"]) in ours],
+            "fixed_activity": [x for x in reg["fixed_activity"] if str(x["agent_id"]) in ours],
+        }
     out: dict[str, dict[str, Any]] = {}
     s_day, e_day = start.date(), end.date()
     for loc in reg["fixed_locations"]:
@@ -273,8 +305,17 @@ def log_of_use_csv(report: dict[str, Any]) -> str:
     return buf.getvalue()
 
 
-async def _access_figures(session: AsyncSession, start: datetime, end: datetime) -> dict[str, Any]:
-    p = {"s": start, "e": end}
+# A request is an agency's when it filed it, or when the agency's supervisor granted it access to the agency's data
+# (an outside agency's request is in the custodian's audit).
+_OURS = (
+    "(coalesce(r.requester_agency, '') = :agency OR EXISTS (SELECT 1 FROM access.grants g "
+    "WHERE g.request_id = r.id AND g.data_agency = :agency))"
+)
+
+
+async def _access_figures(session: AsyncSession, start: datetime, end: datetime, agency: str) -> dict[str, Any]:
+    # One agency's: requests it filed (and their decisions, court orders), disclosures it made.
+    p = {"s": start, "e": end, "agency": agency}
 
     async def rows(sql: str) -> list[Any]:
         return list((await session.execute(text(sql), p)).all())
@@ -282,20 +323,25 @@ async def _access_figures(session: AsyncSession, start: datetime, end: datetime)
     filed = await rows(
         "SELECT r.id, v.case_number, v.legal_basis, v.reason, r.status, r.requester_agency, r.filed_at "
         "FROM access.requests r JOIN access.request_versions v ON v.request_id = r.id AND v.version = 1 "
-        "WHERE r.filed_at >= :s AND r.filed_at < :e ORDER BY r.filed_at"
+        "WHERE r.filed_at >= :s AND r.filed_at < :e AND " + _OURS + " "
+        "ORDER BY r.filed_at"
     )
     decisions = await rows(
         "SELECT d.request_id, d.decision, d.reason, d.decided_at, v.case_number FROM access.decisions d "
         "JOIN access.request_versions v ON v.request_id = d.request_id AND v.version = d.version "
-        "WHERE d.decided_at >= :s AND d.decided_at < :e ORDER BY d.decided_at"
+        "JOIN access.requests r ON r.id = d.request_id "
+        "WHERE d.decided_at >= :s AND d.decided_at < :e AND " + _OURS + " "
+        "ORDER BY d.decided_at"
     )
     disclosures = await rows(
         "SELECT case_number, recipient_name, recipient_ori, legal_basis, purpose, record_count, disclosed_at "
-        "FROM access.disclosures WHERE disclosed_at >= :s AND disclosed_at < :e ORDER BY disclosed_at"
+        "FROM access.disclosures WHERE disclosed_at >= :s AND disclosed_at < :e AND agency = :agency "
+        "ORDER BY disclosed_at"
     )
     court_orders = await rows(
         "SELECT v.request_id, v.case_number, v.filed_at, v.court_order_key IS NOT NULL FROM access.request_versions v "
-        "WHERE v.legal_basis = 'court_order' AND v.filed_at >= :s AND v.filed_at < :e ORDER BY v.filed_at"
+        "JOIN access.requests r ON r.id = v.request_id WHERE v.legal_basis = 'court_order' AND v.filed_at >= :s "
+        "AND v.filed_at < :e AND " + _OURS + " ORDER BY v.filed_at"
     )
     return {
         "requests_filed": len(filed),
@@ -342,10 +388,14 @@ async def _access_figures(session: AsyncSession, start: datetime, end: datetime)
     }
 
 
-async def audit_report(session: AsyncSession, figures: FiguresClient, start: datetime, end: datetime) -> dict[str, Any]:
-    hot = await figures.get("hotlist", "/v1/internal/report", start, end)
-    usage = await log_of_use(figures, start, end, public=False, hot=hot)
-    reads_ret = await figures.get("ingest", "/v1/internal/retention", start, end)
+async def audit_report(
+    session: AsyncSession, figures: FiguresClient, start: datetime, end: datetime, *, agency: str
+) -> dict[str, Any]:
+    """One agency's biennial audit (`agency`, the custodian ORI). Purges, the retention check and the audit
+    chain are the shared system's and appear in every agency's report."""
+    hot = await figures.get("hotlist", "/v1/internal/report", start, end, agency=agency)
+    usage = await log_of_use(figures, start, end, agency=agency, public=False, hot=hot)
+    reads_ret = await figures.get("ingest", "/v1/internal/retention", start, end, agency=agency)
     chain = await verify_chain(session)
     reads_per_day: dict[str, int] = {}
     for u in usage["units"]:
@@ -354,11 +404,12 @@ async def audit_report(session: AsyncSession, figures: FiguresClient, start: dat
     return {
         "report": "biennial_audit",
         "statute": "Minn. Stat. 13.824 subd. 6",
+        "agency": agency,
         "period": {"start": start.isoformat(), "end": end.isoformat()},
         "generated_at": datetime.now(UTC).isoformat(),
         "log_of_use": usage,
         "reads_per_day": dict(sorted(reads_per_day.items())),
-        "access": await _access_figures(session, start, end),
+        "access": await _access_figures(session, start, end, agency),
         # Subd. 6: how the period's data were classified (13.82: private unless active investigative or public).
         "classification": {
             "reads": usage["totals"]["classification"],
@@ -413,7 +464,7 @@ SUMMARY_RECIPIENTS = (
 )
 
 
-def commissioner_summary(audit: dict[str, Any], *, completed_on: date, agency: str | None) -> dict[str, Any]:
+def commissioner_summary(audit: dict[str, Any], *, completed_on: date) -> dict[str, Any]:
     """Subd. 6(c): the audit's findings in one page, with its recipients and the day it is due."""
     use = audit["log_of_use"]["totals"]
     acc = audit["access"]
@@ -437,7 +488,7 @@ def commissioner_summary(audit: dict[str, Any], *, completed_on: date, agency: s
     return {
         "report": "commissioner_summary",
         "statute": "Minn. Stat. 13.824 subd. 6(c)",
-        "agency": agency or "(agency)",
+        "agency": audit["agency"] or "(agency)",  # the agency whose figures these are
         "period": audit["period"],
         "generated_at": datetime.now(UTC).isoformat(),
         "completed_on": completed_on.isoformat(),

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
 from pydantic import BaseModel, Field, ValidationError
-from sqlmodel import col, select
+from sqlmodel import col, func, select
 
 from services.access import events, identity, search, workflow
 from services.access.deps import (
@@ -510,6 +510,7 @@ async def query_audit(
     request: Request,
     session: SessionDep,
     principal: Auditor,
+    scope: Scoped,
     action: str | None = None,
     actor: str | None = None,
     case_number: str | None = None,
@@ -520,7 +521,11 @@ async def query_audit(
     after_seq: Annotated[int, Query(ge=0, le=INT64_MAX)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> AuditPage:
-    stmt = select(AuditEntry).where(col(AuditEntry.seq) > after_seq)
+    # The caller's agency's entries only (the entry's agency: the actor's; none for an unattributed one, which a
+    # token without an agency sees, as records without one).
+    stmt = scope.where(select(AuditEntry), func.coalesce(col(AuditEntry.agency), "")).where(
+        col(AuditEntry.seq) > after_seq
+    )
     filters = {"action": action, "actor": actor, "case_number": case_number, "grant_id": grant_id, "outcome": outcome}
     for name, value in filters.items():
         if value is not None:

@@ -22,6 +22,7 @@ WITH h AS (
            coalesce(h.unit, '') AS unit, h.category, h.list_name, h.covert
     FROM hotlist.hits h
     WHERE {_AT} >= :s AND {_AT} < :e AND NOT (({_AT} AT TIME ZONE 'UTC')::date = ANY(CAST(:sealed AS date[])))
+      AND (CAST(:agency AS text) IS NULL OR coalesce(h.agency, '') = CAST(:agency AS text))
 ), last AS (
     SELECT DISTINCT ON (d.hit_id) d.hit_id,
            CASE WHEN d.valid THEN 'valid' ELSE 'invalid' END || ':' || d.action AS outcome
@@ -55,7 +56,7 @@ async def write_day(conn: Any, day: date, *, seal: bool) -> bool:
         text(
             f"INSERT INTO hotlist.hit_facts (day, agency, unit, category, list_name, covert, hits, outcomes) {_GROUPED}"
         ),
-        {"s": s, "e": e, "sealed": []},
+        {"s": s, "e": e, "sealed": [], "agency": None},
     )
     await conn.execute(
         text(
@@ -117,9 +118,9 @@ class PeriodFacts:
     outcomes: dict[str, int]  # dispositions in force by outcome over the period
 
 
-async def period(session: Any, start: datetime, end: datetime) -> PeriodFacts:
+async def period(session: Any, start: datetime, end: datetime, *, agency: str | None = None) -> PeriodFacts:
     """The hit facts of [start, end): sealed days from the facts table, every other day counted live; outcomes are
-    summed in PostgreSQL."""
+    summed in PostgreSQL. `agency`: that custodian agency's hits only (None: every agency's)."""
     sealed = list(
         (
             await session.execute(
@@ -128,12 +129,13 @@ async def period(session: Any, start: datetime, end: datetime) -> PeriodFacts:
             )
         ).scalars()
     )
-    days = {"days": [d for d in sealed if start <= _bounds(d)[0] < end]}
+    days = {"days": [d for d in sealed if start <= _bounds(d)[0] < end], "agency": agency}
     kept = (
         await session.execute(
             text(
                 "SELECT day, agency, unit, category, list_name, covert, hits FROM hotlist.hit_facts "
-                "WHERE day = ANY(CAST(:days AS date[]))"
+                "WHERE day = ANY(CAST(:days AS date[])) "
+                "AND (CAST(:agency AS text) IS NULL OR agency = CAST(:agency AS text))"
             ),
             days,
         )
@@ -144,13 +146,14 @@ async def period(session: Any, start: datetime, end: datetime) -> PeriodFacts:
             await session.execute(
                 text(
                     "SELECT x.k, sum(CAST(x.v AS bigint)) FROM hotlist.hit_facts f, "
-                    "jsonb_each_text(f.outcomes) AS x(k, v) WHERE f.day = ANY(CAST(:days AS date[])) GROUP BY x.k"
+                    "jsonb_each_text(f.outcomes) AS x(k, v) WHERE f.day = ANY(CAST(:days AS date[])) "
+                    "AND (CAST(:agency AS text) IS NULL OR f.agency = CAST(:agency AS text)) GROUP BY x.k"
                 ),
                 days,
             )
         ).all()
     }
-    live = (await session.execute(text(_GROUPED), {"s": start, "e": end, "sealed": sealed})).all()
+    live = (await session.execute(text(_GROUPED), {"s": start, "e": end, "sealed": sealed, "agency": agency})).all()
     for r in live:
         for k, v in r[7].items():
             outcomes[k] = outcomes.get(k, 0) + int(v)

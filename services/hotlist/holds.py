@@ -190,9 +190,10 @@ async def report_figures(
     settings: SettingsDep,
     start: datetime = Query(description="period start, ISO 8601 with zone"),
     end: datetime = Query(description="period end, ISO 8601 with zone"),
+    agency: str = Query(description="the custodian agency (ORI) whose figures these are; each report is one's"),
 ) -> ReportFigures:
     _period(start, end)
-    p = {"s": start, "e": end}
+    p = {"s": start, "e": end, "agency": agency}
 
     async def rows(sql: str) -> list[Any]:
         return list((await session.execute(text(sql), p)).all())
@@ -206,10 +207,11 @@ async def report_figures(
     lists = await rows(
         "SELECT l.name, l.owner, l.covert, count(e.id) FILTER (WHERE e.created_at < :e AND "
         "(e.removed_at IS NULL OR e.removed_at > :s)) FROM hotlist.agency_lists l "
-        "LEFT JOIN hotlist.agency_entries e ON e.list_id = l.id WHERE l.created_at < :e GROUP BY l.id ORDER BY l.name"
+        "LEFT JOIN hotlist.agency_entries e ON e.list_id = l.id WHERE l.created_at < :e AND l.agency = :agency "
+        "GROUP BY l.id ORDER BY l.name"
     )
     # Counts from the daily facts (services/hotlist/facts.py): the same before and after the purge.
-    found = await facts.period(session, start, end)
+    found = await facts.period(session, start, end, agency=agency)
     fact_rows = found.rows
     per_unit_day: dict[tuple[str, str], int] = {}
     by_cat: dict[str, int] = {}
@@ -225,7 +227,8 @@ async def report_figures(
             "SELECT count(*), percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM f.at - h.created_at)), "
             "percentile_cont(0.9) WITHIN GROUP (ORDER BY extract(epoch FROM f.at - h.created_at)), "
             "max(extract(epoch FROM f.at - h.created_at)) FROM first f JOIN hotlist.hits h ON h.id = f.hit_id "
-            "WHERE coalesce(h.captured_at, h.created_at) >= :s AND coalesce(h.captured_at, h.created_at) < :e"
+            "WHERE coalesce(h.captured_at, h.created_at) >= :s AND coalesce(h.captured_at, h.created_at) < :e "
+            "AND coalesce(h.agency, '') = :agency"
         )
     )[0]
     purges = await rows(
@@ -237,7 +240,7 @@ async def report_figures(
         await rows(
             "SELECT count(*) FILTER (WHERE placed_at >= :s AND placed_at < :e), "
             "count(*) FILTER (WHERE released_at >= :s AND released_at < :e), "
-            "count(*) FILTER (WHERE released_at IS NULL) FROM hotlist.hit_holds"
+            "count(*) FILTER (WHERE released_at IS NULL) FROM hotlist.hit_holds WHERE agency = :agency"
         )
     )[0]
     held = (await session.execute(text(f"SELECT count(DISTINCT hit_id) FROM ({retention.ACTIVE_HELD}) x"))).scalar_one()
@@ -255,7 +258,7 @@ async def report_figures(
         hits_by_unit_day=[{"unit": u, "day": d, "hits": n} for (u, d), n in sorted(per_unit_day.items())],
         hits_by_unit_day_category=[
             [f.unit, f.agency, f.day, f.category, f.list_name, f.covert, f.hits]
-            for f in sorted(fact_rows, key=lambda f: (f.unit, f.day, f.category, f.list_name))
+            for f in sorted(fact_rows, key=lambda f: (f.agency, f.unit, f.day, f.category, f.list_name))
         ],
         hits_by_category=dict(sorted(by_cat.items())),
         hits_by_list=dict(sorted(by_list.items())),

@@ -27,6 +27,7 @@ WITH r AS (
     FROM ingest.reads r
     LEFT JOIN ingest.agent_reads ar ON ar.read_id = r.id AND ar.captured_at >= :s AND ar.captured_at < :e
     WHERE r.captured_at >= :s AND r.captured_at < :e AND (NOT :agents_only OR ar.agent_id IS NOT NULL)
+      AND (CAST(:agency AS text) IS NULL OR r.agency = CAST(:agency AS text))
       AND NOT ((r.captured_at AT TIME ZONE 'UTC')::date = ANY(CAST(:sealed AS date[])))
 ), c AS (
     SELECT day, agency, unit, reader, shift_id, jsonb_object_agg(classification, n) AS classification
@@ -63,7 +64,7 @@ async def write_day(conn: Any, day: date, *, seal: bool) -> bool:
             "INSERT INTO ingest.read_facts (day, agency, unit, reader, shift_id, reads, distinct_plates, "
             f"reads_no_plate, classification) {_GROUPED}"
         ),
-        {"s": s, "e": e, "sealed": [], "agents_only": False},
+        {"s": s, "e": e, "sealed": [], "agents_only": False, "agency": None},
     )
     await conn.execute(
         text(
@@ -109,10 +110,13 @@ class PeriodFacts:
     classification: dict[str, int]  # reads by classification over the period
 
 
-async def period(session: Any, start: datetime, end: datetime, *, agents_only: bool = False) -> PeriodFacts:
+async def period(
+    session: Any, start: datetime, end: datetime, *, agents_only: bool = False, agency: str | None = None
+) -> PeriodFacts:
     """The facts of [start, end): sealed days from the facts table, every other day counted live. Classification
     counts are summed in PostgreSQL (two years of facts: decoding each row's JSON costs more than the sum).
-    `agents_only`: the camera agents' facts only (the register of fixed readers)."""
+    `agents_only`: the camera agents' facts only (the register of fixed readers); `agency`: that custodian
+    agency's facts only (None: every agency's)."""
     sealed = list(
         (
             await session.execute(
@@ -122,13 +126,14 @@ async def period(session: Any, start: datetime, end: datetime, *, agents_only: b
         ).scalars()
     )
     in_period = [d for d in sealed if start <= _bounds(d)[0] < end]
-    days = {"days": in_period}
+    days = {"days": in_period, "agency": agency}
     kept = (
         await session.execute(
             text(
                 "SELECT day, agency, unit, reader, shift_id, reads, distinct_plates, reads_no_plate "
                 "FROM ingest.read_facts WHERE day = ANY(CAST(:days AS date[])) "
-                "AND (NOT :agents_only OR reader LIKE 'agent:%')"
+                "AND (NOT :agents_only OR reader LIKE 'agent:%') "
+                "AND (CAST(:agency AS text) IS NULL OR agency = CAST(:agency AS text))"
             ),
             {**days, "agents_only": agents_only},
         )
@@ -140,14 +145,17 @@ async def period(session: Any, start: datetime, end: datetime, *, agents_only: b
                 text(
                     "SELECT x.k, sum(CAST(x.v AS bigint)) FROM ingest.read_facts f, "
                     "jsonb_each_text(f.classification) AS x(k, v) WHERE f.day = ANY(CAST(:days AS date[])) "
-                    "GROUP BY x.k"
+                    "AND (CAST(:agency AS text) IS NULL OR f.agency = CAST(:agency AS text)) GROUP BY x.k"
                 ),
                 days,
             )
         ).all()
     }
     live = (
-        await session.execute(text(_GROUPED), {"s": start, "e": end, "sealed": sealed, "agents_only": agents_only})
+        await session.execute(
+            text(_GROUPED),
+            {"s": start, "e": end, "sealed": sealed, "agents_only": agents_only, "agency": agency},
+        )
     ).all()
     for r in live:
         for k, v in r[8].items():

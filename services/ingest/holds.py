@@ -240,6 +240,7 @@ async def retention_summary(
     session: SessionDep,
     start: datetime = Query(description="period start, ISO 8601 with zone"),
     end: datetime = Query(description="period end, ISO 8601 with zone"),
+    agency: str | None = Query(default=None, description="count only this agency's holds (ORI)"),
 ) -> RetentionSummary:
     if start.tzinfo is None or end.tzinfo is None or end <= start:
         raise Unprocessable("start and end need a zone, and end must follow start")
@@ -273,9 +274,10 @@ async def retention_summary(
         text(
             "SELECT count(*) FILTER (WHERE placed_at >= :s AND placed_at < :e), "
             "count(*) FILTER (WHERE released_at >= :s AND released_at < :e), "
-            "count(*) FILTER (WHERE released_at IS NULL) FROM ingest.holds"
+            "count(*) FILTER (WHERE released_at IS NULL) FROM ingest.holds "
+            "WHERE CAST(:agency AS text) IS NULL OR coalesce(agency, '') = CAST(:agency AS text)"
         ),
-        {"s": start, "e": end},
+        {"s": start, "e": end, "agency": agency},
     )
     placed, released, active = q.one()
     held = (
@@ -336,18 +338,20 @@ async def usage(
     session: SessionDep,
     start: datetime = Query(description="period start, ISO 8601 with zone"),
     end: datetime = Query(description="period end, ISO 8601 with zone"),
+    agency: str = Query(description="the custodian agency (ORI) whose log of use this is; each report is one's"),
 ) -> JSONResponse:
     if start.tzinfo is None or end.tzinfo is None or end <= start:
         raise Unprocessable("start and end need a zone, and end must follow start")
-    p = {"s": start, "e": end}
+    p = {"s": start, "e": end, "agency": agency}
     per_shift: dict[str, int] = {}
-    per_day: dict[tuple[str, str], dict[str, Any]] = {}
-    found = await facts.period(session, start, end)
+    # Keyed by agency too: unit names are unique per agency only, so two agencies' "Car 1" never merge.
+    per_day: dict[tuple[str, str, str], dict[str, Any]] = {}
+    found = await facts.period(session, start, end, agency=agency)
     for f in found.rows:
         per_shift[f.shift_id] = per_shift.get(f.shift_id, 0) + f.reads
-        d = per_day.get((f.unit, f.day))
+        d = per_day.get((f.agency, f.unit, f.day))
         if d is None:
-            d = per_day[(f.unit, f.day)] = {
+            d = per_day[(f.agency, f.unit, f.day)] = {
                 "unit": f.unit,
                 "day": f.day,
                 "agency": f.agency,
@@ -364,7 +368,7 @@ async def usage(
                 "SELECT id, unit, agency, badge, cameras, started_at, "
                 "CASE WHEN ended_at IS NULL AND expires_at > now() THEN NULL ELSE coalesce(ended_at, expires_at) END "
                 "FROM ingest.shifts WHERE started_at < :e AND coalesce(ended_at, expires_at) > :s "
-                "ORDER BY unit, started_at"
+                "AND coalesce(agency, '') = :agency ORDER BY unit, started_at"
             ),
             p,
         )

@@ -1,5 +1,5 @@
 """The small ones of issue 15: forwarding headers believed only from trusted proxies; production refuses weak
-secrets; local photos and court orders owner-only; the public report cached per period and limited; failed
+secrets; local photos and court orders owner-only; the public report cached per (agency, period) and limited; failed
 authentications counted in metrics rather than written to the audit chain one by one."""
 
 import stat
@@ -20,7 +20,7 @@ from services.ingest.main import create_app as create_ingest
 from shared.keys import SigningKey
 from shared.settings import Settings
 from shared.storage import LocalStore
-from tests.access.conftest import CHEAP_ARGON2, Access, bearer
+from tests.access.conftest import AGENCY_ORI, CHEAP_ARGON2, Access, bearer
 from tests.conftest import TokenFactory
 from tests.support.apps import running
 
@@ -42,7 +42,9 @@ async def test_forwarding_headers_are_believed_only_from_trusted_proxies(
         officer = await access.person("officer")
         data = {"grant_type": "password", "username": officer.badge, "password": "wrong password!"}
         assert (await client.post("/v1/token", data=data, headers=FORGED)).status_code == 401
-        entry = await _last_login(access, make_token(subject="aud-proxy", roles=["auditor"]), officer.id)
+        entry = await _last_login(
+            access, make_token(subject="aud-proxy", roles=["auditor"], agency=AGENCY_ORI), officer.id
+        )
     if trusted:
         assert entry["source_ip"] == "203.0.113.66" and entry["request_id"] == "forged-request-id"
     else:
@@ -77,7 +79,7 @@ async def test_local_files_are_owner_only_in_owner_only_folders(tmp_path: Path) 
             folder = folder.parent
 
 
-async def test_the_public_report_is_cached_per_period_and_limited(
+async def test_the_public_report_is_cached_per_agency_and_period_and_limited(
     access_settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     computed = 0
@@ -102,22 +104,31 @@ async def test_the_public_report_is_cached_per_period_and_limited(
 
 async def _public_report_cached_and_limited(app: FastAPI, computed: Callable[[], int]) -> None:
     async with running(app) as client:
-        month = {"start": "2026-01-01T00:00:00Z", "end": "2026-02-01T00:00:00Z"}
+        month = {"start": "2026-01-01T00:00:00Z", "end": "2026-02-01T00:00:00Z", "agency": AGENCY_ORI}
         first = await client.get("/v1/public/log-of-use", params=month)
         assert first.status_code == 200, first.text
+        assert first.json()["agency"] == AGENCY_ORI
         for _ in range(5):  # the same period again: the kept answer, no new database work, not limited
             again = await client.get("/v1/public/log-of-use", params=month)
             assert again.status_code == 200 and again.json()["totals"] == first.json()["totals"]
         assert computed() == 1
+        # Kept per (agency, period): another agency's log of the same month is its own computation.
+        other = await client.get("/v1/public/log-of-use", params={**month, "agency": "MN0279999"})
+        assert other.status_code == 200 and other.json()["agency"] == "MN0279999"
+        assert computed() == 2
+        unnamed = await client.get("/v1/public/log-of-use", params={k: month[k] for k in ("start", "end")})
+        assert unnamed.status_code == 422 and "agency" in unnamed.text  # whose log it is must be said
         answers = [
             (await client.get("/v1/public/log-of-use", params={"start": f"2025-{m:02d}-01T00:00:00Z",
-                                                               "end": f"2025-{m + 1:02d}-01T00:00:00Z"}))
-            for m in range(1, 5)
+                                                               "end": f"2025-{m + 1:02d}-01T00:00:00Z",
+                                                               "agency": AGENCY_ORI}))
+            for m in range(1, 4)
         ]  # fmt: skip
-        assert [a.status_code for a in answers] == [200, 200, 429, 429]
+        assert [a.status_code for a in answers] == [200, 429, 429]
         assert int(answers[-1].headers["retry-after"]) > 0
         too_long = await client.get(
-            "/v1/public/log-of-use", params={"start": "2024-01-01T00:00:00Z", "end": "2026-01-01T00:00:00Z"}
+            "/v1/public/log-of-use",
+            params={"start": "2024-01-01T00:00:00Z", "end": "2026-01-01T00:00:00Z", "agency": AGENCY_ORI},
         )
         assert too_long.status_code == 422
 

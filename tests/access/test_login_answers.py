@@ -7,7 +7,7 @@ from datetime import timedelta
 from sqlalchemy import text
 
 from services.access.models import utcnow
-from tests.access.conftest import PASSWORD, Access
+from tests.access.conftest import AGENCY_ORI, PASSWORD, Access
 from tests.conftest import TokenFactory
 
 
@@ -38,7 +38,7 @@ async def test_every_refusal_answers_the_same_and_a_wrong_second_factor_counts(
     assert {(r.status_code, r.json()["detail"]) for r in answers} == {(401, "invalid credentials")}
     assert len({tuple(sorted(r.headers.keys())) for r in answers}) == 1
 
-    auditor = make_token(subject="auditor-one-way", roles=["auditor"])
+    auditor = make_token(subject="auditor-one-way", roles=["auditor"], agency=AGENCY_ORI)
     entries = await access.audit(auditor, action="auth.login", actor=with_totp.id)
     assert [(e["outcome"], e["details"]["why"], e["details"]["attempt"]) for e in entries] == [
         ("failed", "totp missing", 1),

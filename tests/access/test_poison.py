@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tests.access.conftest import bearer
+from tests.access.conftest import AGENCY_ORI, bearer
 from tests.access.test_search import granted, query, world  # noqa: F401 - the fixture
 from tests.conftest import TokenFactory
 
@@ -33,7 +33,7 @@ async def test_control_characters_are_422_and_the_refused_search_is_audited(
     )
     assert resp.status_code == 422 and "cursor" in resp.json()["detail"], resp.text
     assert archive.state.calls == []
-    auditor = make_token(subject="aud-p", roles=["auditor"])
+    auditor = make_token(subject="aud-p", roles=["auditor"], agency=AGENCY_ORI)
     denied = await access.audit(auditor, action="reads.search", outcome="denied")
     mine = [e for e in denied if e["grant_id"] == grant["id"]]
     assert len(mine) == 1 and "control characters" in mine[0]["details"]["reason"]

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from tests.access.conftest import Access, bearer
+from tests.access.conftest import AGENCY_ORI, Access, bearer
 from tests.conftest import TokenFactory
 
 NOW = datetime.now(UTC)
@@ -188,7 +188,7 @@ async def test_supervisor_decides_never_their_own_and_approval_makes_a_scoped_gr
         "status"
     ] == "denied"
 
-    auditor = make_token(subject="aud-2", roles=["auditor"])
+    auditor = make_token(subject="aud-2", roles=["auditor"], agency=AGENCY_ORI)
     decided = await access.audit(auditor, action="request.decide", actor=sup.id)
     assert [e["outcome"] for e in decided] == ["denied", "denied", "ok", "denied", "ok"]
     assert decided[0]["details"]["reason"].startswith("nobody decides their own")

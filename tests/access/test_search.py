@@ -101,7 +101,7 @@ async def test_search_inside_the_grant_returns_reads_with_presigned_images_and_i
     viewed = await access.client.get(f"{link.path}?{link.query.decode()}", headers=bearer(officer_token))
     assert viewed.status_code == 200 and viewed.content == JPEG
     assert body["reads"][1]["image_url"] is None
-    views = await access.audit(make_token(subject="aud-s3", roles=["auditor"]), action="image.view")
+    views = await access.audit(make_token(subject="aud-s3", roles=["auditor"], agency=AGENCY_ORI), action="image.view")
     assert [e["object_ids"] for e in views if e["object_ids"] == ["reads/2026/test/abc123.jpg"]]
     caller, sent = archive.state.calls[-1]
     assert caller == "service:access" and sent.plates == ["ABC1*"] and sent.misread_tolerant
@@ -113,7 +113,7 @@ async def test_search_inside_the_grant_returns_reads_with_presigned_images_and_i
     )
     assert [r["plate"] for r in page2.json()["reads"]] == ["A8C123"]
 
-    auditor = make_token(subject="aud-s", roles=["auditor"])
+    auditor = make_token(subject="aud-s", roles=["auditor"], agency=AGENCY_ORI)
     entries = await access.audit(auditor, action="reads.search", grant_id=grant["id"])
     assert [e["record_count"] for e in entries] == [2, 1, 1]
     first = entries[0]
@@ -161,7 +161,7 @@ async def test_queries_outside_the_grant_are_refused_with_the_reason(world: Any,
     resp = await access.client.post("/v1/reads/search", json=query(grant), headers=bearer(officer_token))
     assert resp.status_code == 403 and "revoked: case closed" in resp.json()["detail"]
 
-    auditor = make_token(subject="aud-r", roles=["auditor"])
+    auditor = make_token(subject="aud-r", roles=["auditor"], agency=AGENCY_ORI)
     denied = await access.audit(auditor, action="reads.search", outcome="denied")
     reasons = [e["details"]["reason"] for e in denied if e["grant_id"] == grant["id"]]
     assert len(reasons) == 9 and any("someone else" in r for r in reasons)
@@ -256,7 +256,7 @@ async def test_local_store_links_are_served_by_access_checked_and_audited(
         forwarded = await client.get(path, headers=other)
         assert forwarded.status_code == 403 and "another person" in forwarded.json()["detail"]
         assert (await client.get(path)).status_code == 401
-        auditor = make_token(subject="aud-o", roles=["auditor"])
+        auditor = make_token(subject="aud-o", roles=["auditor"], agency=AGENCY_ORI)
         views = (
             await client.get("/v1/audit", params={"action": "image.view", "limit": 500}, headers=bearer(auditor))
         ).json()

@@ -9,7 +9,7 @@ from sqlalchemy import text
 
 from shared.auth import TokenVerifier
 from shared.settings import Settings
-from tests.access.conftest import PASSWORD, Access, bearer
+from tests.access.conftest import AGENCY_ORI, PASSWORD, Access, bearer
 from tests.conftest import TokenFactory
 
 
@@ -51,7 +51,7 @@ async def test_failures_throttle_the_source_not_the_officer_and_each_failure_is_
     async with car:
         assert (await Access(access.app, car).login(officer)).status_code == 200
 
-    auditor = make_token(subject="auditor-1", roles=["auditor"])
+    auditor = make_token(subject="auditor-1", roles=["auditor"], agency=AGENCY_ORI)
     entries = await access.audit(auditor, action="auth.login", actor=officer.id)
     assert [e["outcome"] for e in entries] == ["failed"] * 5 + ["ok"]  # the throttled try is counted, not logged
     assert [e["details"].get("attempt") for e in entries[:5]] == [1, 2, 3, 4, 5]

@@ -139,7 +139,7 @@ async def test_evidence_package_of_a_held_read(settings: Settings, officer_facto
             entries = await client.get(
                 "/v1/audit",
                 params={"action": "disclosure", "since": (datetime.now(UTC) - timedelta(minutes=5)).isoformat()},
-                headers=_auth(make_token(subject="aud-ev", roles=["auditor"])),
+                headers=_auth(make_token(subject="aud-ev", roles=["auditor"], agency=AGENCY)),
             )
             assert any(read_id in e["object_ids"] for e in entries.json()["entries"])
 

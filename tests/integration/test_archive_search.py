@@ -124,7 +124,7 @@ async def test_search_inside_a_grant_over_the_real_archive(archive: Any, make_to
     assert tolerant["reads"][1]["image_url"] is None
 
     # Audited at access (the person, the grant, the count) and at ingest (access's service identity).
-    auditor = make_token(subject="aud-int", roles=["auditor"])
+    auditor = make_token(subject="aud-int", roles=["auditor"], agency=AGENCY_ORI)
     entries = await access.audit(auditor, action="reads.search", grant_id=grant["id"])
     assert all(e["actor"] == officer_person.id and e["outcome"] == "ok" for e in entries)
     assert [e["record_count"] for e in entries] == [2, 1, 2, 2, 2, 1, 1, 1, 1]

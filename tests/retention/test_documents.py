@@ -82,7 +82,11 @@ async def test_reports_as_pdf_documents(settings: Settings, make_token: TokenFac
                 "/v1/reports/log-of-use", params={**params, "format": "pdf"}, headers=_auth(supervisor)
             )
             assert log.status_code == 200 and "PDF-7" in _text(log.content) and "pdf-covert" in _text(log.content)
-            public = _text((await client.get("/v1/public/log-of-use", params={**params, "format": "pdf"})).content)
+            public = _text(
+                (
+                    await client.get("/v1/public/log-of-use", params={**params, "agency": AGENCY, "format": "pdf"})
+                ).content
+            )
             assert "public version" in public and "PDF-7" in public and "pdf-covert" not in public
 
             summary = await client.get(

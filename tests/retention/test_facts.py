@@ -138,13 +138,13 @@ async def test_reports_survive_the_purge(settings: Settings, make_token: TokenFa
                         {"id": uuid.uuid4(), "h": h["id"], "at": h["at"] + timedelta(minutes=3)},
                     )
 
-            supervisor = make_token(subject="sup-fct", roles=["supervisor"], badge="S-3")
-            auditor = make_token(subject="aud-fct", roles=["auditor"])
+            supervisor = make_token(subject="sup-fct", roles=["supervisor"], badge="S-3", agency="MN0271200")
+            auditor = make_token(subject="aud-fct", roles=["auditor"], agency="MN0271200")
             params = {"start": start.isoformat(), "end": end.isoformat()}
 
             async def reports() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
                 log = await client.get("/v1/reports/log-of-use", params=params, headers=_auth(supervisor))
-                pub = await client.get("/v1/public/log-of-use", params=params)
+                pub = await client.get("/v1/public/log-of-use", params={**params, "agency": "MN0271200"})
                 aud = await client.get("/v1/reports/audit", params=params, headers=_auth(auditor))
                 assert log.status_code == pub.status_code == aud.status_code == 200, (log.text, aud.text)
                 return log.json(), pub.json(), aud.json()

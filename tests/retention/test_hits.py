@@ -35,7 +35,7 @@ async def test_hit_figures_and_purge(settings: Settings, make_token: TokenFactor
         async def figures(a: datetime, b: datetime) -> dict:
             resp = await client.get(
                 "/v1/internal/report",
-                params={"start": a.isoformat(), "end": b.isoformat()},
+                params={"start": a.isoformat(), "end": b.isoformat(), "agency": "MN0271200"},
                 headers={"Authorization": f"Bearer {service}"},
             )
             assert resp.status_code == 200, resp.text
@@ -61,8 +61,8 @@ async def test_hit_figures_and_purge(settings: Settings, make_token: TokenFactor
                     text(
                         "INSERT INTO hotlist.hits (id, read_id, entry_id, list_name, category, category_label, "
                         "concerns, match, read_plate, entry_plate, state_check, covert, priority, past_read, unit, "
-                        "captured_at, created_at) VALUES (:id, :r, 'V1', :l, :c, :c, 'vehicle', 'exact', 'ABC123', "
-                        "'ABC123', 'match', false, 0, false, :u, :at, :at)"
+                        "agency, captured_at, created_at) VALUES (:id, :r, 'V1', :l, :c, :c, 'vehicle', 'exact', "
+                        "'ABC123', 'ABC123', 'match', false, 0, false, :u, 'MN0271200', :at, :at)"
                     ),
                     {
                         "id": hit["id"],

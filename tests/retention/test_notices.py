@@ -210,7 +210,11 @@ async def test_bca_notices_register_due_sent_overdue(settings: Settings, make_to
             # A period after the move shows only the new location; one before any activity shows no interval.
             resp = await client.get(
                 "/v1/public/log-of-use",
-                params={"start": _at(today - timedelta(days=1), 0).isoformat(), "end": end.isoformat()},
+                params={
+                    "start": _at(today - timedelta(days=1), 0).isoformat(),
+                    "end": end.isoformat(),
+                    "agency": AGENCY,
+                },
             )
             fixed = [r for r in resp.json()["fixed_readers"] if r["agent_id"] == fixed_id]
             assert [loc["lat"] for loc in fixed[0]["locations"]] == [45.05] and fixed[0]["active_intervals"] == []

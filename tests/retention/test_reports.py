@@ -23,6 +23,7 @@ from tests.ingest.conftest import ingest_settings
 from tests.support.apps import running
 
 UNITS = ("RPT-1", "RPT-2")
+AGENCY = "MN0271200"
 CATS = ("stolen_vehicle", "wanted_person")
 
 
@@ -45,7 +46,7 @@ async def test_log_of_use_and_audit_report(settings: Settings, make_token: Token
         )
         async with running(access) as client:
             engine = ingest.state.engine
-            auditor = make_token(subject="aud-rpt", roles=["auditor"])
+            auditor = make_token(subject="aud-rpt", roles=["auditor"], agency=AGENCY)
             params = {"start": start.isoformat(), "end": end.isoformat()}
             # Other tests' rows may fall in the period: access and hit figures are compared as the change ours make.
             resp = await client.get("/v1/reports/audit", params=params, headers=_auth(auditor))
@@ -103,8 +104,8 @@ async def test_log_of_use_and_audit_report(settings: Settings, make_token: Token
                         text(
                             "INSERT INTO hotlist.hits (id, read_id, entry_id, list_name, category, category_label, "
                             "concerns, match, read_plate, entry_plate, state_check, covert, priority, past_read, "
-                            "unit, captured_at, created_at) VALUES (:id, :r, 'V1', 'bca', :c, :c, 'vehicle', "
-                            "'exact', 'X', 'X', 'match', false, 0, false, :u, :at, :at)"
+                            "unit, agency, captured_at, created_at) VALUES (:id, :r, 'V1', 'bca', :c, :c, 'vehicle', "
+                            "'exact', 'X', 'X', 'match', false, 0, false, :u, 'MN0271200', :at, :at)"
                         ),
                         {"id": uuid.uuid4(), "r": str(uuid.uuid4()), "c": h["cat"], "u": h["unit"], "at": h["at"]},
                     )
@@ -160,14 +161,14 @@ async def test_log_of_use_and_audit_report(settings: Settings, make_token: Token
                     await conn.execute(
                         text(
                             "INSERT INTO access.disclosures (id, grant_id, case_number, recipient_name, legal_basis, "
-                            "purpose, read_ids, record_count, disclosed_by, disclosed_at) VALUES (:id, :g, "
+                            "purpose, read_ids, record_count, disclosed_by, disclosed_at, agency) VALUES (:id, :g, "
                             "'RPT-CASE-0', 'Robbinsdale PD', 'agency_request', 'joint case', ARRAY[]::text[], 3, "
-                            "'o', :at)"
+                            "'o', :at, 'MN0271200')"
                         ),
                         {"id": uuid.uuid4(), "g": gid, "at": start + timedelta(days=10 + k)},
                     )
 
-            supervisor = make_token(subject="sup-rpt", roles=["supervisor"], badge="S-9")
+            supervisor = make_token(subject="sup-rpt", roles=["supervisor"], badge="S-9", agency=AGENCY)
 
             # ---- the log of use, against figures computed from the generated rows
             resp = await client.get("/v1/reports/log-of-use", params=params, headers=_auth(supervisor))
@@ -196,14 +197,17 @@ async def test_log_of_use_and_audit_report(settings: Settings, make_token: Token
             assert {(r["unit"], r["day"]): int(r["plates_read"]) for r in rows} == dict(per_unit_day)
 
             # ---- the public version: no token, no badge, no shift id
-            pub = await client.get("/v1/public/log-of-use", params=params)
+            pub = await client.get("/v1/public/log-of-use", params={**params, "agency": AGENCY})
             assert pub.status_code == 200, pub.text
             assert "B-7731" not in pub.text and "shift_id" not in pub.text and "officer-x" not in pub.text
             assert pub.json()["totals"]["reads"] == log["totals"]["reads"]
-            bad = await client.get("/v1/public/log-of-use", params={"start": "2026-01-01T00:00:00", "end": "x"})
+            bad = await client.get(
+                "/v1/public/log-of-use", params={"start": "2026-01-01T00:00:00", "end": "x", "agency": AGENCY}
+            )
             assert bad.status_code == 422
             naive = await client.get(
-                "/v1/public/log-of-use", params={"start": "2026-01-01T00:00:00", "end": "2026-02-01T00:00:00"}
+                "/v1/public/log-of-use",
+                params={"start": "2026-01-01T00:00:00", "end": "2026-02-01T00:00:00", "agency": AGENCY},
             )
             assert naive.status_code == 422 and "zone" in naive.json()["detail"]
 
@@ -260,6 +264,7 @@ async def test_report_needs_its_figures(settings: Settings, make_token: TokenFac
     app = access_app(settings.model_copy(update={"ingest_url": dead_url(), "hotlist_url": dead_url()}))
     async with running(app) as client:
         resp = await client.get(
-            "/v1/public/log-of-use", params={"start": "2026-01-01T00:00:00Z", "end": "2026-02-01T00:00:00Z"}
+            "/v1/public/log-of-use",
+            params={"start": "2026-01-01T00:00:00Z", "end": "2026-02-01T00:00:00Z", "agency": AGENCY},
         )
         assert resp.status_code == 503 and "unreachable" in resp.json()["detail"]
