@@ -114,7 +114,7 @@ async def test_disabling_a_person_or_a_new_password_ends_their_tokens_everywhere
     )
     assert resp.status_code == 200
     await _works_everywhere(everywhere, resp.json()["access_token"])
-    auditor = make_token(subject="auditor-rev", roles=["auditor"])
+    auditor = make_token(subject="auditor-rev", roles=["auditor"], agency=officer.agency)
     actions = [e["action"] for e in await access.audit(auditor, actor="admin-rev")]
     assert {"user.disable", "user.enable", "user.password"} <= set(actions)
 
