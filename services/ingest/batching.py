@@ -38,7 +38,7 @@ class Batcher(Generic[T, R]):
     def __init__(
         self,
         name: str,
-        run: Callable[[list[T]], Awaitable[Sequence[R]]],
+        run: Callable[[list[T]], Awaitable[Sequence[R | BaseException]]],
         *,
         max_batch: int = 256,
         flushers: int = 2,
@@ -84,7 +84,11 @@ class Batcher(Generic[T, R]):
                         c.future.set_exception(self.failed(exc))
                 continue
             for c, answer in zip(live, answers, strict=True):
-                if not c.future.done():
+                if c.future.done():
+                    continue
+                if isinstance(answer, BaseException):  # `run` failed this item alone
+                    c.future.set_exception(self.failed(answer) if isinstance(answer, Exception) else answer)
+                else:
                     c.future.set_result(answer)
 
 
@@ -111,4 +115,20 @@ def match_batcher(client: HotlistClient) -> Batcher[dict[str, Any], dict[str, An
     def failed(exc: Exception) -> BaseException:
         return exc if isinstance(exc, CallFailed) else CallFailed(f"hotlist: {type(exc).__name__}")
 
-    return Batcher("hotlist-match", client.match_many, failed=failed)
+    async def run(reads: list[dict[str, Any]]) -> list[dict[str, Any] | CallFailed]:
+        try:
+            return list(await client.match_many(reads))
+        except CallFailed as exc:
+            if not exc.refused or len(reads) == 1:
+                raise
+        # Hotlist refused the batch for something in it: each read alone, so one bad read fails only itself.
+        log.warning("match_batch_refused_split", reads=len(reads))
+        out: list[dict[str, Any] | CallFailed] = []
+        for read in reads:
+            try:
+                out.append((await client.match_many([read]))[0])
+            except CallFailed as exc:
+                out.append(exc)
+        return out
+
+    return Batcher("hotlist-match", run, failed=failed)

@@ -26,6 +26,15 @@ class TokenSource(Protocol):
 class CallFailed(Exception):
     """The other service is down, slow, or refused: retry later."""
 
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status  # the other service's HTTP status, when it answered
+
+    @property
+    def refused(self) -> bool:
+        """The other service judged the request itself bad (400/422), not itself unable to answer."""
+        return self.status in (400, 422)
+
 
 class QueueFull(CallFailed):
     """The other service answered 503 with Retry-After: it is up, but takes no more work for that long."""
@@ -70,7 +79,7 @@ class _Client:
         if resp.status_code == 503 and resp.headers.get("retry-after", "").isdigit():
             raise QueueFull(f"{self.service} answered 503", min(float(resp.headers["retry-after"]), 30.0))
         if resp.status_code != 200:
-            raise CallFailed(f"{self.service} answered {resp.status_code}")
+            raise CallFailed(f"{self.service} answered {resp.status_code}", resp.status_code)
         try:
             body: dict[str, Any] = resp.json()
         except ValueError as exc:
