@@ -158,6 +158,7 @@ AGENTS = "tests/security/test_two_agencies.py::test_agents_are_their_agencys"
 # API clients (outside agencies, our services) are the back office's, made with the CLI: not one agency's records.
 ACCOUNT = "an API client, not agency data: the back office's administrators manage every client"
 PEOPLE = "tests/security/test_access_doors.py::test_an_agencys_people_are_its_own_administrators_to_manage"
+BREACH = "tests/security/test_access_doors.py::test_a_breach_record_is_its_agencys"
 CROSS_AGENCY: dict[tuple[str, str], str] = {
     ("POST", "/v1/users/{user_id}/unlock"): PEOPLE,
     ("POST", "/v1/users/{user_id}/disable"): PEOPLE,
@@ -186,8 +187,7 @@ CROSS_AGENCY: dict[tuple[str, str], str] = {
     ("POST", "/v1/holds/{hold_id}/release"): TWO,
     ("POST", "/v1/holds/{hold_id}/reviews"): TWO,
     ("POST", "/v1/holds/{hold_id}/subject-request"): TWO,
-    # 13.055: a breach of the back office's security is the back office's record, whichever agency's data it touched.
-    ("POST", "/v1/breaches/{breach_id}/notifications"): "the back office's breach record, not one agency's data",
+    ("POST", "/v1/breaches/{breach_id}/notifications"): BREACH,
     ("POST", "/v1/subject-requests/safe-at-home/{request_id}/confirm"): TWO,
     ("GET", "/v1/lists/{name}/entries"): TWO,
     ("POST", "/v1/lists/{name}/entries"): TWO,

@@ -29,12 +29,14 @@ class BcaNotice(SQLModel, table=True):
 
 class BreachNotice(SQLModel, table=True):
     """A breach of the security of the data (Minn. Stat. 13.055): what, when it happened and was discovered, and
-    each notification made (who, how, when)."""
+    each notification made (who, how, when). One agency's record: the recording supervisor's (its investigation
+    report names what happened to that agency's data)."""
 
     __tablename__ = "breach_notices"
     __table_args__ = {"schema": "access"}
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    agency: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))  # the custodian
     what: str = Field(sa_column=Column(Text, nullable=False))
     occurred_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
     discovered_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))

@@ -20,7 +20,7 @@ from services.access.notice_models import BreachNotice
 from shared.audit import AuditEntry
 from shared.auth import Principal
 from shared.db import SessionDep
-from shared.errors import NotFound, Unprocessable
+from shared.errors import Unprocessable
 from shared.scoping import Scoped
 from shared.text import CleanInput
 
@@ -179,11 +179,14 @@ def _notified(items: list[Notified], discovered: datetime) -> list[dict[str, Any
 
 
 @router.post("/v1/breaches", status_code=201, summary="Record a breach of the ALPR data's security (13.055)")
-async def record_breach(body: BreachIn, request: Request, principal: BreachWriter, session: SessionDep) -> BreachOut:
+async def record_breach(
+    body: BreachIn, request: Request, principal: BreachWriter, scope: Scoped, session: SessionDep
+) -> BreachOut:
     if body.occurred_at and body.occurred_at > body.discovered_at:
         raise Unprocessable("occurred_at follows discovered_at")
     b = BreachNotice(
         id=uuid.uuid4(),
+        agency=scope.agency,
         what=body.what,
         occurred_at=body.occurred_at,
         discovered_at=body.discovered_at,
@@ -205,11 +208,14 @@ async def record_breach(body: BreachIn, request: Request, principal: BreachWrite
 
 @router.post("/v1/breaches/{breach_id}/notifications", summary="Add who was told, how and when")
 async def add_notifications(
-    breach_id: uuid.UUID, body: BreachNotifyIn, request: Request, principal: BreachWriter, session: SessionDep
+    breach_id: uuid.UUID,
+    body: BreachNotifyIn,
+    request: Request,
+    principal: BreachWriter,
+    scope: Scoped,
+    session: SessionDep,
 ) -> BreachOut:
-    b = await session.get(BreachNotice, breach_id, with_for_update=True)
-    if b is None:
-        raise NotFound(f"breach {breach_id} not found")
+    b = scope.check(await session.get(BreachNotice, breach_id, with_for_update=True), f"breach {breach_id}")
     b.notified = [*b.notified, *_notified(body.notified, b.discovered_at)]
     session.add(b)
     await session.flush()
@@ -225,6 +231,7 @@ class BreachList(BaseModel):
 
 
 @router.get("/v1/breaches", summary="The breach records, newest first")
-async def list_breaches(principal: BreachReader, session: SessionDep) -> BreachList:
-    rows = await session.exec(select(BreachNotice).order_by(col(BreachNotice.discovered_at).desc()).limit(1000))
+async def list_breaches(principal: BreachReader, scope: Scoped, session: SessionDep) -> BreachList:
+    stmt = scope.where(select(BreachNotice), col(BreachNotice.agency))
+    rows = await session.exec(stmt.order_by(col(BreachNotice.discovered_at).desc()).limit(1000))
     return BreachList(breaches=[_out(b) for b in rows])

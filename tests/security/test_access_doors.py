@@ -1,4 +1,5 @@
-"""Agency B against agency A's requests, grants and disclosures in access; the warrant and area rules."""
+"""Agency B against agency A's requests, grants, disclosures, people and breach records in access; the warrant and area
+rules."""
 
 from __future__ import annotations
 
@@ -111,3 +112,23 @@ async def test_an_agencys_people_are_its_own_administrators_to_manage(access: Ac
     assert (await access.login(officer_a)).status_code == 200
     disabled = await access.client.post(f"/v1/users/{officer_a.id}/disable", headers=bearer(admin_a))
     assert disabled.status_code == 200 and disabled.json()["disabled"] is True
+
+
+async def test_a_breach_record_is_its_agencys(access: Access) -> None:
+    sup_a = bearer(await access.token(await access.person("supervisor", agency=A)))
+    sup_b = bearer(await access.token(await access.person("supervisor", agency=B)))
+    found = {"what": "A laptop with exported reads was stolen", "discovered_at": (NOW - timedelta(hours=2)).isoformat()}
+    created = await access.client.post("/v1/breaches", json=found, headers=sup_a)
+    assert created.status_code == 201, created.text
+    breach_id = created.json()["breach_id"]
+    told = {"notified": [{"who": "the BCA", "how": "letter", "at": datetime.now(UTC).isoformat()}]}
+
+    refused = await access.client.post(f"/v1/breaches/{breach_id}/notifications", json=told, headers=sup_b)
+    assert refused.status_code == 404 and "your agency" in refused.json()["detail"]
+    listed_b = (await access.client.get("/v1/breaches", headers=sup_b)).json()["breaches"]
+    assert breach_id not in [b["breach_id"] for b in listed_b]
+    # A's supervisor still sees it, untouched by B, and adds the notification.
+    listed_a = (await access.client.get("/v1/breaches", headers=sup_a)).json()["breaches"]
+    assert [b["notified"] for b in listed_a if b["breach_id"] == breach_id] == [[]]
+    added = await access.client.post(f"/v1/breaches/{breach_id}/notifications", json=told, headers=sup_a)
+    assert added.status_code == 200 and added.json()["status"] == "notified", added.text
