@@ -132,35 +132,8 @@ def match_payload(
 class HotlistClient(_Client):
     service = "hotlist"
 
-    async def match(
-        self,
-        *,
-        read_id: str,
-        plate: str,
-        state: str | None,
-        alternatives: list[str],
-        agency: str | None,
-        unit: str,
-        captured_at: datetime,
-    ) -> dict[str, Any]:
-        body = await self._post(
-            "/v1/match",
-            json={
-                "read_id": read_id,
-                "plate": plate,
-                "state": state,
-                "alternatives": alternatives,
-                "agency": agency,
-                "unit": unit,
-                "captured_at": captured_at.isoformat(),
-            },
-        )
-        if not isinstance(body.get("hits"), list):
-            raise CallFailed("hotlist answered without `hits`")
-        return body
-
     async def match_many(self, reads: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Hotlist's answers (as `match` returns them) for many reads (`match_payload`s) in one call."""
+        """Hotlist's answers (as `POST /v1/match` gives them) for many reads (`match_payload`s) in one call."""
         body = await self._post("/v1/match/batch", json={"reads": reads})
         results = body.get("results")
         if not isinstance(results, list) or len(results) != len(reads):
