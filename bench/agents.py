@@ -14,7 +14,6 @@ import json
 import random
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ import asyncpg
 import httpx
 from sqlalchemy import text
 
-from bench.harness import closed_loop, percentiles, serve
+from bench.harness import closed_loop, percentiles, register_agents, serve
 from services.ingest.agents.registry import hash_token, new_token
 from shared.keys import ensure_signing_key, sign_token
 
@@ -216,22 +215,7 @@ def run(duration_s: float = 8.0, workers: int = 2) -> dict[str, Any]:
             }
             in_process = asyncio.run(_in_process(env, admin))
             with serve("ingest", env, workers=workers) as base:
-                tokens = []
-                with httpx.Client(base_url=base, timeout=10) as client:
-                    for i in range(AGENTS):
-                        resp = client.post(
-                            "/v1/agents",
-                            json={
-                                "name": f"bench-{i}-{uuid.uuid4().hex[:6]}",
-                                "kind": "fixed",
-                                "lat": 45.0,
-                                "lon": -93.3,
-                                "placed_on": "2026-01-01",
-                            },
-                            headers={"Authorization": f"Bearer {admin}"},
-                        )
-                        resp.raise_for_status()
-                        tokens.append(resp.json()["token"])
+                tokens = register_agents(base, admin, AGENTS, "bench")
                 baseline = asyncio.run(
                     closed_loop(lambda c: c.get("/healthz"), base_url=base, concurrency=AGENTS, duration_s=3.0)
                 )

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import Any
 import httpx
 from sqlalchemy import text
 
-from bench.harness import database
+from bench.harness import s3_deployment
 from shared.keys import ensure_signing_key, sign_token
 from shared.settings import Settings
 
@@ -200,33 +199,9 @@ async def _report(settings: Settings, keys_dir: Path, reads: int) -> dict[str, A
 
 
 def run() -> dict[str, Any]:
-    from tests.support.s3 import ACCESS_KEY, BUCKET, SECRET_KEY, WeedS3
-
     write_reads = int(os.environ.get("ALPR_BENCH_FACT_READS", "100000"))
     report_reads = int(os.environ.get("ALPR_BENCH_FACT_REPORT_READS", "10000000"))
-    with database() as url, tempfile.TemporaryDirectory() as tmp:
-        keys_dir = Path(tmp) / "keys"
-        ensure_signing_key(keys_dir, "ES256")
-        weed = WeedS3(Path(tmp) / "weed")
-        weed.start()
-        try:
-            settings = Settings(
-                environment="test",
-                data_dir=Path(tmp) / "data",
-                database_url=url,
-                jwt_keys_dir=keys_dir,
-                s3_endpoint=weed.endpoint,
-                s3_access_key=ACCESS_KEY,
-                s3_secret_key=SECRET_KEY,
-                s3_bucket=BUCKET,
-                retention_purge_scheduled=False,
-                hotlist_sync_scheduled=False,
-                ingest_call_recognition=False,
-                ingest_call_hotlist=False,
-                log_level="WARNING",
-            )
-            write = asyncio.run(_write(settings, write_reads))
-            report = asyncio.run(_report(settings, keys_dir, report_reads))
-        finally:
-            weed.stop()
+    with s3_deployment() as (settings, keys_dir):
+        write = asyncio.run(_write(settings, write_reads))
+        report = asyncio.run(_report(settings, keys_dir, report_reads))
     return {"write_one_day": write, "biennial_report": report, "load": os.getloadavg()}

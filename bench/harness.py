@@ -75,6 +75,42 @@ async def _drop_database(server_url: str, name: str) -> None:
 
 
 @contextlib.contextmanager
+def s3_deployment() -> Iterator[tuple[Any, Path]]:
+    """Settings of an in-process deployment on a fresh database and a real S3 server (`weed mini`), with nothing
+    scheduled and no calls between services, and its keys folder: what the retention and facts benchmarks drive."""
+    from shared.keys import ensure_signing_key
+    from shared.settings import Settings
+    from tests.support.s3 import ACCESS_KEY, BUCKET, SECRET_KEY, WeedS3
+
+    with database() as url, tempfile.TemporaryDirectory() as tmp:
+        keys_dir = Path(tmp) / "keys"
+        ensure_signing_key(keys_dir, "ES256")
+        weed = WeedS3(Path(tmp) / "weed")
+        weed.start()
+        try:
+            yield (
+                Settings(
+                    environment="test",
+                    data_dir=Path(tmp) / "data",
+                    database_url=url,
+                    jwt_keys_dir=keys_dir,
+                    s3_endpoint=weed.endpoint,
+                    s3_access_key=ACCESS_KEY,
+                    s3_secret_key=SECRET_KEY,
+                    s3_bucket=BUCKET,
+                    retention_purge_scheduled=False,
+                    hotlist_sync_scheduled=False,
+                    ingest_call_recognition=False,
+                    ingest_call_hotlist=False,
+                    log_level="WARNING",
+                ),
+                keys_dir,
+            )
+        finally:
+            weed.stop()
+
+
+@contextlib.contextmanager
 def serve(service: str, env: dict[str, str], *, workers: int = 1) -> Iterator[str]:
     """Run one service under uvicorn in a subprocess; yields its base URL once /readyz answers 200."""
     port = free_port()
@@ -109,6 +145,27 @@ def serve(service: str, env: dict[str, str], *, workers: int = 1) -> Iterator[st
     finally:
         proc.terminate()
         proc.wait(15)
+
+
+def register_agents(base_url: str, admin_token: str, count: int, prefix: str) -> list[str]:
+    """`count` fixed camera agents registered at ingest (`base_url`); their tokens."""
+    tokens = []
+    with httpx.Client(base_url=base_url, timeout=10) as client:
+        for i in range(count):
+            resp = client.post(
+                "/v1/agents",
+                json={
+                    "name": f"{prefix}-{i}-{uuid.uuid4().hex[:6]}",
+                    "kind": "fixed",
+                    "lat": 45.0,
+                    "lon": -93.3,
+                    "placed_on": "2026-01-01",
+                },
+                headers={"Authorization": f"Bearer {admin_token}"},
+            )
+            resp.raise_for_status()
+            tokens.append(resp.json()["token"])
+    return tokens
 
 
 def percentiles(samples_ms: list[float]) -> dict[str, float]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,7 +20,7 @@ from typing import Any
 import httpx
 from sqlalchemy import text
 
-from bench.harness import database
+from bench.harness import s3_deployment
 from shared.keys import ensure_signing_key, sign_token
 from shared.settings import Settings
 
@@ -193,34 +192,10 @@ async def _reports(settings: Settings, keys_dir: Path, reads: int) -> dict[str, 
 
 
 def run() -> dict[str, Any]:
-    from tests.support.s3 import ACCESS_KEY, BUCKET, SECRET_KEY, WeedS3
-
     purge_reads = int(os.environ.get("ALPR_BENCH_PURGE_READS", "100000"))
     purge_objects = int(os.environ.get("ALPR_BENCH_PURGE_OBJECTS", "20000"))
     report_reads = int(os.environ.get("ALPR_BENCH_REPORT_READS", "10000000"))
-    with database() as url, tempfile.TemporaryDirectory() as tmp:
-        keys_dir = Path(tmp) / "keys"
-        ensure_signing_key(keys_dir, "ES256")
-        weed = WeedS3(Path(tmp) / "weed")
-        weed.start()
-        try:
-            settings = Settings(
-                environment="test",
-                data_dir=Path(tmp) / "data",
-                database_url=url,
-                jwt_keys_dir=keys_dir,
-                s3_endpoint=weed.endpoint,
-                s3_access_key=ACCESS_KEY,
-                s3_secret_key=SECRET_KEY,
-                s3_bucket=BUCKET,
-                retention_purge_scheduled=False,
-                hotlist_sync_scheduled=False,
-                ingest_call_recognition=False,
-                ingest_call_hotlist=False,
-                log_level="WARNING",
-            )
-            purge = asyncio.run(_purge(settings, purge_reads, purge_objects))
-            reports = asyncio.run(_reports(settings, keys_dir, report_reads)) if report_reads else {"skipped": True}
-        finally:
-            weed.stop()
+    with s3_deployment() as (settings, keys_dir):
+        purge = asyncio.run(_purge(settings, purge_reads, purge_objects))
+        reports = asyncio.run(_reports(settings, keys_dir, report_reads)) if report_reads else {"skipped": True}
     return {"purge_one_day": purge, "reports": reports, "store": "s3 (weed mini)"}

@@ -29,7 +29,7 @@ import asyncpg
 import httpx
 import psutil
 
-from bench.harness import database, serve
+from bench.harness import database, register_agents, serve
 from bench.ingest import _token, photo
 
 LUA = Path(__file__).parent / "lua"
@@ -323,22 +323,7 @@ def _agents(meter: CpuMeter, ingest: str, dsn: str, key: Any, sign: Any, seconds
         t0 = time.monotonic()
         asyncio.run(_seed_reads(dsn, seed))
         seeded_in_s = round(time.monotonic() - t0, 1)
-    tokens = []
-    with httpx.Client(base_url=ingest, timeout=10) as client:
-        for i in range(AGENTS):
-            resp = client.post(
-                "/v1/agents",
-                json={
-                    "name": f"wrk-{i}-{uuid.uuid4().hex[:6]}",
-                    "kind": "fixed",
-                    "lat": 45.0,
-                    "lon": -93.3,
-                    "placed_on": "2026-01-01",
-                },
-                headers={"Authorization": f"Bearer {admin}"},
-            )
-            resp.raise_for_status()
-            tokens.append(resp.json()["token"])
+    tokens = register_agents(ingest, admin, AGENTS, "wrk")
     env = {"BENCH_TOKENS": ",".join(tokens), "BENCH_RUN": uuid.uuid4().hex[:10]}
     # Paced near 2,000 posts/s: 50 connections, each waiting BENCH_AGENT_DELAY_MS before its next post.
     env["BENCH_DELAY_MS"] = os.environ.get("BENCH_AGENT_DELAY_MS", "22")

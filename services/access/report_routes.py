@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.access import pdf, reports
 from services.access.deps import Auditor, allow
@@ -98,6 +99,20 @@ def _log_out(report: dict[str, Any], format: str, name: str) -> Any:
     return JSONResponse(report)  # already plain JSON values: no second validation of thousands of rows
 
 
+async def _record_report(
+    session: AsyncSession, request: Request, principal: Principal, action: str, start: date, end: date, format: str
+) -> None:
+    """Every report made is in the audit log: who asked, for which period, in which form."""
+    await record(
+        session,
+        service="access",
+        action=action,
+        principal=principal,
+        source_ip=client_ip(request),
+        details={"start": start.isoformat(), "end": end.isoformat(), "format": format},
+    )
+
+
 @router.get("/v1/reports/log-of-use", response_model=LogOfUseOut, responses=_FORMATS, summary="The log of use")
 async def log_of_use(
     request: Request,
@@ -111,14 +126,7 @@ async def log_of_use(
 ) -> Any:
     _period(start, end)
     report = await reports.log_of_use(figures, start, end, agency=scope.agency, public=False)
-    await record(
-        session,
-        service="access",
-        action="report.log_of_use",
-        principal=principal,
-        source_ip=client_ip(request),
-        details={"start": start.isoformat(), "end": end.isoformat(), "format": format},
-    )
+    await _record_report(session, request, principal, "report.log_of_use", start, end, format)
     return _log_out(report, format, "log-of-use")
 
 
@@ -163,14 +171,7 @@ async def audit_report(
 ) -> Any:
     _period(start, end)
     report = await reports.audit_report(session, figures, start, end, agency=scope.agency)
-    await record(
-        session,
-        service="access",
-        action="report.audit",
-        principal=principal,
-        source_ip=client_ip(request),
-        details={"start": start.isoformat(), "end": end.isoformat(), "format": format},
-    )
+    await _record_report(session, request, principal, "report.audit", start, end, format)
     if format == "html":
         return Response(reports.audit_html(report), media_type="text/html; charset=utf-8")
     if format == "pdf":
@@ -213,14 +214,7 @@ async def commissioner_summary(
     _period(start, end)
     audit = await reports.audit_report(session, figures, start, end, agency=scope.agency)
     summary = reports.commissioner_summary(audit, completed_on=completed_on or datetime.now(UTC).date())
-    await record(
-        session,
-        service="access",
-        action="report.commissioner_summary",
-        principal=principal,
-        source_ip=client_ip(request),
-        details={"start": start.isoformat(), "end": end.isoformat(), "format": format},
-    )
+    await _record_report(session, request, principal, "report.commissioner_summary", start, end, format)
     if format == "pdf":
         return pdf_response(pdf.commissioner_summary_pdf(summary), "audit-summary")
     return summary
