@@ -69,6 +69,7 @@ STATE_NAMES: dict[str, str] = {
     "UTAH": "UT", "VERMONT": "VT", "VIRGINIA": "VA", "WASHINGTON": "WA", "WESTVIRGINIA": "WV",
     "WISCONSIN": "WI", "WYOMING": "WY", "DISTRICTOFCOLUMBIA": "DC",
 }  # fmt: skip
+_BY_LENGTH = sorted(STATE_NAMES, key=len, reverse=True)
 
 # Words of state slogans, dealer frames and stickers: text on or around a plate that is not the plate number.
 _NON_PLATE_WORDS = (
@@ -88,6 +89,19 @@ def state_from_text(text: str) -> str | None:
     """The state code when `text` (a line read off a plate) names a state, else None."""
     letters = re.sub(r"[^A-Z]", "", text.upper())
     return STATE_NAMES.get(letters) if len(letters) >= 4 else None
+
+
+def state_in_text(text: str) -> str | None:
+    """The state named anywhere in `text` (a band of a plate read whole: the name beside stickers or a county),
+    the longest name first ("WESTVIRGINIA" before "VIRGINIA")."""
+    letters = re.sub(r"[^A-Z]", "", text.upper())
+    exact = STATE_NAMES.get(letters) if len(letters) >= 4 else None
+    if exact is not None:
+        return exact
+    for name in _BY_LENGTH:
+        if name in letters:
+            return STATE_NAMES[name]
+    return None
 
 
 def is_non_plate_text(raw: str) -> bool:

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from services.recognition import imaging
+from services.recognition import imaging, locating
 from services.recognition.decoding import (
     Decoded,
     PlateDecoder,
@@ -26,7 +26,7 @@ from services.recognition.decoding import (
 )
 from services.recognition.engine import OcrEngine, TextLine
 from services.recognition.grammar import grammar
-from shared.plates import is_non_plate_text, is_plate_text, normalize, state_from_text
+from shared.plates import is_non_plate_text, is_plate_text, normalize, state_from_text, state_in_text
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,11 @@ class Options:
     alternatives: int = 5  # alternative readings returned (ingest sends them to hotlist): tuned per fold
     min_share: float = 0.0  # ... each with at least this share of the beam's probability: tuned per fold
     unlisted: float = 1.0  # plate-likeness factor of a reading in no listed format (a line's plate evidence): tuned
+    locate: int = 5  # rows of character blobs read first (locating.py); 0: straight to the text detector
+    locate_sure: float = 0.9  # ... a row's reading this sure, 5-8 characters in a listed format, ends the search
+    locate_sure_unlisted: float = 0.97  # ... or this sure in no listed format (specialty and commercial plates)
+    locate_pad: float = 0.7  # ... each row read with this margin left and right (of the characters' height)
+    locate_regions: int = 2  # ... when none is sure: the regions around this many rows searched with the detector
 
 
 TUNED = Path(__file__).parent / "data" / "tuned.json"  # written by `python -m services.recognition.tuning`
@@ -275,7 +280,7 @@ def _refine(engine: OcrEngine, image: np.ndarray, line: _Line, options: Options)
     scale = max(1.0, REFINE_MIN_HEIGHT / region.shape[0])
     if scale > 1.0:
         region = imaging.upscaled(region, scale)
-    inner = replace(options, refine=0, detect_sides=(max(region.shape[:2]),), variants=options.refine_vote)
+    inner = replace(options, refine=0, detect_sides=(max(region.shape[:2]),), variants=options.refine_vote, locate=0)
     found = recognize_image(engine, region, inner).plates
     if options.number_line:
         alone = _number_line_reading(engine, region, options)
@@ -372,14 +377,101 @@ def _settled(readings: list[tuple[_Line, PlateReading]]) -> bool:
     return 5 <= len(text) <= 8 and mixed and confidence >= 0.9
 
 
+def _located(engine: OcrEngine, image: np.ndarray, options: Options, clock: dict[str, float]) -> PlateReading | None:
+    """The fast path: read the likeliest rows of character blobs directly (one batched recognizer call) and keep
+    the best reading when it is a sure plate; None sends the photo to the text detector."""
+    start = time.perf_counter()
+    rows = locating.plate_rows(image, options.locate)
+    clock["locate"] += time.perf_counter() - start
+    if not rows:
+        return None
+    height, width = image.shape[:2]
+    lines: list[_Line] = []
+    for row in rows:
+        x0, y0, x1, y1 = row.box
+        pad_x, pad_y = options.locate_pad * row.height, 0.2 * row.height
+        left, right = max(0.0, x0 - pad_x), min(float(width), x1 + pad_x)
+        top, bottom = max(0.0, y0 - pad_y), min(float(height), y1 + pad_y)
+        quad = np.array([[left, top], [right, top], [right, bottom], [left, bottom]], np.float32)
+        lines.append(_Line(quad, right - left, bottom - top, Decoded("", "", [], []), ""))
+    crops = [imaging.crop_line(image, ln.quad, margin_x=0.0, margin_y=0.0) for ln in lines]
+    for ln, decoded in zip(lines, _read(engine, crops, options), strict=True):
+        ln.decoded, ln.text = decoded, decoded.text
+    tallest = max(ln.height for ln in lines)
+    sure = [ln for ln in lines if _sure(ln.text, ln.decoded.raw, ln.decoded.confidence, options)]
+    if sure:
+        best = max(sure, key=lambda ln: plate_likeness(ln.text, ln.decoded.confidence, ln.height, tallest))
+        reading = _reading(engine, image, best, options, vote=False)
+        reading.state, reading.state_confidence = _state_near(lines, best)
+        if reading.state is None:
+            reading.state, reading.state_confidence = _state_around(engine, image, best, options)
+        _with_state(reading, options)
+        return reading
+    # Unsure: the likeliest rows' surroundings (the plate: state name above, slogan below) are read like a
+    # detected line's region, with the detector on that small region only.
+    for row in rows[: options.locate_regions]:
+        x0, y0, x1, y1 = row.box
+        h = row.height
+        left, right = max(0.0, x0 - 0.8 * h), min(float(width), x1 + 0.8 * h)
+        top, bottom = max(0.0, y0 - 1.2 * h), min(float(height), y1 + 0.8 * h)
+        quad = np.array([[left, top], [right, top], [right, bottom], [left, bottom]], np.float32)
+        region = _Line(quad, right - left, bottom - top, Decoded("", "", [], []), "")
+        found = _refine(engine, image, region, options)
+        if found is not None and _sure(found.plate, found.raw, found.confidence, options):
+            return found
+    return None
+
+
+def _state_around(
+    engine: OcrEngine, image: np.ndarray, line: _Line, options: Options
+) -> tuple[str | None, float | None]:
+    """The state name printed above or below a plate number (one batched read of the two bands)."""
+    (x0, y0), (x1, y1) = line.quad.min(axis=0), line.quad.max(axis=0)
+    h = float(y1 - y0)
+    height, width = image.shape[:2]
+    bands = []
+    for top, bottom in ((y0 - 1.4 * h, y0), (y1, y1 + 1.2 * h)):
+        top, bottom = max(0.0, float(top)), min(float(height), float(bottom))
+        if bottom - top >= 4:
+            quad = np.array([[x0, top], [x1, top], [x1, bottom], [x0, bottom]], np.float32)
+            bands.append(imaging.crop_line(image, quad, margin_x=0.0, margin_y=0.0))
+    best: tuple[str | None, float | None] = (None, None)
+    for decoded in _read(engine, bands, replace(options, prior=False)):
+        state = state_in_text(decoded.raw)
+        if state is not None and (best[1] or 0.0) < decoded.confidence:
+            best = (state, round(decoded.confidence, 4))
+    return best
+
+
+def _sure(text: str, raw: str, confidence: float, options: Options) -> bool:
+    """A reading sure enough to skip the text detector on the whole photo: 5-8 characters mixing letters and digits
+    (digits alone are more often a phone or fleet number), read confidently, more so outside the listed formats."""
+    return (
+        5 <= len(text) <= 8
+        and any(ch.isdigit() for ch in text)
+        and any(ch.isalpha() for ch in text)
+        and is_plate_text(text)
+        and not is_non_plate_text(raw)
+        and confidence >= (options.locate_sure if _fits(text, options) else options.locate_sure_unlisted)
+    )
+
+
 def recognize_image(engine: OcrEngine, image: np.ndarray, options: Options = Options()) -> Recognition:
     result = Recognition(width=int(image.shape[1]), height=int(image.shape[0]))
     t0 = time.perf_counter()
+    clock = {"locate": 0.0}
+    if options.locate:
+        fast = _located(engine, image, options, clock)
+        if fast is not None:
+            result.plates.append(fast)
+            locate = clock["locate"]
+            total = time.perf_counter() - t0
+            result.timings_ms = {"locate": round(locate * 1000, 1), "recognize": round((total - locate) * 1000, 1)}
+            return result
     # Coarse to fine: a small detection pass finds most plates fast; only a photo with no confident plate pays
     # for a pass at higher resolution (distant, small plates). With `settle`, a plate found at the coarse scale
     # but read poorly there is refined from the full-resolution photo first, and that reading can settle it.
     lines: list[_Line] = []
-    clock = {"locate": 0.0}
     refined: dict[int, PlateReading | None] = {}
     readings: list[tuple[_Line, PlateReading]] = []
     for pass_no, max_side in enumerate(options.detect_sides, 1):

@@ -1,0 +1,81 @@
+"""The fast plate localizer (rows of character blobs) and the pipeline's fast path built on it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from services.recognition.engine import get_engine
+from services.recognition.locating import plate_rows
+from services.recognition.pipeline import Options, recognize_image
+from shared.plates import state_in_text
+from tests.recognition.render import plate_image, scene_without_plate
+
+
+def _inside(box: tuple[float, float, float, float], x0: float, y0: float, x1: float, y1: float) -> bool:
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    return x0 <= cx <= x1 and y0 <= cy <= y1
+
+
+def test_the_plate_number_is_a_row_of_blobs() -> None:
+    # A 300 px plate centred in a 960 x 640 photo: x 330-630, y 352-502, its number in the lower two thirds.
+    rows = plate_rows(plate_image("7KTR352"))
+    number = [r for r in rows if _inside(r.box, 330, 400, 630, 502)]
+    assert number, rows
+    assert 6 <= number[0].blobs <= 8
+    # The state name above it is a row too, but of shorter blobs.
+    names = [r for r in rows if _inside(r.box, 330, 352, 630, 400)]
+    assert all(r.height < number[0].height for r in names)
+
+
+def test_no_rows_in_a_scene_without_text() -> None:
+    assert plate_rows(scene_without_plate()) == []
+
+
+class _CountingEngine:
+    """The real engine, counting detector calls on the whole photo (its size) to tell the two paths apart."""
+
+    def __init__(self, photo: np.ndarray) -> None:
+        self._engine: Any = get_engine()
+        self.charset = self._engine.charset
+        self._shape = photo.shape
+        self.whole_photo_detections = 0
+
+    def detect(self, image: np.ndarray, max_side: int = 960) -> Any:
+        if image.shape == self._shape:
+            self.whole_photo_detections += 1
+        return self._engine.detect(image, max_side)
+
+    def recognize(self, lines: list[np.ndarray]) -> Any:
+        return self._engine.recognize(lines)
+
+
+def test_a_sure_plate_row_skips_the_detector_and_reads_the_state() -> None:
+    image = plate_image("KXR482", angle=8.0)
+    engine = _CountingEngine(image)
+    best = recognize_image(engine, image, Options(locate=5)).plates[0]
+    assert (best.plate, best.state) == ("KXR482", "MN")
+    assert engine.whole_photo_detections == 0
+    # The box is the number's, in photo pixels.
+    xs, ys = [x for x, _ in best.box], [y for _, y in best.box]
+    assert 300 < min(xs) < 480 < max(xs) < 660 and 380 < min(ys) < 440 < max(ys) < 520
+
+
+def test_digits_alone_go_to_the_detector() -> None:
+    # Seven digits read surely are more often a phone or fleet number than a plate: not enough to stop searching.
+    image = plate_image("5550134", state=None)
+    engine = _CountingEngine(image)
+    recognize_image(engine, image, Options(locate=5, detect_sides=(640,)))
+    assert engine.whole_photo_detections == 1
+    # Without the localizer the detector is the only path.
+    engine = _CountingEngine(image)
+    recognize_image(engine, plate_image("KXR482"), Options(locate=0, detect_sides=(640,)))
+    assert engine.whole_photo_detections == 1
+
+
+def test_state_named_among_other_words() -> None:
+    assert state_in_text("MINNESOTA") == "MN"
+    assert state_in_text("2027 MINNESOTA 10") == "MN"
+    assert state_in_text("WEST VIRGINIA") == "WV"  # not Virginia
+    assert state_in_text("EXPLORE") is None
