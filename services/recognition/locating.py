@@ -22,6 +22,8 @@ BLOCK = 31  # px: adaptive threshold neighbourhood, about one character's height
 OFFSETS = (3, 8, 15, 25)  # adaptive threshold offsets (grey levels): low for faint plates, high for busy ones
 MIN_HEIGHT, MAX_HEIGHT = 8, 90  # px: a character's height at MAX_SIDE
 MIN_ROW, MAX_ROW = 4, 10  # characters in a plate number's row (US serials are 5-8; a blob can split or merge)
+LENGTH_WEIGHT, HEIGHT_WEIGHT, ALIGN_WEIGHT = 1.0, 5.0, 0.0  # a row's plate evidence (`_row`)
+REACH = 1.5  # the widest gap between two characters of a row, in character heights (a space, a bolt, an emblem)
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,17 @@ class Row:
     blobs: int
     height: float
     score: float
+    center: tuple[float, float] = (0.0, 0.0)  # of the characters' centres
+    slope: float = 0.0  # of the line through the characters' centres (dy/dx): a tilted plate
+
+    def quad(self, left: float, right: float, above: float, below: float) -> np.ndarray:
+        """The parallelogram along the row from x `left` to `right`, from `above` px over the characters' centre
+        line to `below` px under it (negative: the other side), corners clockwise from top-left."""
+        cx, cy = self.center
+        corners = []
+        for x, dy in ((left, -above), (right, -above), (right, below), (left, below)):
+            corners.append((x, cy + self.slope * (x - cx) + dy))
+        return np.array(corners, np.float32)
 
 
 def _blobs(binary: np.ndarray) -> np.ndarray:
@@ -58,7 +71,7 @@ def _rows(blobs: np.ndarray) -> list[np.ndarray]:
     x, y, w, h = (blobs[:, k].astype(np.float64) for k in range(4))
     cy = y + h / 2
     for i in range(n):
-        reach = x[i] + w[i] + 1.5 * h[i]
+        reach = x[i] + w[i] + REACH * h[i]
         j = i + 1
         while j < n and x[j] <= reach:
             if (
@@ -74,6 +87,25 @@ def _rows(blobs: np.ndarray) -> list[np.ndarray]:
     return [blobs[g] for g in groups.values() if MIN_ROW <= len(g) <= MAX_ROW]
 
 
+def _row(blobs: np.ndarray, scale: float) -> Row:
+    """A row and its plate evidence: 5 to 8 characters (any count in that range as likely), of one height, top
+    and bottom aligned."""
+    x, y, w, h = (blobs[:, k].astype(np.float64) for k in range(4))
+    median = float(np.median(h))
+    n = len(blobs)
+    score = (
+        6.0
+        - LENGTH_WEIGHT * (max(0, 5 - n) + max(0, n - 8))
+        - HEIGHT_WEIGHT * float(np.std(h)) / median
+        - ALIGN_WEIGHT * float(np.std(y + h / 2)) / median
+    )
+    box = (x.min() / scale, y.min() / scale, (x + w).max() / scale, (y + h).max() / scale)
+    cx, cy = x + w / 2, y + h / 2
+    slope = float(np.polyfit(cx, cy, 1)[0]) if np.ptp(cx) > 0 else 0.0
+    center = (float(cx.mean()) / scale, float(cy.mean()) / scale)
+    return Row(box, n, median / scale, score, center, slope)
+
+
 def plate_rows(image: np.ndarray, limit: int = 5) -> list[Row]:
     """The `limit` likeliest plate-number rows in a BGR photo, best first, none inside another."""
     height, width = image.shape[:2]
@@ -86,14 +118,7 @@ def plate_rows(image: np.ndarray, limit: int = 5) -> list[Row]:
         light = cv2.adaptiveThreshold(gray, 255, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY, BLOCK, offset)
         for binary in (dark, light):
             for row in _rows(_blobs(binary)):
-                heights = row[:, 3].astype(np.float64)
-                median = float(np.median(heights))
-                # Plate numbers hold 5 to 8 characters of one height.
-                score = len(row) - 0.8 * abs(len(row) - 6.5) - 5.0 * float(np.std(heights)) / median
-                x0, y0 = row[:, 0].min(), row[:, 1].min()
-                x1, y1 = (row[:, 0] + row[:, 2]).max(), (row[:, 1] + row[:, 3]).max()
-                box = (x0 / scale, y0 / scale, x1 / scale, y1 / scale)
-                found.append(Row(box, len(row), median / scale, score))
+                found.append(_row(row, scale))
     found.sort(key=lambda r: r.score, reverse=True)
     kept: list[Row] = []
     for row in found:
