@@ -148,18 +148,19 @@ def choose(runs: list[dict[str, Any]], fold: str | None) -> dict[str, Any]:
     def on(results: list[PhotoResult]) -> list[PhotoResult]:
         return [r for r in results if fold is None or r.fold == fold]
 
-    before = summarize(_truncated(on(runs[0]["results"]), BEFORE_PRIOR["alternatives"]), hot_list)
+    before = summarize(_truncated(on(runs[0]["results"]), int(BEFORE_PRIOR["alternatives"])), hot_list)
     best = max(
         runs[1:],
         key=lambda run: (lambda s: (s["exact"], s["within_one"], -s["no_read"]))(summarize(on(run["results"]), None)),
     )
-    n, min_value = MAX_ALTERNATIVES, MIN_VALUES[0]
-    measured = summarize(_truncated(on(best["results"]), n, min_value), hot_list)
-    for value in MIN_VALUES[1:]:
-        s = summarize(_truncated(on(best["results"]), n, value), hot_list)
+    # No alternative at all if even the strictest threshold spends more than the budget.
+    n, min_value = 0, MIN_VALUES[0]
+    measured = summarize(_truncated(on(best["results"]), 0), hot_list)
+    for value in MIN_VALUES:
+        s = summarize(_truncated(on(best["results"]), MAX_ALTERNATIVES, value), hot_list)
         if s["false_hits_per_1000"] > before["false_hits_per_1000"]:
             break
-        min_value, measured = value, s
+        n, min_value, measured = MAX_ALTERNATIVES, value, s
     keep = ("exact", "within_one", "no_read", "hit_recall", "false_hits_per_1000", "keys_per_read")
     return {
         "options": {**best["setting"], "alternatives": n, "min_share": min_value},

@@ -93,3 +93,7 @@ def test_tuning_spends_the_false_hit_budget_of_the_settings_before_the_prior() -
     assert measured["false_hits_per_1000"] == budget["false_hits_per_1000"] > 0
     assert [r.alternatives for r in _truncated(after, 8, 0.07)] == [["123ACF"], []]
     assert [r.alternatives for r in _truncated(after, 8, 0.05)] == [["123ACF"], ["123ACK"]]
+    # Before the prior nothing was sent beyond correct reads: no budget; 0.3 is the least threshold sending neither.
+    runs[0]["results"] = [_result("a", "123ACE", [], []), _result("b", "123ACH", [], [])]
+    strict = choose(runs, "A")
+    assert strict["options"]["min_share"] == 0.3 and strict["measured_on_these_photos"]["false_hits_per_1000"] == 0
