@@ -14,11 +14,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from heapq import nlargest
-from itertools import product
+from itertools import combinations, product
 
 import numpy as np
 
 from services.recognition.grammar import Grammar
+from services.recognition.hitrate import hit_value
 from shared.plates import CONFUSION_CLASSES, confusion_key
 
 PLATE_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -297,22 +298,63 @@ def decode_with_prior(decoded: Decoded, grammar: Grammar, beam: int = 12, best_p
     return Decoded(chars, decoded.raw, [float(p) for p, _ in confs], runners, beams, decoded.folded)
 
 
+def candidate_readings(decoded: Decoded) -> dict[str, float]:
+    """Readings the line may hold, each with its probability of being the plate: the beam's readings (their share),
+    and beside them, from the best reading's per-character posteriors, each character swapped for one of its
+    runners-up (the share times the runner-up's probability over the character's: the recognizer's own odds; two
+    swaps multiply) and each character dropped (the share times the chance that the character is not there, 1 - its
+    confidence: an emblem or a sticker read as one more character). The beam keeps only its 12 best partial readings
+    at each step; the swaps reach what it dropped (`UJ5E1A` read `JJ5E1A` with U the first J's runner-up)."""
+    found = dict(decoded.beams or [])
+    text = decoded.text
+    if not text:
+        return found
+    share = decoded.beams[0][1] if decoded.beams else 1.0
+    digits = any(ch.isdigit() for ch in text)
+
+    def offer(reading: str, p: float) -> None:
+        if reading and p > found.get(reading, 0.0):
+            found[reading] = p
+
+    swaps: list[tuple[int, str, float]] = []
+    for i, (ch, conf, runners) in enumerate(zip(text, decoded.char_confidences, decoded.runners_up, strict=True)):
+        for alt, p in runners:
+            alt = "0" if alt == "O" and digits else alt
+            if alt != ch:
+                swaps.append((i, alt, min(1.0, p / max(conf, 1e-6))))
+        if len(text) > 2:
+            offer(text[:i] + text[i + 1 :], share * (1.0 - conf))
+    for i, alt, odds in swaps:
+        offer(text[:i] + alt + text[i + 1 :], share * odds)
+    for (i, a, odds_a), (j, b, odds_b) in combinations(swaps, 2):
+        if i != j:
+            chars = list(text)
+            chars[i], chars[j] = a, b
+            offer("".join(chars), share * odds_a * odds_b)
+    found.pop(text, None)
+    return found
+
+
 def key_alternatives(decoded: Decoded, limit: int, min_share: float = 0.0) -> list[tuple[str, float]]:
-    """The beam's other readings that the hot list would match differently (another confusion key than the
-    reading's and than each other's): only those add a chance of a hit. Each costs a chance of a false hit too
-    (about 1 % per key against a 1 M list), so only those with at least `min_share` of the beam's mass."""
+    """Readings that the hot list would match under another key than the reading's, best value first: a key's
+    probability (its candidate readings' summed, `candidate_readings`) per its expected false hits against a 1 M
+    list (`hitrate.hit_value`; a key in a common format costs ~1 false hit per 100 reads, one in no listed format
+    far less). At most `limit`, each worth at least `min_share` (a typical key needs that much probability, a
+    cheap one less). Each comes with its probability. Without the beam's readings: `alternatives`."""
     if limit <= 0:
         return []
     if not decoded.beams:
         return alternatives(decoded, limit)
-    seen = {confusion_key(decoded.text)}
-    out = []
-    for text, share in decoded.beams:
+    own = confusion_key(decoded.text)
+    by_key: dict[str, list[tuple[float, str]]] = {}
+    for text, p in candidate_readings(decoded).items():
         key = confusion_key(text)
-        if key in seen or share < min_share:
-            continue
-        seen.add(key)
-        out.append((text, round(share, 4)))
-        if len(out) >= limit:
-            break
-    return out
+        if key != own:
+            by_key.setdefault(key, []).append((p, text))
+    ranked = []
+    for options in by_key.values():
+        p = sum(q for q, _ in options)
+        text = max(options)[1]  # the key's likeliest reading stands for it
+        ranked.append((hit_value(text, p), text, p))
+    ranked.sort(key=lambda r: (-r[0], r[1]))
+    return [(text, round(p, 4)) for value, text, p in ranked if value >= min_share][:limit]

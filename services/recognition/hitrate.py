@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 
 import numpy as np
 
@@ -75,6 +75,7 @@ def _by_length() -> dict[int, list[tuple[str, float]]]:
     return out
 
 
+@lru_cache(maxsize=65536)
 def _key_probability(key: str) -> float:
     table = _share_table()
     p = 0.0
@@ -86,6 +87,25 @@ def _key_probability(key: str) -> float:
                 break
         p += q
     return p
+
+
+# What an alternative key costs, in units of a typical plate key: one of a common 6-7 character format shares its key
+# with about 0.01 entries of a 1 M list (a false hit per 100 reads). The generated list holds no vanity or specialty
+# plates, so a key in no listed format costs nothing there; a real list holds some, so no key costs less than
+# MIN_KEY_COST of a typical one (this also bounds how many cheap keys a read sends).
+TYPICAL_KEY_ENTRIES = 0.01
+MIN_KEY_COST = 0.1
+
+
+def key_cost(text: str) -> float:
+    """The expected false-hit cost of sending `text`'s key to a 1 M list, relative to a typical plate key."""
+    return max(expected_entries(confusion_key(text)) / TYPICAL_KEY_ENTRIES, MIN_KEY_COST)
+
+
+def hit_value(text: str, probability: float) -> float:
+    """Expected hits per expected false hit (in typical keys) of sending `text`'s key when it is the truth's with
+    `probability`: what alternatives are ranked and cut by."""
+    return probability / key_cost(text)
 
 
 @dataclass(frozen=True)
