@@ -58,7 +58,6 @@ class Options:
     locate_sure: float = 0.9  # ... a row's reading this sure, 5-8 characters in a listed format, ends the search
     locate_sure_unlisted: float = 0.97  # ... or this sure in no listed format (specialty and commercial plates)
     locate_pad: float = 0.7  # ... each row read with this margin left and right (of the characters' height)
-    locate_regions: int = 2  # ... when none is sure: the regions around this many rows searched with the detector
 
 
 TUNED = Path(__file__).parent / "data" / "tuned.json"  # written by `python -m services.recognition.tuning`
@@ -386,7 +385,7 @@ def _located(engine: OcrEngine, image: np.ndarray, options: Options, clock: dict
     clock["locate"] += time.perf_counter() - start
     if not rows:
         return None
-    height, width = image.shape[:2]
+    width = image.shape[1]
     lines: list[_Line] = []
     for row in rows:
         # Along the row's own slope, so a tilted plate is read level.
@@ -394,7 +393,7 @@ def _located(engine: OcrEngine, image: np.ndarray, options: Options, clock: dict
         pad_x, half = options.locate_pad * row.height, 0.7 * row.height
         quad = row.quad(max(0.0, x0 - pad_x), min(float(width), x1 + pad_x), half, half)
         lines.append(_Line(quad, float(quad[1, 0] - quad[0, 0]), 2 * half, Decoded("", "", [], []), ""))
-    # The likeliest rows first: most photos' plate is among them, and each row read costs ~10 ms of CPU.
+    # The likeliest rows first: most photos' plate is among them, and each row read costs ~18 ms of CPU.
     for stage in (lines[: options.locate_first], lines[options.locate_first :]):
         if not stage:
             continue
@@ -413,18 +412,6 @@ def _located(engine: OcrEngine, image: np.ndarray, options: Options, clock: dict
             reading.state, reading.state_confidence = _state_around(engine, image, best, options)
         _with_state(reading, options)
         return reading
-    # Unsure: the likeliest rows' surroundings (the plate: state name above, slogan below) are read like a
-    # detected line's region, with the detector on that small region only.
-    for row in rows[: options.locate_regions]:
-        x0, y0, x1, y1 = row.box
-        h = row.height
-        left, right = max(0.0, x0 - 0.8 * h), min(float(width), x1 + 0.8 * h)
-        top, bottom = max(0.0, y0 - 1.2 * h), min(float(height), y1 + 0.8 * h)
-        quad = np.array([[left, top], [right, top], [right, bottom], [left, bottom]], np.float32)
-        region = _Line(quad, right - left, bottom - top, Decoded("", "", [], []), "")
-        found = _refine(engine, image, region, options)
-        if found is not None and _sure(found.plate, found.raw, found.confidence, options):
-            return found
     return None
 
 
