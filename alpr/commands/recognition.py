@@ -10,7 +10,8 @@ from typing import Any
 from shared.settings import Settings
 
 # What each stage switches off or on, against today's defaults (`pipeline.Options`).
-_BEFORE_PRIOR = {"prior": False, "alternatives": 5, "unlisted": 1.0}  # decoding as it was before issue 19
+# Decoding as it was before issue 19 (and no plate localizer: the detector on every photo).
+_BEFORE_PRIOR = {"prior": False, "alternatives": 5, "unlisted": 1.0, "locate": 0}
 _VOTES = {**_BEFORE_PRIOR, "variants": True, "refine_vote": True, "settle": False, "refine_stop": 0.0}
 STAGES = {
     # Each stage adds one improvement, in the order they were made (README, "Recognition").
@@ -25,7 +26,8 @@ STAGES = {
     "number_line": _VOTES,
     "settle": {**_VOTES, "settle": True},
     "before-prior": {**_BEFORE_PRIOR, "refine_stop": 0.95},  # the default before the plate-format prior (issue 19)
-    "full": {},  # the format prior in decoding, settings tuned per fold (data/tuned.json): the default
+    "detector": {"locate": 0},  # full, but the text detector on every photo (no plate localizer first)
+    "full": {},  # localizer, format prior in decoding, settings tuned per fold (data/tuned.json): the default
     "plate_head": {"plate_head": True},  # full + our plate head's scores mixed in at head_weight
 }
 
@@ -46,7 +48,8 @@ def cmd_eval_ocr(args: argparse.Namespace, settings: Settings) -> int:
     if args.detect_sides:
         stage["detect_sides"] = sides
     plate_head = bool(stage.get("plate_head"))
-    engine = RapidOcrEngine(threads=args.threads, plate_head=plate_head)
+    # The service's thread setting by default, so CPU and time per photo are what the service spends.
+    engine = RapidOcrEngine(threads=args.threads or settings.recognition_intra_op_threads, plate_head=plate_head)
     # Photos the plate head learnt from are left out when it reads (or, with --held-out, for any stage: to compare
     # a stage with the head on the same photos).
     skip = trained_on() if (plate_head or args.held_out) and not args.include_trained else set()
@@ -100,6 +103,6 @@ def register(sub: Any) -> None:
     p.add_argument("--detect-sides", default=None, help="detection passes, e.g. 960,1600 (default: the setting)")
     p.add_argument("--held-out", action="store_true", help="only photos the plate head was not trained on, any stage")
     p.add_argument("--include-trained", action="store_true", help="with the plate head, also the photos it learnt")
-    p.add_argument("--threads", type=int, default=None, help="ONNX Runtime threads (default: all cores)")
+    p.add_argument("--threads", type=int, default=None, help="ONNX Runtime threads (default: the service's setting, 1)")
     p.add_argument("--hot-list", type=int, default=1_000_000, help="size of the generated hot list (0: no hit figures)")
     p.set_defaults(func=cmd_eval_ocr)

@@ -12,7 +12,7 @@ the plate's frame or a dirty background; at a high one, faded characters break u
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -26,6 +26,7 @@ LENGTH_WEIGHT, HEIGHT_WEIGHT, ALIGN_WEIGHT = 1.0, 5.0, 0.0  # a row's plate evid
 # Also light characters on a dark plate: measured on fold A, half the cost and no plate more in the top five (the
 # text detector, when no row is sure, reads those).
 LIGHT_ON_DARK = False
+MAX_WIDTH = 2.2  # a blob's width, in heights: 1 for one character; about 2 lets two touching characters in
 REACH = 1.5  # the widest gap between two characters of a row, in character heights (a space, a bolt, an emblem)
 
 
@@ -55,7 +56,7 @@ def _blobs(binary: np.ndarray) -> np.ndarray:
     count, _, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
     x, y, w, h, area = stats[1:count].T
     fill = area / np.maximum(w * h, 1)
-    keep = (h >= MIN_HEIGHT) & (h <= MAX_HEIGHT) & (w >= 2) & (w <= h) & (fill >= 0.15) & (fill <= 0.9)
+    keep = (h >= MIN_HEIGHT) & (h <= MAX_HEIGHT) & (w >= 2) & (w <= MAX_WIDTH * h) & (fill >= 0.15) & (fill <= 0.9)
     found = stats[1:count][keep, :4]
     return found[np.argsort(found[:, 0], kind="stable")]
 
@@ -130,9 +131,16 @@ def plate_rows(image: np.ndarray, limit: int = 5) -> list[Row]:
     kept: list[Row] = []
     for row in found:
         cx, cy = (row.box[0] + row.box[2]) / 2, (row.box[1] + row.box[3]) / 2
-        if any(k.box[0] <= cx <= k.box[2] and k.box[1] <= cy <= k.box[3] for k in kept):
+        same = [i for i, k in enumerate(kept) if k.box[0] <= cx <= k.box[2] and k.box[1] <= cy <= k.box[3]]
+        if same:
+            # The same line found at another threshold: a character that merged with the frame at one threshold
+            # stands alone at another, so the line spans both rows (a row that lost an end character is read
+            # confidently as a shorter plate).
+            k = kept[same[0]]
+            if abs(row.height - k.height) <= 0.2 * k.height and abs(row.center[1] - k.center[1]) <= 0.3 * k.height:
+                left, right = min(k.box[0], row.box[0]), max(k.box[2], row.box[2])
+                kept[same[0]] = replace(k, box=(left, k.box[1], right, k.box[3]))
             continue
-        kept.append(row)
-        if len(kept) >= limit:
-            break
+        if len(kept) < limit:
+            kept.append(row)
     return kept

@@ -55,7 +55,7 @@ class Options:
     unlisted: float = 1.0  # plate-likeness factor of a reading in no listed format (a line's plate evidence): tuned
     locate: int = 5  # rows of character blobs read first (locating.py); 0: straight to the text detector
     locate_first: int = 2  # ... of which this many are read first, the others only when none of those is sure
-    locate_sure: float = 0.9  # ... a row's reading this sure, 5-8 characters in a listed format, ends the search
+    locate_sure: float = 0.85  # ... a row's reading this sure, 5-8 characters in a listed format, ends the search
     locate_sure_unlisted: float = 0.97  # ... or this sure in no listed format (specialty and commercial plates)
     locate_pad: float = 0.7  # ... each row read with this margin left and right (of the characters' height)
 
@@ -387,12 +387,14 @@ def _located(engine: OcrEngine, image: np.ndarray, options: Options, clock: dict
         return None
     width = image.shape[1]
     lines: list[_Line] = []
+    boxes: dict[int, np.ndarray] = {}  # each line's characters alone: the box a reading reports
     for row in rows:
         # Along the row's own slope, so a tilted plate is read level.
         x0, x1 = row.box[0], row.box[2]
         pad_x, half = options.locate_pad * row.height, 0.7 * row.height
         quad = row.quad(max(0.0, x0 - pad_x), min(float(width), x1 + pad_x), half, half)
         lines.append(_Line(quad, float(quad[1, 0] - quad[0, 0]), 2 * half, Decoded("", "", [], []), ""))
+        boxes[id(lines[-1])] = row.quad(x0, x1, 0.5 * row.height, 0.5 * row.height)
     # The likeliest rows first: most photos' plate is among them, and each row read costs ~18 ms of CPU.
     for stage in (lines[: options.locate_first], lines[options.locate_first :]):
         if not stage:
@@ -407,6 +409,7 @@ def _located(engine: OcrEngine, image: np.ndarray, options: Options, clock: dict
     if sure:
         best = max(sure, key=lambda ln: plate_likeness(ln.text, ln.decoded.confidence, ln.height, tallest))
         reading = _reading(engine, image, best, options, vote=False)
+        reading.box = [[round(float(x), 1), round(float(y), 1)] for x, y in boxes[id(best)]]
         reading.state, reading.state_confidence = _state_near(lines, best)
         if reading.state is None:
             reading.state, reading.state_confidence = _state_around(engine, image, best, options)

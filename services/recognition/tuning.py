@@ -31,9 +31,13 @@ GRID: dict[str, list[Any]] = {
     "vanity": [0.002, 0.005, 0.01, 0.02],
     "refine_stop": [0.95, 0.0],
     "best_path": [True, False],
+    "locate_sure": [0.85, 0.9, 0.95],  # the plate localizer's reading that ends the search (pipeline._sure)
+    # The margin a row is read with: the wider first, so it wins ties (drawn plates lose an end character at 0.7).
+    "locate_pad": [1.5, 0.7],
 }
 MAX_ALTERNATIVES = 8
-BEFORE_PRIOR = {"prior": False, "alternatives": 5, "unlisted": 1.0, "refine_stop": 0.95}
+# The default before issue 19: no format prior, no plate localizer (the false-hit budget is what it gave).
+BEFORE_PRIOR = {"prior": False, "alternatives": 5, "unlisted": 1.0, "refine_stop": 0.95, "locate": 0}
 
 
 class CachedEngine:

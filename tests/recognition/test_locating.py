@@ -79,3 +79,13 @@ def test_state_named_among_other_words() -> None:
     assert state_in_text("2027 MINNESOTA 10") == "MN"
     assert state_in_text("WEST VIRGINIA") == "WV"  # not Virginia
     assert state_in_text("EXPLORE") is None
+
+
+def test_touching_characters_stay_in_the_row() -> None:
+    # A small plate in bold type: K and X touch and make one wide blob. The row must still span them, or its
+    # reading is a confident, well-formed and wrong shorter plate (`XR482`).
+    image = plate_image("KXR482", size=(1280, 720), plate_width=140, seed=1)
+    engine = _CountingEngine(image)
+    best = recognize_image(engine, image, Options(locate=5)).plates[0]
+    assert best.plate == "KXR482"
+    assert engine.whole_photo_detections == 0
