@@ -19,6 +19,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from services.ingest.inflight import InFlight, take_batch
 from services.ingest.models import Read
 from shared.errors import Conflict, Unavailable, Unprocessable, is_poison
 from shared.settings import Settings
@@ -87,10 +88,20 @@ class WriteOutcome:
 
 
 class ReadWriter:
-    def __init__(self, engine: AsyncEngine, *, max_batch: int = 256, flushers: int = 2) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        max_batch: int = 256,
+        flushers: int = 2,
+        inflight: InFlight | None = None,
+        linger_s: float = 0.0,
+    ) -> None:
         self.engine = engine
         self.max_batch = max_batch
         self.flushers = flushers
+        self.inflight = inflight
+        self.linger_s = linger_s
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._known_days: set[date] = set()
         self._tasks: list[asyncio.Task[None]] = []
@@ -113,9 +124,7 @@ class ReadWriter:
 
     async def _run(self) -> None:
         while True:
-            batch = [await self._queue.get()]
-            while len(batch) < self.max_batch and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
+            batch = await take_batch(self._queue, self.max_batch, inflight=self.inflight, linger_s=self.linger_s)
             try:
                 await _once_more_if_dropped(self._flush, batch)
             except Exception as exc:  # noqa: BLE001 - every waiting request is answered, none is lost silently
@@ -225,9 +234,13 @@ class ExistingReads:
     """Finds already-stored reads by client id for many requests in one query: a query (and a pooled connection)
     per request would exhaust the pool at a thousand reads a second."""
 
-    def __init__(self, engine: AsyncEngine, *, max_batch: int = 256) -> None:
+    def __init__(
+        self, engine: AsyncEngine, *, max_batch: int = 256, inflight: InFlight | None = None, linger_s: float = 0.0
+    ) -> None:
         self.engine = engine
         self.max_batch = max_batch
+        self.inflight = inflight
+        self.linger_s = linger_s
         self._queue: asyncio.Queue[_Lookup] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
 
@@ -249,9 +262,7 @@ class ExistingReads:
 
     async def _run(self) -> None:
         while True:
-            batch = [await self._queue.get()]
-            while len(batch) < self.max_batch and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
+            batch = await take_batch(self._queue, self.max_batch, inflight=self.inflight, linger_s=self.linger_s)
             try:
                 found = await _once_more_if_dropped(self._query, batch)
             except Exception as exc:  # noqa: BLE001 - each waiting request gets the outage as a 503
