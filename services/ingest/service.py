@@ -265,15 +265,16 @@ def check_capture_time(settings: Settings, captured_at: datetime) -> None:
         raise Unprocessable(f"captured_at is older than the {settings.ingest_max_read_age_days}-day retention period")
 
 
-async def find_existing(ctx: IngestContext, agency: str, meta: ReadMetadata) -> dict[str, Any] | None:
-    """The stored read with this client id and capture time; Conflict when the id was used at another time."""
-    rows = await ctx.existing.near(agency, meta.unit, meta.client_read_id, meta.captured_at)
+async def find_existing(ctx: IngestContext, agency: str, meta: ReadMetadata) -> tuple[dict[str, Any] | None, bool]:
+    """The stored read with this client id and capture time (Conflict when the id was used at another time), and
+    whether the car's plate is a Safe at Home plate for the agency (asked in the same query)."""
+    rows, protected = await ctx.existing.near(agency, meta.unit, meta.client_read_id, meta.captured_at, meta.plate)
     for row in rows:
         if row["captured_at"] == meta.captured_at:
-            return row
+            return row, protected
     if rows:
         raise Conflict(f"client_read_id {meta.client_read_id!r} was already used for a read at another time")
-    return None
+    return None, protected
 
 
 def _keys(read_id: uuid.UUID, captured_at: datetime, photo: CheckedImage | None, crop: CheckedImage | None):  # type: ignore[no-untyped-def]
@@ -393,16 +394,18 @@ async def _ingest_read(
         raise Unprocessable(f"camera {meta.camera!r} is not one of unit {meta.unit}'s cameras for this shift")
     agency = shift.agency or ""
 
-    existing = await find_existing(ctx, agency, meta)
+    existing, car_plate_protected = await find_existing(ctx, agency, meta)
     if existing is not None:
         return result_of(existing, duplicate=True)
 
     read_id = read_id_for(agency, meta)
     image_key, crop_key = _keys(read_id, meta.captured_at, photo, crop)
-    uploads = _Uploads(ctx.store, [(k, img) for k, img in ((image_key, photo), (crop_key, crop)) if k and img])
+    # A Safe at Home participant's photo is not even uploaded when the car sent the plate.
+    items = [] if car_plate_protected else [(k, i) for k, i in ((image_key, photo), (crop_key, crop)) if k and i]
+    uploads = _Uploads(ctx.store, items)
     try:
         outcome, covert, row = await _checked_and_stored(
-            ctx, meta, photo, crop, shift, agency, read_id, (image_key, crop_key), uploads, queued
+            ctx, meta, photo, crop, shift, agency, read_id, (image_key, crop_key), uploads, queued, car_plate_protected
         )
     except BaseException:
         await uploads.discard()  # refused, 503 or cancelled: no photo left without its read
@@ -462,6 +465,7 @@ async def _checked_and_stored(
     keys: tuple[str | None, str | None],
     uploads: _Uploads,
     queued: bool,
+    car_plate_protected: bool,
 ) -> tuple[WriteOutcome | None, list[dict[str, Any]], dict[str, Any]]:
     """Recognise, check, match and store the read, its uploads going on meanwhile. None: a Safe at Home plate's
     read, destroyed at collection (its objects are gone)."""
@@ -509,7 +513,12 @@ async def _checked_and_stored(
                 row["recognition_pending"], row["last_error"] = True, str(exc)
             else:
                 apply_recognition(row, candidate)
-    protected = await protected_plates(ctx, (row["plate"], row["car_plate"]), row["agency"] or "")
+    if car_plate_protected:
+        protected = True
+    elif row["plate"] == meta.plate and row["car_plate"] is None:
+        protected = False  # the car's plate, checked with the idempotency lookup
+    else:  # recognition read another plate
+        protected = bool(await protected_plates(ctx, (row["plate"], row["car_plate"]), row["agency"] or ""))
     if protected:
         # A Safe at Home participant's plate: destroyed at collection, no alert (Minn. Stat. 13.824 subd. 3(c)).
         # Nothing is stored; the car's answer looks like any read without a hit, so it tells nobody why.

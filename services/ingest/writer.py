@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from services.ingest.inflight import InFlight, take_batch
 from services.ingest.models import Read
+from services.ingest.protected import protected_pairs_on
 from shared.errors import Conflict, Unavailable, Unprocessable, is_poison
 from shared.settings import Settings
 
@@ -225,7 +226,8 @@ def _refuse(items: list[_Pending], exc: Exception) -> None:
 class _Lookup:
     key: tuple[str, str, str]  # agency, unit, client_read_id
     captured_at: datetime
-    future: asyncio.Future[list[dict[str, Any]]] = field(
+    plate: str | None  # the car's plate: its Safe at Home check rides along
+    future: asyncio.Future[tuple[list[dict[str, Any]], bool]] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
 
@@ -254,9 +256,13 @@ class ExistingReads:
         while not self._queue.empty():
             self._queue.get_nowait().future.set_exception(Unavailable("ingest is shutting down"))
 
-    async def near(self, agency: str, unit: str, client_read_id: str, at: datetime) -> list[dict[str, Any]]:
-        """Stored reads with this client id captured within a day of `at` (a few partitions at most)."""
-        item = _Lookup((agency, unit, client_read_id), at)
+    async def near(
+        self, agency: str, unit: str, client_read_id: str, at: datetime, plate: str | None = None
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """Stored reads with this client id captured within a day of `at` (a few partitions at most), and whether
+        `plate` is a Safe at Home plate for `agency`'s reads: asked in the same round trip, so that a read the car
+        sent with its plate needs no separate check, and a participant's photo is never uploaded."""
+        item = _Lookup((agency, unit, client_read_id), at, plate)
         await self._queue.put(item)
         return await item.future
 
@@ -264,7 +270,7 @@ class ExistingReads:
         while True:
             batch = await take_batch(self._queue, self.max_batch, inflight=self.inflight, linger_s=self.linger_s)
             try:
-                found = await _once_more_if_dropped(self._query, batch)
+                found, protected = await _once_more_if_dropped(self._query, batch)
             except Exception as exc:  # noqa: BLE001 - each waiting request gets the outage as a 503
                 log.warning("existing_reads_failed", lookups=len(batch), error=repr(exc))
                 for item in batch:
@@ -277,9 +283,11 @@ class ExistingReads:
                     for r in found.get(item.key, [])
                     if abs((r["captured_at"] - item.captured_at).total_seconds()) <= 86400
                 ]
-                item.future.set_result(rows)
+                item.future.set_result((rows, (item.plate, item.key[0]) in protected))
 
-    async def _query(self, batch: list[_Lookup]) -> dict[tuple[str, str, str], list[dict[str, Any]]]:
+    async def _query(
+        self, batch: list[_Lookup]
+    ) -> tuple[dict[tuple[str, str, str], list[dict[str, Any]]], set[tuple[str, str]]]:
         lo = min(i.captured_at for i in batch) - timedelta(days=1)
         hi = max(i.captured_at for i in batch) + timedelta(days=1)
         keys = list({i.key for i in batch})
@@ -302,4 +310,5 @@ class ExistingReads:
             conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
             for r in await conn.execute(stmt, params):
                 out.setdefault((r.agency, r.unit, r.client_read_id), []).append(dict(r._mapping))
-        return out
+            protected = await protected_pairs_on(conn, [i.plate for i in batch])
+        return out, protected
