@@ -8,14 +8,16 @@ Day partitions of `ingest.reads` are created here on demand, before the batch th
 from __future__ import annotations
 
 import asyncio
+import functools
+import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import and_, select, text, tuple_
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import TextClause, and_, select, text, tuple_
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -153,17 +155,28 @@ class ReadWriter:
 
     async def _flush(self, batch: list[_Pending]) -> None:
         await self.ensure_days({capture_day(item.row["captured_at"]) for item in batch})
-        async with self.engine.begin() as conn:
-            must_be_open = {item.row["shift_id"] for item in batch if item.require_active}
+        # One statement per distinct key (a batch may carry the same retried read twice).
+        unique: dict[tuple[Any, ...], _Pending] = {}
+        for item in batch:
+            unique.setdefault(tuple(item.row[k] for k in _KEY), item)
+        names = [c.name for c in READS.c if c.name in batch[0].row]
+        params: dict[str, Any] = {
+            f"c_{name}": [_param(name, item.row.get(name)) for item in unique.values()] for name in names
+        }
+        params["must_be_open"] = [item.require_active for item in unique.values()]
+        params["open_ids"] = list({item.row["shift_id"] for item in batch if item.require_active})
+        # Autocommit: this one statement is the transaction (one round trip, not BEGIN, shift check, INSERT and
+        # COMMIT), committed (synchronous_commit) before it returns.
+        async with self.engine.connect() as conn:
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            result = await conn.execute(_insert_statement(tuple(names)), params)
+            inserted: set[tuple[Any, Any]] = set()
             open_ids: set[uuid.UUID] = set()
-            if must_be_open:
-                found = await conn.execute(
-                    text(
-                        "SELECT id FROM ingest.shifts WHERE id = ANY(:ids) AND ended_at IS NULL AND expires_at > now()"
-                    ),
-                    {"ids": list(must_be_open)},
-                )
-                open_ids = {r[0] for r in found}
+            for r in result:
+                if r.inserted:
+                    inserted.add((r.id, r.captured_at))
+                else:
+                    open_ids.add(r.id)
             accepted: list[_Pending] = []
             for item in batch:
                 if item.require_active and item.row["shift_id"] not in open_ids:
@@ -172,17 +185,12 @@ class ReadWriter:
                     accepted.append(item)
             if not accepted:
                 return
-            # One statement per distinct key (a batch may carry the same retried read twice).
-            unique: dict[tuple[Any, ...], _Pending] = {}
-            for item in accepted:
-                unique.setdefault(tuple(item.row[k] for k in _KEY), item)
-            # executemany form: SQLAlchemy caches the statement and batches the rows ("insertmanyvalues").
-            # No conflict target: a racing retry collides on the primary key and the client key at once, and a
-            # conflict on either must skip the row, not fail the whole batch.
-            stmt = insert(READS).on_conflict_do_nothing().returning(READS.c.id, READS.c.captured_at)
-            result = await conn.execute(stmt, [item.row for item in unique.values()])
-            inserted = {(r.id, r.captured_at) for r in result}
-            missing = [key for key, item in unique.items() if (item.row["id"], item.row["captured_at"]) not in inserted]
+            missing = [
+                key
+                for key, item in unique.items()
+                if (item.row["id"], item.row["captured_at"]) not in inserted
+                and (not item.require_active or item.row["shift_id"] in open_ids)
+            ]
             existing: dict[tuple[Any, ...], dict[str, Any]] = {}
             if missing:
                 cols = [READS.c[k] for k in _KEY]
@@ -200,6 +208,32 @@ class ReadWriter:
                 item.future.set_result(WriteOutcome(False, first.row))
             else:
                 item.future.set_exception(Unavailable("read neither stored nor found, retry"))
+
+
+def _param(name: str, value: Any) -> Any:
+    return json.dumps(value) if name == "hits" else value
+
+
+@functools.lru_cache(maxsize=8)
+def _insert_statement(names: tuple[str, ...]) -> TextClause:
+    """The batch's rows as one array per column: the shift check and the INSERT in one statement. No conflict
+    target: a racing retry collides on the primary key and the client key at once, and a conflict on either must
+    skip the row, not fail the whole batch. Rows (inserted, id, captured_at): the reads inserted, then the open
+    shifts (inserted false)."""
+    dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
+    arrays = ", ".join(
+        f"CAST(:c_{n} AS {'TEXT' if n == 'hits' else READS.c[n].type.compile(dialect=dialect)}[])" for n in names
+    )
+    picked = ", ".join(f"t.{n}::jsonb" if n == "hits" else f"t.{n}" for n in names)
+    return text(
+        "WITH open AS (SELECT id FROM ingest.shifts WHERE id = ANY(CAST(:open_ids AS UUID[])) "
+        "AND ended_at IS NULL AND expires_at > now()), "
+        f"ins AS (INSERT INTO ingest.reads ({', '.join(names)}) SELECT {picked} "
+        f"FROM unnest({arrays}, CAST(:must_be_open AS BOOLEAN[])) AS t({', '.join(names)}, must_be_open) "
+        "WHERE NOT t.must_be_open OR t.shift_id IN (SELECT id FROM open) "
+        "ON CONFLICT DO NOTHING RETURNING id, captured_at) "
+        "SELECT true AS inserted, id, captured_at FROM ins UNION ALL SELECT false, id, NULL FROM open"
+    )
 
 
 def _poisoned(exc: Exception) -> bool:
