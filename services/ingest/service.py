@@ -507,6 +507,8 @@ async def _checked_and_stored(
         if ctx.recognition is None:
             row["recognition_pending"] = True
         else:
+            # Stored first: during an object-store outage no photo costs recognition's CPU only to be refused.
+            await uploads.done()
             try:
                 candidate = await recognize(ctx, (crop or photo).data, (crop or photo).content_type)
             except CallFailed as exc:
