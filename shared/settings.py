@@ -113,6 +113,8 @@ class Settings(BaseSettings):
     ingest_worker_recognition_concurrency: int = Field(default=4, ge=1)  # photos sent at once when draining
     ingest_hotlist_poll_s: float = Field(default=30.0, ge=0)  # 0: do not poll hotlist's version
     ingest_commit_batch_max: int = Field(default=256, ge=1)  # reads per group commit
+    # A batch (lookup, Safe at Home check, match call, commit) waits this long for reads in flight, once; 0: never.
+    ingest_batch_linger_ms: float = Field(default=2.0, ge=0, le=50)
     ingest_stream_poll_s: float = Field(default=0.5, gt=0)  # SSE check for events written by other processes
     # Camera agents (OpenALPR alprd, Rekor Scout) posting to /v1/agents/openalpr/<token>.
     ingest_agent_max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)

@@ -16,6 +16,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.ingest.clients import CallFailed, HotlistClient
+from services.ingest.inflight import InFlight, take_batch
 from services.ingest.protected import protected_pairs
 from services.ingest.writer import _once_more_if_dropped
 from shared.errors import Unavailable
@@ -43,8 +44,12 @@ class Batcher(Generic[T, R]):
         max_batch: int = 256,
         flushers: int = 2,
         failed: Callable[[Exception], BaseException] | None = None,
+        inflight: InFlight | None = None,
+        linger_s: float = 0.0,
     ) -> None:
         self.name = name
+        self.inflight = inflight
+        self.linger_s = linger_s
         self.run = run
         self.max_batch = max_batch
         self.flushers = flushers
@@ -69,9 +74,7 @@ class Batcher(Generic[T, R]):
 
     async def _loop(self) -> None:
         while True:
-            batch = [await self._queue.get()]
-            while len(batch) < self.max_batch and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
+            batch = await take_batch(self._queue, self.max_batch, inflight=self.inflight, linger_s=self.linger_s)
             live = [c for c in batch if not c.future.done()]  # a request cancelled while it waited
             if not live:
                 continue
@@ -92,7 +95,9 @@ class Batcher(Generic[T, R]):
                     c.future.set_result(answer)
 
 
-def protected_batcher(engine: AsyncEngine) -> Batcher[tuple[str, tuple[str | None, ...]], set[str]]:
+def protected_batcher(
+    engine: AsyncEngine, *, inflight: InFlight | None = None, linger_s: float = 0.0
+) -> Batcher[tuple[str, tuple[str | None, ...]], set[str]]:
     """Safe at Home plates among each read's candidates for its agency (`(agency, candidates)`), one query per
     batch on the batchers' engine."""
 
@@ -106,10 +111,12 @@ def protected_batcher(engine: AsyncEngine) -> Batcher[tuple[str, tuple[str | Non
 
     # One flusher: the batchers' pool (writer.batch_engine, 4 connections) also serves the group commit's two
     # flushers and the idempotency lookup; a checkout must never wait for a connection.
-    return Batcher("protected-plates", run, flushers=1, failed=failed)
+    return Batcher("protected-plates", run, flushers=1, failed=failed, inflight=inflight, linger_s=linger_s)
 
 
-def match_batcher(client: HotlistClient) -> Batcher[dict[str, Any], dict[str, Any]]:
+def match_batcher(
+    client: HotlistClient, *, inflight: InFlight | None = None, linger_s: float = 0.0
+) -> Batcher[dict[str, Any], dict[str, Any]]:
     """Hotlist's answers for many reads in one `POST /v1/match/batch`."""
 
     def failed(exc: Exception) -> BaseException:
@@ -131,4 +138,4 @@ def match_batcher(client: HotlistClient) -> Batcher[dict[str, Any], dict[str, An
                 out.append(exc)
         return out
 
-    return Batcher("hotlist-match", run, failed=failed)
+    return Batcher("hotlist-match", run, failed=failed, inflight=inflight, linger_s=linger_s)

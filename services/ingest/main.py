@@ -18,6 +18,7 @@ from services.ingest.batching import match_batcher, protected_batcher
 from services.ingest.clients import HotlistClient, RecognitionClient, TokenSource
 from services.ingest.hold_records import router as hold_records_router
 from services.ingest.holds import router as holds_router
+from services.ingest.inflight import InFlight
 from services.ingest.jobs import Worker
 from services.ingest.metrics import ingest_backlog
 from services.ingest.readers import router as readers_router
@@ -83,19 +84,22 @@ def create_app(
             else None
         )
         batches = batch_engine(settings)
-        writer = ReadWriter(batches, max_batch=settings.ingest_commit_batch_max)
+        inflight = InFlight()
+        linger = {"inflight": inflight, "linger_s": settings.ingest_batch_linger_ms / 1000}
+        writer = ReadWriter(batches, max_batch=settings.ingest_commit_batch_max, **linger)
         ctx = IngestContext(
             settings=settings,
             engine=app.state.engine,
             sessionmaker=app.state.sessionmaker,
             store=app.state.store,
             writer=writer,
-            existing=ExistingReads(batches),
+            existing=ExistingReads(batches, **linger),
             hub=StreamHub(),
             recognition=recognition,
             hotlist=hotlist,
-            protected=protected_batcher(batches),
-            matches=match_batcher(hotlist) if hotlist is not None else None,
+            protected=protected_batcher(batches, **linger),
+            matches=match_batcher(hotlist, **linger) if hotlist is not None else None,
+            inflight=inflight,
         )
         batchers = [b for b in (ctx.protected, ctx.matches) if b is not None]
         worker = Worker(ctx)

@@ -36,11 +36,19 @@ async def protected_pairs(engine: AsyncEngine, candidates: Iterable[str | None])
         return set()
     async with engine.connect() as conn:
         conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-        found = await conn.execute(
-            text("SELECT plate, agency FROM ingest.protected_plates WHERE plate = ANY(:p) AND NOT pending"),
-            {"p": wanted},
-        )
-        return {(r[0], r[1]) for r in found}
+        return await protected_pairs_on(conn, wanted)
+
+
+async def protected_pairs_on(conn: AsyncConnection, candidates: Iterable[str | None]) -> set[tuple[str, str]]:
+    """protected_pairs on a connection the caller holds (the idempotency lookup asks both at once)."""
+    wanted = sorted({p for p in candidates if p})
+    if not wanted:
+        return set()
+    found = await conn.execute(
+        text("SELECT plate, agency FROM ingest.protected_plates WHERE plate = ANY(:p) AND NOT pending"),
+        {"p": wanted},
+    )
+    return {(r[0], r[1]) for r in found}
 
 
 async def destroy_reads(conn: AsyncConnection, ids: list[uuid.UUID]) -> list[str]:

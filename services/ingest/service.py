@@ -19,11 +19,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from services.ingest.batching import Batcher
 from services.ingest.clients import CallFailed, HotlistClient, RecognitionClient, match_payload
 from services.ingest.images import CheckedImage
+from services.ingest.inflight import InFlight
 from services.ingest.models import Shift, StreamEvent
 from services.ingest.protected import protected_among
 from services.ingest.schemas import ReadMetadata, ReadResult, ShiftOut, ShiftStart
 from services.ingest.stream import StreamHub
-from services.ingest.writer import ExistingReads, ReadWriter, capture_day
+from services.ingest.writer import ExistingReads, ReadWriter, WriteOutcome, capture_day
 from shared import plates
 from shared.auth import ADMIN, SUPERVISOR, Principal
 from shared.errors import Conflict, Forbidden, NotFound, Unavailable, Unprocessable
@@ -59,6 +60,7 @@ class IngestContext:
     # Per-batch Safe at Home checks and hot-list matches (services.ingest.batching); unset: one call per read.
     protected: Batcher[tuple[str, tuple[str | None, ...]], set[str]] | None = None
     matches: Batcher[dict[str, Any], dict[str, Any]] | None = None
+    inflight: InFlight = field(default_factory=InFlight)  # reads in ingest_read: the batches wait for them
     _open_shifts: dict[str, tuple[float, Shift | None]] = field(default_factory=dict)
     _shift_locks: dict[str, asyncio.Lock] = field(default_factory=dict)
 
@@ -263,15 +265,16 @@ def check_capture_time(settings: Settings, captured_at: datetime) -> None:
         raise Unprocessable(f"captured_at is older than the {settings.ingest_max_read_age_days}-day retention period")
 
 
-async def find_existing(ctx: IngestContext, agency: str, meta: ReadMetadata) -> dict[str, Any] | None:
-    """The stored read with this client id and capture time; Conflict when the id was used at another time."""
-    rows = await ctx.existing.near(agency, meta.unit, meta.client_read_id, meta.captured_at)
+async def find_existing(ctx: IngestContext, agency: str, meta: ReadMetadata) -> tuple[dict[str, Any] | None, bool]:
+    """The stored read with this client id and capture time (Conflict when the id was used at another time), and
+    whether the car's plate is a Safe at Home plate for the agency (asked in the same query)."""
+    rows, protected = await ctx.existing.near(agency, meta.unit, meta.client_read_id, meta.captured_at, meta.plate)
     for row in rows:
         if row["captured_at"] == meta.captured_at:
-            return row
+            return row, protected
     if rows:
         raise Conflict(f"client_read_id {meta.client_read_id!r} was already used for a read at another time")
-    return None
+    return None, protected
 
 
 def _keys(read_id: uuid.UUID, captured_at: datetime, photo: CheckedImage | None, crop: CheckedImage | None):  # type: ignore[no-untyped-def]
@@ -359,6 +362,19 @@ async def ingest_read(
     """Store one read once, and recognise and match it when the other services answer in time.
 
     `queued`: a read the car kept while offline; it must fall in one of the unit's shifts, not the open one."""
+    with ctx.inflight:
+        return await _ingest_read(ctx, principal, meta, photo, crop, queued=queued)
+
+
+async def _ingest_read(
+    ctx: IngestContext,
+    principal: Principal,
+    meta: ReadMetadata,
+    photo: CheckedImage | None,
+    crop: CheckedImage | None,
+    *,
+    queued: bool,
+) -> ReadResult:
     settings = ctx.settings
     check_capture_time(settings, meta.captured_at)
     if photo is None and meta.plate is None:
@@ -378,27 +394,83 @@ async def ingest_read(
         raise Unprocessable(f"camera {meta.camera!r} is not one of unit {meta.unit}'s cameras for this shift")
     agency = shift.agency or ""
 
-    existing = await find_existing(ctx, agency, meta)
+    existing, car_plate_protected = await find_existing(ctx, agency, meta)
     if existing is not None:
         return result_of(existing, duplicate=True)
 
     read_id = read_id_for(agency, meta)
     image_key, crop_key = _keys(read_id, meta.captured_at, photo, crop)
-    uploads = [(k, img) for k, img in ((image_key, photo), (crop_key, crop)) if k and img]
-    stored: list[str] = []
-    if uploads:
+    # A Safe at Home participant's photo is not even uploaded when the car sent the plate.
+    items = [] if car_plate_protected else [(k, i) for k, i in ((image_key, photo), (crop_key, crop)) if k and i]
+    uploads = _Uploads(ctx.store, items)
+    try:
+        outcome, covert, row = await _checked_and_stored(
+            ctx, meta, photo, crop, shift, agency, read_id, (image_key, crop_key), uploads, queued, car_plate_protected
+        )
+    except BaseException:
+        await uploads.discard()  # refused, 503 or cancelled: no photo left without its read
+        raise
+    if outcome is None:
+        return result_of({**row, "image_key": None, "crop_key": None}, duplicate=False)
+    if not outcome.inserted:
+        await uploads.discard()  # a racing retry stored it first: keep only its objects
+    elif row["hits"] or covert:
+        await deliver_hits(ctx, [*row["hits"], *covert], row)
+    return result_of(outcome.row, duplicate=not outcome.inserted)
 
-        async def _put(key: str, img: CheckedImage) -> None:
-            await ctx.store.put(key, img.data, img.content_type)
-            stored.append(key)
 
-        results = await asyncio.gather(*(_put(k, img) for k, img in uploads), return_exceptions=True)
-        failed = [r for r in results if isinstance(r, BaseException)]
-        if failed:
-            await delete_quietly(ctx.store, stored)
-            log.warning("object_store_failed", error=repr(failed[0]))
+class _Uploads:
+    """A read's photo and crop going into the object store while its Safe at Home check and match go on. Awaited
+    one after the other, the uploads let reads out one by one and every later batch (Safe at Home check, match call,
+    commit) held one or two of them: the photo path paid those per read (issue 18). A match made for a read whose
+    upload then fails is answered 503 like any outage; hotlist keeps the hit once (by read id) for the car's retry."""
+
+    def __init__(self, store: ObjectStore, items: list[tuple[str, CheckedImage]]) -> None:
+        self.store = store
+        self.stored: list[str] = []
+        self._task = asyncio.ensure_future(self._put_all(items)) if items else None
+
+    async def _put_all(self, items: list[tuple[str, CheckedImage]]) -> BaseException | None:
+        async def put(key: str, img: CheckedImage) -> None:
+            await self.store.put(key, img.data, img.content_type)
+            self.stored.append(key)
+
+        results = await asyncio.gather(*(put(k, img) for k, img in items), return_exceptions=True)
+        return next((r for r in results if isinstance(r, BaseException)), None)
+
+    async def done(self) -> None:
+        """Once every object is stored; Unavailable when one could not be (the caller discards the rest)."""
+        failed = await asyncio.shield(self._task) if self._task is not None else None
+        if failed is not None:
+            log.warning("object_store_failed", error=repr(failed))
             raise Unavailable("object store unavailable, retry later")
 
+    async def discard(self) -> None:
+        """The read is not stored (or another copy was): its objects go, once their uploads have ended."""
+        if self._task is not None:
+            # Shielded: a cancelled request still waits for its uploads, so none is left behind unnamed.
+            await asyncio.shield(self._task)
+        stored, self.stored = self.stored, []
+        await delete_quietly(self.store, stored)
+
+
+async def _checked_and_stored(
+    ctx: IngestContext,
+    meta: ReadMetadata,
+    photo: CheckedImage | None,
+    crop: CheckedImage | None,
+    shift: Shift,
+    agency: str,
+    read_id: uuid.UUID,
+    keys: tuple[str | None, str | None],
+    uploads: _Uploads,
+    queued: bool,
+    car_plate_protected: bool,
+) -> tuple[WriteOutcome | None, list[dict[str, Any]], dict[str, Any]]:
+    """Recognise, check, match and store the read, its uploads going on meanwhile. None: a Safe at Home plate's
+    read, destroyed at collection (its objects are gone)."""
+    settings = ctx.settings
+    image_key, crop_key = keys
     row: dict[str, Any] = {
         "id": read_id,
         "captured_at": meta.captured_at,
@@ -435,23 +507,26 @@ async def ingest_read(
         if ctx.recognition is None:
             row["recognition_pending"] = True
         else:
+            # Stored first: during an object-store outage no photo costs recognition's CPU only to be refused.
+            await uploads.done()
             try:
                 candidate = await recognize(ctx, (crop or photo).data, (crop or photo).content_type)
             except CallFailed as exc:
                 row["recognition_pending"], row["last_error"] = True, str(exc)
             else:
                 apply_recognition(row, candidate)
-    try:
-        protected = await protected_plates(ctx, (row["plate"], row["car_plate"]), row["agency"] or "")
-    except BaseException:
-        await delete_quietly(ctx.store, stored)  # PostgreSQL down: 503, and no photo left without its read
-        raise
+    if car_plate_protected:
+        protected = True
+    elif row["plate"] == meta.plate and row["car_plate"] is None:
+        protected = False  # the car's plate, checked with the idempotency lookup
+    else:  # recognition read another plate
+        protected = bool(await protected_plates(ctx, (row["plate"], row["car_plate"]), row["agency"] or ""))
     if protected:
         # A Safe at Home participant's plate: destroyed at collection, no alert (Minn. Stat. 13.824 subd. 3(c)).
         # Nothing is stored; the car's answer looks like any read without a hit, so it tells nobody why.
-        await delete_quietly(ctx.store, stored)
+        await uploads.discard()
         log.info("read_destroyed_at_collection", reason="protected_plate")
-        return result_of({**row, "image_key": None, "crop_key": None}, duplicate=False)
+        return None, covert, row
     if settings.ingest_call_hotlist and (row["plate"] or row["recognition_pending"]):
         if row["plate"] is None or ctx.hotlist is None:
             row["match_pending"] = True
@@ -461,17 +536,8 @@ async def ingest_read(
             except CallFailed as exc:
                 row["match_pending"], row["last_error"] = True, str(exc)
     row["confusion_key"] = plates.confusion_key(row["plate"]) if row["plate"] else None
-
-    try:
-        outcome = await ctx.writer.submit(row, require_active=not queued)
-    except BaseException:
-        await delete_quietly(ctx.store, stored)
-        raise
-    if not outcome.inserted:
-        await delete_quietly(ctx.store, stored)  # a racing retry stored it first: keep only its objects
-    elif row["hits"] or covert:
-        await deliver_hits(ctx, [*row["hits"], *covert], row)
-    return result_of(outcome.row, duplicate=not outcome.inserted)
+    await uploads.done()  # answered only once the photo is stored too
+    return await ctx.writer.submit(row, require_active=not queued), covert, row
 
 
 async def deliver_hits(ctx: IngestContext, hits: list[dict[str, Any]], row: dict[str, Any]) -> None:

@@ -8,18 +8,22 @@ Day partitions of `ingest.reads` are created here on demand, before the batch th
 from __future__ import annotations
 
 import asyncio
+import functools
+import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import and_, select, text, tuple_
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import TextClause, and_, select, text, tuple_
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from services.ingest.inflight import InFlight, take_batch
 from services.ingest.models import Read
+from services.ingest.protected import protected_pairs_on
 from shared.errors import Conflict, Unavailable, Unprocessable, is_poison
 from shared.settings import Settings
 
@@ -87,10 +91,20 @@ class WriteOutcome:
 
 
 class ReadWriter:
-    def __init__(self, engine: AsyncEngine, *, max_batch: int = 256, flushers: int = 2) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        max_batch: int = 256,
+        flushers: int = 2,
+        inflight: InFlight | None = None,
+        linger_s: float = 0.0,
+    ) -> None:
         self.engine = engine
         self.max_batch = max_batch
         self.flushers = flushers
+        self.inflight = inflight
+        self.linger_s = linger_s
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._known_days: set[date] = set()
         self._tasks: list[asyncio.Task[None]] = []
@@ -113,9 +127,7 @@ class ReadWriter:
 
     async def _run(self) -> None:
         while True:
-            batch = [await self._queue.get()]
-            while len(batch) < self.max_batch and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
+            batch = await take_batch(self._queue, self.max_batch, inflight=self.inflight, linger_s=self.linger_s)
             try:
                 await _once_more_if_dropped(self._flush, batch)
             except Exception as exc:  # noqa: BLE001 - every waiting request is answered, none is lost silently
@@ -143,17 +155,28 @@ class ReadWriter:
 
     async def _flush(self, batch: list[_Pending]) -> None:
         await self.ensure_days({capture_day(item.row["captured_at"]) for item in batch})
-        async with self.engine.begin() as conn:
-            must_be_open = {item.row["shift_id"] for item in batch if item.require_active}
+        # One statement per distinct key (a batch may carry the same retried read twice).
+        unique: dict[tuple[Any, ...], _Pending] = {}
+        for item in batch:
+            unique.setdefault(tuple(item.row[k] for k in _KEY), item)
+        names = [c.name for c in READS.c if c.name in batch[0].row]
+        params: dict[str, Any] = {
+            f"c_{name}": [_param(name, item.row.get(name)) for item in unique.values()] for name in names
+        }
+        params["must_be_open"] = [item.require_active for item in unique.values()]
+        params["open_ids"] = list({item.row["shift_id"] for item in batch if item.require_active})
+        # Autocommit: this one statement is the transaction (one round trip, not BEGIN, shift check, INSERT and
+        # COMMIT), committed (synchronous_commit) before it returns.
+        async with self.engine.connect() as conn:
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            result = await conn.execute(_insert_statement(tuple(names)), params)
+            inserted: set[tuple[Any, Any]] = set()
             open_ids: set[uuid.UUID] = set()
-            if must_be_open:
-                found = await conn.execute(
-                    text(
-                        "SELECT id FROM ingest.shifts WHERE id = ANY(:ids) AND ended_at IS NULL AND expires_at > now()"
-                    ),
-                    {"ids": list(must_be_open)},
-                )
-                open_ids = {r[0] for r in found}
+            for r in result:
+                if r.inserted:
+                    inserted.add((r.id, r.captured_at))
+                else:
+                    open_ids.add(r.id)
             accepted: list[_Pending] = []
             for item in batch:
                 if item.require_active and item.row["shift_id"] not in open_ids:
@@ -162,17 +185,12 @@ class ReadWriter:
                     accepted.append(item)
             if not accepted:
                 return
-            # One statement per distinct key (a batch may carry the same retried read twice).
-            unique: dict[tuple[Any, ...], _Pending] = {}
-            for item in accepted:
-                unique.setdefault(tuple(item.row[k] for k in _KEY), item)
-            # executemany form: SQLAlchemy caches the statement and batches the rows ("insertmanyvalues").
-            # No conflict target: a racing retry collides on the primary key and the client key at once, and a
-            # conflict on either must skip the row, not fail the whole batch.
-            stmt = insert(READS).on_conflict_do_nothing().returning(READS.c.id, READS.c.captured_at)
-            result = await conn.execute(stmt, [item.row for item in unique.values()])
-            inserted = {(r.id, r.captured_at) for r in result}
-            missing = [key for key, item in unique.items() if (item.row["id"], item.row["captured_at"]) not in inserted]
+            missing = [
+                key
+                for key, item in unique.items()
+                if (item.row["id"], item.row["captured_at"]) not in inserted
+                and (not item.require_active or item.row["shift_id"] in open_ids)
+            ]
             existing: dict[tuple[Any, ...], dict[str, Any]] = {}
             if missing:
                 cols = [READS.c[k] for k in _KEY]
@@ -190,6 +208,32 @@ class ReadWriter:
                 item.future.set_result(WriteOutcome(False, first.row))
             else:
                 item.future.set_exception(Unavailable("read neither stored nor found, retry"))
+
+
+def _param(name: str, value: Any) -> Any:
+    return json.dumps(value) if name == "hits" else value
+
+
+@functools.lru_cache(maxsize=8)
+def _insert_statement(names: tuple[str, ...]) -> TextClause:
+    """The batch's rows as one array per column: the shift check and the INSERT in one statement. No conflict
+    target: a racing retry collides on the primary key and the client key at once, and a conflict on either must
+    skip the row, not fail the whole batch. Rows (inserted, id, captured_at): the reads inserted, then the open
+    shifts (inserted false)."""
+    dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
+    arrays = ", ".join(
+        f"CAST(:c_{n} AS {'TEXT' if n == 'hits' else READS.c[n].type.compile(dialect=dialect)}[])" for n in names
+    )
+    picked = ", ".join(f"t.{n}::jsonb" if n == "hits" else f"t.{n}" for n in names)
+    return text(
+        "WITH open AS (SELECT id FROM ingest.shifts WHERE id = ANY(CAST(:open_ids AS UUID[])) "
+        "AND ended_at IS NULL AND expires_at > now()), "
+        f"ins AS (INSERT INTO ingest.reads ({', '.join(names)}) SELECT {picked} "
+        f"FROM unnest({arrays}, CAST(:must_be_open AS BOOLEAN[])) AS t({', '.join(names)}, must_be_open) "
+        "WHERE NOT t.must_be_open OR t.shift_id IN (SELECT id FROM open) "
+        "ON CONFLICT DO NOTHING RETURNING id, captured_at) "
+        "SELECT true AS inserted, id, captured_at FROM ins UNION ALL SELECT false, id, NULL FROM open"
+    )
 
 
 def _poisoned(exc: Exception) -> bool:
@@ -216,7 +260,8 @@ def _refuse(items: list[_Pending], exc: Exception) -> None:
 class _Lookup:
     key: tuple[str, str, str]  # agency, unit, client_read_id
     captured_at: datetime
-    future: asyncio.Future[list[dict[str, Any]]] = field(
+    plate: str | None  # the car's plate: its Safe at Home check rides along
+    future: asyncio.Future[tuple[list[dict[str, Any]], bool]] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
 
@@ -225,9 +270,13 @@ class ExistingReads:
     """Finds already-stored reads by client id for many requests in one query: a query (and a pooled connection)
     per request would exhaust the pool at a thousand reads a second."""
 
-    def __init__(self, engine: AsyncEngine, *, max_batch: int = 256) -> None:
+    def __init__(
+        self, engine: AsyncEngine, *, max_batch: int = 256, inflight: InFlight | None = None, linger_s: float = 0.0
+    ) -> None:
         self.engine = engine
         self.max_batch = max_batch
+        self.inflight = inflight
+        self.linger_s = linger_s
         self._queue: asyncio.Queue[_Lookup] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
 
@@ -241,19 +290,21 @@ class ExistingReads:
         while not self._queue.empty():
             self._queue.get_nowait().future.set_exception(Unavailable("ingest is shutting down"))
 
-    async def near(self, agency: str, unit: str, client_read_id: str, at: datetime) -> list[dict[str, Any]]:
-        """Stored reads with this client id captured within a day of `at` (a few partitions at most)."""
-        item = _Lookup((agency, unit, client_read_id), at)
+    async def near(
+        self, agency: str, unit: str, client_read_id: str, at: datetime, plate: str | None = None
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """Stored reads with this client id captured within a day of `at` (a few partitions at most), and whether
+        `plate` is a Safe at Home plate for `agency`'s reads: asked in the same round trip, so that a read the car
+        sent with its plate needs no separate check, and a participant's photo is never uploaded."""
+        item = _Lookup((agency, unit, client_read_id), at, plate)
         await self._queue.put(item)
         return await item.future
 
     async def _run(self) -> None:
         while True:
-            batch = [await self._queue.get()]
-            while len(batch) < self.max_batch and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
+            batch = await take_batch(self._queue, self.max_batch, inflight=self.inflight, linger_s=self.linger_s)
             try:
-                found = await _once_more_if_dropped(self._query, batch)
+                found, protected = await _once_more_if_dropped(self._query, batch)
             except Exception as exc:  # noqa: BLE001 - each waiting request gets the outage as a 503
                 log.warning("existing_reads_failed", lookups=len(batch), error=repr(exc))
                 for item in batch:
@@ -266,9 +317,11 @@ class ExistingReads:
                     for r in found.get(item.key, [])
                     if abs((r["captured_at"] - item.captured_at).total_seconds()) <= 86400
                 ]
-                item.future.set_result(rows)
+                item.future.set_result((rows, (item.plate, item.key[0]) in protected))
 
-    async def _query(self, batch: list[_Lookup]) -> dict[tuple[str, str, str], list[dict[str, Any]]]:
+    async def _query(
+        self, batch: list[_Lookup]
+    ) -> tuple[dict[tuple[str, str, str], list[dict[str, Any]]], set[tuple[str, str]]]:
         lo = min(i.captured_at for i in batch) - timedelta(days=1)
         hi = max(i.captured_at for i in batch) + timedelta(days=1)
         keys = list({i.key for i in batch})
@@ -291,4 +344,5 @@ class ExistingReads:
             conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
             for r in await conn.execute(stmt, params):
                 out.setdefault((r.agency, r.unit, r.client_read_id), []).append(dict(r._mapping))
-        return out
+            protected = await protected_pairs_on(conn, [i.plate for i in batch])
+        return out, protected
