@@ -51,7 +51,7 @@ class Options:
     beam: int = 12  # readings kept by the beam search at each step
     best_path: bool = True  # a reading's probability: its likeliest alignment's (else the sum over alignments)
     alternatives: int = 5  # alternative readings returned (ingest sends them to hotlist): tuned per fold
-    min_share: float = 0.0  # ... each with at least this share of the beam's probability: tuned per fold
+    min_share: float = 0.0  # ... each worth at least this (probability per expected false hit): tuned per fold
     unlisted: float = 1.0  # plate-likeness factor of a reading in no listed format (a line's plate evidence): tuned
     locate: int = 5  # rows of character blobs read first (locating.py); 0: straight to the text detector
     locate_first: int = 2  # ... of which this many are read first, the others only when none of those is sure
@@ -377,14 +377,14 @@ def _settled(readings: list[tuple[_Line, PlateReading]]) -> bool:
     return 5 <= len(text) <= 8 and mixed and confidence >= 0.9
 
 
-def _located(engine: OcrEngine, image: np.ndarray, options: Options, clock: dict[str, float]) -> PlateReading | None:
-    """The fast path: read the likeliest rows of character blobs directly and keep the best reading when it is a
-    sure plate; None sends the photo to the text detector."""
+def _located(engine: OcrEngine, image: np.ndarray, options: Options, clock: dict[str, float]) -> list[PlateReading]:
+    """The fast path: read the likeliest rows of character blobs directly and keep the readings that are sure
+    plates, best first; none sends the photo to the text detector."""
     start = time.perf_counter()
     rows = locating.plate_rows(image, options.locate)
     clock["locate"] += time.perf_counter() - start
     if not rows:
-        return None
+        return []
     width = image.shape[1]
     lines: list[_Line] = []
     boxes: dict[int, np.ndarray] = {}  # each line's characters alone: the box a reading reports
@@ -406,16 +406,19 @@ def _located(engine: OcrEngine, image: np.ndarray, options: Options, clock: dict
             break
     tallest = max(ln.height for ln in lines)
     sure = [ln for ln in lines if _sure(ln.text, ln.decoded.raw, ln.decoded.confidence, options)]
-    if sure:
-        best = max(sure, key=lambda ln: plate_likeness(ln.text, ln.decoded.confidence, ln.height, tallest))
-        reading = _reading(engine, image, best, options, vote=False)
-        reading.box = [[round(float(x), 1), round(float(y), 1)] for x, y in boxes[id(best)]]
-        reading.state, reading.state_confidence = _state_near(lines, best)
-        if reading.state is None:
-            reading.state, reading.state_confidence = _state_around(engine, image, best, options)
+    sure.sort(key=lambda ln: plate_likeness(ln.text, ln.decoded.confidence, ln.height, tallest), reverse=True)
+    readings: list[PlateReading] = []
+    for rank, ln in enumerate(sure):  # the best first; another sure row is another vehicle's plate
+        if any(r.plate == ln.text for r in readings):
+            continue
+        reading = _reading(engine, image, ln, options, vote=False)
+        reading.box = [[round(float(x), 1), round(float(y), 1)] for x, y in boxes[id(ln)]]
+        reading.state, reading.state_confidence = _state_near(lines, ln)
+        if reading.state is None and rank == 0:  # the bands are read for the best plate only (~18 ms each)
+            reading.state, reading.state_confidence = _state_around(engine, image, ln, options)
         _with_state(reading, options)
-        return reading
-    return None
+        readings.append(reading)
+    return readings
 
 
 def _state_around(
@@ -456,8 +459,8 @@ def recognize_image(engine: OcrEngine, image: np.ndarray, options: Options = Opt
     clock = {"locate": 0.0}
     if options.locate:
         fast = _located(engine, image, options, clock)
-        if fast is not None:
-            result.plates.append(fast)
+        if fast:
+            result.plates.extend(fast)
             locate = clock["locate"]
             total = time.perf_counter() - t0
             result.timings_ms = {"locate": round(locate * 1000, 1), "recognize": round((total - locate) * 1000, 1)}

@@ -89,3 +89,11 @@ def test_touching_characters_stay_in_the_row() -> None:
     best = recognize_image(engine, image, Options(locate=5)).plates[0]
     assert best.plate == "KXR482"
     assert engine.whole_photo_detections == 0
+
+
+def test_two_vehicles_two_plates() -> None:
+    photo = np.hstack([plate_image("KXR482", seed=1), plate_image("7HTW519", seed=2)])
+    engine = _CountingEngine(photo)
+    plates = [p.plate for p in recognize_image(engine, photo, Options(locate=5)).plates]
+    assert sorted(plates) == ["7HTW519", "KXR482"]
+    assert engine.whole_photo_detections == 0
