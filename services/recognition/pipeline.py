@@ -111,6 +111,7 @@ class _Line:
     text: str
 
 
+STATE_ROWS = 15  # rows of blobs searched for a state name's, above or below the plate's number
 REFINE_MARGIN = 0.15  # of the region's height, around the detected box
 REFINE_MIN_HEIGHT = 128  # px: regions smaller than this are upscaled before detecting and reading again
 
@@ -381,8 +382,10 @@ def _located(engine: OcrEngine, image: np.ndarray, options: Options, clock: dict
     """The fast path: read the likeliest rows of character blobs directly and keep the readings that are sure
     plates, best first; none sends the photo to the text detector."""
     start = time.perf_counter()
-    rows = locating.plate_rows(image, options.locate)
+    # More rows than are read: a state name's row of small letters often ranks below the first few.
+    found = locating.plate_rows(image, max(options.locate, STATE_ROWS))
     clock["locate"] += time.perf_counter() - start
+    rows = found[: options.locate]
     if not rows:
         return []
     width = image.shape[1]
@@ -408,32 +411,39 @@ def _located(engine: OcrEngine, image: np.ndarray, options: Options, clock: dict
     sure = [ln for ln in lines if _sure(ln.text, ln.decoded.raw, ln.decoded.confidence, options)]
     sure.sort(key=lambda ln: plate_likeness(ln.text, ln.decoded.confidence, ln.height, tallest), reverse=True)
     readings: list[PlateReading] = []
+    index = {id(ln): i for i, ln in enumerate(lines)}
     for rank, ln in enumerate(sure):  # the best first; another sure row is another vehicle's plate
         if any(r.plate == ln.text for r in readings):
             continue
         reading = _reading(engine, image, ln, options, vote=False)
         reading.box = [[round(float(x), 1), round(float(y), 1)] for x, y in boxes[id(ln)]]
         reading.state, reading.state_confidence = _state_near(lines, ln)
-        if reading.state is None and rank == 0:  # the bands are read for the best plate only (~18 ms each)
-            reading.state, reading.state_confidence = _state_around(engine, image, ln, options)
+        if reading.state is None and rank == 0:  # for the best plate only (~18 ms of CPU a row read)
+            reading.state, reading.state_confidence = _state_row(engine, image, found, index[id(ln)], options)
         _with_state(reading, options)
         readings.append(reading)
     return readings
 
 
-def _state_around(
-    engine: OcrEngine, image: np.ndarray, line: _Line, options: Options
+def _state_row(
+    engine: OcrEngine, image: np.ndarray, rows: list[locating.Row], best: int, options: Options
 ) -> tuple[str | None, float | None]:
-    """The state name printed above or below a plate number."""
-    # The bands above and below the row, parallel to it (the quad's top and bottom edges).
-    q = line.quad
-    h = float(np.linalg.norm(q[3] - q[0]))
-    up = (q[0] - q[3]) / max(h, 1e-6)
-    # Above first (where most US plates print it), below only when not found there: one short read each.
-    for quad in (np.array([q[0] + 1.4 * h * up, q[1] + 1.4 * h * up, q[1], q[0]], np.float32),
-                 np.array([q[3], q[2], q[2] - 1.2 * h * up, q[3] - 1.2 * h * up], np.float32)):  # fmt: skip
-        band = imaging.crop_line(image, quad, margin_x=0.0, margin_y=0.0)
-        decoded = _read(engine, [band], replace(options, prior=False))[0]
+    """The state name from a row of smaller characters just above or below the plate's number (found with it)
+    when the rows read did not name one. Only such a row is read, not the bands around every plate: on the dev
+    photos those found a state 3 times in 86, for ~35 ms of CPU on every photo."""
+    plate = rows[best]
+    width = plate.box[2] - plate.box[0]
+    for j, row in enumerate(rows):
+        dx, dy = row.center[0] - plate.center[0], row.center[1] - plate.center[1]
+        if j == best or abs(dx) > width / 2 or not 0.6 * plate.height < abs(dy) < 3.0 * plate.height:
+            continue
+        if not 0.2 * plate.height < row.height < 0.85 * plate.height:
+            continue
+        # Across the plate's width: a blurred name's letters merge, and its row of blobs is only part of it.
+        pad = 0.7 * plate.height
+        quad = row.quad(plate.box[0] - pad, plate.box[2] + pad, 0.8 * row.height, 0.8 * row.height)
+        crop = imaging.crop_line(image, quad, margin_x=0.0, margin_y=0.0)
+        decoded = _read(engine, [crop], replace(options, prior=False))[0]
         state = state_in_text(decoded.raw)
         if state is not None:
             return state, round(decoded.confidence, 4)
