@@ -269,18 +269,7 @@ class EvidenceOut(BaseModel):
 
 @router.post("/v1/internal/reads/evidence", tags=["internal"], summary="A held read's record (access's evidence)")
 async def read_evidence(body: EvidenceIn, principal: Service, session: SessionDep) -> EvidenceOut:
-    holds = (
-        await session.execute(
-            text(
-                "SELECT h.id, h.kind, h.case_number, h.classification, h.placed_at, h.placed_by FROM ingest.holds h "
-                "JOIN ingest.hold_reads hr ON hr.hold_id = h.id WHERE hr.read_id = :r AND h.released_at IS NULL "
-                "AND h.agency = :agency ORDER BY h.placed_at"
-            ),
-            {"r": body.read_id, "agency": body.agency},
-        )
-    ).all()
-    if not holds:
-        raise Conflict("the read is not held: only a read kept for a case is exported as evidence")
+    # The read first: another agency's read answers 404, as a read that does not exist (the one-door rule).
     row = (
         (
             await session.execute(
@@ -297,6 +286,18 @@ async def read_evidence(body: EvidenceIn, principal: Service, session: SessionDe
     )
     if row is None:
         raise NotFound("no such read")
+    holds = (
+        await session.execute(
+            text(
+                "SELECT h.id, h.kind, h.case_number, h.classification, h.placed_at, h.placed_by FROM ingest.holds h "
+                "JOIN ingest.hold_reads hr ON hr.hold_id = h.id WHERE hr.read_id = :r AND h.released_at IS NULL "
+                "AND h.agency = :agency ORDER BY h.placed_at"
+            ),
+            {"r": body.read_id, "agency": body.agency},
+        )
+    ).all()
+    if not holds:
+        raise Conflict("the read is not held: only a read kept for a case is exported as evidence")
     read = {k: (v.isoformat() if isinstance(v, datetime) else str(v) if isinstance(v, uuid.UUID) else v)
             for k, v in row.items()}  # fmt: skip
     return EvidenceOut(

@@ -23,14 +23,17 @@ from tests.ingest.conftest import AGENCY, image_bytes, ingest_settings
 from tests.support.apps import running
 
 
+OTHER_AGENCY = "MN0270200"
+
+
 def _auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-async def _grant(conn, case: str, holder: str) -> uuid.UUID:  # type: ignore[no-untyped-def]
+async def _grant(conn, case: str, holder: str, agency: str = AGENCY) -> uuid.UUID:  # type: ignore[no-untyped-def]
     rid, vid, did, gid = uuid.uuid4(), uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     now = datetime.now(UTC)
-    p = {"r": rid, "v": vid, "d": did, "g": gid, "c": case, "h": holder, "a": AGENCY, "now": now}
+    p = {"r": rid, "v": vid, "d": did, "g": gid, "c": case, "h": holder, "a": agency, "now": now}
     p["exp"] = now + timedelta(days=7)
     await conn.execute(
         text(
@@ -153,6 +156,13 @@ async def test_evidence_package_of_a_held_read(settings: Settings, officer_facto
             assert elsewhere.status_code == 403
             stranger = _auth(make_token(subject="det-other", roles=["officer"], agency=AGENCY))
             assert (await client.post("/v1/evidence", json=body, headers=stranger)).status_code == 403
+            # Another agency: its grant for the same case number opens its own reads, never this agency's held read.
+            async with ingest.state.engine.begin() as conn:
+                theirs = await _grant(conn, case, "det-b", agency=OTHER_AGENCY)
+            outsider = _auth(make_token(subject="det-b", roles=["officer"], agency=OTHER_AGENCY))
+            crossed = await client.post("/v1/evidence", json={**body, "grant_id": str(theirs)}, headers=outsider)
+            assert crossed.status_code == 404, crossed.text
+            assert (await client.post("/v1/evidence", json=body, headers=outsider)).status_code == 403
             await ingest_client.post(
                 f"/v1/holds/{hold.json()['hold_id']}/release", json={"reason": "test done"}, headers=sup
             )
