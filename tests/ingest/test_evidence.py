@@ -22,7 +22,6 @@ from tests.conftest import TokenFactory
 from tests.ingest.conftest import AGENCY, image_bytes, ingest_settings
 from tests.support.apps import running
 
-
 OTHER_AGENCY = "MN0270200"
 
 
