@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 log = structlog.get_logger(__name__)
 
@@ -173,6 +174,13 @@ def register_error_handlers(app: FastAPI) -> None:
             return _json(503, "database unavailable, retry later", {"Retry-After": "5"})
         log.error("database_error", error=repr(exc)[:500])
         return _json(500, "internal error")
+
+    @app.exception_handler(ClientDisconnect)
+    async def _client_gone(_: Request, exc: ClientDisconnect) -> JSONResponse:
+        # The client went away before its body arrived (a car losing its link, a load tool stopping): nothing was
+        # stored, nobody reads the answer, and it is not a server error worth a stack trace.
+        log.info("client_disconnected")
+        return _json(400, "the client disconnected before the request body was read")
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

@@ -22,9 +22,37 @@ function done(summary, latency, requests)
   summary_json(summary, latency)
 end
 
--- Milliseconds to wait before each request on a connection (BENCH_DELAY_MS; 0: as fast as answered).
+-- Pacing. BENCH_INTERVAL_US: this thread's interval between requests (the harness derives it from the rate asked
+-- for and wrk's threads), so the offered load is a rate, not "as fast as answered"; latency is still timed from
+-- each request's own send. A thread that falls more than a second behind its schedule starts over from now (the
+-- realized rate then shows the shortfall). BENCH_DELAY_MS: a fixed wait before each request on a connection.
+local interval_us = tonumber(os.getenv("BENCH_INTERVAL_US") or "0")
 local pause = tonumber(os.getenv("BENCH_DELAY_MS") or "0")
-if pause > 0 then
+if interval_us > 0 then
+  local ffi = require("ffi")
+  ffi.cdef[[
+    typedef struct { long tv_sec; long tv_nsec; } bench_timespec;
+    int clock_gettime(int clk_id, bench_timespec *tp);
+  ]]
+  local ts = ffi.new("bench_timespec")
+  local function now_us()
+    ffi.C.clock_gettime(1, ts) -- CLOCK_MONOTONIC
+    return tonumber(ts.tv_sec) * 1e6 + tonumber(ts.tv_nsec) / 1e3
+  end
+  local due = nil
+  function delay()
+    local now = now_us()
+    if due == nil or due < now - 1e6 then
+      due = now
+    end
+    due = due + interval_us
+    local wait = (due - now) / 1000
+    if wait < 0 then
+      return 0
+    end
+    return wait
+  end
+elseif pause > 0 then
   function delay()
     return pause
   end

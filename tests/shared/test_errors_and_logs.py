@@ -1,5 +1,5 @@
 import httpx
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from shared.app import create_service_app
 from shared.errors import Conflict
@@ -33,6 +33,10 @@ def _app(settings: Settings):  # type: ignore[no-untyped-def]
             await client.get("/x")
         return seen
 
+    @router.post("/body")
+    async def body(request: Request) -> dict[str, int]:
+        return {"bytes": len(await request.body())}
+
     @router.get("/items/{n}")
     async def item(n: int) -> dict[str, int]:
         return {"n": n}
@@ -61,3 +65,34 @@ async def test_request_id_is_echoed_and_travels_between_services(settings: Setti
         assert resp.json() == {"rid": "car-17-read-42"}
         fresh = await client.get("/healthz")
         assert len(fresh.headers[REQUEST_ID_HEADER]) == 32
+
+
+async def test_a_client_gone_before_its_body_is_a_4xx_not_a_server_error(settings: Settings) -> None:
+    # What uvicorn hands the app when the connection drops mid-body: the body read raises ClientDisconnect.
+    app = _app(settings)
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/body",
+        "raw_path": b"/body",
+        "query_string": b"",
+        "headers": [(b"content-length", b"1000"), (b"host", b"test")],
+        "client": ("127.0.0.1", 5000),
+        "server": ("127.0.0.1", 80),
+    }
+    sent: list[dict[str, object]] = []
+
+    async def receive() -> dict[str, object]:
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    assert start["status"] == 400
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")  # type: ignore[misc]
+    assert b"disconnected" in body
