@@ -77,6 +77,7 @@ class Registry:
         self._lock = asyncio.Lock()
         self._bg: asyncio.Task[None] | None = None
         self._schedule: asyncio.Task[None] | None = None
+        self._snapshot_of: list[AgentInfo] | None = None  # what the snapshot file holds, as this process wrote it
 
     def _set(self, agents: list[AgentInfo]) -> None:
         self._by_hash = {a.token_sha256: a for a in agents}
@@ -117,7 +118,9 @@ class Registry:
             rows = (await conn.execute(select(Agent))).all()  # type: ignore[call-overload]
         agents = [AgentInfo.of(Agent.model_validate(dict(r._mapping))) for r in rows]
         self._set(agents)
-        await asyncio.to_thread(self._write_snapshot, agents)
+        if agents != self._snapshot_of:  # rewritten on change only: a refresh every few seconds writes nothing new
+            await asyncio.to_thread(self._write_snapshot, agents)
+            self._snapshot_of = agents
 
     def _write_snapshot(self, agents: list[AgentInfo]) -> None:
         self.snapshot.parent.mkdir(parents=True, exist_ok=True)
