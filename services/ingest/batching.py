@@ -13,18 +13,32 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 import structlog
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.ingest.clients import CallFailed, HotlistClient
 from services.ingest.inflight import InFlight, take_batch
 from services.ingest.protected import protected_pairs
-from services.ingest.writer import _once_more_if_dropped
 from shared.errors import Unavailable
 
 log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
 R = TypeVar("R")
+A = TypeVar("A")
+
+
+async def once_more_if_dropped(fn: Callable[[A], Awaitable[R]], batch: A) -> R:
+    """Batchers use an engine without pre-ping (a round trip per checkout): a connection that died with a
+    PostgreSQL restart shows up as an invalidated-connection error, and the batch is tried once more on a fresh one.
+    A flush retried after a lost commit finds its rows stored: they are answered as stored, not duplicated."""
+    try:
+        return await fn(batch)
+    except DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+        log.info("batch_retry_after_dropped_connection")
+        return await fn(batch)
 
 
 @dataclass
@@ -103,7 +117,7 @@ def protected_batcher(
 
     async def run(batch: list[tuple[str, tuple[str | None, ...]]]) -> list[set[str]]:
         candidates = [p for _, plates in batch for p in plates]
-        found = await _once_more_if_dropped(lambda c: protected_pairs(engine, c), candidates)
+        found = await once_more_if_dropped(lambda c: protected_pairs(engine, c), candidates)
         return [{p for p in plates if p and (p, agency) in found} for agency, plates in batch]
 
     def failed(exc: Exception) -> BaseException:

@@ -7,11 +7,10 @@ Day partitions of `ingest.reads` are created here on demand, before the batch th
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import json
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -21,10 +20,11 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from services.ingest.inflight import InFlight, take_batch
+from services.ingest.batching import Batcher, once_more_if_dropped
+from services.ingest.inflight import InFlight
 from services.ingest.models import Read
 from services.ingest.protected import protected_pairs_on
-from shared.errors import Conflict, Unavailable, Unprocessable, is_poison
+from shared.errors import AppError, Conflict, Unavailable, Unprocessable, is_poison
 from shared.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -51,19 +51,6 @@ async def ensure_partition(conn: AsyncConnection, day: date) -> None:
         await conn.execute(text("SELECT ingest.create_reads_partition(:day)"), {"day": day})
 
 
-async def _once_more_if_dropped(fn, batch):  # type: ignore[no-untyped-def]
-    """Batchers use an engine without pre-ping (a round trip per checkout): a connection that died with a
-    PostgreSQL restart shows up as an invalidated-connection error, and the batch is tried once more on a fresh one.
-    A flush retried after a lost commit finds its rows stored: they are answered as stored, not duplicated."""
-    try:
-        return await fn(batch)
-    except DBAPIError as exc:
-        if not exc.connection_invalidated:
-            raise
-        log.info("batch_retry_after_dropped_connection")
-        return await fn(batch)
-
-
 def batch_engine(settings: Settings) -> AsyncEngine:
     """The batchers' own small pool, without pre-ping."""
     assert settings.database_url
@@ -77,20 +64,22 @@ def batch_engine(settings: Settings) -> AsyncEngine:
     )
 
 
-@dataclass
-class _Pending:
-    row: dict[str, Any]
-    require_active: bool
-    future: asyncio.Future[WriteOutcome] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
-
-
 @dataclass(frozen=True)
 class WriteOutcome:
     inserted: bool
     row: dict[str, Any]  # the stored row: ours, or the first one when this was a duplicate
 
 
+@dataclass(frozen=True)
+class _Pending:
+    row: dict[str, Any]
+    require_active: bool
+
+
 class ReadWriter:
+    """Group commit: the reads waiting while the previous batch commits are stored by one statement, and each is
+    answered only once that statement has committed."""
+
     def __init__(
         self,
         engine: AsyncEngine,
@@ -101,51 +90,44 @@ class ReadWriter:
         linger_s: float = 0.0,
     ) -> None:
         self.engine = engine
-        self.max_batch = max_batch
-        self.flushers = flushers
-        self.inflight = inflight
-        self.linger_s = linger_s
-        self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._known_days: set[date] = set()
-        self._tasks: list[asyncio.Task[None]] = []
+        self._batcher: Batcher[_Pending, WriteOutcome] = Batcher(
+            "read-writer",
+            self._store,
+            max_batch=max_batch,
+            flushers=flushers,
+            failed=_refusal,
+            inflight=inflight,
+            linger_s=linger_s,
+        )
 
     def start(self) -> None:
-        self._tasks = [asyncio.create_task(self._run(), name=f"read-writer-{i}") for i in range(self.flushers)]
+        self._batcher.start()
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        while not self._queue.empty():
-            self._queue.get_nowait().future.set_exception(Unavailable("ingest is shutting down"))
+        await self._batcher.stop()
 
     async def submit(self, row: dict[str, Any], *, require_active: bool) -> WriteOutcome:
         """Store a read; returns once committed. Conflict: its unit went offline; Unavailable: an outage."""
-        item = _Pending(row, require_active)
-        await self._queue.put(item)
-        return await item.future
+        return await self._batcher.call(_Pending(row, require_active))
 
-    async def _run(self) -> None:
-        while True:
-            batch = await take_batch(self._queue, self.max_batch, inflight=self.inflight, linger_s=self.linger_s)
-            try:
-                await _once_more_if_dropped(self._flush, batch)
-            except Exception as exc:  # noqa: BLE001 - every waiting request is answered, none is lost silently
-                if len(batch) > 1 and _poisoned(exc):
-                    # Not an outage: one read's values failed the batch. Each alone, so the others are stored.
-                    log.warning("read_batch_split", reads=len(batch), error=repr(exc))
-                    for item in batch:
-                        if not item.future.done():
-                            await self._alone(item)
-                    continue
-                _refuse([item for item in batch if not item.future.done()], exc)
-
-    async def _alone(self, item: _Pending) -> None:
+    async def _store(self, batch: list[_Pending]) -> list[WriteOutcome | Exception]:
         try:
-            await _once_more_if_dropped(self._flush, [item])
-        except Exception as exc:  # noqa: BLE001 - answered as a refusal (this read) or an outage (retry)
-            if not item.future.done():
-                _refuse([item], exc)
+            return await once_more_if_dropped(self._flush, batch)
+        except Exception as exc:
+            if len(batch) == 1 or not _poisoned(exc):
+                _log_failure(exc, len(batch))
+                raise
+        # Not an outage: one read's values failed the batch. Each alone, so the others are stored.
+        log.warning("read_batch_split", reads=len(batch))
+        out: list[WriteOutcome | Exception] = []
+        for item in batch:
+            try:
+                out += await once_more_if_dropped(self._flush, [item])
+            except Exception as exc:  # noqa: BLE001 - this read's refusal (or an outage), answered to it alone
+                _log_failure(exc, 1)
+                out.append(exc)
+        return out
 
     async def ensure_days(self, days: set[date]) -> None:
         for day in sorted(days - self._known_days):
@@ -153,7 +135,7 @@ class ReadWriter:
                 await ensure_partition(conn, day)
             self._known_days.add(day)
 
-    async def _flush(self, batch: list[_Pending]) -> None:
+    async def _flush(self, batch: list[_Pending]) -> list[WriteOutcome | Exception]:
         await self.ensure_days({capture_day(item.row["captured_at"]) for item in batch})
         # One statement per distinct key (a batch may carry the same retried read twice).
         unique: dict[tuple[Any, ...], _Pending] = {}
@@ -177,14 +159,6 @@ class ReadWriter:
                     inserted.add((r.id, r.captured_at))
                 else:
                     open_ids.add(r.id)
-            accepted: list[_Pending] = []
-            for item in batch:
-                if item.require_active and item.row["shift_id"] not in open_ids:
-                    item.future.set_exception(Conflict(f"unit {item.row['unit']} is offline: its shift has ended"))
-                else:
-                    accepted.append(item)
-            if not accepted:
-                return
             missing = [
                 key
                 for key, item in unique.items()
@@ -196,18 +170,22 @@ class ReadWriter:
                 cols = [READS.c[k] for k in _KEY]
                 rows = await conn.execute(select(READS).where(and_(tuple_(*cols).in_(missing))))
                 existing = {tuple(r._mapping[k] for k in _KEY): dict(r._mapping) for r in rows}
-        # Committed: answer every request of the batch.
-        for item in accepted:
+        # Committed: an answer for every request of the batch.
+        out: list[WriteOutcome | Exception] = []
+        for item in batch:
             key = tuple(item.row[k] for k in _KEY)
             first = unique[key]
-            if first is item and (item.row["id"], item.row["captured_at"]) in inserted:
-                item.future.set_result(WriteOutcome(True, item.row))
+            if item.require_active and item.row["shift_id"] not in open_ids:
+                out.append(Conflict(f"unit {item.row['unit']} is offline: its shift has ended"))
+            elif first is item and (item.row["id"], item.row["captured_at"]) in inserted:
+                out.append(WriteOutcome(True, item.row))
             elif key in existing:
-                item.future.set_result(WriteOutcome(False, existing[key]))
+                out.append(WriteOutcome(False, existing[key]))
             elif (first.row["id"], first.row["captured_at"]) in inserted:
-                item.future.set_result(WriteOutcome(False, first.row))
+                out.append(WriteOutcome(False, first.row))
             else:
-                item.future.set_exception(Unavailable("read neither stored nor found, retry"))
+                out.append(Unavailable("read neither stored nor found, retry"))
+        return out
 
 
 def _param(name: str, value: Any) -> Any:
@@ -244,26 +222,28 @@ def _poisoned(exc: Exception) -> bool:
     return isinstance(exc, ValueError | OverflowError | TypeError)
 
 
-def _refuse(items: list[_Pending], exc: Exception) -> None:
-    if not _poisoned(exc):
-        log.warning("read_batch_failed", reads=len(items), error=repr(exc))
-        error: Exception = Unavailable("database unavailable, retry later")
+def _log_failure(exc: Exception, reads: int) -> None:
+    if _poisoned(exc):
+        log.warning("read_refused_by_database", reads=reads, error=repr(exc)[:300])
     else:
-        # The same read fails every time: a 422 tells the car to stop retrying it (a 503 would loop forever).
-        log.warning("read_refused_by_database", reads=len(items), error=repr(exc)[:300])
-        error = Unprocessable("the read cannot be stored: a value is out of range or holds a control character")
-    for item in items:
-        item.future.set_exception(error)
+        log.warning("read_batch_failed", reads=reads, error=repr(exc))
 
 
-@dataclass
+def _refusal(exc: Exception) -> BaseException:
+    """What a request is answered when its batch (or its read alone) failed."""
+    if isinstance(exc, AppError):  # answered as decided: the unit went offline, the read was not found
+        return exc
+    if not _poisoned(exc):
+        return Unavailable("database unavailable, retry later")
+    # The same read fails every time: a 422 tells the car to stop retrying it (a 503 would loop forever).
+    return Unprocessable("the read cannot be stored: a value is out of range or holds a control character")
+
+
+@dataclass(frozen=True)
 class _Lookup:
     key: tuple[str, str, str]  # agency, unit, client_read_id
     captured_at: datetime
     plate: str | None  # the car's plate: its Safe at Home check rides along
-    future: asyncio.Future[tuple[list[dict[str, Any]], bool]] = field(
-        default_factory=lambda: asyncio.get_running_loop().create_future()
-    )
 
 
 class ExistingReads:
@@ -274,21 +254,21 @@ class ExistingReads:
         self, engine: AsyncEngine, *, max_batch: int = 256, inflight: InFlight | None = None, linger_s: float = 0.0
     ) -> None:
         self.engine = engine
-        self.max_batch = max_batch
-        self.inflight = inflight
-        self.linger_s = linger_s
-        self._queue: asyncio.Queue[_Lookup] = asyncio.Queue()
-        self._task: asyncio.Task[None] | None = None
+        self._batcher: Batcher[_Lookup, tuple[list[dict[str, Any]], bool]] = Batcher(
+            "existing-reads",
+            self._answers,
+            max_batch=max_batch,
+            flushers=1,
+            failed=_outage,
+            inflight=inflight,
+            linger_s=linger_s,
+        )
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="existing-reads")
+        self._batcher.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-        while not self._queue.empty():
-            self._queue.get_nowait().future.set_exception(Unavailable("ingest is shutting down"))
+        await self._batcher.stop()
 
     async def near(
         self, agency: str, unit: str, client_read_id: str, at: datetime, plate: str | None = None
@@ -296,28 +276,21 @@ class ExistingReads:
         """Stored reads with this client id captured within a day of `at` (a few partitions at most), and whether
         `plate` is a Safe at Home plate for `agency`'s reads: asked in the same round trip, so that a read the car
         sent with its plate needs no separate check, and a participant's photo is never uploaded."""
-        item = _Lookup((agency, unit, client_read_id), at, plate)
-        await self._queue.put(item)
-        return await item.future
+        return await self._batcher.call(_Lookup((agency, unit, client_read_id), at, plate))
 
-    async def _run(self) -> None:
-        while True:
-            batch = await take_batch(self._queue, self.max_batch, inflight=self.inflight, linger_s=self.linger_s)
-            try:
-                found, protected = await _once_more_if_dropped(self._query, batch)
-            except Exception as exc:  # noqa: BLE001 - each waiting request gets the outage as a 503
-                log.warning("existing_reads_failed", lookups=len(batch), error=repr(exc))
-                for item in batch:
-                    if not item.future.done():
-                        item.future.set_exception(Unavailable("database unavailable, retry later"))
-                continue
-            for item in batch:
-                rows = [
-                    r
-                    for r in found.get(item.key, [])
-                    if abs((r["captured_at"] - item.captured_at).total_seconds()) <= 86400
-                ]
-                item.future.set_result((rows, (item.plate, item.key[0]) in protected))
+    async def _answers(self, batch: list[_Lookup]) -> list[tuple[list[dict[str, Any]], bool]]:
+        try:
+            found, protected = await once_more_if_dropped(self._query, batch)
+        except Exception as exc:
+            log.warning("existing_reads_failed", lookups=len(batch), error=repr(exc))
+            raise
+        return [
+            (
+                [r for r in found.get(i.key, []) if abs((r["captured_at"] - i.captured_at).total_seconds()) <= 86400],
+                (i.plate, i.key[0]) in protected,
+            )
+            for i in batch
+        ]
 
     async def _query(
         self, batch: list[_Lookup]
@@ -346,3 +319,7 @@ class ExistingReads:
                 out.setdefault((r.agency, r.unit, r.client_read_id), []).append(dict(r._mapping))
             protected = await protected_pairs_on(conn, [i.plate for i in batch])
         return out, protected
+
+
+def _outage(exc: Exception) -> BaseException:
+    return Unavailable("database unavailable, retry later")
