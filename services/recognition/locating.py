@@ -54,7 +54,9 @@ class Row:
 def _blobs(binary: np.ndarray) -> np.ndarray:
     """Character-shaped components (x, y, w, h), sorted by x: no wider than two touching characters, neither a speck
     nor a frame edge."""
-    count, _, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
+    # BBDT: the same components and statistics as OpenCV's default (Spaghetti) in half its CPU (measured: 2.7 against
+    # 5.2 ms per threshold on a 1280 px photo, one thread; docs/recognition-cpu.md).
+    count, _, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(binary, 8, cv2.CV_32S, cv2.CCL_BBDT)
     x, y, w, h, area = stats[1:count].T
     fill = area / np.maximum(w * h, 1)
     keep = (h >= MIN_HEIGHT) & (h <= MAX_HEIGHT) & (w >= 2) & (w <= MAX_WIDTH * h) & (fill >= 0.15) & (fill <= 0.9)
