@@ -10,8 +10,9 @@ from typing import Any
 from shared.settings import Settings
 
 # What each stage switches off or on, against today's defaults (`pipeline.Options`).
-# Decoding as it was before issue 19 (and no plate localizer: the detector on every photo).
-_BEFORE_PRIOR = {"prior": False, "alternatives": 5, "unlisted": 1.0, "locate": 0}
+# Decoding as it was before issue 19 (and no plate localizer: the detector on every photo; a finer detection pass
+# whenever the coarser settled nothing, as then).
+_BEFORE_PRIOR = {"prior": False, "alternatives": 5, "unlisted": 1.0, "locate": 0, "fine_pass": "unsettled"}
 _VOTES = {**_BEFORE_PRIOR, "variants": True, "refine_vote": True, "settle": False, "refine_stop": 0.0}
 STAGES = {
     # Each stage adds one improvement, in the order they were made (README, "Recognition").

@@ -488,11 +488,11 @@ def recognize_image(engine: OcrEngine, image: np.ndarray, options: Options = Opt
     for pass_no, max_side in enumerate(options.detect_sides, 1):
         lines += _read_lines(engine, image, max_side, options, clock)
         last = pass_no == len(options.detect_sides)
-        if last or _confident(lines, options) or options.settle:
+        # With `fine_pass="empty"`, a plate-shaped line at this scale ends the search, read or misread.
+        found = options.fine_pass == "empty" and any(is_plate_text(ln.text) for ln in lines)
+        if last or found or _confident(lines, options) or options.settle:
             readings = _ranked(engine, image, lines, options, refined)
-        if not last and (_confident(lines, options) or (options.settle and _settled(readings))):
-            break
-        if not last and options.fine_pass == "empty" and any(is_plate_text(ln.text) for ln in lines):
+        if not last and (found or _confident(lines, options) or (options.settle and _settled(readings))):
             break
     seen: set[str] = set()
     for ln, reading in readings:
