@@ -187,7 +187,7 @@ class Settings(BaseSettings):
     recognition_max_image_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     recognition_max_batch: int = Field(default=16, ge=1)
     # Text-detection passes (longest side, px), coarse to fine; (960, 1600) reads better and costs ~40 % more.
-    recognition_detect_sides: tuple[int, ...] = (640, 1280)
+    recognition_detect_sides: tuple[int, ...] = (640, 1024)
 
     # The audit chain's secret (keyed seals, signed checkpoints): a file outside the database, made on first run.
     # Unset: `<keys folder>/audit-chain.key`. Back it up apart from the database: without it nothing can be checked.

@@ -10,8 +10,9 @@ from typing import Any
 from shared.settings import Settings
 
 # What each stage switches off or on, against today's defaults (`pipeline.Options`).
-# Decoding as it was before issue 19 (and no plate localizer: the detector on every photo).
-_BEFORE_PRIOR = {"prior": False, "alternatives": 5, "unlisted": 1.0, "locate": 0}
+# Decoding as it was before issue 19 (and no plate localizer: the detector on every photo; a finer detection pass
+# whenever the coarser settled nothing, as then).
+_BEFORE_PRIOR = {"prior": False, "alternatives": 5, "unlisted": 1.0, "locate": 0, "fine_pass": "unsettled"}
 _VOTES = {**_BEFORE_PRIOR, "variants": True, "refine_vote": True, "settle": False, "refine_stop": 0.0}
 STAGES = {
     # Each stage adds one improvement, in the order they were made (README, "Recognition").
@@ -28,6 +29,9 @@ STAGES = {
     "before-prior": {**_BEFORE_PRIOR, "refine_stop": 0.95},  # the default before the plate-format prior (issue 19)
     "detector": {"locate": 0},  # full, but the text detector on every photo (no plate localizer first)
     "full": {},  # localizer, format prior in decoding, settings tuned per fold (data/tuned.json): the default
+    # full, but a finer detection pass also when the coarser one's best reading is not sure (the default before
+    # issue 18's second pass; with --detect-sides 640,1280: that default whole)
+    "fine-unsettled": {"fine_pass": "unsettled"},
     "plate_head": {"plate_head": True},  # full + our plate head's scores mixed in at head_weight
 }
 

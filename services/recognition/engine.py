@@ -107,6 +107,24 @@ def _use_spinning(spin: bool) -> None:
     OrtInferSession._init_sess_opts = staticmethod(with_spin)  # type: ignore[method-assign]
 
 
+def _float32_normalize() -> None:
+    """rapidocr normalizes the detector's input in float64 (its mean and std are float64 arrays): ~17 ms of CPU on a
+    photo at 1024 px, against 1 ms in float32, for the same values to within a float32 rounding."""
+    from rapidocr.ch_ppocr_det.utils import DetPreProcess
+
+    if getattr(DetPreProcess.normalize, "_alpr_float32", False):
+        return
+
+    def normalize(self: Any, img: np.ndarray) -> np.ndarray:
+        std = np.asarray(self.std, np.float64)
+        gain = (self.scale / std).astype(np.float32)
+        offset = (np.asarray(self.mean, np.float64) / std).astype(np.float32)
+        return img.astype(np.float32) * gain - offset
+
+    normalize._alpr_float32 = True  # type: ignore[attr-defined]
+    DetPreProcess.normalize = normalize  # type: ignore[method-assign]
+
+
 class RapidOcrEngine:
     """PP-OCRv6 small detection + recognition models, as packaged by rapidocr, and optionally the plate head."""
 
@@ -125,6 +143,10 @@ class RapidOcrEngine:
 
         threads = threads or os.cpu_count() or 1
         _use_spinning(spin)
+        _float32_normalize()
+        # OpenCV's thread pool (the localizer's thresholds and components, resizes) follows the same setting: with a
+        # worker per core already filling the cores, its extra threads only add CPU (docs/recognition-cpu.md).
+        cv2.setNumThreads(threads)
         self._ocr = RapidOCR(
             params={
                 "Global.log_level": "error",

@@ -54,7 +54,9 @@ class Row:
 def _blobs(binary: np.ndarray) -> np.ndarray:
     """Character-shaped components (x, y, w, h), sorted by x: no wider than two touching characters, neither a speck
     nor a frame edge."""
-    count, _, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
+    # BBDT: the same components and statistics as OpenCV's default (Spaghetti) in half its CPU (measured: 2.7 against
+    # 5.2 ms per threshold on a 1280 px photo, one thread; docs/recognition-cpu.md).
+    count, _, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(binary, 8, cv2.CV_32S, cv2.CCL_BBDT)
     x, y, w, h, area = stats[1:count].T
     fill = area / np.maximum(w * h, 1)
     keep = (h >= MIN_HEIGHT) & (h <= MAX_HEIGHT) & (w >= 2) & (w <= MAX_WIDTH * h) & (fill >= 0.15) & (fill <= 0.9)
@@ -111,14 +113,17 @@ def plate_rows(image: np.ndarray, limit: int = 5) -> list[Row]:
     scale = min(1.0, MAX_SIDE / max(height, width))
     small = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1.0 else image
     gray = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY) if small.ndim == 3 else small
+    # OpenCV's adaptive mean threshold at each offset, its neighbourhood mean computed once for all of them (the
+    # same pixels: dark where the grey level is at most mean - offset; ~2.6 ms less CPU per photo).
+    mean = cv2.boxFilter(
+        gray, -1, (BLOCK, BLOCK), normalize=True, borderType=cv2.BORDER_REPLICATE | cv2.BORDER_ISOLATED
+    )
+    diff = cv2.subtract(gray, mean, dtype=cv2.CV_16S)
     found: list[Row] = []
     for offset in OFFSETS:
-        dark = cv2.adaptiveThreshold(gray, 255, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY_INV, BLOCK, offset)
-        binaries = [dark]
+        binaries = [cv2.compare(diff, -offset, cv2.CMP_LE)]
         if LIGHT_ON_DARK:
-            binaries.append(
-                cv2.adaptiveThreshold(gray, 255, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY, BLOCK, offset)
-            )
+            binaries.append(cv2.compare(diff, -offset, cv2.CMP_GT))
         for binary in binaries:
             for row in _rows(_blobs(binary)):
                 found.append(_row(row, scale))

@@ -10,7 +10,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -39,7 +39,11 @@ class Options:
     syntax: bool = True  # without `prior`: correct one character towards a common format (decoding.apply_syntax)
     variants: bool = False  # vote over crops/enhancements of the best line when it is not refined (README)
     max_lines: int = 6  # text lines read per detection pass, most plate-like first (each read costs ~10 ms)
-    detect_sides: tuple[int, ...] = (640, 1280)  # detection passes, coarse to fine
+    detect_sides: tuple[int, ...] = (640, 1024)  # detection passes, coarse to fine
+    # When a finer pass runs: "empty", only when the coarser found no plate-shaped line at all; "unsettled", also when
+    # its best reading is not a confident plate (docs/recognition-cpu.md: on the dev photos the finer pass changed
+    # no exact read but where the coarser found nothing, and cost ~30 ms of CPU per photo elsewhere).
+    fine_pass: Literal["empty", "unsettled"] = "empty"
     refine: int = 3  # best lines read again from an upscaled crop of their own region (README: the measured gain)
     number_line: bool = True  # in a refined region, also read the row of character blobs alone (README)
     choose: bool = True  # order the refined readings by plate-likeness, not by the first ranking (README)
@@ -484,9 +488,11 @@ def recognize_image(engine: OcrEngine, image: np.ndarray, options: Options = Opt
     for pass_no, max_side in enumerate(options.detect_sides, 1):
         lines += _read_lines(engine, image, max_side, options, clock)
         last = pass_no == len(options.detect_sides)
-        if last or _confident(lines, options) or options.settle:
+        # With `fine_pass="empty"`, a plate-shaped line at this scale ends the search, read or misread.
+        found = options.fine_pass == "empty" and any(is_plate_text(ln.text) for ln in lines)
+        if last or found or _confident(lines, options) or options.settle:
             readings = _ranked(engine, image, lines, options, refined)
-        if not last and (_confident(lines, options) or (options.settle and _settled(readings))):
+        if not last and (found or _confident(lines, options) or (options.settle and _settled(readings))):
             break
     seen: set[str] = set()
     for ln, reading in readings:

@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("folder", type=Path)
     parser.add_argument("--out", type=Path, default=TUNED)
-    parser.add_argument("--detect-sides", default="640,1280")
+    parser.add_argument("--detect-sides", default="640,1024")
     parser.add_argument("--dump", type=Path, default=None, help="also write each setting's readings here (JSON lines)")
     parser.add_argument("--cache", type=Path, default=None, help="keep the OCR engine's answers in this file")
     args = parser.parse_args(argv)

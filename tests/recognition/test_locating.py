@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import cv2
 import numpy as np
 
+from services.recognition import locating
 from services.recognition.engine import get_engine
 from services.recognition.locating import plate_rows
 from services.recognition.pipeline import Options, recognize_image
@@ -72,6 +74,55 @@ def test_digits_alone_go_to_the_detector() -> None:
     engine = _CountingEngine(image)
     recognize_image(engine, plate_image("KXR482"), Options(locate=0, detect_sides=(640,)))
     assert engine.whole_photo_detections == 1
+
+
+def test_a_finer_pass_only_when_the_coarse_one_found_no_plate_line() -> None:
+    # Digits alone: the localizer is not sure and the 640 px pass finds the line but never settles on it.
+    image = plate_image("5550134", state=None)
+    engine = _CountingEngine(image)
+    recognize_image(engine, image, Options(locate=5, detect_sides=(640, 1024)))
+    assert engine.whole_photo_detections == 1
+    engine = _CountingEngine(image)
+    recognize_image(engine, image, Options(locate=5, detect_sides=(640, 1024), fine_pass="unsettled"))
+    assert engine.whole_photo_detections == 2
+    # No plate-shaped line at 640 px: the finer pass looks again.
+    scene = scene_without_plate()
+    engine = _CountingEngine(scene)
+    recognize_image(engine, scene, Options(locate=5, detect_sides=(640, 1024)))
+    assert engine.whole_photo_detections == 2
+
+
+def _reference_rows(image: np.ndarray, limit: int) -> list[locating.Row]:
+    """`plate_rows` with OpenCV's own adaptive threshold and default connected components (what the faster
+    equivalents in `locating` replace)."""
+    scale = min(1.0, locating.MAX_SIDE / max(image.shape[:2]))
+    small = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1.0 else image
+    gray = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
+    found = []
+    for offset in locating.OFFSETS:
+        binary = cv2.adaptiveThreshold(
+            gray, 255, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY_INV, locating.BLOCK, offset
+        )
+        count, _, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
+        x, y, w, h, area = stats[1:count].T
+        fill = area / np.maximum(w * h, 1)
+        keep = (h >= locating.MIN_HEIGHT) & (h <= locating.MAX_HEIGHT) & (w >= 2) & (w <= locating.MAX_WIDTH * h)
+        blobs = stats[1:count][keep & (fill >= 0.15) & (fill <= 0.9), :4]
+        found += [locating._row(r, scale) for r in locating._rows(blobs[np.argsort(blobs[:, 0], kind="stable")])]
+    found.sort(key=lambda r: r.score, reverse=True)
+    kept: list[locating.Row] = []
+    for row in found:
+        cx, cy = (row.box[0] + row.box[2]) / 2, (row.box[1] + row.box[3]) / 2
+        if not any(k.box[0] <= cx <= k.box[2] and k.box[1] <= cy <= k.box[3] for k in kept):
+            kept.append(row)
+    return kept[:limit]
+
+
+def test_rows_as_with_opencvs_own_threshold_and_components() -> None:
+    for image in (plate_image("7KTR352"), plate_image("KXR482", size=(1280, 720), plate_width=140, seed=1)):
+        noisy = cv2.add(image, np.random.default_rng(0).integers(0, 40, image.shape, dtype=np.uint8))
+        for photo in (image, noisy):
+            assert plate_rows(photo, 15) == _reference_rows(photo, 15)
 
 
 def test_state_named_among_other_words() -> None:
