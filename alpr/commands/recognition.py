@@ -27,7 +27,9 @@ STAGES = {
     "settle": {**_VOTES, "settle": True},
     "before-prior": {**_BEFORE_PRIOR, "refine_stop": 0.95},  # the default before the plate-format prior (issue 19)
     "detector": {"locate": 0},  # full, but the text detector on every photo (no plate localizer first)
+    "no-fallback": {"locate_fallback": False},  # full, but no reading when no path reads a plate surely
     "full": {},  # localizer, format prior in decoding, settings tuned per fold (data/tuned.json): the default
+    "lookalike": {"lookalike": 0.5},  # full + look-alike letters among the alternatives (measured, not adopted)
     "plate_head": {"plate_head": True},  # full + our plate head's scores mixed in at head_weight
 }
 

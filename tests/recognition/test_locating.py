@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -97,3 +98,31 @@ def test_two_vehicles_two_plates() -> None:
     plates = [p.plate for p in recognize_image(engine, photo, Options(locate=5)).plates]
     assert sorted(plates) == ["7HTW519", "KXR482"]
     assert engine.whole_photo_detections == 0
+
+
+class _BlindDetector(_CountingEngine):
+    """The real recognizer, with a text detector that finds nothing on the whole photo (a plate it cannot see)."""
+
+    def detect(self, image: np.ndarray, max_side: int = 960) -> Any:
+        if image.shape == self._shape:
+            self.whole_photo_detections += 1
+            return []
+        return self._engine.detect(image, max_side)
+
+
+def test_an_unsure_row_is_the_reading_when_nothing_else_is_read() -> None:
+    # No row is sure enough to end the search (nothing can be, here) and the detector finds nothing: the likeliest
+    # row's reading is still the answer, with its alternatives, rather than no reading for the hot list.
+    image = plate_image("KXR482")
+    never_sure = Options(locate=5, locate_sure=1.01, locate_sure_unlisted=1.01, detect_sides=(640,))
+    engine = _BlindDetector(image)
+    plates = recognize_image(engine, image, never_sure).plates
+    assert engine.whole_photo_detections == 1
+    assert [p.plate for p in plates] == ["KXR482"]
+    xs = [x for x, _ in plates[0].box]
+    assert 300 < min(xs) < 480 < max(xs) < 660  # the row's characters, in photo pixels
+    # Switched off: no reading, as before.
+    assert recognize_image(_BlindDetector(image), image, replace(never_sure, locate_fallback=False)).plates == []
+    # A photo with no plate-like row still gets none.
+    empty = scene_without_plate()
+    assert recognize_image(_BlindDetector(empty), empty, never_sure).plates == []
