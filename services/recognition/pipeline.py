@@ -113,6 +113,9 @@ class _Line:
     text: str
 
 
+# The least confidence of an unsure row's reading given when nothing else is read: below it (characters less likely
+# than not, on geometric average) a reading is noise a hot list should not see. SH0R7X's row read at 0.88.
+FALLBACK_MIN_CONFIDENCE = 0.5
 STATE_ROWS = 15  # rows of blobs searched for a state name's, above or below the plate's number
 REFINE_MARGIN = 0.15  # of the region's height, around the detected box
 REFINE_MIN_HEIGHT = 128  # px: regions smaller than this are upscaled before detecting and reading again
@@ -434,16 +437,19 @@ def _located(
 def _unsure_best(
     lines: list[_Line], boxes: dict[int, np.ndarray], tallest: float, options: Options
 ) -> tuple[_Line, np.ndarray] | None:
-    """The most plate-like row read (a plausible plate, no date or slogan, 4-8 characters), however unsure: a photo
-    whose plate neither the rows nor the detector read surely still gets a reading, and its alternatives, for the
-    hot list, rather than none (`SH0R7X` read `SH0LR7X`, a separator read as a letter, with `SH0R7X` among its
-    alternatives)."""
+    """The most plate-like row read (a plausible plate, no date or slogan, 4-8 characters, confidence at least
+    FALLBACK_MIN_CONFIDENCE), however unsure otherwise: a photo whose plate neither the rows nor the detector read
+    surely still gets a reading, and its alternatives, for the hot list, rather than none (`SH0R7X` read `SH0LR7X`,
+    a separator read as a letter, with `SH0R7X` among its alternatives)."""
     if not options.locate_fallback:
         return None
     plates = [
         ln
         for ln in lines
-        if 4 <= len(ln.text) <= 8 and is_plate_text(ln.text) and not is_non_plate_text(ln.decoded.raw)
+        if 4 <= len(ln.text) <= 8
+        and ln.decoded.confidence >= FALLBACK_MIN_CONFIDENCE
+        and is_plate_text(ln.text)
+        and not is_non_plate_text(ln.decoded.raw)
     ]
     if not plates:
         return None

@@ -7,9 +7,10 @@ from typing import Any
 
 import numpy as np
 
+from services.recognition.decoding import Decoded
 from services.recognition.engine import get_engine
 from services.recognition.locating import plate_rows
-from services.recognition.pipeline import Options, recognize_image
+from services.recognition.pipeline import Options, _Line, _unsure_best, recognize_image
 from shared.plates import state_in_text
 from tests.recognition.render import plate_image, scene_without_plate
 
@@ -126,3 +127,18 @@ def test_an_unsure_row_is_the_reading_when_nothing_else_is_read() -> None:
     # A photo with no plate-like row still gets none.
     empty = scene_without_plate()
     assert recognize_image(_BlindDetector(empty), empty, never_sure).plates == []
+
+
+def _row_read(text: str, confidence: float, height: float = 30.0) -> _Line:
+    quad = np.array([[0, 0], [100, 0], [100, height], [0, height]], np.float32)
+    return _Line(quad, 100.0, height, Decoded(text, text, [confidence] * len(text), [[] for _ in text]), text)
+
+
+def test_the_unsure_reading_given_is_the_most_plate_like_and_not_noise() -> None:
+    rows = [_row_read("SH0LR7X", 0.88), _row_read("1U", 0.9), _row_read("EXPIRES", 0.95), _row_read("AB12C", 0.6)]
+    boxes = {id(r): r.quad for r in rows}
+    best = _unsure_best(rows, boxes, 30.0, Options())
+    assert best is not None and best[0].text == "SH0LR7X"  # too short, a sticker's word, a weaker plate lose
+    assert _unsure_best(rows, boxes, 30.0, Options(locate_fallback=False)) is None
+    noise = [_row_read("Q7XA", 0.3), _row_read("EXPIRES", 0.95)]
+    assert _unsure_best(noise, {id(r): r.quad for r in noise}, 30.0, Options()) is None  # under the floor
