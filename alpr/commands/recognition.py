@@ -28,10 +28,12 @@ STAGES = {
     "settle": {**_VOTES, "settle": True},
     "before-prior": {**_BEFORE_PRIOR, "refine_stop": 0.95},  # the default before the plate-format prior (issue 19)
     "detector": {"locate": 0},  # full, but the text detector on every photo (no plate localizer first)
+    "no-fallback": {"locate_fallback": False},  # full, but no reading when no path reads a plate surely
     "full": {},  # localizer, format prior in decoding, settings tuned per fold (data/tuned.json): the default
     # full, but a finer detection pass also when the coarser one's best reading is not sure (the default before
     # issue 18's second pass; with --detect-sides 640,1280: that default whole)
     "fine-unsettled": {"fine_pass": "unsettled"},
+    "lookalike": {"lookalike": 0.5},  # full + look-alike letters among the alternatives (measured, not adopted)
     "plate_head": {"plate_head": True},  # full + our plate head's scores mixed in at head_weight
 }
 

@@ -298,13 +298,27 @@ def decode_with_prior(decoded: Decoded, grammar: Grammar, beam: int = 12, best_p
     return Decoded(chars, decoded.raw, [float(p) for p, _ in confs], runners, beams, decoded.folded)
 
 
-def candidate_readings(decoded: Decoded) -> dict[str, float]:
+# Letters that plate fonts print alike but the shared confusion classes (shared.plates) keep apart, because widening
+# those changes hot-list matching, stored keys and access grants for every service (docs/recognition-19.md):
+# recognition offers the look-alike as an alternative reading instead, where its own posterior leaves room.
+LOOKALIKES: tuple[str, ...] = ("HM", "MN", "NW", "MW", "UJ", "EF")
+_LOOKALIKE_OF: dict[str, str] = {}
+for _pair in LOOKALIKES:
+    for _a, _b in (_pair, _pair[::-1]):
+        _LOOKALIKE_OF[_a] = _LOOKALIKE_OF.get(_a, "") + _b
+
+
+def candidate_readings(decoded: Decoded, lookalike: float = 0.0) -> dict[str, float]:
     """Readings the line may hold, each with its probability of being the plate: the beam's readings (their share),
     and beside them, from the best reading's per-character posteriors, each character swapped for one of its
     runners-up (the share times the runner-up's probability over the character's: the recognizer's own odds; two
     swaps multiply) and each character dropped (the share times the chance that the character is not there, 1 - its
     confidence: an emblem or a sticker read as one more character). The beam keeps only its 12 best partial readings
-    at each step; the swaps reach what it dropped (`UJ5E1A` read `JJ5E1A` with U the first J's runner-up)."""
+    at each step; the swaps reach what it dropped (`UJ5E1A` read `JJ5E1A` with U the first J's runner-up).
+
+    `lookalike`: a letter's look-alikes (`LOOKALIKES`) are swapped in at odds no lower than `lookalike` times the
+    chance the letter is wrong (1 - its confidence), where the recognizer ranks them lower (`002HHM` read `002HHH`,
+    M at 0.025 beside H at 0.60)."""
     found = dict(decoded.beams or [])
     text = decoded.text
     if not text:
@@ -318,10 +332,15 @@ def candidate_readings(decoded: Decoded) -> dict[str, float]:
 
     swaps: list[tuple[int, str, float]] = []
     for i, (ch, conf, runners) in enumerate(zip(text, decoded.char_confidences, decoded.runners_up, strict=True)):
+        odds: dict[str, float] = {}
         for alt, p in runners:
             alt = "0" if alt == "O" and digits else alt
             if alt != ch:
-                swaps.append((i, alt, min(1.0, p / max(conf, 1e-6))))
+                odds[alt] = max(odds.get(alt, 0.0), min(1.0, p / max(conf, 1e-6)))
+        if lookalike > 0.0:
+            for alt in _LOOKALIKE_OF.get(ch, ""):
+                odds[alt] = max(odds.get(alt, 0.0), min(1.0, lookalike * (1.0 - conf) / max(conf, 1e-6)))
+        swaps.extend((i, alt, o) for alt, o in odds.items())
         if len(text) > 2:
             offer(text[:i] + text[i + 1 :], share * (1.0 - conf))
     for i, alt, odds in swaps:
@@ -335,7 +354,9 @@ def candidate_readings(decoded: Decoded) -> dict[str, float]:
     return found
 
 
-def key_alternatives(decoded: Decoded, limit: int, min_share: float = 0.0) -> list[tuple[str, float]]:
+def key_alternatives(
+    decoded: Decoded, limit: int, min_share: float = 0.0, lookalike: float = 0.0
+) -> list[tuple[str, float]]:
     """Readings that the hot list would match under another key than the reading's, best value first: a key's
     probability (its candidate readings' summed, `candidate_readings`) per its expected false hits against a 1 M
     list (`hitrate.hit_value`; a key in a common format costs ~1 false hit per 100 reads, one in no listed format
@@ -347,7 +368,7 @@ def key_alternatives(decoded: Decoded, limit: int, min_share: float = 0.0) -> li
         return alternatives(decoded, limit)
     own = confusion_key(decoded.text)
     by_key: dict[str, list[tuple[float, str]]] = {}
-    for text, p in candidate_readings(decoded).items():
+    for text, p in candidate_readings(decoded, lookalike).items():
         key = confusion_key(text)
         if key != own:
             by_key.setdefault(key, []).append((p, text))

@@ -110,6 +110,7 @@ def summarize(results: list[PhotoResult], hot_list: Counter[str] | None) -> dict
         hits = [outcome(r.expected, r.read, r.alternatives, hot_list, size) for r in results]
         out["hit_recall"] = round(sum(h.hit for h in hits) / n, 4)
         out["false_hits_per_1000"] = round(1000 * sum(h.expected_false_hits for h in hits) / n, 2)
+        out["false_hits_per_1000_all_keys"] = round(1000 * sum(h.expected_false_hits_all_keys for h in hits) / n, 2)
         out["false_hits_per_1000_drawn_list"] = round(1000 * sum(h.false_hits for h in hits) / n, 1)
         out["keys_per_read"] = round(sum(h.keys for h in hits) / n, 2)
     out["p50_ms"] = round(_percentile([r.wall_ms for r in results], 50), 1)

@@ -114,6 +114,10 @@ class HitOutcome:
     false_hits: int  # entries of the drawn list matched under a key that is not the truth's
     expected_false_hits: float  # the same, expected over generated lists of that size
     keys: int
+    # Expected entries under every key sent, the truth's too: another plate sharing the truth's key is a misread hit
+    # an officer must clear as well. `expected_false_hits` leaves those out, which hides what widening the confusion
+    # classes costs (a wider class makes the truth's own key hold more plates): docs/recognition-19.md.
+    expected_false_hits_all_keys: float = 0.0
 
 
 def sent_keys(reading: str | None, alternatives: Iterable[str], key: Callable[[str], str] = confusion_key) -> list[str]:
@@ -134,4 +138,5 @@ def outcome(
         sum(hot_list.get(k, 0) for k in wrong),
         sum(expected_entries(k, size) for k in wrong),
         len(keys),
+        sum(expected_entries(k, size) for k in keys),
     )

@@ -56,12 +56,14 @@ class Options:
     best_path: bool = True  # a reading's probability: its likeliest alignment's (else the sum over alignments)
     alternatives: int = 5  # alternative readings returned (ingest sends them to hotlist): tuned per fold
     min_share: float = 0.0  # ... each worth at least this (probability per expected false hit): tuned per fold
+    lookalike: float = 0.0  # ... a letter's look-alike (decoding.LOOKALIKES) offered at this share of its doubt
     unlisted: float = 1.0  # plate-likeness factor of a reading in no listed format (a line's plate evidence): tuned
     locate: int = 5  # rows of character blobs read first (locating.py); 0: straight to the text detector
     locate_first: int = 2  # ... of which this many are read first, the others only when none of those is sure
     locate_sure: float = 0.85  # ... a row's reading this sure, 5-8 characters in a listed format, ends the search
     locate_sure_unlisted: float = 0.97  # ... or this sure in no listed format (specialty and commercial plates)
     locate_pad: float = 0.7  # ... each row read with this margin left and right (of the characters' height)
+    locate_fallback: bool = True  # ... when the detector finds no plate either, the likeliest row read, though unsure
 
 
 TUNED = Path(__file__).parent / "data" / "tuned.json"  # written by `python -m services.recognition.tuning`
@@ -115,6 +117,9 @@ class _Line:
     text: str
 
 
+# The least confidence of an unsure row's reading given when nothing else is read: below it (characters less likely
+# than not, on geometric average) a reading is noise a hot list should not see. SH0R7X's row read at 0.88.
+FALLBACK_MIN_CONFIDENCE = 0.5
 STATE_ROWS = 15  # rows of blobs searched for a state name's, above or below the plate's number
 REFINE_MARGIN = 0.15  # of the region's height, around the detected box
 REFINE_MIN_HEIGHT = 128  # px: regions smaller than this are upscaled before detecting and reading again
@@ -170,7 +175,7 @@ def _with_state(reading: PlateReading, options: Options) -> None:
 
 def _alternatives(decoded: Decoded, options: Options) -> list[tuple[str, float]]:
     if options.prior:
-        return key_alternatives(decoded, options.alternatives, options.min_share)
+        return key_alternatives(decoded, options.alternatives, options.min_share, options.lookalike)
     return alternatives(decoded, options.alternatives)
 
 
@@ -382,16 +387,19 @@ def _settled(readings: list[tuple[_Line, PlateReading]]) -> bool:
     return 5 <= len(text) <= 8 and mixed and confidence >= 0.9
 
 
-def _located(engine: OcrEngine, image: np.ndarray, options: Options, clock: dict[str, float]) -> list[PlateReading]:
+def _located(
+    engine: OcrEngine, image: np.ndarray, options: Options, clock: dict[str, float]
+) -> tuple[list[PlateReading], tuple[_Line, np.ndarray] | None]:
     """The fast path: read the likeliest rows of character blobs directly and keep the readings that are sure
-    plates, best first; none sends the photo to the text detector."""
+    plates, best first; none sends the photo to the text detector. Beside them: the likeliest plate-like row read
+    though unsure (the answer when the detector finds no plate either)."""
     start = time.perf_counter()
     # More rows than are read: a state name's row of small letters often ranks below the first few.
     found = locating.plate_rows(image, max(options.locate, STATE_ROWS))
     clock["locate"] += time.perf_counter() - start
     rows = found[: options.locate]
     if not rows:
-        return []
+        return [], None
     width = image.shape[1]
     lines: list[_Line] = []
     boxes: dict[int, np.ndarray] = {}  # each line's characters alone: the box a reading reports
@@ -412,6 +420,7 @@ def _located(engine: OcrEngine, image: np.ndarray, options: Options, clock: dict
         if any(_sure(ln.text, ln.decoded.raw, ln.decoded.confidence, options) for ln in stage):
             break
     tallest = max(ln.height for ln in lines)
+    unsure = _unsure_best(lines, boxes, tallest, options)
     sure = [ln for ln in lines if _sure(ln.text, ln.decoded.raw, ln.decoded.confidence, options)]
     sure.sort(key=lambda ln: plate_likeness(ln.text, ln.decoded.confidence, ln.height, tallest), reverse=True)
     readings: list[PlateReading] = []
@@ -426,7 +435,30 @@ def _located(engine: OcrEngine, image: np.ndarray, options: Options, clock: dict
             reading.state, reading.state_confidence = _state_row(engine, image, found, index[id(ln)], options)
         _with_state(reading, options)
         readings.append(reading)
-    return readings
+    return readings, unsure
+
+
+def _unsure_best(
+    lines: list[_Line], boxes: dict[int, np.ndarray], tallest: float, options: Options
+) -> tuple[_Line, np.ndarray] | None:
+    """The most plate-like row read (a plausible plate, no date or slogan, 4-8 characters, confidence at least
+    FALLBACK_MIN_CONFIDENCE), however unsure otherwise: a photo whose plate neither the rows nor the detector read
+    surely still gets a reading, and its alternatives, for the hot list, rather than none (`SH0R7X` read `SH0LR7X`,
+    a separator read as a letter, with `SH0R7X` among its alternatives)."""
+    if not options.locate_fallback:
+        return None
+    plates = [
+        ln
+        for ln in lines
+        if 4 <= len(ln.text) <= 8
+        and ln.decoded.confidence >= FALLBACK_MIN_CONFIDENCE
+        and is_plate_text(ln.text)
+        and not is_non_plate_text(ln.decoded.raw)
+    ]
+    if not plates:
+        return None
+    best = max(plates, key=lambda ln: plate_likeness(ln.text, ln.decoded.confidence, ln.height, tallest))
+    return best, boxes[id(best)]
 
 
 def _state_row(
@@ -471,8 +503,9 @@ def recognize_image(engine: OcrEngine, image: np.ndarray, options: Options = Opt
     result = Recognition(width=int(image.shape[1]), height=int(image.shape[0]))
     t0 = time.perf_counter()
     clock = {"locate": 0.0}
+    unsure: tuple[_Line, np.ndarray] | None = None
     if options.locate:
-        fast = _located(engine, image, options, clock)
+        fast, unsure = _located(engine, image, options, clock)
         if fast:
             result.plates.extend(fast)
             locate = clock["locate"]
@@ -502,6 +535,10 @@ def recognize_image(engine: OcrEngine, image: np.ndarray, options: Options = Opt
         if reading.state is None:  # a refined reading may have read the state inside its region already
             reading.state, reading.state_confidence = _state_near(lines, ln)
         _with_state(reading, options)
+        result.plates.append(reading)
+    if not result.plates and unsure is not None:
+        reading = _reading(engine, image, unsure[0], options, vote=False)
+        reading.box = [[round(float(x), 1), round(float(y), 1)] for x, y in unsure[1]]
         result.plates.append(reading)
     t2 = time.perf_counter()
     locate = clock["locate"]

@@ -97,3 +97,23 @@ def test_tuning_spends_the_false_hit_budget_of_the_settings_before_the_prior() -
     runs[0]["results"] = [_result("a", "123ACE", [], []), _result("b", "123ACH", [], [])]
     strict = choose(runs, "A")
     assert strict["options"]["min_share"] == 0.3 and strict["measured_on_these_photos"]["false_hits_per_1000"] == 0
+
+
+def test_a_look_alike_letter_is_offered_at_a_share_of_the_letters_doubt() -> None:
+    # 002HHH for 002HHM: the last H is unsure (0.6) and the recognizer ranks M low (0.025). H and M are look-alikes
+    # (decoding.LOOKALIKES) the shared confusion classes keep apart: offered at `lookalike` x (1 - 0.6).
+    decoded = _decoded(
+        "002HHH", [0.96, 0.99, 0.96, 0.97, 0.84, 0.6], {5: [("A", 0.2), ("M", 0.025)]}, [("002HHH", 0.4)]
+    )
+    assert candidate_readings(decoded)["002HHM"] == pytest.approx(0.4 * 0.025 / 0.6)
+    found = candidate_readings(decoded, lookalike=0.5)
+    assert found["002HHM"] == pytest.approx(0.4 * 0.5 * 0.4 / 0.6)
+    assert found["002HHA"] == pytest.approx(0.4 * 0.2 / 0.6)  # other runners-up as before
+    assert "002HHW" not in found and "002HHN" not in found  # only the letter's own look-alikes (H: M)
+    # A sure letter leaves no room: its look-alike stays at the recognizer's odds.
+    sure = _decoded("002HHH", [0.99] * 6, {}, [("002HHH", 0.9)])
+    assert candidate_readings(sure, lookalike=0.5)["002HHM"] == pytest.approx(0.9 * 0.5 * 0.01 / 0.99)
+    # Sent only when it is worth its false hits: at this threshold, with the look-alike and not without.
+    threshold = hit_value("002HHM", 0.1)
+    assert "002HHM" in [a for a, _ in key_alternatives(decoded, 8, threshold, lookalike=0.5)]
+    assert "002HHM" not in [a for a, _ in key_alternatives(decoded, 8, threshold)]

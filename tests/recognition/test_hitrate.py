@@ -31,6 +31,20 @@ def test_hit_when_the_truth_key_is_among_those_sent_and_false_hits_count_other_e
     # No read: no hit, nothing matched.
     third = outcome("ABC123", None, [], hot)
     assert not third.hit and third.false_hits == 0 and third.expected_false_hits == 0
+    assert third.expected_false_hits_all_keys == 0
+
+
+def test_false_hits_over_every_key_count_the_truths_own_key_too() -> None:
+    # Read right: no false hit under other keys, but other plates of the list may share the truth's key.
+    hot = Counter({confusion_key("ABC123"): 1})
+    right = outcome("ABC123", "ABC123", [], hot, size=1_000_000)
+    assert right.expected_false_hits == 0
+    assert right.expected_false_hits_all_keys == pytest.approx(expected_entries(confusion_key("ABC123")))
+    assert right.expected_false_hits_all_keys > 0
+    wrong = outcome("ABC123", "ABC128", ["ABC123"], hot, size=1_000_000)
+    assert wrong.expected_false_hits_all_keys == pytest.approx(
+        wrong.expected_false_hits + expected_entries(confusion_key("ABC123"))
+    )
 
 
 def test_generated_hot_list_and_expected_entries_agree() -> None:

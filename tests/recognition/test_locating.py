@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import cv2
 import numpy as np
 
 from services.recognition import locating
+from services.recognition.decoding import Decoded
 from services.recognition.engine import get_engine
 from services.recognition.locating import plate_rows
-from services.recognition.pipeline import Options, recognize_image
+from services.recognition.pipeline import Options, _Line, _unsure_best, recognize_image
 from shared.plates import state_in_text
 from tests.recognition.render import plate_image, scene_without_plate
 
@@ -148,3 +150,46 @@ def test_two_vehicles_two_plates() -> None:
     plates = [p.plate for p in recognize_image(engine, photo, Options(locate=5)).plates]
     assert sorted(plates) == ["7HTW519", "KXR482"]
     assert engine.whole_photo_detections == 0
+
+
+class _BlindDetector(_CountingEngine):
+    """The real recognizer, with a text detector that finds nothing on the whole photo (a plate it cannot see)."""
+
+    def detect(self, image: np.ndarray, max_side: int = 960) -> Any:
+        if image.shape == self._shape:
+            self.whole_photo_detections += 1
+            return []
+        return self._engine.detect(image, max_side)
+
+
+def test_an_unsure_row_is_the_reading_when_nothing_else_is_read() -> None:
+    # No row is sure enough to end the search (nothing can be, here) and the detector finds nothing: the likeliest
+    # row's reading is still the answer, with its alternatives, rather than no reading for the hot list.
+    image = plate_image("KXR482")
+    never_sure = Options(locate=5, locate_sure=1.01, locate_sure_unlisted=1.01, detect_sides=(640,))
+    engine = _BlindDetector(image)
+    plates = recognize_image(engine, image, never_sure).plates
+    assert engine.whole_photo_detections == 1
+    assert [p.plate for p in plates] == ["KXR482"]
+    xs = [x for x, _ in plates[0].box]
+    assert 300 < min(xs) < 480 < max(xs) < 660  # the row's characters, in photo pixels
+    # Switched off: no reading, as before.
+    assert recognize_image(_BlindDetector(image), image, replace(never_sure, locate_fallback=False)).plates == []
+    # A photo with no plate-like row still gets none.
+    empty = scene_without_plate()
+    assert recognize_image(_BlindDetector(empty), empty, never_sure).plates == []
+
+
+def _row_read(text: str, confidence: float, height: float = 30.0) -> _Line:
+    quad = np.array([[0, 0], [100, 0], [100, height], [0, height]], np.float32)
+    return _Line(quad, 100.0, height, Decoded(text, text, [confidence] * len(text), [[] for _ in text]), text)
+
+
+def test_the_unsure_reading_given_is_the_most_plate_like_and_not_noise() -> None:
+    rows = [_row_read("SH0LR7X", 0.88), _row_read("1U", 0.9), _row_read("EXPIRES", 0.95), _row_read("AB12C", 0.6)]
+    boxes = {id(r): r.quad for r in rows}
+    best = _unsure_best(rows, boxes, 30.0, Options())
+    assert best is not None and best[0].text == "SH0LR7X"  # too short, a sticker's word, a weaker plate lose
+    assert _unsure_best(rows, boxes, 30.0, Options(locate_fallback=False)) is None
+    noise = [_row_read("Q7XA", 0.3), _row_read("EXPIRES", 0.95)]
+    assert _unsure_best(noise, {id(r): r.quad for r in noise}, 30.0, Options()) is None  # under the floor
