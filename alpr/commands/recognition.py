@@ -12,7 +12,14 @@ from shared.settings import Settings
 # What each stage switches off or on, against today's defaults (`pipeline.Options`).
 # Decoding as it was before issue 19 (and no plate localizer: the detector on every photo; a finer detection pass
 # whenever the coarser settled nothing, as then).
-_BEFORE_PRIOR = {"prior": False, "alternatives": 5, "unlisted": 1.0, "locate": 0, "fine_pass": "unsettled"}
+_BEFORE_PRIOR = {
+    "prior": False,
+    "alternatives": 5,
+    "unlisted": 1.0,
+    "locate": 0,
+    "fine_pass": "unsettled",
+    "detect_sides": (640, 1280),  # the passes of that time (issue 18 made them 640/1024 with its finer-pass rule)
+}
 _VOTES = {**_BEFORE_PRIOR, "variants": True, "refine_vote": True, "settle": False, "refine_stop": 0.0}
 STAGES = {
     # Each stage adds one improvement, in the order they were made (README, "Recognition").

@@ -37,7 +37,17 @@ GRID: dict[str, list[Any]] = {
 }
 MAX_ALTERNATIVES = 8
 # The default before issue 19: no format prior, no plate localizer (the false-hit budget is what it gave).
-BEFORE_PRIOR = {"prior": False, "alternatives": 5, "unlisted": 1.0, "refine_stop": 0.95, "locate": 0}
+# Pinned whole, detection passes included: the budget is what that default gave, not what a later pipeline change
+# (issue 18's 640/1024 passes) would make of the same settings.
+BEFORE_PRIOR: dict[str, Any] = {
+    "prior": False,
+    "alternatives": 5,
+    "unlisted": 1.0,
+    "refine_stop": 0.95,
+    "locate": 0,
+    "fine_pass": "unsettled",
+    "detect_sides": (640, 1280),
+}
 
 
 class CachedEngine:
