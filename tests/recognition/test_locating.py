@@ -193,3 +193,51 @@ def test_the_unsure_reading_given_is_the_most_plate_like_and_not_noise() -> None
     assert _unsure_best(rows, boxes, 30.0, Options(locate_fallback=False)) is None
     noise = [_row_read("Q7XA", 0.3), _row_read("EXPIRES", 0.95)]
     assert _unsure_best(noise, {id(r): r.quad for r in noise}, 30.0, Options()) is None  # under the floor
+
+
+def _rows_one_by_one(blobs: np.ndarray) -> list[np.ndarray]:
+    """The rule as first written: each blob against its next neighbours by x, one pair at a time."""
+    n = len(blobs)
+    parent = list(range(n))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            i = parent[i]
+        return i
+
+    x, y, w, h = (blobs[:, k].astype(np.float64) for k in range(4))
+    cy = y + h / 2
+    for i in range(n):
+        j = i + 1
+        while j < n and x[j] <= x[i] + w[i] + locating.REACH * h[i]:
+            if (
+                abs(h[j] - h[i]) <= 0.2 * max(h[i], h[j])
+                and abs(cy[j] - cy[i]) <= 0.25 * h[i]
+                and x[j] >= x[i] + 0.5 * w[i]
+            ):
+                parent[root(j)] = root(i)
+            j += 1
+    groups: dict[int, list[int]] = {}
+    for i in range(n):
+        groups.setdefault(root(i), []).append(i)
+    return [blobs[g] for g in groups.values() if locating.MIN_ROW <= len(g) <= locating.MAX_ROW]
+
+
+def test_rows_compared_at_once_are_the_rows_compared_one_by_one(monkeypatch: Any) -> None:
+    rng = np.random.default_rng(7)
+    # Few pairs per step: the chunked comparison crosses many step boundaries.
+    monkeypatch.setattr(locating, "PAIRS_PER_STEP", 50)
+    for trial in range(20):
+        n = int(rng.integers(0, 400))
+        blobs = np.stack(
+            [rng.integers(0, 1200, n), rng.integers(0, 700, n), rng.integers(2, 40, n), rng.integers(8, 40, n)], axis=1
+        ).astype(np.int32)
+        # Some plate-like rows among the specks: evenly spaced characters of one height.
+        for r in range(trial % 4):
+            chars = np.array([[100 + 30 * k, 80 * r + 50, 18, 28] for k in range(7)], np.int32)
+            blobs = np.concatenate([blobs.reshape(-1, 4), chars])
+        blobs = blobs[np.argsort(blobs[:, 0], kind="stable")]
+        fast = locating._rows(blobs)
+        slow = _rows_one_by_one(blobs)
+        assert len(fast) == len(slow)
+        assert all(np.array_equal(a, b) for a, b in zip(fast, slow, strict=True))
