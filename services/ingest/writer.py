@@ -246,6 +246,18 @@ class _Lookup:
     plate: str | None  # the car's plate: its Safe at Home check rides along
 
 
+# The idempotency lookup: one probe of the client-key index per key. A plain join let the prepared statement's
+# generic plan (the window's bounds unknown, so guessed narrow) hash-join the keys with every read of the window,
+# read through the capture-time index: ~10 ms of PostgreSQL CPU per lookup at 50 k reads a day, growing with the
+# day's reads. OFFSET 0 keeps the per-key subquery apart, so it is a nested loop of index probes whatever the plan.
+EXISTING_SQL = (
+    "SELECT r.* FROM unnest(CAST(:agencies AS text[]), CAST(:units AS text[]), CAST(:ids AS text[])) "
+    "AS k(agency, unit, client_read_id) CROSS JOIN LATERAL (SELECT * FROM ingest.reads x "
+    "WHERE x.agency = k.agency AND x.unit = k.unit AND x.client_read_id = k.client_read_id "
+    "AND x.captured_at BETWEEN :lo AND :hi OFFSET 0) r"
+)
+
+
 class ExistingReads:
     """Finds already-stored reads by client id for many requests in one query: a query (and a pooled connection)
     per request would exhaust the pool at a thousand reads a second."""
@@ -298,12 +310,7 @@ class ExistingReads:
         lo = min(i.captured_at for i in batch) - timedelta(days=1)
         hi = max(i.captured_at for i in batch) + timedelta(days=1)
         keys = list({i.key for i in batch})
-        # One index probe per key (a join on the keys), not a scan of the unit's reads for the day.
-        stmt = text(
-            "SELECT r.* FROM unnest(CAST(:agencies AS text[]), CAST(:units AS text[]), CAST(:ids AS text[])) "
-            "AS k(agency, unit, client_read_id) JOIN ingest.reads r ON r.agency = k.agency AND r.unit = k.unit "
-            "AND r.client_read_id = k.client_read_id AND r.captured_at BETWEEN :lo AND :hi"
-        )
+        stmt = text(EXISTING_SQL)
         params = {
             "agencies": [k[0] for k in keys],
             "units": [k[1] for k in keys],
