@@ -29,7 +29,8 @@ async def _plan(settings: Settings, sql: str) -> str:
                         "INSERT INTO ingest.reads (id, captured_at, received_at, agency, unit, camera, "
                         "client_read_id, lat, lon, plate, plate_source, recognition_pending, match_pending, "
                         "attempts, hits) SELECT gen_random_uuid(), "
-                        "CAST(:day AS date) + make_interval(secs => g * 4.0), now(), 'MN0270100', 'plan-' || (g % 40), 'front', 'plan-' || g, 45.0, -93.3, "
+                        "CAST(:day AS date) + make_interval(secs => g * 4.0), now(), 'MN0270100', "
+                        "'plan-' || (g % 40), 'front', 'plan-' || g, 45.0, -93.3, "
                         "'P' || g, 'car', false, false, 0, '[]'::jsonb FROM generate_series(1, 20000) g"
                     ),
                     {"day": DAY},
