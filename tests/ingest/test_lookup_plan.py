@@ -16,6 +16,24 @@ from shared.settings import Settings
 DAY = date(2031, 3, 14)  # a day of its own: its partition and reads are rolled back with the test
 
 
+def _fill(day: date) -> str:
+    """A busy day: 20,000 reads of 40 units."""
+    return (
+        "INSERT INTO ingest.reads (id, captured_at, received_at, agency, unit, camera, "
+        "client_read_id, lat, lon, plate, plate_source, recognition_pending, match_pending, "
+        "attempts, hits) SELECT gen_random_uuid(), "
+        f"DATE '{day.isoformat()}' + make_interval(secs => g * 4.0), now(), 'MN0270100', "
+        "'plan-' || (g % 40), 'front', 'plan-' || g, 45.0, -93.3, "
+        "'P' || g, 'car', false, false, 0, '[]'::jsonb FROM generate_series(1, 20000) g"
+    )
+
+
+def _execute(day: date, name: str, prefix: str = "") -> str:
+    at = datetime(day.year, day.month, day.day, 12, tzinfo=UTC)
+    lo, hi = (at - timedelta(days=1)).isoformat(), (at + timedelta(days=1)).isoformat()
+    return f"{prefix}EXECUTE {name}(ARRAY['MN0270100'], ARRAY['plan-1'], ARRAY['plan-41'], '{lo}', '{hi}')"
+
+
 async def _plan(settings: Settings, sql: str) -> str:
     engine = create_async_engine(settings.database_url or "")
     try:
@@ -23,29 +41,13 @@ async def _plan(settings: Settings, sql: str) -> str:
             tx = await conn.begin()
             try:
                 await conn.execute(text("SELECT ingest.create_reads_partition(:day)"), {"day": DAY})
-                # A busy day: 20,000 reads of 40 units, analysed so the planner knows.
-                await conn.execute(
-                    text(
-                        "INSERT INTO ingest.reads (id, captured_at, received_at, agency, unit, camera, "
-                        "client_read_id, lat, lon, plate, plate_source, recognition_pending, match_pending, "
-                        "attempts, hits) SELECT gen_random_uuid(), "
-                        "CAST(:day AS date) + make_interval(secs => g * 4.0), now(), 'MN0270100', "
-                        "'plan-' || (g % 40), 'front', 'plan-' || g, 45.0, -93.3, "
-                        "'P' || g, 'car', false, false, 0, '[]'::jsonb FROM generate_series(1, 20000) g"
-                    ),
-                    {"day": DAY},
-                )
+                await conn.exec_driver_sql(_fill(DAY))  # analysed below, so the planner knows
                 await conn.execute(text(f"ANALYZE ingest.reads_{DAY:%Y%m%d}"))
                 await conn.execute(text("SET LOCAL plan_cache_mode = force_generic_plan"))
                 await conn.exec_driver_sql(
                     f"PREPARE lookup_plan (text[], text[], text[], timestamptz, timestamptz) AS {sql}"
                 )
-                at = datetime(DAY.year, DAY.month, DAY.day, 12, tzinfo=UTC)
-                lo, hi = (at - timedelta(days=1)).isoformat(), (at + timedelta(days=1)).isoformat()
-                rows = await conn.exec_driver_sql(
-                    "EXPLAIN (ANALYZE, COSTS OFF) EXECUTE lookup_plan(ARRAY['MN0270100'], ARRAY['plan-1'], "
-                    f"ARRAY['plan-41'], '{lo}', '{hi}')"
-                )
+                rows = await conn.exec_driver_sql(_execute(DAY, "lookup_plan", "EXPLAIN (ANALYZE, COSTS OFF) "))
                 return "\n".join(r[0] for r in rows)
             finally:
                 await tx.rollback()
