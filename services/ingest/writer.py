@@ -23,7 +23,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from services.ingest.batching import Batcher, once_more_if_dropped
 from services.ingest.inflight import InFlight
 from services.ingest.models import Read
-from services.ingest.protected import protected_pairs_on
 from shared.errors import AppError, Conflict, Unavailable, Unprocessable, is_poison
 from shared.settings import Settings
 
@@ -263,6 +262,15 @@ EXISTING_SQL = (
     "WHERE x.agency = k.agency AND x.unit = k.unit AND x.client_read_id = k.client_read_id "
     "AND x.captured_at BETWEEN :lo AND :hi OFFSET 0) r"
 )
+# The lookup and the cars' plates' Safe at Home check in one round trip: the one row of the check (its plates and
+# agencies as arrays) beside each stored read found, or alone with the read's columns null when none is.
+LOOKUP_SQL = (
+    "SELECT p.protected_plates, p.protected_agencies, f.* FROM (SELECT array_agg(plate) AS protected_plates, "
+    "array_agg(agency) AS protected_agencies FROM ingest.protected_plates "
+    "WHERE plate = ANY(CAST(:plates AS text[])) AND NOT pending) p "
+    f"LEFT JOIN LATERAL ({EXISTING_SQL}) f ON true"
+)
+_CHECK_COLUMNS = ("protected_plates", "protected_agencies")
 
 
 class ExistingReads:
@@ -317,22 +325,29 @@ class ExistingReads:
         lo = min(i.captured_at for i in batch) - timedelta(days=1)
         hi = max(i.captured_at for i in batch) + timedelta(days=1)
         keys = list({i.key for i in batch})
-        stmt = text(EXISTING_SQL)
         params = {
             "agencies": [k[0] for k in keys],
             "units": [k[1] for k in keys],
             "ids": [k[2] for k in keys],
             "lo": lo,
             "hi": hi,
+            "plates": sorted({i.plate for i in batch if i.plate}),
         }
         out: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+        protected: set[tuple[str, str]] = set()
         # Autocommit: a read-only probe needs no BEGIN/ROLLBACK round trips.
         async with self.engine.connect() as conn:
             conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-            for r in await conn.execute(stmt, params):
-                out.setdefault((r.agency, r.unit, r.client_read_id), []).append(dict(r._mapping))
-            protected = await protected_pairs_on(conn, [i.plate for i in batch])
+            for r in await conn.execute(_LOOKUP, params):
+                row = dict(r._mapping)
+                plates, agencies = (row.pop(c) for c in _CHECK_COLUMNS)
+                protected.update(zip(plates or (), agencies or (), strict=True))
+                if row["id"] is not None:
+                    out.setdefault((r.agency, r.unit, r.client_read_id), []).append(row)
         return out, protected
+
+
+_LOOKUP = text(LOOKUP_SQL)
 
 
 def _outage(exc: Exception) -> BaseException:
