@@ -32,7 +32,8 @@ def _execute(day: date, name: str, prefix: str = "") -> str:
     at = datetime(day.year, day.month, day.day, 12, tzinfo=UTC)
     lo, hi = (at - timedelta(days=1)).isoformat(), (at + timedelta(days=1)).isoformat()
     # The cars' plates (the Safe at Home check beside it) come first in the statement.
-    return f"{prefix}EXECUTE {name}(ARRAY['P41'], ARRAY['MN0270100'], ARRAY['plan-1'], ARRAY['plan-41'], '{lo}', '{hi}')"
+    keys = "ARRAY['MN0270100'], ARRAY['plan-1'], ARRAY['plan-41']"
+    return f"{prefix}EXECUTE {name}(ARRAY['P41'], {keys}, '{lo}', '{hi}')"
 
 
 async def _plan(settings: Settings, sql: str) -> str:
