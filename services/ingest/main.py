@@ -9,9 +9,11 @@ from dataclasses import dataclass
 
 import httpx
 from fastapi import FastAPI
+from starlette.middleware import Middleware
 
 from services.ingest import retention
 from services.ingest.agents.backlog import agent_backlog
+from services.ingest.agents.fastpath import AgentPostFastPath
 from services.ingest.agents.intake import AgentIntake
 from services.ingest.agents.routes import router as agents_router
 from services.ingest.batching import match_batcher, protected_batcher
@@ -141,7 +143,7 @@ def create_app(
                 if client is not None:
                     await client.close()
 
-    return create_service_app(
+    app = create_service_app(
         "ingest",
         settings,
         routers=[router, agents_router, hold_records_router, holds_router, subjects_router, readers_router],
@@ -150,3 +152,7 @@ def create_app(
         ready_checks=[retention.PurgeReadiness(), agent_backlog],
         description="Officer shifts and plate reads posted by the cars' Mobile Data Computers.",
     )
+    # Innermost of the middlewares (add_middleware would put it outermost): the request id, response counts and
+    # input limits still wrap the agents' posts, only FastAPI's routing is skipped for them.
+    app.user_middleware.append(Middleware(AgentPostFastPath))
+    return app

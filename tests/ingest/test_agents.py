@@ -205,6 +205,63 @@ async def test_malformed_wrong_token_disabled_and_offline_unit(
     assert refused.status_code == 403
 
 
+async def test_fast_path_answers_as_the_route_does(settings: Settings, tmp_path: Path, admin_token: str) -> None:
+    """Agents' posts are answered by `AgentPostFastPath`, not the router: the same answers as the route gives, inside
+    the same middlewares (request id, response counts, input limits), and only for the agents' two URLs."""
+    from services.ingest.agents.fastpath import AgentPostFastPath
+    from shared.metrics import RESPONSES
+
+    own = ingest_settings(settings, data_dir=tmp_path, ingest_agent_max_body_bytes=4096)
+    fast = create_app(own, run_worker=False)
+    plain = create_app(own, run_worker=False)
+    plain.user_middleware = [m for m in plain.user_middleware if m.cls is not AgentPostFastPath]
+    assert any(m.cls is AgentPostFastPath for m in fast.user_middleware)
+
+    async with running(fast) as f, running(plain) as r:
+        agent = await register(f, admin_token, name=f"pole-{uuid.uuid4().hex[:6]}")
+        off = await register(f, admin_token, name=f"pole-{uuid.uuid4().hex[:6]}")
+        auth = {"Authorization": f"Bearer {admin_token}"}
+        assert (await f.post(f"/v1/agents/{off['agent_id']}/disable", headers=auth)).status_code == 200
+        await plain.state.agents.registry.invalidate()
+        ok = results_body("FST123", now_ms())
+        in_custom = ok.replace(b'"version": 2,', f'"version": 2, "custom_data": "token={agent["token"]}",'.encode())
+        cases: list[tuple[str, str, bytes]] = [
+            ("POST", f"/v1/agents/openalpr/{agent['token']}", ok),
+            ("POST", f"/v1/agents/openalpr?token={agent['token']}", ok),
+            ("POST", f"/v1/agents/openalpr?token=wrong&token={agent['token']}", ok),  # the last one counts
+            ("POST", "/v1/agents/openalpr", in_custom),
+            ("POST", "/v1/agents/openalpr", b"{}"),  # no token anywhere: 401
+            ("POST", "/v1/agents/openalpr?token=", b"{}"),
+            ("POST", "/v1/agents/openalpr/alpra_" + "x" * 43, ok),  # unknown: 401
+            ("POST", f"/v1/agents/openalpr/{off['token']}", ok),  # disabled: 403
+            ("POST", f"/v1/agents/openalpr/{agent['token']}", b"[" * 5000),  # over the agents' limit: 413
+            ("POST", f"/v1/agents/openalpr/{agent['token']}/more", ok),  # not the agents' URLs: the router's
+            ("POST", "/v1/agents/openalpr/", ok),
+            ("GET", f"/v1/agents/openalpr/{agent['token']}", b""),
+            ("POST", "/v1/agents/openalpr/a%00b", ok),  # a NUL in the path: the input limits' 422
+        ]
+        appended = fast.state.agents.writer.appended
+        counted = RESPONSES.labels("ingest", "200")._value.get()
+        statuses: list[int] = []
+        for method, url, raw in cases:
+            a = await f.request(method, url, content=raw, headers={"Content-Type": "application/json"})
+            b = await r.request(method, url, content=raw, headers={"Content-Type": "application/json"})
+            assert a.status_code == b.status_code, (url, a.text, b.text)
+            assert a.headers.get("www-authenticate") == b.headers.get("www-authenticate")
+            assert a.headers.get("content-type") == b.headers.get("content-type")
+            assert a.headers["x-request-id"] and b.headers["x-request-id"]
+            statuses.append(a.status_code)
+            if a.status_code == 200 and method == "POST" and "/more" not in url:
+                assert a.json() == {"accepted": True, "id": a.json()["id"]}
+                assert uuid.UUID(a.json()["id"]) != uuid.UUID(b.json()["id"])
+            else:
+                assert a.content == b.content, url
+        assert statuses == [200, 200, 200, 200, 401, 401, 401, 403, 413, 404, 307, 405, 422]
+        # The four accepted posts were spooled here, and counted with the router's 200s.
+        assert fast.state.agents.writer.appended == appended + 4
+        assert RESPONSES.labels("ingest", "200")._value.get() >= counted + 8
+
+
 async def test_token_never_reaches_the_access_log() -> None:
     import logging
 
