@@ -379,11 +379,44 @@ async def test_fixed_reader_hits_reach_the_agency_dispatch_stream(
         assert (await post(client, token, results_body("HIT7777", at, uuid=f"hit-1-{at}"))).status_code == 200
         await drain(app)
 
+        # Matched while imported: stored with its hit, never left for the second pass (`finish_reads`).
+        assert app.state.agents.importer.totals["matched_at_import"] == 1
+        stored = await rows(
+            own,
+            "SELECT r.hits, r.match_pending, a.finish_pending FROM ingest.reads r JOIN ingest.agent_reads a "
+            "ON a.read_id = r.id WHERE r.plate = 'HIT7777' AND r.unit = :u",
+            u=f"dispatch-{AGENCY}",
+        )
+        assert [(len(r.hits), r.match_pending, r.finish_pending) for r in stored] == [(1, False, False)]
         events = await client.get(f"/v1/units/dispatch-{AGENCY}/events", headers=sup)
         assert events.status_code == 200, events.text
         hits = [e for e in events.json()["events"] if e["kind"] == "hit"]
         assert [h["payload"]["read"]["plate"] for h in hits] == ["HIT7777"]
         assert hits[0]["payload"]["list"] == name
+
+
+async def test_hotlist_down_leaves_agent_reads_to_the_retry(
+    settings: Settings, make_token: TokenFactory, tmp_path: Path
+) -> None:
+    """Hotlist unreachable at import: the reads are stored all the same and left for the match retry, and the
+    importer stops trying at import for a while (a dead hotlist must not slow every round)."""
+    own = ingest_settings(settings, data_dir=tmp_path, ingest_call_hotlist=True)  # its hotlist_url answers nothing
+    app = create_app(own, run_worker=False)
+    async with running(app) as client:
+        admin = make_token(subject="agents-admin", roles=["admin"], agency=AGENCY)
+        token = (await register(client, admin, name=f"pole-{uuid.uuid4().hex[:6]}"))["token"]
+        at = now_ms() - 10_000
+        assert (await post(client, token, results_body("DWN4242", at, uuid=f"dwn-1-{at}"))).status_code == 200
+        await drain(app)
+        importer = app.state.agents.importer
+        assert importer.totals["stored"] == 1 and importer.totals["matched_at_import"] == 0
+        assert importer._match_again_at > time.monotonic() + 20
+        stored = await rows(
+            own,
+            "SELECT r.match_pending, r.hits FROM ingest.reads r JOIN ingest.agent_reads a ON a.read_id = r.id "
+            "WHERE r.plate = 'DWN4242' AND a.agent_id IS NOT NULL",
+        )
+        assert [(r.match_pending, r.hits) for r in stored] == [(True, [])]
 
 
 async def test_second_reading_by_our_recognition_is_kept_beside_the_agents(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 import uuid
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ from services.ingest.agents import spool as spool_files
 from services.ingest.agents.models import AgentRead
 from services.ingest.agents.parse import Malformed, ParsedPost, PlateRead, loads, parse, scrub
 from services.ingest.agents.registry import AgentInfo, Registry
-from services.ingest.clients import CallFailed
+from services.ingest.clients import CallFailed, match_payload
 from services.ingest.images import CheckedImage
 from services.ingest.protected import destroy_reads, protected_pairs
 from services.ingest.service import (
@@ -80,6 +81,8 @@ class _Batch:
     quarantined: int = 0
     heartbeats: int = 0
     protected: int = 0  # reads of Safe at Home plates, destroyed at collection
+    matched: int = 0  # new reads matched at import (stored finished, not left for `finish_reads`)
+    events: int = 0  # hit events queued for the stream
     # Looked up once per round rather than once per read (issue 18): the keys already stored, and which plates are
     # Safe at Home. Reads that are simply new are inserted together at the end of the round (`_flush_new`).
     known: dict[tuple[uuid.UUID, str], _Key] | None = None
@@ -101,6 +104,7 @@ class _NewRead:
     row: dict[str, Any]
     agent_read: dict[str, Any]
     keys: list[str]
+    covert: list[dict[str, Any]] = field(default_factory=list)  # covert hits, when matched at import
 
 
 class AgentImporter:
@@ -114,6 +118,7 @@ class AgentImporter:
         self.spool_backlog = 0  # spool bytes not yet imported, as the last round saw them
         self.totals: Counter[str] = Counter()
         self.health = LoopHealth("agent_importer")
+        self._match_again_at = 0.0  # after a failed match at import: left to `finish_reads` until then
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="agent-importer")
@@ -165,7 +170,7 @@ class AgentImporter:
             self.spool_backlog = sum(max(s.size - s.end, 0) for s in segments)
             backlog.SPOOL_BYTES.set(self.spool_backlog)
             if records:
-                parsed = await asyncio.to_thread(_parse_all, records)
+                parsed = await _parse_all(records)
                 await ctx.writer.ensure_days(
                     {
                         capture_day(_at(pr.epoch_ms))
@@ -177,7 +182,9 @@ class AgentImporter:
                 )
                 parsed.sort(key=lambda rp: (rp[0].agent_id, _epoch_of(rp[1]), rp[0].received_ms))
                 await self._prefetch(conn, parsed, batch)
-                for record, post in parsed:
+                for i, (record, post) in enumerate(parsed):
+                    if i and i % YIELD_EVERY == 0:
+                        await asyncio.sleep(0)
                     try:
                         await self._apply(conn, record, post, batch)
                     except Exception as exc:
@@ -207,6 +214,8 @@ class AgentImporter:
             if s.sealed and (s.end >= s.size or s.damaged):
                 await self._drop_segment(s.name)
         await delete_quietly(self.ctx.store, batch.orphans)
+        if batch.events:
+            ctx.hub.notify()
         if records:
             stats = {
                 "records": len(records),
@@ -216,6 +225,7 @@ class AgentImporter:
                 "quarantined": batch.quarantined,
                 "heartbeats": batch.heartbeats,
                 "destroyed_at_collection": batch.protected,
+                "matched_at_import": batch.matched,
             }
             self.totals.update(stats)
             log.info("agent_posts_imported", **stats)
@@ -259,6 +269,7 @@ class AgentImporter:
         if not batch.new:
             return
         new, batch.new = batch.new, []
+        await self._match_new(new, batch)
         try:
             async with conn.begin_nested():
                 result = await conn.execute(
@@ -279,6 +290,7 @@ class AgentImporter:
                         for k in n.keys
                     ],
                 )
+                await self._hit_events(conn, [n for n in new if n.row["id"] in stored], batch)
         except DBAPIError as exc:
             if _is_outage(exc):
                 raise
@@ -288,6 +300,62 @@ class AgentImporter:
             return
         batch.stored += len(stored)
         batch.duplicates += len(new) - len(stored)  # stored by an earlier import whose offset was lost
+
+    async def _match_new(self, new: list[_NewRead], batch: _Batch) -> None:
+        """Match the round's new reads before they are inserted, in one hotlist call per 500: they are stored
+        finished, rather than stored, read back, updated and marked again by `finish_reads` (issue 18: that second
+        pass wrote each read twice and cost as much CPU as accepting it). Reads waiting for a second reading by
+        recognition, and any when hotlist fails, are left to `finish_reads` as before."""
+        ctx, settings = self.ctx, self.ctx.settings
+        if not (settings.ingest_call_hotlist and ctx.hotlist is not None) or time.monotonic() < self._match_again_at:
+            return
+        todo = [
+            n
+            for n in new
+            if n.agent_read["finish_pending"]
+            and not (settings.ingest_agent_second_read and ctx.recognition is not None and n.row["crop_key"])
+        ]
+        for start in range(0, len(todo), 500):
+            chunk = todo[start : start + 500]
+            payloads = []
+            for n in chunk:
+                row = n.row
+                alternatives = [c["plate"] for c in n.agent_read["candidates"] or [] if c.get("plate")]
+                alts = [a for a in dict.fromkeys(alternatives) if a and a != row["plate"]][:8]
+                payloads.append(
+                    match_payload(
+                        read_id=str(row["id"]),
+                        plate=row["plate"],
+                        state=row["state"],
+                        alternatives=alts,
+                        agency=row["agency"] or None,
+                        unit=row["unit"],
+                        captured_at=row["captured_at"],
+                    )
+                )
+            try:
+                answers = await ctx.hotlist.match_many(payloads)
+            except CallFailed as exc:
+                log.info("agent_match_at_import_failed", error=str(exc), reads=len(chunk))
+                self._match_again_at = time.monotonic() + 30.0  # a down hotlist must not slow each round
+                return
+            for n, body in zip(chunk, answers, strict=True):
+                hits = [h for h in body["hits"] if isinstance(h, dict)]
+                n.row["hits"] = [h for h in hits if not h.get("covert")]
+                n.covert = [h for h in hits if h.get("covert")]
+                n.row["list_version"] = body.get("list_version")
+                n.agent_read["finish_pending"] = False
+                batch.matched += 1
+
+    async def _hit_events(self, conn: AsyncConnection, stored: list[_NewRead], batch: _Batch) -> None:
+        """The stream events of reads matched at import, in the transaction that stores them."""
+        hit = [n for n in stored if n.row["hits"] or n.covert]
+        if not hit:
+            return
+        for n in hit:
+            # Covert hits go to the list owner's agency stream, never to a dispatch or car stream. On the connection
+            # itself: a session bound to it would roll back the savepoint the inserts are in when it closes.
+            batch.events += await add_hit_events(conn, n.row["hits"] + n.covert, n.row)
 
     async def _insert_alone(self, conn: AsyncConnection, n: _NewRead, batch: _Batch) -> None:
         try:
@@ -300,6 +368,7 @@ class AgentImporter:
                 else:
                     batch.stored += 1
                     await conn.execute(insert(AGENT_READS).values(n.agent_read).on_conflict_do_nothing())
+                    await self._hit_events(conn, [n], batch)
                 await self._add_keys(conn, n.agent.id, n.keys, n.row["id"], n.row["captured_at"])
         except DBAPIError as exc:
             if _is_outage(exc):
@@ -651,6 +720,9 @@ class AgentImporter:
         by the read, so a batch retried after an outage overwrites rather than orphans."""
         prefix = f"reads/{capture_day(captured):%Y/%m/%d}/{read_id}.agent"
 
+        if pr.vehicle_crop is None and pr.plate_crop is None:
+            return None, None  # most posts: no pictures, and no two tasks to learn it
+
         async def put(img: CheckedImage | None, what: str) -> str | None:
             if img is None:
                 return None
@@ -838,9 +910,19 @@ class AgentImporter:
         return done + len(doomed)
 
 
-def _parse_all(records: list[spool_files.SpoolRecord]) -> list[tuple[spool_files.SpoolRecord, ParsedPost | Malformed]]:
+# Records parsed (or applied) between two yields to the event loop: the importer shares its loop with the posts it
+# imports, and a few thousand records parsed in one go (or in a thread, whose hold on the GIL makes the loop wait
+# up to the 5 ms switch interval at every turn) showed as 100-200 ms answers to the agents (issue 18).
+YIELD_EVERY = 16
+
+
+async def _parse_all(
+    records: list[spool_files.SpoolRecord],
+) -> list[tuple[spool_files.SpoolRecord, ParsedPost | Malformed]]:
     out: list[tuple[spool_files.SpoolRecord, ParsedPost | Malformed]] = []
-    for record in records:
+    for i, record in enumerate(records):
+        if i and i % YIELD_EVERY == 0:
+            await asyncio.sleep(0)
         try:
             out.append((record, parse(record.body)))
         except Malformed as exc:

@@ -38,6 +38,7 @@ DISALLOWED = (
     "year",
     "orientation",
 )
+_DISALLOWED = frozenset(DISALLOWED)
 _STATE = re.compile(r"^(?:us-)?([a-z]{2})$")
 MAX_CANDIDATES = 10
 MAX_CROP_BYTES = 2 * 1024 * 1024
@@ -135,6 +136,32 @@ def scrub(value: Any, dropped: Counter[str] | None = None, path: str = "", depth
     return value
 
 
+def count_disallowed(value: Any, dropped: Counter[str], depth: int = 0) -> None:
+    """What `scrub` counts and refuses (nesting past MAX_DEPTH), without copying the body: `parse` reads only the
+    fields it maps, so the copy bought nothing there, and building it was most of the time a post took to parse
+    (a recursive call and a path string per value). Visits containers only; the depth check is scrub's exactly."""
+    if depth > MAX_DEPTH:
+        raise Malformed(f"JSON nested deeper than {MAX_DEPTH} levels")
+    if isinstance(value, dict):
+        items: Any = value.items()
+    elif isinstance(value, list):
+        items = ((None, v) for v in value)
+    else:
+        return
+    for key, item in items:
+        if key is not None and key in _DISALLOWED:
+            if key == "vehicle" and isinstance(item, dict):
+                for sub in item:
+                    dropped[f"vehicle.{sub}"] += 1
+            else:
+                dropped[key] += 1
+            continue
+        if depth >= MAX_DEPTH:
+            raise Malformed(f"JSON nested deeper than {MAX_DEPTH} levels")  # where scrub would meet the value
+        if isinstance(item, dict | list):
+            count_disallowed(item, dropped, depth + 1)
+
+
 def _corners(value: Any) -> list[dict[str, Any]]:
     if not isinstance(value, list):
         return []
@@ -215,7 +242,7 @@ def parse(raw: bytes) -> ParsedPost:
     if data_type not in DATA_TYPES:
         raise Malformed(f"unknown data_type {data_type!r} (expected one of {', '.join(DATA_TYPES)})")
     post = ParsedPost(data_type=data_type, epoch_ms=None)
-    body = scrub(body, post.dropped)
+    count_disallowed(body, post.dropped)  # nothing below reads a disallowed field
     if data_type == "heartbeat":
         post.epoch_ms = epoch_ms(body.get("timestamp")) or epoch_ms(body.get("epoch_time"))
         if post.epoch_ms is None:
