@@ -23,6 +23,7 @@ from typing import Any, NamedTuple
 
 import structlog
 from sqlalchemy import text
+from sqlalchemy.dialects.postgresql import dialect as _pg_dialect
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -55,6 +56,7 @@ log = structlog.get_logger(__name__)
 AGENT_READ_NAMESPACE = uuid.UUID("8f6b1e0a-2c57-4f7e-9a51-0d3c6e9b7a12")
 AGENT_READS = AgentRead.__table__  # type: ignore[attr-defined]
 QUARANTINE_BODY_MAX = 256 * 1024
+_PG = _pg_dialect()
 
 
 def dispatch_unit(agency: str) -> str:
@@ -272,9 +274,7 @@ class AgentImporter:
         await self._match_new(new, batch)
         try:
             async with conn.begin_nested():
-                result = await conn.execute(
-                    insert(READS).on_conflict_do_nothing().returning(READS.c.id), [n.row for n in new]
-                )
+                result = await conn.execute(_insert_reads(new[0].row), _columns([n.row for n in new]))
                 stored = {r.id for r in result}
                 fresh = [n.agent_read for n in new if n.row["id"] in stored]
                 if fresh:
@@ -930,6 +930,25 @@ async def _parse_all(
         except Exception as exc:  # noqa: BLE001 - a body the parser chokes on is quarantined alone
             log.exception("agent_post_parse_failed")
             out.append((record, Malformed(f"cannot be parsed: {type(exc).__name__}")))
+    return out
+
+
+def _insert_reads(sample: dict[str, Any]) -> Any:
+    """One INSERT of many reads from one array per column (`unnest`): SQLAlchemy's executemany built a parameter
+    set per row, the importer's largest cost after the profile's other fixes (issue 18)."""
+    names = list(sample)
+    typed = {c.name: c.type.compile(dialect=_PG) for c in READS.c}
+    arrays = ", ".join(f"CAST(:{n} AS {'text' if n == 'hits' else typed[n]}[])" for n in names)
+    picked = ", ".join("CAST(hits AS jsonb)" if n == "hits" else n for n in names)
+    return text(
+        f"INSERT INTO ingest.reads ({', '.join(names)}) SELECT {picked} FROM unnest({arrays}) AS t({', '.join(names)}) "
+        "ON CONFLICT DO NOTHING RETURNING id"
+    )
+
+
+def _columns(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    out: dict[str, list[Any]] = {name: [r[name] for r in rows] for name in rows[0]}
+    out["hits"] = [json.dumps(h, default=str) for h in out["hits"]]
     return out
 
 
