@@ -23,8 +23,8 @@ from typing import Any, NamedTuple
 
 import structlog
 from sqlalchemy import text
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
 from sqlalchemy.dialects.postgresql import dialect as _pg_dialect
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -274,21 +274,20 @@ class AgentImporter:
         await self._match_new(new, batch)
         try:
             async with conn.begin_nested():
-                result = await conn.execute(_insert_reads(new[0].row), _columns([n.row for n in new]))
+                rows = [n.row for n in new]
+                result = await conn.execute(_insert_many(READS, rows[0], "RETURNING id"), _arrays(READS, rows))
                 stored = {r.id for r in result}
                 fresh = [n.agent_read for n in new if n.row["id"] in stored]
                 if fresh:
-                    await conn.execute(insert(AGENT_READS).on_conflict_do_nothing(), fresh)
+                    await conn.execute(_insert_many(AGENT_READS, fresh[0]), _arrays(AGENT_READS, fresh))
+                keys = [(n.agent.id, k, n.row["id"], n.row["captured_at"]) for n in new for k in n.keys]
                 await conn.execute(
                     text(
                         "INSERT INTO ingest.agent_read_keys (agent_id, key, read_id, captured_at) "
-                        "VALUES (:a, :k, :r, :at) ON CONFLICT (agent_id, key) DO NOTHING"
+                        "SELECT * FROM unnest(CAST(:a AS uuid[]), CAST(:k AS text[]), CAST(:r AS uuid[]), "
+                        "CAST(:at AS timestamptz[])) ON CONFLICT (agent_id, key) DO NOTHING"
                     ),
-                    [
-                        {"a": n.agent.id, "k": k, "r": n.row["id"], "at": n.row["captured_at"]}
-                        for n in new
-                        for k in n.keys
-                    ],
+                    {name: [k[i] for k in keys] for i, name in enumerate(("a", "k", "r", "at"))},
                 )
                 await self._hit_events(conn, [n for n in new if n.row["id"] in stored], batch)
         except DBAPIError as exc:
@@ -933,22 +932,40 @@ async def _parse_all(
     return out
 
 
-def _insert_reads(sample: dict[str, Any]) -> Any:
-    """One INSERT of many reads from one array per column (`unnest`): SQLAlchemy's executemany built a parameter
-    set per row, the importer's largest cost after the profile's other fixes (issue 18)."""
+def _insert_many(table: Any, sample: dict[str, Any], returning: str = "") -> Any:
+    """One INSERT of many rows from one array per column (`unnest`): SQLAlchemy's and asyncpg's executemany
+    handled a parameter set per row in the loop's thread, the importer's largest cost once the profile's other
+    fixes were in (issue 18). JSON and array columns travel as JSON text (unnest would flatten an array of
+    arrays). Rows already stored are skipped, as `on_conflict_do_nothing` did."""
     names = list(sample)
-    typed = {c.name: c.type.compile(dialect=_PG) for c in READS.c}
-    arrays = ", ".join(f"CAST(:{n} AS {'text' if n == 'hits' else typed[n]}[])" for n in names)
-    picked = ", ".join("CAST(hits AS jsonb)" if n == "hits" else n for n in names)
+    columns = {c.name: c for c in table.c}
+    arrays, picked = [], []
+    for n in names:
+        kind = columns[n].type
+        if isinstance(kind, JSONB | ARRAY):
+            arrays.append(f"CAST(:{n} AS text[])")
+            picked.append(
+                f"ARRAY(SELECT jsonb_array_elements_text(CAST({n} AS jsonb)))"
+                if isinstance(kind, ARRAY)
+                else f"CAST({n} AS jsonb)"
+            )
+        else:
+            arrays.append(f"CAST(:{n} AS {kind.compile(dialect=_PG)}[])")
+            picked.append(n)
     return text(
-        f"INSERT INTO ingest.reads ({', '.join(names)}) SELECT {picked} FROM unnest({arrays}) AS t({', '.join(names)}) "
-        "ON CONFLICT DO NOTHING RETURNING id"
+        f"INSERT INTO {table.schema}.{table.name} ({', '.join(names)}) SELECT {', '.join(picked)} "
+        f"FROM unnest({', '.join(arrays)}) AS t({', '.join(names)}) ON CONFLICT DO NOTHING {returning}"
     )
 
 
-def _columns(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
-    out: dict[str, list[Any]] = {name: [r[name] for r in rows] for name in rows[0]}
-    out["hits"] = [json.dumps(h, default=str) for h in out["hits"]]
+def _arrays(table: Any, rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    columns = {c.name: c for c in table.c}
+    out: dict[str, list[Any]] = {}
+    for name in rows[0]:
+        values = [r[name] for r in rows]
+        if isinstance(columns[name].type, JSONB | ARRAY):
+            values = [None if v is None else json.dumps(v, default=str) for v in values]
+        out[name] = values
     return out
 
 

@@ -39,6 +39,7 @@ DISALLOWED = (
     "orientation",
 )
 _DISALLOWED = frozenset(DISALLOWED)
+_CONTAINERS = (dict, list)
 _STATE = re.compile(r"^(?:us-)?([a-z]{2})$")
 MAX_CANDIDATES = 10
 MAX_CROP_BYTES = 2 * 1024 * 1024
@@ -79,9 +80,10 @@ class ParsedPost:
 
 
 def loads(raw: bytes) -> Any:
-    """JSON with duplicate keys allowed (the last one wins, as in the agents' own parser)."""
+    """JSON with duplicate keys allowed (the last one wins, as in the agents' own parser; json's own dicts do that
+    without a hook called per object)."""
     try:
-        return json.loads(raw, object_pairs_hook=dict)
+        return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise Malformed(f"not JSON: {exc}") from None
     except RecursionError:
@@ -143,22 +145,24 @@ def count_disallowed(value: Any, dropped: Counter[str], depth: int = 0) -> None:
     if depth > MAX_DEPTH:
         raise Malformed(f"JSON nested deeper than {MAX_DEPTH} levels")
     if isinstance(value, dict):
-        items: Any = value.items()
+        children = []
+        for key, item in value.items():
+            if key in _DISALLOWED:
+                if key == "vehicle" and isinstance(item, dict):
+                    for sub in item:
+                        dropped[f"vehicle.{sub}"] += 1
+                else:
+                    dropped[key] += 1
+            else:
+                children.append(item)
     elif isinstance(value, list):
-        items = ((None, v) for v in value)
+        children = value
     else:
         return
-    for key, item in items:
-        if key is not None and key in _DISALLOWED:
-            if key == "vehicle" and isinstance(item, dict):
-                for sub in item:
-                    dropped[f"vehicle.{sub}"] += 1
-            else:
-                dropped[key] += 1
-            continue
-        if depth >= MAX_DEPTH:
-            raise Malformed(f"JSON nested deeper than {MAX_DEPTH} levels")  # where scrub would meet the value
-        if isinstance(item, dict | list):
+    if children and depth >= MAX_DEPTH:
+        raise Malformed(f"JSON nested deeper than {MAX_DEPTH} levels")  # where scrub would meet the value
+    for item in children:
+        if isinstance(item, _CONTAINERS):
             count_disallowed(item, dropped, depth + 1)
 
 
