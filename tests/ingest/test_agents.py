@@ -262,6 +262,27 @@ async def test_fast_path_answers_as_the_route_does(settings: Settings, tmp_path:
         assert RESPONSES.labels("ingest", "200")._value.get() >= counted + 8
 
 
+async def test_importer_knows_when_another_worker_holds_the_import(agent_app: Any, admin_token: str) -> None:
+    """One importer at a time: while another process holds the import lock, a round imports nothing and the
+    importer notes it (it then tries again within HANDOVER_S rather than the interval, to take the next round)."""
+    import asyncpg
+
+    app, client, own = agent_app
+    importer = app.state.agents.importer
+    token = (await register(client, admin_token, name=f"pole-{uuid.uuid4().hex[:6]}"))["token"]
+    at = now_ms() - 5_000
+    assert (await post(client, token, results_body("LCK123", at, uuid=f"lck-{at}"))).status_code == 200
+    other = await asyncpg.connect(own.database_url.replace("postgresql+asyncpg://", "postgresql://", 1))
+    try:
+        await other.execute("SELECT pg_advisory_lock(hashtext('ingest.agent_import'))")
+        assert await importer.run_once() == 0 and importer.lock_busy
+        await other.execute("SELECT pg_advisory_unlock(hashtext('ingest.agent_import'))")
+        assert await importer.run_once() == 1 and not importer.lock_busy
+    finally:
+        await other.close()
+    assert len(await rows(own, "SELECT 1 FROM ingest.reads WHERE plate = 'LCK123'")) == 1
+
+
 async def test_token_never_reaches_the_access_log() -> None:
     import logging
 

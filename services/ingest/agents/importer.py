@@ -121,6 +121,7 @@ class AgentImporter:
         self.totals: Counter[str] = Counter()
         self.health = LoopHealth("agent_importer")
         self._match_again_at = 0.0  # after a failed match at import: left to `finish_reads` until then
+        self.lock_busy = False  # another process held the import lock at the last try
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="agent-importer")
@@ -136,19 +137,29 @@ class AgentImporter:
 
     async def _loop(self) -> None:
         interval = self.ctx.settings.ingest_agent_import_interval_s
+        checked = 0.0
         while True:
             try:
-                while await self.run_once():
-                    pass  # a backlog: keep going
-                await self.finish_backlog()  # what an earlier round could not finish
-                await backlog.unmatched(self.ctx.engine, self.ctx.settings.ingest_agent_backlog_ready_max)
+                while True:
+                    if not await self.run_once():
+                        break
+                    # A backlog: the next round after a short pause, in which another worker may take it. Whichever
+                    # loop is least busy wakes first and takes the lock, so the import's CPU goes where the fewest
+                    # posts wait for an answer (one worker kept every round, and its answers waited behind them).
+                    await asyncio.sleep(HANDOVER_S)
+                if not self.lock_busy or time.monotonic() - checked >= interval:
+                    await self.finish_backlog()  # what an earlier round could not finish
+                    await backlog.unmatched(self.ctx.engine, self.ctx.settings.ingest_agent_backlog_ready_max)
+                    checked = time.monotonic()
                 self.health.ok()
             except Exception as exc:  # noqa: BLE001 - an outage must not kill the importer; the spool keeps all
                 self.health.failed(exc)
+                self.lock_busy = False  # an outage: the next try after the interval, not at once
                 log.warning("agent_import_round_failed", error=repr(exc))
             self.rounds += 1
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), interval)
+                # Another worker importing: ready to take the next round from it.
+                await asyncio.wait_for(self._wake.wait(), HANDOVER_S if self.lock_busy else interval)
             self._wake.clear()
 
     # ---- one round ------------------------------------------------------------------------------------------
@@ -159,6 +170,7 @@ class AgentImporter:
         batch = _Batch()
         async with ctx.engine.connect() as conn, conn.begin():
             locked = await conn.scalar(text("SELECT pg_try_advisory_xact_lock(hashtext('ingest.agent_import'))"))
+            self.lock_busy = not locked
             if not locked:
                 return 0
             offsets = {
@@ -717,10 +729,9 @@ class AgentImporter:
     async def _upload(self, read_id: uuid.UUID, captured: datetime, pr: PlateRead) -> tuple[str | None, str | None]:
         """Crops go where every read's pictures go (day first: the purge deletes a day by prefix). The key is fixed
         by the read, so a batch retried after an outage overwrites rather than orphans."""
-        prefix = f"reads/{capture_day(captured):%Y/%m/%d}/{read_id}.agent"
-
         if pr.vehicle_crop is None and pr.plate_crop is None:
             return None, None  # most posts: no pictures, and no two tasks to learn it
+        prefix = f"reads/{capture_day(captured):%Y/%m/%d}/{read_id}.agent"
 
         async def put(img: CheckedImage | None, what: str) -> str | None:
             if img is None:
@@ -913,6 +924,7 @@ class AgentImporter:
 # imports, and a few thousand records parsed in one go (or in a thread, whose hold on the GIL makes the loop wait
 # up to the 5 ms switch interval at every turn) showed as 100-200 ms answers to the agents (issue 18).
 YIELD_EVERY = 16
+HANDOVER_S = 0.02  # between two rounds of a backlog, and between tries while another worker imports
 
 
 async def _parse_all(
@@ -964,7 +976,8 @@ def _arrays(table: Any, rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
     for name in rows[0]:
         values = [r[name] for r in rows]
         if isinstance(columns[name].type, JSONB | ARRAY):
-            values = [None if v is None else json.dumps(v, default=str) for v in values]
+            # Most reads have no hits: their "[]" is not encoded each time.
+            values = [None if v is None else "[]" if v == [] else json.dumps(v, default=str) for v in values]
         out[name] = values
     return out
 
