@@ -377,6 +377,9 @@ def _agents(meter: CpuMeter, ingest: str, dsn: str, key: Any, sign: Any, seconds
         asyncio.run(_seed_reads(dsn, seed))
         seeded_in_s = round(time.monotonic() - t0, 1)
     tokens = register_agents(ingest, admin, AGENTS, "wrk")
+    # A worker that re-read the registry while the agents were being registered reads it again for an unknown token
+    # at most once a second: posting sooner would get 401s for the last agents registered.
+    time.sleep(1.2)
     env = {"BENCH_TOKENS": ",".join(tokens), "BENCH_RUN": uuid.uuid4().hex[:10]}
     # 2,000 posts/s offered (BENCH_AGENT_RATE) by 50 agents' connections.
     rate = float(os.environ.get("BENCH_AGENT_RATE", "2000"))

@@ -13,7 +13,7 @@ from typing import Any
 import structlog
 from sqlalchemy import select, text, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.ingest.batching import Batcher
@@ -573,7 +573,9 @@ def apply_recognition(row: dict[str, Any], candidate: dict[str, Any] | None) -> 
 COVERT_HIT = "covert_hit"  # an event for the list owner's agency stream, never for a car
 
 
-async def add_hit_events(session: AsyncSession, hits: list[dict[str, Any]], read: dict[str, Any]) -> int:
+async def add_hit_events(
+    session: AsyncSession | AsyncConnection, hits: list[dict[str, Any]], read: dict[str, Any]
+) -> int:
     """Queue hits for the read's unit; covert hits go to the list owner's agency stream, never to a car.
     Returns how many are new."""
     added = 0

@@ -205,6 +205,84 @@ async def test_malformed_wrong_token_disabled_and_offline_unit(
     assert refused.status_code == 403
 
 
+async def test_fast_path_answers_as_the_route_does(settings: Settings, tmp_path: Path, admin_token: str) -> None:
+    """Agents' posts are answered beside the router (`BesideTheRouter`): the same answers as the route gives, inside
+    the same middlewares (request id, response counts, input limits), and only for the agents' two URLs."""
+    from services.ingest.fastpath import BesideTheRouter
+    from shared.metrics import RESPONSES
+
+    own = ingest_settings(settings, data_dir=tmp_path, ingest_agent_max_body_bytes=4096)
+    fast = create_app(own, run_worker=False)
+    plain = create_app(own, run_worker=False)
+    plain.user_middleware = [m for m in plain.user_middleware if m.cls is not BesideTheRouter]
+    assert any(m.cls is BesideTheRouter for m in fast.user_middleware)
+
+    async with running(fast) as f, running(plain) as r:
+        agent = await register(f, admin_token, name=f"pole-{uuid.uuid4().hex[:6]}")
+        off = await register(f, admin_token, name=f"pole-{uuid.uuid4().hex[:6]}")
+        auth = {"Authorization": f"Bearer {admin_token}"}
+        assert (await f.post(f"/v1/agents/{off['agent_id']}/disable", headers=auth)).status_code == 200
+        await plain.state.agents.registry.invalidate()
+        ok = results_body("FST123", now_ms())
+        in_custom = ok.replace(b'"version": 2,', f'"version": 2, "custom_data": "token={agent["token"]}",'.encode())
+        cases: list[tuple[str, str, bytes]] = [
+            ("POST", f"/v1/agents/openalpr/{agent['token']}", ok),
+            ("POST", f"/v1/agents/openalpr?token={agent['token']}", ok),
+            ("POST", f"/v1/agents/openalpr?token=wrong&token={agent['token']}", ok),  # the last one counts
+            ("POST", "/v1/agents/openalpr", in_custom),
+            ("POST", "/v1/agents/openalpr", b"{}"),  # no token anywhere: 401
+            ("POST", "/v1/agents/openalpr?token=", b"{}"),
+            ("POST", "/v1/agents/openalpr/alpra_" + "x" * 43, ok),  # unknown: 401
+            ("POST", f"/v1/agents/openalpr/{off['token']}", ok),  # disabled: 403
+            ("POST", f"/v1/agents/openalpr/{agent['token']}", b"[" * 5000),  # over the agents' limit: 413
+            ("POST", f"/v1/agents/openalpr/{agent['token']}/more", ok),  # not the agents' URLs: the router's
+            ("POST", "/v1/agents/openalpr/", ok),
+            ("GET", f"/v1/agents/openalpr/{agent['token']}", b""),
+            ("POST", "/v1/agents/openalpr/a%00b", ok),  # a NUL in the path: the input limits' 422
+        ]
+        appended = fast.state.agents.writer.appended
+        counted = RESPONSES.labels("ingest", "200")._value.get()
+        statuses: list[int] = []
+        for method, url, raw in cases:
+            a = await f.request(method, url, content=raw, headers={"Content-Type": "application/json"})
+            b = await r.request(method, url, content=raw, headers={"Content-Type": "application/json"})
+            assert a.status_code == b.status_code, (url, a.text, b.text)
+            assert a.headers.get("www-authenticate") == b.headers.get("www-authenticate")
+            assert a.headers.get("content-type") == b.headers.get("content-type")
+            assert a.headers["x-request-id"] and b.headers["x-request-id"]
+            statuses.append(a.status_code)
+            if a.status_code == 200 and method == "POST" and "/more" not in url:
+                assert a.json() == {"accepted": True, "id": a.json()["id"]}
+                assert uuid.UUID(a.json()["id"]) != uuid.UUID(b.json()["id"])
+            else:
+                assert a.content == b.content, url
+        assert statuses == [200, 200, 200, 200, 401, 401, 401, 403, 413, 404, 307, 405, 422]
+        # The four accepted posts were spooled here, and counted with the router's 200s.
+        assert fast.state.agents.writer.appended == appended + 4
+        assert RESPONSES.labels("ingest", "200")._value.get() >= counted + 8
+
+
+async def test_importer_knows_when_another_worker_holds_the_import(agent_app: Any, admin_token: str) -> None:
+    """One importer at a time: while another process holds the import lock, a round imports nothing and the
+    importer notes it (it then tries again within HANDOVER_S rather than the interval, to take the next round)."""
+    import asyncpg
+
+    app, client, own = agent_app
+    importer = app.state.agents.importer
+    token = (await register(client, admin_token, name=f"pole-{uuid.uuid4().hex[:6]}"))["token"]
+    at = now_ms() - 5_000
+    assert (await post(client, token, results_body("LCK123", at, uuid=f"lck-{at}"))).status_code == 200
+    other = await asyncpg.connect(own.database_url.replace("postgresql+asyncpg://", "postgresql://", 1))
+    try:
+        await other.execute("SELECT pg_advisory_lock(hashtext('ingest.agent_import'))")
+        assert await importer.run_once() == 0 and importer.lock_busy
+        await other.execute("SELECT pg_advisory_unlock(hashtext('ingest.agent_import'))")
+        assert await importer.run_once() == 1 and not importer.lock_busy
+    finally:
+        await other.close()
+    assert len(await rows(own, "SELECT 1 FROM ingest.reads WHERE plate = 'LCK123'")) == 1
+
+
 async def test_token_never_reaches_the_access_log() -> None:
     import logging
 
@@ -322,11 +400,44 @@ async def test_fixed_reader_hits_reach_the_agency_dispatch_stream(
         assert (await post(client, token, results_body("HIT7777", at, uuid=f"hit-1-{at}"))).status_code == 200
         await drain(app)
 
+        # Matched while imported: stored with its hit, never left for the second pass (`finish_reads`).
+        assert app.state.agents.importer.totals["matched_at_import"] == 1
+        stored = await rows(
+            own,
+            "SELECT r.hits, r.match_pending, a.finish_pending FROM ingest.reads r JOIN ingest.agent_reads a "
+            "ON a.read_id = r.id WHERE r.plate = 'HIT7777' AND r.unit = :u",
+            u=f"dispatch-{AGENCY}",
+        )
+        assert [(len(r.hits), r.match_pending, r.finish_pending) for r in stored] == [(1, False, False)]
         events = await client.get(f"/v1/units/dispatch-{AGENCY}/events", headers=sup)
         assert events.status_code == 200, events.text
         hits = [e for e in events.json()["events"] if e["kind"] == "hit"]
         assert [h["payload"]["read"]["plate"] for h in hits] == ["HIT7777"]
         assert hits[0]["payload"]["list"] == name
+
+
+async def test_hotlist_down_leaves_agent_reads_to_the_retry(
+    settings: Settings, make_token: TokenFactory, tmp_path: Path
+) -> None:
+    """Hotlist unreachable at import: the reads are stored all the same and left for the match retry, and the
+    importer stops trying at import for a while (a dead hotlist must not slow every round)."""
+    own = ingest_settings(settings, data_dir=tmp_path, ingest_call_hotlist=True)  # its hotlist_url answers nothing
+    app = create_app(own, run_worker=False)
+    async with running(app) as client:
+        admin = make_token(subject="agents-admin", roles=["admin"], agency=AGENCY)
+        token = (await register(client, admin, name=f"pole-{uuid.uuid4().hex[:6]}"))["token"]
+        at = now_ms() - 10_000
+        assert (await post(client, token, results_body("DWN4242", at, uuid=f"dwn-1-{at}"))).status_code == 200
+        await drain(app)
+        importer = app.state.agents.importer
+        assert importer.totals["stored"] == 1 and importer.totals["matched_at_import"] == 0
+        assert importer._match_again_at > time.monotonic() + 20
+        stored = await rows(
+            own,
+            "SELECT r.match_pending, r.hits FROM ingest.reads r JOIN ingest.agent_reads a ON a.read_id = r.id "
+            "WHERE r.plate = 'DWN4242' AND a.agent_id IS NOT NULL",
+        )
+        assert [(r.match_pending, r.hits) for r in stored] == [(True, [])]
 
 
 async def test_second_reading_by_our_recognition_is_kept_beside_the_agents(

@@ -53,7 +53,7 @@ async def _answers(
         {"content": b"{not json", "headers": {**auth(officer), "Content-Type": "application/json"}},
         {"json": {**meta, "lat": 123.0, "plate": "ABC123"}, "headers": auth(officer)},
         {"json": {**meta, "unit": "car-nobody", "plate": "ABC123"}, "headers": auth(officer)},
-        {"json": {**meta, "captured_at": "2030-01-01T00:00:00Z", "plate": "ABC123"}, "headers": auth(officer)},
+        {"json": {**meta, "captured_at": "2020-01-01T00:00:00Z", "plate": "ABC123"}, "headers": auth(officer)},
         {
             "content": b"x" * 16,
             "headers": {**auth(officer), "Content-Type": "application/json", "Content-Length": "5000000"},

@@ -21,7 +21,7 @@ from services.ingest.writer import ReadWriter, batch_engine
 from shared.errors import Unprocessable
 from shared.settings import Settings
 from tests.conftest import TokenFactory
-from tests.ingest.agents_support import AGENCY, now_ms, post, register, results_body, rows
+from tests.ingest.agents_support import AGENCY, FIXTURES, now_ms, post, register, results_body, rows
 from tests.ingest.conftest import ingest_settings
 from tests.support.apps import running
 
@@ -47,6 +47,39 @@ def _poisons(at: int) -> dict[str, bytes]:
         "NUL in the frame key": good.replace('"uuid": "', '"uuid": "\\u0000').encode(),
         "epoch_time 1e300": good.replace(f'"epoch_time": {at}', '"epoch_time": 1e300').encode(),
     }
+
+
+def test_counting_the_disallowed_fields_agrees_with_scrub() -> None:
+    """`parse` counts the disallowed fields without scrub's copy: the same counts, and the same depth refused."""
+    from collections import Counter
+
+    from services.ingest.agents.parse import MAX_DEPTH, count_disallowed, loads, scrub
+
+    def nest(n: int, inner: str) -> bytes:
+        return ("[" * n + inner + "]" * n).encode()
+
+    bodies = [p.read_bytes() for p in sorted(FIXTURES.rglob("*.json"))] + [
+        b'{"vehicle": {"make": "x", "color": "y"}, "results": [{"make": 1, "a": [{"year": 2}, {"model": []}]}]}',
+        b'{"body_type": {"deep": ' + nest(40, "1") + b"}}",  # nested, but under a dropped field: never visited
+    ]
+    for depth in range(MAX_DEPTH - 2, MAX_DEPTH + 3):
+        for inner in ("", "1", '{"make": 1}', '{"a": 1}'):
+            bodies.append(b'{"x": ' + nest(depth, inner) + b"}")
+    refused = 0
+    for raw in bodies:
+        value = loads(raw)
+        counted: Counter[str] = Counter()
+        copied: Counter[str] = Counter()
+        try:
+            scrub(value, copied)
+        except Malformed:
+            with pytest.raises(Malformed):
+                count_disallowed(value, counted)
+            refused += 1
+            continue
+        count_disallowed(value, counted)
+        assert counted == copied, raw[:200]
+    assert refused and refused < len(bodies)
 
 
 def test_the_parser_refuses_each_poison_with_a_reason() -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 import uuid
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -22,7 +23,8 @@ from typing import Any, NamedTuple
 
 import structlog
 from sqlalchemy import text
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
+from sqlalchemy.dialects.postgresql import dialect as _pg_dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -31,7 +33,7 @@ from services.ingest.agents import spool as spool_files
 from services.ingest.agents.models import AgentRead
 from services.ingest.agents.parse import Malformed, ParsedPost, PlateRead, loads, parse, scrub
 from services.ingest.agents.registry import AgentInfo, Registry
-from services.ingest.clients import CallFailed
+from services.ingest.clients import CallFailed, match_payload
 from services.ingest.images import CheckedImage
 from services.ingest.protected import destroy_reads, protected_pairs
 from services.ingest.service import (
@@ -54,6 +56,7 @@ log = structlog.get_logger(__name__)
 AGENT_READ_NAMESPACE = uuid.UUID("8f6b1e0a-2c57-4f7e-9a51-0d3c6e9b7a12")
 AGENT_READS = AgentRead.__table__  # type: ignore[attr-defined]
 QUARANTINE_BODY_MAX = 256 * 1024
+_PG = _pg_dialect()
 
 
 def dispatch_unit(agency: str) -> str:
@@ -80,6 +83,8 @@ class _Batch:
     quarantined: int = 0
     heartbeats: int = 0
     protected: int = 0  # reads of Safe at Home plates, destroyed at collection
+    matched: int = 0  # new reads matched at import (stored finished, not left for `finish_reads`)
+    events: int = 0  # hit events queued for the stream
     # Looked up once per round rather than once per read (issue 18): the keys already stored, and which plates are
     # Safe at Home. Reads that are simply new are inserted together at the end of the round (`_flush_new`).
     known: dict[tuple[uuid.UUID, str], _Key] | None = None
@@ -101,6 +106,7 @@ class _NewRead:
     row: dict[str, Any]
     agent_read: dict[str, Any]
     keys: list[str]
+    covert: list[dict[str, Any]] = field(default_factory=list)  # covert hits, when matched at import
 
 
 class AgentImporter:
@@ -114,6 +120,8 @@ class AgentImporter:
         self.spool_backlog = 0  # spool bytes not yet imported, as the last round saw them
         self.totals: Counter[str] = Counter()
         self.health = LoopHealth("agent_importer")
+        self._match_again_at = 0.0  # after a failed match at import: left to `finish_reads` until then
+        self.lock_busy = False  # another process held the import lock at the last try
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="agent-importer")
@@ -129,19 +137,29 @@ class AgentImporter:
 
     async def _loop(self) -> None:
         interval = self.ctx.settings.ingest_agent_import_interval_s
+        checked = 0.0
         while True:
             try:
-                while await self.run_once():
-                    pass  # a backlog: keep going
-                await self.finish_backlog()  # what an earlier round could not finish
-                await backlog.unmatched(self.ctx.engine, self.ctx.settings.ingest_agent_backlog_ready_max)
+                while True:
+                    if not await self.run_once():
+                        break
+                    # A backlog: the next round after a short pause, in which another worker may take it. Whichever
+                    # loop is least busy wakes first and takes the lock, so the import's CPU goes where the fewest
+                    # posts wait for an answer (one worker kept every round, and its answers waited behind them).
+                    await asyncio.sleep(HANDOVER_S)
+                if not self.lock_busy or time.monotonic() - checked >= interval:
+                    await self.finish_backlog()  # what an earlier round could not finish
+                    await backlog.unmatched(self.ctx.engine, self.ctx.settings.ingest_agent_backlog_ready_max)
+                    checked = time.monotonic()
                 self.health.ok()
             except Exception as exc:  # noqa: BLE001 - an outage must not kill the importer; the spool keeps all
                 self.health.failed(exc)
+                self.lock_busy = False  # an outage: the next try after the interval, not at once
                 log.warning("agent_import_round_failed", error=repr(exc))
             self.rounds += 1
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), interval)
+                # Another worker importing: ready to take the next round from it.
+                await asyncio.wait_for(self._wake.wait(), HANDOVER_S if self.lock_busy else interval)
             self._wake.clear()
 
     # ---- one round ------------------------------------------------------------------------------------------
@@ -152,6 +170,7 @@ class AgentImporter:
         batch = _Batch()
         async with ctx.engine.connect() as conn, conn.begin():
             locked = await conn.scalar(text("SELECT pg_try_advisory_xact_lock(hashtext('ingest.agent_import'))"))
+            self.lock_busy = not locked
             if not locked:
                 return 0
             offsets = {
@@ -165,7 +184,7 @@ class AgentImporter:
             self.spool_backlog = sum(max(s.size - s.end, 0) for s in segments)
             backlog.SPOOL_BYTES.set(self.spool_backlog)
             if records:
-                parsed = await asyncio.to_thread(_parse_all, records)
+                parsed = await _parse_all(records)
                 await ctx.writer.ensure_days(
                     {
                         capture_day(_at(pr.epoch_ms))
@@ -177,7 +196,9 @@ class AgentImporter:
                 )
                 parsed.sort(key=lambda rp: (rp[0].agent_id, _epoch_of(rp[1]), rp[0].received_ms))
                 await self._prefetch(conn, parsed, batch)
-                for record, post in parsed:
+                for i, (record, post) in enumerate(parsed):
+                    if i and i % YIELD_EVERY == 0:
+                        await asyncio.sleep(0)
                     try:
                         await self._apply(conn, record, post, batch)
                     except Exception as exc:
@@ -207,6 +228,8 @@ class AgentImporter:
             if s.sealed and (s.end >= s.size or s.damaged):
                 await self._drop_segment(s.name)
         await delete_quietly(self.ctx.store, batch.orphans)
+        if batch.events:
+            ctx.hub.notify()
         if records:
             stats = {
                 "records": len(records),
@@ -216,6 +239,7 @@ class AgentImporter:
                 "quarantined": batch.quarantined,
                 "heartbeats": batch.heartbeats,
                 "destroyed_at_collection": batch.protected,
+                "matched_at_import": batch.matched,
             }
             self.totals.update(stats)
             log.info("agent_posts_imported", **stats)
@@ -259,26 +283,25 @@ class AgentImporter:
         if not batch.new:
             return
         new, batch.new = batch.new, []
+        await self._match_new(new, batch)
         try:
             async with conn.begin_nested():
-                result = await conn.execute(
-                    insert(READS).on_conflict_do_nothing().returning(READS.c.id), [n.row for n in new]
-                )
+                rows = [n.row for n in new]
+                result = await conn.execute(_insert_many(READS, rows[0], "RETURNING id"), _arrays(READS, rows))
                 stored = {r.id for r in result}
                 fresh = [n.agent_read for n in new if n.row["id"] in stored]
                 if fresh:
-                    await conn.execute(insert(AGENT_READS).on_conflict_do_nothing(), fresh)
+                    await conn.execute(_insert_many(AGENT_READS, fresh[0]), _arrays(AGENT_READS, fresh))
+                keys = [(n.agent.id, k, n.row["id"], n.row["captured_at"]) for n in new for k in n.keys]
                 await conn.execute(
                     text(
                         "INSERT INTO ingest.agent_read_keys (agent_id, key, read_id, captured_at) "
-                        "VALUES (:a, :k, :r, :at) ON CONFLICT (agent_id, key) DO NOTHING"
+                        "SELECT * FROM unnest(CAST(:a AS uuid[]), CAST(:k AS text[]), CAST(:r AS uuid[]), "
+                        "CAST(:at AS timestamptz[])) ON CONFLICT (agent_id, key) DO NOTHING"
                     ),
-                    [
-                        {"a": n.agent.id, "k": k, "r": n.row["id"], "at": n.row["captured_at"]}
-                        for n in new
-                        for k in n.keys
-                    ],
+                    {name: [k[i] for k in keys] for i, name in enumerate(("a", "k", "r", "at"))},
                 )
+                await self._hit_events(conn, [n for n in new if n.row["id"] in stored], batch)
         except DBAPIError as exc:
             if _is_outage(exc):
                 raise
@@ -288,6 +311,62 @@ class AgentImporter:
             return
         batch.stored += len(stored)
         batch.duplicates += len(new) - len(stored)  # stored by an earlier import whose offset was lost
+
+    async def _match_new(self, new: list[_NewRead], batch: _Batch) -> None:
+        """Match the round's new reads before they are inserted, in one hotlist call per 500: they are stored
+        finished, rather than stored, read back, updated and marked again by `finish_reads` (issue 18: that second
+        pass wrote each read twice and cost as much CPU as accepting it). Reads waiting for a second reading by
+        recognition, and any when hotlist fails, are left to `finish_reads` as before."""
+        ctx, settings = self.ctx, self.ctx.settings
+        if not (settings.ingest_call_hotlist and ctx.hotlist is not None) or time.monotonic() < self._match_again_at:
+            return
+        todo = [
+            n
+            for n in new
+            if n.agent_read["finish_pending"]
+            and not (settings.ingest_agent_second_read and ctx.recognition is not None and n.row["crop_key"])
+        ]
+        for start in range(0, len(todo), 500):
+            chunk = todo[start : start + 500]
+            payloads = []
+            for n in chunk:
+                row = n.row
+                alternatives = [c["plate"] for c in n.agent_read["candidates"] or [] if c.get("plate")]
+                alts = [a for a in dict.fromkeys(alternatives) if a and a != row["plate"]][:8]
+                payloads.append(
+                    match_payload(
+                        read_id=str(row["id"]),
+                        plate=row["plate"],
+                        state=row["state"],
+                        alternatives=alts,
+                        agency=row["agency"] or None,
+                        unit=row["unit"],
+                        captured_at=row["captured_at"],
+                    )
+                )
+            try:
+                answers = await ctx.hotlist.match_many(payloads)
+            except CallFailed as exc:
+                log.info("agent_match_at_import_failed", error=str(exc), reads=len(chunk))
+                self._match_again_at = time.monotonic() + 30.0  # a down hotlist must not slow each round
+                return
+            for n, body in zip(chunk, answers, strict=True):
+                hits = [h for h in body["hits"] if isinstance(h, dict)]
+                n.row["hits"] = [h for h in hits if not h.get("covert")]
+                n.covert = [h for h in hits if h.get("covert")]
+                n.row["list_version"] = body.get("list_version")
+                n.agent_read["finish_pending"] = False
+                batch.matched += 1
+
+    async def _hit_events(self, conn: AsyncConnection, stored: list[_NewRead], batch: _Batch) -> None:
+        """The stream events of reads matched at import, in the transaction that stores them."""
+        hit = [n for n in stored if n.row["hits"] or n.covert]
+        if not hit:
+            return
+        for n in hit:
+            # Covert hits go to the list owner's agency stream, never to a dispatch or car stream. On the connection
+            # itself: a session bound to it would roll back the savepoint the inserts are in when it closes.
+            batch.events += await add_hit_events(conn, n.row["hits"] + n.covert, n.row)
 
     async def _insert_alone(self, conn: AsyncConnection, n: _NewRead, batch: _Batch) -> None:
         try:
@@ -300,6 +379,7 @@ class AgentImporter:
                 else:
                     batch.stored += 1
                     await conn.execute(insert(AGENT_READS).values(n.agent_read).on_conflict_do_nothing())
+                    await self._hit_events(conn, [n], batch)
                 await self._add_keys(conn, n.agent.id, n.keys, n.row["id"], n.row["captured_at"])
         except DBAPIError as exc:
             if _is_outage(exc):
@@ -649,6 +729,8 @@ class AgentImporter:
     async def _upload(self, read_id: uuid.UUID, captured: datetime, pr: PlateRead) -> tuple[str | None, str | None]:
         """Crops go where every read's pictures go (day first: the purge deletes a day by prefix). The key is fixed
         by the read, so a batch retried after an outage overwrites rather than orphans."""
+        if pr.vehicle_crop is None and pr.plate_crop is None:
+            return None, None  # most posts: no pictures, and no two tasks to learn it
         prefix = f"reads/{capture_day(captured):%Y/%m/%d}/{read_id}.agent"
 
         async def put(img: CheckedImage | None, what: str) -> str | None:
@@ -838,9 +920,20 @@ class AgentImporter:
         return done + len(doomed)
 
 
-def _parse_all(records: list[spool_files.SpoolRecord]) -> list[tuple[spool_files.SpoolRecord, ParsedPost | Malformed]]:
+# Records parsed (or applied) between two yields to the event loop: the importer shares its loop with the posts it
+# imports, and a few thousand records parsed in one go (or in a thread, whose hold on the GIL makes the loop wait
+# up to the 5 ms switch interval at every turn) showed as 100-200 ms answers to the agents (issue 18).
+YIELD_EVERY = 16
+HANDOVER_S = 0.02  # between two rounds of a backlog, and between tries while another worker imports
+
+
+async def _parse_all(
+    records: list[spool_files.SpoolRecord],
+) -> list[tuple[spool_files.SpoolRecord, ParsedPost | Malformed]]:
     out: list[tuple[spool_files.SpoolRecord, ParsedPost | Malformed]] = []
-    for record in records:
+    for i, record in enumerate(records):
+        if i and i % YIELD_EVERY == 0:
+            await asyncio.sleep(0)
         try:
             out.append((record, parse(record.body)))
         except Malformed as exc:
@@ -848,6 +941,44 @@ def _parse_all(records: list[spool_files.SpoolRecord]) -> list[tuple[spool_files
         except Exception as exc:  # noqa: BLE001 - a body the parser chokes on is quarantined alone
             log.exception("agent_post_parse_failed")
             out.append((record, Malformed(f"cannot be parsed: {type(exc).__name__}")))
+    return out
+
+
+def _insert_many(table: Any, sample: dict[str, Any], returning: str = "") -> Any:
+    """One INSERT of many rows from one array per column (`unnest`): SQLAlchemy's and asyncpg's executemany
+    handled a parameter set per row in the loop's thread, the importer's largest cost once the profile's other
+    fixes were in (issue 18). JSON and array columns travel as JSON text (unnest would flatten an array of
+    arrays). Rows already stored are skipped, as `on_conflict_do_nothing` did."""
+    names = list(sample)
+    columns = {c.name: c for c in table.c}
+    arrays, picked = [], []
+    for n in names:
+        kind = columns[n].type
+        if isinstance(kind, JSONB | ARRAY):
+            arrays.append(f"CAST(:{n} AS text[])")
+            picked.append(
+                f"ARRAY(SELECT jsonb_array_elements_text(CAST({n} AS jsonb)))"
+                if isinstance(kind, ARRAY)
+                else f"CAST({n} AS jsonb)"
+            )
+        else:
+            arrays.append(f"CAST(:{n} AS {kind.compile(dialect=_PG)}[])")
+            picked.append(n)
+    return text(
+        f"INSERT INTO {table.schema}.{table.name} ({', '.join(names)}) SELECT {', '.join(picked)} "
+        f"FROM unnest({', '.join(arrays)}) AS t({', '.join(names)}) ON CONFLICT DO NOTHING {returning}"
+    )
+
+
+def _arrays(table: Any, rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    columns = {c.name: c for c in table.c}
+    out: dict[str, list[Any]] = {}
+    for name in rows[0]:
+        values = [r[name] for r in rows]
+        if isinstance(columns[name].type, JSONB | ARRAY):
+            # Most reads have no hits: their "[]" is not encoded each time.
+            values = [None if v is None else "[]" if v == [] else json.dumps(v, default=str) for v in values]
+        out[name] = values
     return out
 
 

@@ -38,6 +38,8 @@ DISALLOWED = (
     "year",
     "orientation",
 )
+_DISALLOWED = frozenset(DISALLOWED)
+_CONTAINERS = (dict, list)
 _STATE = re.compile(r"^(?:us-)?([a-z]{2})$")
 MAX_CANDIDATES = 10
 MAX_CROP_BYTES = 2 * 1024 * 1024
@@ -78,9 +80,10 @@ class ParsedPost:
 
 
 def loads(raw: bytes) -> Any:
-    """JSON with duplicate keys allowed (the last one wins, as in the agents' own parser)."""
+    """JSON with duplicate keys allowed (the last one wins, as in the agents' own parser; json's own dicts do that
+    without a hook called per object)."""
     try:
-        return json.loads(raw, object_pairs_hook=dict)
+        return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise Malformed(f"not JSON: {exc}") from None
     except RecursionError:
@@ -133,6 +136,34 @@ def scrub(value: Any, dropped: Counter[str] | None = None, path: str = "", depth
     if isinstance(value, list):
         return [scrub(v, dropped, path, depth + 1) for v in value]
     return value
+
+
+def count_disallowed(value: Any, dropped: Counter[str], depth: int = 0) -> None:
+    """What `scrub` counts and refuses (nesting past MAX_DEPTH), without copying the body: `parse` reads only the
+    fields it maps, so the copy bought nothing there, and building it was most of the time a post took to parse
+    (a recursive call and a path string per value). Visits containers only; the depth check is scrub's exactly."""
+    if depth > MAX_DEPTH:
+        raise Malformed(f"JSON nested deeper than {MAX_DEPTH} levels")
+    if isinstance(value, dict):
+        children = []
+        for key, item in value.items():
+            if key in _DISALLOWED:
+                if key == "vehicle" and isinstance(item, dict):
+                    for sub in item:
+                        dropped[f"vehicle.{sub}"] += 1
+                else:
+                    dropped[key] += 1
+            else:
+                children.append(item)
+    elif isinstance(value, list):
+        children = value
+    else:
+        return
+    if children and depth >= MAX_DEPTH:
+        raise Malformed(f"JSON nested deeper than {MAX_DEPTH} levels")  # where scrub would meet the value
+    for item in children:
+        if isinstance(item, _CONTAINERS):
+            count_disallowed(item, dropped, depth + 1)
 
 
 def _corners(value: Any) -> list[dict[str, Any]]:
@@ -215,7 +246,7 @@ def parse(raw: bytes) -> ParsedPost:
     if data_type not in DATA_TYPES:
         raise Malformed(f"unknown data_type {data_type!r} (expected one of {', '.join(DATA_TYPES)})")
     post = ParsedPost(data_type=data_type, epoch_ms=None)
-    body = scrub(body, post.dropped)
+    count_disallowed(body, post.dropped)  # nothing below reads a disallowed field
     if data_type == "heartbeat":
         post.epoch_ms = epoch_ms(body.get("timestamp")) or epoch_ms(body.get("epoch_time"))
         if post.epoch_ms is None:

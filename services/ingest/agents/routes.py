@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated
 
@@ -53,23 +54,27 @@ Intake = Annotated[AgentIntake, Depends(get_intake)]
 # ---- what the agents post -----------------------------------------------------------------------------------
 
 
-async def _accept(request: Request, token: str | None) -> JSONResponse:
-    intake = get_intake(request)
-    limit = intake.settings.ingest_agent_max_body_bytes
+async def accept(intake: AgentIntake, token: str | None, read: Callable[[int], Awaitable[bytes]]) -> uuid.UUID:
+    """One agent post, spooled: its record id once it is on disk. `read(limit)` reads the body. The route below and
+    the fast path (`fastpath.agent_post_beside_the_router`, which answers these posts in ingest) both come here."""
     agent = None
     if token:
         # The token first: a wrong one is refused before a byte of the body is read (a flood costs nothing).
         agent = await _known(intake, token)
-    body = await read_body(request, limit)  # 413 as soon as the stream passes the limit, never buffered whole
+    body = await read(intake.settings.ingest_agent_max_body_bytes)  # 413 as soon as the stream passes the limit
     if agent is None:
         token = token_in_custom_data(body)
         if not token:
             raise Unauthorized("no agent token: post to /v1/agents/openalpr/<token>")
         agent = await _known(intake, token)
     try:
-        record_id = await intake.writer.append(agent.id, body)
+        return await intake.writer.append(agent.id, body)
     except OSError:
         raise Unavailable("the spool could not be written") from None
+
+
+async def _accept(request: Request, token: str | None) -> JSONResponse:
+    record_id = await accept(get_intake(request), token, lambda limit: read_body(request, limit))
     return JSONResponse({"accepted": True, "id": str(record_id)})
 
 
