@@ -503,3 +503,20 @@ async def test_a_safe_at_home_plate_from_an_agent_is_never_stored(
     stored = await rows(own, "SELECT plate FROM ingest.reads WHERE camera LIKE :c", c=f"{agent['name']}/%")
     assert [r.plate for r in stored] == ["OTH4412"]
     assert app.state.agents.importer.totals["destroyed_at_collection"] == 1
+
+
+async def test_an_agent_registered_through_another_worker_is_accepted_at_once(
+    settings: Settings, tmp_path: Path, admin_token: str
+) -> None:
+    """A worker that read the registry less than a second ago does not refuse a token registered since through
+    another worker: it waits for its next refresh (at most one a second) instead of answering 401, which an agent
+    takes as the read's end."""
+    own = ingest_settings(settings, data_dir=tmp_path)
+    one, other = create_app(own, run_worker=False), create_app(own, run_worker=False)
+    async with running(one) as first, running(other) as second:
+        await other.state.agents.registry.invalidate()  # the second worker read the registry just now
+        agent = await register(first, admin_token, name=f"pole-{uuid.uuid4().hex[:6]}")
+        resp = await post(second, agent["token"], results_body("NEW123", now_ms()))
+        assert resp.status_code == 200, resp.text
+        unknown = await post(second, "alpra_" + "y" * 43, results_body("NEW124", now_ms()))
+        assert unknown.status_code == 401

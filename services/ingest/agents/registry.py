@@ -133,11 +133,17 @@ class Registry:
 
     async def _maybe_refresh(self, *, force: bool) -> None:
         # At most one refresh a second however many unknown tokens arrive (a wrong token cannot flood PostgreSQL).
-        if time.monotonic() - self._loaded_at < (1.0 if force else self.refresh_s):
+        floor = 1.0 if force else self.refresh_s
+        if force:
+            # An unknown token may be an agent registered since this process last read the registry (through
+            # another worker, a moment ago): it waits for the next refresh, shared by every unknown token, rather
+            # than being refused; an agent drops a read that is answered 401.
+            await asyncio.sleep(max(0.0, floor - (time.monotonic() - self._loaded_at)))
+        elif time.monotonic() - self._loaded_at < floor:
             return
         async with self._lock:
-            if time.monotonic() - self._loaded_at < (1.0 if force else self.refresh_s):
-                return
+            if time.monotonic() - self._loaded_at < floor:
+                return  # refreshed while this one waited
             try:
                 await asyncio.wait_for(self.refresh(), 2.0)
             except Exception as exc:  # noqa: BLE001 - PostgreSQL down: keep what we have
