@@ -316,12 +316,9 @@ async def recognize(ctx: IngestContext, image: bytes, content_type: str) -> dict
     return None
 
 
-async def match(
-    ctx: IngestContext, row: dict[str, Any], alternatives: list[str]
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The hits for the car, and the covert hits (the list owner's, never the car's). Raises CallFailed."""
-    assert ctx.hotlist is not None
-    payload = match_payload(
+def payload_of(row: dict[str, Any], alternatives: list[str]) -> dict[str, Any]:
+    """What hotlist is asked about a read (its stored row and the other readings)."""
+    return match_payload(
         read_id=str(row["id"]),
         plate=row["plate"],
         state=row["state"],
@@ -330,13 +327,27 @@ async def match(
         unit=row["unit"],
         captured_at=row["captured_at"],
     )
+
+
+def apply_match(row: dict[str, Any], body: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Hotlist's answer on the row (its list version); returns the hits for the car, and the covert hits (the list
+    owner's, never the car's)."""
+    row["list_version"] = body.get("list_version")
+    hits = [h for h in body["hits"] if isinstance(h, dict)]
+    return [h for h in hits if not h.get("covert")], [h for h in hits if h.get("covert")]
+
+
+async def match(
+    ctx: IngestContext, row: dict[str, Any], alternatives: list[str]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The hits for the car, and the covert hits. Raises CallFailed."""
+    assert ctx.hotlist is not None
+    payload = payload_of(row, alternatives)
     if ctx.matches is not None:
         body = await ctx.matches.call(payload)
     else:
         body = (await ctx.hotlist.match_many([payload]))[0]
-    row["list_version"] = body.get("list_version")
-    hits = [h for h in body["hits"] if isinstance(h, dict)]
-    return [h for h in hits if not h.get("covert")], [h for h in hits if h.get("covert")]
+    return apply_match(row, body)
 
 
 def _alternatives(candidate: dict[str, Any] | None, car_plate: str | None, plate: str | None) -> list[str]:

@@ -33,15 +33,17 @@ from services.ingest.agents import spool as spool_files
 from services.ingest.agents.models import AgentRead
 from services.ingest.agents.parse import Malformed, ParsedPost, PlateRead, loads, parse, scrub
 from services.ingest.agents.registry import AgentInfo, Registry
-from services.ingest.clients import CallFailed, match_payload
+from services.ingest.clients import CallFailed
 from services.ingest.images import CheckedImage
 from services.ingest.protected import destroy_reads, protected_pairs
 from services.ingest.service import (
     IngestContext,
     add_hit_events,
+    apply_match,
     apply_recognition,
     delete_quietly,
     match,
+    payload_of,
     protected_plates,
     recognize,
 )
@@ -330,20 +332,9 @@ class AgentImporter:
             chunk = todo[start : start + 500]
             payloads = []
             for n in chunk:
-                row = n.row
                 alternatives = [c["plate"] for c in n.agent_read["candidates"] or [] if c.get("plate")]
-                alts = [a for a in dict.fromkeys(alternatives) if a and a != row["plate"]][:8]
-                payloads.append(
-                    match_payload(
-                        read_id=str(row["id"]),
-                        plate=row["plate"],
-                        state=row["state"],
-                        alternatives=alts,
-                        agency=row["agency"] or None,
-                        unit=row["unit"],
-                        captured_at=row["captured_at"],
-                    )
-                )
+                alts = [a for a in dict.fromkeys(alternatives) if a and a != n.row["plate"]][:8]
+                payloads.append(payload_of(n.row, alts))
             try:
                 answers = await ctx.hotlist.match_many(payloads)
             except CallFailed as exc:
@@ -351,10 +342,7 @@ class AgentImporter:
                 self._match_again_at = time.monotonic() + 30.0  # a down hotlist must not slow each round
                 return
             for n, body in zip(chunk, answers, strict=True):
-                hits = [h for h in body["hits"] if isinstance(h, dict)]
-                n.row["hits"] = [h for h in hits if not h.get("covert")]
-                n.covert = [h for h in hits if h.get("covert")]
-                n.row["list_version"] = body.get("list_version")
+                n.row["hits"], n.covert = apply_match(n.row, body)
                 n.agent_read["finish_pending"] = False
                 batch.matched += 1
 
