@@ -78,6 +78,7 @@ class ProtectedPlate(SQLModel, table=True):
     __tablename__ = "protected_plates"
     __table_args__ = (
         Index("uq_ingest_protected_plates_agency_plate", "agency", "plate", unique=True),
+        Index("ix_ingest_protected_plates_plate", "plate"),  # the read path asks by plate for every agency at once
         {"schema": "ingest"},
     )
 
