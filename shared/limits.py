@@ -12,7 +12,7 @@ import json
 from urllib.parse import unquote_to_bytes
 
 from fastapi import HTTPException
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.text import has_control
@@ -22,16 +22,11 @@ _SCOPE_KEY = "alpr.body_limit"
 
 def lower_body_limit(request: Request, limit: int) -> None:
     """This route takes at most `limit` bytes of body (checked while it streams, and on Content-Length now)."""
-    lower_scope_limit(request.scope, limit)
-
-
-def lower_scope_limit(scope: Scope, limit: int) -> None:
-    """`lower_body_limit` for plain ASGI code (no Request)."""
-    current = scope.get(_SCOPE_KEY)
-    scope[_SCOPE_KEY] = limit if current is None else min(limit, current)
-    for name, value in scope.get("headers", []):
-        if name == b"content-length" and value.isdigit() and int(value) > limit:
-            raise HTTPException(413, f"body of {int(value)} bytes is over the limit of {limit} bytes")
+    current = request.scope.get(_SCOPE_KEY)
+    request.scope[_SCOPE_KEY] = limit if current is None else min(limit, current)
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > limit:
+        raise HTTPException(413, f"body of {int(length)} bytes is over the limit of {limit} bytes")
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -41,24 +36,6 @@ async def read_body(request: Request, limit: int) -> bytes:
     async for chunk in request.stream():
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-async def read_scope_body(scope: Scope, receive: Receive, limit: int) -> bytes:
-    """`read_body` for plain ASGI code: counted here too, so it holds wherever it sits among the middlewares."""
-    lower_scope_limit(scope, limit)
-    chunks: list[bytes] = []
-    received = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientDisconnect()
-        chunk = message.get("body", b"")
-        received += len(chunk)
-        if received > limit:
-            raise HTTPException(413, f"body over the limit of {limit} bytes")
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
 
 
 async def _answer(send: Send, status: int, detail: str) -> None:

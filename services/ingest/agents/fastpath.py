@@ -14,7 +14,6 @@ from services.ingest.agents.intake import AgentIntake
 from services.ingest.agents.routes import accept
 from services.ingest.fastpath import Handler, route_path
 from shared.errors import Unavailable
-from shared.limits import read_scope_body
 
 PREFIX = "/v1/agents/openalpr"
 
@@ -43,7 +42,7 @@ def agent_post_beside_the_router(scope: Scope) -> Handler | None:
         intake: AgentIntake | None = getattr(request.app.state, "agents", None)
         if intake is None:
             raise Unavailable("ingest is starting")
-        record_id = await accept(intake, token, lambda limit: read_scope_body(request.scope, request.receive, limit))
+        record_id = await accept(intake, token, request)
         return Response(b'{"accepted":true,"id":"%s"}' % str(record_id).encode(), media_type="application/json")
 
     return answer

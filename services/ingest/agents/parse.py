@@ -116,6 +116,14 @@ def _number(value: Any) -> float | None:
     return number if math.isfinite(number) else None  # NaN and infinities ("nan", 1e400) are no number
 
 
+def _count_dropped(key: str, item: Any, dropped: Counter[str]) -> None:
+    if key == "vehicle" and isinstance(item, dict):  # counted by what it held: vehicle.make, vehicle.color...
+        for sub in item:
+            dropped[f"vehicle.{sub}"] += 1
+    else:
+        dropped[key] += 1
+
+
 def scrub(value: Any, dropped: Counter[str] | None = None, path: str = "", depth: int = 0) -> Any:
     """The body without the statute-disallowed fields (anywhere in it), counting each one dropped."""
     if depth > MAX_DEPTH:
@@ -123,13 +131,9 @@ def scrub(value: Any, dropped: Counter[str] | None = None, path: str = "", depth
     if isinstance(value, dict):
         out = {}
         for key, item in value.items():
-            if key in DISALLOWED:
+            if key in _DISALLOWED:
                 if dropped is not None:
-                    if key == "vehicle" and isinstance(item, dict):
-                        for sub in item:
-                            dropped[f"vehicle.{sub}"] += 1
-                    else:
-                        dropped[key] += 1
+                    _count_dropped(key, item, dropped)
                 continue
             out[key] = scrub(item, dropped, f"{path}.{key}", depth + 1)
         return out
@@ -148,11 +152,7 @@ def count_disallowed(value: Any, dropped: Counter[str], depth: int = 0) -> None:
         children = []
         for key, item in value.items():
             if key in _DISALLOWED:
-                if key == "vehicle" and isinstance(item, dict):
-                    for sub in item:
-                        dropped[f"vehicle.{sub}"] += 1
-                else:
-                    dropped[key] += 1
+                _count_dropped(key, item, dropped)
             else:
                 children.append(item)
     elif isinstance(value, list):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated
 
@@ -54,14 +53,15 @@ Intake = Annotated[AgentIntake, Depends(get_intake)]
 # ---- what the agents post -----------------------------------------------------------------------------------
 
 
-async def accept(intake: AgentIntake, token: str | None, read: Callable[[int], Awaitable[bytes]]) -> uuid.UUID:
-    """One agent post, spooled: its record id once it is on disk. `read(limit)` reads the body. The route below and
-    the fast path (`fastpath.agent_post_beside_the_router`, which answers these posts in ingest) both come here."""
+async def accept(intake: AgentIntake, token: str | None, request: Request) -> uuid.UUID:
+    """One agent post, spooled: its record id once it is on disk. The route below and the fast path
+    (`fastpath.agent_post_beside_the_router`, which answers these posts in ingest) both come here."""
     agent = None
     if token:
         # The token first: a wrong one is refused before a byte of the body is read (a flood costs nothing).
         agent = await _known(intake, token)
-    body = await read(intake.settings.ingest_agent_max_body_bytes)  # 413 as soon as the stream passes the limit
+    # 413 as soon as the stream passes the limit, never buffered whole.
+    body = await read_body(request, intake.settings.ingest_agent_max_body_bytes)
     if agent is None:
         token = token_in_custom_data(body)
         if not token:
@@ -74,7 +74,7 @@ async def accept(intake: AgentIntake, token: str | None, read: Callable[[int], A
 
 
 async def _accept(request: Request, token: str | None) -> JSONResponse:
-    record_id = await accept(get_intake(request), token, lambda limit: read_body(request, limit))
+    record_id = await accept(get_intake(request), token, request)
     return JSONResponse({"accepted": True, "id": str(record_id)})
 
 
