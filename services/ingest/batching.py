@@ -48,7 +48,12 @@ class _Call(Generic[T, R]):
 
 
 class Batcher(Generic[T, R]):
-    """`call(item)` returns `run([.., item, ..])`'s answer for it; `run` answers a list in the items' order."""
+    """`call(item)` returns `run([.., item, ..])`'s answer for it; `run` answers a list in the items' order.
+
+    One flusher by default: the next batch is taken when the previous one is answered, so it holds every read that
+    came meanwhile. With two, the idle flusher took each read as it came, and at a steady 1,000 reads/s the batches
+    held 3.5 reads instead of 5, each paying a whole call (issue 18: p95 45-56 ms with two, 33-40 ms with one, in
+    three alternating pairs; docs/benchmarks-18.md)."""
 
     def __init__(
         self,
@@ -56,7 +61,7 @@ class Batcher(Generic[T, R]):
         run: Callable[[list[T]], Awaitable[Sequence[R | BaseException]]],
         *,
         max_batch: int = 256,
-        flushers: int = 2,
+        flushers: int = 1,
         failed: Callable[[Exception], BaseException] | None = None,
         inflight: InFlight | None = None,
         linger_s: float = 0.0,
@@ -123,9 +128,7 @@ def protected_batcher(
     def failed(exc: Exception) -> BaseException:
         return Unavailable("database unavailable, retry later")
 
-    # One flusher: the batchers' pool (writer.batch_engine, 4 connections) also serves the group commit's two
-    # flushers and the idempotency lookup; a checkout must never wait for a connection.
-    return Batcher("protected-plates", run, flushers=1, failed=failed, inflight=inflight, linger_s=linger_s)
+    return Batcher("protected-plates", run, failed=failed, inflight=inflight, linger_s=linger_s)
 
 
 def match_batcher(

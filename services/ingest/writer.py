@@ -91,7 +91,7 @@ class ReadWriter:
         engine: AsyncEngine,
         *,
         max_batch: int = 256,
-        flushers: int = 2,
+        flushers: int = 1,
         inflight: InFlight | None = None,
         linger_s: float = 0.0,
     ) -> None:
@@ -285,7 +285,6 @@ class ExistingReads:
             "existing-reads",
             self._answers,
             max_batch=max_batch,
-            flushers=1,
             failed=_outage,
             inflight=inflight,
             linger_s=linger_s,
