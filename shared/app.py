@@ -16,6 +16,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from shared.auth import CurrentPrincipal, TokenVerifier
 from shared.db import create_engine, create_sessionmaker, ping
 from shared.errors import API_ERRORS, error_responses, register_error_handlers
+from shared.fastpath import BesideTheRouter, FastRoute
 from shared.health import LoopHealth
 from shared.limits import InputLimitMiddleware
 from shared.logs import RequestIdMiddleware, configure_logging
@@ -119,6 +120,7 @@ def create_service_app(
     metric_probes: Sequence[MetricsProbe] = (),
     description: str = "",
     max_body_bytes: int | None = None,
+    beside_the_router: Sequence[FastRoute] = (),
 ) -> FastAPI:
     @asynccontextmanager
     async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -155,6 +157,9 @@ def create_service_app(
     app.state.metric_probes = [audit_chain_head, *metric_probes]
     # The largest body any route of the service takes (a route may lower it for itself): counted while it streams.
     limit = min(settings.max_request_bytes, max_body_bytes or settings.max_request_bytes)
+    if beside_the_router:
+        # Innermost: the limits, response counts and request id still wrap the posts it answers.
+        app.add_middleware(BesideTheRouter, routes=beside_the_router)
     app.add_middleware(InputLimitMiddleware, max_body_bytes=limit)
     if settings.trusted_proxies:
         # Forwarding headers (X-Forwarded-For, -Proto) believed from these peers only; uvicorn runs with

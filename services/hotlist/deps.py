@@ -11,8 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.hotlist.ingest_client import IngestClient
 from services.hotlist.matching import Matcher
-from services.hotlist.service import Distribution
+from services.hotlist.service import Distribution, Sessions
 from shared.auth import ADMIN, AUDITOR, OFFICER, SERVICE, SUPERVISOR, Principal, require_roles
+from shared.errors import Unavailable
 from shared.settings import Settings
 
 
@@ -24,6 +25,13 @@ async def _matcher(request: Request) -> Matcher:
 async def _settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
+
+
+async def sessions_of(request: Request) -> Sessions:
+    sessions: Sessions | None = getattr(request.app.state, "sessionmaker", None)
+    if sessions is None:
+        raise Unavailable("database not configured")
+    return sessions
 
 
 async def _engine(request: Request) -> AsyncEngine:
@@ -44,10 +52,12 @@ async def _ingest(request: Request) -> IngestClient:
 MatcherDep = Annotated[Matcher, Depends(_matcher)]
 SettingsDep = Annotated[Settings, Depends(_settings)]
 EngineDep = Annotated[AsyncEngine, Depends(_engine)]
+SessionsDep = Annotated[Sessions, Depends(sessions_of)]
 DistributionDep = Annotated[Distribution, Depends(_distribution)]
 IngestDep = Annotated[IngestClient, Depends(_ingest)]
 
-Matching = Annotated[Principal, Depends(require_roles(SERVICE, ADMIN))]
+MATCHING_ROLES = (SERVICE, ADMIN)
+Matching = Annotated[Principal, Depends(require_roles(*MATCHING_ROLES))]
 Cars = Annotated[Principal, Depends(require_roles(OFFICER, SUPERVISOR, SERVICE, ADMIN))]
 Officers = Annotated[Principal, Depends(require_roles(OFFICER, SUPERVISOR))]
 HitReaders = Annotated[Principal, Depends(require_roles(OFFICER, SUPERVISOR, AUDITOR, ADMIN))]

@@ -15,7 +15,7 @@ from services.hotlist.holds import router as holds_router
 from services.hotlist.ingest_client import IngestClient
 from services.hotlist.matching import Matcher
 from services.hotlist.metrics import hotlist_state
-from services.hotlist.routes import router
+from services.hotlist.routes import match_batch_beside_the_router, router
 from services.hotlist.service import Distribution, version_out
 from services.hotlist.subjects import router as subjects_router
 from services.hotlist.sync import failures_in_row
@@ -80,4 +80,5 @@ def create_app(settings: Settings | None = None, *, ingest: IngestClient | None 
         metric_probes=[hotlist_state],
         description="Hot-list sync from the BCA, lists for the cars, matching of reads, hits and dispositions.",
         max_body_bytes=4 * 1024 * 1024,  # entries, matches and dispositions are small JSON bodies
+        beside_the_router=[match_batch_beside_the_router],
     )

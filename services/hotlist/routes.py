@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
 from sqlmodel import col, select
+from starlette.types import Scope as AsgiScope
 
 from services.hotlist import service
 from services.hotlist.deps import (
+    MATCHING_ROLES,
     Admins,
     Cars,
     DistributionDep,
@@ -19,8 +24,10 @@ from services.hotlist.deps import (
     MatcherDep,
     Matching,
     Officers,
+    SessionsDep,
     SettingsDep,
     Supervisors,
+    sessions_of,
 )
 from services.hotlist.models import AgencyEntry, AgencyList, Hit
 from services.hotlist.schemas import (
@@ -46,10 +53,11 @@ from services.hotlist.schemas import (
 )
 from services.hotlist.sync import SyncFailed, sync_once
 from shared.audit import client_ip, record
-from shared.auth import ADMIN, Principal
+from shared.auth import ADMIN, Principal, authenticated
 from shared.bounds import INT64_MAX
 from shared.db import SessionDep
 from shared.errors import Conflict, Forbidden, NotFound, Unavailable, Unprocessable
+from shared.fastpath import Handler, route_path
 from shared.scoping import Scoped
 
 router = APIRouter(tags=["hotlist"])
@@ -57,17 +65,54 @@ SERVICE = "hotlist"
 
 
 @router.post("/v1/match", response_model=MatchResponse, summary="Match a read against the list and agency lists")
-async def match(body: MatchRequest, session: SessionDep, matcher: MatcherDep, settings: SettingsDep, _: Matching):
-    return await service.match(session, matcher, settings, body)
+async def match(body: MatchRequest, sessions: SessionsDep, matcher: MatcherDep, settings: SettingsDep, _: Matching):
+    return await service.match(sessions, matcher, settings, body)
 
 
 @router.post(
     "/v1/match/batch", response_model=MatchBatchResponse, summary="Match many reads in one call (ingest's batches)"
 )
 async def match_batch(
-    body: MatchBatchRequest, session: SessionDep, matcher: MatcherDep, settings: SettingsDep, _: Matching
+    body: MatchBatchRequest, sessions: SessionsDep, matcher: MatcherDep, settings: SettingsDep, _: Matching
 ) -> MatchBatchResponse:
-    return MatchBatchResponse(results=await service.match_many(session, matcher, settings, body.reads))
+    return MatchBatchResponse(results=await service.match_many(sessions, matcher, settings, body.reads))
+
+
+def match_batch_beside_the_router(scope: AsgiScope) -> Handler | None:
+    """`POST /v1/match/batch` with a JSON body (ingest's every batch of reads) answered beside the router
+    (`shared.fastpath`); any other content type goes to the route, whose answer it is."""
+    if scope["method"] != "POST" or route_path(scope) != "/v1/match/batch":
+        return None
+    ctype = next((v for k, v in scope["headers"] if k == b"content-type"), b"")
+    return _match_batch_beside if ctype.split(b";")[0].strip().lower() == b"application/json" else None
+
+
+async def _match_batch_beside(request: Request) -> Response:
+    await authenticated(request, *MATCHING_ROLES)
+    body = _batch_body(await request.body())
+    state = request.app.state
+    results = await service.match_many(await sessions_of(request), state.matcher, state.settings, body.reads)
+    return Response(MatchBatchResponse(results=results).model_dump_json(), media_type="application/json")
+
+
+def _batch_body(raw: bytes) -> MatchBatchRequest:
+    """The body as the route's validation takes it, refused with the same 422 (`loc` from "body")."""
+    try:
+        return MatchBatchRequest.model_validate_json(raw)
+    except ValidationError:
+        pass
+    if not raw:
+        raise RequestValidationError([{"type": "missing", "loc": ("body",), "msg": "Field required", "input": None}])
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        error = {"type": "json_invalid", "loc": ("body", exc.pos), "msg": "JSON decode error", "input": {}}
+        raise RequestValidationError([{**error, "ctx": {"error": exc.msg}}]) from None
+    try:
+        return MatchBatchRequest.model_validate(data, from_attributes=True)  # as FastAPI validates a body
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False)
+        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in errors]) from None
 
 
 @router.get("/v1/hotlist/version", response_model=VersionOut, summary="The list version in force, its age")

@@ -14,7 +14,7 @@ from typing import Any
 import structlog
 from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -42,6 +42,8 @@ from shared.scoping import Scope
 from shared.settings import Settings
 
 log = structlog.get_logger(__name__)
+
+Sessions = async_sessionmaker[AsyncSession]
 
 # The list a car downloads: enough to match and to describe the vehicle for the officer's check.
 CAR_COLUMNS = ["nic", "code", "plate", "state", "plate_type", "vehicle_year", "make", "model", "style", "color"]
@@ -162,43 +164,50 @@ def find_hits(
     return (snap.version if snap else None), hits
 
 
-async def match(session: AsyncSession, matcher: Matcher, settings: Settings, req: MatchRequest) -> MatchResponse:
-    return (await match_many(session, matcher, settings, [req]))[0]
+async def match(sessions: Sessions, matcher: Matcher, settings: Settings, req: MatchRequest) -> MatchResponse:
+    return (await match_many(sessions, matcher, settings, [req]))[0]
 
 
 async def match_many(
-    session: AsyncSession, matcher: Matcher, settings: Settings, reqs: list[MatchRequest]
+    sessions: Sessions, matcher: Matcher, settings: Settings, reqs: list[MatchRequest]
 ) -> list[MatchResponse]:
     """Match many reads with one INSERT of their hits: ingest sends a whole group-commit batch in one call, so the
-    cost of a call (HTTP, token, session) is paid per batch, not per read."""
+    cost of a call (HTTP, token) is paid per batch, not per read. A session is opened only when there are hits to
+    store: most batches have none."""
     now = datetime.now(UTC)
     found = [find_hits(matcher, req, now, settings.hotlist_alert_categories) for req in reqs]
     hits = [h for _, hs in found for h in hs]
     if hits:
-        # Idempotent per (read, list, entry): a retried match answers the hits stored the first time.
-        stmt = (
-            pg_insert(Hit)
-            .values(hits)
-            .on_conflict_do_nothing(index_elements=["read_id", "list_name", "entry_id"])
-            .returning(col(Hit.id))
-        )
-        stored = set((await session.execute(stmt)).scalars())
-        metrics.count_new_hits(hits, stored)
-        if len(stored) < len(hits):
-            again = list({h["read_id"] for h in hits if h["id"] not in stored})
-            rows = await session.execute(
-                select(Hit.read_id, Hit.list_name, Hit.entry_id, Hit.id, Hit.list_version).where(
-                    col(Hit.read_id).in_(again)
-                )
-            )
-            first = {(r.read_id, r.list_name, r.entry_id): (r.id, r.list_version) for r in rows}
-            for h in hits:
-                if h["id"] not in stored:
-                    h["id"], h["list_version"] = first[(h["read_id"], h["list_name"], h["entry_id"])]
+        async with sessions() as session:
+            await _store_hits(session, hits)
+            await session.commit()
     stale = version_out(matcher, settings).stale
     return [
         MatchResponse(list_version=version, stale=stale, hits=[hit_out_row(h) for h in hs]) for version, hs in found
     ]
+
+
+async def _store_hits(session: AsyncSession, hits: list[dict[str, Any]]) -> None:
+    # Idempotent per (read, list, entry): a retried match answers the hits stored the first time.
+    stmt = (
+        pg_insert(Hit)
+        .values(hits)
+        .on_conflict_do_nothing(index_elements=["read_id", "list_name", "entry_id"])
+        .returning(col(Hit.id))
+    )
+    stored = set((await session.execute(stmt)).scalars())
+    metrics.count_new_hits(hits, stored)
+    if len(stored) < len(hits):
+        again = list({h["read_id"] for h in hits if h["id"] not in stored})
+        rows = await session.execute(
+            select(Hit.read_id, Hit.list_name, Hit.entry_id, Hit.id, Hit.list_version).where(
+                col(Hit.read_id).in_(again)
+            )
+        )
+        first = {(r.read_id, r.list_name, r.entry_id): (r.id, r.list_version) for r in rows}
+        for h in hits:
+            if h["id"] not in stored:
+                h["id"], h["list_version"] = first[(h["read_id"], h["list_name"], h["entry_id"])]
 
 
 # --- verification and disposition -------------------------------------------------------------------------

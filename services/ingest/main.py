@@ -10,7 +10,6 @@ from dataclasses import dataclass
 
 import httpx
 from fastapi import FastAPI
-from starlette.middleware import Middleware
 
 from services.ingest import retention
 from services.ingest.agents.backlog import agent_backlog
@@ -19,7 +18,6 @@ from services.ingest.agents.intake import AgentIntake
 from services.ingest.agents.routes import router as agents_router
 from services.ingest.batching import match_batcher, protected_batcher
 from services.ingest.clients import HotlistClient, RecognitionClient, TokenSource
-from services.ingest.fastpath import BesideTheRouter
 from services.ingest.hold_records import router as hold_records_router
 from services.ingest.holds import router as holds_router
 from services.ingest.inflight import InFlight
@@ -152,7 +150,7 @@ def create_app(
                 if client is not None:
                     await client.close()
 
-    app = create_service_app(
+    return create_service_app(
         "ingest",
         settings,
         routers=[router, agents_router, hold_records_router, holds_router, subjects_router, readers_router],
@@ -160,10 +158,5 @@ def create_app(
         metric_probes=[ingest_backlog],
         ready_checks=[retention.PurgeReadiness(), agent_backlog],
         description="Officer shifts and plate reads posted by the cars' Mobile Data Computers.",
+        beside_the_router=[read_beside_the_router, agent_post_beside_the_router],
     )
-    # Innermost of the middlewares (add_middleware would put it outermost): the request id, response counts and
-    # input limits still wrap the posts it answers; only FastAPI's routing is skipped for them.
-    app.user_middleware.append(
-        Middleware(BesideTheRouter, routes=[read_beside_the_router, agent_post_beside_the_router])
-    )
-    return app

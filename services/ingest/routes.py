@@ -24,7 +24,6 @@ from services.ingest import metrics, service
 from services.ingest import search as search_logic
 from services.ingest.agents.importer import dispatch_unit
 from services.ingest.deps import AgencyReader, Ctx, Officer, Overseer, Service, ShiftReader, StreamReader, get_ctx
-from services.ingest.fastpath import Handler, route_path
 from services.ingest.images import CheckedImage, check_image
 from services.ingest.models import Shift
 from services.ingest.schemas import (
@@ -50,6 +49,7 @@ from shared.auth import ADMIN, OFFICER, SUPERVISOR, Principal, authenticated
 from shared.bounds import INT64_MAX
 from shared.db import SessionDep
 from shared.errors import AppError, BadRequest, Conflict, Forbidden, PayloadTooLarge, Unprocessable
+from shared.fastpath import Handler, route_path
 from shared.limits import lower_body_limit
 from shared.revocations import RevocationList
 from shared.scoping import Scope, Scoped

@@ -208,7 +208,7 @@ async def test_malformed_wrong_token_disabled_and_offline_unit(
 async def test_fast_path_answers_as_the_route_does(settings: Settings, tmp_path: Path, admin_token: str) -> None:
     """Agents' posts are answered beside the router (`BesideTheRouter`): the same answers as the route gives, inside
     the same middlewares (request id, response counts, input limits), and only for the agents' two URLs."""
-    from services.ingest.fastpath import BesideTheRouter
+    from shared.fastpath import BesideTheRouter
     from shared.metrics import RESPONSES
 
     own = ingest_settings(settings, data_dir=tmp_path, ingest_agent_max_body_bytes=4096)

@@ -1,4 +1,4 @@
-"""`POST /v1/reads` is answered beside FastAPI's router (services/ingest/fastpath.py, issue 18). The same requests
+"""`POST /v1/reads` is answered beside FastAPI's router (shared/fastpath.py, issue 18). The same requests
 get the same answers from it as from the route: one app has the route removed from its router (so only the fast
 path can answer), the other has the fast path removed (so only the route can)."""
 
@@ -11,19 +11,15 @@ from typing import Any
 
 import httpx
 
-from services.ingest.fastpath import BesideTheRouter
 from services.ingest.main import create_app
+from shared.fastpath import BesideTheRouter
 from shared.settings import Settings
 from tests.ingest.conftest import AGENCY, ingest_settings
-from tests.support.apps import running
+from tests.support.apps import running, without_route
 
 
 def _without_route(settings: Settings) -> Any:
-    app = create_app(ingest_settings(settings))
-    app.router.routes = [
-        r for r in app.router.routes if not (getattr(r, "path", None) == "/v1/reads" and "POST" in r.methods)
-    ]
-    return app
+    return without_route(create_app(ingest_settings(settings)), "POST", "/v1/reads")
 
 
 def _without_fast_path(settings: Settings) -> Any:

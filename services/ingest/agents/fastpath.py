@@ -1,4 +1,4 @@
-"""Agents' posts answered beside the router (`services.ingest.fastpath`): the same checks and answers as the routes
+"""Agents' posts answered beside the router (`shared.fastpath`): the same checks and answers as the routes
 in `routes.py`, without FastAPI's routing, dependency solving and per-route middlewares (issue 18: a camera-agent
 post cost ~0.7 ms of CPU, most of it the framework around a token lookup and a spool append)."""
 
@@ -12,8 +12,8 @@ from starlette.types import Scope
 
 from services.ingest.agents.intake import AgentIntake
 from services.ingest.agents.routes import accept
-from services.ingest.fastpath import Handler, route_path
 from shared.errors import Unavailable
+from shared.fastpath import Handler, route_path
 
 PREFIX = "/v1/agents/openalpr"
 

@@ -1,6 +1,7 @@
-"""The hottest posts answered beside FastAPI's router (issue 18). At a thousand reads a second on two cores, the
-router's matching, dependency solving and per-route wrappers cost ingest about a fifth of its CPU per read (four
-alternating wrk runs: 0.80 against 1.03 ms per metadata read). A post listed here is answered by a handler that
+"""The hottest posts answered beside FastAPI's router (issue 18): ingest's reads and agents' posts, hotlist's batch
+match. At a thousand reads a second on two cores, the router's matching, dependency solving and per-route wrappers
+cost ingest about a fifth of its CPU per read (four alternating wrk runs: 0.80 against 1.03 ms per metadata read).
+A service lists them with `create_service_app(beside_the_router=...)`. A post listed here is answered by a handler that
 calls the same dependencies and the same logic as its route; the route stays, for the OpenAPI schema and wherever
 this middleware is not installed.
 
