@@ -15,11 +15,12 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import TextClause, and_, select, text, tuple_
+from sqlalchemy import and_, select, text, tuple_
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from services.ingest import direct
 from services.ingest.batching import Batcher, once_more_if_dropped
 from services.ingest.inflight import InFlight
 from services.ingest.models import Read
@@ -153,27 +154,25 @@ class ReadWriter:
         }
         params["must_be_open"] = [item.require_active for item in unique.values()]
         params["open_ids"] = list({item.row["shift_id"] for item in batch if item.require_active})
-        # Autocommit: this one statement is the transaction (one round trip, not BEGIN, shift check, INSERT and
-        # COMMIT), committed (synchronous_commit) before it returns.
-        async with self.engine.connect() as conn:
-            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-            result = await conn.execute(_insert_statement(tuple(names)), params)
-            inserted: set[tuple[Any, Any]] = set()
-            open_ids: set[uuid.UUID] = set()
-            for r in result:
-                if r.inserted:
-                    inserted.add((r.id, r.captured_at))
-                else:
-                    open_ids.add(r.id)
-            missing = [
-                key
-                for key, item in unique.items()
-                if (item.row["id"], item.row["captured_at"]) not in inserted
-                and (not item.require_active or item.row["shift_id"] in open_ids)
-            ]
-            existing: dict[tuple[Any, ...], dict[str, Any]] = {}
-            if missing:
-                cols = [READS.c[k] for k in _KEY]
+        # Outside a transaction block: this one statement is the transaction (one round trip, not BEGIN, shift
+        # check, INSERT and COMMIT), committed (synchronous_commit) before it returns.
+        inserted: set[tuple[Any, Any]] = set()
+        open_ids: set[uuid.UUID] = set()
+        for r in await direct.fetch(self.engine, _insert_sql(tuple(names)), params):
+            if r["inserted"]:
+                inserted.add((r["id"], r["captured_at"]))
+            else:
+                open_ids.add(r["id"])
+        missing = [
+            key
+            for key, item in unique.items()
+            if (item.row["id"], item.row["captured_at"]) not in inserted
+            and (not item.require_active or item.row["shift_id"] in open_ids)
+        ]
+        existing: dict[tuple[Any, ...], dict[str, Any]] = {}
+        if missing:  # a retry racing its first copy: rare
+            cols = [READS.c[k] for k in _KEY]
+            async with self.engine.connect() as conn:
                 rows = await conn.execute(select(READS).where(and_(tuple_(*cols).in_(missing))))
                 existing = {tuple(r._mapping[k] for k in _KEY): dict(r._mapping) for r in rows}
         # Committed: an answer for every request of the batch.
@@ -199,7 +198,7 @@ def _param(name: str, value: Any) -> Any:
 
 
 @functools.lru_cache(maxsize=8)
-def _insert_statement(names: tuple[str, ...]) -> TextClause:
+def _insert_sql(names: tuple[str, ...]) -> str:
     """The batch's rows as one array per column: the shift check and the INSERT in one statement. No conflict
     target: a racing retry collides on the primary key and the client key at once, and a conflict on either must
     skip the row, not fail the whole batch. Rows (inserted, id, captured_at): the reads inserted, then the open
@@ -209,7 +208,7 @@ def _insert_statement(names: tuple[str, ...]) -> TextClause:
         f"CAST(:c_{n} AS {'TEXT' if n == 'hits' else READS.c[n].type.compile(dialect=dialect)}[])" for n in names
     )
     picked = ", ".join(f"t.{n}::jsonb" if n == "hits" else f"t.{n}" for n in names)
-    return text(
+    return (
         "WITH open AS (SELECT id FROM ingest.shifts WHERE id = ANY(CAST(:open_ids AS UUID[])) "
         "AND ended_at IS NULL AND expires_at > now()), "
         f"ins AS (INSERT INTO ingest.reads ({', '.join(names)}) SELECT {picked} "
@@ -334,19 +333,14 @@ class ExistingReads:
         }
         out: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
         protected: set[tuple[str, str]] = set()
-        # Autocommit: a read-only probe needs no BEGIN/ROLLBACK round trips.
-        async with self.engine.connect() as conn:
-            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-            for r in await conn.execute(_LOOKUP, params):
-                row = dict(r._mapping)
-                plates, agencies = (row.pop(c) for c in _CHECK_COLUMNS)
-                protected.update(zip(plates or (), agencies or (), strict=True))
-                if row["id"] is not None:
-                    out.setdefault((r.agency, r.unit, r.client_read_id), []).append(row)
+        # Outside a transaction block: a read-only probe needs no BEGIN/ROLLBACK round trips.
+        for r in await direct.fetch(self.engine, LOOKUP_SQL, params):
+            row = dict(r)
+            plates, agencies = (row.pop(c) for c in _CHECK_COLUMNS)
+            protected.update(zip(plates or (), agencies or (), strict=True))
+            if row["id"] is not None:
+                out.setdefault((row["agency"], row["unit"], row["client_read_id"]), []).append(row)
         return out, protected
-
-
-_LOOKUP = text(LOOKUP_SQL)
 
 
 def _outage(exc: Exception) -> BaseException:

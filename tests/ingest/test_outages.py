@@ -123,3 +123,35 @@ async def test_recognition_and_hotlist_down_store_the_read_with_work_pending(
     assert len(rows) == 3
     assert all(r.match_pending for r in rows)
     assert any(r.attempts >= 1 and "unreachable" in (r.last_error or "") for r in rows)
+
+
+async def test_connections_lost_between_batches_are_replaced_and_the_reads_stored(
+    settings: Settings, officer_factory
+) -> None:
+    """PostgreSQL restarted between two reads: the batchers' pooled connections (no pre-ping) are found dead by the
+    next batch, which runs once more on fresh ones: the car gets its answer, not a 503."""
+    import asyncpg
+
+    from tests.ingest.test_reads import _rows
+
+    async with running(create_app(ingest_settings(settings), run_worker=False)) as client:
+        officer = officer_factory(client)()
+        assert (await officer.start()).status_code == 201
+        # Several reads at once: the batchers' pool holds more than one connection.
+        first = await asyncio.gather(*(officer.post_read(officer.meta(plate=f"LST{i:03d}")) for i in range(12)))
+        assert {r.status_code for r in first} == {200}, [r.text for r in first]
+
+        conn = await asyncpg.connect((settings.database_url or "").replace("+asyncpg", ""))
+        try:
+            killed = await conn.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        finally:
+            await conn.close()
+        assert killed >= 2
+
+        after = await asyncio.gather(*(officer.post_read(officer.meta(plate=f"NEW{i:03d}")) for i in range(6)))
+        assert [r.status_code for r in after] == [200] * 6, [r.text for r in after]
+    stored = await _rows(settings, "SELECT count(*) FROM ingest.reads WHERE unit = :u", u=officer.unit)
+    assert stored[0][0] == 18
