@@ -128,6 +128,7 @@ def serve(service: str, env: dict[str, str], *, workers: int = 1) -> Iterator[st
             "--workers",
             str(workers),
             "--no-access-log",
+            "--no-proxy-headers",  # as `alpr up` runs them (alpr/runner.py)
         ],
         env={**os.environ, "ALPR_LOG_LEVEL": "WARNING", **env},
     )
