@@ -1,4 +1,5 @@
-"""`alpr up`: PostgreSQL (embedded unless configured), migrations, keys, and the four services under uvicorn."""
+"""`alpr up`: PostgreSQL (embedded unless configured), migrations, keys, the four services under uvicorn, and the
+camera agents' importer."""
 
 from __future__ import annotations
 
@@ -58,11 +59,15 @@ def prepare(settings: Settings) -> tuple[dict[str, str], Any]:
     return env, server
 
 
-def _spawn(service: str, settings: Settings, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    own = env[f"ALPR_DATABASE_URL_{service.upper()}"]
+def _service_env(env: dict[str, str], service: str) -> dict[str, str]:
     # The service sees only its own role's URL, never the administrator's.
+    own = env[f"ALPR_DATABASE_URL_{service.upper()}"]
     env = {k: v for k, v in env.items() if not k.startswith("ALPR_DATABASE_URL")}
     env["ALPR_DATABASE_URL"] = own
+    return env
+
+
+def _spawn(service: str, settings: Settings, env: dict[str, str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [
             sys.executable,
@@ -80,8 +85,14 @@ def _spawn(service: str, settings: Settings, env: dict[str, str]) -> subprocess.
             "--timeout-graceful-shutdown",
             "10",
         ],
-        env=env,
+        env=_service_env(env, service),
     )
+
+
+def _spawn_agent_importer(env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """The camera agents' importer, a process of its own beside ingest's workers (services/ingest/agents/__main__.py),
+    with ingest's database role."""
+    return subprocess.Popen([sys.executable, "-m", "services.ingest.agents"], env=_service_env(env, "ingest"))
 
 
 def wait_ready(settings: Settings, timeout_s: float = 60.0) -> dict[str, int]:
@@ -137,7 +148,10 @@ Ctrl-C stops everything.
 
 def up(settings: Settings) -> int:
     env, server = prepare(settings)
+    # Ingest's workers only accept the camera agents' posts; a process of their own imports them.
+    env["ALPR_INGEST_AGENT_IMPORT_PROCESS"] = "true"
     procs = {service: _spawn(service, settings, env) for service in SERVICES}
+    procs["ingest-agents"] = _spawn_agent_importer(env)
     stopping = False
 
     def _on_signal(signum: int, _frame: object) -> None:

@@ -195,6 +195,14 @@ def _serve_pid(service: str, env: dict[str, str], *, workers: int = 1) -> Iterat
         yield base, pid
 
 
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 def _dsn(url: str) -> str:
     return url.replace("postgresql+asyncpg://", "postgresql://", 1)
 
@@ -285,14 +293,20 @@ def run(workers: int = 2) -> dict[str, Any]:
             "ALPR_SERVICE_CLIENT_SECRET": secret,
             "ALPR_INGEST_CALL_RECOGNITION": "false",
             "ALPR_DB_POOL_SIZE": "8",
+            # As `alpr up` runs it: the agents' importer in a process of its own, ingest's workers only accepting.
+            "ALPR_INGEST_AGENT_IMPORT_PROCESS": "true",
         }
         access, access_pid = stack.enter_context(_serve_pid("access", env))
         env["ALPR_ACCESS_URL"] = access
         hotlist, hotlist_pid = stack.enter_context(_serve_pid("hotlist", env))
         env["ALPR_HOTLIST_URL"] = hotlist
         ingest, ingest_pid = stack.enter_context(_serve_pid("ingest", env, workers=workers))
+        importer = subprocess.Popen(
+            [sys.executable, "-m", "services.ingest.agents"], env={**os.environ, "ALPR_LOG_LEVEL": "WARNING", **env}
+        )
+        stack.callback(_stop, importer)
         weed_pid = weed.proc.pid if getattr(weed, "proc", None) is not None else None
-        groups = {"ingest": ingest_pid, "hotlist": hotlist_pid, "access": access_pid}
+        groups = {"ingest": ingest_pid, "ingest_importer": importer.pid, "hotlist": hotlist_pid, "access": access_pid}
         if weed_pid:
             groups["weed"] = weed_pid
         meter = CpuMeter(groups, dsn)

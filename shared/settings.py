@@ -122,6 +122,9 @@ class Settings(BaseSettings):
     ingest_agent_segment_age_s: float = Field(default=60.0, gt=0)  # ... or this old (imported ones are deleted)
     ingest_agent_import_interval_s: float = Field(default=0.5, gt=0)  # how often the spool is imported
     ingest_agent_import_bytes: int = Field(default=4 * 1024 * 1024, ge=4096)  # spool bytes per import batch
+    # True: the spool is imported by `python -m services.ingest.agents`, a process of its own (`alpr up` starts it),
+    # not in ingest's workers, whose answers to the agents then never wait behind an import round.
+    ingest_agent_import_process: bool = False
     ingest_agent_backlog_ready_max: int = Field(default=20000, ge=1)  # unmatched agent reads before a /readyz warning
     ingest_agent_registry_refresh_s: float = Field(default=5.0, gt=0)  # agents (tokens) re-read this often
     ingest_agent_active_gap_s: float = Field(default=150.0, gt=0)  # posts closer than this: one active interval

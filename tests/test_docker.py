@@ -33,6 +33,12 @@ def test_every_service_of_the_card_is_in_compose_with_its_dependencies() -> None
     for name in (*SERVICES, "postgres", "minio", "minio-init", "migrate"):
         assert name in services, name
     assert "mc mb" in services["minio-init"]["entrypoint"] and "local/alpr" in services["minio-init"]["entrypoint"]
+    # The agents' importer: ingest's image and spool, and ingest told to leave the import to it.
+    importer, ingest = services["ingest-agents"], services["ingest"]
+    assert importer["command"] == ["python", "-m", "services.ingest.agents"]
+    assert importer["build"] == ingest["build"] and importer["volumes"] == ingest["volumes"]
+    assert importer["environment"]["ALPR_DATABASE_URL"] == ingest["environment"]["ALPR_DATABASE_URL"]
+    assert ingest["environment"]["ALPR_INGEST_AGENT_IMPORT_PROCESS"] == "true"
 
 
 def test_env_names_and_ports_match_settings() -> None:

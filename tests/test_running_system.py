@@ -1,6 +1,8 @@
 """The running system (`alpr up`), wired: an officer made with the `alpr access` CLI logs in at access, opens a
 shift and posts a photo at ingest's port; ingest, with the service client the runner made, obtains its own token
-from access and has recognition read the plate and hotlist match it (answer 200, nothing pending)."""
+from access and has recognition read the plate and hotlist match it (answer 200, nothing pending). A camera agent
+registered with `alpr agents add` posts at ingest's port, and the agents' importer, a process of its own, stores
+and matches the read."""
 
 import asyncio
 import json
@@ -13,8 +15,10 @@ from pathlib import Path
 
 import asyncpg
 import httpx
+import psutil
 
 from alpr.roles import role_names
+from tests.ingest.agents_support import now_ms, results_body
 from tests.recognition.render import jpeg, plate_image
 from tests.support.pg import _connect_kwargs
 from tests.support.runner import SERVICES, all_ready, stop
@@ -39,6 +43,25 @@ async def _connected_users(database_url: str) -> set[str]:
             "AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
         )
         return {r["usename"] for r in rows}
+    finally:
+        await conn.close()
+
+
+async def _agent_read(database_url: str, plate: str, timeout_s: float = 30) -> tuple[bool, bool] | None:
+    """The agent's read once imported: (match pending, recognition pending)."""
+    conn = await asyncpg.connect(**_connect_kwargs(database_url))
+    try:
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while asyncio.get_running_loop().time() < deadline:
+            row = await conn.fetchrow(
+                "SELECT r.match_pending, r.recognition_pending FROM ingest.reads r "
+                "JOIN ingest.agent_reads a ON a.read_id = r.id WHERE r.plate = $1 AND NOT a.finish_pending",
+                plate,
+            )
+            if row is not None:
+                return row["match_pending"], row["recognition_pending"]
+            await asyncio.sleep(0.2)
+        return None
     finally:
         await conn.close()
 
@@ -85,6 +108,20 @@ def test_a_read_through_the_running_services(tmp_path: Path, database_url: str) 
         assert read.status_code == 200, read.text  # 202 would mean a call to recognition or hotlist failed
         body = read.json()
         assert (body["plate"], body["plate_source"], body["pending"]) == ("KXR482", "recognition", [])
+        # A camera agent: accepted by ingest's worker, imported and matched by the importer's own process.
+        pole = ["--name", f"pole-{badge}", "--agency", "MN0271200", "--kind", "fixed", "--lat", "45", "--lon", "-93"]
+        agent = json.loads(_alpr(env, "agents", "add", *pole, "--placed-on", str(today)))
+        posted = httpx.post(
+            f"{ingest}/v1/agents/openalpr/{agent['token']}",
+            content=results_body("AGT482", now_ms()),
+            headers={"Content-Type": "application/json"},
+            timeout=30,
+        )
+        assert posted.status_code == 200, posted.text
+        importer = [p for p in psutil.Process(proc.pid).children() if "services.ingest.agents" in p.cmdline()]
+        assert len(importer) == 1, [p.cmdline() for p in psutil.Process(proc.pid).children()]
+        stored = asyncio.run(_agent_read(database_url, "AGT482"))
+        assert stored == (False, False), stored  # stored, neither match nor second reading pending
         # Each service did that as its own least-privilege database role (the runner gives it no other URL).
         roles = role_names(_connect_kwargs(database_url)["database"])
         connected = asyncio.run(_connected_users(database_url))

@@ -117,7 +117,7 @@ def create_app(
         agents = AgentIntake.build(ctx)
         app.state.agents = agents
         app.state.loops += [worker.health, agents.importer.health]
-        await agents.start(run_importer=run_worker)
+        await agents.start(run_importer=run_worker and not settings.ingest_agent_import_process)
         purge_task = (
             asyncio.create_task(retention.scheduled_purge(app.state.engine, app.state.store, settings))
             if run_worker and settings.retention_purge_scheduled

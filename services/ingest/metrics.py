@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from prometheus_client import Counter, Gauge
 from sqlalchemy import text
 
+from services.ingest.agents.backlog import spool_backlog
 from services.ingest.agents.spool import spool_stats
 from services.ingest.schemas import ReadResult
 from shared.errors import AppError
@@ -54,4 +55,5 @@ async def ingest_backlog(app: FastAPI) -> None:
     QUARANTINE.set(quarantined)
     spool = spool_stats(app.state.agents.spool_dir)
     SPOOL_BYTES.set(spool["bytes"])
+    await spool_backlog(app.state.engine, app.state.agents.spool_dir)  # sets its own gauge
     SPOOL_SEGMENTS.set(spool["segments"])

@@ -520,3 +520,40 @@ async def test_an_agent_registered_through_another_worker_is_accepted_at_once(
         assert resp.status_code == 200, resp.text
         unknown = await post(second, "alpra_" + "y" * 43, results_body("NEW124", now_ms()))
         assert unknown.status_code == 401
+
+
+async def test_the_importer_in_a_process_of_its_own(settings: Settings, tmp_path: Path, admin_token: str) -> None:
+    """With `ingest_agent_import_process` the service's workers only accept; `python -m services.ingest.agents`
+    (its `run`, here in this process) imports what they spooled. The backlog shows in the workers' /metrics, read
+    from the spool files, not from an importer they do not run."""
+    import asyncio
+
+    from services.ingest.agents.__main__ import run
+
+    own = ingest_settings(settings, data_dir=tmp_path, ingest_agent_import_process=True)
+    own = own.model_copy(update={"ingest_agent_import_interval_s": 0.05})
+    app = create_app(own)  # background work on, as a service worker runs
+
+    def backlog(metrics: str) -> float:
+        line = next(x for x in metrics.splitlines() if x.startswith("alpr_ingest_agent_spool_backlog_bytes "))
+        return float(line.split()[1])
+
+    async with running(app) as client:
+        agent = await register(client, admin_token, name=f"pole-{uuid.uuid4().hex[:6]}")
+        assert (await post(client, agent["token"], results_body("PRC123", now_ms()))).status_code == 200
+        await asyncio.sleep(0.5)  # ten import intervals: none ran here
+        assert app.state.agents.importer.rounds == 0
+        assert await rows(own, "SELECT id FROM ingest.reads WHERE plate = 'PRC123'") == []
+        assert backlog((await client.get("/metrics")).text) > 0
+
+        stop = asyncio.Event()
+        importer = asyncio.create_task(run(own, stop))
+        try:
+            deadline = time.monotonic() + 20
+            while not await rows(own, "SELECT id FROM ingest.reads WHERE plate = 'PRC123'"):
+                assert time.monotonic() < deadline, "the importer process never imported the read"
+                await asyncio.sleep(0.1)
+        finally:
+            stop.set()
+            await asyncio.wait_for(importer, 20)
+        assert backlog((await client.get("/metrics")).text) == 0

@@ -5,11 +5,14 @@ matched. Both are metrics (prometheus_client's default registry, exposed on /met
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 from fastapi import FastAPI
 from prometheus_client import Gauge
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.ingest.agents import spool as spool_files
 
 SPOOL_BYTES = Gauge(
     "alpr_ingest_agent_spool_backlog_bytes", "Accepted camera-agent posts not yet imported, in spool bytes"
@@ -31,16 +34,27 @@ async def unmatched(engine: AsyncEngine, cap: int) -> int:
     return count
 
 
+async def spool_backlog(engine: AsyncEngine, spool_dir: Path) -> int:
+    """Accepted posts' spool bytes not yet imported, whichever process imports them."""
+    async with engine.connect() as conn:
+        rows = await conn.execute(text('SELECT segment, "offset" FROM ingest.agent_spool_offsets'))
+        offsets = {r.segment: r.offset for r in rows}
+    n = await asyncio.to_thread(spool_files.pending_bytes, spool_dir, offsets)
+    SPOOL_BYTES.set(n)
+    return n
+
+
 async def agent_backlog(app: FastAPI) -> str | None:
     """A /readyz warning when the agents' reads wait to be matched faster than the importer works them off."""
     cap: int = app.state.settings.ingest_agent_backlog_ready_max
     try:
         n = await asyncio.wait_for(unmatched(app.state.engine, cap), 2.0)
+        # From the files: the importer may be another worker, or a process of its own (ingest_agent_import_process).
+        spool = await asyncio.wait_for(spool_backlog(app.state.engine, app.state.agents.spool_dir), 2.0)
     except Exception:  # noqa: BLE001 - PostgreSQL down or not migrated: its own check reports that, not this one
         return None
     if n > cap:
         return f"more than {cap} camera-agent reads wait to be matched"
-    spool = app.state.agents.importer.spool_backlog  # seen by the importer of this process at its last round
     if spool > app.state.settings.ingest_agent_import_bytes * 16:
         return f"{int(spool)} bytes of camera-agent posts wait to be imported"
     return None

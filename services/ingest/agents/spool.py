@@ -253,6 +253,19 @@ def read_pending(directory: Path, offsets: dict[str, int], *, max_bytes: int) ->
     return found
 
 
+def pending_bytes(directory: Path, offsets: dict[str, int]) -> int:
+    """Spool bytes not yet imported, from the segments' sizes (nothing read)."""
+    if not directory.exists():
+        return 0
+    total = 0
+    for path in [*directory.glob("*.open"), *directory.glob("*.seg")]:
+        try:
+            total += max(path.stat().st_size - offsets.get(path.stem, 0), 0)
+        except FileNotFoundError:
+            continue  # imported and deleted meanwhile
+    return total
+
+
 def segment_path(directory: Path, name: str, sealed: bool) -> Path:
     return directory / f"{name}{SEALED if sealed else OPEN}"
 
