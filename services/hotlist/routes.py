@@ -88,6 +88,8 @@ def match_batch_beside_the_router(scope: AsgiScope) -> Handler | None:
 
 
 async def _match_batch_beside(request: Request) -> Response:
+    # The token first: an unauthenticated malformed body gets 401 here where the route (which parses the body before
+    # its dependencies) answers 422; for a caller with a token every answer is the route's.
     await authenticated(request, *MATCHING_ROLES)
     body = _batch_body(await request.body())
     state = request.app.state

@@ -116,8 +116,10 @@ def create_app(
             worker.start()
         agents = AgentIntake.build(ctx)
         app.state.agents = agents
-        app.state.loops += [worker.health, agents.importer.health]
-        await agents.start(run_importer=run_worker and not settings.ingest_agent_import_process)
+        # The agents' importer runs here unless a process of its own runs it (python -m services.ingest.agents).
+        run_importer = run_worker and not settings.ingest_agent_import_process
+        app.state.loops += [worker.health, *([agents.importer.health] if run_importer else [])]
+        await agents.start(run_importer=run_importer)
         purge_task = (
             asyncio.create_task(retention.scheduled_purge(app.state.engine, app.state.store, settings))
             if run_worker and settings.retention_purge_scheduled
