@@ -7,7 +7,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from sqlmodel import col, select
@@ -110,6 +110,8 @@ def _batch_body(raw: bytes) -> MatchBatchRequest:
     except json.JSONDecodeError as exc:
         error = {"type": "json_invalid", "loc": ("body", exc.pos), "msg": "JSON decode error", "input": {}}
         raise RequestValidationError([{**error, "ctx": {"error": exc.msg}}]) from None
+    except (ValueError, RecursionError):  # not text, or nested past Python's stack: FastAPI's 400
+        raise HTTPException(status_code=400, detail="There was an error parsing the body") from None
     try:
         return MatchBatchRequest.model_validate(data, from_attributes=True)  # as FastAPI validates a body
     except ValidationError as exc:

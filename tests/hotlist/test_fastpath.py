@@ -43,6 +43,8 @@ async def _answers(client: httpx.AsyncClient, tokens: Any, run: str) -> list[tup
         {"json": {"reads": reads}, "headers": tokens("officer")},  # not a service
         {"content": b"", "headers": {**tokens("service"), **json_type}},
         {"content": b'{"reads": [', "headers": {**tokens("service"), **json_type}},
+        {"content": b"\x00\xff\x7f\xfe%", "headers": {**tokens("service"), **json_type}},  # not UTF-8: 400
+        {"content": b'{"reads": ' + b"[" * 5000, "headers": {**tokens("service"), **json_type}},  # too deep: 400
         {"json": {"reads": []}, "headers": tokens("service")},
         {"json": {"reads": [{**reads[0], "plate": 7}, {"read_id": "x"}]}, "headers": tokens("service")},
         {"json": ["not", "an", "object"], "headers": tokens("service")},
@@ -69,12 +71,13 @@ async def test_the_fast_path_answers_batches_as_the_route_does(hl_settings: Sett
         by_fast_path = await _answers(fast, tokens, uuid.uuid4().hex[:8])
     async with running(_without_fast_path(hl_settings)) as routed:
         by_route = await _answers(routed, tokens, uuid.uuid4().hex[:8])
-    assert [status for status, _ in by_fast_path] == [401, 401, 401, 403, 422, 422, 422, 422, 422, 200, 200, 200]
+    statuses = [401, 401, 401, 403, 422, 422, 400, 400, 422, 422, 422, 200, 200, 200]
+    assert [status for status, _ in by_fast_path] == statuses
     for i, (fast_answer, route_answer) in enumerate(zip(by_fast_path, by_route, strict=True)):
         assert fast_answer == route_answer, (i, fast_answer, route_answer)
-    hits = by_fast_path[9][1]["results"]
+    hits = by_fast_path[11][1]["results"]
     assert [[h["entry_id"] for h in r["hits"]] for r in hits] == [["V300000001"], [], ["W300000002", "V300000001"]]
-    assert by_fast_path[11] == by_fast_path[9]
+    assert by_fast_path[13] == by_fast_path[11]
 
 
 async def test_other_content_types_go_to_the_route(hl_settings: Settings, tokens) -> None:  # type: ignore[no-untyped-def]
