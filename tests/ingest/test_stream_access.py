@@ -13,8 +13,12 @@ async def test_a_stream_ends_with_its_shift_and_never_carries_the_next_shifts_hi
     x = officer_factory(ingest)()
     assert (await x.start()).status_code == 201
     x_read = (await x.post_read(x.meta(plate="ABC123"))).json()
-    x_stream = asyncio.create_task(ingest.get(f"/v1/units/{x.unit}/stream", headers=x.headers))
-    await asyncio.sleep(0.3)  # the stream is open (new events only)
+    # From the first event (the car's own shift's only), so the hit below reaches the stream however late the
+    # stream's request is served on a loaded machine; it must still be open before the shift ends.
+    x_stream = asyncio.create_task(
+        ingest.get(f"/v1/units/{x.unit}/stream", headers={**x.headers, "Last-Event-ID": "0"})
+    )
+    await asyncio.sleep(0.5)
     x_hit = _hit(x_read["read_id"], f"x-{x_read['read_id']}")
     assert (await ingest.post("/v1/internal/hits", json={"hits": [x_hit]}, headers=_service(make_token))).json()[
         "delivered"
