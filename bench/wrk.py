@@ -195,14 +195,6 @@ def _serve_pid(service: str, env: dict[str, str], *, workers: int = 1) -> Iterat
         yield base, pid
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-
-
 def _dsn(url: str) -> str:
     return url.replace("postgresql+asyncpg://", "postgresql://", 1)
 
@@ -304,7 +296,8 @@ def run(workers: int = 2) -> dict[str, Any]:
         importer = subprocess.Popen(
             [sys.executable, "-m", "services.ingest.agents"], env={**os.environ, "ALPR_LOG_LEVEL": "WARNING", **env}
         )
-        stack.callback(_stop, importer)
+        stack.callback(importer.wait, 15)  # after terminate: callbacks run last first, as harness.serve stops
+        stack.callback(importer.terminate)
         weed_pid = weed.proc.pid if getattr(weed, "proc", None) is not None else None
         groups = {"ingest": ingest_pid, "ingest_importer": importer.pid, "hotlist": hotlist_pid, "access": access_pid}
         if weed_pid:

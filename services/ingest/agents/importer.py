@@ -119,7 +119,6 @@ class AgentImporter:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.rounds = 0
-        self.spool_backlog = 0  # spool bytes not yet imported, as the last round saw them
         self.totals: Counter[str] = Counter()
         self.health = LoopHealth("agent_importer")
         self._match_again_at = 0.0  # after a failed match at import: left to `finish_reads` until then
@@ -183,8 +182,6 @@ class AgentImporter:
                 spool_files.read_pending, self.dir, offsets, max_bytes=ctx.settings.ingest_agent_import_bytes
             )
             records = [r for s in segments for r in s.records]
-            self.spool_backlog = sum(max(s.size - s.end, 0) for s in segments)
-            backlog.SPOOL_BYTES.set(self.spool_backlog)
             if records:
                 parsed = await _parse_all(records)
                 await ctx.writer.ensure_days(
