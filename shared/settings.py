@@ -233,6 +233,9 @@ class Settings(BaseSettings):
     # The public log of use (no token): each period's answer kept this long; new computations per source limited.
     public_report_cache_s: float = Field(default=300.0, ge=0)
     public_report_limit: str = "10/minute"  # a `limits` rate string
+    # The public transparency page (same cache and limit): a link to the agency's published use policy, `{agency}`
+    # replaced by the page's ORI; empty: the page shows the policy's terms without a link.
+    transparency_policy_url: str = Field(default="", max_length=500)
 
     # Calls from access to ingest's archived-read search.
     search_timeout_s: float = Field(default=10.0, gt=0)

@@ -94,6 +94,7 @@ MATRIX: dict[str, dict[tuple[str, str], frozenset[str]]] = {
         ("GET", "/v1/holds/reviews"): frozenset({"supervisor", "auditor"}),
         ("POST", "/v1/holds/{hold_id}/reviews"): frozenset({"supervisor"}),
         ("GET", "/v1/internal/retention"): frozenset({"service"}),
+        ("GET", "/v1/internal/subject-requests/counts"): frozenset({"service"}),
         ("GET", "/v1/internal/usage"): frozenset({"service"}),
         ("GET", "/v1/internal/readers"): frozenset({"service"}),
         ("POST", "/v1/agents/{agent_id}/location"): frozenset({"admin"}),

@@ -21,6 +21,7 @@ from services.access.routes import router
 from services.access.search import IngestClient
 from services.access.security import KeyRing, Passwords
 from services.access.throttle import LoginThrottle
+from services.access.web import router as web_router
 from shared.app import create_service_app
 from shared.audit_seal import load_keys, publish_checkpoint
 from shared.settings import Settings, get_settings
@@ -55,6 +56,7 @@ def create_app(
         app.state.passwords = Passwords(settings)
         app.state.login_throttle = LoginThrottle(settings)
         app.state.public_reports = PublicReports(settings)
+        app.state.transparency_pages = PublicReports(settings)  # its own cache: pages, not log-of-use answers
         app.state.ingest = IngestClient(
             settings.url_of("ingest"), keys, timeout_s=settings.search_timeout_s, transport=ingest_transport
         )
@@ -79,7 +81,7 @@ def create_app(
     return create_service_app(
         "access",
         settings,
-        routers=[router, reports_router, notices_router, records_router, evidence_router],
+        routers=[router, reports_router, notices_router, records_router, evidence_router, web_router],
         lifespan=lifespan,
         description="Identities, tokens, access requests with supervisor approval, and the audit log.",
         max_body_bytes=settings.court_order_max_bytes + 1024 * 1024,  # a request with its court order, the largest

@@ -100,7 +100,14 @@ def _log_out(report: dict[str, Any], format: str, name: str) -> Any:
 
 
 async def _record_report(
-    session: AsyncSession, request: Request, principal: Principal, action: str, start: date, end: date, format: str
+    session: AsyncSession,
+    request: Request,
+    principal: Principal,
+    action: str,
+    start: date,
+    end: date,
+    format: str,
+    **more: str,
 ) -> None:
     """Every report made is in the audit log: who asked, for which period, in which form."""
     await record(
@@ -109,7 +116,7 @@ async def _record_report(
         action=action,
         principal=principal,
         source_ip=client_ip(request),
-        details={"start": start.isoformat(), "end": end.isoformat(), "format": format},
+        details={"start": start.isoformat(), "end": end.isoformat(), "format": format, **more},
     )
 
 
@@ -214,7 +221,11 @@ async def commissioner_summary(
     _period(start, end)
     audit = await reports.audit_report(session, figures, start, end, agency=scope.agency)
     summary = reports.commissioner_summary(audit, completed_on=completed_on or datetime.now(UTC).date())
-    await _record_report(session, request, principal, "report.commissioner_summary", start, end, format)
+    # The completion day is kept: the public transparency page shows the last audit and links its summary.
+    await _record_report(
+        session, request, principal, "report.commissioner_summary", start, end, format,
+        completed_on=summary["completed_on"],
+    )  # fmt: skip
     if format == "pdf":
         return pdf_response(pdf.commissioner_summary_pdf(summary), "audit-summary")
     return summary

@@ -27,6 +27,7 @@ from services.ingest.readers import router as readers_router
 from services.ingest.routes import read_beside_the_router, router
 from services.ingest.service import IngestContext
 from services.ingest.stream import StreamHub, close_on_exit_signal
+from services.ingest.subject_counts import router as subject_counts_router
 from services.ingest.subjects import router as subjects_router
 from services.ingest.writer import ExistingReads, ReadWriter, batch_engine
 from shared.app import create_service_app
@@ -155,7 +156,15 @@ def create_app(
     return create_service_app(
         "ingest",
         settings,
-        routers=[router, agents_router, hold_records_router, holds_router, subjects_router, readers_router],
+        routers=[
+            router,
+            agents_router,
+            hold_records_router,
+            holds_router,
+            subjects_router,
+            subject_counts_router,
+            readers_router,
+        ],
         lifespan=lifespan,
         metric_probes=[ingest_backlog],
         ready_checks=[retention.PurgeReadiness(), agent_backlog],
