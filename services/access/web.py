@@ -42,7 +42,7 @@ CSP = (
 )
 
 
-def chart(ident: str, title: str, data: dict[str, int], width: int = 560, height: int = 200) -> Markup:
+def chart(ident: str, title: str, data: dict[str, int], width: int = 440, height: int = 200) -> Markup:
     """A bar chart as inline SVG, labelled for screen readers (the numbers are in the table beside it)."""
     e = html.escape
     if not data or not any(data.values()):
