@@ -21,8 +21,8 @@ from services.access import notices
 from services.access.notice_models import BreachNotice
 from services.access.reports import FiguresClient
 from shared.audit_seal import CHECKPOINT_PREFIX
-from shared.auth import Principal
 from shared.http import service_client
+from shared.scoping import Scope
 from shared.settings import Settings
 from shared.storage import ObjectStore, StorageError
 
@@ -65,10 +65,10 @@ async def _grants(session: AsyncSession, agency: str, now: datetime) -> list[dic
     ]  # fmt: skip
 
 
-async def _breaches(session: AsyncSession, agency: str) -> list[dict[str, Any]]:
+async def _breaches(session: AsyncSession, scope: Scope) -> list[dict[str, Any]]:
     """Open: no investigation report yet (13.055 subd. 2 asks for one when the investigation ends)."""
-    stmt = select(BreachNotice).where(
-        col(BreachNotice.agency) == agency, col(BreachNotice.investigation_report).is_(None)
+    stmt = scope.where(select(BreachNotice), col(BreachNotice.agency)).where(
+        col(BreachNotice.investigation_report).is_(None)
     )
     rows = (await session.execute(stmt.order_by(col(BreachNotice.discovered_at).desc()))).scalars()
     return [{"id": str(b.id), "discovered_at": b.discovered_at.isoformat(), "notified": len(b.notified)} for b in rows]
@@ -111,11 +111,12 @@ async def dashboard(
     figures: FiguresClient,
     settings: Settings,
     store: ObjectStore,
-    principal: Principal,
+    scope: Scope,
     token: str,
     public_urls: dict[str, str],
 ) -> dict[str, Any]:
-    agency = principal.agency or ""
+    """`scope`: the viewer's (`shared.scoping`), whose agency every query and call names."""
+    principal, agency = scope.principal, scope.agency
     now = datetime.now(UTC)
     today: date = now.date()
     holds = await _as_viewer(figures, "ingest", "/v1/holds/reviews", token, within_days=REVIEW_WINDOW_DAYS)
@@ -162,5 +163,5 @@ async def dashboard(
         "verify": await _last_verify(session, agency),
         "checkpoint": await _checkpoint(store),
         "notices": unsent,
-        "breaches": await _breaches(session, agency),
+        "breaches": await _breaches(session, scope),
     }

@@ -20,16 +20,17 @@ from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.access import dashboard, identity, pdf, reports, transparency
 from services.access.deps import StoreDep
 from services.access.public_cache import PublicReports
 from services.access.report_routes import Figures, pdf_response
-from shared.audit import client_ip, record
+from shared.audit import client_ip
 from shared.auth import Principal, check_training
 from shared.db import SessionDep
 from shared.errors import AppError, Forbidden, NotFound, Unauthorized, Unprocessable
+from shared.scoping import Scope
 
 router = APIRouter(include_in_schema=False)  # pages, not API: the OpenAPI document lists the API only
 HERE = Path(__file__).parent
@@ -244,9 +245,13 @@ async def dashboard_page(request: Request, session: SessionDep, figures: Figures
         return _page("login.html", 403, private=True, error=str(exc.detail))
     settings = request.app.state.settings
     urls = {"ingest": settings.url_of("ingest"), "hotlist": settings.url_of("hotlist")}
-    d = await dashboard.dashboard(session, figures, settings, store, principal, token, urls)
-    await record(
-        session, service="access", action="dashboard.view", principal=principal, source_ip=client_ip(request),
+    scope = Scope(principal)  # the API's scoping: the viewer's agency, in every query and call below
+    d = await dashboard.dashboard(session, figures, settings, store, scope, token, urls)
+    await scope.audit(
+        session,
+        service="access",
+        action="dashboard.view",
+        source_ip=client_ip(request),
         details={"agency": d["agency"]},
-    )  # fmt: skip
+    )
     return _page("dashboard.html", private=True, d=d)

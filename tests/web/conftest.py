@@ -35,10 +35,14 @@ def _ensure_chromium() -> None:
         return
     if os.geteuid() != 0:
         pytest.fail("the web tests need Debian's chromium and chromium-driver (apt-get install, as root)")
+    _apt_install("chromium", "chromium-driver")
+
+
+def _apt_install(*packages: str) -> None:
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     subprocess.run(["apt-get", "update", "-q"], check=True, env=env, capture_output=True)
     subprocess.run(
-        ["apt-get", "install", "-y", "-q", "--no-install-recommends", "chromium", "chromium-driver"],
+        ["apt-get", "install", "-y", "-q", "--no-install-recommends", *packages],
         check=True,
         env=env,
         capture_output=True,
@@ -51,6 +55,8 @@ def axe_source() -> str:
     folder = Path.home() / ".cache" / "alpr-tests" / f"axe-core-{AXE_VERSION}"
     script = folder / "node_modules" / "axe-core" / "axe.min.js"
     if not script.exists():
+        if shutil.which("npm") is None and os.geteuid() == 0:
+            _apt_install("npm")
         npm = shutil.which("npm")
         if npm is None:
             pytest.fail("the accessibility check needs npm (Debian: apt-get install npm) to fetch axe-core")

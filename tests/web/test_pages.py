@@ -11,13 +11,15 @@ from datetime import UTC, datetime
 import httpx
 from sqlalchemy import text
 
-from services.access import transparency
+from services.access import identity, transparency
+from services.access.main import create_app
 from services.hotlist import retention as hit_retention
 from services.ingest import retention
 from services.ingest.holds import held_among
 from shared.settings import Settings
 from tests.conftest import TokenFactory
 from tests.ingest.conftest import ingest_settings
+from tests.support.apps import running
 from tests.web.figures import figures, number, table
 from tests.web.system import DAYS_AGO, PASSWORD, Agency, Web, auth, two_agencies
 
@@ -183,3 +185,18 @@ async def test_dashboard_login_scope_training_audit(settings: Settings, make_tok
             assert resp.status_code == 200, resp.text
             entries = resp.json()["entries"]
             assert entries and {e["agency"] for e in entries} == {me.ori}
+
+
+async def test_dashboard_cookie_is_secure_in_production(settings: Settings) -> None:
+    prod = settings.model_copy(update={"environment": "production", "password_time_cost": 2})
+    app = create_app(prod)
+    async with running(app) as client:
+        async with app.state.sessionmaker() as session:
+            await identity.create_user(
+                session, app.state.passwords, username="web-prod-sup", password=PASSWORD, full_name="Prod",
+                agency="MNWPROD01", roles=["auditor"],
+            )  # fmt: skip
+            await session.commit()
+        resp = await _login(client, "web-prod-sup")
+        assert resp.status_code == 303, resp.text
+        assert "secure" in resp.headers["set-cookie"].lower().split("; ")
