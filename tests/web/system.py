@@ -50,6 +50,7 @@ class Agency:
     covert_hits: int
     warrant: bool
     plates: list[str] = field(default_factory=list)
+    read_ids: list[str] = field(default_factory=list)
     case: str = ""
     people: dict[str, str] = field(default_factory=dict)  # role -> login name
 
@@ -100,8 +101,10 @@ async def _readings(conn: Any, ag: Agency) -> None:
         for i in range(count):
             plate = f"{ag.tag}{n:03d}{i}"
             ag.plates.append(plate)
+            rid = uuid.uuid4()
+            ag.read_ids.append(str(rid))
             reads.append({
-                "id": uuid.uuid4(), "captured_at": at + timedelta(minutes=i + 1), "received_at": at, "agency": ag.ori,
+                "id": rid, "captured_at": at + timedelta(minutes=i + 1), "received_at": at, "agency": ag.ori,
                 "unit": UNIT, "shift_id": sid, "camera": "front", "client_read_id": f"web-{uuid.uuid4()}",
                 "lat": 45.01, "lon": -93.31, "plate": plate, "recognition_pending": False, "match_pending": False,
                 "attempts": 0, "hits": [],
@@ -193,7 +196,13 @@ async def two_agencies(settings: Settings, make_token: TokenFactory, **overrides
     a = Agency(f"MNWA{tag}", f"A{tag}", (5, 4, 3), hits=3, covert_hits=2, warrant=True, case=f"CASE-A{tag}")
     b = Agency(f"MNWB{tag}", f"B{tag}", (2, 2, 1), hits=1, covert_hits=0, warrant=False, case=f"CASE-B{tag}")
     own = settings.model_copy(
-        update={"hotlist_sync_scheduled": False, "public_report_limit": "1000/minute", **overrides}
+        # Holds reviewed every 10 days: A's hold (placed now) is on the dashboard's 30-day review list.
+        update={
+            "hotlist_sync_scheduled": False,
+            "public_report_limit": "1000/minute",
+            "hold_review_days": 10,
+            **overrides,
+        }
     )
     ingest = ingest_app(ingest_settings(own), run_worker=False)
     hotlist = hotlist_app(own)
@@ -227,6 +236,12 @@ async def two_agencies(settings: Settings, make_token: TokenFactory, **overrides
                 )  # fmt: skip
                 assert resp.status_code == 201, resp.text
             resp = await ing.post(
+                "/v1/holds",
+                json={"case_number": a.case, "reason": f"reason of {a.tag}", "read_ids": a.read_ids[:1]},
+                headers=auth(web.token(a, "supervisor")),
+            )
+            assert resp.status_code == 201, resp.text
+            resp = await ing.post(
                 "/v1/agents",
                 json={"name": f"fixed-{a.tag}", "kind": "fixed", "lat": 45.03, "lon": -93.36,
                       "placed_on": (date.today() - timedelta(days=20)).isoformat()},
@@ -239,6 +254,8 @@ async def two_agencies(settings: Settings, make_token: TokenFactory, **overrides
                 headers=auth(web.token(a, "supervisor")),
             )
             assert resp.status_code == 201, resp.text
+            resp = await client.get("/v1/audit/verify", headers=auth(web.token(a, "auditor")))
+            assert resp.status_code == 200, resp.text
             end = datetime.now(UTC)
             resp = await client.get(
                 "/v1/reports/commissioner-summary",

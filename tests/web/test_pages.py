@@ -161,8 +161,14 @@ async def test_dashboard_login_scope_training_audit(settings: Settings, make_tok
             notices = (await c.get("/v1/reports/bca-notices", headers=sup)).json()["items"]
             assert number(figs, "notices_unsent") == sum(1 for n in notices if n["status"] != "sent")
             reviews = (await web.ing.get("/v1/holds/reviews", headers=sup)).json()["holds"]
-            assert number(figs, "holds_due") == len(reviews)
+            assert number(figs, "holds_due") == len(reviews) == (1 if me is web.a else 0)
             assert number(figs, "safe_at_home_pending") == 0
+            # A's auditor checked the chain (intact); B's never did.
+            assert (
+                figs["audit_verify"].endswith("entries")
+                if me is web.a
+                else figs["audit_verify"] == "never run by this agency"
+            )
             # Read-only: no form but log-out.
             assert re.findall(r'<form[^>]*action="([^"]+)"', page.text) == ["/dashboard/logout"]
             out = await c.post("/dashboard/logout")
