@@ -75,8 +75,17 @@ def artifacts() -> Path:
     root = Path(os.environ.get("ALPR_TEST_ARTIFACTS") or Path(tempfile.gettempdir()) / "alpr-test-artifacts")
     folder = root / f"web-{datetime.now(UTC):%Y%m%dT%H%M%S}-{os.getpid()}"
     folder.mkdir(parents=True, exist_ok=True)
-    print(f"\nweb test artifacts: {folder}")  # noqa: T201 - where the screenshots are
+    _made.append(folder)
     return folder
+
+
+_made: list[Path] = []
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Where the screenshots are, printed at the end of every run that made them (captured output or not)."""
+    for folder in _made:
+        terminalreporter.write_line(f"web test artifacts (screenshots, axe results): {folder}")
 
 
 @pytest.fixture(scope="session")
