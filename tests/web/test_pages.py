@@ -60,6 +60,7 @@ async def test_transparency_page_per_agency_and_after_a_purge(settings: Settings
             _own_host_only(page)
             found = [x for x in other.leaks() + me.plates + [f"list-{me.tag}", me.case] if x in page]
             assert not found, f"{me.ori}'s page shows {found}"
+            assert "45.01" not in page and "93.31" not in page, "a read's position is on the public page"
             figs = figures(page)
             api = await _api_figures(web, me)
             # The API's public log of use for the same period, and what the data set holds.
