@@ -129,6 +129,9 @@ class Settings(BaseSettings):
     ingest_agent_registry_refresh_s: float = Field(default=5.0, gt=0)  # agents (tokens) re-read this often
     ingest_agent_active_gap_s: float = Field(default=150.0, gt=0)  # posts closer than this: one active interval
     ingest_agent_second_read: bool = False  # also read agents' plate crops with our recognition
+    # A car-mounted agent's read without GPS takes its unit's MDC position nearest the capture time within this many
+    # seconds (a car at 30 m/s moves 900 m in 30 s); none that close: the read is stored without a position.
+    ingest_agent_mdc_position_max_age_s: float = Field(default=30.0, ge=0, le=600)
 
     # Hotlist: the BCA hot-list sync (a scheduled job in the hotlist service, or `alpr hotlist sync`).
     hotlist_source_url: str | None = None  # unset: no scheduled sync

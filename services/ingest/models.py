@@ -75,8 +75,9 @@ class Read(SQLModel, table=True):
     shift_id: uuid.UUID | None = None
     camera: str
     client_read_id: str
-    lat: float = Field(sa_column=Column(Float, nullable=False))
-    lon: float = Field(sa_column=Column(Float, nullable=False))
+    # NULL: a camera agent's read with no GPS, no fixed place and no MDC position near it (docs/ingest.md).
+    lat: float | None = Field(default=None, sa_column=Column(Float, nullable=True))
+    lon: float | None = Field(default=None, sa_column=Column(Float, nullable=True))
     heading: float | None = Field(default=None, sa_column=Column(Float, nullable=True))
     speed: float | None = Field(default=None, sa_column=Column(Float, nullable=True))
     plate: str | None = None  # normalized (shared.plates.normalize)

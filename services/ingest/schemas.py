@@ -202,8 +202,8 @@ class SearchRead(BaseModel):
     plate: str | None
     state: str | None
     captured_at: datetime
-    lat: float
-    lon: float
+    lat: float | None  # None: a camera agent's read stored without a position (docs/ingest.md)
+    lon: float | None
     unit: str
     camera: str
     agency: str | None

@@ -71,7 +71,8 @@ def read_id_for(agent_id: uuid.UUID, key: str) -> uuid.UUID:
 
 
 class Refused(Exception):
-    """This read cannot be stored (unit offline, no location, time out of range): quarantined with the reason."""
+    """This read cannot be stored (unit offline, time out of range): quarantined with the reason. A missing position
+    is not a reason: such a read is stored without one (docs/ingest.md)."""
 
 
 @dataclass
@@ -495,8 +496,11 @@ class AgentImporter:
         lat, lon, located = pr.lat, pr.lon, "gps"
         if lat is None or lon is None:
             lat, lon, located = agent.lat, agent.lon, "fixed"
+        if (lat is None or lon is None) and agent.kind == "unit" and agent.unit:
+            lat, lon, located = *await self._mdc_position(conn, agent, captured), "mdc"
         if lat is None or lon is None:
-            raise Refused("no GPS position in the post and the agent has no fixed location")
+            # Never quarantined for it: a read without a position is still a read, matched and alerted like any other.
+            lat, lon, located = None, None, "none"
         shift_id: uuid.UUID | None = None
         if agent.kind == "unit":
             assert agent.unit is not None
@@ -585,14 +589,34 @@ class AgentImporter:
             return
         await self._merge(conn, agent, pr, found, lat, lon, located, wants_finish, now, batch)
 
+    async def _mdc_position(
+        self, conn: AsyncConnection, agent: AgentInfo, captured: datetime
+    ) -> tuple[float | None, float | None]:
+        """The unit's position from its MDC: the MDC's own read (posted to /v1/reads, not by an agent) nearest the
+        capture time, within `ingest_agent_mdc_position_max_age_s` either side."""
+        window = timedelta(seconds=self.ctx.settings.ingest_agent_mdc_position_max_age_s)
+        found = (
+            await conn.execute(
+                text(
+                    "SELECT lat, lon FROM ingest.reads WHERE agency = :agency AND unit = :unit "
+                    "AND captured_at BETWEEN CAST(:at AS timestamptz) - CAST(:w AS interval) "
+                    "AND CAST(:at AS timestamptz) + CAST(:w AS interval) "
+                    "AND lat IS NOT NULL AND lon IS NOT NULL AND client_read_id NOT LIKE 'agent:%' "
+                    "ORDER BY abs(extract(epoch FROM captured_at - CAST(:at AS timestamptz))) LIMIT 1"
+                ),
+                {"agency": agent.agency or "", "unit": agent.unit, "at": captured, "w": window},
+            )
+        ).first()
+        return (found.lat, found.lon) if found is not None else (None, None)
+
     async def _merge(
         self,
         conn: AsyncConnection,
         agent: AgentInfo,
         pr: PlateRead,
         found: list[Any],
-        lat: float,
-        lon: float,
+        lat: float | None,
+        lon: float | None,
         located: str,
         wants_finish: bool,
         now: datetime,

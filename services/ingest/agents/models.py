@@ -62,7 +62,7 @@ class AgentRead(SQLModel, table=True):
     corners: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSONB, nullable=False))
     candidates: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSONB, nullable=False))
     keys: list[str] = Field(default_factory=list, sa_column=Column(ARRAY(Text), nullable=False))
-    location_source: str  # "gps" | "fixed"
+    location_source: str  # "gps" | "fixed" | "mdc" (its unit's MDC) | "none" (stored without a position)
     finish_pending: bool = Field(default=False, sa_column=Column(Boolean, nullable=False))
     updated_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
 
