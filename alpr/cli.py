@@ -7,7 +7,7 @@ import importlib
 import sys
 from collections.abc import Callable
 
-from alpr.settings_file import cli_settings
+from alpr.settings_file import cli_settings, up_settings
 from shared.logs import configure_logging
 from shared.settings import Settings, get_settings
 
@@ -32,8 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    # `alpr up` saved the settings it ran with in the data folder: the other commands use them too.
-    settings = get_settings() if args.command == "up" else cli_settings(get_settings())
+    # `alpr up` saved the settings it ran with in the data folder (its flags included): it reads them back, and the
+    # other commands use them too.
+    settings = up_settings(args) if args.command == "up" else cli_settings(get_settings())
     configure_logging(settings.log_level, json=settings.log_json, service="cli")
     func: Callable[[argparse.Namespace, Settings], int] = args.func
     return func(args, settings)

@@ -29,6 +29,15 @@ def _private_dir(prefix: str) -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _data_dir_of_its_own() -> Iterator[None]:
+    """Never the checkout's ./var: `make run` keeps a running system's keys and saved settings there, and a test
+    that reads settings from the environment (the CLI's) would pick them up."""
+    with _private_dir("alpr-test-data-") as path, pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ALPR_DATA_DIR", str(path))
+        yield
+
+
 # The services' database roles in tests (the server trusts local connections; a password is set all the same).
 TEST_ROLE_PASSWORDS = {"access": "t-access", "ingest": "t-ingest", "recognition": "t-recognition", "hotlist": "t-hl"}
 

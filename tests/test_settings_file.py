@@ -3,7 +3,10 @@ environment winning over them."""
 
 from __future__ import annotations
 
+import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -45,3 +48,46 @@ def test_saved_settings_come_back_as_they_were_and_the_environment_wins(
     other = tmp_path / "elsewhere"
     monkeypatch.setenv("ALPR_DATA_DIR", str(other))  # another data folder: nothing saved there
     assert cli_settings(Settings()).hotlist_source_url is None
+
+
+def test_alpr_up_reads_the_saved_settings_and_its_flags_override_them_and_are_saved(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from alpr.cli import build_parser
+    from alpr.settings_file import up_settings
+
+    monkeypatch.chdir(tmp_path)  # no .env here
+    for name in ("ACCESS_PORT", "HOTLIST_PORT", "INGEST_PORT", "LOG_JSON", "HOTLIST_SOURCE_URL"):
+        monkeypatch.delenv(f"ALPR_{name}", raising=False)  # restored afterwards: up_settings exports what it runs with
+    data = tmp_path / "var"
+    data.mkdir()
+    monkeypatch.setenv("ALPR_DATA_DIR", str(data))
+    write(Settings(data_dir=data, hotlist_port=18004, ingest_port=18002, log_json=False))  # an earlier `alpr up`
+
+    first = up_settings(build_parser().parse_args(["up", "--access-port", "18001", "--ingest-port", "18012"]))
+    assert (first.access_port, first.ingest_port, first.hotlist_port, first.log_json) == (18001, 18012, 18004, False)
+    # The services inherit the environment: the saved settings reach them too, not only the runner.
+    assert os.environ["ALPR_HOTLIST_PORT"] == "18004" and os.environ["ALPR_ACCESS_PORT"] == "18001"
+    write(first)  # as the runner does once the database is up
+
+    for name in ("ACCESS_PORT", "HOTLIST_PORT", "INGEST_PORT", "LOG_JSON"):
+        monkeypatch.delenv(f"ALPR_{name}")  # a second `make run`, in a fresh shell, with no flag
+    again = up_settings(build_parser().parse_args(["up"]))
+    assert (again.access_port, again.ingest_port, again.hotlist_port, again.log_json) == (18001, 18012, 18004, False)
+
+
+def test_alpr_up_help_lists_every_setting_as_a_flag_with_its_variable() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "alpr.cli", "up", "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    flat = " ".join(out.split())
+    for name in Settings.model_fields:
+        assert f"--{name.replace('_', '-')} VALUE ALPR_{name.upper()} (default:" in flat, name
+
+
+def test_tests_never_read_the_checkouts_data_folder() -> None:
+    """`make run` keeps its data in ./var; `make test` in the same checkout must not pick it up (its keys, its
+    saved settings): the test set-up points ALPR_DATA_DIR at a folder of its own."""
+    checkout = Path(__file__).resolve().parents[1]
+    assert not Settings().data_dir.resolve().is_relative_to(checkout)
+    assert not cli_settings(Settings()).data_dir.resolve().is_relative_to(checkout)

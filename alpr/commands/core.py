@@ -7,6 +7,7 @@ import asyncio
 from typing import Any
 
 from alpr.commands.common import database_url
+from alpr.settings_file import add_flags
 from shared.settings import Settings
 
 
@@ -96,7 +97,15 @@ def cmd_audit_checkpoint(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("up", help="start PostgreSQL (embedded unless configured) and the four services")
+    p = sub.add_parser(
+        "up",
+        help="start PostgreSQL (embedded unless configured) and the four services",
+        usage="alpr up [--<setting> VALUE ...]",
+        description="Start PostgreSQL (embedded unless configured), the four services and the agents' importer. "
+        "Settings: these flags, then the environment, then the data folder's saved alpr.env, then .env; what it "
+        "runs with is saved in alpr.env again (docs/settings.md).",
+    )
+    add_flags(p)
     p.set_defaults(func=cmd_up)
 
     p = sub.add_parser("migrate", help="apply the database migrations")
