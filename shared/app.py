@@ -10,6 +10,7 @@ from datetime import datetime
 import structlog
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
@@ -144,7 +145,8 @@ def create_service_app(
             await engine.dispose()
             log.info("service_stopped")
 
-    app = FastAPI(
+    # /docs (Swagger UI) and /redoc from fastapi-offline's own copies under /static-offline-docs, never a CDN.
+    app = FastAPIOffline(
         title=f"ALPR {service} service",
         description=description,
         version="0.1.0",
