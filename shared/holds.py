@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from shared.text import CleanInput
 
@@ -22,5 +22,5 @@ class HoldTerms(CleanInput):
     classification: Classification = "active_investigative"
 
 
-class HoldRelease(BaseModel):
+class HoldRelease(CleanInput):
     reason: str = Field(min_length=3, max_length=4000)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, ClassVar
 
-from pydantic import AfterValidator, BaseModel, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, model_validator
 
 # C0 controls except tab, line feed and carriage return (multi-line reasons keep their lines), DEL and C1.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
@@ -52,10 +52,13 @@ def find_control(value: Any, skip: frozenset[str] = frozenset(), path: str = "")
 
 
 class CleanInput(BaseModel):
-    """The base of request bodies: text anywhere in one (values, nested objects, lists, keys) with a control
-    character is refused (422) before any field is looked at. A body may name top-level fields it checks itself
-    (`control_checked_later`), such as a search cursor whose refusal must be audited."""
+    """The base of every request body and every object nested in one: a field it does not know is refused (422, its
+    `loc` naming the field) rather than silently ignored (a decision's `expires_in_days` was dropped for the default),
+    and text anywhere in one (values, nested objects, lists, keys) with a control character is refused before any
+    field is looked at. A body may name top-level fields it checks itself (`control_checked_later`), such as a search
+    cursor whose refusal must be audited."""
 
+    model_config = ConfigDict(extra="forbid")
     control_checked_later: ClassVar[frozenset[str]] = frozenset()
 
     @model_validator(mode="before")

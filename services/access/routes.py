@@ -61,6 +61,7 @@ from shared.keys import public_jwks
 from shared.scoping import Scope, Scoped
 from shared.settings import Settings
 from shared.storage import LinkViewer, ObjectNotFound, SignedLinks, StorageError
+from shared.text import CleanInput
 
 router = APIRouter()
 
@@ -192,7 +193,7 @@ async def enable_user(
     return await _user_out(session, user)
 
 
-class PasswordIn(BaseModel):
+class PasswordIn(CleanInput):
     password: str = Field(min_length=12, max_length=1024)
 
 

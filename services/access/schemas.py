@@ -20,7 +20,7 @@ class TokenOut(BaseModel):
     refresh_token: str | None = None
 
 
-class AreaIn(BaseModel):
+class AreaIn(CleanInput):
     lat: float = Field(ge=-90, le=90)
     lon: float = Field(ge=-180, le=180)
     radius_m: float = Field(gt=0, le=100_000)

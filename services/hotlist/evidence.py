@@ -14,12 +14,13 @@ from services.hotlist.models import Hit
 from shared.auth import SERVICE, Principal, require_roles
 from shared.db import SessionDep
 from shared.scoping import Scoped
+from shared.text import CleanInput
 
 router = APIRouter(tags=["internal"])
 Service = Annotated[Principal, Depends(require_roles(SERVICE))]
 
 
-class ReadHitsIn(BaseModel):
+class ReadHitsIn(CleanInput):
     read_id: str = Field(min_length=1, max_length=64)
     agency: str = Field(max_length=80, description="the grant's agency: only the hits it is custodian of")
 

@@ -43,7 +43,7 @@ class MatchRequest(CleanInput):
         return [normalize(a) for a in v if normalize(a)]
 
 
-class MatchBatchRequest(BaseModel):
+class MatchBatchRequest(CleanInput):
     reads: list[MatchRequest] = Field(min_length=1, max_length=1000)
 
 

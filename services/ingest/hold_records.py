@@ -257,7 +257,7 @@ async def review_hold(
 Service = Annotated[Principal, Depends(require_roles("service"))]
 
 
-class EvidenceIn(BaseModel):
+class EvidenceIn(CleanInput):
     read_id: uuid.UUID
     agency: str = Field(max_length=80, description="the grant's agency: only its reads and holds are exported")
 

@@ -85,10 +85,9 @@ class BatchItem(ReadMetadata):
     `crop:<client_read_id>`."""
 
 
-class Hit(BaseModel):
-    """A hot-list hit as hotlist reports it (docs/contracts.md); unknown keys are passed through."""
-
-    model_config = ConfigDict(extra="allow")
+class Hit(CleanInput):
+    """A hot-list hit as hotlist reports it (docs/contracts.md): hotlist's `HitOut`, field for field; a key it does
+    not know is refused like any request body's."""
 
     hit_id: str
     read_id: str
@@ -158,7 +157,7 @@ class StreamPage(BaseModel):
 # Internal endpoints (docs/contracts.md).
 
 
-class Area(BaseModel):
+class Area(CleanInput):
     lat: float = Field(ge=-90, le=90)
     lon: float = Field(ge=-180, le=180)
     radius_m: float = Field(gt=0, le=200_000)
