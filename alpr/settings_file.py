@@ -27,6 +27,8 @@ def _text(value: object) -> str:
         value = value.get_secret_value()
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, set | frozenset):
+        value = sorted(value)
     if isinstance(value, tuple | list | dict):
         return json.dumps(value, default=lambda v: v.get_secret_value() if isinstance(v, SecretStr) else str(v))
     return str(value)
