@@ -20,6 +20,11 @@ AGE = Gauge("alpr_hotlist_age_seconds", "Seconds since the source last confirmed
 SYNC_FAILURES_IN_ROW = Gauge(
     "alpr_hotlist_sync_failures_in_row", "BCA sync attempts in a row that failed or were refused"
 )
+# The schedule beside the list's age, so that an alert rule can tell a list older than its schedule (one failed sync
+# of an hourly list is already an hour without the BCA's updates) without the rule repeating the setting.
+SYNC_INTERVAL = Gauge(
+    "alpr_hotlist_sync_interval_seconds", "ALPR_HOTLIST_SYNC_INTERVAL_S: how often the BCA list is synced"
+)
 
 
 def count_new_hits(hits: list[dict[str, Any]], stored: set[Any]) -> None:
@@ -35,5 +40,6 @@ async def hotlist_state(app: FastAPI) -> None:
     ENTRIES.set(snapshot.entries if snapshot else 0)
     age = app.state.matcher.age_s()
     AGE.set(age if age is not None else -1)
+    SYNC_INTERVAL.set(app.state.settings.hotlist_sync_interval_s)
     count, _ = await failures_in_row(app.state.engine, app.state.settings.hotlist_sync_failures_degraded)
     SYNC_FAILURES_IN_ROW.set(count)
