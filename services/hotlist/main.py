@@ -9,12 +9,11 @@ from contextlib import asynccontextmanager
 import structlog
 from fastapi import FastAPI
 
-from services.hotlist import jobs, retention
+from services.hotlist import jobs, metrics, retention
 from services.hotlist.evidence import router as evidence_router
 from services.hotlist.holds import router as holds_router
 from services.hotlist.ingest_client import IngestClient
 from services.hotlist.matching import Matcher
-from services.hotlist.metrics import hotlist_state
 from services.hotlist.routes import match_batch_beside_the_router, router
 from services.hotlist.service import Distribution, version_out
 from services.hotlist.subjects import router as subjects_router
@@ -43,6 +42,18 @@ async def hotlist_sync(app: FastAPI) -> str | None:
     if count >= limit:
         return f"the last {count} hot-list syncs failed (latest: {error}); the list in force is not being refreshed"
     return None
+
+
+async def hotlist_state(app: FastAPI) -> None:
+    """Scrape-time probe: the matcher's snapshot (memory) and the last sync runs (a few rows)."""
+    snapshot = app.state.matcher.snapshot
+    metrics.VERSION.set(snapshot.version if snapshot else 0)
+    metrics.ENTRIES.set(snapshot.entries if snapshot else 0)
+    age = app.state.matcher.age_s()
+    metrics.AGE.set(age if age is not None else -1)
+    metrics.SYNC_INTERVAL.set(app.state.settings.hotlist_sync_interval_s)
+    count, _ = await failures_in_row(app.state.engine, app.state.settings.hotlist_sync_failures_degraded)
+    metrics.SYNC_FAILURES_IN_ROW.set(count)
 
 
 def create_app(settings: Settings | None = None, *, ingest: IngestClient | None = None) -> FastAPI:

@@ -5,10 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import FastAPI
 from prometheus_client import Counter, Gauge
-
-from services.hotlist.sync import failures_in_row
 
 HITS = Counter("alpr_hotlist_hits_total", "New hits by category (covert lists' hits left out)", ["category"])
 SYNCS = Counter(
@@ -31,15 +28,3 @@ def count_new_hits(hits: list[dict[str, Any]], stored: set[Any]) -> None:
     for hit in hits:
         if hit["id"] in stored and not hit.get("covert"):
             HITS.labels(hit["category"]).inc()
-
-
-async def hotlist_state(app: FastAPI) -> None:
-    """Scrape-time probe: the matcher's snapshot (memory) and the last sync runs (a few rows)."""
-    snapshot = app.state.matcher.snapshot
-    VERSION.set(snapshot.version if snapshot else 0)
-    ENTRIES.set(snapshot.entries if snapshot else 0)
-    age = app.state.matcher.age_s()
-    AGE.set(age if age is not None else -1)
-    SYNC_INTERVAL.set(app.state.settings.hotlist_sync_interval_s)
-    count, _ = await failures_in_row(app.state.engine, app.state.settings.hotlist_sync_failures_degraded)
-    SYNC_FAILURES_IN_ROW.set(count)

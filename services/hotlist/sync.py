@@ -19,6 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.hotlist.fetch import BcaClient, FetchError
+from services.hotlist.metrics import SYNCS
 from services.hotlist.parser import COPY_COLUMNS, FormatError, Parsed, parse
 from shared.settings import Settings
 
@@ -51,8 +52,6 @@ class SyncResult:
 
 async def _record_run(engine: AsyncEngine, started: datetime, trigger: str, outcome: str, **values: Any) -> None:
     import json
-
-    from services.hotlist.metrics import SYNCS
 
     SYNCS.labels(outcome).inc()
     async with engine.begin() as conn:

@@ -16,6 +16,8 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.ingest.writer import partition_days
+
 FACT_LOCK = "ingest.read_facts"
 
 # The reads of [s, e) grouped as facts; `:sealed` days are left out (their facts are final).
@@ -79,8 +81,6 @@ async def write_day(conn: Any, day: date, *, seal: bool) -> bool:
 async def write_pending(engine: AsyncEngine, at: datetime | None = None) -> list[date]:
     """The end-of-day writer: every finished day with reads and no facts yet (run by the scheduled purge)."""
     today = (at or datetime.now(UTC)).astimezone(UTC).date()
-    from services.ingest.retention import partition_days
-
     async with engine.connect() as conn:
         done = set((await conn.execute(text("SELECT day FROM ingest.read_fact_days"))).scalars())
     written = []

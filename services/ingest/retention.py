@@ -15,7 +15,6 @@ interrupted after 2 finds nothing left of that day. Running twice destroys nothi
 
 from __future__ import annotations
 
-import re
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -27,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.ingest import facts
 from services.ingest.retention_models import ACTIVE_HELD_READS, PurgeRun
+from services.ingest.writer import partition_days
 from shared.audit import record
 from shared.settings import Settings
 from shared.storage import ObjectStore
@@ -34,7 +34,6 @@ from shared.storage import ObjectStore
 log = structlog.get_logger(__name__)
 
 PURGE_LOCK = "ingest.retention purge"
-_PARTITION = re.compile(r"^reads_(\d{8})$")
 
 
 def now_utc() -> datetime:
@@ -84,23 +83,6 @@ class PurgeReport:
         out = asdict(self)
         out["cutoff"] = self.cutoff.isoformat()
         return out
-
-
-async def partition_days(engine: AsyncEngine) -> list[date]:
-    async with engine.connect() as conn:
-        rows = await conn.execute(
-            text(
-                "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-                "JOIN pg_class p ON p.oid = i.inhparent JOIN pg_namespace n ON n.oid = p.relnamespace "
-                "WHERE n.nspname = 'ingest' AND p.relname = 'reads'"
-            )
-        )
-        days = []
-        for (name,) in rows:
-            m = _PARTITION.match(name)
-            if m:
-                days.append(datetime.strptime(m.group(1), "%Y%m%d").date())
-    return sorted(days)
 
 
 async def held_in_day(conn: Any, day: date) -> tuple[set[uuid.UUID], set[str]]:

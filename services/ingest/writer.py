@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -35,6 +36,26 @@ _KEY = ("agency", "unit", "client_read_id", "captured_at")
 
 def partition_name(day: date) -> str:
     return f"reads_{day:%Y%m%d}"
+
+
+_PARTITION = re.compile(r"^reads_(\d{8})$")
+
+
+async def partition_days(engine: AsyncEngine) -> list[date]:
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            text(
+                "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                "JOIN pg_class p ON p.oid = i.inhparent JOIN pg_namespace n ON n.oid = p.relnamespace "
+                "WHERE n.nspname = 'ingest' AND p.relname = 'reads'"
+            )
+        )
+        days = []
+        for (name,) in rows:
+            m = _PARTITION.match(name)
+            if m:
+                days.append(datetime.strptime(m.group(1), "%Y%m%d").date())
+    return sorted(days)
 
 
 def capture_day(at: datetime) -> date:
