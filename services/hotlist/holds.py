@@ -4,22 +4,21 @@ need from hotlist (internal, role `service`): hits, dispositions, list versions 
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
-from sqlalchemy import func, select, text
+from sqlalchemy import select, text
 
 from services.hotlist import facts, retention
 from services.hotlist.deps import EngineDep, SettingsDep
 from services.hotlist.models import Hit
 from services.hotlist.retention_models import HitHold, HitHoldItem
-from shared.audit import client_ip, record
 from shared.auth import AUDITOR, SERVICE, SUPERVISOR, Principal, require_roles
 from shared.db import SessionDep
-from shared.errors import Conflict, NotFound, Unprocessable
-from shared.holds import HoldRelease, HoldTerms
+from shared.errors import NotFound, Unprocessable
+from shared.holds import HoldBook, HoldRelease, HoldSummary, HoldTerms, summary_fields
 from shared.scoping import Scoped
 
 router = APIRouter(tags=["retention"])
@@ -32,16 +31,7 @@ class HitHoldIn(HoldTerms):
     hit_ids: list[uuid.UUID] = Field(min_length=1, max_length=10_000)
 
 
-class HitHoldOut(BaseModel):
-    hold_id: uuid.UUID
-    kind: str
-    case_number: str
-    reason: str
-    classification: str
-    placed_by: str
-    placed_at: datetime
-    released_at: datetime | None
-    released_by: str | None
+class HitHoldOut(HoldSummary):
     hits: int
 
 
@@ -75,19 +65,13 @@ class ReportFigures(BaseModel):
     check: dict[str, Any]
 
 
+HOLDS = HoldBook(
+    service="hotlist", held="hit", hold=HitHold, item=HitHoldItem, item_key="hit_id", released_type="hit_hold"
+)
+
+
 def _out(h: HitHold, n: int) -> HitHoldOut:
-    return HitHoldOut(
-        hold_id=h.id,
-        kind=h.kind,
-        case_number=h.case_number,
-        reason=h.reason,
-        classification=h.classification,
-        placed_by=h.placed_by,
-        placed_at=h.placed_at,
-        released_at=h.released_at,
-        released_by=h.released_by,
-        hits=n,
-    )
+    return HitHoldOut(**summary_fields(h), hits=n)
 
 
 @router.post("/v1/hit-holds", status_code=201, summary="Keep these hits past retention for a case")
@@ -101,32 +85,7 @@ async def place_hold(
     missing = [str(i) for i in ids if i not in found]
     if missing:
         raise NotFound(f"no such hits in your agency (already purged, or never stored): {missing[:20]}")
-    hold = HitHold(
-        agency=scope.agency,
-        kind=body.kind,
-        case_number=body.case_number,
-        reason=body.reason,
-        classification=body.classification,
-        placed_by=principal.subject,
-        placed_at=datetime.now(UTC),
-    )
-    session.add(hold)
-    await session.flush()
-    for i in ids:
-        session.add(HitHoldItem(hold_id=hold.id, hit_id=i))
-    await session.flush()
-    await record(
-        session,
-        service="hotlist",
-        action="hold.place",
-        principal=principal,
-        object_type="hit",
-        object_ids=[str(i) for i in ids[:100]],
-        case_number=body.case_number,
-        source_ip=client_ip(request),
-        record_count=len(ids),
-        details={"hold_id": str(hold.id), "kind": body.kind, "reason": body.reason},
-    )
+    hold = await HOLDS.place(session, request, principal, scope, body, ids, [HitHoldItem(hit_id=i) for i in ids])
     return _out(hold, len(ids))
 
 
@@ -134,45 +93,15 @@ async def place_hold(
 async def release_hold(
     hold_id: uuid.UUID, body: HoldRelease, request: Request, principal: Supervisor, session: SessionDep, scope: Scoped
 ) -> HitHoldOut:
-    hold = scope.check(await session.get(HitHold, hold_id, with_for_update=True), "hold")
-    if hold.released_at is not None:
-        raise Conflict("the hold is already released")
-    hold.released_at, hold.released_by, hold.release_reason = datetime.now(UTC), principal.subject, body.reason
-    await session.flush()
-    n = (
-        await session.execute(select(func.count()).where(HitHoldItem.hold_id == hold.id))  # type: ignore[arg-type]
-    ).scalar_one()
-    await record(
-        session,
-        service="hotlist",
-        action="hold.release",
-        principal=principal,
-        object_type="hit_hold",
-        object_ids=[str(hold.id)],
-        case_number=hold.case_number,
-        source_ip=client_ip(request),
-        record_count=int(n),
-        details={"reason": body.reason},
-    )
-    return _out(hold, int(n))
+    hold, n = await HOLDS.release(session, request, principal, scope, hold_id, body)
+    return _out(hold, n)
 
 
 @router.get("/v1/hit-holds", summary="Holds on hits, newest first")
 async def list_holds(
     principal: HoldReader, session: SessionDep, scope: Scoped, case_number: str | None = None
 ) -> HitHoldList:
-    stmt = scope.where(select(HitHold), HitHold.agency).order_by(HitHold.placed_at.desc()).limit(500)  # type: ignore[attr-defined]
-    if case_number:
-        stmt = stmt.where(HitHold.case_number == case_number)  # type: ignore[arg-type]
-    holds = list((await session.execute(stmt)).scalars())
-    counts: dict[uuid.UUID, int] = {}
-    if holds:
-        rows = await session.execute(
-            select(HitHoldItem.hold_id, func.count())
-            .where(HitHoldItem.hold_id.in_([h.id for h in holds]))  # type: ignore[attr-defined]
-            .group_by(HitHoldItem.hold_id)  # type: ignore[arg-type]
-        )
-        counts = {h: int(n) for h, n in rows.all()}
+    holds, counts = await HOLDS.listed(session, scope, case_number=case_number, limit=500)
     return HitHoldList(holds=[_out(h, counts.get(h.id, 0)) for h in holds])
 
 

@@ -16,7 +16,8 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 from sqlalchemy import text
 
 from services.ingest.deps import Ctx
-from services.ingest.retention_models import Hold, HoldReview, SubjectRequest
+from services.ingest.holds import HOLDS
+from services.ingest.retention_models import HoldReview, SubjectRequest
 from services.ingest.service import delete_quietly
 from shared.audit import client_ip, record
 from shared.auth import AUDITOR, SUPERVISOR, Principal, require_roles
@@ -89,11 +90,9 @@ async def record_subject_request(
         body = SubjectRequestIn.model_validate(json.loads(metadata))
     except (ValueError, ValidationError) as exc:
         raise Unprocessable(f"metadata: {exc}") from None
-    hold = scope.check(await session.get(Hold, hold_id, with_for_update=True), "hold")
+    hold = await HOLDS.active(session, scope, hold_id, "the hold is released")
     if hold.kind != "exculpatory":
         raise Conflict("only an exculpatory hold carries a subject's request (place one with kind=exculpatory)")
-    if hold.released_at is not None:
-        raise Conflict("the hold is released")
     content_type = (document.content_type or "").split(";")[0].strip()
     if content_type not in DOCUMENT_TYPES:
         raise Unprocessable(f"document: {content_type or 'no type'} is not one of {sorted(DOCUMENT_TYPES)}")
@@ -220,9 +219,7 @@ async def review_hold(
     ctx: Ctx,
     scope: Scoped,
 ) -> ReviewDue:
-    hold = scope.check(await session.get(Hold, hold_id, with_for_update=True), "hold")
-    if hold.released_at is not None:
-        raise Conflict("the hold is released")
+    hold = await HOLDS.active(session, scope, hold_id, "the hold is released")
     now = datetime.now(UTC)
     next_on = body.next_review_on or now + timedelta(days=ctx.settings.hold_review_days)
     if next_on <= now or next_on > now + timedelta(days=ctx.settings.hold_review_days):

@@ -6,24 +6,23 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
-from sqlalchemy import func, select, text, tuple_
+from sqlalchemy import select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.ingest import facts, retention
 from services.ingest.deps import Ctx, Service
 from services.ingest.retention_models import ACTIVE_HELD_READS, Hold, HoldRead, PurgeRun
 from services.ingest.writer import READS
-from shared.audit import client_ip, record
 from shared.auth import AUDITOR, SUPERVISOR, Principal, require_roles
 from shared.db import SessionDep
-from shared.errors import Conflict, NotFound, Unprocessable
-from shared.holds import HoldRelease, HoldTerms
+from shared.errors import NotFound, Unprocessable
+from shared.holds import HoldBook, HoldRelease, HoldSummary, HoldTerms, summary_fields
 from shared.scoping import Scoped
 from shared.text import CleanInput
 
@@ -59,16 +58,7 @@ class HoldIn(HoldTerms):
     read_ids: list[uuid.UUID] = Field(min_length=1, max_length=10_000)
 
 
-class HoldOut(BaseModel):
-    hold_id: uuid.UUID
-    kind: str
-    case_number: str
-    reason: str
-    classification: str
-    placed_by: str
-    placed_at: datetime
-    released_at: datetime | None
-    released_by: str | None
+class HoldOut(HoldSummary):
     release_reason: str | None
     reads: int
 
@@ -103,20 +93,11 @@ class RetentionSummary(BaseModel):
     check: dict[str, object]
 
 
+HOLDS = HoldBook(service="ingest", held="read", hold=Hold, item=HoldRead, item_key="read_id", released_type="hold")
+
+
 def _out(hold: Hold, reads: int) -> HoldOut:
-    return HoldOut(
-        hold_id=hold.id,
-        kind=hold.kind,
-        case_number=hold.case_number,
-        reason=hold.reason,
-        classification=hold.classification,
-        placed_by=hold.placed_by,
-        placed_at=hold.placed_at,
-        released_at=hold.released_at,
-        released_by=hold.released_by,
-        release_reason=hold.release_reason,
-        reads=reads,
-    )
+    return HoldOut(**summary_fields(hold), release_reason=hold.release_reason, reads=reads)
 
 
 @router.post("/v1/holds", status_code=201, summary="Keep these reads past retention for a case")
@@ -131,87 +112,37 @@ async def place_hold(
     missing = [str(i) for i in ids if i not in found]
     if missing:
         raise NotFound(f"no such reads in your agency (already purged, or never stored): {missing[:20]}")
-    hold = Hold(
-        agency=scope.agency,
-        kind=body.kind,
-        case_number=body.case_number,
-        reason=body.reason,
-        classification=body.classification,
-        placed_by=principal.subject,
-        placed_at=datetime.now(UTC),
-    )
-    session.add(hold)
-    await session.flush()
-    for r in rows:
-        session.add(
-            HoldRead(
-                hold_id=hold.id, read_id=r.id, captured_at=r.captured_at, image_key=r.image_key, crop_key=r.crop_key
-            )
-        )
-    await session.flush()
+    items = [
+        HoldRead(read_id=r.id, captured_at=r.captured_at, image_key=r.image_key, crop_key=r.crop_key) for r in rows
+    ]
+    hold = await HOLDS.place(session, request, principal, scope, body, ids, items)
     await session.execute(
         READS.update()
         .where(tuple_(READS.c.id, READS.c.captured_at).in_([(r.id, r.captured_at) for r in rows]))
         .values(classification=body.classification)
     )
-    await record(
-        session,
-        service="ingest",
-        action="hold.place",
-        principal=principal,
-        object_type="read",
-        object_ids=[str(i) for i in ids[:100]],
-        case_number=body.case_number,
-        source_ip=client_ip(request),
-        record_count=len(rows),
-        details={"hold_id": str(hold.id), "kind": body.kind, "reason": body.reason},
-    )
     return _out(hold, len(rows))
-
-
-async def _counts(session: SessionDep, ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
-    if not ids:
-        return {}
-    rows = await session.execute(
-        select(HoldRead.hold_id, func.count()).where(HoldRead.hold_id.in_(ids)).group_by(HoldRead.hold_id)  # type: ignore[attr-defined]
-    )
-    return {h: int(n) for h, n in rows.all()}
 
 
 @router.post("/v1/holds/{hold_id}/release", summary="Release a hold: its reads follow the normal clock again")
 async def release_hold(
     hold_id: uuid.UUID, body: HoldRelease, request: Request, principal: Supervisor, session: SessionDep, scope: Scoped
 ) -> HoldOut:
-    hold = scope.check(await session.get(Hold, hold_id, with_for_update=True), "hold")
-    if hold.released_at is not None:
-        raise Conflict("the hold is already released")
-    hold.released_at, hold.released_by, hold.release_reason = datetime.now(UTC), principal.subject, body.reason
-    await session.flush()
-    # Back to private, unless another active hold still classifies the read.
-    await session.execute(
-        text(
-            "UPDATE ingest.reads r SET classification = coalesce(("
-            "  SELECT h.classification FROM ingest.hold_reads hr JOIN ingest.holds h ON h.id = hr.hold_id"
-            "  WHERE hr.read_id = r.id AND h.released_at IS NULL ORDER BY h.placed_at DESC LIMIT 1), 'private') "
-            "FROM ingest.hold_reads released WHERE released.hold_id = :hold AND r.id = released.read_id "
-            "AND r.captured_at = released.captured_at"
-        ),
-        {"hold": hold.id},
-    )
-    counts = await _counts(session, [hold.id])
-    await record(
-        session,
-        service="ingest",
-        action="hold.release",
-        principal=principal,
-        object_type="hold",
-        object_ids=[str(hold.id)],
-        case_number=hold.case_number,
-        source_ip=client_ip(request),
-        record_count=counts.get(hold.id, 0),
-        details={"reason": body.reason},
-    )
-    return _out(hold, counts.get(hold.id, 0))
+    async def reclassify(hold: Hold) -> None:
+        # Back to private, unless another active hold still classifies the read.
+        await session.execute(
+            text(
+                "UPDATE ingest.reads r SET classification = coalesce(("
+                "  SELECT h.classification FROM ingest.hold_reads hr JOIN ingest.holds h ON h.id = hr.hold_id"
+                "  WHERE hr.read_id = r.id AND h.released_at IS NULL ORDER BY h.placed_at DESC LIMIT 1), 'private') "
+                "FROM ingest.hold_reads released WHERE released.hold_id = :hold AND r.id = released.read_id "
+                "AND r.captured_at = released.captured_at"
+            ),
+            {"hold": hold.id},
+        )
+
+    hold, n = await HOLDS.release(session, request, principal, scope, hold_id, body, then=reclassify)
+    return _out(hold, n)
 
 
 @router.get("/v1/holds", summary="Holds, newest first")
@@ -223,13 +154,7 @@ async def list_holds(
     active: bool | None = None,
     limit: int = Query(default=200, ge=1, le=1000),
 ) -> HoldList:
-    stmt = scope.where(select(Hold), Hold.agency).order_by(Hold.placed_at.desc())  # type: ignore[attr-defined]
-    if case_number:
-        stmt = stmt.where(Hold.case_number == case_number)  # type: ignore[arg-type]
-    if active is not None:
-        stmt = stmt.where(Hold.released_at.is_(None) if active else Hold.released_at.is_not(None))  # type: ignore[union-attr]
-    holds = list((await session.execute(stmt.limit(limit))).scalars())
-    counts = await _counts(session, [h.id for h in holds])
+    holds, counts = await HOLDS.listed(session, scope, case_number=case_number, active=active, limit=limit)
     return HoldList(holds=[_out(h, counts.get(h.id, 0)) for h in holds])
 
 
