@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from datetime import date, timedelta
+from functools import partial
 from typing import Any
 
 import httpx
@@ -17,6 +18,7 @@ import structlog
 from alpr import settings_file
 from alpr.embedded import embedded_database_url
 from alpr.roles import prepare_database, role_passwords
+from alpr.supervisor import Spawn, Supervisor
 from shared.keys import ensure_signing_key
 from shared.settings import SERVICES, Settings
 
@@ -68,6 +70,10 @@ def _service_env(env: dict[str, str], service: str) -> dict[str, str]:
 
 
 def _spawn(service: str, settings: Settings, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    # Ingest runs several processes (uvicorn restarts a worker that dies), so one crash does not stop intake.
+    workers = (
+        ["--workers", str(settings.ingest_processes)] if service == "ingest" and settings.ingest_processes > 1 else []
+    )
     return subprocess.Popen(
         [
             sys.executable,
@@ -84,15 +90,19 @@ def _spawn(service: str, settings: Settings, env: dict[str, str]) -> subprocess.
             "--no-proxy-headers",
             "--timeout-graceful-shutdown",
             "10",
+            *workers,
         ],
         env=_service_env(env, service),
+        process_group=0,  # its own group: the supervisor ends a killed parent's orphaned workers with it
     )
 
 
 def _spawn_agent_importer(env: dict[str, str]) -> subprocess.Popen[bytes]:
     """The camera agents' importer, a process of its own beside ingest's workers (services/ingest/agents/__main__.py),
     with ingest's database role."""
-    return subprocess.Popen([sys.executable, "-m", "services.ingest.agents"], env=_service_env(env, "ingest"))
+    return subprocess.Popen(
+        [sys.executable, "-m", "services.ingest.agents"], env=_service_env(env, "ingest"), process_group=0
+    )
 
 
 def wait_ready(settings: Settings, timeout_s: float = 60.0) -> dict[str, int]:
@@ -110,18 +120,6 @@ def wait_ready(settings: Settings, timeout_s: float = 60.0) -> dict[str, int]:
             break
         time.sleep(0.5)
     return status
-
-
-def stop(procs: dict[str, subprocess.Popen[bytes]]) -> None:
-    for proc in procs.values():
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + 15
-    for proc in procs.values():
-        try:
-            proc.wait(max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def next_steps(settings: Settings) -> str:
@@ -150,8 +148,10 @@ def up(settings: Settings) -> int:
     env, server = prepare(settings)
     # Ingest's workers only accept the camera agents' posts; a process of their own imports them.
     env["ALPR_INGEST_AGENT_IMPORT_PROCESS"] = "true"
-    procs = {service: _spawn(service, settings, env) for service in SERVICES}
-    procs["ingest-agents"] = _spawn_agent_importer(env)
+    children: dict[str, Spawn] = {service: partial(_spawn, service, settings, env) for service in SERVICES}
+    children["ingest-agents"] = partial(_spawn_agent_importer, env)
+    supervisor = Supervisor(children, settings.data_dir)
+    supervisor.start()
     stopping = False
 
     def _on_signal(signum: int, _frame: object) -> None:
@@ -169,15 +169,13 @@ def up(settings: Settings) -> int:
         log.info("alpr_up", hint="Ctrl-C stops everything")
         sys.stdout.write(next_steps(settings))
         sys.stdout.flush()
+        # A child that exits is restarted (alpr/supervisor.py); only Ctrl-C or SIGTERM ends them all.
         while not stopping:
-            dead = [name for name, proc in procs.items() if proc.poll() is not None]
-            if dead:
-                log.error("service_exited", services=dead)
-                return 1
-            time.sleep(0.5)
+            supervisor.poll()
+            time.sleep(0.25)
         return 0
     finally:
-        stop(procs)
+        supervisor.stop()
         if server is not None:
             server.cleanup()
         log.info("alpr_stopped")

@@ -25,6 +25,7 @@ from shared.metrics import CountResponses, MetricsProbe, audit_chain_head, metri
 from shared.revocations import RevocationList
 from shared.settings import ServiceName, Settings
 from shared.storage import create_store
+from shared.supervision import service_restarts
 
 log = structlog.get_logger(__name__)
 
@@ -156,7 +157,7 @@ def create_service_app(
     app.state.service = service
     app.state.ready_checks = list(ready_checks)
     app.state.loops = []  # LoopHealth of the service's worker loops, registered by its lifespan
-    app.state.metric_probes = [audit_chain_head, *metric_probes]
+    app.state.metric_probes = [audit_chain_head, service_restarts, *metric_probes]
     # The largest body any route of the service takes (a route may lower it for itself): counted while it streams.
     limit = min(settings.max_request_bytes, max_body_bytes or settings.max_request_bytes)
     if beside_the_router:

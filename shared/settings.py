@@ -108,6 +108,8 @@ class Settings(BaseSettings):
     ingest_call_hotlist: bool = True  # match every read through hotlist
     ingest_recognition_timeout_s: float = Field(default=3.0, gt=0)
     ingest_hotlist_timeout_s: float = Field(default=0.5, gt=0)
+    # `alpr up` runs ingest as this many uvicorn processes (uvicorn restarts one that dies): one crash keeps intake.
+    ingest_processes: int = Field(default=2, ge=1, le=64)
     ingest_worker_interval_s: float = Field(default=2.0, gt=0)  # how often pending work is retried
     ingest_worker_batch: int = Field(default=50, ge=1)
     ingest_worker_recognition_concurrency: int = Field(default=4, ge=1)  # photos sent at once when draining

@@ -122,6 +122,7 @@ def test_sample_alert_rules_parse_and_name_metrics_that_exist() -> None:
 
     for module in (
         "shared.metrics",
+        "shared.supervision",
         "services.ingest.metrics",
         "services.recognition.metrics",
         "services.hotlist.metrics",
