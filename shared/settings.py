@@ -149,6 +149,9 @@ class Settings(BaseSettings):
     hotlist_max_bytes: int = Field(default=200_000_000, ge=1)  # compressed and decompressed
     hotlist_max_bad_share: float = Field(default=0.05, ge=0, le=1)  # above it the old list stays in force
     hotlist_stale_after_s: float = Field(default=86_400.0, gt=0)
+    # A new extract with fewer entries than the list in force by more than this share is refused as cut off.
+    hotlist_max_drop_share: float = Field(default=0.10, ge=0, le=1)
+    hotlist_sync_deadline_s: float = Field(default=600.0, gt=0)  # the whole download of one sync attempt
     hotlist_sync_failures_degraded: int = Field(default=3, ge=1)  # failed syncs in a row: /readyz degraded
     hotlist_versions_kept: int = Field(default=3, ge=2)
     hotlist_poll_s: float = Field(default=2.0, gt=0)  # how often a worker checks for a new version

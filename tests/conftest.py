@@ -93,6 +93,9 @@ def make_settings(data_dir: Path, database_url: str, keys_dir: Path, s3: WeedS3 
         "retention_purge_scheduled": False,
         # Checkpoints go to the shared test bucket: the audit tests publish their own, on their own database.
         "audit_checkpoint_scheduled": False,
+        # The session's one database sees hot lists of every size, one test after another: the guard against a list
+        # that shrinks is tested on its own (tests/hotlist/test_sync_complete.py).
+        "hotlist_max_drop_share": 1.0,
     }
     if s3 is not None:
         values.update(s3_endpoint=s3.endpoint, s3_access_key=ACCESS_KEY, s3_secret_key=SECRET_KEY, s3_bucket=BUCKET)

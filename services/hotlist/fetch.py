@@ -105,6 +105,9 @@ class BcaClient:
                 buf += chunk
                 if len(buf) > limit:
                     raise FetchError(f"list is larger than the limit of {limit} bytes")
+            # h11 refuses a body shorter than its Content-Length; this says so in the sync's own words if not.
+            if declared and declared.isdigit() and resp.num_bytes_downloaded != int(declared):
+                raise FetchError(f"incomplete download: {resp.num_bytes_downloaded} of {declared} declared bytes")
             body = await asyncio.to_thread(decompress, bytes(buf), limit)
             return Fetched(body, resp.headers.get("etag"), resp.headers.get("last-modified"))
 
@@ -130,6 +133,8 @@ class BcaClient:
                         break  # refused (credentials, path): retrying will not help
                 except httpx.TimeoutException:
                     last_error = "source timed out"
+                except httpx.RemoteProtocolError:
+                    last_error = "source closed the connection before the end of the file (incomplete download)"
                 except httpx.HTTPError as exc:
                     if "CERTIFICATE_VERIFY_FAILED" in str(exc):
                         last_error = "source's TLS certificate is not trusted"

@@ -17,7 +17,7 @@ from services.hotlist.matching import Matcher
 from services.hotlist.routes import match_batch_beside_the_router, router
 from services.hotlist.service import Distribution, version_out
 from services.hotlist.subjects import router as subjects_router
-from services.hotlist.sync import failures_in_row
+from services.hotlist.sync import sync_health
 from shared.app import create_service_app
 from shared.settings import Settings, get_settings
 from shared.verified_tokens import CachingVerifier
@@ -36,11 +36,18 @@ async def hotlist_list(app: FastAPI) -> str | None:
 
 
 async def hotlist_sync(app: FastAPI) -> str | None:
-    """A readiness warning: the last syncs failed in a row (a 404, a refused file …); the old list is in force."""
+    """A readiness warning: the last syncs failed in a row (a 404, a refused file …), or the latest file was cut off
+    or far shorter than the list in force (at once: a list that would have shrunk needs a look); the old list is in
+    force."""
     limit = app.state.settings.hotlist_sync_failures_degraded
-    count, error = await failures_in_row(app.state.engine, limit)
-    if count >= limit:
-        return f"the last {count} hot-list syncs failed (latest: {error}); the list in force is not being refreshed"
+    health = await sync_health(app.state.engine)
+    if health.latest_outcome == "incomplete":
+        return f"the latest hot-list extract was refused as incomplete ({health.latest_error})"
+    if health.failures_in_row >= limit:
+        return (
+            f"the last {health.failures_in_row} hot-list syncs failed (latest: {health.latest_error}); "
+            "the list in force is not being refreshed"
+        )
     return None
 
 
@@ -52,8 +59,9 @@ async def hotlist_state(app: FastAPI) -> None:
     age = app.state.matcher.age_s()
     metrics.AGE.set(age if age is not None else -1)
     metrics.SYNC_INTERVAL.set(app.state.settings.hotlist_sync_interval_s)
-    count, _ = await failures_in_row(app.state.engine, app.state.settings.hotlist_sync_failures_degraded)
-    metrics.SYNC_FAILURES_IN_ROW.set(count)
+    health = await sync_health(app.state.engine)
+    metrics.SYNC_FAILURES_IN_ROW.set(health.failures_in_row)
+    metrics.SYNC_INCOMPLETE.set(1 if health.latest_outcome == "incomplete" else 0)
 
 
 def create_app(settings: Settings | None = None, *, ingest: IngestClient | None = None) -> FastAPI:

@@ -9,7 +9,9 @@ from prometheus_client import Counter, Gauge
 
 HITS = Counter("alpr_hotlist_hits_total", "New hits by category (covert lists' hits left out)", ["category"])
 SYNCS = Counter(
-    "alpr_hotlist_syncs_total", "BCA sync attempts by outcome (loaded, unchanged, failed, rejected)", ["outcome"]
+    "alpr_hotlist_syncs_total",
+    "BCA sync attempts by outcome (loaded, unchanged, failed, rejected, incomplete)",
+    ["outcome"],
 )
 VERSION = Gauge("alpr_hotlist_version", "The BCA list version this worker matches against (0: none loaded)")
 ENTRIES = Gauge("alpr_hotlist_entries", "Entries in the BCA list version in force")
@@ -21,6 +23,10 @@ SYNC_FAILURES_IN_ROW = Gauge(
 # of an hourly list is already an hour without the BCA's updates) without the rule repeating the setting.
 SYNC_INTERVAL = Gauge(
     "alpr_hotlist_sync_interval_seconds", "ALPR_HOTLIST_SYNC_INTERVAL_S: how often the BCA list is synced"
+)
+SYNC_INCOMPLETE = Gauge(
+    "alpr_hotlist_sync_incomplete",
+    "1 when the latest BCA sync attempt was refused as incomplete (cut off, or far shorter than the list in force)",
 )
 
 

@@ -74,17 +74,26 @@ async def _record_run(engine: AsyncEngine, started: datetime, trigger: str, outc
         )
 
 
-async def _audit(conn: AsyncConnection, action: str, outcome: str, details: dict[str, Any], count: int | None) -> None:
+async def _audit(
+    conn: AsyncConnection,
+    action: str,
+    outcome: str,
+    details: dict[str, Any],
+    count: int | None,
+    *,
+    actor: str = "hotlist-sync",
+) -> None:
     import json
 
     # shared.audit.record needs an ORM session; the load runs on a bare connection, so insert the same row.
     await conn.execute(
         text(
             "INSERT INTO audit.audit_log (id, service, actor, actor_roles, action, object_type, object_ids, "
-            "outcome, record_count, details) VALUES (gen_random_uuid(), 'hotlist', 'hotlist-sync', '{}', :action, "
+            "outcome, record_count, details) VALUES (gen_random_uuid(), 'hotlist', :actor, '{}', :action, "
             "'hotlist_version', :ids, :outcome, :count, CAST(:details AS jsonb))"
         ),
         {
+            "actor": actor,
             "action": action,
             "ids": [str(details.get("version"))] if details.get("version") else [],
             "outcome": outcome,
@@ -99,6 +108,43 @@ class _Refused(Exception):
         self.parsed = parsed
 
 
+class _Incomplete(Exception):
+    """The file is not the whole extract (cut off, or far fewer rows than the list in force)."""
+
+    def __init__(self, message: str, details: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.details = details
+
+
+@dataclass
+class Completeness:
+    """What a new file must show before it replaces the list in force (a list never shrinks by accident)."""
+
+    current_entries: int | None  # the list in force; None: nothing loaded yet
+    max_drop_share: float
+    accept_drop: bool = False  # an operator's explicit `alpr hotlist sync --accept-drop`, audited
+
+    def check(self, body: bytes, parsed: Parsed) -> dict[str, Any]:
+        """Raises _Incomplete; returns what the load's audit entry records of an accepted drop."""
+        if body and not body.endswith(b"\n"):
+            # A cut-off transfer served as a complete 200 ends inside a row: the last line has no end.
+            raise _Incomplete(
+                "the extract's last line does not end with a newline: the file was cut off",
+                {"rows": parsed.good + parsed.bad_count},
+            )
+        current = self.current_entries
+        if not current or parsed.good >= current * (1 - self.max_drop_share):
+            return {}
+        details = {"entries_in_force": current, "entries_new": parsed.good, "max_drop_share": self.max_drop_share}
+        if self.accept_drop:
+            return {"accepted_drop": details}
+        raise _Incomplete(
+            f"the extract has {parsed.good} entries, {1 - parsed.good / current:.0%} fewer than the {current} in "
+            f"force (limit {self.max_drop_share:.0%}): a cut-off file? `alpr hotlist sync --accept-drop` accepts it",
+            details,
+        )
+
+
 async def load_version(
     engine: AsyncEngine,
     body: bytes,
@@ -109,6 +155,8 @@ async def load_version(
     keep: int,
     max_bad_share: float,
     timings: dict[str, float] | None = None,
+    completeness: Completeness | None = None,
+    actor: str = "hotlist-sync",
 ) -> tuple[int, Parsed]:
     """Parse and COPY at once (the parser thread feeds the COPY), index the new partition and make it current, all
     in one transaction: a refused file (not an extract, too many bad rows) rolls back and leaves no trace."""
@@ -157,6 +205,7 @@ async def load_version(
             )
         finally:
             parsed = await parsing  # a FormatError goes up from here and rolls the transaction back
+        accepted = completeness.check(body, parsed) if completeness is not None else {}
         if parsed.good == 0 or parsed.bad_share > max_bad_share:
             raise _Refused(parsed)
         if timings is not None:
@@ -186,8 +235,9 @@ async def load_version(
             conn,
             "hotlist.load",
             "ok",
-            {"version": int(version), "bad_rows": parsed.bad_count, "unknown_codes": parsed.unknown_codes},
+            {"version": int(version), "bad_rows": parsed.bad_count, "unknown_codes": parsed.unknown_codes, **accepted},
             parsed.good,
+            actor=actor,
         )
         await conn.execute(text(f"NOTIFY {NOTIFY_CHANNEL}, '{int(version)}'"))
     if timings is not None:
@@ -201,7 +251,11 @@ async def sync_once(
     *,
     trigger: str = "schedule",
     transport: httpx.AsyncBaseTransport | None = None,
+    accept_drop: bool = False,
+    actor: str = "hotlist-sync",
 ) -> SyncResult:
+    """One attempt. `accept_drop`: load a list far shorter than the one in force (the operator's word, audited as
+    `actor`)."""
     started = datetime.now(UTC)
     clock = asyncio.get_running_loop().time
     t0 = clock()
@@ -211,10 +265,18 @@ async def sync_once(
         if not got:
             return SyncResult("busy", None)
         try:
-            return await _sync_locked(engine, settings, trigger, started, t0, transport)
+            return await _sync_locked(
+                engine, settings, trigger, started, t0, transport, Options(accept_drop=accept_drop, actor=actor)
+            )
         finally:
             await lock_conn.execute(text(f"SELECT pg_advisory_unlock({SYNC_LOCK_SQL})"))
             await lock_conn.commit()
+
+
+@dataclass
+class Options:
+    accept_drop: bool = False
+    actor: str = "hotlist-sync"
 
 
 async def _sync_locked(
@@ -224,12 +286,13 @@ async def _sync_locked(
     started: datetime,
     t0: float,
     transport: httpx.AsyncBaseTransport | None,
+    options: Options,
 ) -> SyncResult:
     clock = asyncio.get_running_loop().time
     async with engine.connect() as conn:
         current = (
             await conn.execute(
-                text("SELECT id, sha256, etag, last_modified FROM hotlist.list_versions WHERE is_current")
+                text("SELECT id, sha256, etag, last_modified, entries FROM hotlist.list_versions WHERE is_current")
             )
         ).first()
 
@@ -247,12 +310,18 @@ async def _sync_locked(
         await _record_run(engine, started, trigger, "unchanged", version=current.id)
         return SyncResult("unchanged", current.id, seconds=round(clock() - t0, 3))
 
+    deadline = settings.hotlist_sync_deadline_s
     try:
-        fetched = await BcaClient(settings, transport=transport).fetch(
-            etag=current.etag if current else None, last_modified=current.last_modified if current else None
-        )
+        # One limit for the whole download, retries included: a source that trickles a byte at a time passes every
+        # per-read timeout and would hold the sync lock for good.
+        async with asyncio.timeout(deadline):
+            fetched = await BcaClient(settings, transport=transport).fetch(
+                etag=current.etag if current else None, last_modified=current.last_modified if current else None
+            )
     except FetchError as exc:
         raise await fail("failed", str(exc)) from None
+    except TimeoutError:
+        raise await fail("failed", f"the download passed the sync deadline of {deadline:g} s") from None
     if fetched.body is None:
         if current is None:
             raise await fail("failed", "source answered 304 but no list is loaded")
@@ -273,9 +342,15 @@ async def _sync_locked(
             keep=settings.hotlist_versions_kept,
             max_bad_share=settings.hotlist_max_bad_share,
             timings=timings,
+            completeness=Completeness(
+                current.entries if current else None, settings.hotlist_max_drop_share, options.accept_drop
+            ),
+            actor=options.actor,
         )
     except FormatError as exc:
         raise await fail("rejected", f"not a hot-list extract: {exc}") from None
+    except _Incomplete as exc:
+        raise await fail("incomplete", f"{exc}; the previous list stays in force", exc.details) from None
     except _Refused as refused:
         p = refused.parsed
         details = {
@@ -315,23 +390,32 @@ async def _sync_locked(
     )
 
 
-FAILED_OUTCOMES = ("failed", "rejected")
+FAILED_OUTCOMES = ("failed", "rejected", "incomplete")
 
 
-async def failures_in_row(engine: AsyncEngine, limit: int) -> tuple[int, str | None]:
-    """How many of the last sync attempts (up to `limit`) failed or were refused in a row, and the latest error."""
+@dataclass
+class SyncHealth:
+    failures_in_row: int  # the whole run of failed attempts since the last good one, however long
+    latest_outcome: str | None
+    latest_error: str | None
+
+
+async def sync_health(engine: AsyncEngine) -> SyncHealth:
+    """The run of failed or refused attempts since the last good one, and the latest attempt."""
     async with engine.connect() as conn:
-        rows = (
+        count = (
             await conn.execute(
-                text("SELECT outcome, error FROM hotlist.sync_runs ORDER BY finished_at DESC LIMIT :n"), {"n": limit}
+                text(
+                    "SELECT count(*) FROM hotlist.sync_runs WHERE finished_at > coalesce((SELECT max(finished_at) "
+                    "FROM hotlist.sync_runs WHERE NOT outcome = ANY(:failed)), '-infinity')"
+                ),
+                {"failed": list(FAILED_OUTCOMES)},
             )
-        ).all()
-    count = 0
-    for row in rows:
-        if row.outcome not in FAILED_OUTCOMES:
-            break
-        count += 1
-    return count, rows[0].error if count else None
+        ).scalar_one()
+        latest = (
+            await conn.execute(text("SELECT outcome, error FROM hotlist.sync_runs ORDER BY finished_at DESC LIMIT 1"))
+        ).first()
+    return SyncHealth(int(count), latest.outcome if latest else None, latest.error if latest else None)
 
 
 async def recently_synced(engine: AsyncEngine, within_s: float) -> bool:

@@ -10,13 +10,14 @@ import socket
 import threading
 import time
 import zipfile
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from email.utils import formatdate
 
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 HEADER = "NIC,ORI,ENTRY_DATE,PLATE,STATE,PLATE_YEAR,PLATE_TYPE,VEHICLE_YEAR,MAKE,MODEL,STYLE,COLOR"
@@ -45,7 +46,7 @@ def generated(count: int, *, prefix: str, seed: int = 1, codes: str = "VPWFDS") 
 class FakeBca:
     body: bytes = b""
     packing: str = "plain"  # plain | gzip-file | zip | content-encoding
-    mode: str = "ok"  # ok | down | timeout | garbage
+    mode: str = "ok"  # ok | down | timeout | garbage | trickle (half the file, then a byte every 0.2 s)
     etag: str = '"0"'
     last_modified: str = field(default_factory=lambda: formatdate(usegmt=True))
     requests: list[dict[str, str]] = field(default_factory=list)
@@ -80,6 +81,16 @@ class FakeBca:
         if self.mode == "timeout":
             await asyncio.sleep(3)
             return Response(self.body)
+        if self.mode == "trickle":
+            body = self.body
+
+            async def trickle() -> AsyncIterator[bytes]:
+                yield body[: len(body) // 2]
+                for i in range(len(body) // 2, len(body)):
+                    await asyncio.sleep(0.2)
+                    yield body[i : i + 1]
+
+            return StreamingResponse(trickle(), media_type="text/csv")
         if self.mode == "garbage":
             return Response(random.Random(7).randbytes(5000), media_type="application/octet-stream")
         if request.headers.get("if-none-match") == self.etag:

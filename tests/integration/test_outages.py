@@ -79,6 +79,7 @@ def service_env(settings: Settings, bca: FakeBca) -> dict[str, str]:
         ALPR_HOTLIST_SOURCE_URL=bca.url,
         ALPR_HOTLIST_SOURCE_CREDENTIAL=CREDENTIAL,
         ALPR_HOTLIST_SYNC_SCHEDULED="false",
+        ALPR_HOTLIST_MAX_DROP_SHARE="1",  # lists of every size in the session's one database
         ALPR_HOTLIST_POLL_S="0.2",
         ALPR_RECOGNITION_WORKERS="1",
     )
