@@ -13,7 +13,8 @@ from alpr.commands.common import with_database
 from shared.settings import Settings
 
 
-def _run(settings: Settings, work: Callable[[Any], Awaitable[Any]]) -> int:
+def _run(settings: Settings, work: Callable[[Any], Awaitable[Any]], *, changes_agents: bool = False) -> int:
+    from services.ingest.agents.registry import agents_in, note_agents, snapshot_path
     from shared.db import create_engine, create_sessionmaker
     from shared.errors import AppError
 
@@ -29,6 +30,10 @@ def _run(settings: Settings, work: Callable[[Any], Awaitable[Any]]) -> int:
                     print(json.dumps({"error": exc.detail}))
                     return 1
                 await session.commit()
+                if changes_agents:
+                    # Before the token is printed: in the snapshot every ingest process reads (the running
+                    # system's data folder), so it works at once, even if PostgreSQL goes down the next moment.
+                    note_agents(snapshot_path(settings.data_dir), await agents_in(session))
         finally:
             await engine.dispose()
         print(json.dumps(out, indent=2, default=str))
@@ -61,7 +66,7 @@ def cmd_add(args: argparse.Namespace, settings: Settings) -> int:
     async def work(session: Any) -> Any:
         return (await admin.create_agent(session, body, None)).model_dump(mode="json")
 
-    return _run(settings, work)
+    return _run(settings, work, changes_agents=True)
 
 
 def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
@@ -79,7 +84,7 @@ def cmd_rotate(args: argparse.Namespace, settings: Settings) -> int:
     async def work(session: Any) -> Any:
         return (await admin.rotate(session, await admin.find_agent(session, args.agent))).model_dump(mode="json")
 
-    return _run(settings, work)
+    return _run(settings, work, changes_agents=True)
 
 
 def _set_disabled(disabled: bool) -> Callable[[argparse.Namespace, Settings], int]:
@@ -90,7 +95,7 @@ def _set_disabled(disabled: bool) -> Callable[[argparse.Namespace, Settings], in
             agent = await admin.set_disabled(session, await admin.find_agent(session, args.agent), disabled)
             return admin.agent_out(agent).model_dump(mode="json")
 
-        return _run(settings, work)
+        return _run(settings, work, changes_agents=True)
 
     return cmd
 

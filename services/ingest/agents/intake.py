@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from services.ingest.agents.importer import AgentImporter
-from services.ingest.agents.registry import Registry
+from services.ingest.agents.registry import Registry, snapshot_path
 from services.ingest.agents.spool import SpoolWriter
 from services.ingest.service import IngestContext
 from shared.settings import Settings
@@ -51,7 +51,9 @@ class AgentIntake:
     def build(cls, ctx: IngestContext) -> AgentIntake:
         settings = ctx.settings
         spool_dir = settings.data_dir / "agent-spool"
-        registry = Registry(ctx.engine, spool_dir / "agents.json", refresh_s=settings.ingest_agent_registry_refresh_s)
+        registry = Registry(
+            ctx.engine, snapshot_path(settings.data_dir), refresh_s=settings.ingest_agent_registry_refresh_s
+        )
         writer = SpoolWriter(
             spool_dir,
             segment_bytes=settings.ingest_agent_segment_bytes,

@@ -5,11 +5,18 @@ at start and keeps them in memory, re-read on a schedule (every `ingest_agent_re
 posts arrive, so an agent registered elsewhere is known before an outage begins; and at once when an unknown token
 arrives), and in a snapshot file beside the spool, read at start when PostgreSQL does not answer. A token is 256
 random bits, so an unsalted SHA-256 is enough (no password to guess); the hash found is compared in constant time.
+
+A registration, rotation or change is durable before it is answered: whoever makes it (an ingest process's admin
+API, `alpr agents`) writes it to the snapshot, shared by every ingest process, after the commit and before the
+answer (`note_agents`). A process that meets an unknown token reads the snapshot first (no PostgreSQL needed), so a
+camera registered a moment before an outage is known to every process. Writers take a file lock; each entry carries
+when it was noted, so a process writing what it read from PostgreSQL never overwrites a change noted after its read.
 """
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import hashlib
 import hmac
 import json
@@ -17,12 +24,15 @@ import os
 import secrets
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import structlog
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from services.ingest.agents.models import Agent
 
@@ -66,6 +76,81 @@ class AgentInfo:
         )
 
 
+SNAPSHOT_NAME = "agents.json"
+
+
+def snapshot_path(data_dir: Path) -> Path:
+    """Where every ingest process and `alpr agents` find the snapshot (beside the spool)."""
+    return data_dir / "agent-spool" / SNAPSHOT_NAME
+
+
+Noted = dict[uuid.UUID, tuple[AgentInfo, float]]  # each agent, and when (Unix time) it was written to the snapshot
+
+
+@contextmanager
+def _locked(snapshot: Path) -> Iterator[None]:
+    snapshot.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(snapshot.with_suffix(".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _read(snapshot: Path) -> Noted:
+    try:
+        raw = json.loads(snapshot.read_text())
+    except (OSError, ValueError):
+        return {}
+    out: Noted = {}
+    for entry in raw.get("agents", []):
+        entry = dict(entry)
+        noted = float(entry.pop("noted_at", 0.0))
+        info = AgentInfo(**{**entry, "id": uuid.UUID(entry["id"])})
+        out[info.id] = (info, noted)
+    return out
+
+
+def _write(snapshot: Path, agents: Noted) -> None:
+    tmp = snapshot.with_suffix(f".{os.getpid()}.tmp")
+    data: dict[str, Any] = {
+        "agents": [{**asdict(a), "id": str(a.id), "noted_at": noted} for a, noted in agents.values()]
+    }
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(data, fh)
+        fh.flush()
+        os.fsync(fh.fileno())  # durable: the answer that follows promises the token works
+    tmp.replace(snapshot)
+
+
+def note_agents(snapshot: Path, agents: list[AgentInfo]) -> None:
+    """A registration, rotation or change, written to the shared snapshot before it is answered. Blocking."""
+    with _locked(snapshot):
+        current = _read(snapshot)
+        now = time.time()
+        for agent in agents:
+            current[agent.id] = (agent, now)
+        _write(snapshot, current)
+
+
+def _write_database_view(snapshot: Path, agents: list[AgentInfo], read_at: float) -> None:
+    """What a process read from PostgreSQL (starting at `read_at`), keeping changes noted after that read began."""
+    with _locked(snapshot):
+        merged: Noted = {a.id: (a, read_at) for a in agents}
+        for agent_id, (agent, noted) in _read(snapshot).items():
+            if noted > read_at:
+                merged[agent_id] = (agent, noted)
+        _write(snapshot, merged)
+
+
+async def agents_in(session: AsyncSession) -> list[AgentInfo]:
+    """Every agent, as the session sees it (after its commit: what `note_agents` writes)."""
+    rows = (await session.execute(select(Agent))).scalars().all()
+    return [AgentInfo.of(a) for a in rows]
+
+
 class Registry:
     def __init__(self, engine: AsyncEngine, snapshot: Path, *, refresh_s: float) -> None:
         self.engine = engine
@@ -78,6 +163,7 @@ class Registry:
         self._bg: asyncio.Task[None] | None = None
         self._schedule: asyncio.Task[None] | None = None
         self._snapshot_of: list[AgentInfo] | None = None  # what the snapshot file holds, as this process wrote it
+        self._snapshot_mtime: int | None = None  # of the snapshot this process last read
 
     def _set(self, agents: list[AgentInfo]) -> None:
         self._by_hash = {a.token_sha256: a for a in agents}
@@ -102,34 +188,39 @@ class Registry:
             await self._maybe_refresh(force=False)
 
     def _load_snapshot(self) -> None:
+        self._set([agent for agent, _ in _read(self.snapshot).values()])
+
+    def _snapshot_changed(self) -> bool:
         try:
-            raw = json.loads(self.snapshot.read_text())
-        except (OSError, ValueError):
-            return
-        self._set(
-            [
-                AgentInfo(**{**a, "id": uuid.UUID(a["id"])})  # type: ignore[arg-type]
-                for a in raw.get("agents", [])
-            ]
-        )
+            mtime = self.snapshot.stat().st_mtime_ns
+        except OSError:
+            return False
+        changed = mtime != self._snapshot_mtime
+        self._snapshot_mtime = mtime
+        return changed
+
+    def _merge_snapshot(self) -> None:
+        """Agents noted in the snapshot by another process (registered, rotated) join what this one knows."""
+        noted = {agent_id: agent for agent_id, (agent, _) in _read(self.snapshot).items()}
+        self._by_id = {**self._by_id, **noted}
+        self._by_hash = {a.token_sha256: a for a in self._by_id.values()}
 
     async def refresh(self) -> None:
+        read_at = time.time()
         async with self.engine.connect() as conn:
             rows = (await conn.execute(select(Agent))).all()  # type: ignore[call-overload]
         agents = [AgentInfo.of(Agent.model_validate(dict(r._mapping))) for r in rows]
         self._set(agents)
         if agents != self._snapshot_of:  # rewritten on change only: a refresh every few seconds writes nothing new
-            await asyncio.to_thread(self._write_snapshot, agents)
+            await asyncio.to_thread(_write_database_view, self.snapshot, agents, read_at)
             self._snapshot_of = agents
 
-    def _write_snapshot(self, agents: list[AgentInfo]) -> None:
-        self.snapshot.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.snapshot.with_suffix(f".{os.getpid()}.tmp")
-        data = {"agents": [{**asdict(a), "id": str(a.id)} for a in agents]}
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh)
-        tmp.replace(self.snapshot)
+    async def note(self, session: AsyncSession) -> None:
+        """After a commit that registered, rotated or changed an agent, before its answer: every agent as the session
+        now sees it, in the shared snapshot and in this process."""
+        agents = await agents_in(session)
+        await asyncio.to_thread(note_agents, self.snapshot, agents)
+        self._set(agents)
 
     async def _maybe_refresh(self, *, force: bool) -> None:
         # At most one refresh a second however many unknown tokens arrive (a wrong token cannot flood PostgreSQL).
@@ -156,6 +247,10 @@ class Registry:
             self._bg = asyncio.create_task(self._maybe_refresh(force=False))
         digest = hash_token(token)
         found = self._by_hash.get(digest)
+        if found is None and await asyncio.to_thread(self._snapshot_changed):
+            # Registered or rotated through another process a moment ago: in the snapshot, PostgreSQL or not.
+            await asyncio.to_thread(self._merge_snapshot)
+            found = self._by_hash.get(digest)
         if found is None:
             await self._maybe_refresh(force=True)
             found = self._by_hash.get(digest)

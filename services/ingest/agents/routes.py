@@ -138,8 +138,9 @@ async def create_agent(
         raise Forbidden("you may register agents of your own agency only")
     created = await admin.create_agent(session, body, principal.agency)
     await _audit(session, principal, request, "agent.create", created.agent_id)
-    await session.commit()  # before the registry is read again
-    await intake.registry.invalidate()
+    await session.commit()
+    # In the snapshot every ingest process reads before the answer: the token works at once, PostgreSQL or not.
+    await intake.registry.note(session)
     return created
 
 
@@ -219,8 +220,9 @@ async def rotate(
     agent = await admin.get_agent(session, agent_id, principal.agency)
     out = await admin.rotate(session, agent)
     await _audit(session, principal, request, "agent.rotate_token", agent.id)
-    await session.commit()  # before the registry is read again
-    await intake.registry.invalidate()
+    await session.commit()
+    # In the snapshot every ingest process reads before the answer: the token works at once, PostgreSQL or not.
+    await intake.registry.note(session)
     return out
 
 
@@ -230,8 +232,9 @@ async def disable(
 ) -> AgentOut:
     agent = await admin.set_disabled(session, await admin.get_agent(session, agent_id, principal.agency), True)
     await _audit(session, principal, request, "agent.disable", agent.id)
-    await session.commit()  # before the registry is read again
-    await intake.registry.invalidate()
+    await session.commit()
+    # In the snapshot every ingest process reads before the answer: the token works at once, PostgreSQL or not.
+    await intake.registry.note(session)
     return admin.agent_out(agent)
 
 
@@ -241,8 +244,9 @@ async def enable(
 ) -> AgentOut:
     agent = await admin.set_disabled(session, await admin.get_agent(session, agent_id, principal.agency), False)
     await _audit(session, principal, request, "agent.enable", agent.id)
-    await session.commit()  # before the registry is read again
-    await intake.registry.invalidate()
+    await session.commit()
+    # In the snapshot every ingest process reads before the answer: the token works at once, PostgreSQL or not.
+    await intake.registry.note(session)
     return admin.agent_out(agent)
 
 
