@@ -83,7 +83,7 @@ async def recognize(
     request: Request, _: Caller, pool: Pool, image: Annotated[UploadFile, File(description="JPEG or PNG")]
 ) -> RecognizeResponse:
     data = await _read_upload(image, request.app.state.settings)
-    result = await pool.recognize_for(data, _gone(request))
+    result = await pool.recognize_for(data, lambda: _gone(request))
     if result is None:
         raise ClientGone("the caller went away before its photo was read")
     return RecognizeResponse(

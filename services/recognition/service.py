@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import structlog
@@ -67,8 +67,11 @@ class OcrPool:
         self.in_flight -= images
         metrics.IN_FLIGHT.set(self.in_flight)
 
-    async def recognize_for(self, data: bytes, gone: Awaitable[None]) -> Recognition | None:
-        """Admit, read and release one photo; None when `gone` (the caller went away) finished first."""
+    async def recognize_for(self, data: bytes, gone: Callable[[], Awaitable[None]]) -> Recognition | None:
+        """Admit, read and release one photo; None when `gone()` (the caller went away) finished first.
+
+        `gone` is called only once the photo is admitted: a coroutine made before a refusal would never be awaited
+        (Python warns "coroutine ... was never awaited")."""
         self.admit()
         engine = self._engine or get_engine()
         abandoned = threading.Event()
@@ -83,7 +86,7 @@ class OcrPool:
         job = loop.run_in_executor(self._executor, read)
         # The place is given back when the thread is done with the photo (or skipped it), not when the caller goes.
         job.add_done_callback(lambda _: loop.call_soon_threadsafe(self.release))
-        watcher = asyncio.ensure_future(gone)
+        watcher = asyncio.ensure_future(gone())
         try:
             await asyncio.wait({job, watcher}, return_when=asyncio.FIRST_COMPLETED)
         finally:

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from services.recognition.service import OcrPool
+from shared.errors import Unavailable
 from shared.logs import configure_logging
 from tests.recognition.render import jpeg, plate_image
 
@@ -18,12 +21,18 @@ async def test_a_photo_whose_caller_went_away_is_not_read_and_frees_its_place() 
         photo = jpeg(plate_image("KXR482", size=(960, 640)))
         loop = asyncio.get_running_loop()
         waiting = loop.create_future()  # a caller that stays
-        first = asyncio.create_task(pool.recognize_for(photo, waiting))  # takes the only OCR thread
+        first = asyncio.create_task(pool.recognize_for(photo, lambda: waiting))  # takes the only OCR thread
         await asyncio.sleep(0)
         gone = loop.create_future()
         gone.set_result(None)  # a caller that has already gone
-        assert await pool.recognize_for(photo, gone) is None
+        assert await pool.recognize_for(photo, lambda: gone) is None
         assert pool.in_flight == 2  # its place is held while it still waits behind the first photo
+
+        # Full: refused before its caller's watcher is made (a coroutine made and never awaited warns).
+        watchers: list[str] = []
+        with pytest.raises(Unavailable):
+            await pool.recognize_for(photo, lambda: watchers.append("made") or waiting)  # type: ignore[func-returns-value]
+        assert watchers == []
 
         read = await first
         assert read is not None and read.plates[0].plate == "KXR482"
