@@ -32,10 +32,13 @@ lint: $(STAMP)
 test: lint
 	$(BIN)/pytest
 
-# The OpenAPI fuzz of every service for longer than `make test` gives it (FUZZ_SECONDS per service).
+# The OpenAPI fuzz of every service for longer than `make test` gives it (FUZZ_SECONDS per service). The fuzzed
+# services listen on FUZZ_PORT to FUZZ_PORT+3 and call each other there: it runs beside a live system on 8001-8004.
 FUZZ_SECONDS ?= 300
+FUZZ_PORT ?= 18001
 fuzz: $(STAMP)
-	ALPR_FUZZ_SECONDS=$(FUZZ_SECONDS) ALPR_FUZZ_EXAMPLES=1000 $(BIN)/pytest tests/fuzz -p no:cacheprovider
+	ALPR_FUZZ_SECONDS=$(FUZZ_SECONDS) ALPR_FUZZ_EXAMPLES=1000 ALPR_FUZZ_PORT=$(FUZZ_PORT) \
+		$(BIN)/pytest tests/fuzz -p no:cacheprovider
 
 # Prints one JSON object, a key per benchmark.
 bench: $(STAMP)

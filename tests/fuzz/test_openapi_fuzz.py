@@ -14,10 +14,12 @@ import pytest
 from shared.settings import Settings
 from tests.conftest import TokenFactory
 from tests.ingest.conftest import ingest_settings
-from tests.support.fuzz import fuzz, serving
+from tests.support.fuzz import fuzz, fuzz_ports, serving
 
 SECONDS = float(os.environ.get("ALPR_FUZZ_SECONDS", "8"))
 EXAMPLES = int(os.environ.get("ALPR_FUZZ_EXAMPLES", "25"))
+# The first of four ports the fuzzed services use (`make fuzz` sets it; unset: free ports), never the live 8001-8004.
+FIRST_PORT = int(os.environ["ALPR_FUZZ_PORT"]) if os.environ.get("ALPR_FUZZ_PORT") else None
 ROLES = ("officer", "supervisor", "auditor", "admin", "agency", "service")
 
 
@@ -36,12 +38,18 @@ def _tokens(make_token: TokenFactory) -> dict[str, str]:
 @pytest.mark.parametrize("service", ["access", "hotlist", "ingest", "recognition"])
 def test_fuzz_finds_nothing(service: str, settings: Settings, make_token: TokenFactory) -> None:
     overrides: dict[str, Any] = {"recognition_workers": 1} if service == "recognition" else {}
+    ports = fuzz_ports(FIRST_PORT)
+    overrides.update({f"{name}_port": port for name, port in ports.items()})
     if service == "ingest":
-        base = ingest_settings(settings)
+        base = ingest_settings(settings, **overrides)
     else:
         base = settings.model_copy(update=overrides)
+    # What the fuzzed service calls is on the fuzz's ports (ingest's peers: a dead URL), never a live system's.
+    for name, port in ports.items():
+        if not (service == "ingest" and name in ("recognition", "hotlist")):
+            assert base.url_of(name) == f"http://127.0.0.1:{port}", name
     app = importlib.import_module(f"services.{service}.main").create_app(base)
-    with serving(app) as url:
+    with serving(app, ports[service]) as url:
         report = fuzz(url, _tokens(make_token), seconds=SECONDS, examples=EXAMPLES)
     assert report.requests > 100
     found = [f"{k}: {' '.join(v.split())[:400]}" for k, v in sorted(report.failures.items())]

@@ -158,7 +158,8 @@ async def test_malformed_wrong_token_disabled_and_offline_unit(
 
     bad = await post(client, agent["token"], b'{"data_type": "alpr_results", "results": [')
     assert bad.status_code == 200  # answered (alprd would drop it either way) and kept in quarantine
-    # A value PostgreSQL refuses (NUL in the camera id) is quarantined too, and does not block the posts after it.
+    # A value PostgreSQL cannot store (NUL in the camera id) is quarantined too, naming the field, and does not block
+    # the posts after it.
     nul = results_body("NUL123", now_ms() - 2000).replace(b'"camera_id": 1', b'"camera_id": "c\\u0000m"')
     assert (await post(client, agent["token"], nul)).status_code == 200
     assert (await post(client, agent["token"], results_body("AFT123", now_ms() - 1000))).status_code == 200
@@ -189,7 +190,7 @@ async def test_malformed_wrong_token_disabled_and_offline_unit(
     ).json()["posts"]
     reasons = {q["agent_id"]: q["reason"] for q in quarantined}  # newest first: the oldest of each agent stays
     assert reasons[agent["agent_id"]].startswith("not JSON")
-    assert any(q["reason"].startswith("could not be stored") for q in quarantined)
+    assert any(q["reason"] == "camera_id: contains a NUL character" for q in quarantined)
     after = await rows(own, "SELECT 1 FROM ingest.reads WHERE plate = 'AFT123' AND camera LIKE :c", c="pole-%")
     assert len(after) == 1
     assert "offline" in reasons[mounted["agent_id"]]

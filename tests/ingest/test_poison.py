@@ -82,13 +82,65 @@ def test_counting_the_disallowed_fields_agrees_with_scrub() -> None:
     assert refused and refused < len(bodies)
 
 
+# Each poison's reason names the field and the problem (issue 29: NaN, infinite and negative epochs were "without
+# epoch_time", a NUL "Error").
+REASONS = {
+    "epoch_time 1e400": "alpr_results: epoch_time: inf is not a finite number",
+    "epoch_time NaN": "alpr_results: epoch_time: nan is not a finite number",
+    "epoch_time 'nan'": "alpr_results: epoch_time: 'nan' is not a finite number",
+    "epoch_time -Infinity": "alpr_results: epoch_time: -inf is not a finite number",
+    "epoch_start 1e400": "alpr_group: epoch_start: inf is not a finite number",
+    "heartbeat NaN": "heartbeat: timestamp: nan is not a finite number",
+    "nested 5000 deep": "JSON nested too deep",
+    "nested 40 deep": "JSON nested deeper than 32 levels",
+    "NUL in the frame key": "uuid: contains a NUL character",
+    "epoch_time 1e300": "alpr_results: epoch_time: 1e+300 is past the year 9999",
+}
+
+
+def _six(at: int) -> dict[str, tuple[bytes, str]]:
+    """The six bodies issue 29 found stored as reads, each with the reason it is now quarantined for."""
+    good = results_body("SIX000", at).decode()
+    no_uuid = good.replace(f'"uuid": "site-cam1-{at}", ', "")
+    assert no_uuid != good
+    return {
+        "NUL in site_id": (
+            no_uuid.replace('"site_id": ""', '"site_id": "a\\u0000b"').encode(),
+            "site_id: contains a NUL character",
+        ),
+        "7 MB site_id": (
+            no_uuid.replace('"site_id": ""', f'"site_id": "{"s" * 7_000_000}"').encode(),
+            "site_id: 7000000 characters, more than 128",
+        ),
+        "plate_index 1e30": (
+            good.replace('"plate_index": 0', '"plate_index": 1e30').encode(),
+            "results[0].plate_index: 1e+30 is not an index from 0 to 9999",
+        ),
+        "confidence NaN": (
+            good.replace(
+                '"confidence": 90.5, "matches_template": 1, "plate_index"',
+                '"confidence": NaN, "matches_template": 1, "plate_index"',
+            ).encode(),
+            "results[0].confidence: nan is not a number from 0 to 100",
+        ),  # fmt: skip
+        "coordinates 1e308": (
+            good.replace('{"x": 1, "y": 2}', '{"x": 1e308, "y": -1e308}').encode(),
+            "results[0].coordinates[0].x: 1e+308 is not a pixel position",
+        ),
+        "camera_id 1e40": (
+            good.replace('"camera_id": 1', '"camera_id": 1e40').encode(),
+            "camera_id: 1e+40 is not a camera number",
+        ),
+    }
+
+
 def test_the_parser_refuses_each_poison_with_a_reason() -> None:
-    for name, raw in _poisons(now_ms()).items():
-        if name == "NUL in the frame key":
-            assert parse(raw).reads  # parsed; PostgreSQL refuses it at import (quarantined there)
-            continue
-        with pytest.raises(Malformed):
+    cases = {name: (raw, REASONS[name]) for name, raw in _poisons(now_ms()).items()} | _six(now_ms())
+    for name, (raw, reason) in cases.items():
+        with pytest.raises(Malformed) as refused:
             parse(raw)
+        assert str(refused.value) == reason, name
+    assert parse(results_body("SIX000", now_ms())).reads  # the body they were made from is good
 
 
 @pytest.fixture
@@ -133,7 +185,7 @@ async def test_poisoned_agent_posts_are_quarantined_alone_and_the_importer_goes_
     quarantined = await rows(own, "SELECT reason FROM ingest.agent_quarantine WHERE agent_id = :a", a=agent["agent_id"])
     assert len(quarantined) == len(poisons)  # each alone
     reasons = " | ".join(sorted(q.reason for q in quarantined))
-    assert "nested deeper" in reasons and "could not be stored" in reasons and "without epoch_time" in reasons
+    assert "nested deeper" in reasons and "uuid: contains a NUL" in reasons and "nan is not a finite" in reasons
     importer = app.state.agents.importer
     assert importer._task is not None and not importer._task.done()  # still running
     assert importer.health.failures == 0

@@ -37,11 +37,28 @@ SKIPPED_SUFFIXES = ("/stream",)
 FRAMING = frozenset({"content-length", "transfer-encoding", "host", "connection"})
 
 
+SERVICES = ("access", "ingest", "recognition", "hotlist")
+
+
+def fuzz_ports(first: int | None) -> dict[str, int]:
+    """The four services' ports in a fuzz run: `first` to `first + 3` (`ALPR_FUZZ_PORT`, `make fuzz FUZZ_PORT=...`),
+    else free ones. Every URL a fuzzed service calls (hotlist calling ingest, image links to access) uses them, so
+    a fuzz never reaches a live system on the default ports 8001-8004 beside it."""
+    if first is None:
+        with contextlib.ExitStack() as stack:
+            socks = [stack.enter_context(socket.socket()) for _ in SERVICES]
+            for sock in socks:
+                sock.bind(("127.0.0.1", 0))
+            return {name: sock.getsockname()[1] for name, sock in zip(SERVICES, socks, strict=True)}
+    return {name: first + i for i, name in enumerate(SERVICES)}
+
+
 @contextlib.contextmanager
-def serving(app: FastAPI) -> Iterator[str]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+def serving(app: FastAPI, port: int = 0) -> Iterator[str]:
+    if not port:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, name=f"fuzz-{port}", daemon=True)
     thread.start()

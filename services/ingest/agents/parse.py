@@ -112,6 +112,82 @@ def epoch_ms(value: Any) -> int | None:
     return ms if ms <= MAX_EPOCH_MS else None
 
 
+def _no_time(name: str, value: Any) -> str:
+    """Why `value` (an epoch field) is no time: the field and the problem, for the quarantine's reason."""
+    if value is None or value == "":
+        return f"{name}: missing"
+    if isinstance(value, bool):
+        return f"{name}: {value!r} is not a number"
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return f"{name}: {value!r} is not a number"
+    if not math.isfinite(number):
+        return f"{name}: {value!r} is not a finite number"
+    if number <= 0:
+        return f"{name}: {value!r} is not a time after 1970"
+    return f"{name}: {value!r} is past the year 9999"
+
+
+def _nul_at(value: Any, path: str, depth: int = 0) -> str | None:
+    """The path of the first text (value or key) holding a NUL, which PostgreSQL cannot store."""
+    if depth > MAX_DEPTH:
+        return None  # refused as too deep elsewhere
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if "\x00" in key:
+                return f"{path}.{key!r}" if path else repr(key)
+            if (found := _nul_at(item, f"{path}.{key}" if path else key, depth + 1)) is not None:
+                return found
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            if (found := _nul_at(item, f"{path}[{i}]", depth + 1)) is not None:
+                return found
+    return None
+
+
+MAX_SITE_ID = 128
+MAX_PLATE_INDEX = 10_000
+MAX_PIXEL = 100_000  # corners are pixels of a camera frame
+
+
+def _site(body: dict[str, Any]) -> str:
+    value = body.get("site_id")
+    if value is None or value == "":
+        return ""
+    if not isinstance(value, str | int) or isinstance(value, bool):
+        raise Malformed(f"site_id: {type(value).__name__} is not text")
+    text = str(value)
+    if len(text) > MAX_SITE_ID:
+        raise Malformed(f"site_id: {len(text)} characters, more than {MAX_SITE_ID}")
+    return text
+
+
+def _checked_result(result: dict[str, Any], where: str) -> None:
+    """Numbers of a result that no camera sends: the post is quarantined with the field and the problem."""
+    index = result.get("plate_index")
+    if index is not None and not (
+        isinstance(index, int) and not isinstance(index, bool) and 0 <= index < MAX_PLATE_INDEX
+    ):
+        raise Malformed(f"{where}.plate_index: {index!r} is not an index from 0 to {MAX_PLATE_INDEX - 1}")
+    confidence = result.get("confidence")
+    if confidence is not None:
+        number = _number(confidence)
+        if number is None or not 0 <= number <= 100:
+            raise Malformed(f"{where}.confidence: {confidence!r} is not a number from 0 to 100")
+    corners = result.get("coordinates")
+    for j, corner in enumerate(corners if isinstance(corners, list) else []):
+        for axis in ("x", "y"):
+            value = corner.get(axis) if isinstance(corner, dict) else None
+            if value is None:
+                continue
+            number = _number(value)
+            if number is None or abs(number) > MAX_PIXEL:
+                raise Malformed(f"{where}.coordinates[{j}].{axis}: {value!r} is not a pixel position")
+
+
 def _number(value: Any) -> float | None:
     if isinstance(value, bool) or value is None or value == "":
         return None
@@ -240,6 +316,8 @@ def _camera(body: dict[str, Any]) -> str:
     for key in ("camera_id", "camera_number"):
         value = body.get(key)
         if value not in (None, "") and not isinstance(value, bool):
+            if isinstance(value, int | float) and not (value == int(value) and 0 <= value < 2**31):
+                raise Malformed(f"{key}: {value!r} is not a camera number")
             return str(value)[:64]
     return "1"
 
@@ -253,10 +331,12 @@ def parse(raw: bytes) -> ParsedPost:
         raise Malformed(f"unknown data_type {data_type!r} (expected one of {', '.join(DATA_TYPES)})")
     post = ParsedPost(data_type=data_type, epoch_ms=None)
     count_disallowed(body, post.dropped)  # nothing below reads a disallowed field
+    if b"\\u0000" in raw and (where := _nul_at(body, "")) is not None:
+        raise Malformed(f"{where}: contains a NUL character")
     if data_type == "heartbeat":
         post.epoch_ms = epoch_ms(body.get("timestamp")) or epoch_ms(body.get("epoch_time"))
         if post.epoch_ms is None:
-            raise Malformed("heartbeat without a timestamp")
+            raise Malformed(f"heartbeat: {_no_time('timestamp', body.get('timestamp'))}")
         return post
     if data_type == "alpr_results":
         _results(body, post)
@@ -271,20 +351,22 @@ def parse(raw: bytes) -> ParsedPost:
 def _results(body: dict[str, Any], post: ParsedPost) -> None:
     at = epoch_ms(body.get("epoch_time"))
     if at is None:
-        raise Malformed("alpr_results without epoch_time")
+        raise Malformed(f"alpr_results: {_no_time('epoch_time', body.get('epoch_time'))}")
     post.epoch_ms = at
     results = body.get("results")
     if not isinstance(results, list):
         raise Malformed("alpr_results without a results list")
     camera = _camera(body)
+    site = _site(body)
     frame = body.get("uuid")
     if not isinstance(frame, str) or not frame:
-        frame = f"{body.get('site_id') or ''}-cam{camera}-{at}"
+        frame = f"{site}-cam{camera}-{at}"
     lat, lon = _gps(body)
     for i, result in enumerate(results):
         if not isinstance(result, dict):
             post.notes.append(f"results[{i}] is not an object")
             continue
+        _checked_result(result, f"results[{i}]")
         plate = plates.normalize(str(result.get("plate") or ""))
         if not plates.is_plausible(plate):
             post.notes.append(f"results[{i}]: no plausible plate")
@@ -323,7 +405,8 @@ def _group(body: dict[str, Any], source: str, notes: list[str]) -> PlateRead:
         epoch_ms(body.get("best_uuid_epoch_ms")) or epoch_ms(body.get("epoch_start")) or epoch_ms(body.get("epoch_end"))
     )
     if at is None:
-        raise Malformed("alpr_group without best_uuid_epoch_ms or epoch_start")
+        field_name = next((k for k in ("best_uuid_epoch_ms", "epoch_start") if body.get(k) is not None), "epoch_start")
+        raise Malformed(f"alpr_group: {_no_time(field_name, body.get(field_name))}")
     uuids = [u for u in body.get("uuids") or [] if isinstance(u, str) and u]
     indexes = body.get("plate_indexes") if isinstance(body.get("plate_indexes"), list) else []
     keys = [f"{u}#{indexes[i] if i < len(indexes) and isinstance(indexes[i], int) else 0}" for i, u in enumerate(uuids)]
@@ -365,8 +448,10 @@ def _alert(body: dict[str, Any], post: ParsedPost) -> None:
         return
     plate = plates.normalize(str(body.get("plate_number") or ""))
     at = epoch_ms(body.get("epoch_time"))
-    if not plates.is_plausible(plate) or at is None:
-        raise Malformed("alpr_alert without a group, or a plate and epoch_time")
+    if not plates.is_plausible(plate):
+        raise Malformed("alpr_alert without a group, or a plausible plate_number")
+    if at is None:
+        raise Malformed(f"alpr_alert: {_no_time('epoch_time', body.get('epoch_time'))}")
     key = f"alert-{_camera(body)}-{at}#{plate}"
     lat, lon = _gps(body)
     post.epoch_ms = at
