@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import asyncpg
@@ -147,6 +148,31 @@ def is_database_outage(exc: BaseException) -> bool:
     return isinstance(exc, ConnectionError | asyncio.TimeoutError | OSError)
 
 
+OUTAGE_GAP_S = 30.0  # database errors closer together than this belong to one outage: one warning for it
+
+
+class _OutageLog:
+    """One warning per outage, not one per request: during a cut every request fails the same way (each answered
+    503), and hundreds of identical lines hide the one that says when it began."""
+
+    def __init__(self) -> None:
+        self.last: float | None = None
+        self.count = 0
+
+    def __call__(self, exc: BaseException) -> None:
+        now = time.monotonic()
+        if self.last is None or now - self.last > OUTAGE_GAP_S:
+            log.warning("dependency_unavailable", error=repr(exc)[:300], note="further errors of this outage: debug")
+            self.count = 0
+        else:
+            log.debug("dependency_unavailable", error=repr(exc)[:300])
+        self.last = now
+        self.count += 1
+
+
+outage_log = _OutageLog()
+
+
 def register_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def _app_error(_: Request, exc: AppError) -> JSONResponse:
@@ -170,7 +196,7 @@ def register_error_handlers(app: FastAPI) -> None:
             log.info("value_refused_by_database", error=str(exc.orig)[:300])
             return _json(422, "a value in the request cannot be stored (out of range, or a control character)")
         if is_database_outage(exc):
-            log.warning("dependency_unavailable", error=repr(exc))
+            outage_log(exc)
             return _json(503, "database unavailable, retry later", {"Retry-After": "5"})
         log.error("database_error", error=repr(exc)[:500])
         return _json(500, "internal error")
@@ -182,6 +208,13 @@ def register_error_handlers(app: FastAPI) -> None:
         log.info("client_disconnected")
         return _json(400, "the client disconnected before the request body was read")
 
+    @app.exception_handler(OSError)
+    async def _connection_error(request: Request, exc: OSError) -> JSONResponse:
+        # A connection refused or a socket gone (PostgreSQL cut before the driver wraps the error): answered here, by
+        # the exception middleware, not by the last-resort handler below, which Starlette re-raises to the server
+        # after answering (uvicorn then logs a traceback per request).
+        return await _unexpected(request, exc)
+
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
         # Never a stack trace to the client; the log has it, under the request id.
@@ -189,7 +222,7 @@ def register_error_handlers(app: FastAPI) -> None:
             log.info("value_refused_by_database", error=repr(exc)[:300])
             return _json(422, "a value in the request cannot be stored (out of range, or a control character)")
         if is_database_outage(exc):
-            log.warning("dependency_unavailable", error=repr(exc))
+            outage_log(exc)
             return _json(503, "database unavailable, retry later", {"Retry-After": "5"})
         log.exception("unhandled_error")
         return _json(500, "internal error")
