@@ -134,6 +134,9 @@ class Settings(BaseSettings):
     # A car-mounted agent's read without GPS takes its unit's MDC position nearest the capture time within this many
     # seconds (a car at 30 m/s moves 900 m in 30 s); none that close: the read is stored without a position.
     ingest_agent_mdc_position_max_age_s: float = Field(default=30.0, ge=0, le=600)
+    # Positions a unit's MDC posts on its own (POST /v1/units/{unit}/position) are kept this long, no longer: the
+    # agents' import may lag a capture by this much and still find the car's position. Not a track of the car.
+    ingest_unit_position_keep_s: float = Field(default=900.0, gt=0, le=86400)
 
     # Hotlist: the BCA hot-list sync (a scheduled job in the hotlist service, or `alpr hotlist sync`).
     hotlist_source_url: str | None = None  # unset: no scheduled sync

@@ -73,6 +73,7 @@ MATRIX: dict[str, dict[tuple[str, str], frozenset[str]]] = {
         ("POST", "/v1/reads/batch"): frozenset({"officer"}),
         ("GET", "/v1/units/{unit}/events"): frozenset({"officer", "supervisor", "admin"}),
         ("GET", "/v1/units/{unit}/stream"): frozenset({"officer", "supervisor", "admin"}),
+        ("POST", "/v1/units/{unit}/position"): frozenset({"officer"}),
         ("GET", "/v1/agencies/{agency}/events"): frozenset({"supervisor", "admin"}),
         ("POST", "/v1/internal/reads/search"): frozenset({"service"}),
         ("POST", "/v1/internal/hits"): frozenset({"service"}),
@@ -178,6 +179,9 @@ CROSS_AGENCY: dict[tuple[str, str], str] = {
     ("GET", "/v1/shifts/{shift_id}"): TWO,
     ("GET", "/v1/units/{unit}/events"): TWO,
     ("GET", "/v1/units/{unit}/stream"): TWO,
+    # Only the unit's officer on shift in their own agency posts its position, and only that agency's agents use it.
+    ("POST", "/v1/units/{unit}/position"): "tests/ingest/test_unit_positions.py::"
+    "test_a_position_posted_alone_locates_the_units_agent_reads_of_its_agency_only",
     ("GET", "/v1/agencies/{agency}/events"): TWO,
     ("GET", "/v1/agents/{agent_id}"): AGENTS,
     ("POST", "/v1/agents/{agent_id}/rotate"): AGENTS,

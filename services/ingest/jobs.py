@@ -11,6 +11,7 @@ import structlog
 from sqlalchemy import select, text, update
 
 from services.ingest.clients import CallFailed
+from services.ingest.positions import forget_old_positions
 from services.ingest.protected import destroy_reads
 from services.ingest.service import (
     IngestContext,
@@ -74,6 +75,7 @@ class Worker:
     async def run_once(self) -> int:
         async with self.ctx.sessionmaker() as session:
             await close_expired_shifts(session)
+            await forget_old_positions(session, self.ctx.settings)  # kept no longer than needed, posts or not
             await session.commit()
         done = await self.finish_pending()
         await self.check_hotlist_version()

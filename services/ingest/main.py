@@ -23,6 +23,7 @@ from services.ingest.holds import router as holds_router
 from services.ingest.inflight import InFlight
 from services.ingest.jobs import Worker
 from services.ingest.metrics import ingest_backlog
+from services.ingest.positions import router as positions_router
 from services.ingest.readers import router as readers_router
 from services.ingest.routes import read_beside_the_router, router
 from services.ingest.service import IngestContext
@@ -164,6 +165,7 @@ def create_app(
             subjects_router,
             subject_counts_router,
             readers_router,
+            positions_router,
         ],
         lifespan=lifespan,
         metric_probes=[ingest_backlog],

@@ -45,6 +45,20 @@ class Shift(SQLModel, table=True):
     end_reason: str | None = None  # "logout" | "expired"
 
 
+class UnitPosition(SQLModel, table=True):
+    """A unit's latest positions posted by its MDC without a read (services/ingest/positions.py): kept for
+    `ingest_unit_position_keep_s` only, for its camera agents' reads without GPS. Not a track."""
+
+    __tablename__ = "unit_positions"
+    __table_args__ = (Index("ix_ingest_unit_positions_at", "at"), {"schema": "ingest"})
+
+    agency: str = Field(sa_column=Column(Text, primary_key=True))  # '' for a token without agency, as reads
+    unit: str = Field(sa_column=Column(Text, primary_key=True))
+    at: datetime = Field(sa_column=Column(DateTime(timezone=True), primary_key=True))
+    lat: float = Field(sa_column=Column(Float, nullable=False))
+    lon: float = Field(sa_column=Column(Float, nullable=False))
+
+
 class Read(SQLModel, table=True):
     """One plate read: only what Minn. Stat. 13.824 subd. 2(a) lets us keep, plus where it came from."""
 

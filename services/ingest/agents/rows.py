@@ -25,6 +25,7 @@ from services.ingest.agents.parse import Malformed, ParsedPost, PlateRead, loads
 from services.ingest.agents.registry import AgentInfo
 from services.ingest.clients import CallFailed
 from services.ingest.images import CheckedImage
+from services.ingest.positions import position_near
 from services.ingest.service import (
     protected_plates,
 )
@@ -212,7 +213,10 @@ class RowStage:
         if lat is None or lon is None:
             lat, lon, located = agent.lat, agent.lon, "fixed"
         if (lat is None or lon is None) and agent.kind == "unit" and agent.unit:
-            lat, lon, located = *await self._mdc_position(conn, agent, captured), "mdc"
+            window = timedelta(seconds=settings.ingest_agent_mdc_position_max_age_s)
+            mdc = await position_near(conn, agent.agency or "", agent.unit, captured, window)
+            if mdc is not None:
+                lat, lon, located = *mdc, "mdc"
         if lat is None or lon is None:
             # Never quarantined for it: a read without a position is still a read, matched and alerted like any other.
             lat, lon, located = None, None, "none"
@@ -303,26 +307,6 @@ class RowStage:
             batch.duplicates += 1  # the same frame posted again
             return
         await self._merge(conn, agent, pr, found, lat, lon, located, wants_finish, now, batch)
-
-    async def _mdc_position(
-        self, conn: AsyncConnection, agent: AgentInfo, captured: datetime
-    ) -> tuple[float | None, float | None]:
-        """The unit's position from its MDC: the MDC's own read (posted to /v1/reads, not by an agent) nearest the
-        capture time, within `ingest_agent_mdc_position_max_age_s` either side."""
-        window = timedelta(seconds=self.ctx.settings.ingest_agent_mdc_position_max_age_s)
-        found = (
-            await conn.execute(
-                text(
-                    "SELECT lat, lon FROM ingest.reads WHERE agency = :agency AND unit = :unit "
-                    "AND captured_at BETWEEN CAST(:at AS timestamptz) - CAST(:w AS interval) "
-                    "AND CAST(:at AS timestamptz) + CAST(:w AS interval) "
-                    "AND lat IS NOT NULL AND lon IS NOT NULL AND client_read_id NOT LIKE 'agent:%' "
-                    "ORDER BY abs(extract(epoch FROM captured_at - CAST(:at AS timestamptz))) LIMIT 1"
-                ),
-                {"agency": agent.agency or "", "unit": agent.unit, "at": captured, "w": window},
-            )
-        ).first()
-        return (found.lat, found.lon) if found is not None else (None, None)
 
     async def _merge(
         self,
