@@ -4,6 +4,7 @@ alone posts it, for their own agency's unit; only the latest positions are kept.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime, timedelta
@@ -119,6 +120,22 @@ async def test_only_the_latest_positions_are_kept(settings: Settings, tmp_path: 
         assert (await _position(car, now, 45.05, -93.35)).status_code == 204
         kept = await rows(shorter, "SELECT lat FROM ingest.unit_positions WHERE unit = :u ORDER BY at", u=car.unit)
         assert [k.lat for k in kept] == [45.02, 45.05]
+
+
+async def test_the_worker_forgets_positions_past_their_keep_time_with_no_further_post(
+    settings: Settings, tmp_path: Path, officer_factory: Any
+) -> None:
+    own = ingest_settings(settings, data_dir=tmp_path, ingest_unit_position_keep_s=1.0)
+    async with running(create_app(own)) as client:  # the worker runs (every 0.2 s here)
+        car = officer_factory(client)()
+        assert (await car.start()).status_code == 201
+        assert (await _position(car, datetime.now(UTC), 45.06, -93.36)).status_code == 204
+        query = "SELECT lat FROM ingest.unit_positions WHERE unit = :u"
+        for _ in range(50):  # 10 s at most
+            if not await rows(own, query, u=car.unit):
+                break
+            await asyncio.sleep(0.2)
+        assert await rows(own, query, u=car.unit) == []
 
 
 async def test_bad_position_bodies_are_422_naming_what_is_wrong(
