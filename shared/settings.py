@@ -189,6 +189,9 @@ class Settings(BaseSettings):
     retention_purge_interval_s: float = Field(default=3600.0, gt=0)  # cheap when nothing is due
     # How many days before the cutoff the purge and the check list in the object store (orphans, late uploads).
     retention_object_lookback_days: int = Field(default=14, ge=1)
+    # A photo no read refers to goes at the purge once this old. A read's photo is written before its row commits;
+    # the grace is what keeps an in-flight read's photo (seconds between the two) from being taken for an orphan.
+    purge_orphan_grace_s: float = Field(default=3600.0, ge=60)
 
     # Recognition: OCR worker threads (unset: one per core), requests allowed to wait for one, upload limits.
     recognition_workers: int | None = Field(default=None, ge=1)

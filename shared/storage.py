@@ -13,7 +13,7 @@ import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import quote, urlencode
@@ -46,6 +46,14 @@ def _check_key(key: str) -> str:
     return key
 
 
+@dataclass(frozen=True)
+class StoredObject:
+    """A key and when it was last written (UTC): the purge leaves young objects alone (in-flight reads)."""
+
+    key: str
+    last_modified: datetime
+
+
 class ObjectStore(Protocol):
     name: str
 
@@ -56,6 +64,7 @@ class ObjectStore(Protocol):
     async def delete_prefix(self, prefix: str) -> int: ...
     async def delete_keys(self, keys: Sequence[str]) -> int: ...
     async def list(self, prefix: str = "") -> list[str]: ...
+    async def list_objects(self, prefix: str = "") -> Sequence[StoredObject]: ...
     async def ping(self) -> None: ...
     async def presigned_url(self, key: str, expires_s: int = 300) -> str: ...
 
@@ -159,6 +168,17 @@ class S3Store:
 
         keys: list[str] = await self._call(_list)
         return keys
+
+    async def list_objects(self, prefix: str = "") -> Sequence[StoredObject]:
+        def _list() -> list[StoredObject]:
+            return [
+                StoredObject(o.object_name, o.last_modified.astimezone(UTC) if o.last_modified else datetime.now(UTC))
+                for o in self.client.list_objects(self.bucket, prefix=prefix or None, recursive=True)
+                if o.object_name is not None
+            ]
+
+        objects: list[StoredObject] = await self._call(_list)
+        return objects
 
     async def delete_prefix(self, prefix: str) -> int:
         keys = await self.list(prefix)
@@ -315,6 +335,20 @@ class LocalStore:
             return sorted(out)
 
         return await asyncio.to_thread(_walk)
+
+    async def list_objects(self, prefix: str = "") -> Sequence[StoredObject]:
+        def _stat() -> list[StoredObject]:
+            out = []
+            for key in keys:
+                try:
+                    mtime = self._path(key).stat().st_mtime
+                except FileNotFoundError:
+                    continue  # deleted meanwhile
+                out.append(StoredObject(key, datetime.fromtimestamp(mtime, UTC)))
+            return out
+
+        keys = await self.list(prefix)
+        return await asyncio.to_thread(_stat)
 
     async def delete_prefix(self, prefix: str) -> int:
         keys = await self.list(prefix)

@@ -23,6 +23,10 @@ READS = Counter(
 PENDING = Gauge("alpr_ingest_pending_reads", "Stored reads still waiting for recognition or a match", ["work"])
 SPOOL_BYTES = Gauge("alpr_ingest_agent_spool_bytes", "Camera agents' posts received and not yet imported (bytes)")
 SPOOL_SEGMENTS = Gauge("alpr_ingest_agent_spool_segments", "Spool segment files not yet imported")
+ORPHANS_REMOVED = Counter(
+    "alpr_ingest_orphan_photos_removed_total",
+    "Photos no read referred to (a worker killed between upload and commit), removed by this process's purge",
+)
 QUARANTINE = Gauge("alpr_ingest_agent_quarantine_posts", "Camera agents' posts kept in quarantine (not reads)")
 
 

@@ -8,6 +8,11 @@ due day, oldest first:
 2. in one transaction: the partition is dropped (no held read) or emptied of its unheld rows (held reads stay where
    every search finds them), the day's hit events go, and the run's destruction record is updated.
 
+Orphan photos (a worker killed between a photo's upload and its read's commit; the car's retry stores another) are
+looked for in the days not yet due (the last `retention_object_lookback_days`): an object that no read nor held read
+refers to and that is older than `purge_orphan_grace_s` goes, counted apart (`orphans_destroyed`). The grace is what
+keeps an in-flight read's photo: it is written before its row commits.
+
 Objects go before rows: a run interrupted between the two finds the rows on the next run and finishes; a run
 interrupted after 2 finds nothing left of that day. Running twice destroys nothing more. One purge at a time
 (an advisory lock); a dry run counts what would go and writes nothing but its audit entry.
@@ -25,6 +30,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.ingest import facts
+from services.ingest.metrics import ORPHANS_REMOVED
 from services.ingest.retention_models import ACTIVE_HELD_READS, PurgeRun
 from services.ingest.writer import partition_days
 from shared.audit import record
@@ -77,6 +83,7 @@ class PurgeReport:
     partitions_dropped: int = 0
     reads_kept_held: int = 0
     objects_kept_held: int = 0
+    orphans_destroyed: int = 0
     days: list[DayResult] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -142,6 +149,46 @@ async def _purge_rows(conn: Any, day: date, exists: bool, *, dry_run: bool, resu
         result.partition_dropped = True
     else:
         await conn.execute(text(f"DELETE FROM {name} WHERE NOT (id = ANY(:ids))"), {"ids": list(held)})
+
+
+def _read_id_of(key: str) -> uuid.UUID | None:
+    """`reads/YYYY/MM/DD/<read id>.<...>`: the read a photo was written for (None for a name of another shape)."""
+    try:
+        return uuid.UUID(key.rsplit("/", 1)[-1].split(".", 1)[0])
+    except ValueError:
+        return None
+
+
+async def delete_orphans(
+    engine: AsyncEngine, store: ObjectStore, settings: Settings, last_due: date, at: datetime, *, dry_run: bool
+) -> int:
+    """Photos of the days not yet due that no read (nor held read) refers to, once older than the grace. Reads of
+    every agency are asked: the key carries no agency, and a photo any read refers to stays."""
+    grace_cut = at - timedelta(seconds=settings.purge_orphan_grace_s)
+    newest = at.astimezone(UTC).date() + timedelta(days=1)  # a car's clock a little ahead
+    days = [newest - timedelta(days=i) for i in range(settings.retention_object_lookback_days + 1)]
+    total = 0
+    for day in (d for d in days if d > last_due):
+        aged = [o.key for o in await store.list_objects(day_prefix(day)) if o.last_modified < grace_cut]
+        if not aged:
+            continue
+        ids = {i for i in map(_read_id_of, aged) if i is not None}
+        async with engine.connect() as conn:
+            _, referenced = await held_in_day(conn, day)
+            rows = await conn.execute(
+                text(
+                    "SELECT image_key, crop_key FROM ingest.reads WHERE id = ANY(:ids) "
+                    "AND captured_at >= :s AND captured_at < :e"
+                ),
+                {"ids": list(ids), "s": day_start(day), "e": day_start(day + timedelta(days=1))},
+            )
+            referenced.update(k for row in rows for k in row if k)
+        orphans = [k for k in aged if k not in referenced]
+        if orphans and not dry_run:
+            await store.delete_keys(orphans)
+            log.warning("orphan_photos_removed", day=day.isoformat(), count=len(orphans))
+        total += len(orphans)
+    return total
 
 
 async def _candidate_days(engine: AsyncEngine, settings: Settings, last_due: date) -> tuple[list[date], set[date]]:
@@ -246,17 +293,21 @@ async def _purge_locked(
             protected_reads, protected_objects = await destroy_protected(engine, store, settings)
             report.reads_destroyed += protected_reads
             report.objects_destroyed += protected_objects
+        report.orphans_destroyed = await delete_orphans(engine, store, settings, last_due, at, dry_run=dry_run)
+        if not dry_run:
+            ORPHANS_REMOVED.inc(report.orphans_destroyed)
         async with engine.begin() as conn:
             report.stream_events_destroyed = await _purge_events(conn, report.cutoff, dry_run=dry_run)
             report.agent_records_destroyed = await _purge_agent_records(conn, report.cutoff, dry_run=dry_run)
             if not dry_run and run_id is not None:
                 await conn.execute(
                     text(
-                        "UPDATE ingest.purge_runs SET stream_events_destroyed = :n, status = :st, finished_at = now(), "
-                        "details = CAST(:d AS jsonb) WHERE id = :id"
+                        "UPDATE ingest.purge_runs SET stream_events_destroyed = :n, orphans_destroyed = :o, "
+                        "status = :st, finished_at = now(), details = CAST(:d AS jsonb) WHERE id = :id"
                     ),
                     {
                         "n": report.stream_events_destroyed,
+                        "o": report.orphans_destroyed,
                         "st": report.status,
                         "id": run_id,
                         "d": _json(
@@ -367,6 +418,7 @@ async def _audit(conn: Any, report: PurgeReport, actor: str, trigger: str) -> No
                 "stream_events_destroyed": report.stream_events_destroyed,
                 "reads_kept_held": report.reads_kept_held,
                 "objects_kept_held": report.objects_kept_held,
+                "orphans_destroyed": report.orphans_destroyed,
                 "status": report.status,
             },
         )

@@ -67,6 +67,8 @@ class PurgeRun(SQLModel, table=True):
     partitions_dropped: int = 0
     reads_kept_held: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
     objects_kept_held: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    # Photos no read refers to, older than the grace (issue 29): counted apart from the retention's objects.
+    orphans_destroyed: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))
     details: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONB, nullable=False))
     error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 

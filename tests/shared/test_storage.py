@@ -1,4 +1,5 @@
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -30,6 +31,11 @@ async def test_round_trip_list_and_delete(store: ObjectStore) -> None:
 
     await store.delete("t/2026/11/25/b.jpg")
     assert not await store.exists("t/2026/11/25/b.jpg")
+
+    # With their last-modified times (the orphan purge's grace): just written, in UTC.
+    listed = await store.list_objects("t/2026/11/25/")
+    assert [o.key for o in listed] == ["t/2026/11/25/a.jpg"]
+    assert abs((datetime.now(UTC) - listed[0].last_modified).total_seconds()) < 60
 
     # Deleting a day is deleting a prefix; the next day stays.
     assert await store.delete_prefix("t/2026/11/25/") == 1
