@@ -102,6 +102,8 @@ class Settings(BaseSettings):
     ingest_max_image_pixels: int = Field(default=40_000_000, ge=1)
     ingest_clock_skew_s: float = Field(default=120.0, ge=0)  # how far in the future a capture time may be
     ingest_max_read_age_days: int = Field(default=60, ge=1)  # older reads are past retention: refused
+    # A Safe at Home request waiting for a second supervisor this long is overdue: /readyz warns, a metric counts it.
+    ingest_safe_at_home_confirm_days: int = Field(default=3, ge=1, le=30)
     ingest_batch_max_items: int = Field(default=50, ge=1, le=500)
     ingest_call_recognition: bool = True  # send reads without plate text to recognition
     ingest_second_read: bool = False  # also run recognition on reads that came with the car's plate text

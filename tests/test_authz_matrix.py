@@ -101,6 +101,7 @@ MATRIX: dict[str, dict[tuple[str, str], frozenset[str]]] = {
         ("POST", "/v1/agents/{agent_id}/location"): frozenset({"admin"}),
         ("POST", "/v1/subject-requests/safe-at-home"): frozenset({"supervisor"}),
         ("POST", "/v1/subject-requests/safe-at-home/{request_id}/confirm"): frozenset({"supervisor"}),
+        ("GET", "/v1/subject-requests/safe-at-home/pending"): frozenset({"supervisor"}),
     },
     "recognition": {
         ("GET", "/v1/whoami"): ALL,

@@ -30,6 +30,7 @@ from services.ingest.service import IngestContext
 from services.ingest.stream import StreamHub, close_on_exit_signal
 from services.ingest.subject_counts import router as subject_counts_router
 from services.ingest.subjects import router as subjects_router
+from services.ingest.subjects import safe_at_home_overdue
 from services.ingest.writer import ExistingReads, ReadWriter, batch_engine
 from shared.app import create_service_app
 from shared.service_auth import ServiceTokenProvider
@@ -169,7 +170,7 @@ def create_app(
         ],
         lifespan=lifespan,
         metric_probes=[ingest_backlog],
-        ready_checks=[retention.PurgeReadiness(), agent_backlog],
+        ready_checks=[retention.PurgeReadiness(), agent_backlog, safe_at_home_overdue],
         description="Officer shifts and plate reads posted by the cars' Mobile Data Computers.",
         beside_the_router=[read_beside_the_router, agent_post_beside_the_router],
     )

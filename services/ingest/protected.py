@@ -12,15 +12,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 
 async def protected_among(engine: AsyncEngine, candidates: Iterable[str | None], agency: str | None = None) -> set[str]:
-    """Those of `candidates` (normalized plates) that are Safe at Home plates for `agency`'s reads (a request
-    recorded by that agency, confirmed when the two-person rule applied). `agency` None: any agency's."""
+    """Those of `candidates` (normalized plates) that are Safe at Home plates for `agency`'s reads: a request
+    recorded by that agency protects from the moment it is recorded, before any second supervisor confirms it
+    (subd. 3(c): "upon receipt of the request"). `agency` None: any agency's."""
     wanted = sorted({p for p in candidates if p})
     if not wanted:
         return set()
     async with engine.connect() as conn:
         found = await conn.execute(
             text(
-                "SELECT plate FROM ingest.protected_plates WHERE plate = ANY(:p) AND NOT pending "
+                "SELECT plate FROM ingest.protected_plates WHERE plate = ANY(:p) "
                 "AND (CAST(:a AS text) IS NULL OR agency = :a)"
             ),
             {"p": wanted, "a": agency},
@@ -45,7 +46,7 @@ async def protected_pairs_on(conn: AsyncConnection, candidates: Iterable[str | N
     if not wanted:
         return set()
     found = await conn.execute(
-        text("SELECT plate, agency FROM ingest.protected_plates WHERE plate = ANY(:p) AND NOT pending"),
+        text("SELECT plate, agency FROM ingest.protected_plates WHERE plate = ANY(:p)"),
         {"p": wanted},
     )
     return {(r[0], r[1]) for r in found}

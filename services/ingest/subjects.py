@@ -1,6 +1,8 @@
 """Requests from data subjects about their plate. Safe at Home participants (Minn. Stat. 13.824 subd. 3(c)): the
-reads of their plate are destroyed at once (rows, photos, hit events; hotlist destroys the hits raised on them), but
-those a hold keeps (active criminal investigative data); later reads are destroyed at collection (protected.py).
+reads of their plate are destroyed on receipt of the request (rows, photos, hit events; hotlist destroys the hits
+raised on them), but those a hold keeps (active criminal investigative data); later reads are destroyed at
+collection (protected.py), from the moment the request is recorded. A plate under a hold or on a hot list needs a
+second supervisor to confirm within `ingest_safe_at_home_confirm_days`: only what the hold keeps waits for them.
 The request itself is private data: the plate lives only in ingest's own table, beside the reads it protects (no
 report, audit entry or log carries it).
 
@@ -10,8 +12,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
-from typing import Annotated
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
@@ -45,7 +47,8 @@ class SafeAtHomeIn(CleanInput):
 
 class SafeAtHomeOut(BaseModel):
     request_id: str
-    status: str  # "protected" | "awaiting_confirmation" (two-person rule: a second supervisor confirms)
+    # "protected" | "awaiting_confirmation" (protected already; a second supervisor confirms what a hold keeps)
+    status: str
     reads_destroyed: int
     objects_destroyed: int
     hits_destroyed: int | None  # None: not destroyed yet, or this ingest does not call hotlist
@@ -70,7 +73,7 @@ async def destroy_protected(
                 text(
                     "SELECT r.id FROM ingest.reads r JOIN ingest.protected_plates p "
                     "ON (r.plate = p.plate OR r.car_plate = p.plate) AND r.agency = p.agency "
-                    "WHERE NOT p.pending AND (CAST(:id AS uuid) IS NULL OR p.id = :id) "
+                    "WHERE (CAST(:id AS uuid) IS NULL OR p.id = :id) "
                     f"AND r.id NOT IN ({ACTIVE_HELD_READS})"
                 ),
                 {"id": request_id},
@@ -82,7 +85,7 @@ async def destroy_protected(
         await conn.execute(
             text(
                 "DELETE FROM ingest.agent_quarantine q USING ingest.protected_plates p "
-                "WHERE NOT p.pending AND (CAST(:id AS uuid) IS NULL OR p.id = :id) "
+                "WHERE (CAST(:id AS uuid) IS NULL OR p.id = :id) "
                 "AND (q.agent_id IS NULL OR q.agent_id IN (SELECT id FROM ingest.agents WHERE agency = p.agency)) "
                 "AND (p.plate = ANY(q.plates) OR position(convert_to(p.plate, 'UTF8') IN q.body) > 0)"
             ),
@@ -121,15 +124,19 @@ async def _needs_second_look(ctx: Ctx, agency: str, plate: str) -> list[str]:
     return why
 
 
-async def _finish(ctx: Ctx, principal: Principal, request: Request, entry: ProtectedPlate) -> SafeAtHomeOut:
-    """Destroy the protected plate's hits (hotlist) and reads (here), each with its audit entry."""
+async def _finish(
+    ctx: Ctx, principal: Principal, request: Request, entry: ProtectedPlate, *, hotlist_down_ok: bool = False
+) -> SafeAtHomeOut:
+    """Destroy the protected plate's hits (hotlist) and reads (here), each with its audit entry. `hotlist_down_ok`:
+    a request already waiting for a second supervisor because hotlist did not answer; its reads go regardless."""
     hits: int | None = None
     if ctx.hotlist is not None:
         try:
             hits = int((await ctx.hotlist.forget_plate(entry.plate, entry.agency))["hits_destroyed"])
         except (CallFailed, KeyError, TypeError, ValueError) as exc:
-            # Recorded and protected already: a retry of the same request finishes the job.
-            raise Unavailable(f"hotlist did not destroy the plate's hits ({exc}): retry this request") from exc
+            if not hotlist_down_ok:
+                # Recorded and protected already: a retry of the same request finishes the job.
+                raise Unavailable(f"hotlist did not destroy the plate's hits ({exc}): retry this request") from exc
 
     async def audit(session: AsyncSession, reads: int, objects: int) -> None:
         await record(
@@ -146,17 +153,17 @@ async def _finish(ctx: Ctx, principal: Principal, request: Request, entry: Prote
 
     reads, objects = await destroy_protected(ctx.engine, ctx.store, ctx.settings, entry.id, audit)
     return SafeAtHomeOut(
-        request_id=str(entry.id), status="protected", reads_destroyed=reads, objects_destroyed=objects,
-        hits_destroyed=hits,
+        request_id=str(entry.id), status="awaiting_confirmation" if entry.pending else "protected",
+        reads_destroyed=reads, objects_destroyed=objects, hits_destroyed=hits,
     )  # fmt: skip
 
 
 @router.post(
     "/v1/subject-requests/safe-at-home",
     status_code=201,
-    summary="A Safe at Home participant's request: destroy the agency's reads of their plate now and from now on "
-    "(a plate on a hot list or under a hold waits for a second supervisor: 202)",
-    responses={202: {"model": SafeAtHomeOut, "description": "recorded; a second supervisor must confirm"}},
+    summary="A Safe at Home participant's request: destroy the agency's unheld reads of their plate now and from now "
+    "on (a plate on a hot list or under a hold: 202, protected already; a second supervisor confirms what is held)",
+    responses={202: {"model": SafeAtHomeOut, "description": "protected; a second supervisor must confirm"}},
 )
 async def safe_at_home(
     body: SafeAtHomeIn, request: Request, principal: Supervisor, scope: Scoped, ctx: Ctx, session: SessionDep
@@ -201,10 +208,9 @@ async def safe_at_home(
         )
         await session.commit()  # the plate is protected before its reads go, so a read arriving meanwhile goes too
         if why:
-            out = SafeAtHomeOut(
-                request_id=str(entry.id), status="awaiting_confirmation", reads_destroyed=0, objects_destroyed=0,
-                hits_destroyed=None,
-            )  # fmt: skip
+            # Protected on receipt: unheld reads go now, whatever the second supervisor later decides about the
+            # held ones (which stay in any case: active criminal investigative data).
+            out = await _finish(ctx, principal, request, entry, hotlist_down_ok=True)
             return JSONResponse(out.model_dump(), status_code=202)
     else:
         entry = existing
@@ -236,3 +242,81 @@ async def confirm_safe_at_home(
         )
         await session.commit()
     return await _finish(ctx, principal, request, entry)
+
+
+class PendingSafeAtHome(BaseModel):
+    request_id: str
+    request_reference: str  # never the plate: private data
+    received_on: datetime
+    recorded_by: str
+    recorded_at: datetime
+    confirm_by: datetime  # recorded_at + ingest_safe_at_home_confirm_days
+    overdue: bool
+
+
+_OVERDUE_SQL = (
+    "SELECT count(*) FROM ingest.protected_plates WHERE pending AND recorded_at < now() - make_interval(days => :d)"
+)
+
+
+@router.get(
+    "/v1/subject-requests/safe-at-home/pending",
+    summary="The caller's agency's Safe at Home requests waiting for a second supervisor, oldest first, with the "
+    "date each must be confirmed by (supervisors; audited)",
+)
+async def pending_safe_at_home(
+    request: Request, principal: Supervisor, scope: Scoped, ctx: Ctx, session: SessionDep
+) -> list[PendingSafeAtHome]:
+    days = timedelta(days=ctx.settings.ingest_safe_at_home_confirm_days)
+    rows = (
+        await session.execute(
+            scope.where(select(ProtectedPlate), ProtectedPlate.agency)
+            .where(ProtectedPlate.pending)  # type: ignore[arg-type]
+            .order_by(ProtectedPlate.recorded_at)  # type: ignore[arg-type]
+        )
+    ).scalars()
+    now = datetime.now(UTC)
+    out = [
+        PendingSafeAtHome(
+            request_id=str(r.id),
+            request_reference=r.request_reference,
+            received_on=r.received_on,
+            recorded_by=r.recorded_by,
+            recorded_at=r.recorded_at,
+            confirm_by=r.recorded_at + days,
+            overdue=r.recorded_at + days < now,
+        )  # fmt: skip
+        for r in rows
+    ]
+    await scope.audit(
+        session,
+        service="ingest",
+        action="subject_request.safe_at_home.pending",
+        object_type="subject_request",
+        object_ids=[o.request_id for o in out],
+        source_ip=client_ip(request),
+        record_count=len(out),
+    )
+    await session.commit()
+    return out
+
+
+async def overdue_count(engine: AsyncEngine, days: int) -> int:
+    """Safe at Home requests of every agency waiting for their second supervisor longer than `days`."""
+    async with engine.connect() as conn:
+        return int((await conn.execute(text(_OVERDUE_SQL), {"d": days})).scalar_one())
+
+
+async def safe_at_home_overdue(app: Any) -> str | None:
+    """/readyz: a warning while any Safe at Home request waits past its deadline for the second supervisor."""
+    days: int = app.state.settings.ingest_safe_at_home_confirm_days
+    try:
+        n = await overdue_count(app.state.engine, days)
+    except Exception:  # noqa: BLE001 - PostgreSQL down or not migrated: its own check reports that
+        return None
+    if n:
+        return (
+            f"{n} Safe at Home request(s) wait more than {days} days for a second supervisor: "
+            "GET /v1/subject-requests/safe-at-home/pending"
+        )
+    return None

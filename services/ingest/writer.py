@@ -287,7 +287,7 @@ EXISTING_SQL = (
 LOOKUP_SQL = (
     "SELECT p.protected_plates, p.protected_agencies, f.* FROM (SELECT array_agg(plate) AS protected_plates, "
     "array_agg(agency) AS protected_agencies FROM ingest.protected_plates "
-    "WHERE plate = ANY(CAST(:plates AS text[])) AND NOT pending) p "
+    "WHERE plate = ANY(CAST(:plates AS text[]))) p "
     f"LEFT JOIN LATERAL ({EXISTING_SQL}) f ON true"
 )
 _CHECK_COLUMNS = ("protected_plates", "protected_agencies")
