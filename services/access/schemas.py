@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, Field, field_validator, model_validator
 
-from services.access.scope import normalize_pattern
+from services.access.scope import location_history_reason, normalize_pattern
 from shared.text import CleanInput
 
 
@@ -76,11 +76,12 @@ class RequestIn(CleanInput):
             raise ValueError("end must be after start")
         if not self.plates and self.area is None:
             raise ValueError("name plates, an area, or both")
-        if self.area is None and not (self.warrant_number or self.exigency_attestation):
-            raise ValueError(
-                "a location history (plates without an area) needs a warrant number or an exigency attestation "
-                "(Minn. Stat. 13.824 subd. 2(d))"
-            )
+        reason = location_history_reason(
+            self.plates, self.start, self.end, self.area is not None,
+            warrant=self.warrant_number, exigency=self.exigency_attestation,
+        )  # fmt: skip
+        if reason:
+            raise ValueError(reason)
         return self
 
 

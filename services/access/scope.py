@@ -9,7 +9,7 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import lru_cache
 
 from shared.plates import confusion_key, normalize
@@ -95,9 +95,7 @@ def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     return 2 * r * math.asin(math.sqrt(a))
 
 
-def area_reason(
-    grant: Area | None, query: Area | None, *, location_history_allowed: bool, grant_plates: Sequence[str] = ()
-) -> str | None:
+def area_reason(grant: Area | None, query: Area | None, *, grant_plates: Sequence[str] = ()) -> str | None:
     if query is None:
         if grant is not None:
             if grant_plates:
@@ -106,12 +104,34 @@ def area_reason(
                     "give the query an area inside it"
                 )
             return "the grant covers only an area: give the query an area inside it"
-        if not location_history_allowed:
-            # 13.824 subd. 2(d): no following a vehicle across places without a warrant or exigency.
-            return "a location history (no area) needs a grant with a warrant number or an exigency attestation"
         return None
     if grant is None:
         return None
     if distance_m(grant.lat, grant.lon, query.lat, query.lon) + query.radius_m > grant.radius_m + 1.0:
         return "the query's area is outside the grant's area"
+    return None
+
+
+# ---- location history (13.824 subd. 2(d)): the one rule, used by the request form and by every search -------
+
+LOCATION_HISTORY_SPAN = timedelta(days=1)
+
+
+def is_location_history(plates: Sequence[str], start: datetime, end: datetime, has_area: bool) -> bool:
+    """A plate search is a location history when it spans more than a day (where the vehicle went), or names an
+    area (when the vehicle was there). An area-only search is not: it asks who passed a place, and keeps the
+    area limits of the request form instead."""
+    return bool(plates) and (has_area or end - start > LOCATION_HISTORY_SPAN)
+
+
+def location_history_reason(
+    plates: Sequence[str], start: datetime, end: datetime, has_area: bool, *, warrant: str | None, exigency: str | None
+) -> str | None:
+    """Why a query or request may not go ahead: a location history without a warrant or documented exigency."""
+    if is_location_history(plates, start, end, has_area) and not (warrant or exigency):
+        what = "with an area" if has_area else "spanning more than one day"
+        return (
+            f"a plate search {what} is a location history: it needs a warrant number or an exigency attestation "
+            "(Minn. Stat. 13.824 subd. 2(d); docs/access.md, Location history)"
+        )
     return None

@@ -17,7 +17,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from services.access import events, workflow
 from services.access.models import Grant
 from services.access.schemas import ReadOut, SearchIn, SearchOut
-from services.access.scope import Area, area_reason, plates_reason, window_reason
+from services.access.scope import Area, area_reason, location_history_reason, plates_reason, window_reason
 from services.access.security import KeyRing
 from shared.auth import AGENCY, Principal
 from shared.errors import AppError, BadRequest, Forbidden, NotFound, Unavailable, Unprocessable
@@ -90,9 +90,16 @@ def coverage_reason(grant: Grant, query: SearchIn) -> str | None:
         or area_reason(
             _area(grant.area_lat, grant.area_lon, grant.area_radius_m),
             _area(query.area.lat, query.area.lon, query.area.radius_m) if query.area else None,
-            location_history_allowed=bool(grant.warrant_number or grant.exigency_attestation),
             grant_plates=grant.plates,
         )
+        or location_history_reason(
+            query.plates,
+            query.start,
+            query.end,
+            query.area is not None,
+            warrant=grant.warrant_number,
+            exigency=grant.exigency_attestation,
+        )  # fmt: skip
     )
 
 

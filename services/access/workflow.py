@@ -14,6 +14,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from services.access import events
 from services.access.models import AccessRequest, Decision, Disclosure, Grant, RequestVersion, utcnow
 from services.access.schemas import DecisionIn, DisclosureIn, RequestIn
+from services.access.scope import location_history_reason
 from shared.auth import AGENCY, AUDITOR, SUPERVISOR, Principal
 from shared.errors import BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, Unavailable, Unprocessable
 from shared.scoping import Scope
@@ -254,8 +255,12 @@ async def decide(
     grant = None
     expires_at: datetime | None = None
     if body.decision == "approve":
-        if version.area_lat is None and not (version.warrant_number or version.exigency_attestation):
-            raise await refused(Forbidden("a location history needs a warrant number or an exigency attestation"))
+        history = location_history_reason(
+            version.plates, version.start, version.end, version.area_lat is not None,
+            warrant=version.warrant_number, exigency=version.exigency_attestation,
+        )  # fmt: skip
+        if history:
+            raise await refused(Forbidden(history))
         too_wide = area_reason(settings, version.area_radius_m, version.warrant_number, version.exigency_attestation)
         if too_wide:
             raise await refused(Forbidden(too_wide))

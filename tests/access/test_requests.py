@@ -25,6 +25,7 @@ def form(**overrides: Any) -> dict[str, Any]:
         "start": (NOW - timedelta(days=3)).isoformat(),
         "end": (NOW - timedelta(days=1)).isoformat(),
         "area": {"lat": 45.0322, "lon": -93.3602, "radius_m": 2000},
+        "warrant_number": "27-CR-26-0117",  # plates with an area: a location history
     }
     body.update(overrides)
     return {"request": json.dumps(body)}
@@ -82,7 +83,7 @@ async def test_filed_request_is_kept_as_filed_and_amendments_are_new_versions(
 @pytest.mark.parametrize(
     ("overrides", "files", "status", "detail"),
     [
-        ({"area": None}, None, 422, "warrant number or an exigency attestation"),
+        ({"warrant_number": None}, None, 422, "warrant number or an exigency attestation"),
         ({"legal_basis": "court_order"}, None, 400, "needs the order itself"),
         ({"plates": ["*"]}, None, 422, "at least two known characters"),
         ({"end": (NOW - timedelta(days=5)).isoformat()}, None, 422, "end must be after start"),

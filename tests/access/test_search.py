@@ -51,7 +51,7 @@ async def granted(access: Access, requester_token: str, sup_token: str, **overri
         "case_number": "CR-2026-0200", "reason": "Armed robbery, Bass Lake Road",
         "suspicion_basis": "Two witnesses saw a plate starting ABC1 flee", "plates": ["ABC1*"],
         "start": (NOW - timedelta(days=4)).isoformat(), "end": (NOW - timedelta(days=1)).isoformat(), "area": SCENE,
-        **overrides,
+        "warrant_number": "27-CR-26-0200", **overrides,
     }  # fmt: skip
     filed = await access.client.post(
         "/v1/requests", data={"request": json.dumps(body)}, headers=bearer(requester_token)

@@ -19,7 +19,7 @@ def body(**overrides: Any) -> dict[str, str]:
         "case_number": "CR-2026-0900", "reason": "Armed robbery, Bass Lake Road",
         "suspicion_basis": "A witness saw a plate starting ABC1 flee", "plates": ["ABC1*"],
         "start": (NOW - timedelta(days=4)).isoformat(), "end": (NOW - timedelta(days=1)).isoformat(),
-        "area": {"lat": 45.0322, "lon": -93.3602, "radius_m": 1500}, **overrides,
+        "area": {"lat": 45.0322, "lon": -93.3602, "radius_m": 1500}, "warrant_number": "27-CR-26-0900", **overrides,
     }  # fmt: skip
     return {"request": json.dumps(values)}
 
@@ -28,16 +28,21 @@ async def test_warrant_and_area_rules(access: Access) -> None:
     token = await access.token(await access.person("officer", agency=A))
     blank = await access.client.post("/v1/requests", data=body(area=None, warrant_number="   "), headers=bearer(token))
     assert blank.status_code == 422 and "warrant_number" in blank.text
-    # A plate plus a 100 km circle is a location history: it needs the warrant one needs.
+    # An area-only search of a 100 km circle needs the warrant a location history needs; a small one does not.
     wide = {"lat": 45.0, "lon": -93.3, "radius_m": 100_000}
-    city = await access.client.post("/v1/requests", data=body(area=wide), headers=bearer(token))
+    city = await access.client.post(
+        "/v1/requests", data=body(area=wide, plates=[], warrant_number=None), headers=bearer(token)
+    )
     assert city.status_code == 422 and "needs a warrant" in city.json()["detail"]
     warranted = await access.client.post(
-        "/v1/requests", data=body(area=wide, warrant_number="27-CR-26-1234"), headers=bearer(token)
+        "/v1/requests", data=body(area=wide, plates=[], warrant_number="27-CR-26-1234"), headers=bearer(token)
     )
     assert warranted.status_code == 201, warranted.text
-    small = await access.client.post("/v1/requests", data=body(), headers=bearer(token))
+    small = await access.client.post("/v1/requests", data=body(plates=[], warrant_number=None), headers=bearer(token))
     assert small.status_code == 201, small.text
+    # A plate with any area, however small, is a location history.
+    plate_here = await access.client.post("/v1/requests", data=body(warrant_number=None), headers=bearer(token))
+    assert plate_here.status_code == 422 and "location history" in plate_here.text
 
 
 async def test_another_agency_cannot_reach_a_request_grant_or_disclosure(access: Access, make_token) -> None:  # type: ignore[no-untyped-def]
