@@ -56,6 +56,16 @@ def _items(reg: dict[str, Any], agency: str | None) -> list[dict[str, Any]]:
     return items
 
 
+def _legacy_unit_keys(reg: dict[str, Any]) -> dict[str, str]:
+    """Notices recorded before units were keyed by agency name `first_use:unit:<unit>`: such a key still covers
+    the one agency's unit of that name (where two agencies have one, it is ambiguous and covers neither)."""
+    by_unit: dict[str, list[str]] = {}
+    for r in reg["readers"]:
+        if r["kind"] == "unit" and r.get("agency"):
+            by_unit.setdefault(r["unit"], []).append(r["reader_id"])
+    return {f"first_use:unit:{u}": f"first_use:{ids[0]}" for u, ids in by_unit.items() if len(ids) == 1}
+
+
 def notice_out(n: BcaNotice) -> dict[str, Any]:
     return {
         "notice_id": str(n.id),
@@ -85,9 +95,10 @@ async def notices_report(
         ours = {r["reader_id"] for r in reg["readers"] if r["agency"] in (agency, None, "")}
         notices = [n for n in notices if set(n.readers) & ours]
     covered: dict[str, BcaNotice] = {}
+    legacy = _legacy_unit_keys(reg)
     for n in notices:  # the earliest notice covering an item counts
         for key in n.items:
-            covered.setdefault(key, n)
+            covered.setdefault(legacy.get(key, key), n)
     items = []
     for it in _items(reg, agency):
         n = covered.get(it["key"])

@@ -49,7 +49,7 @@ class ReaderLocation(BaseModel):
 
 
 class ReaderIn(CleanInput):
-    reader_id: str  # "unit:<unit>" or "agent:<uuid>"
+    reader_id: str  # "unit:<agency>:<unit>" ("unit:<unit>" without an agency) or "agent:<uuid>"
     kind: str  # "unit" | "fixed" | "mounted"
     name: str
     agency: str | None
@@ -189,8 +189,9 @@ async def register(
     units = (
         await session.execute(
             text(
-                "SELECT DISTINCT ON (unit) unit, agency, min(started_at) OVER (PARTITION BY unit) "
-                "FROM ingest.shifts ORDER BY unit, started_at DESC"
+                # Per agency and unit: two agencies' CAR-1 are two readers, each with its own first use.
+                "SELECT DISTINCT ON (agency, unit) unit, agency, min(started_at) OVER (PARTITION BY agency, unit) "
+                "FROM ingest.shifts ORDER BY agency, unit, started_at DESC"
             )
         )
     ).all()
@@ -204,7 +205,9 @@ async def register(
         )
     ).all()
     readers = [
-        ReaderIn(reader_id=f"unit:{u}", kind="unit", name=u, agency=ag, unit=u, first_use=first)
+        ReaderIn(
+            reader_id=f"unit:{ag}:{u}" if ag else f"unit:{u}", kind="unit", name=u, agency=ag, unit=u, first_use=first
+        )
         for u, ag, first in units
     ] + [
         ReaderIn(

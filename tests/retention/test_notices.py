@@ -95,17 +95,18 @@ async def test_bca_notices_register_due_sent_overdue(settings: Settings, make_to
                 return data
 
             def ours(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
-                mine = {f"unit:{u_old}", f"unit:{u_new}", f"agent:{fixed_id}", f"agent:{mounted_id}"}
+                mine = {f"unit:{AGENCY}:{u_old}", f"unit:{AGENCY}:{u_new}", f"agent:{fixed_id}", f"agent:{mounted_id}"}
                 return {i["key"]: i for i in data["items"] if i["reader_id"] in mine}
 
             data = await report()
             readers = {r["reader_id"]: r for r in data["reader_register"]["readers"]}
-            assert datetime.fromisoformat(readers[f"unit:{u_old}"]["first_use"]) == _at(first_old, 8)
+            assert datetime.fromisoformat(readers[f"unit:{AGENCY}:{u_old}"]["first_use"]) == _at(first_old, 8)
             assert datetime.fromisoformat(readers[f"agent:{fixed_id}"]["first_use"]) == spans[0][0]
             assert readers[f"agent:{fixed_id}"]["kind"] == "fixed"
             assert readers[f"agent:{mounted_id}"]["first_use"] is None  # registered, never collected: no notice
             items = ours(data)
-            k_old, k_new, k_fixed = f"first_use:unit:{u_old}", f"first_use:unit:{u_new}", f"first_use:agent:{fixed_id}"
+            k_old, k_new = f"first_use:unit:{AGENCY}:{u_old}", f"first_use:unit:{AGENCY}:{u_new}"
+            k_fixed = f"first_use:agent:{fixed_id}"
             assert set(items) == {k_old, k_new, k_fixed}
             assert items[k_old]["due_by"] == (first_old + timedelta(days=10)).isoformat()
             assert items[k_old]["status"] == "overdue" and items[k_old]["overdue"] is True
@@ -232,3 +233,61 @@ async def test_bca_notices_register_due_sent_overdue(settings: Settings, make_to
             counts = dict(actions)
             assert counts["report.bca_notice_sent"] == 2 and counts["agent.move"] == 1
             assert counts["report.bca_notices"] >= 5
+
+
+async def test_two_agencies_units_of_one_name_are_two_readers_with_their_own_notices(
+    settings: Settings, make_token: TokenFactory
+) -> None:
+    """Subd. 8 per agency: agency A's CAR-x and agency B's CAR-x each have their first use and their notice; A's
+    notice does not cover B's unit, and B's first use is its own (not A's older one, which would look overdue)."""
+    today = datetime.now(UTC).date()
+    unit, other = f"CAR-{uuid.uuid4().hex[:6].upper()}", "MN0270900"
+    ingest = ingest_app(ingest_settings(settings), run_worker=False)
+    hotlist = hotlist_app(settings.model_copy(update={"hotlist_sync_scheduled": False}))
+    async with running(ingest), running(hotlist):
+        access = access_app(
+            settings,
+            ingest_transport=httpx.ASGITransport(app=ingest),
+            hotlist_transport=httpx.ASGITransport(app=hotlist),
+        )
+        async with running(access) as client:
+            firsts = {AGENCY: today - timedelta(days=20), other: today - timedelta(days=2)}
+            async with ingest.state.engine.begin() as conn:
+                for agency, day in firsts.items():
+                    s = _at(day, 8)
+                    await conn.execute(
+                        text(
+                            "INSERT INTO ingest.shifts (id, unit, agency, badge, officer, cameras, started_at, "
+                            "expires_at, ended_at, end_reason) VALUES (:id, :u, :ag, 'B-1', 'officer-x', "
+                            "ARRAY['front'], :s, :e, :e, 'logout')"
+                        ),
+                        {"id": uuid.uuid4(), "u": unit, "ag": agency, "s": s, "e": s + timedelta(hours=8)},
+                    )
+
+            async def item(agency: str) -> dict[str, Any]:
+                auditor = make_token(subject=f"aud-{agency}", roles=["auditor"], agency=agency)
+                resp = await client.get("/v1/reports/bca-notices", headers=_auth(auditor))
+                assert resp.status_code == 200, resp.text
+                [found] = [i for i in resp.json()["items"] if i["reader"] == unit]
+                return found
+
+            a, b = await item(AGENCY), await item(other)
+            assert a["key"] != b["key"]
+            assert a["on"] == firsts[AGENCY].isoformat() and a["status"] == "overdue"
+            assert b["on"] == firsts[other].isoformat() and b["status"] == "due"  # its own first use, not A's
+            sup_a = make_token(subject="sup-a", roles=["supervisor"], agency=AGENCY)
+            sent = await client.post(
+                "/v1/reports/bca-notices",
+                json={"sent_on": today.isoformat(), "recipient": "BCA", "method": "e-mail", "items": [a["key"]]},
+                headers=_auth(sup_a),
+            )
+            assert sent.status_code == 201, sent.text
+            assert (await item(AGENCY))["status"] == "sent"
+            assert (await item(other))["status"] == "due"  # A's notice is not B's
+            # A cannot record a notice for B's unit.
+            cross = await client.post(
+                "/v1/reports/bca-notices",
+                json={"sent_on": today.isoformat(), "recipient": "BCA", "method": "e-mail", "items": [b["key"]]},
+                headers=_auth(sup_a),
+            )
+            assert cross.status_code == 422
