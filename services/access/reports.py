@@ -391,8 +391,8 @@ async def _access_figures(session: AsyncSession, start: datetime, end: datetime,
 async def audit_report(
     session: AsyncSession, figures: FiguresClient, start: datetime, end: datetime, *, agency: str
 ) -> dict[str, Any]:
-    """One agency's biennial audit (`agency`, the custodian ORI). Purges, the retention check and the audit
-    chain are the shared system's and appear in every agency's report."""
+    """One agency's biennial audit (`agency`, the custodian ORI). Holds, held data and the retention check are
+    the agency's own; purge runs and the audit chain are the shared system's and appear in every agency's report."""
     hot = await figures.get("hotlist", "/v1/internal/report", start, end, agency=agency)
     usage = await log_of_use(figures, start, end, agency=agency, public=False, hot=hot)
     reads_ret = await figures.get("ingest", "/v1/internal/retention", start, end, agency=agency)

@@ -172,7 +172,12 @@ async def report_figures(
             "count(*) FILTER (WHERE released_at IS NULL) FROM hotlist.hit_holds WHERE agency = :agency"
         )
     )[0]
-    held = (await session.execute(text(f"SELECT count(DISTINCT hit_id) FROM ({retention.ACTIVE_HELD}) x"))).scalar_one()
+    held = (
+        await session.execute(
+            text(f"SELECT count(*) FROM hotlist.hits WHERE id IN ({retention.ACTIVE_HELD}) AND custodian = :agency"),
+            p,
+        )
+    ).scalar_one()  # the agency's own hits held (its report is its own)
 
     def minutes(v: float | None) -> float | None:
         return round(v / 60, 2) if v is not None else None
@@ -215,5 +220,5 @@ async def report_figures(
         holds_released=int(holds[1]),
         holds_active=int(holds[2]),
         hits_held=int(held),
-        check=await retention.check(engine, settings, held_reads=request.app.state.ingest.held_reads),
+        check=await retention.check(engine, settings, held_reads=request.app.state.ingest.held_reads, agency=agency),
     )

@@ -199,9 +199,15 @@ async def _audit(conn: Any, report: HitPurgeReport, actor: str, trigger: str) ->
 
 
 async def check(
-    engine: AsyncEngine, settings: Settings, *, held_reads: HeldReads, at: datetime | None = None
+    engine: AsyncEngine,
+    settings: Settings,
+    *,
+    held_reads: HeldReads,
+    at: datetime | None = None,
+    agency: str | None = None,
 ) -> dict[str, Any]:
-    """Hits past the period that no hold keeps (on the hit, or on its read in ingest): none, after a purge."""
+    """Hits past the period that no hold keeps (on the hit, or on its read in ingest): none, after a purge.
+    `agency`: that custodian's hits only (each agency's audit checks its own data)."""
     at = at or datetime.now(UTC)
     limit = at - timedelta(days=settings.retention_days)
     async with engine.connect() as conn:
@@ -209,12 +215,13 @@ async def check(
             await conn.execute(
                 text(
                     "SELECT read_id, coalesce(captured_at, created_at) AS at FROM hotlist.hits "
-                    f"WHERE coalesce(captured_at, created_at) < :limit AND id NOT IN ({ACTIVE_HELD})"
+                    f"WHERE coalesce(captured_at, created_at) < :limit AND id NOT IN ({ACTIVE_HELD}) "
+                    "AND (CAST(:agency AS text) IS NULL OR custodian = :agency)"
                 ),
-                {"limit": limit},
+                {"limit": limit, "agency": agency},
             )
         ).all()
-    out: dict[str, Any] = {"limit": limit.isoformat()}
+    out: dict[str, Any] = {"limit": limit.isoformat(), "agency": agency}
     try:
         held = await held_reads(sorted({r.read_id for r in overdue})) if overdue else set()
     except Exception as exc:  # noqa: BLE001 - the check says it could not tell rather than guess

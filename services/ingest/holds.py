@@ -206,9 +206,15 @@ async def retention_summary(
     )
     placed, released, active = q.one()
     held = (
-        await session.execute(text(retention._ACTIVE_HELD.replace("hr.read_id", "count(DISTINCT hr.read_id)")))
-    ).scalar_one()
-    check = await retention.check(ctx.engine, ctx.store, ctx.settings)
+        await session.execute(
+            text(
+                f"SELECT count(*) FROM ingest.reads WHERE id IN ({retention._ACTIVE_HELD}) "
+                "AND (CAST(:agency AS text) IS NULL OR coalesce(agency, '') = CAST(:agency AS text))"
+            ),
+            {"agency": agency},
+        )
+    ).scalar_one()  # the agency's own reads held
+    check = await retention.check(ctx.engine, ctx.store, ctx.settings, agency=agency)
     return RetentionSummary(
         purges=purges,
         holds_placed=int(placed),

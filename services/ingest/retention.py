@@ -428,9 +428,16 @@ async def _audit(conn: Any, report: PurgeReport, actor: str, trigger: str) -> No
 
 
 async def check(
-    engine: AsyncEngine, store: ObjectStore, settings: Settings, *, at: datetime | None = None
+    engine: AsyncEngine,
+    store: ObjectStore,
+    settings: Settings,
+    *,
+    at: datetime | None = None,
+    agency: str | None = None,
 ) -> dict[str, Any]:
-    """Violations: reads, hit events or objects older than the period and not held."""
+    """Violations: reads, hit events or objects older than the period and not held. `agency`: that custodian's
+    reads and events only; agents' records and objects (keys name no agency) are the shared system's."""
+    mine = "(CAST(:agency AS text) IS NULL OR coalesce(agency, '') = CAST(:agency AS text))"
     at = at or now_utc()
     limit = at - timedelta(days=settings.retention_days)
     async with engine.connect() as conn:
@@ -438,18 +445,18 @@ async def check(
             await conn.execute(
                 text(
                     "SELECT count(*), min(captured_at) FROM ingest.reads "
-                    f"WHERE captured_at < :limit AND id NOT IN ({_ACTIVE_HELD})"
+                    f"WHERE captured_at < :limit AND id NOT IN ({_ACTIVE_HELD}) AND {mine}"
                 ),
-                {"limit": limit},
+                {"limit": limit, "agency": agency},
             )
         ).one()
         events = (
             await conn.execute(
                 text(
                     "SELECT count(*) FROM ingest.stream_events WHERE captured_at < :limit "
-                    f"AND (read_id IS NULL OR read_id NOT IN ({_ACTIVE_HELD}))"
+                    f"AND (read_id IS NULL OR read_id NOT IN ({_ACTIVE_HELD})) AND {mine}"
                 ),
-                {"limit": limit},
+                {"limit": limit, "agency": agency},
             )
         ).scalar_one()
         agent_records = 0
@@ -459,8 +466,11 @@ async def check(
             agent_records += int((await conn.execute(text(query), {"limit": limit})).scalar_one())
         held_reads = (
             await conn.execute(
-                text(f"SELECT count(*) FROM ingest.reads WHERE captured_at < :limit AND id IN ({_ACTIVE_HELD})"),
-                {"limit": limit},
+                text(
+                    f"SELECT count(*) FROM ingest.reads WHERE captured_at < :limit AND id IN ({_ACTIVE_HELD}) "
+                    f"AND {mine}"
+                ),
+                {"limit": limit, "agency": agency},
             )
         ).scalar_one()
     # Objects: days wholly older than the period (a key carries its day, not its time).
@@ -481,6 +491,7 @@ async def check(
     return {
         "ok": violations == 0,
         "checked_at": at.isoformat(),
+        "agency": agency,  # None: every agency's; objects and agents' records are always the whole system's
         "retention_days": settings.retention_days,
         "limit": limit.isoformat(),
         "reads_overdue": int(reads[0]),

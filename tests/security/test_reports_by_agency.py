@@ -66,6 +66,7 @@ def _agency_data(agency: str, tag: str, start: datetime, *, reads: int, hits: in
             "c": "investigation" if covert else "stolen_vehicle",
             "cv": covert,
             "a": agency,
+            "cu": agency,
             "u": UNIT,
             "at": r["captured_at"],
         }
@@ -96,9 +97,9 @@ async def _insert(conn: Any, d: dict[str, Any]) -> None:
         await conn.execute(
             text(
                 "INSERT INTO hotlist.hits (id, read_id, entry_id, list_name, category, category_label, concerns, "
-                "match, read_plate, entry_plate, state_check, covert, priority, past_read, agency, unit, captured_at, "
-                "created_at) VALUES (:id, :r, 'V1', :l, :c, :c, 'vehicle', 'exact', 'X', 'X', 'match', :cv, 0, "
-                "false, :a, :u, :at, :at)"
+                "match, read_plate, entry_plate, state_check, covert, priority, past_read, agency, custodian, unit, "
+                "captured_at, created_at) VALUES (:id, :r, 'V1', :l, :c, :c, 'vehicle', 'exact', 'X', 'X', 'match', "
+                ":cv, 0, false, :a, :cu, :u, :at, :at)"
             ),
             h,
         )
@@ -153,7 +154,7 @@ async def test_each_agency_reports_and_audits_its_own(settings: Settings, make_t
     b = _agency_data(B, "BBB", start, reads=3, hits=1, covert=False)
     ingest = ingest_app(ingest_settings(settings), run_worker=False)
     hotlist = hotlist_app(settings.model_copy(update={"hotlist_sync_scheduled": False}))
-    async with running(ingest), running(hotlist):
+    async with running(ingest) as ing, running(hotlist) as hot:
         access = access_app(
             settings,
             ingest_transport=httpx.ASGITransport(app=ingest),
@@ -173,6 +174,15 @@ async def test_each_agency_reports_and_audits_its_own(settings: Settings, make_t
                                  case_number=d["case"], record_count=len(d["reads"]))  # fmt: skip
                 await session.commit()
 
+            # A holds its first read (and so its hit), B its hit: holds and the retention check are each agency's.
+            sup_a = _auth(make_token(subject="sup-AAA", roles=["supervisor"], agency=A))
+            sup_b = _auth(make_token(subject="sup-BBB", roles=["supervisor"], agency=B))
+            case = {"case_number": a["case"], "reason": "held for trial"}
+            held = await ing.post("/v1/holds", json={**case, "read_ids": [str(a["reads"][0]["id"])]}, headers=sup_a)
+            assert held.status_code == 201, held.text
+            case = {"case_number": b["case"], "reason": "held for trial"}
+            held = await hot.post("/v1/hit-holds", json={**case, "hit_ids": [str(b["hits"][0]["id"])]}, headers=sup_b)
+            assert held.status_code == 201, held.text
             params = {"start": start.isoformat(), "end": end.isoformat()}
             try:
                 for me, other in ((b, a), (a, b)):
@@ -215,6 +225,12 @@ async def test_each_agency_reports_and_audits_its_own(settings: Settings, make_t
                     assert [x["recipient"] for x in audit["access"]["disclosures"]] == [me["recipient"]]
                     assert audit["hits"]["total"] == len(me["hits"])
                     assert audit["classification"]["reads_total"] == len(me["reads"])
+                    reads_kept, hits_kept = (1, 0) if me is a else (0, 1)
+                    ret = audit["retention"]
+                    assert (ret["reads"]["reads_held"], ret["hits"]["hits_held"]) == (reads_kept, hits_kept)
+                    # Its reads are 200 days old: the check finds its own unheld ones, never the other's.
+                    assert ret["reads"]["check"]["reads_overdue"] == len(me["reads"]) - reads_kept
+                    assert ret["reads"]["check"]["agency"] == ret["hits"]["check"]["agency"] == me["agency"]
                     html = await client.get("/v1/reports/audit", params={**params, "format": "html"}, headers=auditor)
                     assert html.status_code == 200 and me["case"] in html.text
                     clean(html.text)
@@ -255,3 +271,16 @@ async def test_each_agency_reports_and_audits_its_own(settings: Settings, make_t
                     await conn.execute(text("DELETE FROM ingest.reads WHERE id = ANY(:i)"), {"i": ids})
                     await conn.execute(text("DELETE FROM ingest.shifts WHERE agency IN (:a, :b)"), {"a": A, "b": B})
                     await conn.execute(text("DELETE FROM hotlist.hits WHERE agency IN (:a, :b)"), {"a": A, "b": B})
+                    for schema, table in (
+                        ("ingest", "hold_reads"),
+                        ("hotlist", "hit_hold_items"),
+                    ):
+                        holds = "holds" if schema == "ingest" else "hit_holds"
+                        await conn.execute(
+                            text(f"DELETE FROM {schema}.{table} WHERE hold_id IN "
+                                 f"(SELECT id FROM {schema}.{holds} WHERE agency IN (:a, :b))"),
+                            {"a": A, "b": B},
+                        )  # fmt: skip
+                        await conn.execute(
+                            text(f"DELETE FROM {schema}.{holds} WHERE agency IN (:a, :b)"), {"a": A, "b": B}
+                        )
