@@ -20,7 +20,8 @@ from services.access import workflow
 from services.access.deps import Discloser, StoreDep
 from services.access.models import AccessRequest, Grant
 from services.access.reports import FiguresClient, ServiceRefused
-from services.access.schemas import DisclosureIn
+from services.access.schemas import RECIPIENT_NOTICE, DisclosureIn
+from services.access.scope import distance_m, pattern_covers
 from shared.db import SessionDep
 from shared.errors import Conflict, Forbidden, NotFound, Unavailable, Unprocessable
 from shared.storage import ObjectNotFound, StorageError
@@ -55,6 +56,23 @@ async def _call(figures: FiguresClient, service: str, path: str, body: dict[str,
         raise _REFUSED[exc.status](exc.detail) from None
 
 
+def read_outside_grant(grant: Grant, read: dict[str, Any]) -> str | None:
+    """Why the grant does not cover this read (its plates, dates and area, as for a search), or None."""
+    plate = read.get("plate")
+    if grant.plates and not (
+        plate and any(pattern_covers(g, plate, tolerant=grant.misread_tolerant) for g in grant.plates)
+    ):
+        return f"the read's plate is outside the grant's plates ({', '.join(grant.plates)})"
+    at = datetime.fromisoformat(str(read["captured_at"]))
+    if not grant.start <= at <= grant.end:
+        return "the read was captured outside the grant's dates"
+    if grant.area_lat is not None and grant.area_lon is not None and grant.area_radius_m is not None:
+        lat, lon = read.get("lat"), read.get("lon")
+        if lat is None or lon is None or distance_m(grant.area_lat, grant.area_lon, lat, lon) > grant.area_radius_m:
+            return "the read was captured outside the grant's area"
+    return None
+
+
 @router.post(
     "/v1/evidence",
     response_class=Response,
@@ -83,6 +101,9 @@ async def export_evidence(
     record = await _call(figures, "ingest", "/v1/internal/reads/evidence", {"read_id": read_id, "agency": agency})
     if grant.case_number not in {h["case_number"] for h in record["holds"]}:
         raise Forbidden(f"the read is not held for the grant's case {grant.case_number}")
+    outside = read_outside_grant(grant, record["read"])
+    if outside:
+        raise Forbidden(outside)
     hits = await _call(figures, "hotlist", "/v1/internal/hits/of-read", {"read_id": read_id, "agency": agency})
     entries = (
         await session.execute(
@@ -146,6 +167,7 @@ async def export_evidence(
         "exported_by": principal.subject,
         "exported_at": datetime.now(UTC).isoformat(),
         "files": {name: hashlib.sha256(data).hexdigest() for name, data in sorted(files.items())},
+        "recipient_notice": RECIPIENT_NOTICE,
     }
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:

@@ -215,6 +215,22 @@ class ReadOut(BaseModel):
     crop_url: str | None
 
 
+# Told to whoever receives ALPR data (13.824 subd. 4(b); the policy: "Outside agencies who request ALPR data must
+# act in compliance with Minnesota Statute 13.824 when handling data"): on every search answer and evidence package.
+RECIPIENT_NOTICE = {
+    "classification": "private data on individuals (Minn. Stat. 13.82, 13.824 subd. 2), unless marked active "
+    "criminal investigative data",
+    "statute": "Minn. Stat. 13.824 applies to the recipient: use these data only for the criminal justice purpose "
+    "they were released for, destroy them within 60 days unless they are active criminal investigative data, and "
+    "log and audit who accesses them (subd. 4(b), 5, 6)",
+}
+
+
+class RecipientNotice(BaseModel):
+    classification: str = RECIPIENT_NOTICE["classification"]
+    statute: str = RECIPIENT_NOTICE["statute"]
+
+
 class SearchOut(BaseModel):
     grant_id: uuid.UUID
     case_number: str
@@ -222,6 +238,7 @@ class SearchOut(BaseModel):
     reads: list[ReadOut]
     next_cursor: str | None
     links_expire_in: int
+    recipient_notice: RecipientNotice = Field(default_factory=RecipientNotice)
 
 
 class DisclosureIn(CleanInput):

@@ -96,6 +96,8 @@ async def test_search_inside_the_grant_returns_reads_with_presigned_images_and_i
     body = resp.json()
     assert [r["plate"] for r in body["reads"]] == ["ABC123", "A8C123"]
     assert body["count"] == 2 and body["case_number"] == "CR-2026-0200" and body["next_cursor"] is None
+    assert "13.824 applies to the recipient" in body["recipient_notice"]["statute"]  # subd. 4(b)
+    assert body["recipient_notice"]["classification"].startswith("private data")
     # The link is access's own, whatever the store (S3 here): access serves the photo and audits the view.
     link = httpx.URL(body["reads"][0]["image_url"])
     viewed = await access.client.get(f"{link.path}?{link.query.decode()}", headers=bearer(officer_token))

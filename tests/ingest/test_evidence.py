@@ -29,10 +29,11 @@ def _auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-async def _grant(conn, case: str, holder: str, agency: str = AGENCY) -> uuid.UUID:  # type: ignore[no-untyped-def]
+async def _grant(conn, case: str, holder: str, agency: str = AGENCY, from_days_ago: float = 1) -> uuid.UUID:  # type: ignore[no-untyped-def]
     rid, vid, did, gid = uuid.uuid4(), uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     now = datetime.now(UTC)
     p = {"r": rid, "v": vid, "d": did, "g": gid, "c": case, "h": holder, "a": agency, "now": now}
+    p["start"] = now - timedelta(days=from_days_ago)
     p["exp"] = now + timedelta(days=7)
     await conn.execute(
         text(
@@ -60,7 +61,7 @@ async def _grant(conn, case: str, holder: str, agency: str = AGENCY) -> uuid.UUI
         text(
             "INSERT INTO access.grants (id, request_id, version, decision_id, holder, data_agency, case_number, "
             'plates, misread_tolerant, start, "end", created_at, expires_at) VALUES (:g, :r, 1, :d, :h, :a, :c, '
-            "ARRAY['EVD101'], true, :now, :exp, :now, :exp)"
+            "ARRAY['EVD101'], true, :start, :exp, :now, :exp)"
         ),
         p,
     )
@@ -126,6 +127,9 @@ async def test_evidence_package_of_a_held_read(settings: Settings, officer_facto
             z = zipfile.ZipFile(io.BytesIO(resp.content))
             manifest = json.loads(z.read("manifest.json"))
             assert set(manifest["files"]) == {"photo.jpg", "crop.png", "read.json", "hits.json", "audit.json"}
+            # 13.824 subd. 4(b): the recipient is told the classification and that the statute binds it.
+            assert "13.824 applies to the recipient" in manifest["recipient_notice"]["statute"]
+            assert manifest["recipient_notice"]["classification"].startswith("private data")
             for name, digest in manifest["files"].items():
                 assert hashlib.sha256(z.read(name)).hexdigest() == digest, name
             assert z.read("photo.jpg")[:2] == b"\xff\xd8"
@@ -149,6 +153,17 @@ async def test_evidence_package_of_a_held_read(settings: Settings, officer_facto
             assert (
                 await client.post("/v1/evidence", json={**body, "read_id": other}, headers=detective)
             ).status_code == 409
+            # Held for the case, but outside the grant's plates (EVD101 only) or dates: the grant does not cover it.
+            held_other = await ingest_client.post(
+                "/v1/holds", json={"case_number": case, "reason": "second vehicle", "read_ids": [other]}, headers=sup
+            )
+            assert held_other.status_code == 201, held_other.text
+            outside = await client.post("/v1/evidence", json={**body, "read_id": other}, headers=detective)
+            assert outside.status_code == 403 and "outside the grant's plates" in outside.json()["detail"]
+            async with ingest.state.engine.begin() as conn:
+                later = await _grant(conn, case, "det-ev", from_days_ago=-0.01)  # opens after the read was taken
+            too_late = await client.post("/v1/evidence", json={**body, "grant_id": str(later)}, headers=detective)
+            assert too_late.status_code == 403 and "outside the grant's dates" in too_late.json()["detail"]
             async with ingest.state.engine.begin() as conn:
                 wrong_case = await _grant(conn, "CR-OTHER", "det-ev")
             elsewhere = await client.post("/v1/evidence", json={**body, "grant_id": str(wrong_case)}, headers=detective)
