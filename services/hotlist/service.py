@@ -352,7 +352,9 @@ _ENFORCEMENT = frozenset({"arrest", "citation", "vehicle_recovered", "stop_made"
 
 
 def _agrees_with_verification(v: HitVerification, body: DispositionIn) -> None:
-    """A disposition may not contradict the latest verification: 409 when it does."""
+    """A disposition may not contradict the latest verification, in either direction: 409 when it does."""
+    if body.action == "misread" and v.read_accurate:
+        raise Conflict("the verification says the read was accurate: it cannot be a misread (correct the verification)")
     failed = [
         name
         for name, ok in (

@@ -81,6 +81,11 @@ async def test_verification_and_disposition_workflow(hl_settings: Settings, bca:
             json={"valid": False, "action": "misread", "corrects": first.json()["id"]},
         )
         assert no_notes.status_code == 422
+        # A misread needs a verification saying the read was not accurate (the last one said it was).
+        reviewed = await client.post(
+            f"/v1/hits/{hit_id}/verification", headers=officer, json={"read_accurate": False, "state_matches": True}
+        )
+        assert reviewed.status_code == 201, reviewed.text
         fix = await client.post(
             f"/v1/hits/{hit_id}/dispositions",
             headers=officer,
@@ -100,7 +105,7 @@ async def test_verification_and_disposition_workflow(hl_settings: Settings, bca:
         assert twice.status_code == 409
 
         detail = (await client.get(f"/v1/hits/{hit_id}", headers=officer)).json()
-        assert [v["checked_version"] for v in detail["verifications"]] == [v1, v2]
+        assert [v["checked_version"] for v in detail["verifications"]] == [v1, v2, v2]
         assert [(d["action"], d["corrects"]) for d in detail["dispositions"]] == [
             ("no_action", None),
             ("misread", first.json()["id"]),
