@@ -35,6 +35,24 @@ def strong_secret(value: str) -> bool:
 MAX_RETENTION_DAYS = 60  # Minn. Stat. 13.824 subd. 3(a)
 
 
+# The categories the policy lets raise a hit (stolen or wanted vehicles, license status, warrants, AMBER) and agency
+# lists of an active criminal investigation (13.824 subd. 3): production may narrow them, never widen them.
+POLICY_ALERT_CATEGORIES: frozenset[str] = frozenset(
+    {
+        "stolen_vehicle",
+        "stolen_plate",
+        "felony_vehicle",
+        "canadian_cpic",
+        "amber_alert",
+        "wanted_person",
+        "license_revoked",
+        "license_suspended",
+        "license_cancelled",
+        "investigation",
+    }
+)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ALPR_", env_file=".env", extra="ignore")
 
@@ -164,20 +182,7 @@ class Settings(BaseSettings):
     # The categories that raise a hit: the policy's list (stolen or wanted vehicles, license status, warrants) and
     # agency lists of an active criminal investigation (13.824 subd. 3). Other BCA categories stay loaded (the list
     # is the BCA's file) and never alert.
-    hotlist_alert_categories: frozenset[str] = frozenset(
-        {
-            "stolen_vehicle",
-            "stolen_plate",
-            "felony_vehicle",
-            "canadian_cpic",
-            "amber_alert",
-            "wanted_person",
-            "license_revoked",
-            "license_suspended",
-            "license_cancelled",
-            "investigation",
-        }
-    )
+    hotlist_alert_categories: frozenset[str] = POLICY_ALERT_CATEGORIES  # production: a subset of it
 
     # Retention (Minn. Stat. 13.824 subd. 3): reads, photos and hits go this many days after capture unless held.
     # At most 60 in production (the statute's period; a case keeps data longer through a hold, never this setting).
@@ -302,6 +307,12 @@ class Settings(BaseSettings):
             if self.password_memory_kib < 19456 or self.password_time_cost < 2:
                 raise ValueError("argon2 cost below the OWASP minimum (19 MiB, 2 passes) is for tests only")
 
+            beyond = sorted(self.hotlist_alert_categories - POLICY_ALERT_CATEGORIES)
+            if beyond:
+                raise ValueError(
+                    f"ALPR_HOTLIST_ALERT_CATEGORIES may not alert on {', '.join(beyond)} in production: the policy's "
+                    f"categories are {', '.join(sorted(POLICY_ALERT_CATEGORIES))}"
+                )
             if self.hotlist_source_url and not self.hotlist_source_url.startswith("https://"):
                 raise ValueError("ALPR_HOTLIST_SOURCE_URL must be https:// in production (the list travels with TLS)")
         if self.s3_endpoint and not (self.s3_access_key and self.s3_secret_key):

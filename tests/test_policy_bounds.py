@@ -20,3 +20,12 @@ def test_retention_over_60_days_refused_in_production() -> None:
         Settings(**PROD, retention_days=61)  # type: ignore[arg-type]
     # Development may shorten or lengthen it to try things; a case keeps data through a hold, never this setting.
     assert Settings(environment="development", retention_days=90).retention_days == 90
+
+
+def test_alert_categories_bounded_to_the_policy_in_production() -> None:
+    narrowed = frozenset({"stolen_vehicle", "amber_alert"})
+    assert Settings(**PROD, hotlist_alert_categories=narrowed).hotlist_alert_categories == narrowed  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="may not alert on missing_person"):
+        Settings(**PROD, hotlist_alert_categories=narrowed | {"missing_person"})  # type: ignore[arg-type]
+    wider = Settings(environment="development", hotlist_alert_categories=narrowed | {"missing_person"})
+    assert "missing_person" in wider.hotlist_alert_categories  # development may try things

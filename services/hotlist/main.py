@@ -70,7 +70,7 @@ def create_app(settings: Settings | None = None, *, ingest: IngestClient | None 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.matcher = Matcher()
-        app.state.distribution = Distribution()
+        app.state.distribution = Distribution(alerting=settings.hotlist_alert_categories)
         app.state.ingest = ingest or IngestClient.from_settings(settings)
         # Ingest calls with one service token for minutes: verify it once, not on every match.
         app.state.verifier = CachingVerifier(app.state.verifier)

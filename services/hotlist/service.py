@@ -19,7 +19,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.hotlist import metrics
-from services.hotlist.categories import INVESTIGATION, OWNER_WARNING, category_of
+from services.hotlist.categories import CATEGORIES, INVESTIGATION, OWNER_WARNING, category_of
 from services.hotlist.matching import Matcher, lookup, lookup_agency
 from services.hotlist.models import AgencyEntry, AgencyList, Hit, HitDisposition, HitVerification
 from services.hotlist.schemas import (
@@ -469,7 +469,10 @@ async def remove_entry(
 class Distribution:
     """Full lists and deltas, built once per version (pair) and kept: every car asks for the same few."""
 
-    def __init__(self, max_cached: int = 8) -> None:
+    def __init__(self, max_cached: int = 8, alerting: frozenset[str] | None = None) -> None:
+        # The cars get the entries that may alert only (the categories that raise a hit here raise one there).
+        codes = sorted(c.code for c in CATEGORIES.values() if alerting is None or c.name in alerting)
+        self._only = "AND code IN ({})".format(", ".join(f"'{c}'" for c in codes) or "NULL")
         self._full: dict[int, bytes] = {}
         self._delta: dict[tuple[int, int], bytes] = {}
         # One lock per list or delta: the cars asking for one wait for a single build, not for every other one.
@@ -494,7 +497,7 @@ class Distribution:
                 rows = await self._query_csv(
                     engine,
                     f"SELECT {', '.join(CAR_COLUMNS)} FROM hotlist.bca_entries WHERE version_id = {int(version)} "
-                    "ORDER BY nic",
+                    f"{self._only} ORDER BY nic",
                 )
                 body = (",".join(CAR_COLUMNS) + "\n").encode() + rows
                 self._full = {version: await asyncio.to_thread(gzip.compress, body, 6)}
@@ -519,13 +522,13 @@ class Distribution:
                 new, old = int(version), int(since)
                 adds = await self._query_csv(
                     engine,
-                    f"SELECT {cols} FROM hotlist.bca_entries WHERE version_id = {new} EXCEPT "
-                    f"SELECT {cols} FROM hotlist.bca_entries WHERE version_id = {old}",
+                    f"SELECT {cols} FROM hotlist.bca_entries WHERE version_id = {new} {self._only} EXCEPT "
+                    f"SELECT {cols} FROM hotlist.bca_entries WHERE version_id = {old} {self._only}",
                 )
                 removes = await self._query_csv(
                     engine,
-                    f"SELECT nic FROM (SELECT {cols} FROM hotlist.bca_entries WHERE version_id = {old} EXCEPT "
-                    f"SELECT {cols} FROM hotlist.bca_entries WHERE version_id = {new}) AS gone",
+                    f"SELECT nic FROM (SELECT {cols} FROM hotlist.bca_entries WHERE version_id = {old} {self._only} "
+                    f"EXCEPT SELECT {cols} FROM hotlist.bca_entries WHERE version_id = {new} {self._only}) AS gone",
                 )
                 body = await asyncio.to_thread(_delta_json, since, version, adds, removes)
                 if len(self._delta) >= self.max_cached:

@@ -77,3 +77,20 @@ async def test_full_list_etag_304_and_deltas_rebuild_the_new_list(hl_settings: S
             await client.post("/v1/hotlist/sync", headers=admin)
         gone = await client.get("/v1/hotlist/delta", params={"since": versions[0]}, headers=car)
         assert gone.status_code == 410 and "full list" in gone.json()["detail"]
+
+
+async def test_the_cars_get_only_the_categories_that_may_alert(hl_settings: Settings, bca: FakeBca, tokens) -> None:  # type: ignore[no-untyped-def]
+    """A missing person or a protection order stays loaded (the BCA's file) and raises no hit here: the list sent to
+    the cars leaves it out too, in the full list and in the deltas."""
+    car, admin = tokens("officer"), tokens("admin")
+    async with running(create_app(hl_settings)) as client:
+        bca.publish(extract([row("V220000001", "CA0001"), row("M220000002", "CA0002")]))
+        v1 = (await client.post("/v1/hotlist/sync", headers=admin)).json()["version"]
+        _, full = await _full(client, car)
+        assert set(full) == {"V220000001"}
+        bca.publish(extract([row("V220000001", "CA0001"), row("H220000003", "CA0003"), row("P220000004", "CA0004")]))
+        (await client.post("/v1/hotlist/sync", headers=admin)).raise_for_status()
+        _, full = await _full(client, car)
+        assert set(full) == {"V220000001", "P220000004"}
+        delta = (await client.get("/v1/hotlist/delta", params={"since": v1}, headers=car)).json()
+        assert [a[0] for a in delta["adds"]] == ["P220000004"] and delta["removes"] == []
