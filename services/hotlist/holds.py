@@ -15,6 +15,7 @@ from services.hotlist import facts, retention
 from services.hotlist.deps import EngineDep, SettingsDep
 from services.hotlist.models import Hit
 from services.hotlist.retention_models import HitHold, HitHoldItem
+from shared.audit import client_ip
 from shared.auth import AUDITOR, SERVICE, SUPERVISOR, Principal, require_roles
 from shared.db import SessionDep
 from shared.errors import NotFound, Unprocessable
@@ -99,9 +100,15 @@ async def release_hold(
 
 @router.get("/v1/hit-holds", summary="Holds on hits, newest first")
 async def list_holds(
-    principal: HoldReader, session: SessionDep, scope: Scoped, case_number: str | None = None
+    request: Request, principal: HoldReader, session: SessionDep, scope: Scoped, case_number: str | None = None
 ) -> HitHoldList:
     holds, counts = await HOLDS.listed(session, scope, case_number=case_number, limit=500)
+    # A listing names cases and reasons: accessed data, audited like any other (13.824 subd. 7(b)).
+    await scope.audit(
+        session, service="hotlist", action="hit_holds.list", object_type="hit_hold",
+        object_ids=[str(h.id) for h in holds], source_ip=client_ip(request), record_count=len(holds),
+        details={"case_number": case_number},
+    )  # fmt: skip
     return HitHoldList(holds=[_out(h, counts.get(h.id, 0)) for h in holds])
 
 

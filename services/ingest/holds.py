@@ -19,6 +19,7 @@ from services.ingest import facts, retention
 from services.ingest.deps import Ctx, Service
 from services.ingest.retention_models import ACTIVE_HELD_READS, Hold, HoldRead, PurgeRun
 from services.ingest.writer import READS
+from shared.audit import client_ip
 from shared.auth import AUDITOR, SUPERVISOR, Principal, require_roles
 from shared.db import SessionDep
 from shared.errors import NotFound, Unprocessable
@@ -147,6 +148,7 @@ async def release_hold(
 
 @router.get("/v1/holds", summary="Holds, newest first")
 async def list_holds(
+    request: Request,
     principal: HoldReader,
     session: SessionDep,
     scope: Scoped,
@@ -155,6 +157,11 @@ async def list_holds(
     limit: int = Query(default=200, ge=1, le=1000),
 ) -> HoldList:
     holds, counts = await HOLDS.listed(session, scope, case_number=case_number, active=active, limit=limit)
+    # A listing names cases and reasons: accessed data, audited like any other (13.824 subd. 7(b)).
+    await scope.audit(
+        session, service="ingest", action="holds.list", object_type="hold", object_ids=[str(h.id) for h in holds],
+        source_ip=client_ip(request), record_count=len(holds), details={"case_number": case_number, "active": active},
+    )  # fmt: skip
     return HoldList(holds=[_out(h, counts.get(h.id, 0)) for h in holds])
 
 

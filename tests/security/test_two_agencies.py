@@ -145,6 +145,9 @@ async def test_two_agencies_see_only_their_own(system: System, bca_server) -> No
     hold_id = held.json()["hold_id"]
     assert hold_id not in {h["hold_id"] for h in (await ing.get("/v1/holds", headers=sup_b)).json()["holds"]}
     assert hold_id in {h["hold_id"] for h in (await ing.get("/v1/holds", headers=sup_a)).json()["holds"]}
+    # Each listing is audited under the caller's agency, naming the holds it showed (13.824 subd. 7(b)).
+    listed = {r["agency"]: r["object_ids"] for r in await audit_rows(system, "holds.list")}
+    assert hold_id in listed[A] and hold_id not in listed[B]
     release = await ing.post(f"/v1/holds/{hold_id}/release", json={"reason": "case closed"}, headers=sup_b)
     assert release.status_code == 404
     CROSS_AGENCY_TRIED.add(("POST", "/v1/holds/{hold_id}/release"))
@@ -178,6 +181,9 @@ async def test_two_agencies_see_only_their_own(system: System, bca_server) -> No
     ).status_code == 404
     CROSS_AGENCY_TRIED.add(("POST", "/v1/hit-holds/{hold_id}/release"))
     assert hh not in {h["hold_id"] for h in (await hl.get("/v1/hit-holds", headers=sup_b)).json()["holds"]}
+    assert hh in {h["hold_id"] for h in (await hl.get("/v1/hit-holds", headers=sup_a)).json()["holds"]}
+    listed = {r["agency"]: r["object_ids"] for r in await audit_rows(system, "hit_holds.list")}
+    assert hh in listed[A] and hh not in listed[B]
 
     # --- agency lists: past-read matching is gone, covert lists need a case and an expiry, lists scoped ----------
     past = await hl.post("/v1/lists", json={"name": "past", "owner": B, "past_read_matching": True}, headers=sup_b)
