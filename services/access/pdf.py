@@ -17,7 +17,7 @@ from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
 from reportlab.lib.units import inch
 from reportlab.platypus import Flowable, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
-MAX_ROWS = 500  # a longer table says how many rows were left out (the JSON and CSV have them all)
+CHUNK_ROWS = 500  # a longer table is several tables, each with the header (a document of record holds every row)
 _STYLES = getSampleStyleSheet()
 _CELL = ParagraphStyle("cell", parent=_STYLES["BodyText"], fontSize=7.5, leading=9)
 _BODY = _STYLES["BodyText"]
@@ -30,21 +30,20 @@ def _p(text: Any, style: ParagraphStyle = _BODY) -> Paragraph:
 def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[Flowable]:
     if not rows:
         return [_p("None in the period.")]
-    shown = list(rows[:MAX_ROWS])
-    data = [[_p(h, _CELL) for h in headers]] + [[_p(c, _CELL) for c in r] for r in shown]
-    t = Table(data, repeatRows=1, hAlign="LEFT")
-    t.setStyle(
-        TableStyle(
-            [
-                ("GRID", (0, 0), (-1, -1), 0.4, colors.grey),
-                ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#e4e9f0")),
-                ("VALIGN", (0, 0), (-1, -1), "TOP"),
-            ]
-        )
+    out: list[Flowable] = []
+    style = TableStyle(
+        [
+            ("GRID", (0, 0), (-1, -1), 0.4, colors.grey),
+            ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#e4e9f0")),
+            ("VALIGN", (0, 0), (-1, -1), "TOP"),
+        ]
     )
-    out: list[Flowable] = [t]
-    if len(rows) > MAX_ROWS:
-        out.append(_p(f"First {MAX_ROWS} of {len(rows)} rows; the JSON and CSV versions list all of them."))
+    # Chunks keep reportlab's table layout (quadratic in a table's rows when it splits pages) fast.
+    for i in range(0, len(rows), CHUNK_ROWS):
+        data = [[_p(h, _CELL) for h in headers]] + [[_p(c, _CELL) for c in r] for r in rows[i : i + CHUNK_ROWS]]
+        t = Table(data, repeatRows=1, hAlign="LEFT")
+        t.setStyle(style)
+        out.append(t)
     return out
 
 

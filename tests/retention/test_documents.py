@@ -131,3 +131,35 @@ async def test_reports_as_pdf_documents(settings: Settings, make_token: TokenFac
 
 def _auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+async def test_a_pdf_table_holds_every_row(settings: Settings, make_token: TokenFactory) -> None:
+    """A log of use with 620 units: the PDF lists every one (the JSON and CSV always did)."""
+    ingest = ingest_app(ingest_settings(settings), run_worker=False)
+    hotlist = hotlist_app(settings.model_copy(update={"hotlist_sync_scheduled": False}))
+    async with running(ingest), running(hotlist):
+        access = access_app(
+            settings,
+            ingest_transport=httpx.ASGITransport(app=ingest),
+            hotlist_transport=httpx.ASGITransport(app=hotlist),
+        )
+        async with running(access) as client:
+            day = (datetime.now(UTC) - timedelta(days=700)).date()
+            start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+            units = [f"ROW-{i:04d}" for i in range(620)]
+            async with ingest.state.engine.begin() as conn:
+                await conn.execute(
+                    text(
+                        "INSERT INTO ingest.read_facts SELECT :d, :a, u, 'unit:' || u, '', 3, 3, 1, "
+                        "CAST('{\"private\": 3}' AS jsonb) FROM unnest(CAST(:u AS text[])) AS u"
+                    ),
+                    {"d": day, "a": AGENCY, "u": units},
+                )
+                await conn.execute(text("INSERT INTO ingest.read_fact_days VALUES (:d, now(), true)"), {"d": day})
+            supervisor = make_token(subject="sup-rows", roles=["supervisor"], agency=AGENCY)
+            params = {"start": start.isoformat(), "end": (start + timedelta(days=1)).isoformat(), "format": "pdf"}
+            log = await client.get("/v1/reports/log-of-use", params=params, headers=_auth(supervisor))
+            assert log.status_code == 200, log.text
+            words = _text(log.content)
+            assert all(u in words for u in units), [u for u in units if u not in words][:5]
+            assert "rows; the JSON and CSV" not in words
