@@ -93,6 +93,9 @@ class ServiceRefused(Exception):
         self.status, self.detail = status, detail
 
 
+COVERT_LISTS = "(covert lists, not named)"
+
+
 def _hours(a: str, b: str | None, start: datetime, end: datetime) -> float:
     s = max(datetime.fromisoformat(a), start)
     e = min(datetime.fromisoformat(b) if b else datetime.now(UTC), end)
@@ -131,8 +134,8 @@ async def log_of_use(
     """One agency's log of use (`agency`, the custodian ORI; ingest and hotlist count only its records). Per unit:
     active intervals (shifts), reads per shift and per day (with plates, distinct plates and reads with no plate),
     hits per day by category (subd. 5(a)(3)); the databases compared. Counted from the daily facts, so a period
-    reads the same after its purge. The public version carries no badge, officer, covert list or shift id, and no
-    hit on a covert list."""
+    reads the same after its purge. The public version carries no badge, officer, covert list or shift id: a hit
+    on a covert list counts in its category and day (subd. 5(a)(3)) under an unnamed list."""
     usage = await figures.get("ingest", "/v1/internal/usage", start, end, agency=agency)
     if hot is None:
         hot = await figures.get("hotlist", "/v1/internal/report", start, end, agency=agency)
@@ -178,7 +181,7 @@ async def log_of_use(
     by_list: dict[str, int] = {}
     for unit_name, hit_agency, day, category, list_name, covert, n in hot.get("hits_by_unit_day_category", []):
         if public and covert:
-            continue
+            list_name = COVERT_LISTS  # counted, never named (nor its owner or case)
         u = unit(unit_name or "(no unit)", hit_agency)
         d = _day(u, day)
         for target in (u, d):

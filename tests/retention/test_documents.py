@@ -88,6 +88,12 @@ async def test_reports_as_pdf_documents(settings: Settings, make_token: TokenFac
                 ).content
             )
             assert "public version" in public and "PDF-7" in public and "pdf-covert" not in public
+            # Subd. 5(a)(3): the covert list's hits count in their category and day, the list unnamed.
+            pub = await client.get("/v1/public/log-of-use", params={**params, "agency": AGENCY})
+            assert pub.status_code == 200 and "pdf-covert" not in pub.text
+            totals = pub.json()["totals"]
+            assert totals["hits"] == 12 and totals["hits_by_category"]["investigation"] == 3
+            assert totals["hits_by_list"] == {"bca": 9, "(covert lists, not named)": 3}
 
             summary = await client.get(
                 "/v1/reports/commissioner-summary",
