@@ -287,3 +287,44 @@ async def test_local_store_links_are_served_by_access_checked_and_audited(
 )
 def test_plate_pattern_coverage(grant: str, query: str, tolerant: bool, covered: bool) -> None:
     assert pattern_covers(grant, query, tolerant=tolerant) is covered
+
+
+async def test_a_court_order_request_is_filed_with_the_order_and_its_searches_disclosed_as_such(
+    world: Any, make_token: TokenFactory
+) -> None:
+    """legal_basis=court_order end to end: the order is stored with its hash and linked to the request, the grant
+    searches, and the search is recorded as a disclosure under the court order."""
+    import hashlib
+
+    access, rows, archive = world
+    rows += [read("KLM789", 2.5)]
+    client_id, secret = await access.agency_client("Hennepin County Attorney", "MN0270000")
+    agency_token = await access.client_token(client_id, secret)
+    sup_token = await access.token(await access.person("supervisor"))
+    order = b"%PDF-1.4\n% Order for ALPR data, 27-CR-26-5555\n"
+    body = {
+        "case_number": "27-CR-26-5555", "reason": "court-ordered disclosure", "suspicion_basis": "the order",
+        "legal_basis": "court_order", "plates": ["KLM789"], "area": SCENE, "warrant_number": "27-CR-26-5555",
+        "start": (NOW - timedelta(days=4)).isoformat(), "end": (NOW - timedelta(days=1)).isoformat(),
+    }  # fmt: skip
+    filed = await access.client.post(
+        "/v1/requests", data={"request": json.dumps(body)},
+        files={"court_order": ("order.pdf", order, "application/pdf")}, headers=bearer(agency_token),
+    )  # fmt: skip
+    assert filed.status_code == 201, filed.text
+    shown = (await access.client.get(f"/v1/requests/{filed.json()['id']}", headers=bearer(sup_token))).json()
+    version = shown["versions"][0]
+    assert version["court_order_sha256"] == hashlib.sha256(order).hexdigest() and version["court_order_url"]
+    decided = await access.client.post(
+        f"/v1/requests/{filed.json()['id']}/decision",
+        json={"version": 1, "decision": "approve", "reason": "order reviewed"}, headers=bearer(sup_token),
+    )  # fmt: skip
+    assert decided.status_code == 200, decided.text
+    grant = decided.json()["grant"]
+    resp = await access.client.post(
+        "/v1/reads/search", json=query(grant, plates=["KLM789"], misread_tolerant=False), headers=bearer(agency_token)
+    )
+    assert resp.status_code == 200 and resp.json()["count"] == 1, resp.text
+    disclosures = (await access.client.get("/v1/disclosures", headers=bearer(sup_token))).json()
+    mine = [d for d in disclosures if d["grant_id"] == grant["id"]]
+    assert len(mine) == 1 and mine[0]["legal_basis"] == "court_order" and mine[0]["recipient_ori"] == "MN0270000"

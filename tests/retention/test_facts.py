@@ -36,7 +36,6 @@ def _stable(report: dict[str, Any]) -> dict[str, Any]:
     out = {k: v for k, v in report.items() if k not in {"generated_at", "retention", "audit_chain", "access"}}
     if "log_of_use" in out:
         out["log_of_use"] = _stable(out["log_of_use"])
-    out.pop("databases_compared", None)
     out.pop("fixed_readers", None)
     if "hits" in out:  # minutes to a disposition are measured on the hits still stored (not a statutory figure)
         out["hits"] = {k: v for k, v in out["hits"].items() if k != "minutes_to_disposition"}
@@ -139,6 +138,16 @@ async def test_reports_survive_the_purge(settings: Settings, make_token: TokenFa
                         {"id": uuid.uuid4(), "h": h["id"], "at": h["at"] + timedelta(minutes=3)},
                     )
 
+                # An agency list in force through the period: the databases compared must survive the purge too.
+                await conn.execute(
+                    text(
+                        "INSERT INTO hotlist.agency_lists (id, agency, name, owner, priority, covert, "
+                        "past_read_matching, created_by, created_at, changed_at) "
+                        "VALUES (:id, 'MN0271200', :n, 'MN0271200', 0, false, false, 'sup-fct', :at, :at)"
+                    ),
+                    {"id": uuid.uuid4(), "n": f"fct-db-{uuid.uuid4().hex[:6]}", "at": start - timedelta(days=1)},
+                )
+
             supervisor = make_token(subject="sup-fct", roles=["supervisor"], badge="S-3", agency="MN0271200")
             auditor = make_token(subject="aud-fct", roles=["auditor"], agency="MN0271200")
             params = {"start": start.isoformat(), "end": end.isoformat()}
@@ -197,6 +206,7 @@ async def test_reports_survive_the_purge(settings: Settings, make_token: TokenFa
             assert _stable(log2) == _stable(log)
             assert _stable(pub2) == _stable(pub)
             assert _stable(aud2) == _stable(aud)
+            assert any(x["name"].startswith("fct-db-") for x in log2["databases_compared"]["agency_lists"])
             # A second purge over sealed days changes nothing (idempotent).
             await retention.purge(engine, ingest.state.store, ingest_s, actor="test-facts", trigger="cli", at=now)
             await hit_retention.purge(engine, s, held_reads=held, actor="test-facts", trigger="cli", at=now)
@@ -205,6 +215,7 @@ async def test_reports_survive_the_purge(settings: Settings, make_token: TokenFa
 
             async with engine.begin() as conn:
                 await conn.execute(text("DELETE FROM ingest.shifts WHERE unit = ANY(:u)"), {"u": list(UNITS)})
+                await conn.execute(text("DELETE FROM hotlist.agency_lists WHERE name LIKE 'fct-db-%'"))
 
 
 async def test_end_of_day_facts_are_written_once_and_stay_unsealed(settings: Settings) -> None:
