@@ -1,9 +1,9 @@
 """The figures of an agency's public transparency page (Minn. Stat. 13.824 subd. 5: the log of use is public).
 
 Reads, hits, units and fixed readers come from the public log of use, counted from the daily facts (so the page
-reads the same after a purge) with covert-list hits left out; requests, searches and the audit summary come from
-access's own tables and audit log, which the read purge does not touch; subjects' requests are counts that ingest
-serves. Nothing here names a plate, a person, a case, a read's position or a list."""
+reads the same after a purge), covert-list hits counted in their category without the list; requests, searches and
+the audit summary come from access's own tables and audit log, which the read purge does not touch; subjects'
+requests are counts that ingest serves. Nothing here names a plate, a person, a case, a read's position or a list."""
 
 from __future__ import annotations
 
