@@ -75,6 +75,9 @@ MATRIX: dict[str, dict[tuple[str, str], frozenset[str]]] = {
         ("GET", "/v1/units/{unit}/stream"): frozenset({"officer", "supervisor", "admin"}),
         ("POST", "/v1/units/{unit}/position"): frozenset({"officer"}),
         ("GET", "/v1/agencies/{agency}/events"): frozenset({"supervisor", "admin"}),
+        ("POST", "/v1/agencies/{agency}/suspension"): frozenset({"admin"}),
+        ("POST", "/v1/agencies/{agency}/suspension/lift"): frozenset({"admin"}),
+        ("GET", "/v1/agencies/{agency}/suspensions"): frozenset({"admin", "supervisor", "auditor"}),
         ("POST", "/v1/internal/reads/search"): frozenset({"service"}),
         ("POST", "/v1/internal/hits"): frozenset({"service"}),
         ("POST", "/v1/internal/reads/held"): frozenset({"service"}),
@@ -162,6 +165,7 @@ AGENTS = "tests/security/test_two_agencies.py::test_agents_are_their_agencys"
 ACCOUNT = "an API client, not agency data: the back office's administrators manage every client"
 PEOPLE = "tests/security/test_access_doors.py::test_an_agencys_people_are_its_own_administrators_to_manage"
 BREACH = "tests/security/test_access_doors.py::test_a_breach_record_is_its_agencys"
+SUSPEND = "tests/security/test_suspension.py::test_a_suspended_agency_collects_nothing_until_lifted"
 CROSS_AGENCY: dict[tuple[str, str], str] = {
     ("POST", "/v1/users/{user_id}/unlock"): PEOPLE,
     ("POST", "/v1/users/{user_id}/disable"): PEOPLE,
@@ -184,6 +188,9 @@ CROSS_AGENCY: dict[tuple[str, str], str] = {
     ("POST", "/v1/units/{unit}/position"): "tests/ingest/test_unit_positions.py::"
     "test_a_position_posted_alone_locates_the_units_agent_reads_of_its_agency_only",
     ("GET", "/v1/agencies/{agency}/events"): TWO,
+    ("POST", "/v1/agencies/{agency}/suspension"): SUSPEND,
+    ("POST", "/v1/agencies/{agency}/suspension/lift"): SUSPEND,
+    ("GET", "/v1/agencies/{agency}/suspensions"): SUSPEND,
     ("GET", "/v1/agents/{agent_id}"): AGENTS,
     ("POST", "/v1/agents/{agent_id}/rotate"): AGENTS,
     ("POST", "/v1/agents/{agent_id}/disable"): AGENTS,

@@ -31,6 +31,8 @@ from services.ingest.stream import StreamHub, close_on_exit_signal
 from services.ingest.subject_counts import router as subject_counts_router
 from services.ingest.subjects import router as subjects_router
 from services.ingest.subjects import safe_at_home_overdue
+from services.ingest.suspension import collection_suspended
+from services.ingest.suspension import router as suspension_router
 from services.ingest.writer import ExistingReads, ReadWriter, batch_engine
 from shared.app import create_service_app
 from shared.service_auth import ServiceTokenProvider
@@ -167,10 +169,11 @@ def create_app(
             subject_counts_router,
             readers_router,
             positions_router,
+            suspension_router,
         ],
         lifespan=lifespan,
         metric_probes=[ingest_backlog],
-        ready_checks=[retention.PurgeReadiness(), agent_backlog, safe_at_home_overdue],
+        ready_checks=[retention.PurgeReadiness(), agent_backlog, safe_at_home_overdue, collection_suspended],
         description="Officer shifts and plate reads posted by the cars' Mobile Data Computers.",
         beside_the_router=[read_beside_the_router, agent_post_beside_the_router],
     )

@@ -24,6 +24,7 @@ from services.ingest.models import Shift, StreamEvent
 from services.ingest.protected import protected_among
 from services.ingest.schemas import ReadMetadata, ReadResult, ShiftOut, ShiftStart
 from services.ingest.stream import StreamHub
+from services.ingest.suspension_models import refuse_if_suspended
 from services.ingest.writer import ExistingReads, ReadWriter, WriteOutcome, capture_day
 from shared import plates
 from shared.auth import ADMIN, SUPERVISOR, Principal
@@ -115,6 +116,7 @@ async def start_shift(session: AsyncSession, ctx: IngestContext, principal: Prin
         raise Forbidden("no current ALPR training on record for this officer")
     if not principal.training_current(now):
         raise Forbidden(f"ALPR training expired on {principal.trained_until.isoformat()}")
+    await refuse_if_suspended(ctx.engine, principal.agency)  # 13.824 subd. 6(b): no collection while suspended
     await close_expired_shifts(session, body.unit)
     current = (
         await session.execute(
@@ -398,6 +400,8 @@ async def _ingest_read(
     if shift is None:
         if queued:
             raise Conflict(f"unit {meta.unit} had no shift at {meta.captured_at.isoformat()}")
+        # Off the hot path (no shift): a suspension ended the shift, and the car is told so.
+        await refuse_if_suspended(ctx.engine, principal.agency)
         raise Conflict(f"unit {meta.unit} is offline: no open shift")
     if shift.officer != principal.subject:
         raise Forbidden(f"unit {meta.unit}'s shift belongs to another officer")

@@ -16,6 +16,7 @@ when it was noted, so a process writing what it read from PostgreSQL never overw
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import fcntl
 import hashlib
 import hmac
@@ -31,10 +32,11 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from services.ingest.agents.models import Agent
+from services.ingest.suspension_models import SUSPENDED_AGENCIES
 
 log = structlog.get_logger(__name__)
 
@@ -60,6 +62,7 @@ class AgentInfo:
     lon: float | None
     disabled: bool
     token_sha256: str
+    suspended: bool = False  # its agency's collection is suspended (13.824 subd. 6(b))
 
     @classmethod
     def of(cls, agent: Agent) -> AgentInfo:
@@ -148,7 +151,8 @@ def _write_database_view(snapshot: Path, agents: list[AgentInfo], read_at: float
 async def agents_in(session: AsyncSession) -> list[AgentInfo]:
     """Every agent, as the session sees it (after its commit: what `note_agents` writes)."""
     rows = (await session.execute(select(Agent))).scalars().all()
-    return [AgentInfo.of(a) for a in rows]
+    stopped = {r[0] for r in await session.execute(text(SUSPENDED_AGENCIES))}
+    return [dataclasses.replace(AgentInfo.of(a), suspended=a.agency in stopped) for a in rows]
 
 
 class Registry:
@@ -209,7 +213,11 @@ class Registry:
         read_at = time.time()
         async with self.engine.connect() as conn:
             rows = (await conn.execute(select(Agent))).all()  # type: ignore[call-overload]
-        agents = [AgentInfo.of(Agent.model_validate(dict(r._mapping))) for r in rows]
+            stopped = {r[0] for r in await conn.execute(text(SUSPENDED_AGENCIES))}
+        agents = [
+            dataclasses.replace(info, suspended=info.agency in stopped)
+            for info in (AgentInfo.of(Agent.model_validate(dict(r._mapping))) for r in rows)
+        ]
         self._set(agents)
         if agents != self._snapshot_of:  # rewritten on change only: a refresh every few seconds writes nothing new
             await asyncio.to_thread(_write_database_view, self.snapshot, agents, read_at)

@@ -84,6 +84,11 @@ async def _known(intake: AgentIntake, token: str) -> AgentInfo:
         raise Unauthorized("unknown agent token")
     if agent.disabled:
         raise Forbidden("this agent is disabled")
+    if agent.suspended:
+        raise Forbidden(
+            f"collection by agency {agent.agency} is suspended (Minn. Stat. 13.824 subd. 6(b)): posts are refused "
+            "until the suspension is lifted"
+        )
     return agent
 
 
