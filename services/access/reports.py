@@ -203,6 +203,8 @@ async def log_of_use(
         "period": {"start": start.isoformat(), "end": end.isoformat()},
         "generated_at": datetime.now(UTC).isoformat(),
         "units": out_units,
+        # Periods the commissioner suspended the agency's collection (13.824 subd. 6(b)).
+        "suspensions": usage.get("suspensions", []),
         "fixed_readers": fixed_readers(
             await figures.get("ingest", "/v1/internal/readers", start, end), start, end, agency=agency
         ),

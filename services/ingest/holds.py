@@ -264,6 +264,8 @@ class Usage(BaseModel):
     distinct_plates_by_day_total: int = 0  # the sum over days of each day's distinct plates
     reads_no_plate_total: int = 0
     classification: dict[str, int] = Field(default_factory=dict)
+    # Suspensions of the agency's collection in force during the period (13.824 subd. 6(b)).
+    suspensions: list[dict[str, Any]] = Field(default_factory=list)
 
 
 @router.get(
@@ -311,6 +313,15 @@ async def usage(
             p,
         )
     ).all()
+    suspended = (
+        await session.execute(
+            text(
+                "SELECT order_reference, suspended_at, lifted_at FROM ingest.suspensions WHERE agency = :agency "
+                "AND suspended_at < :e AND (lifted_at IS NULL OR lifted_at > :s) ORDER BY suspended_at"
+            ),
+            p,
+        )
+    ).all()
     # Answered as plain JSON, without building a model per row (the values come from PostgreSQL, and two years
     # are tens of thousands of rows); the shape is `Usage`.
     days = [per_day[k] for k in sorted(per_day)]
@@ -335,6 +346,10 @@ async def usage(
         "distinct_plates_by_day_total": sum(d["distinct_plates"] for d in days),
         "reads_no_plate_total": sum(d["reads_no_plate"] for d in days),
         "classification": found.classification,
+        "suspensions": [
+            {"order_reference": r[0], "suspended_at": r[1].isoformat(), "lifted_at": r[2].isoformat() if r[2] else None}
+            for r in suspended
+        ],
     }
     return JSONResponse(body)
 

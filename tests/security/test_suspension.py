@@ -54,4 +54,12 @@ async def test_a_suspended_agency_collects_nothing_until_lifted(system: System) 
     assert (await car_a2.post_read(car_a2.meta(plate="SUS004"))).status_code == 200
     assert "collection_suspended" not in (await ing.get("/readyz")).json().get("warnings", {})
     assert [r["agency"] for r in await audit_rows(system, "agency.suspend")] == [A]
+    # The log of use names the suspension (access takes it from ingest's usage figures).
+    day = {"start": done.json()["suspended_at"][:10] + "T00:00:00Z", "agency": A}
+    day["end"] = lifted.json()["lifted_at"][:10] + "T23:59:59Z"
+    usage = await ing.get("/v1/internal/usage", params=day, headers=system.auth("service"))
+    assert usage.status_code == 200, usage.text
+    assert [s["order_reference"] for s in usage.json()["suspensions"]] == ["ADMIN-ORDER-2026-7"]
+    other = await ing.get("/v1/internal/usage", params={**day, "agency": B}, headers=system.auth("service"))
+    assert other.json()["suspensions"] == []
     assert [r["agency"] for r in await audit_rows(system, "agency.suspension_lift")] == [A]
