@@ -194,6 +194,10 @@ async def test_malformed_wrong_token_disabled_and_offline_unit(
     after = await rows(own, "SELECT 1 FROM ingest.reads WHERE plate = 'AFT123' AND camera LIKE :c", c="pole-%")
     assert len(after) == 1
     assert "offline" in reasons[mounted["agent_id"]]
+    # The listing shows each post's shape, never its plates or positions (13.824 subd. 7(a): those need a grant).
+    bodies = " ".join(q["body"] for q in quarantined)
+    assert not any(x in bodies for x in ("OFF123", "NUL123", "45.1", "-93.1")), bodies[:500]
+    assert '"data_type": "alpr_results"' in bodies and "[redacted]" in bodies
     on_shift = await rows(own, "SELECT plate, shift_id FROM ingest.reads WHERE unit = :u", u=officer.unit)
     assert [(r.plate, r.shift_id is not None) for r in on_shift] == [("ONS123", True)]
 

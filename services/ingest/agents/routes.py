@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import re
 import uuid
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
@@ -154,7 +156,35 @@ async def list_agents(principal: Viewer, session: SessionDep) -> AgentList:
     return AgentList(agents=await admin.list_agents(session, principal.agency))
 
 
-@router.get("/v1/agents/quarantine", summary="Posts that could not become reads, with the reason")
+# What a quarantined post keeps in the listing: its shape and the fields that say what went wrong, never a plate, a
+# position or a picture (those open only under a grant, 13.824 subd. 7(a)).
+_SHOWN = frozenset(
+    {"data_type", "version", "epoch_time", "epoch_start", "epoch_end", "camera_id", "agent_type", "uuid", "best_uuid",
+     "is_preview", "processing_time_ms", "frame_start", "frame_end", "confidence", "best_confidence"}
+)  # fmt: skip
+
+
+def _redacted(value: Any, key: str | None = None) -> Any:
+    if isinstance(value, dict):
+        return {k: _redacted(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redacted(v, key) for v in value]
+    if value is None or isinstance(value, bool) or key in _SHOWN:
+        return value
+    return "[redacted]"
+
+
+def redact(body: bytes) -> str:
+    """The post with plates, positions and pictures redacted; a body that is not JSON keeps its punctuation only
+    (where it broke), every letter and digit masked."""
+    text_ = body.decode("utf-8", "replace")
+    try:
+        return json.dumps(_redacted(json.loads(text_)))
+    except ValueError:
+        return re.sub(r"[^\W_]", "#", text_)
+
+
+@router.get("/v1/agents/quarantine", summary="Posts that could not become reads, with the reason, redacted")
 async def quarantine(
     request: Request,
     principal: Admin,
@@ -193,7 +223,7 @@ async def quarantine(
                 received_at=r.received_at,
                 data_type=r.data_type,
                 reason=r.reason,
-                body=bytes(r.body).decode("utf-8", "replace"),
+                body=redact(bytes(r.body)),
             )
             for r in rows
         ]
