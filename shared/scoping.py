@@ -40,7 +40,8 @@ READ_DOORS: dict[tuple[str, str], str] = {
     "live events of the open shift only, never history; supervisors audited",
     ("GET", "/v1/units/{unit}/stream"): "ingest: as the events poll (SSE)",
     ("GET", "/v1/agencies/{agency}/events"): "ingest: covert hits for the owning agency's supervisors only; audited",
-    ("GET", "/v1/agents/quarantine"): "ingest: admins of the agency, with a written reason; plates, positions, pictures redacted; audited",
+    ("GET", "/v1/agents/quarantine"): "ingest: admins of the agency, with a written reason; plates, positions, "
+    "pictures redacted; audited",
     ("GET", "/v1/holds"): "ingest: supervisors and auditors of the holds' agency",
     ("GET", "/v1/hits/pending"): "hotlist: supervisors of the hits' custodian agency; audited",
     ("GET", "/v1/hits/{hit_id}"): "hotlist: the hit's custodian agency (covert: the list owner); audited",
