@@ -63,6 +63,7 @@ class AgentInfo:
     disabled: bool
     token_sha256: str
     suspended: bool = False  # its agency's collection is suspended (13.824 subd. 6(b))
+    placed_on: str | None = None  # a fixed reader's current location since (ISO date)
 
     @classmethod
     def of(cls, agent: Agent) -> AgentInfo:
@@ -76,6 +77,7 @@ class AgentInfo:
             lon=agent.lon,
             disabled=agent.disabled_at is not None,
             token_sha256=agent.token_sha256,
+            placed_on=agent.placed_on.isoformat() if agent.placed_on else None,
         )
 
 

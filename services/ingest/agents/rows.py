@@ -9,7 +9,7 @@ import json
 import uuid
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, NamedTuple
 
 import structlog
@@ -212,6 +212,9 @@ class RowStage:
         lat, lon, located = pr.lat, pr.lon, "gps"
         if lat is None or lon is None:
             lat, lon, located = agent.lat, agent.lon, "fixed"
+            if lat is not None and agent.placed_on and captured.date() < date.fromisoformat(agent.placed_on):
+                # Taken before the reader stood here (a move's date): its place is not this one (subd. 8 register).
+                raise Refused(f"captured before the reader was placed at its location on {agent.placed_on}")
         if (lat is None or lon is None) and agent.kind == "unit" and agent.unit:
             window = timedelta(seconds=settings.ingest_agent_mdc_position_max_age_s)
             mdc = await position_near(conn, agent.agency or "", agent.unit, captured, window)
