@@ -143,6 +143,7 @@ async def _insert(conn: Any, d: dict[str, Any]) -> None:
         ),
         {**p, "x": uuid.uuid4(), "g": gid, "r": d["recipient"]},
     )
+    d["grant_id"] = str(gid)
 
 
 async def test_each_agency_reports_and_audits_its_own(settings: Settings, make_token: TokenFactory) -> None:
@@ -171,7 +172,10 @@ async def test_each_agency_reports_and_audits_its_own(settings: Settings, make_t
                 for d in (a, b):
                     who = Principal(subject=f"officer-{d['tag']}", roles=frozenset({"officer"}), agency=d["agency"])
                     await record(session, service="access", action="reads.search", principal=who,
-                                 case_number=d["case"], record_count=len(d["reads"]))  # fmt: skip
+                                 case_number=d["case"], record_count=len(d["reads"]),
+                                 grant_id=d["grant_id"])  # fmt: skip
+                    # An access that names no grant: the audit's "accesses against grants" flags it.
+                    await record(session, service="access", action="image.view", principal=who, object_ids=["k"])
                 await session.commit()
 
             # A holds its first read (and so its hit), B its hit: holds and the retention check are each agency's.
@@ -225,6 +229,16 @@ async def test_each_agency_reports_and_audits_its_own(settings: Settings, make_t
                     assert [x["recipient"] for x in audit["access"]["disclosures"]] == [me["recipient"]]
                     assert audit["hits"]["total"] == len(me["hits"])
                     assert audit["classification"]["reads_total"] == len(me["reads"])
+                    # Accesses against grants (subd. 6, 7(b)): the agency's own, each with its grant and request.
+                    now = {"start": began.isoformat(), "end": (datetime.now(UTC) + timedelta(minutes=1)).isoformat()}
+                    recent = await client.get("/v1/reports/audit", params=now, headers=auditor)
+                    assert recent.status_code == 200, recent.text
+                    clean(recent.text)
+                    against = recent.json()["accesses_against_grants"]
+                    searched = [e for e in against["entries"] if e["action"] == "reads.search"]
+                    assert [(e["grant_id"], e["legal_basis"]) for e in searched] == [(me["grant_id"], "investigation")]
+                    assert searched[0]["request_id"] and not searched[0]["without_grant"]
+                    assert against["without_grant"] == 1 and against["by_action"]["image.view"] == 1
                     reads_kept, hits_kept = (1, 0) if me is a else (0, 1)
                     ret = audit["retention"]
                     assert (ret["reads"]["reads_held"], ret["hits"]["hits_held"]) == (reads_kept, hits_kept)
