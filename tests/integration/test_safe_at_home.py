@@ -151,3 +151,8 @@ async def test_a_request_waiting_for_its_second_supervisor_is_listed_per_agency_
     assert ready["status"] == "degraded" and "safe_at_home_overdue" in ready["warnings"], ready
     metrics = (await system.ingest.get("/metrics")).text
     assert "alpr_ingest_safe_at_home_overdue 1.0" in metrics
+    # Confirmed, late: the warning goes (and no other test's /readyz inherits it).
+    confirm = f"/v1/subject-requests/safe-at-home/{request_id}/confirm"
+    done = await system.ingest.post(confirm, headers=system.auth("supervisor", agency=AGENCY, subject="sup-late"))
+    assert done.status_code == 200, done.text
+    assert "safe_at_home_overdue" not in (await system.ingest.get("/readyz")).json().get("warnings", {})
