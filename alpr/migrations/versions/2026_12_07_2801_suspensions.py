@@ -1,7 +1,7 @@
 """Suspensions of an agency's collection on the commissioner's order (Minn. Stat. 13.824 subd. 6(b)).
 
 Revision ID: 2801
-Revises: 3001
+Revises: 2911
 Create Date: 2026-12-07
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "2801"
-down_revision: str | None = "3001"
+down_revision: str | None = "2911"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
