@@ -14,6 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.access.security import KeyRing
+from shared.acting_for import ACT_FOR_TTL_S, act_for_claims
 from shared.audit import verify_chain
 from shared.errors import Unavailable
 from shared.http import service_client
@@ -69,9 +70,11 @@ class FiguresClient:
         data: dict[str, Any] = resp.json()
         return data
 
-    async def post(self, service: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        """A POST on an internal endpoint; a 4xx answer keeps its status and detail (the caller's input was wrong)."""
-        token = self.keys.sign(subject=SERVICE_SUBJECT, ttl_s=120, claims={"roles": ["service"]})
+    async def post(self, service: str, path: str, body: dict[str, Any], *, grant_id: str) -> dict[str, Any]:
+        """A POST on an internal endpoint that reads under `grant_id` (its agency: `body["agency"]`, the token
+        signed for this body only); a 4xx answer keeps its status and detail (the caller's input was wrong)."""
+        claims = act_for_claims(grant_id, body["agency"], body)
+        token = self.keys.sign(subject=SERVICE_SUBJECT, ttl_s=ACT_FOR_TTL_S, claims=claims)
         try:
             async with service_client(
                 self.urls[service], timeout_s=self.timeout_s, transport=self.transports.get(service)
