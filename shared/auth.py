@@ -270,7 +270,14 @@ async def authenticated(request: Request, *roles: str) -> Principal:
 def check_training(principal: Principal) -> None:
     """Officers and supervisors read ALPR data only while their ALPR training is current (clients pass)."""
     if principal.needs_training and not principal.training_current():
-        raise Forbidden("ALPR training is not current: an untrained officer may not operate ALPR or read its data")
+        why = (
+            "no current ALPR training on record"
+            if principal.trained_until is None
+            else f"training expired on {principal.trained_until.isoformat()}"
+        )
+        raise Forbidden(
+            f"ALPR training is not current ({why}): an untrained officer may not operate ALPR or read its data"
+        )
 
 
 def require_trained(*roles: str):  # type: ignore[no-untyped-def]

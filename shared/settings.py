@@ -215,8 +215,8 @@ class Settings(BaseSettings):
     # /metrics asks for `Authorization: Bearer <this>` when set; unset, it is for the internal network only.
     metrics_token: SecretStr | None = None
 
-    # Secret for signing local-folder image links; required outside development.
-    url_signing_secret: SecretStr = SecretStr("dev-url-signing-secret")
+    # Secret for signing image links. Unset: `<keys folder>/url-signing.key`, made at deployment (shared/secret_files.py).
+    url_signing_secret: SecretStr | None = None
     # How long presigned image and document links live.
     presign_ttl_s: int = Field(default=300, ge=10, le=3600)
 
@@ -264,6 +264,11 @@ class Settings(BaseSettings):
                 return "postgresql+asyncpg://" + value[len(prefix) :]
         raise ValueError("database_url must be a postgresql:// URL (PostgreSQL is the only database)")
 
+    @field_validator("url_signing_secret", mode="before")
+    @classmethod
+    def _unset_when_empty(cls, value: object) -> object:
+        return None if value == "" else value
+
     @field_validator("trusted_proxies")
     @classmethod
     def _networks(cls, value: list[str]) -> list[str]:
@@ -274,8 +279,8 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _refuse_placeholders(self) -> Settings:
         if self.environment == "production":
-            secret = self.url_signing_secret.get_secret_value()
-            if secret.startswith("dev-") or secret in _PLACEHOLDER_SECRETS:
+            secret = self.url_signing_secret.get_secret_value() if self.url_signing_secret else None
+            if secret is not None and (secret.startswith("dev-") or secret in _PLACEHOLDER_SECRETS):
                 raise ValueError("ALPR_URL_SIGNING_SECRET must be set to a real secret in production")
             named = {"ALPR_URL_SIGNING_SECRET": self.url_signing_secret, "ALPR_SERVICE_CLIENT_SECRET":
                      self.service_client_secret, **{f"ALPR_DB_ROLE_PASSWORDS[{k}]": v

@@ -28,6 +28,9 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
         given = {k: v.get_secret_value() for k, v in settings.db_role_passwords.items()}
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         prepare_database(database_url(settings, migrate=False), role_passwords(settings.data_dir, given))
+    from shared.secret_files import url_signing_secret
+
+    url_signing_secret(settings, create=True)  # the deployment step makes the link-signing secret, once
     print(f"migrated to {args.revision}")
     return 0
 

@@ -193,9 +193,7 @@ async def test_an_untrained_officer_opens_no_data_door(system: System, bca_serve
     for role, paths in doors.items():
         for client, path in paths:
             for trained_until in (lapsed, None):
-                claims: dict[str, Any] = {"agency": A, "badge": "77"}
-                if trained_until is not None:
-                    claims["trained_until"] = trained_until
+                claims: dict[str, Any] = {"agency": A, "badge": "77", "trained_until": trained_until}
                 resp = await client.get(path, headers=system.auth(role, **claims))
                 assert resp.status_code == 403 and "training" in resp.json()["detail"], (role, path, resp.text)
             trained = await client.get(path, headers=system.auth(role, agency=A, badge="77", trained_until=current))
