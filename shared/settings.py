@@ -215,7 +215,7 @@ class Settings(BaseSettings):
     # /metrics asks for `Authorization: Bearer <this>` when set; unset, it is for the internal network only.
     metrics_token: SecretStr | None = None
 
-    # Secret for signing image links. Unset: `<keys folder>/url-signing.key`, made at deployment (shared/secret_files.py).
+    # Secret for signing image links. Unset: `<keys folder>/url-signing.key`, made at deployment (secret_files.py).
     url_signing_secret: SecretStr | None = None
     # How long presigned image and document links live.
     presign_ttl_s: int = Field(default=300, ge=10, le=3600)
