@@ -12,6 +12,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.bounds import MAX_IMAGE_PIXELS
+
 SERVICES = ("access", "ingest", "recognition", "hotlist")
 ServiceName = Literal["access", "ingest", "recognition", "hotlist"]
 
@@ -99,7 +101,7 @@ class Settings(BaseSettings):
     ingest_shift_max_hours: float = Field(default=12.0, gt=0)
     ingest_max_photo_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     ingest_max_crop_bytes: int = Field(default=1024 * 1024, ge=1024)
-    ingest_max_image_pixels: int = Field(default=40_000_000, ge=1)
+    ingest_max_image_pixels: int = Field(default=MAX_IMAGE_PIXELS, ge=1)  # checked on the header, pre-decode
     ingest_clock_skew_s: float = Field(default=120.0, ge=0)  # how far in the future a capture time may be
     ingest_max_read_age_days: int = Field(default=60, ge=1)  # older reads are past retention: refused
     ingest_batch_max_items: int = Field(default=50, ge=1, le=500)

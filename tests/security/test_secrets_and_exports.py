@@ -1,5 +1,6 @@
-"""No public default secrets, and no formula in an export: a fresh install makes its link-signing secret (0600, beside its token keys), a link
-signed with the old public default is refused, and production refuses to start without one."""
+"""No public default secrets, and no formula in an export: a fresh install makes its link-signing secret (0600,
+beside its token keys), a link signed with the old public default is refused, production refuses to start without
+one; the audit export escapes cells a spreadsheet would run."""
 
 from __future__ import annotations
 
