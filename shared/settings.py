@@ -211,7 +211,9 @@ class Settings(BaseSettings):
     # The audit chain's secret (keyed seals, signed checkpoints): a file outside the database, made on first run.
     # Unset: `<keys folder>/audit-chain.key`. Back it up apart from the database: without it nothing can be checked.
     audit_key_file: Path | None = None
-    audit_checkpoint_interval_s: float = Field(default=60.0, gt=0)  # the access service seals and publishes
+    # The access service seals and publishes this often (and at every verify and at shutdown): the longest an entry
+    # stays covered by the plain chain only, which the database owner could cut unseen.
+    audit_checkpoint_interval_s: float = Field(default=10.0, gt=0)
     audit_checkpoint_scheduled: bool = True
 
     # /metrics asks for `Authorization: Bearer <this>` when set; unset, it is for the internal network only.

@@ -47,7 +47,7 @@ def cmd_audit_verify(args: argparse.Namespace, settings: Settings) -> int:
     from sqlalchemy.ext.asyncio import create_async_engine
 
     from shared.audit import verify_chain
-    from shared.audit_seal import key_path, load_checkpoints, load_keys, verify_sealed
+    from shared.audit_seal import key_path, load_checkpoints, load_keys, publish_checkpoint, verify_sealed
     from shared.storage import create_store
 
     url = database_url(settings)
@@ -64,7 +64,10 @@ def cmd_audit_verify(args: argparse.Namespace, settings: Settings) -> int:
                     return 0
                 print(f"audit chain BROKEN at entry {plain.first_broken_seq}: {plain.reason}")
                 return 2
-            checkpoints = await load_checkpoints(create_store(settings))
+            store = create_store(settings)
+            # Seal and publish the tail first: an entry cut from the tail since the last round then shows.
+            await publish_checkpoint(engine, store, load_keys(settings))
+            checkpoints = await load_checkpoints(store)
             async with engine.connect() as conn:
                 report = await verify_sealed(conn, load_keys(settings), checkpoints)
         finally:

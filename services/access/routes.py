@@ -51,7 +51,7 @@ from services.access.schemas import (
     VersionOut,
 )
 from shared.audit import AuditEntry, verify_chain
-from shared.audit_seal import key_path, load_checkpoints, load_keys, verify_sealed
+from shared.audit_seal import key_path, load_checkpoints, load_keys, publish_checkpoint, verify_sealed
 from shared.auth import SERVICE, Principal
 from shared.auth_metrics import AUTH_FAILURES
 from shared.bounds import INT64_MAX
@@ -572,11 +572,13 @@ async def verify_audit(
     sealed = checkpoints = None
     if key_path(settings).is_file():
         # The keyed seals and the signed checkpoints too: what shows a rewrite by whoever owns the database.
+        keys = await asyncio.to_thread(load_keys, settings)
         try:
+            # Seal and publish the tail first: an entry cut from the tail since the last round then shows.
+            await publish_checkpoint(request.app.state.engine, store, keys)
             published = await load_checkpoints(store)
         except StorageError as exc:
             raise Unavailable("object store unavailable: the checkpoints cannot be read, retry shortly") from exc
-        keys = await asyncio.to_thread(load_keys, settings)
         full = await verify_sealed(await session.connection(), keys, published)
         ok, entries, first, reason = full.ok, full.chain.entries, full.first_broken_seq, full.reason
         sealed, checkpoints = full.sealed, full.checkpoints
