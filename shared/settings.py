@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import re
 from collections import Counter
 from functools import lru_cache
 from pathlib import Path
@@ -247,6 +248,9 @@ class Settings(BaseSettings):
     # Without a warrant or an exigency, a request's area is at most this radius: a plate plus a city-wide circle
     # is a location history (Minn. Stat. 13.824 subd. 2(d)), so it needs the warrant a history needs.
     access_area_max_m_without_warrant: float = Field(default=2000.0, gt=0)
+    # A warrant number is a court file number in this form (a regular expression; Minnesota district courts:
+    # county-type-year-sequence, e.g. 27-CR-26-9876).
+    warrant_number_format: str = r"[0-9]{2}-[A-Z]{1,4}-[0-9]{2}-[0-9]{1,7}"
     court_order_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
     # The public log of use (no token): each period's answer kept this long; new computations per source limited.
     public_report_cache_s: float = Field(default=300.0, ge=0)
@@ -272,6 +276,12 @@ class Settings(BaseSettings):
     @classmethod
     def _unset_when_empty(cls, value: object) -> object:
         return None if value == "" else value
+
+    @field_validator("warrant_number_format")
+    @classmethod
+    def _a_pattern(cls, value: str) -> str:
+        re.compile(value)  # a re.error is a ValueError: refused at start
+        return value
 
     @field_validator("trusted_proxies")
     @classmethod

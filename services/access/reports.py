@@ -13,6 +13,7 @@ import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.access import exigency
 from services.access.security import KeyRing
 from shared.acting_for import ACT_FOR_TTL_S, act_for_claims
 from shared.audit import verify_chain
@@ -414,6 +415,7 @@ async def audit_report(
         "log_of_use": usage,
         "reads_per_day": dict(sorted(reads_per_day.items())),
         "access": await _access_figures(session, start, end, agency),
+        "exigency_searches": await exigency.searches(session, start, end, agency),
         # Subd. 6: how the period's data were classified (13.82: private unless active investigative or public).
         "classification": {
             "reads": usage["totals"]["classification"],
