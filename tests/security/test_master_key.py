@@ -4,16 +4,23 @@ matching answers for the caller's agency; an untrained officer opens no data doo
 
 from __future__ import annotations
 
+import asyncio
+import json
+import stat
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import pytest
 
+from alpr.cli import main
 from services.access import identity
 from shared.acting_for import act_for_claims
+from shared.settings import Settings
 from tests.access.conftest import Access, bearer
+from tests.access.test_cli import cli_env  # noqa: F401  (fixture)
 from tests.conftest import TokenFactory
 from tests.hotlist.bca import extract, row
 from tests.integration.conftest import System
@@ -201,3 +208,23 @@ async def test_an_untrained_officer_opens_no_data_door(system: System, bca_serve
     # whoami opens no data: an untrained officer still learns who their token says they are.
     me = await system.ingest.get("/v1/whoami", headers=system.auth("officer", agency=A, trained_until=lapsed))
     assert me.status_code == 200
+
+
+@pytest.mark.usefixtures("cli_env")
+async def test_the_service_secret_is_rotated_on_the_host_only(access: Access, settings: Settings) -> None:
+    service_id, old = await _service_client(access)
+    path = settings.data_dir / "service-client.json"
+    path.write_text(json.dumps({"client_id": service_id, "client_secret": old}))
+    try:
+        code = await asyncio.to_thread(main, ["access", "rotate-service-secret"])
+        assert code == 0
+        saved = json.loads(path.read_text())
+        assert saved["client_id"] == service_id and saved["client_secret"] != old
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        refused = await access.client.post(
+            "/v1/token", data={"grant_type": "client_credentials", "client_id": service_id, "client_secret": old}
+        )
+        assert refused.status_code == 401
+        assert await access.client_token(service_id, saved["client_secret"])
+    finally:
+        path.unlink()
