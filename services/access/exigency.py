@@ -41,9 +41,7 @@ def check(settings: Settings, body: RequestIn) -> RequestIn:
 
 def statement(attestation: str, facts: ExigencyIn) -> str:
     """What the version and its grant keep: the attestation and its facts, in one record."""
-    return (
-        f"{attestation}\nFacts: what: {facts.what}; when: {facts.when.isoformat()}; approved by: {facts.approved_by}"
-    )
+    return f"{attestation}\nFacts: what: {facts.what}; when: {facts.when.isoformat()}; approved by: {facts.approved_by}"
 
 
 async def searches(session: AsyncSession, start: datetime, end: datetime, agency: str) -> list[dict[str, Any]]:
