@@ -18,7 +18,7 @@ from typing import Any
 
 from fastapi import Request
 
-from shared.auth import SERVICE, CurrentPrincipal, Principal
+from shared.auth import SERVICE, Principal
 from shared.errors import Forbidden
 
 ACT_FOR = "act_for"
@@ -61,8 +61,9 @@ def check_acting_for(principal: Principal, body: Any) -> GrantScope:
     return GrantScope(str(claim["grant"]), claim["agency"])
 
 
-async def acting_for_grant(request: Request, principal: CurrentPrincipal) -> GrantScope:
-    """The grant (and its agency) an internal read serves, checked against the body (a FastAPI dependency)."""
+async def acting_for_grant(request: Request, principal: Principal) -> GrantScope:
+    """The grant (and its agency) an internal read serves, checked against the body. Called first thing in the
+    route, after the body is validated (a malformed body is its 422 for every caller, as on every route)."""
     try:
         body = await request.json()
     except ValueError:

@@ -22,9 +22,9 @@ from tests.conftest import TokenFactory
 from tests.support.apps import running
 
 ALL = frozenset({"officer", "supervisor", "auditor", "admin", "agency", "service"})
-# A role alone opens no internal read: the service's token must carry the grant it serves (shared/acting_for.py,
-# tests/security/test_master_key.py).
-NO_ROLE_ALONE: frozenset[str] = frozenset()
+# Only the service role passes these doors' role gate; its token must also carry the grant it serves, or the route
+# answers 403 (shared/acting_for.py, tests/security/test_master_key.py).
+SERVICE_WITH_GRANT = frozenset({"service"})
 
 # service -> {(method, path): roles allowed}
 MATRIX: dict[str, dict[tuple[str, str], frozenset[str]]] = {
@@ -78,10 +78,10 @@ MATRIX: dict[str, dict[tuple[str, str], frozenset[str]]] = {
         ("GET", "/v1/units/{unit}/stream"): frozenset({"officer", "supervisor", "admin"}),
         ("POST", "/v1/units/{unit}/position"): frozenset({"officer"}),
         ("GET", "/v1/agencies/{agency}/events"): frozenset({"supervisor", "admin"}),
-        ("POST", "/v1/internal/reads/search"): NO_ROLE_ALONE,
+        ("POST", "/v1/internal/reads/search"): SERVICE_WITH_GRANT,
         ("POST", "/v1/internal/hits"): frozenset({"service"}),
         ("POST", "/v1/internal/reads/held"): frozenset({"service"}),
-        ("POST", "/v1/internal/reads/evidence"): NO_ROLE_ALONE,
+        ("POST", "/v1/internal/reads/evidence"): SERVICE_WITH_GRANT,
         ("POST", "/v1/agents"): frozenset({"admin"}),
         ("GET", "/v1/agents"): frozenset({"admin", "supervisor", "auditor"}),
         ("GET", "/v1/agents/quarantine"): frozenset({"admin"}),
@@ -132,7 +132,7 @@ MATRIX: dict[str, dict[tuple[str, str], frozenset[str]]] = {
         ("POST", "/v1/hit-holds/{hold_id}/release"): frozenset({"supervisor"}),
         ("GET", "/v1/hit-holds"): frozenset({"supervisor", "auditor"}),
         ("GET", "/v1/internal/report"): frozenset({"service"}),
-        ("POST", "/v1/internal/hits/of-read"): NO_ROLE_ALONE,
+        ("POST", "/v1/internal/hits/of-read"): SERVICE_WITH_GRANT,
         ("POST", "/v1/internal/subject-requests/safe-at-home"): frozenset({"service"}),
         ("POST", "/v1/internal/plates/listed"): frozenset({"service"}),
     },
