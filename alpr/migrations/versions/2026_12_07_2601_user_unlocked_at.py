@@ -2,7 +2,7 @@
 by it, so `alpr access unlock` or `POST /v1/users/{id}/unlock` lifts it on every access replica at once.
 
 Revision ID: 2601
-Revises: 3001
+Revises: 2911
 Create Date: 2026-12-07
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "2601"
-down_revision: str | None = "3001"
+down_revision: str | None = "2911"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
