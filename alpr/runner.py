@@ -20,6 +20,7 @@ from alpr.embedded import embedded_database_url
 from alpr.roles import prepare_database, role_passwords
 from alpr.supervisor import Spawn, Supervisor
 from shared.keys import ensure_signing_key
+from shared.secret_files import url_signing_secret
 from shared.settings import SERVICES, Settings
 
 log = structlog.get_logger("alpr.runner")
@@ -49,6 +50,7 @@ def prepare(settings: Settings) -> tuple[dict[str, str], Any]:
     if not settings.jwks_url:
         key = ensure_signing_key(settings.keys_dir, settings.jwt_algorithm)
         log.info("signing_key_ready", kid=key.kid)
+    url_signing_secret(settings, create=True)
     if not settings.s3_endpoint:
         settings.objects_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     if not (settings.service_client_id and settings.service_client_secret):

@@ -23,6 +23,7 @@ from shared.limits import InputLimitMiddleware
 from shared.logs import RequestIdMiddleware, configure_logging
 from shared.metrics import CountResponses, MetricsProbe, audit_chain_head, metrics_router
 from shared.revocations import RevocationList
+from shared.secret_files import url_signing_secret
 from shared.settings import ServiceName, Settings
 from shared.storage import create_store
 from shared.supervision import service_restarts
@@ -127,6 +128,7 @@ def create_service_app(
     @asynccontextmanager
     async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(settings.log_level, json=settings.log_json, service=service)
+        url_signing_secret(settings)  # no start without a link-signing secret (production never makes one here)
         engine = create_engine(settings)
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)

@@ -233,16 +233,23 @@ async def current_principal(
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 
 
-def require_roles(*roles: str):  # type: ignore[no-untyped-def]
-    """A dependency that lets through a principal holding any of `roles` and refuses the rest with 403."""
+def require_roles(*roles: str, trained: bool = True):  # type: ignore[no-untyped-def]
+    """The one gate of every route: the principal holds any of `roles` (else 403), and a person who operates ALPR
+    (officer, supervisor) has current training (else 403; 13.824 subd. 7(b): training before any use). Only
+    `trained=False` routes that touch no data (log out) skip the training check; the route scan
+    (tests/security/test_scan.py) holds every other route to it."""
     unknown = set(roles) - ROLES
     if unknown:
         raise ValueError(f"unknown roles {unknown}")
 
     async def _check(principal: CurrentPrincipal) -> Principal:
-        return _holding(principal, roles)
+        _holding(principal, roles)
+        if trained:
+            check_training(principal)
+        return principal
 
     _check.roles = frozenset(roles)  # type: ignore[attr-defined]  # lets tests and docs read what a route needs
+    _check.trained = trained  # type: ignore[attr-defined]  # the route scan reads it
     return _check
 
 
@@ -254,24 +261,25 @@ def _holding(principal: Principal, roles: tuple[str, ...]) -> Principal:
 
 async def authenticated(request: Request, *roles: str) -> Principal:
     """What `Depends(require_roles(*roles))` gives a route (the bearer token, verified, not revoked, holding one of
-    `roles`), for a request answered beside FastAPI's router (ingest's hottest post)."""
-    return _holding(await current_principal(request, await _bearer(request)), roles)
+    `roles`, trained), for a request answered beside FastAPI's router (ingest's hottest post)."""
+    principal = _holding(await current_principal(request, await _bearer(request)), roles)
+    check_training(principal)
+    return principal
 
 
 def check_training(principal: Principal) -> None:
     """Officers and supervisors read ALPR data only while their ALPR training is current (clients pass)."""
     if principal.needs_training and not principal.training_current():
-        raise Forbidden("ALPR training is not current: an untrained officer may not operate ALPR or read its data")
+        why = (
+            "no current ALPR training on record"
+            if principal.trained_until is None
+            else f"training expired on {principal.trained_until.isoformat()}"
+        )
+        raise Forbidden(
+            f"ALPR training is not current ({why}): an untrained officer may not operate ALPR or read its data"
+        )
 
 
 def require_trained(*roles: str):  # type: ignore[no-untyped-def]
-    """`require_roles(*roles)`, and for people their training current (start a shift, read ALPR data)."""
-    role_check = require_roles(*roles)
-
-    # A default, not Annotated: the closure's `role_check` is invisible to postponed annotations.
-    async def _check(principal: Principal = Depends(role_check)) -> Principal:
-        check_training(principal)
-        return principal
-
-    _check.roles = role_check.roles  # type: ignore[attr-defined]
-    return _check
+    """`require_roles(*roles)`: the training check is part of every role gate now (kept for its callers)."""
+    return require_roles(*roles)

@@ -8,6 +8,10 @@ from typing import Annotated
 from pydantic import AfterValidator, Field
 
 INT64_MAX = 2**63 - 1  # a bigint (event ids, versions)
+# The largest plate photo we take: a 4000x3000 frame (12 Mpx; ALPR cameras send 1-5 Mpx, a phone's evidence photo
+# 12). Refused above this on the header, before decoding: decoding costs ~6 MB and ~23 ms per Mpx here (a 38 KB PNG
+# of 6300x6300 took +229 MB and 0.7 s to decode; 4000x3000 +71 MB and 0.27 s; docs/poison.md).
+MAX_IMAGE_PIXELS = 12_000_000
 Int64 = Annotated[int, Field(ge=0, le=INT64_MAX)]
 
 

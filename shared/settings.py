@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import re
 from collections import Counter
 from functools import lru_cache
 from pathlib import Path
@@ -11,6 +12,8 @@ from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.bounds import MAX_IMAGE_PIXELS
 
 SERVICES = ("access", "ingest", "recognition", "hotlist")
 ServiceName = Literal["access", "ingest", "recognition", "hotlist"]
@@ -117,7 +120,7 @@ class Settings(BaseSettings):
     ingest_shift_max_hours: float = Field(default=12.0, gt=0)
     ingest_max_photo_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     ingest_max_crop_bytes: int = Field(default=1024 * 1024, ge=1024)
-    ingest_max_image_pixels: int = Field(default=40_000_000, ge=1)
+    ingest_max_image_pixels: int = Field(default=MAX_IMAGE_PIXELS, ge=1)  # checked on the header, pre-decode
     ingest_clock_skew_s: float = Field(default=120.0, ge=0)  # how far in the future a capture time may be
     ingest_max_read_age_days: int = Field(default=60, ge=1)  # older reads are past retention: refused
     # A Safe at Home request waiting for a second supervisor this long is overdue: /readyz warns, a metric counts it.
@@ -216,14 +219,16 @@ class Settings(BaseSettings):
     # The audit chain's secret (keyed seals, signed checkpoints): a file outside the database, made on first run.
     # Unset: `<keys folder>/audit-chain.key`. Back it up apart from the database: without it nothing can be checked.
     audit_key_file: Path | None = None
-    audit_checkpoint_interval_s: float = Field(default=60.0, gt=0)  # the access service seals and publishes
+    # The access service seals and publishes this often (and at every verify and at shutdown): the longest an entry
+    # stays covered by the plain chain only, which the database owner could cut unseen.
+    audit_checkpoint_interval_s: float = Field(default=10.0, gt=0)
     audit_checkpoint_scheduled: bool = True
 
     # /metrics asks for `Authorization: Bearer <this>` when set; unset, it is for the internal network only.
     metrics_token: SecretStr | None = None
 
-    # Secret for signing local-folder image links; required outside development.
-    url_signing_secret: SecretStr = SecretStr("dev-url-signing-secret")
+    # Secret for signing image links. Unset: `<keys folder>/url-signing.key`, made at deployment (secret_files.py).
+    url_signing_secret: SecretStr | None = None
     # How long presigned image and document links live.
     presign_ttl_s: int = Field(default=300, ge=10, le=3600)
 
@@ -250,6 +255,9 @@ class Settings(BaseSettings):
     # Without a warrant or an exigency, a request's area is at most this radius: a plate plus a city-wide circle
     # is a location history (Minn. Stat. 13.824 subd. 2(d)), so it needs the warrant a history needs.
     access_area_max_m_without_warrant: float = Field(default=2000.0, gt=0)
+    # A warrant number is a court file number in this form (a regular expression; Minnesota district courts:
+    # county-type-year-sequence, e.g. 27-CR-26-9876).
+    warrant_number_format: str = r"[0-9]{2}-[A-Z]{1,4}-[0-9]{2}-[0-9]{1,7}"
     court_order_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
     # The public log of use (no token): each period's answer kept this long; new computations per source limited.
     public_report_cache_s: float = Field(default=300.0, ge=0)
@@ -271,6 +279,17 @@ class Settings(BaseSettings):
                 return "postgresql+asyncpg://" + value[len(prefix) :]
         raise ValueError("database_url must be a postgresql:// URL (PostgreSQL is the only database)")
 
+    @field_validator("url_signing_secret", mode="before")
+    @classmethod
+    def _unset_when_empty(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("warrant_number_format")
+    @classmethod
+    def _a_pattern(cls, value: str) -> str:
+        re.compile(value)  # a re.error is a ValueError: refused at start
+        return value
+
     @field_validator("trusted_proxies")
     @classmethod
     def _networks(cls, value: list[str]) -> list[str]:
@@ -281,8 +300,8 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _refuse_placeholders(self) -> Settings:
         if self.environment == "production":
-            secret = self.url_signing_secret.get_secret_value()
-            if secret.startswith("dev-") or secret in _PLACEHOLDER_SECRETS:
+            secret = self.url_signing_secret.get_secret_value() if self.url_signing_secret else None
+            if secret is not None and (secret.startswith("dev-") or secret in _PLACEHOLDER_SECRETS):
                 raise ValueError("ALPR_URL_SIGNING_SECRET must be set to a real secret in production")
             named = {"ALPR_URL_SIGNING_SECRET": self.url_signing_secret, "ALPR_SERVICE_CLIENT_SECRET":
                      self.service_client_secret, **{f"ALPR_DB_ROLE_PASSWORDS[{k}]": v

@@ -23,6 +23,7 @@ from minio import Minio
 from minio.deleteobjects import DeleteObject
 from minio.error import S3Error
 
+from shared.secret_files import url_signing_secret
 from shared.settings import Settings
 
 
@@ -262,7 +263,7 @@ class SignedLinks:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SignedLinks:
-        return cls(settings.url_of("access"), settings.url_signing_secret.get_secret_value())
+        return cls(settings.url_of("access"), url_signing_secret(settings))
 
 
 def _private_dirs(root: Path, folder: Path) -> None:
@@ -372,6 +373,4 @@ class LocalStore:
 def create_store(settings: Settings, *, base_url: str = "") -> ObjectStore:
     if settings.s3_endpoint:
         return S3Store.from_settings(settings)
-    return LocalStore(
-        settings.objects_dir, signing_secret=settings.url_signing_secret.get_secret_value(), base_url=base_url
-    )
+    return LocalStore(settings.objects_dir, signing_secret=url_signing_secret(settings), base_url=base_url)

@@ -80,3 +80,15 @@ def without_control(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [without_control(v) for v in value]
     return value
+
+
+# OWASP's CSV-injection advice: a cell a spreadsheet would read as a formula starts with one of these.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> Any:
+    """`value` safe for a CSV cell: text starting like a formula gets a leading `'` (numbers pass as they are).
+    (defusedcsv leaves tab and CR alone and rewrites `|` and `%`; OWASP asks for exactly these six.)"""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -134,6 +135,11 @@ def make_token(signing_key: SigningKey) -> TokenFactory:
         issuer: str = "alpr-access",
         **claims: Any,
     ) -> str:
+        # People who operate ALPR are trained unless a test says otherwise (`trained_until=None`: no record).
+        if set(roles or ["officer"]) & {"officer", "supervisor"} and "trained_until" not in claims:
+            claims["trained_until"] = int(time.time()) + 86400
+        if claims.get("trained_until", 0) is None:
+            del claims["trained_until"]
         return sign_token(
             key or signing_key,
             subject=subject,

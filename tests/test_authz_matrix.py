@@ -22,6 +22,9 @@ from tests.conftest import TokenFactory
 from tests.support.apps import running
 
 ALL = frozenset({"officer", "supervisor", "auditor", "admin", "agency", "service"})
+# Only the service role passes these doors' role gate; its token must also carry the grant it serves, or the route
+# answers 403 (shared/acting_for.py, tests/security/test_master_key.py).
+SERVICE_WITH_GRANT = frozenset({"service"})
 
 # service -> {(method, path): roles allowed}
 MATRIX: dict[str, dict[tuple[str, str], frozenset[str]]] = {
@@ -78,10 +81,10 @@ MATRIX: dict[str, dict[tuple[str, str], frozenset[str]]] = {
         ("POST", "/v1/agencies/{agency}/suspension"): frozenset({"admin"}),
         ("POST", "/v1/agencies/{agency}/suspension/lift"): frozenset({"admin"}),
         ("GET", "/v1/agencies/{agency}/suspensions"): frozenset({"admin", "supervisor", "auditor"}),
-        ("POST", "/v1/internal/reads/search"): frozenset({"service"}),
+        ("POST", "/v1/internal/reads/search"): SERVICE_WITH_GRANT,
         ("POST", "/v1/internal/hits"): frozenset({"service"}),
         ("POST", "/v1/internal/reads/held"): frozenset({"service"}),
-        ("POST", "/v1/internal/reads/evidence"): frozenset({"service"}),
+        ("POST", "/v1/internal/reads/evidence"): SERVICE_WITH_GRANT,
         ("POST", "/v1/agents"): frozenset({"admin"}),
         ("GET", "/v1/agents"): frozenset({"admin", "supervisor", "auditor"}),
         ("GET", "/v1/agents/quarantine"): frozenset({"admin"}),
@@ -133,7 +136,7 @@ MATRIX: dict[str, dict[tuple[str, str], frozenset[str]]] = {
         ("POST", "/v1/hit-holds/{hold_id}/release"): frozenset({"supervisor"}),
         ("GET", "/v1/hit-holds"): frozenset({"supervisor", "auditor"}),
         ("GET", "/v1/internal/report"): frozenset({"service"}),
-        ("POST", "/v1/internal/hits/of-read"): frozenset({"service"}),
+        ("POST", "/v1/internal/hits/of-read"): SERVICE_WITH_GRANT,
         ("POST", "/v1/internal/subject-requests/safe-at-home"): frozenset({"service"}),
         ("POST", "/v1/internal/plates/listed"): frozenset({"service"}),
     },

@@ -158,6 +158,42 @@ def cmd_ensure_service_client(args: argparse.Namespace, settings: Settings) -> i
 SERVICE_ROLE = "service"
 
 
+def cmd_rotate_service_secret(args: argparse.Namespace, settings: Settings) -> int:
+    """A new secret for the service identity `alpr up` keeps in `data_dir/service-client.json`, written back there
+    (0600): the host's operator rotates it, never an administrator through the API. Restart the services after."""
+    import json
+
+    from alpr.bootstrap import SERVICE_CLIENT_FILE, write_private
+    from services.access import identity
+    from shared import audit
+
+    path = settings.data_dir / SERVICE_CLIENT_FILE
+    if not path.is_file():
+        print(f"refused: no {path} (compose: rotate ALPR_SERVICE_CLIENT_SECRET in .env)", file=sys.stderr)
+        return 1
+    client_id = json.loads(path.read_text())["client_id"]
+
+    async def work(session: AsyncSession, _: Any) -> str:
+        client = await identity.find_client(session, client_id, lock=True)
+        if SERVICE_ROLE not in client.roles:
+            raise AppError(f"client {client_id} is not the service identity")
+        secret = await identity.rotate_client_secret(session, client)
+        await audit.record(
+            session, service="access", action="client.rotate_secret", actor=_actor(), object_type="client",
+            object_ids=[client_id], details={"service_identity": True},
+        )  # fmt: skip
+        return secret
+
+    try:
+        secret = _run(settings, work)
+    except AppError as exc:
+        print(f"refused: {exc.detail}", file=sys.stderr)
+        return 1
+    write_private(path, json.dumps({"client_id": client_id, "client_secret": secret}))
+    print(f"service client {client_id}: new secret written to {path}; restart the services to use it")
+    return 0
+
+
 def cmd_add_training(args: argparse.Namespace, settings: Settings) -> int:
     from services.access import identity
     from shared import audit
@@ -294,6 +330,12 @@ def register(sub: Any) -> None:
         help="create the internal service client from ALPR_SERVICE_CLIENT_ID/SECRET when missing (idempotent)",
     )
     p.set_defaults(func=cmd_ensure_service_client)
+
+    p = cmds.add_parser(
+        "rotate-service-secret",
+        help="a new secret for the service identity in data_dir/service-client.json (the host's only)",
+    )
+    p.set_defaults(func=cmd_rotate_service_secret)
 
     p = cmds.add_parser("add-training", help="record a completed ALPR training course")
     p.add_argument("--user", required=True, help="user name or badge")

@@ -28,6 +28,9 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
         given = {k: v.get_secret_value() for k, v in settings.db_role_passwords.items()}
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         prepare_database(database_url(settings, migrate=False), role_passwords(settings.data_dir, given))
+    from shared.secret_files import url_signing_secret
+
+    url_signing_secret(settings, create=True)  # the deployment step makes the link-signing secret, once
     print(f"migrated to {args.revision}")
     return 0
 
@@ -44,7 +47,7 @@ def cmd_audit_verify(args: argparse.Namespace, settings: Settings) -> int:
     from sqlalchemy.ext.asyncio import create_async_engine
 
     from shared.audit import verify_chain
-    from shared.audit_seal import key_path, load_checkpoints, load_keys, verify_sealed
+    from shared.audit_seal import key_path, load_checkpoints, load_keys, publish_checkpoint, verify_sealed
     from shared.storage import create_store
 
     url = database_url(settings)
@@ -61,7 +64,10 @@ def cmd_audit_verify(args: argparse.Namespace, settings: Settings) -> int:
                     return 0
                 print(f"audit chain BROKEN at entry {plain.first_broken_seq}: {plain.reason}")
                 return 2
-            checkpoints = await load_checkpoints(create_store(settings))
+            store = create_store(settings)
+            # Seal and publish the tail first: an entry cut from the tail since the last round then shows.
+            await publish_checkpoint(engine, store, load_keys(settings))
+            checkpoints = await load_checkpoints(store)
             async with engine.connect() as conn:
                 report = await verify_sealed(conn, load_keys(settings), checkpoints)
         finally:

@@ -15,9 +15,9 @@ from shared.settings import Settings
 from shared.storage import ObjectStore
 
 
-def allow(*roles: str):  # type: ignore[no-untyped-def]
+def allow(*roles: str, trained: bool = True):  # type: ignore[no-untyped-def]
     """`require_roles(*roles)`, then the caller's session must be live (not logged out, revoked or idle)."""
-    role_check = require_roles(*roles)
+    role_check = require_roles(*roles, trained=trained)
 
     # A default, not Annotated: the closure's `role_check` is invisible to postponed annotations.
     async def _dep(request: Request, session: SessionDep, principal: Principal = Depends(role_check)) -> Principal:
@@ -59,7 +59,10 @@ KeysDep = Annotated[KeyRing, Depends(_keys)]
 PasswordsDep = Annotated[Passwords, Depends(_passwords)]
 IngestDep = Annotated[IngestClient, Depends(_ingest)]
 
-Anyone = Annotated[Principal, Depends(allow("officer", "supervisor", "auditor", "admin", "agency", "service"))]
+# Logging out touches no data: an untrained officer may end their session.
+Anyone = Annotated[
+    Principal, Depends(allow("officer", "supervisor", "auditor", "admin", "agency", "service", trained=False))
+]
 Requester = Annotated[Principal, Depends(allow("officer", "supervisor", "agency"))]
 Viewer = Annotated[Principal, Depends(allow("officer", "supervisor", "agency", "auditor"))]
 Supervisor = Annotated[Principal, Depends(allow("supervisor"))]

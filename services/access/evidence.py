@@ -49,9 +49,9 @@ class EvidenceIn(CleanInput):
 _REFUSED = {404: NotFound, 409: Conflict, 422: Unprocessable}
 
 
-async def _call(figures: FiguresClient, service: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
+async def _call(figures: FiguresClient, service: str, path: str, body: dict[str, Any], grant: Grant) -> dict[str, Any]:
     try:
-        return await figures.post(service, path, body)
+        return await figures.post(service, path, body, grant_id=str(grant.id))
     except ServiceRefused as exc:
         raise _REFUSED[exc.status](exc.detail) from None
 
@@ -98,13 +98,15 @@ async def export_evidence(
         raise Conflict("the grant is revoked or expired")
     read_id = str(body.read_id)
     agency = grant.data_agency or ""  # the grant opens its agency's reads only
-    record = await _call(figures, "ingest", "/v1/internal/reads/evidence", {"read_id": read_id, "agency": agency})
+    record = await _call(
+        figures, "ingest", "/v1/internal/reads/evidence", {"read_id": read_id, "agency": agency}, grant
+    )
     if grant.case_number not in {h["case_number"] for h in record["holds"]}:
         raise Forbidden(f"the read is not held for the grant's case {grant.case_number}")
     outside = read_outside_grant(grant, record["read"])
     if outside:
         raise Forbidden(outside)
-    hits = await _call(figures, "hotlist", "/v1/internal/hits/of-read", {"read_id": read_id, "agency": agency})
+    hits = await _call(figures, "hotlist", "/v1/internal/hits/of-read", {"read_id": read_id, "agency": agency}, grant)
     entries = (
         await session.execute(
             text(

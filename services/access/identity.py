@@ -197,13 +197,14 @@ async def password_grant(
     refusal counts against the source (services/access/throttle.py); the audit entry keeps the real reason."""
     now = utcnow()
     source = events.source_ip(request) or "unknown"
+    user = await find_user(session, username, lock=True)
+    epoch = unlock_epoch(user)
     if throttle is not None:
-        wait = await throttle.wait_s(source, username)
+        wait = await throttle.wait_s(source, username, epoch)
         if wait:
             # Counted, not audited one by one: a guessing flood must not fill the chain.
             AUTH_FAILURES.labels("access", "login_throttled").inc()
             raise TooManyRequests(f"too many failed logins from this address: retry in {wait} s", retry_after_s=wait)
-    user = await find_user(session, username, lock=True)
     valid = await passwords.verify(user.password_hash if user else None, password)
     step: int | None = None
     why = None
@@ -228,7 +229,7 @@ async def password_grant(
                 why = "TOTP code already used"
     if why is not None:
         if throttle is not None:
-            await throttle.failed(source, username)
+            await throttle.failed(source, username, epoch)
         if user is None:
             raise await events.refuse(
                 session, Unauthorized(INVALID), "auth.login", request=request, actor=username, outcome="failed",
@@ -419,9 +420,16 @@ async def logout(session: AsyncSession, principal: Principal, request: Request) 
     return True
 
 
+def unlock_epoch(user: User | None) -> str:
+    """The throttle's key for the account since its last unlock (services/access/throttle.py)."""
+    return user.unlocked_at.isoformat() if user is not None and user.unlocked_at is not None else ""
+
+
 async def unlock(session: AsyncSession, user: User) -> None:
+    """Lift the account's log-in throttle (every source's failures on it), on every access replica at once."""
     user.failed_logins = 0
     user.locked_until = None
+    user.unlocked_at = utcnow()
     session.add(user)
     await session.flush()
 

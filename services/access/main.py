@@ -23,7 +23,7 @@ from services.access.security import KeyRing, Passwords
 from services.access.throttle import LoginThrottle
 from services.access.web import router as web_router
 from shared.app import create_service_app
-from shared.audit_seal import load_keys, publish_checkpoint
+from shared.audit_seal import key_path, load_keys, publish_checkpoint
 from shared.settings import Settings, get_settings
 
 log = structlog.get_logger(__name__)
@@ -38,6 +38,15 @@ async def _checkpoint_loop(app: FastAPI, settings: Settings) -> None:
         except Exception as exc:  # noqa: BLE001 - a database or store outage: the next round catches up
             log.warning("audit_checkpoint_failed", error=type(exc).__name__)
         await asyncio.sleep(settings.audit_checkpoint_interval_s)
+
+
+async def _last_checkpoint(app: FastAPI, settings: Settings) -> None:
+    """At shutdown: seal and publish what the last round left, so no entry waits unsealed for the next start."""
+    try:
+        keys = await asyncio.to_thread(load_keys, settings, create=True)
+        await publish_checkpoint(app.state.engine, app.state.store, keys)
+    except Exception as exc:  # noqa: BLE001 - shutting down anyway: the next start's first round seals them
+        log.warning("audit_checkpoint_failed", error=type(exc).__name__, at="shutdown")
 
 
 def create_app(
@@ -76,6 +85,8 @@ def create_app(
                 checkpoints.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await checkpoints
+            if checkpoints is not None or key_path(settings).is_file():
+                await _last_checkpoint(app, settings)
             await app.state.ingest.close()
 
     return create_service_app(

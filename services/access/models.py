@@ -37,6 +37,7 @@ class User(SQLModel, table=True):
     totp_last_step: int | None = None  # the last accepted TOTP time step: a code works once
     failed_logins: int = 0
     locked_until: datetime | None = Field(default=None, sa_column=_ts())
+    unlocked_at: datetime | None = Field(default=None, sa_column=_ts())  # an admin lifted its log-in throttle
     disabled: bool = False
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
 

@@ -22,7 +22,7 @@ from shared.auth import Principal
 from shared.db import SessionDep
 from shared.errors import Unprocessable
 from shared.scoping import Scoped
-from shared.text import CleanInput
+from shared.text import CleanInput, csv_cell
 
 router = APIRouter(tags=["records"])
 BreachWriter = Annotated[Principal, Depends(allow("supervisor", "admin"))]
@@ -92,7 +92,7 @@ async def export_audit(
                 v = " ".join(str(x) for x in v)
             elif isinstance(v, dict):
                 v = json.dumps(v, sort_keys=True, default=str)
-            values.append("" if v is None else v)
+            values.append("" if v is None else csv_cell(v))  # a case number or reason is anyone's text
         w.writerow(values)
     filters = {"since": since.isoformat(), "until": until.isoformat(), "actor": actor, "case_number": case_number}
     await events.record(

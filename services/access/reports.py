@@ -13,10 +13,13 @@ import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.access import exigency
 from services.access.security import KeyRing
+from shared.acting_for import ACT_FOR_TTL_S, act_for_claims
 from shared.audit import verify_chain
 from shared.errors import Unavailable
 from shared.http import service_client
+from shared.text import csv_cell
 
 SERVICE_SUBJECT = "service:access"
 
@@ -69,9 +72,11 @@ class FiguresClient:
         data: dict[str, Any] = resp.json()
         return data
 
-    async def post(self, service: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        """A POST on an internal endpoint; a 4xx answer keeps its status and detail (the caller's input was wrong)."""
-        token = self.keys.sign(subject=SERVICE_SUBJECT, ttl_s=120, claims={"roles": ["service"]})
+    async def post(self, service: str, path: str, body: dict[str, Any], *, grant_id: str) -> dict[str, Any]:
+        """A POST on an internal endpoint that reads under `grant_id` (its agency: `body["agency"]`, the token
+        signed for this body only); a 4xx answer keeps its status and detail (the caller's input was wrong)."""
+        claims = act_for_claims(grant_id, body["agency"], body)
+        token = self.keys.sign(subject=SERVICE_SUBJECT, ttl_s=ACT_FOR_TTL_S, claims=claims)
         try:
             async with service_client(
                 self.urls[service], timeout_s=self.timeout_s, transport=self.transports.get(service)
@@ -296,7 +301,7 @@ def log_of_use_csv(report: dict[str, Any]) -> str:
             cats = " ".join(f"{k}={v}" for k, v in sorted(d["hits_by_category"].items()))
             w.writerow(
                 [
-                    u["unit"],
+                    csv_cell(u["unit"]),  # a unit's name is its agency's text
                     d["day"],
                     d["reads"],
                     d["plates_read"],
@@ -461,6 +466,7 @@ async def audit_report(
         "reads_per_day": dict(sorted(reads_per_day.items())),
         "access": await _access_figures(session, start, end, agency),
         "accesses_against_grants": await accesses_against_grants(session, start, end, agency),
+        "exigency_searches": await exigency.searches(session, start, end, agency),
         # Subd. 6: how the period's data were classified (13.82: private unless active investigative or public).
         "classification": {
             "reads": usage["totals"]["classification"],

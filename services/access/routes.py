@@ -51,8 +51,8 @@ from services.access.schemas import (
     VersionOut,
 )
 from shared.audit import AuditEntry, verify_chain
-from shared.audit_seal import key_path, load_checkpoints, load_keys, verify_sealed
-from shared.auth import Principal
+from shared.audit_seal import key_path, load_checkpoints, load_keys, publish_checkpoint, verify_sealed
+from shared.auth import SERVICE, Principal
 from shared.auth_metrics import AUTH_FAILURES
 from shared.bounds import INT64_MAX
 from shared.db import SessionDep
@@ -142,8 +142,9 @@ async def _user_out(session: SessionDep, user: User) -> UserOut:
 
 
 @router.get("/v1/users", tags=["people"], summary="People, their lock-out and training state")
-async def list_users(session: SessionDep, _: Admin) -> list[UserOut]:
-    users = await session.exec(select(User).order_by(col(User.username)))
+async def list_users(session: SessionDep, _: Admin, scope: Scoped) -> list[UserOut]:
+    # The administrator's own agency's people only: another agency's names, badges and roles are not theirs to see.
+    users = await session.exec(scope.where(select(User), col(User.agency)).order_by(col(User.username)))
     return [await _user_out(session, u) for u in users]
 
 
@@ -226,13 +227,28 @@ def _client_out(client: Client, secret: str | None = None) -> ClientOut:
     )  # fmt: skip
 
 
+async def _admin_client(session: SessionDep, client_id: str, scope: Scope) -> Client:
+    """An outside client registered to the administrator's own agency (its ORI). The service identity is no
+    account: it is provisioned on the host and rotated by the operator's CLI only, so through the API it does not
+    exist (an admin who could rotate it would read every agency's data as the service)."""
+    try:
+        client = await identity.find_client(session, client_id, lock=True)
+    except NotFound:
+        raise NotFound("no such client") from None
+    if SERVICE in client.roles:
+        raise NotFound("no such client")
+    return scope.check(client, "client", custodian=client.ori or "")
+
+
 @router.post(
     "/v1/clients/{client_id}/disable",
     tags=["clients"],
     summary="Disable an API client: its tokens stop working everywhere within seconds",
 )
-async def disable_client(client_id: str, request: Request, session: SessionDep, principal: Admin) -> ClientOut:
-    client = await identity.find_client(session, client_id, lock=True)
+async def disable_client(
+    client_id: str, request: Request, session: SessionDep, principal: Admin, scope: Scoped
+) -> ClientOut:
+    client = await _admin_client(session, client_id, scope)
     await identity.set_client_disabled(session, client, True)
     await events.record(
         session, "client.disable", request=request, principal=principal, object_type="client", object_ids=[client_id]
@@ -241,8 +257,10 @@ async def disable_client(client_id: str, request: Request, session: SessionDep, 
 
 
 @router.post("/v1/clients/{client_id}/enable", tags=["clients"], summary="Re-enable a disabled API client")
-async def enable_client(client_id: str, request: Request, session: SessionDep, principal: Admin) -> ClientOut:
-    client = await identity.find_client(session, client_id, lock=True)
+async def enable_client(
+    client_id: str, request: Request, session: SessionDep, principal: Admin, scope: Scoped
+) -> ClientOut:
+    client = await _admin_client(session, client_id, scope)
     await identity.set_client_disabled(session, client, False)
     await events.record(
         session, "client.enable", request=request, principal=principal, object_type="client", object_ids=[client_id]
@@ -255,8 +273,10 @@ async def enable_client(client_id: str, request: Request, session: SessionDep, p
     tags=["clients"],
     summary="A new client secret (shown once); tokens got with the old one stop working everywhere",
 )
-async def rotate_client_secret(client_id: str, request: Request, session: SessionDep, principal: Admin) -> ClientOut:
-    client = await identity.find_client(session, client_id, lock=True)
+async def rotate_client_secret(
+    client_id: str, request: Request, session: SessionDep, principal: Admin, scope: Scoped
+) -> ClientOut:
+    client = await _admin_client(session, client_id, scope)
     secret = await identity.rotate_client_secret(session, client)
     await events.record(
         session, "client.rotate_secret", request=request, principal=principal, object_type="client",
@@ -552,11 +572,13 @@ async def verify_audit(
     sealed = checkpoints = None
     if key_path(settings).is_file():
         # The keyed seals and the signed checkpoints too: what shows a rewrite by whoever owns the database.
+        keys = await asyncio.to_thread(load_keys, settings)
         try:
+            # Seal and publish the tail first: an entry cut from the tail since the last round then shows.
+            await publish_checkpoint(request.app.state.engine, store, keys)
             published = await load_checkpoints(store)
         except StorageError as exc:
             raise Unavailable("object store unavailable: the checkpoints cannot be read, retry shortly") from exc
-        keys = await asyncio.to_thread(load_keys, settings)
         full = await verify_sealed(await session.connection(), keys, published)
         ok, entries, first, reason = full.ok, full.chain.entries, full.first_broken_seq, full.reason
         sealed, checkpoints = full.sealed, full.checkpoints

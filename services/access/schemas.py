@@ -38,6 +38,14 @@ def _patterns(values: list[str]) -> list[str]:
 LegalBasis = Literal["investigation", "agency_request", "court_order"]
 
 
+class ExigencyIn(CleanInput):
+    """The facts an exigency rests on (services/access/exigency.py)."""
+
+    what: str = Field(min_length=10, max_length=4000, description="what happened that could not wait for a warrant")
+    when: AwareDatetime = Field(description="when it happened")
+    approved_by: str = Field(min_length=2, max_length=200, description="who approved acting without a warrant")
+
+
 class RequestIn(CleanInput):
     """The ALPR data form: case number, reason, the facts for reasonable suspicion, and what is sought."""
 
@@ -52,6 +60,7 @@ class RequestIn(CleanInput):
     area: AreaIn | None = None
     warrant_number: str | None = Field(default=None, max_length=64)
     exigency_attestation: str | None = Field(default=None, max_length=4000)
+    exigency: ExigencyIn | None = None  # required with an exigency attestation
 
     @field_validator("plates")
     @classmethod

@@ -6,7 +6,6 @@ service token it signs itself (it is the token issuer), only after the checks he
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import httpx
@@ -19,6 +18,7 @@ from services.access.models import Grant
 from services.access.schemas import ReadOut, SearchIn, SearchOut
 from services.access.scope import Area, area_reason, location_history_reason, plates_reason, window_reason
 from services.access.security import KeyRing
+from shared.acting_for import ACT_FOR_TTL_S, act_for_claims
 from shared.auth import AGENCY, Principal
 from shared.errors import AppError, BadRequest, Forbidden, NotFound, Unavailable, Unprocessable
 from shared.http import service_client
@@ -40,8 +40,6 @@ class IngestClient:
         self.keys = keys
         self.timeout_s = timeout_s
         self.transport = transport
-        self._token: str | None = None
-        self._token_until = 0.0
         # One client for the process: a client per search paid a new connection and TLS context each time.
         self._client: httpx.AsyncClient | None = None
 
@@ -50,21 +48,19 @@ class IngestClient:
             await self._client.aclose()
             self._client = None
 
-    def _service_token(self) -> str:
-        if self._token is None or time.monotonic() > self._token_until:
-            ttl = 300
-            self._token = self.keys.sign(subject=SERVICE_SUBJECT, ttl_s=ttl, claims={"roles": ["service"]})
-            self._token_until = time.monotonic() + ttl - 60
-        return self._token
+    def _grant_token(self, grant_id: str, body: dict[str, Any]) -> str:
+        # One token per query: ingest answers only the query and agency the grant was checked for.
+        claims = act_for_claims(grant_id, body["agency"], body)
+        return self.keys.sign(subject=SERVICE_SUBJECT, ttl_s=ACT_FOR_TTL_S, claims=claims)
 
-    async def search(self, body: dict[str, Any]) -> dict[str, Any]:
+    async def search(self, body: dict[str, Any], grant_id: str) -> dict[str, Any]:
         if self._client is None:
             self._client = service_client(self.base_url, timeout_s=self.timeout_s, transport=self.transport)
         try:
             resp = await self._client.post(
                 "/v1/internal/reads/search",
                 json=body,
-                headers={"Authorization": f"Bearer {self._service_token()}"},
+                headers={"Authorization": f"Bearer {self._grant_token(grant_id, body)}"},
             )
         except httpx.HTTPError as exc:
             raise Unavailable("the ingest service (read archive) is unreachable, retry later") from exc
@@ -149,12 +145,12 @@ async def search(
         "start": query.start.isoformat(),
         "end": query.end.isoformat(),
         "area": query.area.model_dump() if query.area else None,
-        "agency": grant.data_agency,  # only the reads of the agency whose supervisor opened them
+        "agency": grant.data_agency or "",  # only the reads of the agency whose supervisor opened them
         "limit": query.limit,
         "cursor": query.cursor,
     }
     try:
-        answer = await ingest.search(body)
+        answer = await ingest.search(body, str(grant.id))
     except AppError as exc:
         raise await refused(exc) from None
     rows: list[dict[str, Any]] = answer.get("reads", [])

@@ -1,4 +1,5 @@
-"""Failed logins slow the source down, not lock the officer out.
+"""Failed logins slow the source down; an administrator of the account's agency lifts it (docs/access.md, "Log-in
+throttling", is the one statement of the rule).
 
 Moving windows from the `limits` library: failures per (source, account) and per source, each with its own window;
 once one is spent the source waits (429 with Retry-After) until it frees. A stranger hammering an officer's badge
@@ -30,23 +31,25 @@ class LoginThrottle:
             settings.login_account_max_failures, settings.login_lockout_s
         )
 
-    def _checks(self, source: str, account: str) -> list[tuple[RateLimitItem, tuple[str, ...]]]:
+    def _checks(self, source: str, account: str, epoch: str) -> list[tuple[RateLimitItem, tuple[str, ...]]]:
+        # `epoch`: when an administrator last lifted the account's lock-out. Its windows are keyed by it, so an
+        # unlock (API or CLI, any replica: it is a column of the user) starts them afresh.
         account = account.strip().lower()
         return [
-            (self.per_account, ("login", source, account)),
+            (self.per_account, ("login", source, account, epoch)),
             (self.per_source, ("login-source", source)),
-            (self.account_wide, ("login-account", account)),
+            (self.account_wide, ("login-account", account, epoch)),
         ]
 
-    async def wait_s(self, source: str, account: str) -> int:
+    async def wait_s(self, source: str, account: str, epoch: str = "") -> int:
         """0 when this source may try this account now, else the seconds until it may."""
         wait = 0.0
-        for item, ids in self._checks(source, account):
+        for item, ids in self._checks(source, account, epoch):
             if not await self.limiter.test(item, *ids):
                 stats = await self.limiter.get_window_stats(item, *ids)
                 wait = max(wait, stats.reset_time - time.time())
         return max(1, int(wait) + 1) if wait > 0 else 0
 
-    async def failed(self, source: str, account: str) -> None:
-        for item, ids in self._checks(source, account):
+    async def failed(self, source: str, account: str, epoch: str = "") -> None:
+        for item, ids in self._checks(source, account, epoch):
             await self.limiter.hit(item, *ids)

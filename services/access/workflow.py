@@ -11,7 +11,7 @@ from fastapi import Request
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.access import events
+from services.access import events, exigency
 from services.access.models import AccessRequest, Decision, Disclosure, Grant, RequestVersion, utcnow
 from services.access.schemas import DecisionIn, DisclosureIn, RequestIn
 from services.access.scope import location_history_reason
@@ -69,6 +69,7 @@ async def _new_version(
     upload: Upload | None,
 ) -> RequestVersion:
     _check_basis(principal, body, upload)
+    body = exigency.check(settings, body)
     too_wide = area_reason(
         settings, body.area.radius_m if body.area else None, body.warrant_number, body.exigency_attestation
     )

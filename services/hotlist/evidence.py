@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 from sqlmodel import col, select
 
 from services.hotlist import service
 from services.hotlist.models import Hit
+from shared.acting_for import acting_for_grant
 from shared.auth import SERVICE, Principal, require_roles
 from shared.db import SessionDep
 from shared.scoping import Scoped
@@ -31,10 +32,13 @@ class ReadHitsOut(BaseModel):
 
 
 @router.post("/v1/internal/hits/of-read", summary="A read's hits with verifications and dispositions (evidence)")
-async def hits_of_read(body: ReadHitsIn, principal: Service, scope: Scoped, session: SessionDep) -> ReadHitsOut:
-    # Called by access only, for a grant it checked; `body.agency` is the grant's agency (its hits only). Access
-    # records the export as a disclosure with its audit entry.
-    stmt = select(Hit).where(Hit.read_id == body.read_id, col(Hit.custodian) == body.agency)
+async def hits_of_read(
+    body: ReadHitsIn, request: Request, principal: Service, scope: Scoped, session: SessionDep
+) -> ReadHitsOut:
+    # Called by access only, with a token signed for this read under a grant it checked (shared/acting_for.py):
+    # the grant's agency's hits only. Access records the export as a disclosure with its audit entry.
+    grant = await acting_for_grant(request, principal)
+    stmt = select(Hit).where(Hit.read_id == body.read_id, col(Hit.custodian) == grant.agency)
     hits = (await session.exec(stmt.order_by(col(Hit.created_at)))).all()
     return ReadHitsOut(
         read_id=body.read_id,

@@ -54,6 +54,7 @@ from services.hotlist.schemas import (
 from services.hotlist.sync import SyncFailed, sync_once
 from shared.audit import client_ip, record
 from shared.auth import ADMIN, Principal, authenticated
+from shared.auth import SERVICE as SERVICE_ROLE
 from shared.bounds import INT64_MAX
 from shared.db import SessionDep
 from shared.errors import Conflict, Forbidden, NotFound, Unavailable, Unprocessable
@@ -65,17 +66,29 @@ SERVICE = "hotlist"
 
 
 @router.post("/v1/match", response_model=MatchResponse, summary="Match a read against the list and agency lists")
-async def match(body: MatchRequest, sessions: SessionsDep, matcher: MatcherDep, settings: SettingsDep, _: Matching):
-    return await service.match(sessions, matcher, settings, body)
+async def match(
+    body: MatchRequest, sessions: SessionsDep, matcher: MatcherDep, settings: SettingsDep, principal: Matching
+):
+    return await service.match(sessions, matcher, settings, as_caller(principal, body))
 
 
 @router.post(
     "/v1/match/batch", response_model=MatchBatchResponse, summary="Match many reads in one call (ingest's batches)"
 )
 async def match_batch(
-    body: MatchBatchRequest, sessions: SessionsDep, matcher: MatcherDep, settings: SettingsDep, _: Matching
+    body: MatchBatchRequest, sessions: SessionsDep, matcher: MatcherDep, settings: SettingsDep, principal: Matching
 ) -> MatchBatchResponse:
-    return MatchBatchResponse(results=await service.match_many(sessions, matcher, settings, body.reads))
+    reads = [as_caller(principal, r) for r in body.reads]
+    return MatchBatchResponse(results=await service.match_many(sessions, matcher, settings, reads))
+
+
+def as_caller(principal: Principal, read: MatchRequest) -> MatchRequest:
+    """The read matched as the caller's agency's: only the service, matching a read for the agency that stored it,
+    states another. An administrator trying a plate learns their own agency's lists only (another agency's covert
+    list stays unseen, and no hit is filed in its name)."""
+    if principal.has_role(SERVICE_ROLE):
+        return read
+    return read.model_copy(update={"agency": principal.agency or None})
 
 
 def match_batch_beside_the_router(scope: AsgiScope) -> Handler | None:
@@ -90,10 +103,11 @@ def match_batch_beside_the_router(scope: AsgiScope) -> Handler | None:
 async def _match_batch_beside(request: Request) -> Response:
     # The token first: an unauthenticated malformed body gets 401 here where the route (which parses the body before
     # its dependencies) answers 422; for a caller with a token every answer is the route's.
-    await authenticated(request, *MATCHING_ROLES)
+    principal = await authenticated(request, *MATCHING_ROLES)
     body = _batch_body(await request.body())
     state = request.app.state
-    results = await service.match_many(await sessions_of(request), state.matcher, state.settings, body.reads)
+    reads = [as_caller(principal, r) for r in body.reads]
+    results = await service.match_many(await sessions_of(request), state.matcher, state.settings, reads)
     return Response(MatchBatchResponse(results=results).model_dump_json(), media_type="application/json")
 
 

@@ -19,6 +19,7 @@ from services.ingest.deps import Ctx
 from services.ingest.holds import HOLDS
 from services.ingest.retention_models import HoldReview, SubjectRequest
 from services.ingest.service import delete_quietly
+from shared.acting_for import acting_for_grant
 from shared.audit import client_ip, record
 from shared.auth import AUDITOR, SUPERVISOR, Principal, require_roles
 from shared.db import SessionDep
@@ -265,7 +266,9 @@ class EvidenceOut(BaseModel):
 
 
 @router.post("/v1/internal/reads/evidence", tags=["internal"], summary="A held read's record (access's evidence)")
-async def read_evidence(body: EvidenceIn, principal: Service, session: SessionDep) -> EvidenceOut:
+async def read_evidence(body: EvidenceIn, request: Request, principal: Service, session: SessionDep) -> EvidenceOut:
+    # The token serves this read under a grant of the body's agency (shared/acting_for.py), or 403.
+    await acting_for_grant(request, principal)
     # The read first: another agency's read answers 404, as a read that does not exist (the one-door rule).
     row = (
         (

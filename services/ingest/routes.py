@@ -44,6 +44,7 @@ from services.ingest.schemas import (
 )
 from services.ingest.service import IngestContext
 from services.ingest.writer import READS
+from shared.acting_for import acting_for_grant
 from shared.audit import client_ip, record
 from shared.auth import ADMIN, OFFICER, SUPERVISOR, Principal, authenticated
 from shared.bounds import INT64_MAX
@@ -510,10 +511,16 @@ async def stream(
 
 @router.post("/v1/internal/reads/search", tags=["internal"], summary="Archived reads (access, inside a grant)")
 async def internal_search(
-    body: SearchRequest, request: Request, principal: Service, scope: Scoped, session: SessionDep
+    body: SearchRequest,
+    request: Request,
+    principal: Service,
+    scope: Scoped,
+    session: SessionDep,
 ) -> SearchResponse:
-    # Called by access only, inside a grant it checked; `body.agency` is the grant's agency (its reads only).
-    result = await search_logic.search(session, body)
+    # Called by access only, with a token it signed for this query under a grant it checked (shared/acting_for.py):
+    # the grant's agency's reads only.
+    grant = await acting_for_grant(request, principal)
+    result = await search_logic.search(session, body.model_copy(update={"agency": grant.agency}))
     await record(
         session,
         service="ingest",
@@ -523,6 +530,7 @@ async def internal_search(
         object_ids=[str(r.read_id) for r in result.reads],
         source_ip=client_ip(request),
         record_count=len(result.reads),
+        grant_id=grant.grant_id,
         details={
             "plates": body.plates,
             "misread_tolerant": body.misread_tolerant,

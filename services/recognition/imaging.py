@@ -8,11 +8,12 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from shared.bounds import MAX_IMAGE_PIXELS
 from shared.errors import Unprocessable
 
 _JPEG = b"\xff\xd8\xff"
 _PNG = b"\x89PNG\r\n\x1a\n"
-MAX_PIXELS = 40_000_000  # a decoded image beyond this is refused (decompression bombs)
+MAX_PIXELS = MAX_IMAGE_PIXELS  # refused beyond this on the header, before decoding (decompression bombs)
 
 
 class UndecodableImage(Unprocessable):

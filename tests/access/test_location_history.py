@@ -21,7 +21,10 @@ NOW = datetime.now(UTC).replace(microsecond=0)
 SMALL = {"lat": 45.0322, "lon": -93.3602, "radius_m": 200}
 WIDE = {"lat": 45.0, "lon": -93.3, "radius_m": 100_000}
 WARRANT = {"warrant_number": "27-CR-26-4411"}
-EXIGENCY = {"exigency_attestation": "Child abducted 14:02, Amber alert; approved by Sgt. Dahl at 14:10"}
+EXIGENCY = {
+    "exigency_attestation": "Child abducted 14:02, Amber alert; approved by Sgt. Dahl at 14:10",
+    "exigency": {"what": "a child abducted", "when": (NOW - timedelta(hours=2)).isoformat(), "approved_by": "Sgt. Dahl"},
+}
 
 
 def form(plates: list[str], hours: float, area: dict[str, Any] | None, **extra: Any) -> dict[str, str]:

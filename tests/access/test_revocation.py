@@ -122,8 +122,9 @@ async def test_disabling_a_person_or_a_new_password_ends_their_tokens_everywhere
 async def test_disabling_or_rekeying_a_client_ends_its_tokens_everywhere(
     access: Access, others: dict[str, httpx.AsyncClient], make_token: TokenFactory
 ) -> None:
-    admin = make_token(subject="admin-rev-c", roles=["admin"])
-    client_id, secret = await access.agency_client()
+    # The client's own agency's administrator (another agency's is refused: tests/security/test_master_key.py).
+    admin = make_token(subject="admin-rev-c", roles=["admin"], agency="MN0270900")
+    client_id, secret = await access.agency_client(ori="MN0270900")
     token = await access.client_token(client_id, secret)
     await _works_everywhere(others, token)
 
@@ -143,7 +144,7 @@ async def test_disabling_or_rekeying_a_client_ends_its_tokens_everywhere(
     await _refused_everywhere(others, token)
     assert (await access.client.post(f"/v1/clients/{client_id}/enable", headers=bearer(admin))).status_code == 200
     await _works_everywhere(others, await access.client_token(client_id, new_secret))
-    auditor = make_token(subject="auditor-rev-c", roles=["auditor"])
+    auditor = make_token(subject="auditor-rev-c", roles=["auditor"], agency="MN0270900")
     actions = {e["action"] for e in await access.audit(auditor, actor="admin-rev-c")}
     assert {"client.rotate_secret", "client.disable", "client.enable"} <= actions
 

@@ -113,8 +113,7 @@ def officer_factory(make_token: Callable[..., str]) -> Callable[[httpx.AsyncClie
         def make(*, trained_for_s: float | None = 86400.0, badge: str | None = None, **claims: Any) -> Officer:
             badge = badge or str(uuid.uuid4().int % 100000)
             extra: dict[str, Any] = {"badge": badge, "agency": AGENCY, **claims}
-            if trained_for_s is not None:
-                extra["trained_until"] = int(time.time() + trained_for_s)
+            extra["trained_until"] = int(time.time() + trained_for_s) if trained_for_s is not None else None
             token = make_token(subject=f"officer-{badge}", roles=["officer"], **extra)
             return Officer(client, token, badge, unit=f"car-{uuid.uuid4().hex[:8]}")
 

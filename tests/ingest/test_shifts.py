@@ -63,7 +63,7 @@ async def test_ending_a_shift_takes_the_unit_offline_and_keeps_the_interval(inge
     assert interval["badge"] == officer.badge
 
 
-async def test_shift_expires_when_training_lapses(ingest, officer_factory):
+async def test_shift_expires_when_training_lapses(ingest, officer_factory, make_token):
     officer = officer_factory(ingest)(trained_for_s=2.0)
     started = await officer.start()
     assert started.status_code == 201, started.text
@@ -72,6 +72,7 @@ async def test_shift_expires_when_training_lapses(ingest, officer_factory):
     # The clock must pass the expiry: there is nothing to await but time.
     await asyncio.sleep(max(0.0, (expires - datetime.now(UTC)).total_seconds()) + 0.1)
     refused = await officer.post_read(officer.meta(plate="XYZ789"))
-    assert refused.status_code == 409
-    shift = await ingest.get(f"/v1/shifts/{officer.shift_id}", headers=officer.headers)
+    assert refused.status_code == 403 and "training expired" in refused.json()["detail"]  # no data door opens
+    supervisor = {"Authorization": f"Bearer {make_token(subject='sup', roles=['supervisor'], agency=AGENCY)}"}
+    shift = await ingest.get(f"/v1/shifts/{officer.shift_id}", headers=supervisor)
     assert shift.json()["online"] is False

@@ -4,6 +4,8 @@ import asyncio
 import random
 from datetime import UTC, datetime, timedelta
 
+from shared.acting_for import act_for_claims
+from tests.ingest.conftest import AGENCY
 from tests.ingest.test_reads import _rows
 
 
@@ -131,8 +133,13 @@ async def test_search_by_wildcard_misread_area_window_and_cursor(ingest, officer
     window = {"start": (now - timedelta(hours=1)).isoformat(), "end": (now + timedelta(minutes=1)).isoformat()}
     svc = _service(make_token)
 
+    def granted(body):  # type: ignore[no-untyped-def]
+        # What access signs for a query it checked against a grant (shared/acting_for.py).
+        return {"Authorization": f"Bearer {make_token(subject='svc-access', **act_for_claims('g-1', AGENCY, body))}"}
+
     async def search(**body):  # type: ignore[no-untyped-def]
-        resp = await ingest.post("/v1/internal/reads/search", json={**window, **body}, headers=svc)
+        full = {**window, "agency": AGENCY, **body}
+        resp = await ingest.post("/v1/internal/reads/search", json=full, headers=granted(full))
         assert resp.status_code == 200, resp.text
         return resp.json()
 
@@ -152,7 +159,8 @@ async def test_search_by_wildcard_misread_area_window_and_cursor(ingest, officer
             break
     assert len(seen) == 3 and len(set(seen)) == 3
 
-    bad = await ingest.post("/v1/internal/reads/search", json={**window, "plates": ["*"]}, headers=svc)
+    wild = {**window, "agency": AGENCY, "plates": ["*"]}
+    bad = await ingest.post("/v1/internal/reads/search", json=wild, headers=granted(wild))
     assert bad.status_code == 422
     officer_try = await ingest.post(
         "/v1/internal/reads/search", json={**window, "plates": [f"{prefix}*"]}, headers=officer.headers

@@ -12,6 +12,7 @@ from sqlalchemy import text
 from services.ingest import retention
 from services.ingest.main import create_app
 from services.ingest.writer import ensure_partition
+from shared.acting_for import act_for_claims
 from shared.settings import Settings
 from tests.conftest import TokenFactory
 from tests.ingest.conftest import ingest_settings
@@ -77,16 +78,16 @@ async def test_purge_destroys_what_is_due_and_keeps_holds(settings: Settings, ma
         classes = await classification()
         assert {classes[i] for i in held_ids} == {"active_investigative"}
         assert {c for i, c in classes.items() if i not in held_ids} == {"private"}
-        found = await client.post(
-            "/v1/internal/reads/search",
-            json={
-                "plates": [],
-                "area": {"lat": 45.03, "lon": -93.36, "radius_m": 50},
-                "start": (young[0].captured_at - timedelta(seconds=1)).isoformat(),
-                "end": (young[0].captured_at + timedelta(seconds=1)).isoformat(),
-            },
-            headers=_auth(service),
-        )
+        query = {
+            "plates": [],
+            "area": {"lat": 45.03, "lon": -93.36, "radius_m": 50},
+            "start": (young[0].captured_at - timedelta(seconds=1)).isoformat(),
+            "end": (young[0].captured_at + timedelta(seconds=1)).isoformat(),
+            "agency": AGENCY,
+        }
+        # As access calls it: a token signed for this query under a grant (shared/acting_for.py).
+        granted = make_token(subject="service:access", **act_for_claims("grant-ret", AGENCY, query))
+        found = await client.post("/v1/internal/reads/search", json=query, headers=_auth(granted))
         assert found.status_code == 200, found.text
         assert {r["read_id"]: r["classification"] for r in found.json()["reads"]}[str(young[0].read_id)] == (
             "active_investigative"

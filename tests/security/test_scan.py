@@ -15,6 +15,7 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
+from shared.auth import current_principal
 from shared.scoping import READ_DOORS, READ_FIELDS, scope
 from shared.settings import Settings
 
@@ -93,3 +94,37 @@ def test_every_route_returning_read_data_goes_through_the_shared_scope(settings:
 @pytest.mark.parametrize("door", sorted(READ_DOORS))
 def test_each_door_says_what_guards_it(door: tuple[str, str]) -> None:
     assert len(READ_DOORS[door]) > 20
+
+
+def _gates(dep: Dependant) -> list[Any]:
+    found = [dep.call] if dep.call is not None and hasattr(dep.call, "trained") else []
+    for d in dep.dependencies:
+        found += _gates(d)
+    return found
+
+
+def _authenticates(dep: Dependant) -> bool:
+    return dep.call is current_principal or any(_authenticates(d) for d in dep.dependencies)
+
+
+# Routes a caller reaches with a token that open no ALPR data: who the token says one is, and ending one's session.
+NO_DATA = {("GET", "/v1/whoami"), ("POST", "/v1/logout")}
+
+
+def test_every_data_route_depends_on_training(settings: Settings) -> None:
+    """13.824 subd. 7(b): training before any use. Every route that takes a token goes through the one role gate
+    (`shared.auth.require_roles`), which checks an officer's or supervisor's training; only the routes that open
+    no data may skip it, and the only way to skip it is to say so (`trained=False`)."""
+    routes = _routes(settings)
+    authenticated = {key for key, route in routes.items() if _authenticates(route.dependant)}
+    assert len(authenticated) > 60  # the scan sees the apps' routes, not an empty list
+    ungated = sorted(
+        key
+        for key in authenticated - NO_DATA
+        if not any(getattr(g, "trained", False) for g in _gates(routes[key].dependant))
+    )
+    assert ungated == [], f"routes that take a token without the training gate: {ungated}"
+    # Every read door of the table is among them, and logout is the only route that opts out.
+    assert set(READ_DOORS) <= authenticated - NO_DATA
+    opted_out = sorted(key for key in authenticated if any(not g.trained for g in _gates(routes[key].dependant)))
+    assert opted_out == [("POST", "/v1/logout")]

@@ -37,7 +37,7 @@ def _app(settings: Settings) -> FastAPI:
 async def test_training_must_be_current(
     settings: Settings, make_token: TokenFactory, roles: list[str], trained_days: int | None, status: int
 ) -> None:
-    claims = {}
+    claims: dict[str, int | None] = {"trained_until": None}  # None: no training on record
     if trained_days is not None:
         claims["trained_until"] = int((datetime.now(UTC) + timedelta(days=trained_days)).timestamp())
     token = make_token(roles=roles, **claims)

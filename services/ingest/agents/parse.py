@@ -23,6 +23,7 @@ import structlog
 from services.ingest.agents.spool import SpoolRecord
 from services.ingest.images import CheckedImage, check_image
 from shared import plates
+from shared.bounds import MAX_IMAGE_PIXELS
 from shared.errors import AppError
 
 log = structlog.get_logger(__name__)
@@ -299,7 +300,7 @@ def _crop(value: Any, name: str, notes: list[str]) -> CheckedImage | None:
         notes.append(f"{name}: over {MAX_CROP_BYTES} bytes")
         return None
     try:
-        return check_image(data, field=name, max_pixels=40_000_000)
+        return check_image(data, field=name, max_pixels=MAX_IMAGE_PIXELS)
     except AppError as exc:
         notes.append(str(exc.detail))
         return None
