@@ -237,7 +237,9 @@ class Settings(BaseSettings):
     login_source_max_failures: int = Field(default=20, ge=1)
     login_account_max_failures: int = Field(default=100, ge=1)
     login_lockout_s: int = Field(default=1800, ge=1)
-    login_throttle_storage: str = "async+memory://"  # a `limits` storage URI; async+redis://... for several replicas
+    # Where the log-in throttle and the public log's limit count: "postgresql" (shared by several access replicas),
+    # or a `limits` storage URI (the default, in-process memory, is for one access process).
+    login_throttle_storage: str = "async+memory://"
     # CJIS asks for a second factor: when true, a person without TOTP enrolled cannot log in.
     require_second_factor: bool = False
     # Argon2id cost for people's passwords. Tests lower it; production refuses less than OWASP's minimum.
