@@ -106,7 +106,7 @@ class Settings(BaseSettings):
     jwks_cache_s: int = Field(default=60, ge=1)
     # Revocations published by access (logout, refresh reuse, disable, lock, re-key): re-read this often by every
     # service, so an ended session stops working everywhere within it; kept in memory for the longest token life.
-    revocation_refresh_s: float = Field(default=2.0, gt=0, le=30)
+    revocation_refresh_s: float = Field(default=1.0, gt=0, le=30)
     revocation_horizon_s: float = Field(default=86_400.0, gt=0)
 
     # This service's own identity for calls to other services (client-credentials grant at the access service).

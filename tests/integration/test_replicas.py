@@ -1,0 +1,200 @@
+"""Stateless replicas: two instances of each service and of the agents' importer on one database and one object
+store, each service behind one address (a round-robin proxy, as a Kubernetes Service). What must hold across them.
+
+One replica set serves the whole module (ten processes on a 2-core machine: started once)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from tests.conftest import TEST_ROLE_PASSWORDS
+from tests.hotlist.bca import CREDENTIAL, FakeBca
+from tests.support.pg import _connect_kwargs, create_test_database, drop_database
+from tests.support.replicas import PASSWORD, Replicas, start_replicas
+from tests.support.s3 import WeedS3
+
+
+@pytest.fixture(scope="module")
+def bca() -> Iterator[FakeBca]:
+    server = FakeBca()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def replicas(
+    pg_maintenance_url: str, s3_server: WeedS3, bca: FakeBca, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Replicas]:
+    url = create_test_database(pg_maintenance_url)  # its own database: the scheduled work runs on it alone
+    data_dir = tmp_path_factory.mktemp("replicas")
+    try:
+        running = start_replicas(
+            data_dir, url, TEST_ROLE_PASSWORDS, s3_server,
+            ALPR_HOTLIST_SOURCE_URL=bca.url, ALPR_HOTLIST_SOURCE_CREDENTIAL=CREDENTIAL,
+            ALPR_HOTLIST_SYNC_SCHEDULED="false", ALPR_HOTLIST_POLL_S="0.2", ALPR_INGEST_HOTLIST_POLL_S="0.2",
+            ALPR_INGEST_RECOGNITION_TIMEOUT_S="30", ALPR_INGEST_HOTLIST_TIMEOUT_S="10",
+        )  # fmt: skip
+        yield running
+        running.stop()
+    finally:
+        drop_database(pg_maintenance_url, url)
+
+
+def _login(replicas: Replicas, username: str, base: str | None = None, password: str = PASSWORD) -> httpx.Response:
+    return httpx.post(
+        f"{base or replicas.url('access')}/v1/token",
+        data={"grant_type": "password", "username": username, "password": password},
+        timeout=30,
+    )
+
+
+def _token(replicas: Replicas, username: str) -> str:
+    resp = _login(replicas, username)
+    assert resp.status_code == 200, resp.text
+    token: str = resp.json()["access_token"]
+    return token
+
+
+def _auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def _fetch(database_url: str, query: str, *args: Any) -> list[asyncpg.Record]:
+    conn = await asyncpg.connect(**_connect_kwargs(database_url))
+    try:
+        return list(await conn.fetch(query, *args))
+    finally:
+        await conn.close()
+
+
+def _meta(unit: str, **fields: Any) -> dict[str, Any]:
+    from datetime import UTC, datetime
+
+    return {"client_read_id": uuid.uuid4().hex[:16], "unit": unit, "camera": "front",
+            "captured_at": datetime.now(UTC).isoformat(), "lat": 45.03, "lon": -93.36, **fields}  # fmt: skip
+
+
+def _post_read(base: str, token: str, meta: dict[str, Any]) -> httpx.Response:
+    import json
+
+    return httpx.post(f"{base}/v1/reads", files={"metadata": (None, json.dumps(meta), "application/json")},
+                      headers=_auth(token), timeout=30)  # fmt: skip
+
+
+def _officer_on_shift(replicas: Replicas) -> tuple[str, str, str]:
+    """(user name, token, unit) of a new officer whose shift is open."""
+    badge = str(uuid.uuid4().int % 10**6)
+    username = replicas.add_person(badge)
+    token = _token(replicas, username)
+    unit = f"car-{badge}"
+    shift = httpx.post(f"{replicas.url('ingest')}/v1/shifts", json={"badge": badge, "unit": unit, "cameras": ["front"]},
+                       headers=_auth(token), timeout=30)  # fmt: skip
+    assert shift.status_code == 201, shift.text
+    return username, token, unit
+
+
+def test_the_proxy_spreads_connections_over_both_instances(replicas: Replicas) -> None:
+    for service in ("access", "ingest", "recognition", "hotlist"):
+        before = dict(replicas.proxies[service].connections)
+        for _ in range(4):
+            assert httpx.get(f"{replicas.url(service)}/healthz", timeout=10).status_code == 200
+        after = replicas.proxies[service].connections
+        assert all(after[p] - before.get(p, 0) == 2 for p in replicas.ports[service]), (service, after)
+
+
+def test_a_car_posting_through_either_instance_stores_each_read_once(replicas: Replicas) -> None:
+    _, token, unit = _officer_on_shift(replicas)
+    metas = [_meta(unit, plate=f"IDM{i:03d}", state="MN") for i in range(10)]
+    first = [_post_read(replicas.direct("ingest", i % 2), token, m) for i, m in enumerate(metas)]
+    assert all(r.status_code == 200 and not r.json()["duplicate"] for r in first), [r.text for r in first]
+    # The car retries every read through the other instance, and some through both at once.
+    again = [_post_read(replicas.direct("ingest", (i + 1) % 2), token, m) for i, m in enumerate(metas)]
+    assert all(r.status_code == 200 and r.json()["duplicate"] for r in again), [r.text for r in again]
+    assert [r.json()["read_id"] for r in again] == [r.json()["read_id"] for r in first]
+
+    async def both_at_once(meta: dict[str, Any]) -> list[httpx.Response]:
+        return list(await asyncio.gather(*(asyncio.to_thread(_post_read, replicas.direct("ingest", i), token, meta)
+                                           for i in range(2))))  # fmt: skip
+
+    racing = [_meta(unit, plate=f"IDR{i:03d}", state="MN") for i in range(5)]
+    for meta in racing:
+        answers = asyncio.run(both_at_once(meta))
+        assert [r.status_code for r in answers] == [200, 200], [r.text for r in answers]
+        assert sorted(r.json()["duplicate"] for r in answers) == [False, True]
+        assert len({r.json()["read_id"] for r in answers}) == 1
+    ids = [m["client_read_id"] for m in metas + racing]
+    stored = asyncio.run(_fetch(replicas.admin_url, "SELECT client_read_id, count(*) AS n FROM ingest.reads "
+                                "WHERE client_read_id = ANY($1::text[]) GROUP BY 1", ids))  # fmt: skip
+    assert {r["client_read_id"]: r["n"] for r in stored} == dict.fromkeys(ids, 1)
+
+
+def test_a_revocation_on_one_instance_is_honoured_by_every_instance_within_2_s(replicas: Replicas) -> None:
+    """Logout, disable, and a client's key rotation, each done through one access instance; the token is refused
+    by both instances of ingest and hotlist within 2 s (every process re-reads the revocations, shared/revocations)."""
+
+    def refused_everywhere(token: str, started: float) -> float:
+        paths = {"ingest": "/v1/shifts?limit=1", "hotlist": "/v1/hotlist/version"}
+        targets = [f"{replicas.direct(s, i)}{path}" for s, path in paths.items() for i in range(2)]
+        pending = set(targets)
+        while pending and time.monotonic() - started < 10:
+            for url in list(pending):
+                if httpx.get(url, headers=_auth(token), timeout=10).status_code == 401:
+                    pending.discard(url)
+            time.sleep(0.05)
+        assert not pending, pending
+        return time.monotonic() - started
+
+    # Logout through access instance 0.
+    _, token, _ = _officer_on_shift(replicas)
+    for i in range(2):
+        assert httpx.get(f"{replicas.direct('hotlist', i)}/v1/hotlist/version", headers=_auth(token)).status_code in (
+            200,
+            503,
+        )
+    started = time.monotonic()
+    assert httpx.post(f"{replicas.direct('access', 0)}/v1/logout", headers=_auth(token)).status_code == 200
+    logout_s = refused_everywhere(token, started)
+
+    # An administrator disables an officer through access instance 1.
+    admin = _token(replicas, replicas.add_person(str(uuid.uuid4().int % 10**6), role="admin"))
+    username, token, _ = _officer_on_shift(replicas)
+    users = httpx.get(f"{replicas.url('access')}/v1/users", headers=_auth(admin), timeout=30).json()
+    user_id = next(u["id"] for u in users if u["username"] == username)
+    started = time.monotonic()
+    resp = httpx.post(f"{replicas.direct('access', 1)}/v1/users/{user_id}/disable", headers=_auth(admin), timeout=30)
+    assert resp.status_code == 200, resp.text
+    disable_s = refused_everywhere(token, started)
+
+    # A service client's secret rotated through access instance 0: its tokens die everywhere.
+    out = replicas.alpr("access", "add-client", "--name", f"svc-{uuid.uuid4().hex[:6]}", "--role", "service")
+    client_id, secret = (line.split()[1] for line in out.splitlines()[:2])
+    grant = {"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret}
+    resp = httpx.post(f"{replicas.url('access')}/v1/token", data=grant, timeout=30)
+    assert resp.status_code == 200, resp.text
+    token = resp.json()["access_token"]
+    started = time.monotonic()
+    resp = httpx.post(f"{replicas.direct('access', 0)}/v1/clients/{client_id}/rotate-secret", headers=_auth(admin))
+    assert resp.status_code == 200, resp.text
+    rotate_s = refused_everywhere(token, started)
+    assert max(logout_s, disable_s, rotate_s) < 2.0, (logout_s, disable_s, rotate_s)
+
+
+def test_the_login_throttle_holds_across_access_instances(replicas: Replicas) -> None:
+    """Five failures for one account from one source, spread over both instances, throttle that source on both."""
+    username = replicas.add_person(str(uuid.uuid4().int % 10**6))
+    for i in range(5):
+        resp = _login(replicas, username, replicas.direct("access", i % 2), password="not the password at all")
+        assert resp.status_code == 401, resp.text
+    for i in range(2):
+        resp = _login(replicas, username, replicas.direct("access", i))
+        assert resp.status_code == 429, resp.text  # even the right password waits
+        assert int(resp.headers["Retry-After"]) > 0
