@@ -6,6 +6,8 @@ One replica set serves the whole module (ten processes on a 2-core machine: star
 from __future__ import annotations
 
 import asyncio
+import signal
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -16,7 +18,8 @@ import httpx
 import pytest
 
 from tests.conftest import TEST_ROLE_PASSWORDS
-from tests.hotlist.bca import CREDENTIAL, FakeBca
+from tests.hotlist.bca import CREDENTIAL, FakeBca, extract, row
+from tests.ingest.agents_support import now_ms, results_body
 from tests.support.pg import _connect_kwargs, create_test_database, drop_database
 from tests.support.replicas import PASSWORD, Replicas, start_replicas
 from tests.support.s3 import WeedS3
@@ -26,6 +29,7 @@ from tests.support.s3 import WeedS3
 def bca() -> Iterator[FakeBca]:
     server = FakeBca()
     server.start()
+    server.publish(extract([row("V700003100", "FIRST31")]))  # the list the scheduled sync loads at start
     yield server
     server.stop()
 
@@ -40,7 +44,7 @@ def replicas(
         running = start_replicas(
             data_dir, url, TEST_ROLE_PASSWORDS, s3_server,
             ALPR_HOTLIST_SOURCE_URL=bca.url, ALPR_HOTLIST_SOURCE_CREDENTIAL=CREDENTIAL,
-            ALPR_HOTLIST_SYNC_SCHEDULED="false", ALPR_HOTLIST_POLL_S="0.2", ALPR_INGEST_HOTLIST_POLL_S="0.2",
+            ALPR_HOTLIST_SYNC_INTERVAL_S="3600", ALPR_HOTLIST_POLL_S="0.2", ALPR_INGEST_HOTLIST_POLL_S="0.2",
             ALPR_INGEST_RECOGNITION_TIMEOUT_S="30", ALPR_INGEST_HOTLIST_TIMEOUT_S="10",
         )  # fmt: skip
         yield running
@@ -198,3 +202,104 @@ def test_the_login_throttle_holds_across_access_instances(replicas: Replicas) ->
         resp = _login(replicas, username, replicas.direct("access", i))
         assert resp.status_code == 429, resp.text  # even the right password waits
         assert int(resp.headers["Retry-After"]) > 0
+
+
+def test_a_hit_raised_through_one_instance_reaches_the_stream_served_by_the_other_within_1_s(
+    replicas: Replicas, bca: FakeBca
+) -> None:
+    admin = _token(replicas, replicas.add_person(str(uuid.uuid4().int % 10**6), role="admin"))
+    bca.publish(extract([row("V700003101", "FIRST31"), row("V700003102", "HIT3101")]))
+    resp = httpx.post(f"{replicas.url('hotlist')}/v1/hotlist/sync", headers=_auth(admin), timeout=60)
+    assert resp.status_code == 200, resp.text
+    version = resp.json()["version"]
+    _, token, unit = _officer_on_shift(replicas)
+
+    def in_force_everywhere() -> bool:
+        return all(
+            httpx.get(f"{replicas.direct('hotlist', i)}/v1/hotlist/version", headers=_auth(token)).json().get("version")
+            == version
+            for i in range(2)
+        )
+
+    deadline = time.monotonic() + 20
+    while not in_force_everywhere():
+        assert time.monotonic() < deadline, "the new list is not in force on both hotlist instances"
+        time.sleep(0.1)
+    time.sleep(1.0)  # the list's own notice is on the stream before it opens (new events only from then)
+    seen: dict[str, float] = {}
+
+    def listen() -> None:
+        url = f"{replicas.direct('ingest', 1)}/v1/units/{unit}/stream"
+        with httpx.stream("GET", url, params={"max_events": 5}, headers=_auth(token), timeout=30) as stream:
+            for line in stream.iter_lines():
+                if line == "event: hit":
+                    seen["hit"] = time.monotonic()
+                    return
+
+    listener = threading.Thread(target=listen, daemon=True)
+    listener.start()
+    time.sleep(0.5)  # the stream is open before the read is posted
+    resp = _post_read(replicas.direct("ingest", 0), token, _meta(unit, plate="HIT3101", state="MN"))
+    answered = time.monotonic()
+    assert resp.status_code == 200, resp.text
+    assert len(resp.json()["hits"]) == 1, resp.text
+    listener.join(10)
+    assert "hit" in seen, "the hit never reached the stream served by the other instance"
+    assert seen["hit"] - answered < 1.0, seen["hit"] - answered
+
+
+def _agent_reads(replicas: Replicas, plates: list[str]) -> dict[str, int]:
+    rows = asyncio.run(_fetch(replicas.admin_url, "SELECT r.plate, count(*) AS n FROM ingest.reads r JOIN "
+                              "ingest.agent_reads a ON a.read_id = r.id WHERE r.plate = ANY($1::text[]) GROUP BY 1",
+                              plates))  # fmt: skip
+    return {r["plate"]: r["n"] for r in rows}
+
+
+def test_the_agents_spool_survives_the_loss_of_the_instance_that_accepted_the_posts(replicas: Replicas) -> None:
+    """ingest answers an agent only once the post is fsynced into the shared spool: the importers (stopped here
+    meanwhile) import it after the accepting instance is SIGKILLed, each read once though two importers run."""
+    agent = replicas.add_agent(f"pole-{uuid.uuid4().hex[:6]}")
+    plates = [f"SPL{i:03d}" for i in range(12)]
+    replicas.signal_all("ingest-agents", signal.SIGSTOP)
+    try:
+        for i, plate in enumerate(plates):
+            resp = httpx.post(f"{replicas.direct('ingest', 0)}/v1/agents/openalpr/{agent}",
+                              content=results_body(plate, now_ms() + i), timeout=30,
+                              headers={"Content-Type": "application/json"})  # fmt: skip
+            assert resp.status_code == 200, resp.text
+        replicas.kill("ingest", 0)
+    finally:
+        replicas.signal_all("ingest-agents", signal.SIGCONT)
+    try:
+        deadline = time.monotonic() + 60
+        while len(_agent_reads(replicas, plates)) < len(plates) and time.monotonic() < deadline:
+            time.sleep(0.3)
+        assert _agent_reads(replicas, plates) == dict.fromkeys(plates, 1)
+    finally:
+        replicas.spawn("ingest", 0)
+        replicas.wait_ready("ingest", 0)
+
+
+def test_scheduled_background_work_runs_once_across_the_replicas(replicas: Replicas) -> None:
+    """Two hotlist instances loaded the list at start with one sync; the purge of four ingest processes (two
+    instances, two importers) ran once at a time; a sync asked of both instances at once runs on one."""
+    runs = asyncio.run(_fetch(replicas.admin_url, "SELECT trigger, outcome FROM hotlist.sync_runs"))
+    scheduled = [r["outcome"] for r in runs if r["trigger"] == "schedule"]
+    assert scheduled.count("loaded") == 1, runs
+    purges = asyncio.run(_fetch(replicas.admin_url, "SELECT started_at, finished_at FROM ingest.purge_runs "
+                                "WHERE finished_at IS NOT NULL ORDER BY started_at"))  # fmt: skip
+    assert purges, "no scheduled purge ran"
+    for before, after in zip(purges, purges[1:], strict=False):
+        assert after["started_at"] >= before["finished_at"], purges  # never two at once
+    admin = _token(replicas, replicas.add_person(str(uuid.uuid4().int % 10**6), role="admin"))
+
+    async def both() -> list[httpx.Response]:
+        async with httpx.AsyncClient(timeout=60) as client:
+            return list(await asyncio.gather(*(client.post(f"{replicas.direct('hotlist', i)}/v1/hotlist/sync",
+                                                           headers=_auth(admin)) for i in range(2))))  # fmt: skip
+
+    before = len(asyncio.run(_fetch(replicas.admin_url, "SELECT 1 FROM hotlist.sync_runs")))
+    answers = asyncio.run(both())
+    after = asyncio.run(_fetch(replicas.admin_url, "SELECT trigger, outcome FROM hotlist.sync_runs"))
+    assert sorted(a.status_code for a in answers) == [200, 409], [a.text for a in answers]  # one ran, one was told
+    assert len(after) == before + 1, after[before:]
