@@ -303,3 +303,77 @@ def test_scheduled_background_work_runs_once_across_the_replicas(replicas: Repli
     after = asyncio.run(_fetch(replicas.admin_url, "SELECT trigger, outcome FROM hotlist.sync_runs"))
     assert sorted(a.status_code for a in answers) == [200, 409], [a.text for a in answers]  # one ran, one was told
     assert len(after) == before + 1, after[before:]
+
+
+def test_600_reads_with_photos_while_one_instance_of_each_service_is_killed_in_turn(
+    replicas: Replicas, record_property: pytest.RecordProperty
+) -> None:
+    """The fault drill with replicas: a car posts 600 reads with photos (4 in flight) through ingest's one address
+    while one instance of ingest, hotlist, recognition, access and the importer is SIGKILLed in turn and restarted
+    (as the kubelet does). All 600 are stored, none twice; the car sees nothing worse than a retry."""
+    from tests.recognition.render import jpeg, plate_image
+
+    _, token, unit = _officer_on_shift(replicas)
+    photo = jpeg(plate_image("DRL600"))
+    metas = [_meta(unit, plate=f"DRL{i:03d}", state="MN") for i in range(600)]
+    kills = {80: "ingest", 190: "hotlist", 300: "recognition", 410: "access", 520: "ingest-agents"}
+    latencies: list[float] = []
+    retries: list[int] = []
+    statuses: list[int] = []
+
+    async def drill() -> None:
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        for meta in metas:
+            queue.put_nowait(meta)
+        done = 0
+
+        async def car(client: httpx.AsyncClient) -> None:
+            nonlocal done
+            while not queue.empty():
+                meta = queue.get_nowait()
+                files = {"metadata": (None, __import__("json").dumps(meta), "application/json"),
+                         "photo": ("p.jpg", photo, "image/jpeg")}  # fmt: skip
+                started, tries = time.monotonic(), 0
+                while True:
+                    try:
+                        resp = await client.post("/v1/reads", files=files, headers=_auth(token))
+                        if resp.status_code not in (502, 503, 504):
+                            break
+                    except httpx.TransportError:
+                        pass
+                    tries += 1
+                    assert tries < 50, f"read {meta['client_read_id']} never accepted"
+                    await asyncio.sleep(0.2)
+                latencies.append(time.monotonic() - started)
+                retries.append(tries)
+                statuses.append(resp.status_code)
+                done += 1
+                if done in kills:  # kill one instance, the kubelet restarts it at once
+                    service = kills[done]
+                    await asyncio.to_thread(replicas.kill, service, 0)
+                    await asyncio.to_thread(replicas.spawn, service, 0)
+
+        async with httpx.AsyncClient(base_url=replicas.url("ingest"), timeout=30) as client:
+            await asyncio.gather(*(car(client) for _ in range(4)))
+
+    asyncio.run(drill())
+    try:
+        assert set(statuses) <= {200, 202}, sorted(set(statuses))  # 202: stored, a peer's step left pending
+        ids = [m["client_read_id"] for m in metas]
+        stored = asyncio.run(_fetch(replicas.admin_url, "SELECT client_read_id, count(*) AS n, "
+                                    "bool_and(image_key IS NOT NULL) AS photo FROM ingest.reads "
+                                    "WHERE client_read_id = ANY($1::text[]) GROUP BY 1", ids))  # fmt: skip
+        assert len(stored) == 600 and all(r["n"] == 1 and r["photo"] for r in stored), len(stored)
+    finally:
+        for service in kills.values():
+            if service != "ingest-agents":
+                replicas.wait_ready(service, 0)
+    ordered = sorted(latencies)
+    p50, p99 = ordered[len(ordered) // 2], ordered[int(len(ordered) * 0.99) - 1]
+    record_property("drill_p50_ms", round(p50 * 1000))
+    record_property("drill_p99_ms", round(p99 * 1000))
+    record_property("drill_retried_reads", sum(1 for r in retries if r))
+    print(  # noqa: T201 - the drill's figure, reported with -s (docs/scaling.md)
+        f"fault drill: 600 stored; car's post p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms, "
+        f"max {ordered[-1] * 1000:.0f} ms; {sum(1 for r in retries if r)} reads retried, {sum(retries)} retries"
+    )
