@@ -25,7 +25,6 @@ import httpx
 from bench.harness import database
 from bench.wrk import CpuMeter, _dsn, _serve_pid, _token, ensure_wrk, measure, run_wrk
 
-
 IDLE_S = 3.0
 
 
