@@ -63,6 +63,9 @@ class Settings(BaseSettings):
 
     # PostgreSQL. Unset: the runner starts an embedded server in `data_dir` and sets it for the services.
     database_url: str | None = None
+    # A streaming standby (read-only) for figures and reports (the log of use, usage counts); unset: the primary.
+    # Searches that return reads stay on the primary: their audit entry is written in the same transaction.
+    database_url_readonly: str | None = None
     db_pool_size: int = Field(default=10, ge=1)
     db_connect_timeout_s: float = Field(default=3.0, gt=0)
     # Any request body, counted while it streams (routes lower it for themselves: an agent post, a JSON read).
@@ -263,7 +266,7 @@ class Settings(BaseSettings):
     # Calls from access to ingest's archived-read search.
     search_timeout_s: float = Field(default=10.0, gt=0)
 
-    @field_validator("database_url")
+    @field_validator("database_url", "database_url_readonly")
     @classmethod
     def _asyncpg_url(cls, value: str | None) -> str | None:
         if value is None or value == "":
