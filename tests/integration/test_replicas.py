@@ -387,3 +387,51 @@ def test_600_reads_with_photos_while_one_instance_of_each_service_is_killed_in_t
         f"fault drill: 600 stored; car's post p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms, "
         f"max {ordered[-1] * 1000:.0f} ms; {sum(1 for r in retries if r)} reads retried, {sum(retries)} retries"
     )
+
+
+def _photos_read(replicas: Replicas) -> float:
+    """Photos read by OCR, summed over both recognition instances (their /metrics)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    total = 0.0
+    for i in range(2):
+        text = httpx.get(f"{replicas.direct('recognition', i)}/metrics", timeout=10).text
+        for family in text_string_to_metric_families(text):
+            if family.name == "alpr_recognition_seconds":
+                total += sum(s.value for s in family.samples if s.name == "alpr_recognition_seconds_count")
+    return total
+
+
+def test_pending_recognition_is_finished_once_by_the_four_ingest_processes(replicas: Replicas) -> None:
+    """Photos posted while recognition is down wait as pending reads; once it is back, the workers of both ingest
+    instances and both importers (four processes, each retrying pending work) read each photo exactly once."""
+    from tests.recognition.render import jpeg, plate_image
+
+    _, token, unit = _officer_on_shift(replicas)
+    for i in range(2):
+        replicas.kill("recognition", i)
+    try:
+        metas = [_meta(unit) for _ in range(6)]
+        for n, meta in enumerate(metas):
+            files = {"metadata": (None, __import__("json").dumps(meta), "application/json"),
+                     "photo": ("p.jpg", jpeg(plate_image(f"PND{n:03d}")), "image/jpeg")}  # fmt: skip
+            resp = httpx.post(f"{replicas.url('ingest')}/v1/reads", files=files, headers=_auth(token), timeout=60)
+            assert resp.status_code == 202 and "recognition" in resp.json()["pending"], resp.text
+    finally:
+        for i in range(2):
+            replicas.spawn("recognition", i)
+        for i in range(2):
+            replicas.wait_ready("recognition", i)
+    ids = [m["client_read_id"] for m in metas]
+
+    def still_pending() -> int:
+        rows = asyncio.run(_fetch(replicas.admin_url, "SELECT count(*) AS n FROM ingest.reads WHERE "
+                                  "client_read_id = ANY($1::text[]) AND recognition_pending", ids))  # fmt: skip
+        return int(rows[0]["n"])
+
+    deadline = time.monotonic() + 90
+    while still_pending() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert still_pending() == 0
+    time.sleep(3)  # a worker that would read a photo twice has had another round
+    assert _photos_read(replicas) == len(metas)
