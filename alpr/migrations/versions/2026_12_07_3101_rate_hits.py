@@ -2,7 +2,7 @@
 limit hold across access replicas.
 
 Revision ID: 3101
-Revises: 2911
+Revises: 2801
 Create Date: 2026-12-07
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "3101"
-down_revision: str | None = "2911"
+down_revision: str | None = "2801"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
