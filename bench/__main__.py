@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from bench import access, agents, archive, facts, floods, hotlist, ingest, readyz, recognition, retention, wrk
+from bench import access, agents, archive, facts, floods, hotlist, ingest, readyz, recognition, replicas, retention, wrk
 
 BENCHMARKS: dict[str, Callable[[], dict[str, Any]]] = {
     "readyz": readyz.run,
@@ -21,6 +21,7 @@ BENCHMARKS: dict[str, Callable[[], dict[str, Any]]] = {
     "facts": facts.run,
     "http_wrk": wrk.run,
     "floods": floods.run,
+    "replicas": replicas.run,
 }
 
 

@@ -132,6 +132,12 @@ def create_service_app(
         engine = create_engine(settings)
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
+        # Figures and reports read from the streaming standby when one is given (shared/db.py, get_read_session).
+        read_engine = (
+            create_engine(settings, url=settings.database_url_readonly) if settings.database_url_readonly else engine
+        )
+        app.state.read_engine = read_engine
+        app.state.read_sessionmaker = create_sessionmaker(read_engine)
         app.state.store = create_store(settings, base_url=settings.url_of("access"))
         app.state.verifier = TokenVerifier(settings)
         app.state.revocations = RevocationList(
@@ -146,6 +152,8 @@ def create_service_app(
                     yield
         finally:
             await engine.dispose()
+            if read_engine is not engine:
+                await read_engine.dispose()
             log.info("service_stopped")
 
     # /docs (Swagger UI) and /redoc from fastapi-offline's own copies under /static-offline-docs, never a CDN.

@@ -33,11 +33,13 @@ SQLModel.metadata.naming_convention = NAMING_CONVENTION
 metadata: MetaData = SQLModel.metadata
 
 
-def create_engine(settings: Settings, *, pool_size: int | None = None) -> AsyncEngine:
-    if not settings.database_url:
+def create_engine(settings: Settings, *, pool_size: int | None = None, url: str | None = None) -> AsyncEngine:
+    """The engine on `url` (the read-only standby's), else on ALPR_DATABASE_URL."""
+    url = url or settings.database_url
+    if not url:
         raise RuntimeError("ALPR_DATABASE_URL is not set (the runner sets it when it starts PostgreSQL)")
     return create_async_engine(
-        settings.database_url,
+        url,
         pool_size=pool_size or settings.db_pool_size,
         max_overflow=settings.db_pool_size,
         pool_pre_ping=True,
@@ -70,3 +72,20 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 # scope="function": commit before the response is sent, so a failed commit is never answered 200.
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+async def get_read_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """A session on the read-only standby (`ALPR_DATABASE_URL_READONLY`) when one is set, else on the primary: for
+    figures and reports that return no stored read (a search that does writes its audit entry in its transaction,
+    so it stays on the primary). Nothing is written through it."""
+    maker: async_sessionmaker[AsyncSession] | None = getattr(request.app.state, "read_sessionmaker", None)
+    if maker is None:
+        raise Unavailable("database not configured")
+    async with maker() as session:
+        try:
+            yield session
+        finally:
+            await session.rollback()
+
+
+ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session, scope="function")]

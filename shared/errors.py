@@ -145,6 +145,10 @@ def is_database_outage(exc: BaseException) -> bool:
         return True
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
+    # The server refusing for now: a connection exception (08), too many connections (53), or shutting down, starting
+    # up, restarting (57P01-57P03: a primary replaced behind its address answers these for a moment).
+    if (_sqlstate(exc) or "")[:2] in ("08", "53", "57"):
+        return True
     return isinstance(exc, ConnectionError | asyncio.TimeoutError | OSError)
 
 

@@ -66,6 +66,9 @@ class Settings(BaseSettings):
 
     # PostgreSQL. Unset: the runner starts an embedded server in `data_dir` and sets it for the services.
     database_url: str | None = None
+    # A streaming standby (read-only) for figures and reports (the log of use, usage counts); unset: the primary.
+    # Searches that return reads stay on the primary: their audit entry is written in the same transaction.
+    database_url_readonly: str | None = None
     db_pool_size: int = Field(default=10, ge=1)
     db_connect_timeout_s: float = Field(default=3.0, gt=0)
     # Any request body, counted while it streams (routes lower it for themselves: an agent post, a JSON read).
@@ -109,7 +112,7 @@ class Settings(BaseSettings):
     jwks_cache_s: int = Field(default=60, ge=1)
     # Revocations published by access (logout, refresh reuse, disable, lock, re-key): re-read this often by every
     # service, so an ended session stops working everywhere within it; kept in memory for the longest token life.
-    revocation_refresh_s: float = Field(default=2.0, gt=0, le=30)
+    revocation_refresh_s: float = Field(default=1.0, gt=0, le=30)
     revocation_horizon_s: float = Field(default=86_400.0, gt=0)
 
     # This service's own identity for calls to other services (client-credentials grant at the access service).
@@ -242,7 +245,9 @@ class Settings(BaseSettings):
     login_source_max_failures: int = Field(default=20, ge=1)
     login_account_max_failures: int = Field(default=100, ge=1)
     login_lockout_s: int = Field(default=1800, ge=1)
-    login_throttle_storage: str = "async+memory://"  # a `limits` storage URI; async+redis://... for several replicas
+    # Where the log-in throttle and the public log's limit count: "postgresql" (shared by several access replicas),
+    # or a `limits` storage URI (the default, in-process memory, is for one access process).
+    login_throttle_storage: str = "async+memory://"
     # CJIS asks for a second factor: when true, a person without TOTP enrolled cannot log in.
     require_second_factor: bool = False
     # Argon2id cost for people's passwords. Tests lower it; production refuses less than OWASP's minimum.
@@ -269,7 +274,7 @@ class Settings(BaseSettings):
     # Calls from access to ingest's archived-read search.
     search_timeout_s: float = Field(default=10.0, gt=0)
 
-    @field_validator("database_url")
+    @field_validator("database_url", "database_url_readonly")
     @classmethod
     def _asyncpg_url(cls, value: str | None) -> str | None:
         if value is None or value == "":

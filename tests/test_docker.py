@@ -30,9 +30,12 @@ def _dockerfile_targets(path: Path) -> dict[str, list[str]]:
 
 def test_every_service_of_the_card_is_in_compose_with_its_dependencies() -> None:
     services = _compose()["services"]
-    for name in (*SERVICES, "postgres", "minio", "minio-init", "migrate"):
+    for name in (*SERVICES, "postgres", "s3", "migrate"):
         assert name in services, name
-    assert "mc mb" in services["minio-init"]["entrypoint"] and "local/alpr" in services["minio-init"]["entrypoint"]
+    # SeaweedFS (what the tests run) makes the services' bucket on start, and the services wait for it.
+    assert services["s3"]["command"][0] == "mini" and "-bucket=alpr" in services["s3"]["command"]
+    for name in SERVICES:
+        assert services[name]["depends_on"]["s3"]["condition"] == "service_healthy"
     # The agents' importer: ingest's image and spool, and ingest told to leave the import to it.
     importer, ingest = services["ingest-agents"], services["ingest"]
     assert importer["command"] == ["python", "-m", "services.ingest.agents"]
@@ -49,16 +52,18 @@ def test_env_names_and_ports_match_settings() -> None:
         env = services[name]["environment"]
         unknown = set(env) - fields
         assert not unknown, f"{name}: {unknown} are not Settings fields"
-        assert env["ALPR_S3_BUCKET"] == "alpr"
+        assert (
+            env["ALPR_S3_BUCKET"] == "${ALPR_S3_BUCKET:-alpr}"
+            and env["ALPR_S3_ENDPOINT"] == "${ALPR_S3_ENDPOINT:-s3:8333}"
+        )
         assert env["ALPR_DATABASE_URL"].startswith("postgresql://")
         if name in SERVICES:
             port = defaults.port_of(name)
             assert env[f"ALPR_{name.upper()}_PORT"] == str(port)
-            assert services[name]["ports"] == [f"{port}:{port}"]
+            assert services[name]["ports"] == [f"${{PUBLISH_ADDRESS:-127.0.0.1}}:{port}:{port}"]
             for other in SERVICES:
                 assert env[f"ALPR_{other.upper()}_URL"] == f"http://{other}:{defaults.port_of(other)}"
-    # The bucket the init job makes is the one the services use.
-    assert _compose()["services"]["minio-init"]["depends_on"]["minio"]["condition"] == "service_healthy"
+    assert "-bucket=alpr" in services["s3"]["command"]  # the bucket the S3 server makes is the one they use
 
 
 def test_images_build_from_files_that_exist() -> None:
@@ -136,3 +141,47 @@ def test_sample_alert_rules_parse_and_name_metrics_that_exist() -> None:
     assert len(alerts) >= 8 and all({"alert", "expr", "annotations"} <= set(rule) for rule in alerts)
     named = {name for rule in alerts for name in re.findall(r"\balpr_[a-z_]+", rule["expr"])}
     assert named and named - known == set(), f"alert rules name unknown metrics: {named - known}"
+
+
+def test_settings_come_from_an_env_file_and_every_image_is_pinned_by_version() -> None:
+    services = _compose()["services"]
+    example = ROOT / ".env.example"
+    keys = {line.split("=", 1)[0] for line in example.read_text().splitlines() if line and not line.startswith("#")}
+    compose_text = (ROOT / "docker-compose.yml").read_text()
+    for key in keys:  # every line of the example is a setting or a value the compose file reads
+        assert key.startswith("ALPR_") or f"${{{key}" in compose_text, key
+    for name, service in services.items():
+        if "build" in service:  # ours: every ALPR_* line of .env reaches it
+            assert service["env_file"] == [{"path": ".env", "required": False}], name
+        else:
+            image = service["image"]
+            assert ":" in image and not image.endswith(":latest"), f"{name}: {image} is not pinned"
+            assert re.search(r":\d+\.\d+", image), f"{name}: {image} is pinned by a major version only"
+    assert ".env" in (ROOT / ".gitignore").read_text().splitlines()
+
+
+def test_ports_are_published_on_loopback_unless_the_operator_opts_in() -> None:
+    for name, service in _compose()["services"].items():
+        for port in service.get("ports", []):
+            assert port.startswith("${PUBLISH_ADDRESS:-127.0.0.1}:"), f"{name}: {port} is published on every interface"
+
+
+def test_volumes_are_writable_by_the_images_user() -> None:
+    """A named volume starts as a copy of the image's folder: each path our images mount is made and given to the
+    image's user before `USER` (else the service cannot write its keys or spool)."""
+    stages = _dockerfile_targets(ROOT / "docker" / "Dockerfile")
+    for name, service in _compose()["services"].items():
+        if "build" not in service:
+            continue
+        lines = stages["base"] + stages[service["build"]["target"]]
+        user_at = next(i for i, line in enumerate(lines) if line.startswith("USER "))
+        user = lines[user_at].split()[1]
+        before = "\n".join(lines[:user_at])
+        for volume in service.get("volumes", []):
+            path = volume.split(":")[1]
+            made = re.findall(r"mkdir -p ((?:/\S+ ?)+)", before)
+            assert any(path in m.split() for m in made), f"{name}: {path} is not made in the image"
+            owned = re.findall(rf"chown (?:-R )?{user} (\S+)", before)
+            assert any(path == o or (path.startswith(o + "/") and f"chown -R {user} {o}" in before) for o in owned), (
+                f"{name}: {path} is not {user}'s"
+            )

@@ -63,9 +63,10 @@ def create_app(
         keys.current()  # the first run makes the signing key
         app.state.keys = keys
         app.state.passwords = Passwords(settings)
-        app.state.login_throttle = LoginThrottle(settings)
-        app.state.public_reports = PublicReports(settings)
-        app.state.transparency_pages = PublicReports(settings)  # its own cache: pages, not log-of-use answers
+        app.state.login_throttle = LoginThrottle(settings, app.state.engine)
+        app.state.public_reports = PublicReports(settings, app.state.engine)
+        # Its own cache and its own count: pages, not log-of-use answers.
+        app.state.transparency_pages = PublicReports(settings, app.state.engine, name="public-page")
         app.state.ingest = IngestClient(
             settings.url_of("ingest"), keys, timeout_s=settings.search_timeout_s, transport=ingest_transport
         )

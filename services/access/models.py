@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, date, datetime
 
-from sqlalchemy import Column, DateTime, Float, Text, UniqueConstraint, func
+from sqlalchemy import BigInteger, Column, DateTime, Float, Identity, Index, Text, UniqueConstraint, func, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Field, SQLModel
 
@@ -230,3 +230,16 @@ class Disclosure(SQLModel, table=True):
     record_count: int
     disclosed_by: str
     disclosed_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+
+
+class RateHit(SQLModel, table=True):
+    """One counted hit of a moving-window limit shared by the access replicas (services/access/windows.py)."""
+
+    __tablename__ = "rate_hits"
+    __table_args__ = (Index("ix_rate_hits_key_at", "key", "at"), {"schema": SCHEMA})
+
+    id: int | None = Field(default=None, sa_column=Column(BigInteger, Identity(), primary_key=True))
+    key: str
+    at: datetime = Field(
+        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=text("clock_timestamp()"))
+    )

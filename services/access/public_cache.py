@@ -1,6 +1,7 @@
 """The public log of use, cached per (agency, period) and limited: anyone may ask without a token, so a request must not
 be able to buy seconds of database work at will. One computation per period at a time, kept for
-`public_report_cache_s`; computations (cache misses) limited per source with `limits` (429 with Retry-After)."""
+`public_report_cache_s`; computations (cache misses) limited per source (429 with Retry-After), counted where the log-in
+throttle counts (`ALPR_LOGIN_THROTTLE_STORAGE`: in memory, or shared by the replicas in PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,10 @@ from datetime import datetime
 from typing import Any
 
 from limits import parse
-from limits.aio.strategies import MovingWindowRateLimiter
-from limits.storage import storage_from_string
 from prometheus_client import Counter
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.access.throttle import moving_window
 from shared.errors import TooManyRequests
 from shared.settings import Settings
 
@@ -24,10 +25,11 @@ REFUSED = Counter("alpr_public_report_refused_total", "Public log-of-use request
 
 
 class PublicReports:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, engine: AsyncEngine, *, name: str = "public-report") -> None:
+        self.name = name  # what the per-source count is kept under: each cache counts its own misses
         self.ttl_s = settings.public_report_cache_s
         self.limit = parse(settings.public_report_limit)
-        self.limiter = MovingWindowRateLimiter(storage_from_string("async+memory://"))  # type: ignore[arg-type]
+        self.limiter = moving_window(settings, engine)
         self._cache: OrderedDict[tuple[str, str, str], tuple[float, Any]] = OrderedDict()
         self._locks: dict[tuple[str, str, str], asyncio.Lock] = {}
 
@@ -40,8 +42,8 @@ class PublicReports:
             hit = self._cache.get(key)
             if hit is not None and hit[0] > time.monotonic():
                 return hit[1]
-            if not await self.limiter.hit(self.limit, "public-report", source):
-                stats = await self.limiter.get_window_stats(self.limit, "public-report", source)
+            if not await self.limiter.hit(self.limit, self.name, source):
+                stats = await self.limiter.get_window_stats(self.limit, self.name, source)
                 REFUSED.inc()
                 wait = max(1, int(stats.reset_time - time.time()) + 1)
                 raise TooManyRequests(

@@ -4,8 +4,9 @@ throttling", is the one statement of the rule).
 Moving windows from the `limits` library: failures per (source, account) and per source, each with its own window;
 once one is spent the source waits (429 with Retry-After) until it frees. A stranger hammering an officer's badge
 only locks themselves out; the officer logs in from the car. A wide limit per account across all sources slows a
-distributed guess without letting one stranger shut the account. The storage is a `limits` URI: in-process memory
-by default (one access process); `async+redis://...` shares it among several.
+distributed guess without letting one stranger shut the account. The storage: in-process memory by default (one
+access process); `postgresql` (services/access/windows.py) or a `limits` URI such as `async+redis://...` shares it
+among several replicas.
 """
 
 from __future__ import annotations
@@ -15,14 +16,22 @@ import time
 from limits import RateLimitItem, RateLimitItemPerSecond
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.access.windows import PgMovingWindow
 from shared.settings import Settings
 
 
+def moving_window(settings: Settings, engine: AsyncEngine) -> MovingWindowRateLimiter | PgMovingWindow:
+    """The limiter `ALPR_LOGIN_THROTTLE_STORAGE` names: `postgresql`, or a `limits` storage URI."""
+    if settings.login_throttle_storage == "postgresql":
+        return PgMovingWindow(engine)
+    return MovingWindowRateLimiter(storage_from_string(settings.login_throttle_storage))  # type: ignore[arg-type]
+
+
 class LoginThrottle:
-    def __init__(self, settings: Settings) -> None:
-        storage = storage_from_string(settings.login_throttle_storage)
-        self.limiter = MovingWindowRateLimiter(storage)  # type: ignore[arg-type]
+    def __init__(self, settings: Settings, engine: AsyncEngine) -> None:
+        self.limiter = moving_window(settings, engine)
         self.per_account: RateLimitItem = RateLimitItemPerSecond(settings.login_max_failures, settings.login_lockout_s)
         self.per_source: RateLimitItem = RateLimitItemPerSecond(
             settings.login_source_max_failures, settings.login_lockout_s

@@ -21,7 +21,7 @@ from services.ingest.retention_models import ACTIVE_HELD_READS, Hold, HoldRead, 
 from services.ingest.writer import READS
 from shared.audit import client_ip
 from shared.auth import AUDITOR, SUPERVISOR, Principal, require_roles
-from shared.db import SessionDep
+from shared.db import ReadSessionDep, SessionDep
 from shared.errors import NotFound, Unprocessable
 from shared.holds import HoldBook, HoldRelease, HoldSummary, HoldTerms, summary_fields
 from shared.scoping import Scoped
@@ -275,7 +275,7 @@ class Usage(BaseModel):
 )
 async def usage(
     principal: Service,
-    session: SessionDep,
+    session: ReadSessionDep,  # figures only: the standby's, when one is set
     start: datetime = Query(description="period start, ISO 8601 with zone"),
     end: datetime = Query(description="period end, ISO 8601 with zone"),
     agency: str = Query(description="the custodian agency (ORI) whose log of use this is; each report is one's"),

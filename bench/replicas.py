@@ -1,0 +1,104 @@
+"""Metadata reads through one address with 1 and then 2 ingest instances behind it (tests/support/proxy.py, a
+round-robin TCP proxy standing in for a Kubernetes Service): reads/s and server CPU per read for each.
+
+On 2 cores the rate cannot double (the instances share the cores with PostgreSQL, hotlist and the load tool); what
+must hold is the CPU per read: a second instance must not make each read dearer by more than 10 %. The proxy runs in
+this process: its CPU is reported apart (`cpu_ms_per_request_proxy`), not counted as the services'. Each process's
+idle CPU (its background loops: pending work, revocations, the hot-list version) is measured before each run and
+reported apart too (`idle_cpu_ms_per_s`); `cpu_ms_per_request_services_net_of_idle` subtracts it, since a second
+instance adds its idle cost per second, not per read.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import tempfile
+import time
+import uuid
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.harness import database
+from bench.wrk import CpuMeter, _dsn, _serve_pid, _token, ensure_wrk, measure, run_wrk
+
+IDLE_S = 3.0
+
+
+def _self_cpu_s() -> float:
+    used = resource.getrusage(resource.RUSAGE_SELF)
+    return used.ru_utime + used.ru_stime
+
+
+def run() -> dict[str, Any]:
+    from alpr.bootstrap import ensure_service_client
+    from shared.keys import ensure_signing_key
+    from tests.support.proxy import RoundRobinProxy
+    from tests.support.s3 import ACCESS_KEY, BUCKET, SECRET_KEY, WeedS3
+
+    ensure_wrk()
+    seconds = float(os.environ.get("BENCH_WRK_SECONDS", "15"))
+    conns = int(os.environ.get("BENCH_WRK_CONNECTIONS", "48"))
+    results: dict[str, Any] = {}
+    with database() as url, tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
+        keys_dir = Path(tmp) / "keys"
+        ensure_signing_key(keys_dir, "ES256")
+        data_dir = Path(tmp) / "data"
+        data_dir.mkdir()
+        weed = WeedS3(Path(tmp) / "weed")
+        weed.start()
+        stack.callback(weed.stop)
+        client_id, secret = ensure_service_client(url, data_dir)
+        env = {
+            "ALPR_DATABASE_URL": url, "ALPR_DATA_DIR": str(data_dir), "ALPR_JWT_KEYS_DIR": str(keys_dir),
+            "ALPR_S3_ENDPOINT": weed.endpoint, "ALPR_S3_ACCESS_KEY": ACCESS_KEY, "ALPR_S3_SECRET_KEY": SECRET_KEY,
+            "ALPR_S3_BUCKET": BUCKET, "ALPR_SERVICE_CLIENT_ID": client_id, "ALPR_SERVICE_CLIENT_SECRET": secret,
+            "ALPR_INGEST_CALL_RECOGNITION": "false", "ALPR_DB_POOL_SIZE": "8",
+        }  # fmt: skip
+        access, access_pid = stack.enter_context(_serve_pid("access", env))
+        env["ALPR_ACCESS_URL"] = access
+        hotlist, hotlist_pid = stack.enter_context(_serve_pid("hotlist", env))
+        env["ALPR_HOTLIST_URL"] = hotlist
+        ingests = [stack.enter_context(_serve_pid("ingest", env)) for _ in range(2)]
+        ports = [int(base.rsplit(":", 1)[1]) for base, _ in ingests]
+        badge = "4243"
+        token = _token(keys_dir, badge)
+        unit = f"rep-{uuid.uuid4().hex[:6]}"
+        resp = httpx.post(f"{ingests[0][0]}/v1/shifts", json={"badge": badge, "unit": unit, "cameras": []},
+                          headers={"Authorization": f"Bearer {token}"}, timeout=10)  # fmt: skip
+        resp.raise_for_status()
+        for count in (1, 2):
+            proxy = RoundRobinProxy(ports[:count]).start()
+            try:
+                groups = {f"ingest_{i}": pid for i, (_, pid) in enumerate(ingests[:count])}
+                meter = CpuMeter({**groups, "hotlist": hotlist_pid, "access": access_pid}, _dsn(url))
+                read_env = {"BENCH_TOKEN": token, "BENCH_UNIT": unit}
+                run_wrk(proxy.url, "read_meta.lua", {**read_env, "BENCH_RUN": uuid.uuid4().hex[:10]}, seconds=2,
+                        connections=conns)  # fmt: skip
+                meter.start()
+                time.sleep(IDLE_S)
+                idle = meter.stop()
+                proxy_cpu0 = _self_cpu_s()
+                res = measure(meter, proxy.url, "read_meta.lua", {**read_env, "BENCH_RUN": uuid.uuid4().hex[:10]},
+                              seconds=seconds, connections=conns)  # fmt: skip
+                res["cpu_ms_per_request_proxy"] = round((_self_cpu_s() - proxy_cpu0) / max(res["requests"], 1) * 1e3, 3)
+                res["connections_per_instance"] = [proxy.connections[p] for p in ports[:count]]
+                res["idle_cpu_ms_per_s"] = {k: round(v / IDLE_S * 1e3, 1) for k, v in idle.items()}
+                duration_s = res["requests"] / max(res["per_s"], 1e-9)
+                idle_ms = sum(v for k, v in idle.items() if k != "postgres_autovacuum") / IDLE_S * 1e3 * duration_s
+                res["cpu_ms_per_request_services_net_of_idle"] = round(
+                    res["cpu_ms_per_request_services"] - idle_ms / max(res["requests"], 1), 3
+                )
+                results[f"metadata_read_{count}_ingest"] = res
+            finally:
+                proxy.stop()
+    one, two = results["metadata_read_1_ingest"], results["metadata_read_2_ingest"]
+    for key, name in (("cpu_ms_per_request_services", "cpu_per_read_growth_pct"),
+                      ("cpu_ms_per_request_services_net_of_idle", "cpu_per_read_growth_pct_net_of_idle")):  # fmt: skip
+        results[name] = round((two[key] / one[key] - 1) * 100, 1)
+    results["target"] = {"cpu_per_read_growth_pct_at_most": 10}
+    results["machine"] = {"cpus": os.cpu_count(), "load_average_at_end": [round(x, 2) for x in os.getloadavg()]}
+    return results
