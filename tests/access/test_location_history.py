@@ -23,7 +23,11 @@ WIDE = {"lat": 45.0, "lon": -93.3, "radius_m": 100_000}
 WARRANT = {"warrant_number": "27-CR-26-4411"}
 EXIGENCY = {
     "exigency_attestation": "Child abducted 14:02, Amber alert; approved by Sgt. Dahl at 14:10",
-    "exigency": {"what": "a child abducted", "when": (NOW - timedelta(hours=2)).isoformat(), "approved_by": "Sgt. Dahl"},
+    "exigency": {
+        "what": "a child abducted",
+        "when": (NOW - timedelta(hours=2)).isoformat(),
+        "approved_by": "Sgt. Dahl",
+    },
 }
 
 
