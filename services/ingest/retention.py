@@ -251,7 +251,9 @@ async def _purge_locked(
             await conn.execute(
                 PurgeRun.__table__.insert().values(  # type: ignore[attr-defined]
                     id=run_id,
-                    started_at=at,
+                    # When it ran, not the reference time `at` (a test's purge "an hour later" must not look like
+                    # a purge that finished in the future to the late-purge check).
+                    started_at=now_utc(),
                     trigger=trigger,
                     actor=actor,
                     dry_run=False,

@@ -15,7 +15,27 @@ import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 
+from alpr.roles import prepare_database
+from shared.settings import Settings
+from tests.conftest import TEST_ROLE_PASSWORDS, make_settings
+from tests.support.pg import create_test_database, drop_database
+from tests.support.s3 import WeedS3
+
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+
+
+@pytest.fixture(scope="module")
+def settings(
+    tmp_path_factory: pytest.TempPathFactory, pg_maintenance_url: str, keys_dir: Path, s3_server: WeedS3
+) -> Iterator[Settings]:
+    """A database of the pages' own: their figures are whole days of daily facts, and a purge another test ran
+    earlier in the session's database has already fixed the facts of the days these pages' reads are written to."""
+    url = create_test_database(pg_maintenance_url)
+    prepare_database(url, TEST_ROLE_PASSWORDS)
+    yield make_settings(tmp_path_factory.mktemp("web-data"), url, keys_dir, s3_server)
+    drop_database(pg_maintenance_url, url)
+
+
 AXE_VERSION = "4.14.1"
 FLAGS = (
     "--headless",
