@@ -64,6 +64,8 @@ class Options:
     locate_sure_unlisted: float = 0.97  # ... or this sure in no listed format (specialty and commercial plates)
     locate_pad: float = 0.7  # ... each row read with this margin left and right (of the characters' height)
     locate_fallback: bool = True  # ... when the detector finds no plate either, the likeliest row read, though unsure
+    second: bool = True  # the second, plate-specific reader on the candidate regions, and arbitration (issue 27)
+    second_regions: int = 6  # ... regions it reads at most (each ~3-9 ms of CPU), the first reader's plates first
 
 
 TUNED = Path(__file__).parent / "data" / "tuned.json"  # written by `python -m services.recognition.tuning`
@@ -98,6 +100,8 @@ class PlateReading:
     state_confidence: float | None = None
     decoded: Decoded | None = field(default=None, repr=False, compare=False)  # to decode again once the state is read
     state_decoded: str | None = None  # the state whose formats decoded it
+    agreement: str | None = None  # "both" / "one" / "none" (arbitration.py); None without the second reader
+    readings: dict[str, str | None] = field(default_factory=dict)  # each reader's own reading ("first", "second")
 
 
 @dataclass
@@ -106,6 +110,8 @@ class Recognition:
     height: int
     plates: list[PlateReading] = field(default_factory=list)
     timings_ms: dict[str, float] = field(default_factory=dict)
+    # Candidate plate-number regions seen (localizer rows, detector lines): what the second reader reads.
+    regions: list[np.ndarray] = field(default_factory=list, repr=False)
 
 
 @dataclass
@@ -250,12 +256,19 @@ def plate_likeness(text: str, confidence: float, height: float, tallest: float) 
 
 
 def _read_lines(
-    engine: OcrEngine, image: np.ndarray, max_side: int, options: Options, clock: dict[str, float]
+    engine: OcrEngine,
+    image: np.ndarray,
+    max_side: int,
+    options: Options,
+    clock: dict[str, float],
+    regions: list[np.ndarray] | None = None,
 ) -> list[_Line]:
     start = time.perf_counter()
     detected = engine.detect(image, max_side)
     clock["locate"] += time.perf_counter() - start
     candidates = _candidate_lines(detected, image, options)
+    if regions is not None:
+        regions.extend(line.quad for line, _, _ in candidates)
     crops = [imaging.crop_line(image, line.quad) for line, _, _ in candidates]
     decoded = _read(engine, crops, options)
     return [_Line(line.quad, w, h, d, d.text) for (line, w, h), d in zip(candidates, decoded, strict=True) if d.text]
@@ -290,7 +303,9 @@ def _refine(engine: OcrEngine, image: np.ndarray, line: _Line, options: Options)
     scale = max(1.0, REFINE_MIN_HEIGHT / region.shape[0])
     if scale > 1.0:
         region = imaging.upscaled(region, scale)
-    inner = replace(options, refine=0, detect_sides=(max(region.shape[:2]),), variants=options.refine_vote, locate=0)
+    inner = replace(
+        options, refine=0, detect_sides=(max(region.shape[:2]),), variants=options.refine_vote, locate=0, second=False
+    )
     found = recognize_image(engine, region, inner).plates
     if options.number_line:
         alone = _number_line_reading(engine, region, options)
@@ -388,7 +403,11 @@ def _settled(readings: list[tuple[_Line, PlateReading]]) -> bool:
 
 
 def _located(
-    engine: OcrEngine, image: np.ndarray, options: Options, clock: dict[str, float]
+    engine: OcrEngine,
+    image: np.ndarray,
+    options: Options,
+    clock: dict[str, float],
+    regions: list[np.ndarray] | None = None,
 ) -> tuple[list[PlateReading], tuple[_Line, np.ndarray] | None]:
     """The fast path: read the likeliest rows of character blobs directly and keep the readings that are sure
     plates, best first; none sends the photo to the text detector. Beside them: the likeliest plate-like row read
@@ -410,6 +429,8 @@ def _located(
         quad = row.quad(max(0.0, x0 - pad_x), min(float(width), x1 + pad_x), half, half)
         lines.append(_Line(quad, float(quad[1, 0] - quad[0, 0]), 2 * half, Decoded("", "", [], []), ""))
         boxes[id(lines[-1])] = row.quad(x0, x1, 0.5 * row.height, 0.5 * row.height)
+        if regions is not None:
+            regions.append(boxes[id(lines[-1])])
     # The likeliest rows first: most photos' plate is among them, and each row read costs ~18 ms of CPU.
     for stage in (lines[: options.locate_first], lines[options.locate_first :]):
         if not stage:
@@ -505,7 +526,7 @@ def recognize_image(engine: OcrEngine, image: np.ndarray, options: Options = Opt
     clock = {"locate": 0.0}
     unsure: tuple[_Line, np.ndarray] | None = None
     if options.locate:
-        fast, unsure = _located(engine, image, options, clock)
+        fast, unsure = _located(engine, image, options, clock, result.regions)
         if fast:
             result.plates.extend(fast)
             locate = clock["locate"]
@@ -519,7 +540,7 @@ def recognize_image(engine: OcrEngine, image: np.ndarray, options: Options = Opt
     refined: dict[int, PlateReading | None] = {}
     readings: list[tuple[_Line, PlateReading]] = []
     for pass_no, max_side in enumerate(options.detect_sides, 1):
-        lines += _read_lines(engine, image, max_side, options, clock)
+        lines += _read_lines(engine, image, max_side, options, clock, result.regions)
         last = pass_no == len(options.detect_sides)
         # With `fine_pass="empty"`, a plate-shaped line at this scale ends the search, read or misread.
         found = options.fine_pass == "empty" and any(is_plate_text(ln.text) for ln in lines)
@@ -547,13 +568,24 @@ def recognize_image(engine: OcrEngine, image: np.ndarray, options: Options = Opt
 
 
 def recognize_bytes(engine: OcrEngine, data: bytes, options: Options = Options()) -> Recognition:
+    """The photo read by the first reader (this pipeline), then, with `options.second`, by the second reader on every
+    candidate region and the two arbitrated (second_opinion.py)."""
     t0 = time.perf_counter()
     image = imaging.decode(data)
     t1 = time.perf_counter()
     result = recognize_image(engine, image, options)
+    t2 = time.perf_counter()
+    second = 0.0
+    if options.second:
+        # Imported here: second_opinion builds on this module's readings.
+        from services.recognition.second_opinion import apply_second_reader
+
+        apply_second_reader(image, result, options)
+        second = time.perf_counter() - t2
     result.timings_ms = {
         "decode": round((t1 - t0) * 1000, 1),
         **result.timings_ms,
+        "second": round(second * 1000, 1),
         "total": round((time.perf_counter() - t0) * 1000, 1),
     }
     return result

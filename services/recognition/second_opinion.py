@@ -1,0 +1,116 @@
+"""The second reader on a photo's candidate regions, and the arbitrated answer put on the pipeline's readings.
+
+The regions are the first reader's plates (their number's box), then every localizer row and detector line the
+pipeline considered (`Recognition.regions`), at most `Options.second_regions` of them, each read once with a whole
+plate's margin. The verdict (arbitration.py) becomes the first plate: a first-reader reading moved to the front, or
+the second reader's own reading of its region when it won.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from services.recognition import imaging
+from services.recognition.arbitration import Reading, Verdict, arbitrate
+from services.recognition.pipeline import Options, PlateReading, Recognition
+from services.recognition.second_reader import PlateReader, SlotReading
+
+_reader: PlateReader | None = None
+_lock = threading.Lock()
+
+
+def get_reader() -> PlateReader:
+    """The process's second reader, its weights checked on first use (the service builds it at start-up)."""
+    global _reader
+    if _reader is None:
+        with _lock:
+            if _reader is None:
+                _reader = PlateReader()
+    return _reader
+
+
+def use_reader(reader: PlateReader) -> None:
+    """The process's second reader from now on (the service builds it at start-up, from its setting's weights)."""
+    global _reader
+    _reader = reader
+
+
+def _center(quad: np.ndarray) -> np.ndarray:
+    return np.asarray(quad, np.float32).reshape(4, 2).mean(axis=0)
+
+
+def distinct_regions(quads: list[np.ndarray], limit: int) -> list[np.ndarray]:
+    """`quads` in order, leaving out one whose centre lies inside a region already kept (the same line found twice)."""
+    kept: list[np.ndarray] = []
+    for quad in quads:
+        q = np.asarray(quad, np.float32).reshape(4, 2)
+        cx, cy = _center(q)
+        if any(k[:, 0].min() <= cx <= k[:, 0].max() and k[:, 1].min() <= cy <= k[:, 1].max() for k in kept):
+            continue
+        kept.append(q)
+        if len(kept) >= limit:
+            break
+    return kept
+
+
+def _first_readings(result: Recognition) -> list[Reading]:
+    return [
+        Reading("first", p.plate, p.confidence, alternatives=tuple(p.alternatives), rank=i)
+        for i, p in enumerate(result.plates)
+    ]
+
+
+def _second_readings(slots: list[SlotReading]) -> list[Reading]:
+    # The region head's "United States" as plate evidence, halved at most: a US plate the head calls another
+    # region is still read, a badge or a frame (region "Unknown", any) loses some of its weight.
+    return [
+        Reading("second", s.text, s.confidence, 0.5 + 0.5 * (s.us if s.us is not None else 1.0), slots=s, rank=i)
+        for i, s in enumerate(slots)
+    ]
+
+
+def apply_second_reader(
+    image: np.ndarray, result: Recognition, options: Options, reader: PlateReader | None = None
+) -> Verdict | None:
+    """Read the candidate regions with the second reader and put the arbitrated answer first in `result.plates`."""
+    reader = reader or get_reader()
+    boxes = [np.asarray(p.box, np.float32) for p in result.plates] + list(result.regions)
+    regions = distinct_regions(boxes, options.second_regions)
+    slots = reader.read_regions(image, regions) if regions else []
+    first, second = _first_readings(result), _second_readings(slots)
+    verdict = arbitrate(first, second, options.vanity, max(options.alternatives, 1) + 3)
+    if verdict is None:
+        return None
+    seconds = {s.text for s in second if s.text}
+    for plate in result.plates:
+        plate.agreement = "both" if plate.plate in seconds else "one"
+        plate.readings = {"first": plate.plate, "second": None}
+    index = next((i for i, p in enumerate(result.plates) if p.plate == verdict.plate), None)
+    if index is not None:
+        chosen = result.plates.pop(index)
+    else:
+        region = next(i for i, s in enumerate(second) if s.text == verdict.plate)
+        chosen = _from_second(slots[region], regions[region], result.plates[0] if result.plates else None)
+    chosen.agreement = verdict.agreement
+    chosen.readings = {"first": verdict.first, "second": verdict.second}
+    chosen.confidence = round(verdict.confidence, 4)
+    # What ingest sends to the hot list beside the answer: both readers' best alternatives (arbitration.py).
+    chosen.alternatives = verdict.alternatives[: max(options.alternatives, 0) + 3]
+    result.plates.insert(0, chosen)
+    return verdict
+
+
+def _from_second(slots: SlotReading, quad: np.ndarray, beside: PlateReading | None) -> PlateReading:
+    """The second reader's reading of a region as a plate reading (the state, if any, from the first reader's)."""
+    return PlateReading(
+        plate=slots.text,
+        raw=slots.text,
+        confidence=round(slots.confidence, 4),
+        box=[[round(float(x), 1), round(float(y), 1)] for x, y in imaging.order_quad(quad)],
+        char_confidences=[round(c, 4) for c in slots.char_confidences],
+        alternatives=[],
+        state=beside.state if beside else None,
+        state_confidence=beside.state_confidence if beside else None,
+    )
