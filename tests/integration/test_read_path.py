@@ -293,6 +293,7 @@ async def test_the_two_readers_agreement_reaches_the_stored_read_and_the_hit(sys
     stored = (await officer.post_read(meta, photo=jpeg(plate_image(WANTED, seed=11)))).json()
     assert stored["duplicate"] is True and stored["agreement"] == "both"
     assert stored["hits"][0]["agreement"] == "both"
+
     async def hit_events() -> list[dict[str, Any]]:
         return [e for e in await system.events(officer) if e["kind"] == "hit"]
 
