@@ -44,7 +44,9 @@ class Options:
     # its best reading is not a confident plate (docs/recognition-cpu.md: on the dev photos the finer pass changed
     # no exact read but where the coarser found nothing, and cost ~30 ms of CPU per photo elsewhere).
     fine_pass: Literal["empty", "unsettled"] = "empty"
-    refine: int = 3  # best lines read again from an upscaled crop of their own region (README: the measured gain)
+    # Best lines read again from an upscaled crop of their own region (README: the measured gain). Was 3: with the
+    # second reader in place the 2nd and 3rd refined lines changed no reading on the dev photos (docs/recognition-27.md).
+    refine: int = 1
     number_line: bool = True  # in a refined region, also read the row of character blobs alone (README)
     choose: bool = True  # order the refined readings by plate-likeness, not by the first ranking (README)
     refine_vote: bool = False  # vote over crops/enhancements inside each refined region too (README: a wash, slower)
@@ -66,6 +68,7 @@ class Options:
     locate_fallback: bool = True  # ... when the detector finds no plate either, the likeliest row read, though unsure
     second: bool = True  # the second, plate-specific reader on the candidate regions, and arbitration (issue 27)
     second_regions: int = 6  # ... regions it reads at most (each ~3-9 ms of CPU), the first reader's plates first
+    pair_min_value: float = 0.1  # ... the least hit value of either reader's alternative sent on: tuned per fold
 
 
 TUNED = Path(__file__).parent / "data" / "tuned.json"  # written by `python -m services.recognition.tuning`

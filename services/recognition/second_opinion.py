@@ -14,6 +14,7 @@ import numpy as np
 
 from services.recognition import imaging
 from services.recognition.arbitration import Reading, Verdict, arbitrate
+from services.recognition.hitrate import INGEST_MAX_ALTERNATIVES, hit_value
 from services.recognition.pipeline import Options, PlateReading, Recognition
 from services.recognition.second_reader import PlateReader, SlotReading
 
@@ -80,7 +81,7 @@ def apply_second_reader(
     regions = distinct_regions(boxes, options.second_regions)
     slots = reader.read_regions(image, regions) if regions else []
     first, second = _first_readings(result), _second_readings(slots)
-    verdict = arbitrate(first, second, options.vanity, max(options.alternatives, 1) + 3)
+    verdict = arbitrate(first, second, options.vanity, INGEST_MAX_ALTERNATIVES * 2)
     if verdict is None:
         return None
     seconds = {s.text for s in second if s.text}
@@ -97,7 +98,9 @@ def apply_second_reader(
     chosen.readings = {"first": verdict.first, "second": verdict.second}
     chosen.confidence = round(verdict.confidence, 4)
     # What ingest sends to the hot list beside the answer: both readers' best alternatives (arbitration.py).
-    chosen.alternatives = verdict.alternatives[: max(options.alternatives, 0) + 3]
+    chosen.alternatives = [
+        (text, p) for text, p in verdict.alternatives if hit_value(text, p) >= options.pair_min_value
+    ][:INGEST_MAX_ALTERNATIVES]
     result.plates.insert(0, chosen)
     return verdict
 
