@@ -98,9 +98,11 @@ def apply_second_reader(
     chosen.readings = {"first": verdict.first, "second": verdict.second}
     chosen.confidence = round(verdict.confidence, 4)
     # What ingest sends to the hot list beside the answer: both readers' best alternatives (arbitration.py).
+    # `alternatives` 0 (a fold whose false-hit budget allowed none) sends none from either reader.
+    limit = INGEST_MAX_ALTERNATIVES if options.alternatives > 0 else 0
     chosen.alternatives = [
         (text, p) for text, p in verdict.alternatives if hit_value(text, p) >= options.pair_min_value
-    ][:INGEST_MAX_ALTERNATIVES]
+    ][:limit]
     result.plates.insert(0, chosen)
     return verdict
 
