@@ -2,7 +2,8 @@
 
 The regions are the first reader's plates (their number's box), then every localizer row and detector line the
 pipeline considered (`Recognition.regions`), at most `Options.second_regions` of them, each read once with a whole
-plate's margin. The verdict (arbitration.py) becomes the first plate: a first-reader reading moved to the front, or
+plate's margin; the others only when the second reader does not agree on the best plate. The verdict
+(arbitration.py) becomes the first plate: a first-reader reading moved to the front, or
 the second reader's own reading of its region when it won.
 """
 
@@ -79,7 +80,11 @@ def apply_second_reader(
     reader = reader or get_reader()
     boxes = [np.asarray(p.box, np.float32) for p in result.plates] + list(result.regions)
     regions = distinct_regions(boxes, options.second_regions)
-    slots = reader.read_regions(image, regions) if regions else []
+    # The first reader's best plate first: when the second reader agrees there (85 % of the dev photos) the other
+    # regions cannot change the answer, and are not read (~4 ms of CPU each; docs/recognition-27.md).
+    slots = reader.read_regions(image, regions[:1]) if regions else []
+    if len(regions) > 1 and not (result.plates and slots and slots[0].text == result.plates[0].plate):
+        slots += reader.read_regions(image, regions[1:])
     first, second = _first_readings(result), _second_readings(slots)
     verdict = arbitrate(first, second, options.vanity, INGEST_MAX_ALTERNATIVES * 2)
     if verdict is None:
