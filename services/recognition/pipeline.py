@@ -45,7 +45,8 @@ class Options:
     # no exact read but where the coarser found nothing, and cost ~30 ms of CPU per photo elsewhere).
     fine_pass: Literal["empty", "unsettled"] = "empty"
     # Best lines read again from an upscaled crop of their own region (README: the measured gain). Was 3: with the
-    # second reader in place the 2nd and 3rd refined lines changed no reading on the dev photos (docs/recognition-27.md).
+    # second reader in place the 2nd and 3rd refined lines changed no reading on the dev photos
+    # (docs/recognition-27.md).
     refine: int = 1
     number_line: bool = True  # in a refined region, also read the row of character blobs alone (README)
     choose: bool = True  # order the refined readings by plate-likeness, not by the first ranking (README)
