@@ -17,7 +17,7 @@ from services.recognition import imaging
 from services.recognition.arbitration import Reading, Verdict, arbitrate
 from services.recognition.hitrate import INGEST_MAX_ALTERNATIVES, hit_value
 from services.recognition.pipeline import Options, PlateReading, Recognition
-from services.recognition.second_reader import PlateReader, SlotReading
+from services.recognition.second_reader import PlateReader, SlotReading, near_crop, plate_crop
 
 _reader: PlateReader | None = None
 _lock = threading.Lock()
@@ -57,14 +57,14 @@ def distinct_regions(quads: list[np.ndarray], limit: int) -> list[np.ndarray]:
     return kept
 
 
-def _first_readings(result: Recognition) -> list[Reading]:
+def first_readings(result: Recognition) -> list[Reading]:
     return [
         Reading("first", p.plate, p.confidence, alternatives=tuple(p.alternatives), rank=i)
         for i, p in enumerate(result.plates)
     ]
 
 
-def _second_readings(slots: list[SlotReading]) -> list[Reading]:
+def second_readings(slots: list[SlotReading]) -> list[Reading]:
     # The region head's "United States" as plate evidence, halved at most: a US plate the head calls another
     # region is still read, a badge or a frame (region "Unknown", any) loses some of its weight.
     return [
@@ -73,19 +73,29 @@ def _second_readings(slots: list[SlotReading]) -> list[Reading]:
     ]
 
 
-def apply_second_reader(
-    image: np.ndarray, result: Recognition, options: Options, reader: PlateReader | None = None
-) -> Verdict | None:
-    """Read the candidate regions with the second reader and put the arbitrated answer first in `result.plates`."""
-    reader = reader or get_reader()
+def read_candidates(
+    reader: PlateReader, image: np.ndarray, result: Recognition, options: Options
+) -> tuple[list[np.ndarray], list[SlotReading]]:
+    """The regions the second reader read and its readings of them, in the same order."""
     boxes = [np.asarray(p.box, np.float32) for p in result.plates] + list(result.regions)
     regions = distinct_regions(boxes, options.second_regions)
     # The first reader's best plate first: when the second reader agrees there (85 % of the dev photos) the other
     # regions cannot change the answer, and are not read (~4 ms of CPU each; docs/recognition-27.md).
     slots = reader.read_regions(image, regions[:1]) if regions else []
-    if len(regions) > 1 and not (result.plates and slots and slots[0].text == result.plates[0].plate):
-        slots += reader.read_regions(image, regions[1:])
-    first, second = _first_readings(result), _second_readings(slots)
+    if regions and not (result.plates and slots and slots[0].text == result.plates[0].plate):
+        # They disagree: every other region, and the best one cut closer (`second_reader.near_crop`).
+        slots += reader.read([*(plate_crop(image, q) for q in regions[1:]), near_crop(image, regions[0])])
+        regions = [*regions, regions[0]]
+    return regions, slots
+
+
+def apply_second_reader(
+    image: np.ndarray, result: Recognition, options: Options, reader: PlateReader | None = None
+) -> Verdict | None:
+    """Read the candidate regions with the second reader and put the arbitrated answer first in `result.plates`."""
+    reader = reader or get_reader()
+    regions, slots = read_candidates(reader, image, result, options)
+    first, second = first_readings(result), second_readings(slots)
     verdict = arbitrate(first, second, options.vanity, INGEST_MAX_ALTERNATIVES * 2)
     if verdict is None:
         return None

@@ -99,6 +99,16 @@ def plate_crop(image: np.ndarray, quad: np.ndarray) -> np.ndarray:
     return cv2.resize(crop, (WIDTH, HEIGHT), interpolation=cv2.INTER_LINEAR)
 
 
+# A second, closer cut (this many number-heights all round), read only where the two readers disagree on the best
+# plate: it read 84.7 % of the dev photos exactly against the whole plate's 83.8 %, on partly other photos.
+NEAR_MARGIN = 0.6
+
+
+def near_crop(image: np.ndarray, quad: np.ndarray) -> np.ndarray:
+    crop = imaging.crop_line(image, quad, margin_x=NEAR_MARGIN, margin_y=NEAR_MARGIN, height=HEIGHT)
+    return cv2.resize(crop, (WIDTH, HEIGHT), interpolation=cv2.INTER_LINEAR)
+
+
 def decode_slots(probs: np.ndarray) -> SlotReading:
     best = probs.argmax(axis=1)
     chars, confs = [], []

@@ -5,8 +5,9 @@ Each photo is read once by the first reader (with the settings tuned on the othe
 and its candidate regions once by the second; arbitration is then replayed for each threshold of hit value
 (`hitrate.hit_value`, expected hits per expected false hit) an alternative must reach. On each fold the least
 threshold (the most alternatives) whose expected false hits per 1,000 reads against a 1 M list stay within
-FALSE_HIT_BUDGET is chosen, and written to `data/tuned.json` as that fold's `pair_min_value`: `alpr eval-ocr` reads
-fold A with fold B's and the other way round, so the cross-fold figure was not tuned on the photos it measures.
+BUDGET_SHARE of FALSE_HIT_BUDGET is chosen, and written to `data/tuned.json` as that fold's `pair_min_value`:
+`alpr eval-ocr` reads fold A with fold B's and the other way round, so the cross-fold figure was not tuned on the
+photos it measures.
 """
 
 from __future__ import annotations
@@ -18,17 +19,18 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from services.recognition import imaging
 from services.recognition.arbitration import arbitrate
 from services.recognition.engine import RapidOcrEngine
 from services.recognition.evaluation import FOLDS, PhotoResult, fold_of, labelled_photos, other, summarize
 from services.recognition.hitrate import hit_value, hot_list_keys
 from services.recognition.pipeline import TUNED, Options, recognize_image, tuned_settings, with_settings
-from services.recognition.second_opinion import _first_readings, _second_readings, distinct_regions, get_reader
+from services.recognition.second_opinion import first_readings, get_reader, read_candidates, second_readings
 
 FALSE_HIT_BUDGET = 3.6  # expected false hits per 1,000 reads, 1 M list (issue 27's bound)
+# Each fold is held to this share of the budget: at one threshold the two folds' false hits differ by 2-3x (2.8 and
+# 7.5 per 1,000 at 0; docs/recognition-27.md), so a threshold just within the budget on one overspends on the other.
+BUDGET_SHARE = 0.5
 VALUES = (0.0, 0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0)
 
 
@@ -40,9 +42,7 @@ def harvest(folder: Path) -> list[dict[str, Any]]:
         options = replace(with_settings(Options(), tuned[other(fold)]), second=False)
         image = imaging.decode(photo.read_bytes())
         result = recognize_image(engine, image, options)
-        boxes = [np.asarray(p.box, np.float32) for p in result.plates] + list(result.regions)
-        regions = distinct_regions(boxes, Options().second_regions)
-        slots = reader.read_regions(image, regions) if regions else []
+        _, slots = read_candidates(reader, image, result, options)
         out.append({"file": photo.name, "fold": fold, "expected": expected, "result": result, "slots": slots,
                     "vanity": options.vanity})  # fmt: skip
     return out
@@ -51,7 +51,7 @@ def harvest(folder: Path) -> list[dict[str, Any]]:
 def replay(photos: list[dict[str, Any]], min_value: float) -> list[PhotoResult]:
     results = []
     for p in photos:
-        verdict = arbitrate(_first_readings(p["result"]), _second_readings(p["slots"]), p["vanity"], 20)
+        verdict = arbitrate(first_readings(p["result"]), second_readings(p["slots"]), p["vanity"], 20)
         alts = [t for t, q in (verdict.alternatives if verdict else []) if hit_value(t, q) >= min_value][:8]
         read = verdict.plate if verdict else None
         results.append(PhotoResult(p["file"], p["fold"], p["expected"], read, alts, 0.0, 0.0))
@@ -63,7 +63,7 @@ def choose(photos: list[dict[str, Any]]) -> dict[str, Any]:
     chosen: dict[str, Any] = {"pair_min_value": VALUES[-1]}
     for value in VALUES:
         s = summarize(replay(photos, value), hot_list)
-        if s["false_hits_per_1000"] <= FALSE_HIT_BUDGET:
+        if s["false_hits_per_1000"] <= BUDGET_SHARE * FALSE_HIT_BUDGET:
             keep = ("exact", "within_one", "hit_recall", "false_hits_per_1000", "keys_per_read")
             chosen = {"pair_min_value": value, "measured_on_these_photos": {k: s[k] for k in keep}}
             break
@@ -85,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"{name}: {json.dumps(choice)}\n")
     tuned.setdefault("about", {})["two_readers"] = (
         "pair_min_value: the least hit value of an alternative of either reader sent to the hot list, the least "
-        f"threshold whose expected false hits per 1,000 reads (1 M list) stay within {FALSE_HIT_BUDGET} on that fold "
+        f"threshold whose expected false hits per 1,000 reads (1 M list) stay within {BUDGET_SHARE} x "
+        f"{FALSE_HIT_BUDGET} on that fold "
         "(python -m services.recognition.tune_readers)"
     )
     args.out.write_text(json.dumps(tuned, indent=1) + "\n")
