@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,6 +26,8 @@ from services.recognition.decoding import (
 )
 from services.recognition.engine import OcrEngine, TextLine
 from services.recognition.grammar import grammar
+from services.recognition.readings import PlateReading, Recognition
+from services.recognition.second_opinion import apply_second_reader
 from shared.plates import is_non_plate_text, is_plate_text, normalize, state_from_text, state_in_text
 
 
@@ -90,32 +92,6 @@ def served_options(detect_sides: tuple[int, ...]) -> Options:
     """What the service runs: the settings chosen on all labelled photos (their figure on photos not seen is the
     cross-fold one, docs/recognition-19.md)."""
     return with_settings(Options(detect_sides=detect_sides), tuned_settings()["all"])
-
-
-@dataclass
-class PlateReading:
-    plate: str
-    raw: str
-    confidence: float
-    box: list[list[float]]
-    char_confidences: list[float]
-    alternatives: list[tuple[str, float]]
-    state: str | None = None
-    state_confidence: float | None = None
-    decoded: Decoded | None = field(default=None, repr=False, compare=False)  # to decode again once the state is read
-    state_decoded: str | None = None  # the state whose formats decoded it
-    agreement: str | None = None  # "both" / "one" / "none" (arbitration.py); None without the second reader
-    readings: dict[str, str | None] = field(default_factory=dict)  # each reader's own reading ("first", "second")
-
-
-@dataclass
-class Recognition:
-    width: int
-    height: int
-    plates: list[PlateReading] = field(default_factory=list)
-    timings_ms: dict[str, float] = field(default_factory=dict)
-    # Candidate plate-number regions seen (localizer rows, detector lines): what the second reader reads.
-    regions: list[np.ndarray] = field(default_factory=list, repr=False)
 
 
 @dataclass
@@ -581,9 +557,6 @@ def recognize_bytes(engine: OcrEngine, data: bytes, options: Options = Options()
     t2 = time.perf_counter()
     second = 0.0
     if options.second:
-        # Imported here: second_opinion builds on this module's readings.
-        from services.recognition.second_opinion import apply_second_reader
-
         apply_second_reader(image, result, options)
         second = time.perf_counter() - t2
     result.timings_ms = {

@@ -10,14 +10,25 @@ the second reader's own reading of its region when it won.
 from __future__ import annotations
 
 import threading
+from typing import Protocol
 
 import numpy as np
 
 from services.recognition import imaging
 from services.recognition.arbitration import Reading, Verdict, arbitrate
 from services.recognition.hitrate import INGEST_MAX_ALTERNATIVES, hit_value
-from services.recognition.pipeline import Options, PlateReading, Recognition
+from services.recognition.readings import PlateReading, Recognition
 from services.recognition.second_reader import PlateReader, SlotReading, near_crop, plate_crop
+
+
+class SecondOptions(Protocol):
+    """What the second reader's step needs of the pipeline's `Options`."""
+
+    second_regions: int
+    vanity: float
+    alternatives: int
+    pair_min_value: float
+
 
 _reader: PlateReader | None = None
 _lock = threading.Lock()
@@ -74,7 +85,7 @@ def second_readings(slots: list[SlotReading]) -> list[Reading]:
 
 
 def read_candidates(
-    reader: PlateReader, image: np.ndarray, result: Recognition, options: Options
+    reader: PlateReader, image: np.ndarray, result: Recognition, options: SecondOptions
 ) -> tuple[list[np.ndarray], list[SlotReading]]:
     """The regions the second reader read and its readings of them, in the same order."""
     boxes = [np.asarray(p.box, np.float32) for p in result.plates] + list(result.regions)
@@ -90,7 +101,7 @@ def read_candidates(
 
 
 def apply_second_reader(
-    image: np.ndarray, result: Recognition, options: Options, reader: PlateReader | None = None
+    image: np.ndarray, result: Recognition, options: SecondOptions, reader: PlateReader | None = None
 ) -> Verdict | None:
     """Read the candidate regions with the second reader and put the arbitrated answer first in `result.plates`."""
     reader = reader or get_reader()
