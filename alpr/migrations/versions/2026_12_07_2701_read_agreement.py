@@ -5,7 +5,7 @@ reading), "one" (they differed, or only one read a plate), "none" (they differed
 recognition did not read the plate (the car's or an agent's own reading). Nullable, no default: old reads stay NULL.
 
 Revision ID: 2701
-Revises: 3001
+Revises: 3011
 Create Date: 2026-12-07
 """
 
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "2701"
-down_revision: str | None = "3001"
+down_revision: str | None = "3011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
