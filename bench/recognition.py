@@ -5,6 +5,7 @@
   and each request's time split into OCR (the server's own `timings_ms.total`) and the rest (waiting in the
   service's queue for a worker, plus HTTP), as p50/p95. This machine has 2 cores and other work on it: the load
   average is reported beside the figures (CPU per photo is `alpr eval-ocr`'s).
+- `second_reader`: photos/s and server CPU per photo with and without the second, plate-specific reader (issue 27).
 """
 
 from __future__ import annotations
@@ -38,7 +39,9 @@ def _photos() -> list[tuple[str, bytes]]:
 SETTINGS = [(2, 1, False), (2, 2, True), (2, 2, False), (1, 2, False), (1, 1, False)]
 
 
-def cpu_per_photo(rounds: int = 2, concurrency: int = 4) -> dict[str, Any]:
+def cpu_per_photo(
+    rounds: int = 2, concurrency: int = 4, settings: list[tuple[int, int, bool]] | None = None, second: bool = True
+) -> dict[str, Any]:
     """Server CPU per photo (user + system of the service process, from /proc) for each thread setting, with
     `concurrency` photos in flight, as ingest's worker sends them. CPU, not wall time: it does not depend on what
     else shares the machine's cores, spin-waiting excepted (which is what it measures)."""
@@ -54,7 +57,7 @@ def cpu_per_photo(rounds: int = 2, concurrency: int = 4) -> dict[str, Any]:
         token = sign_token(key, subject="bench", audience="alpr", issuer="alpr-access", ttl_s=3600,
                            claims={"roles": ["service"]})  # fmt: skip
         headers = {"Authorization": f"Bearer {token}"}
-        for workers, threads, spin in SETTINGS:
+        for workers, threads, spin in settings or SETTINGS:
             env = {
                 "ALPR_DATABASE_URL": url,
                 "ALPR_DATA_DIR": data_dir,
@@ -62,6 +65,7 @@ def cpu_per_photo(rounds: int = 2, concurrency: int = 4) -> dict[str, Any]:
                 "ALPR_RECOGNITION_WORKERS": str(workers),
                 "ALPR_RECOGNITION_INTRA_OP_THREADS": str(threads),
                 "ALPR_RECOGNITION_SPIN": str(spin).lower(),
+                "ALPR_RECOGNITION_SECOND_READER": str(second).lower(),
             }
             before_children = {p.pid for p in psutil.Process().children()}
             with serve("recognition", env) as base:
@@ -93,6 +97,7 @@ def cpu_per_photo(rounds: int = 2, concurrency: int = 4) -> dict[str, Any]:
                 "photos": ok,
                 "cpu_ms_per_photo": round(cpu / max(ok, 1) * 1000, 1),
                 "wall_ms_per_photo": round(wall / max(ok, 1) * 1000, 1),
+                "photos_per_s": round(ok / max(wall, 1e-9), 2),
                 "load_average_1m": round(load0, 2),
             }
     return {"concurrency": concurrency, "settings": out, "target_cpu_ms_per_photo": 150}
@@ -202,4 +207,9 @@ def run(rounds: int = 3) -> dict[str, Any]:
                     out.update(_one_at_a_time(base, token, photos, rounds))
                 out[f"workers_{workers}"] = _throughput(base, token, photos, workers, rounds)
     out["cpu_per_photo"] = cpu_per_photo()
+    # The second reader's cost (issue 27): the default setting with and without it, one after the other.
+    out["second_reader"] = {
+        name: cpu_per_photo(rounds=3, settings=[SETTINGS[0]], second=second)["settings"]
+        for name, second in (("with", True), ("without", False))
+    }
     return out

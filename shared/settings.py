@@ -218,6 +218,10 @@ class Settings(BaseSettings):
     recognition_max_batch: int = Field(default=16, ge=1)
     # Text-detection passes (longest side, px), coarse to fine; (960, 1600) reads better and costs ~40 % more.
     recognition_detect_sides: tuple[int, ...] = (640, 1024)
+    # The second, plate-specific reader (issue 27) and its weights (unset: the copy shipped in the repository, checked
+    # by SHA-256 at start-up: a file whose sum differs refuses to start the service).
+    recognition_second_reader: bool = True
+    recognition_second_reader_weights: Path | None = None
 
     # The audit chain's secret (keyed seals, signed checkpoints): a file outside the database, made on first run.
     # Unset: `<keys folder>/audit-chain.key`. Back it up apart from the database: without it nothing can be checked.

@@ -42,6 +42,13 @@ STAGES = {
     "fine-unsettled": {"fine_pass": "unsettled"},
     "lookalike": {"lookalike": 0.5},  # full + look-alike letters among the alternatives (measured, not adopted)
     "plate_head": {"plate_head": True},  # full + our plate head's scores mixed in at head_weight
+    # Issue 27: the first reader alone, and hand-tuned steps re-measured with the second reader in place.
+    "one-reader": {"second": False},
+    "no-number-line": {"number_line": False},
+    "refine-1": {"refine": 1},
+    "no-refine": {"refine": 0},
+    "no-fallback-2": {"locate_fallback": False},
+    "regions-3": {"second_regions": 3},
 }
 
 

@@ -17,12 +17,14 @@ from services.ingest.service import (
     IngestContext,
     add_hit_events,
     add_notice,
+    alternatives_for,
     apply_recognition,
     close_expired_shifts,
     delete_quietly,
     match,
     protected_plates,
     recognize,
+    with_agreement,
 )
 from services.ingest.writer import READS
 from shared import plates
@@ -128,6 +130,7 @@ class Worker:
                         state=row["state"],
                         plate_source=row["plate_source"],
                         car_plate=row["car_plate"],
+                        agreement=row.get("agreement"),
                         recognition_pending=row["recognition_pending"],
                         match_pending=row["match_pending"],
                         list_version=row["list_version"],
@@ -174,6 +177,7 @@ class Worker:
                 raise
             apply_recognition(row, found)
             row["recognition_pending"] = False
+            row["candidate"] = found
         if await protected_plates(ctx, (row["plate"], row["car_plate"]), row["agency"] or ""):
             row["protected"] = True  # Safe at Home: destroyed now, never matched (Minn. Stat. 13.824 subd. 3(c))
             return
@@ -185,9 +189,11 @@ class Worker:
                 return
             if "hotlist" in down:
                 raise CallFailed(down["hotlist"])
-            alternatives = [row["car_plate"]] if row["car_plate"] else []
+            # Recognition's alternatives (both readers', issue 27) when it read the photo in this round.
+            alternatives = alternatives_for(row.pop("candidate", None), row["car_plate"], row["plate"])
             try:
                 row["hits"], row["covert"] = await match(ctx, row, alternatives)
+                with_agreement(row["hits"], row)
             except CallFailed as exc:
                 down["hotlist"] = str(exc)
                 raise

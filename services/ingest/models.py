@@ -100,6 +100,9 @@ class Read(SQLModel, table=True):
     state: str | None = None
     plate_source: str | None = None  # "car" | "recognition"
     car_plate: str | None = None  # the car's own reading, kept beside ours when recognition ran as a second read
+    # Recognition's two readers on the stored reading: "both" agreed, "one", "none" (docs/recognition-27.md); NULL
+    # when recognition did not read it.
+    agreement: str | None = None
     image_key: str | None = None
     crop_key: str | None = None
     recognition_pending: bool = Field(default=False, sa_column=Column(Boolean, nullable=False))

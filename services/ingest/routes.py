@@ -564,7 +564,8 @@ async def internal_hits(body: HitsIn, principal: Service, ctx: Ctx, session: Ses
         if read is None:
             unknown.append(hit.read_id)
             continue
-        added = await service.add_hit_events(session, [hit.model_dump()], read)
+        # The stored read's agreement (recognition's two readers) travels with its late hits too.
+        added = await service.add_hit_events(session, [{**hit.model_dump(), "agreement": read.get("agreement")}], read)
         if hit.covert:
             covert += 1
             to_owner += added

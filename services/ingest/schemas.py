@@ -124,6 +124,9 @@ class ReadResult(BaseModel):
     state: str | None
     plate_confidence: float | None
     plate_source: str | None
+    agreement: str | None = Field(
+        default=None, description="recognition's two readers: both agreed, one, none; null when it did not read it"
+    )
     image_key: str | None
     crop_key: str | None
     hits: list[dict[str, Any]]

@@ -249,6 +249,7 @@ def result_of(row: dict[str, Any], *, duplicate: bool) -> ReadResult:
         state=row["state"],
         plate_confidence=row["plate_confidence"],
         plate_source=row["plate_source"],
+        agreement=row.get("agreement"),
         image_key=row["image_key"],
         crop_key=row["crop_key"],
         hits=hits,
@@ -352,7 +353,7 @@ async def match(
     return apply_match(row, body)
 
 
-def _alternatives(candidate: dict[str, Any] | None, car_plate: str | None, plate: str | None) -> list[str]:
+def alternatives_for(candidate: dict[str, Any] | None, car_plate: str | None, plate: str | None) -> list[str]:
     alts = [plates.normalize(str(a.get("plate") or "")) for a in (candidate or {}).get("alternatives") or []]
     if car_plate:
         alts.append(car_plate)
@@ -506,6 +507,7 @@ async def _checked_and_stored(
         "state": meta.state,
         "plate_source": "car" if meta.plate else None,
         "car_plate": None,
+        "agreement": None,
         "image_key": image_key,
         "crop_key": crop_key,
         "recognition_pending": False,
@@ -547,7 +549,8 @@ async def _checked_and_stored(
             row["match_pending"] = True
         else:
             try:
-                row["hits"], covert = await match(ctx, row, _alternatives(candidate, row["car_plate"], row["plate"]))
+                row["hits"], covert = await match(ctx, row, alternatives_for(candidate, row["car_plate"], row["plate"]))
+                with_agreement(row["hits"], row)
             except CallFailed as exc:
                 row["match_pending"], row["last_error"] = True, str(exc)
     row["confusion_key"] = plates.confusion_key(row["plate"]) if row["plate"] else None
@@ -580,6 +583,14 @@ def apply_recognition(row: dict[str, Any], candidate: dict[str, Any] | None) -> 
     row["plate_confidence"] = candidate.get("confidence")
     row["state"] = candidate.get("state") or row["state"]
     row["plate_source"] = "recognition"
+    row["agreement"] = candidate.get("agreement")
+
+
+def with_agreement(hits: list[dict[str, Any]], row: dict[str, Any]) -> None:
+    """Each hit says whether recognition's two readers agreed on the reading it was matched on, so the officer's
+    screen can say "two readers agree" (or that only one read it): a hit on an agreed reading is near-certain."""
+    for hit in hits:
+        hit["agreement"] = row.get("agreement")
 
 
 # ---- stream events ------------------------------------------------------------------------------------------

@@ -71,6 +71,9 @@ class PhotoResult:
     wall_ms: float
     cpu_ms: float
     shares: list[float] = field(default_factory=list)  # each alternative's score (tuning picks by it)
+    first: str | None = None  # each reader's own best reading (issue 27), and whether the two agreed
+    second: str | None = None
+    agreement: str | None = None
 
 
 def cpu_seconds() -> float:
@@ -79,14 +82,19 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def read_photo(engine: OcrEngine, photo: Path, options: Options) -> tuple[str | None, list[str], float, float]:
+def read_photo(engine: OcrEngine, photo: Path, fold: str, expected: str, options: Options) -> PhotoResult:
     data = photo.read_bytes()
     c0, w0 = cpu_seconds(), time.perf_counter()
     reading = recognize_bytes(engine, data, options)
     wall, cpu = time.perf_counter() - w0, cpu_seconds() - c0
     best = reading.plates[0] if reading.plates else None
     alts = [a for a, _ in best.alternatives] if best else []
-    return (best.plate if best else None), alts, wall * 1000, cpu * 1000
+    result = PhotoResult(photo.name, fold, expected, best.plate if best else None, alts, wall * 1000, cpu * 1000)
+    if best is not None:
+        result.first = best.readings.get("first", best.plate) if best.readings else best.plate
+        result.second = best.readings.get("second") if best.readings else None
+        result.agreement = best.agreement
+    return result
 
 
 def _percentile(values: list[float], q: int) -> float:
@@ -117,10 +125,34 @@ def summarize(results: list[PhotoResult], hot_list: Counter[str] | None) -> dict
     out["p95_ms"] = round(_percentile([r.wall_ms for r in results], 95), 1)
     out["cpu_ms_per_photo"] = round(statistics.fmean([r.cpu_ms for r in results]) if results else 0.0, 1)
     out["cpu_p50_ms"] = round(_percentile([r.cpu_ms for r in results], 50), 1)
+    if any(r.agreement for r in results):
+        out["readers"] = readers(results)
     out["misreads"] = [
         {"file": r.file, "expected": r.expected, "read": r.read} for r in results if r.read != r.expected
     ]
     return out
+
+
+def readers(results: list[PhotoResult]) -> dict[str, Any]:
+    """Each reader alone (its own best reading), how often they agree, and how often an agreed reading is right."""
+    n = max(len(results), 1)
+
+    def alone(reads: list[str | None]) -> dict[str, float]:
+        pairs = list(zip(reads, (r.expected for r in results), strict=True))
+        return {
+            "exact": round(sum(a == e for a, e in pairs) / n, 4),
+            "within_one": round(sum(a is not None and edit_distance(a, e) <= 1 for a, e in pairs) / n, 4),
+        }
+
+    both = [r for r in results if r.agreement == "both"]
+    return {
+        "first": alone([r.first for r in results]),
+        "second": alone([r.second for r in results]),
+        "either_exact": round(sum(r.expected in (r.first, r.second) for r in results) / n, 4),
+        "agreement_rate": round(len(both) / n, 4),
+        "precision_when_both": round(sum(r.read == r.expected for r in both) / max(len(both), 1), 4),
+        "agreement": dict(Counter(r.agreement or "no_read" for r in results)),
+    }
 
 
 @dataclass
@@ -167,11 +199,11 @@ def evaluate(
         fold = fold_of(index)
         cross = with_settings(with_settings(options, tuned[other(fold)]), overrides or {})
         everything = with_settings(with_settings(options, tuned["all"]), overrides or {})
-        read, alts, wall, cpu = read_photo(engine, photo, cross)
-        result.cross.append(PhotoResult(photo.name, fold, expected, read, alts, wall, cpu))
+        read = read_photo(engine, photo, fold, expected, cross)
+        result.cross.append(read)
         if everything != cross:
-            read, alts, wall, cpu = read_photo(engine, photo, everything)
-        result.all_photos.append(PhotoResult(photo.name, fold, expected, read, alts, wall, cpu))
+            read = read_photo(engine, photo, fold, expected, everything)
+        result.all_photos.append(read)
     result.load = (result.load[0], os.getloadavg()[0])
     return result
 

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 
 from fastapi import FastAPI
 
 from services.recognition.pipeline import served_options
 from services.recognition.routes import router
+from services.recognition.second_opinion import use_reader
+from services.recognition.second_reader import WEIGHTS, PlateReader
 from services.recognition.service import OcrPool
 from shared.app import create_service_app
 from shared.settings import Settings, get_settings
@@ -19,7 +22,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        options = served_options(settings.recognition_detect_sides)
+        options = replace(served_options(settings.recognition_detect_sides), second=settings.recognition_second_reader)
+        if options.second:
+            # Built (and its weights' SHA-256 checked) before the first photo: a wrong file refuses to start.
+            use_reader(PlateReader(settings.recognition_second_reader_weights or WEIGHTS))
         pool = OcrPool(
             settings.recognition_workers,
             settings.recognition_queue,

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,6 +26,8 @@ from services.recognition.decoding import (
 )
 from services.recognition.engine import OcrEngine, TextLine
 from services.recognition.grammar import grammar
+from services.recognition.readings import PlateReading, Recognition
+from services.recognition.second_opinion import apply_second_reader
 from shared.plates import is_non_plate_text, is_plate_text, normalize, state_from_text, state_in_text
 
 
@@ -44,7 +46,10 @@ class Options:
     # its best reading is not a confident plate (docs/recognition-cpu.md: on the dev photos the finer pass changed
     # no exact read but where the coarser found nothing, and cost ~30 ms of CPU per photo elsewhere).
     fine_pass: Literal["empty", "unsettled"] = "empty"
-    refine: int = 3  # best lines read again from an upscaled crop of their own region (README: the measured gain)
+    # Best lines read again from an upscaled crop of their own region (README: the measured gain). Was 3: with the
+    # second reader in place the 2nd and 3rd refined lines changed no reading on the dev photos
+    # (docs/recognition-27.md).
+    refine: int = 1
     number_line: bool = True  # in a refined region, also read the row of character blobs alone (README)
     choose: bool = True  # order the refined readings by plate-likeness, not by the first ranking (README)
     refine_vote: bool = False  # vote over crops/enhancements inside each refined region too (README: a wash, slower)
@@ -64,6 +69,9 @@ class Options:
     locate_sure_unlisted: float = 0.97  # ... or this sure in no listed format (specialty and commercial plates)
     locate_pad: float = 0.7  # ... each row read with this margin left and right (of the characters' height)
     locate_fallback: bool = True  # ... when the detector finds no plate either, the likeliest row read, though unsure
+    second: bool = True  # the second, plate-specific reader on the candidate regions, and arbitration (issue 27)
+    second_regions: int = 6  # ... regions it reads at most (each ~3-9 ms of CPU), the first reader's plates first
+    pair_min_value: float = 0.1  # ... the least hit value of either reader's alternative sent on: tuned per fold
 
 
 TUNED = Path(__file__).parent / "data" / "tuned.json"  # written by `python -m services.recognition.tuning`
@@ -84,28 +92,6 @@ def served_options(detect_sides: tuple[int, ...]) -> Options:
     """What the service runs: the settings chosen on all labelled photos (their figure on photos not seen is the
     cross-fold one, docs/recognition-19.md)."""
     return with_settings(Options(detect_sides=detect_sides), tuned_settings()["all"])
-
-
-@dataclass
-class PlateReading:
-    plate: str
-    raw: str
-    confidence: float
-    box: list[list[float]]
-    char_confidences: list[float]
-    alternatives: list[tuple[str, float]]
-    state: str | None = None
-    state_confidence: float | None = None
-    decoded: Decoded | None = field(default=None, repr=False, compare=False)  # to decode again once the state is read
-    state_decoded: str | None = None  # the state whose formats decoded it
-
-
-@dataclass
-class Recognition:
-    width: int
-    height: int
-    plates: list[PlateReading] = field(default_factory=list)
-    timings_ms: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -250,12 +236,19 @@ def plate_likeness(text: str, confidence: float, height: float, tallest: float) 
 
 
 def _read_lines(
-    engine: OcrEngine, image: np.ndarray, max_side: int, options: Options, clock: dict[str, float]
+    engine: OcrEngine,
+    image: np.ndarray,
+    max_side: int,
+    options: Options,
+    clock: dict[str, float],
+    regions: list[np.ndarray] | None = None,
 ) -> list[_Line]:
     start = time.perf_counter()
     detected = engine.detect(image, max_side)
     clock["locate"] += time.perf_counter() - start
     candidates = _candidate_lines(detected, image, options)
+    if regions is not None:
+        regions.extend(line.quad for line, _, _ in candidates)
     crops = [imaging.crop_line(image, line.quad) for line, _, _ in candidates]
     decoded = _read(engine, crops, options)
     return [_Line(line.quad, w, h, d, d.text) for (line, w, h), d in zip(candidates, decoded, strict=True) if d.text]
@@ -290,7 +283,9 @@ def _refine(engine: OcrEngine, image: np.ndarray, line: _Line, options: Options)
     scale = max(1.0, REFINE_MIN_HEIGHT / region.shape[0])
     if scale > 1.0:
         region = imaging.upscaled(region, scale)
-    inner = replace(options, refine=0, detect_sides=(max(region.shape[:2]),), variants=options.refine_vote, locate=0)
+    inner = replace(
+        options, refine=0, detect_sides=(max(region.shape[:2]),), variants=options.refine_vote, locate=0, second=False
+    )
     found = recognize_image(engine, region, inner).plates
     if options.number_line:
         alone = _number_line_reading(engine, region, options)
@@ -388,7 +383,11 @@ def _settled(readings: list[tuple[_Line, PlateReading]]) -> bool:
 
 
 def _located(
-    engine: OcrEngine, image: np.ndarray, options: Options, clock: dict[str, float]
+    engine: OcrEngine,
+    image: np.ndarray,
+    options: Options,
+    clock: dict[str, float],
+    regions: list[np.ndarray] | None = None,
 ) -> tuple[list[PlateReading], tuple[_Line, np.ndarray] | None]:
     """The fast path: read the likeliest rows of character blobs directly and keep the readings that are sure
     plates, best first; none sends the photo to the text detector. Beside them: the likeliest plate-like row read
@@ -410,6 +409,8 @@ def _located(
         quad = row.quad(max(0.0, x0 - pad_x), min(float(width), x1 + pad_x), half, half)
         lines.append(_Line(quad, float(quad[1, 0] - quad[0, 0]), 2 * half, Decoded("", "", [], []), ""))
         boxes[id(lines[-1])] = row.quad(x0, x1, 0.5 * row.height, 0.5 * row.height)
+        if regions is not None:
+            regions.append(boxes[id(lines[-1])])
     # The likeliest rows first: most photos' plate is among them, and each row read costs ~18 ms of CPU.
     for stage in (lines[: options.locate_first], lines[options.locate_first :]):
         if not stage:
@@ -505,7 +506,7 @@ def recognize_image(engine: OcrEngine, image: np.ndarray, options: Options = Opt
     clock = {"locate": 0.0}
     unsure: tuple[_Line, np.ndarray] | None = None
     if options.locate:
-        fast, unsure = _located(engine, image, options, clock)
+        fast, unsure = _located(engine, image, options, clock, result.regions)
         if fast:
             result.plates.extend(fast)
             locate = clock["locate"]
@@ -519,7 +520,7 @@ def recognize_image(engine: OcrEngine, image: np.ndarray, options: Options = Opt
     refined: dict[int, PlateReading | None] = {}
     readings: list[tuple[_Line, PlateReading]] = []
     for pass_no, max_side in enumerate(options.detect_sides, 1):
-        lines += _read_lines(engine, image, max_side, options, clock)
+        lines += _read_lines(engine, image, max_side, options, clock, result.regions)
         last = pass_no == len(options.detect_sides)
         # With `fine_pass="empty"`, a plate-shaped line at this scale ends the search, read or misread.
         found = options.fine_pass == "empty" and any(is_plate_text(ln.text) for ln in lines)
@@ -547,13 +548,21 @@ def recognize_image(engine: OcrEngine, image: np.ndarray, options: Options = Opt
 
 
 def recognize_bytes(engine: OcrEngine, data: bytes, options: Options = Options()) -> Recognition:
+    """The photo read by the first reader (this pipeline), then, with `options.second`, by the second reader on every
+    candidate region and the two arbitrated (second_opinion.py)."""
     t0 = time.perf_counter()
     image = imaging.decode(data)
     t1 = time.perf_counter()
     result = recognize_image(engine, image, options)
+    t2 = time.perf_counter()
+    second = 0.0
+    if options.second:
+        apply_second_reader(image, result, options)
+        second = time.perf_counter() - t2
     result.timings_ms = {
         "decode": round((t1 - t0) * 1000, 1),
         **result.timings_ms,
+        "second": round(second * 1000, 1),
         "total": round((time.perf_counter() - t0) * 1000, 1),
     }
     return result

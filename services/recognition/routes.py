@@ -73,6 +73,8 @@ def _plates(result: Recognition) -> list[Plate]:
             alternatives=[{"plate": a, "confidence": c} for a, c in p.alternatives],  # type: ignore[misc]
             state=p.state,
             state_confidence=p.state_confidence,
+            agreement=p.agreement,  # type: ignore[arg-type]
+            readings=p.readings,
         )
         for p in result.plates
     ]

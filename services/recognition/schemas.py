@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, Field
 
 
@@ -21,6 +23,14 @@ class Plate(BaseModel):
     alternatives: list[Alternative]
     state: str | None = None
     state_confidence: float | None = None
+    agreement: Literal["both", "one", "none"] | None = Field(
+        default=None,
+        description="the two readers (PP-OCR and the plate-specific recognizer): both gave this reading, one did, "
+        "or none is sure of it; null when the second reader is off",
+    )
+    readings: dict[str, str | None] = Field(
+        default_factory=dict, description="each reader's own best reading: `first` (PP-OCR), `second`"
+    )
 
 
 class ImageSize(BaseModel):
@@ -32,6 +42,7 @@ class Timings(BaseModel):
     decode: float
     locate: float
     recognize: float
+    second: float = 0.0
     total: float
 
 

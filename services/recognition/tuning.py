@@ -192,7 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", type=Path, default=None, help="keep the OCR engine's answers in this file")
     args = parser.parse_args(argv)
     photos = labelled_photos(args.folder)
-    base = Options(detect_sides=tuple(int(s) for s in args.detect_sides.split(",")))
+    # The first reader alone: its settings are chosen before the second reader (tune_readers) is added to it.
+    base = Options(detect_sides=tuple(int(s) for s in args.detect_sides.split(",")), second=False)
     engine = CachedEngine(RapidOcrEngine())
     if args.cache:
         engine.load(args.cache)

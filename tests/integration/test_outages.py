@@ -181,7 +181,7 @@ async def test_reads_survive_recognition_and_hotlist_going_down_and_finish_when_
     async def finished() -> list[Any]:
         rows = await _rows(
             settings,
-            "SELECT id, plate, plate_source, recognition_pending, match_pending, hits FROM ingest.reads "
+            "SELECT id, plate, plate_source, agreement, recognition_pending, match_pending, hits FROM ingest.reads "
             "WHERE id = ANY(CAST(:ids AS uuid[])) AND NOT (recognition_pending OR match_pending)",
             ids=ids,
         )
@@ -190,12 +190,15 @@ async def test_reads_survive_recognition_and_hotlist_going_down_and_finish_when_
     rows = {str(r.id): r for r in await eventually(finished, timeout_s=60)}
     assert [rows[i].plate for i in ids] == ["KXR482", "OUT123", "PZM337", "CLR999"]
     assert [rows[i].plate_source for i in ids] == ["recognition", "car", "recognition", "car"]
+    # The worker's recognition stores the two readers' agreement too (none for the car's own readings).
+    assert [rows[i].agreement for i in ids] == ["both", None, "both", None]
 
     hits = await eventually(lambda: late_hits(2), timeout_s=30)
     assert [(e["payload"]["read"]["read_id"], e["payload"]["entry_id"]) for e in hits] == [
         (ids[1], "W800000002"),
         (ids[0], "V800000001"),
     ]
+    assert [e["payload"].get("agreement") for e in hits] == [None, "both"]
 
     # Nothing doubled: one row per read, one stored hit per (read, entry), one stream event per hit.
     counted = await _rows(

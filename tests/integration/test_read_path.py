@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from pydantic import SecretStr
 
@@ -273,3 +274,32 @@ async def test_metrics_are_served_and_parse_without_a_plate_in_them(system: Syst
     assert (await guarded.get("/metrics")).status_code == 401
     ok = await guarded.get("/metrics", headers={"Authorization": "Bearer scrape-secret"})
     assert ok.status_code == 200 and "alpr_ingest_reads_total" in ok.text
+
+
+async def test_the_two_readers_agreement_reaches_the_stored_read_and_the_hit(system: System, bca_server) -> None:  # type: ignore[no-untyped-def]
+    """Recognition's `agreement` (both readers gave the reading) is on the read's answer, on the stored read (a retry
+    answers what was stored), on the hit and on the hit the car's stream carries."""
+    bca_server.publish(extract([row("W700000011", WANTED)]))
+    await system.sync()
+    officer = system.officer()
+    assert (await officer.start()).status_code == 201
+    meta = officer.meta()
+    first = await officer.post_read(meta, photo=jpeg(plate_image(WANTED, seed=11)))
+    assert first.status_code == 200, first.text
+    body = first.json()
+    assert (body["plate"], body["agreement"]) == (WANTED, "both")
+    (hit,) = body["hits"]
+    assert hit["agreement"] == "both"
+    stored = (await officer.post_read(meta, photo=jpeg(plate_image(WANTED, seed=11)))).json()
+    assert stored["duplicate"] is True and stored["agreement"] == "both"
+    assert stored["hits"][0]["agreement"] == "both"
+
+    async def hit_events() -> list[dict[str, Any]]:
+        return [e for e in await system.events(officer) if e["kind"] == "hit"]
+
+    (event,) = await eventually(hit_events)
+    assert (event["payload"]["hit_id"], event["payload"]["agreement"]) == (hit["hit_id"], "both")
+
+    # The car's own reading (no recognition): no agreement to report.
+    car = await officer.post_read(officer.meta(plate="PZM337", state="MN"))
+    assert car.status_code == 200 and car.json()["agreement"] is None

@@ -67,7 +67,11 @@ def test_each_fold_is_read_with_what_was_tuned_on_the_other(tmp_path: Path) -> N
         cv2.imwrite(str(tmp_path / f"{name}.jpg"), plate_image(text))
         (tmp_path / f"{name}.txt").write_text(f"{name}.jpg 10 10 100 50 {text}\n")
     # Fold A's choice (no alternatives) must read fold B's photo, and fold B's (up to 8) fold A's.
-    tuned = {"A": {"alternatives": 0}, "B": {"alternatives": 8, "min_share": 0.0}, "all": {"alternatives": 0}}
+    tuned = {
+        "A": {"alternatives": 0},
+        "B": {"alternatives": 8, "min_share": 0.0, "pair_min_value": 0.0},
+        "all": {"alternatives": 0},
+    }
     result = evaluate(get_engine(), tmp_path, Options(), tuned=tuned)
     by_file = {r.file: r for r in result.cross}
     assert by_file["a.jpg"].fold == "A" and by_file["a.jpg"].alternatives
