@@ -18,6 +18,7 @@ COMMAND_MODULES = [
     "alpr.commands.hotlist",
     "alpr.commands.recognition",
     "alpr.commands.agents",
+    "alpr.commands.agencies",
     "alpr.commands.retention",
 ]
 

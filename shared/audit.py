@@ -78,6 +78,7 @@ async def record(
     action: str,
     principal: Principal | None = None,
     actor: str | None = None,
+    agency: str | None = None,
     object_type: str | None = None,
     object_ids: list[str] | None = None,
     case_number: str | None = None,
@@ -103,7 +104,7 @@ async def record(
         action=action,
         actor=principal.subject if principal else actor,
         actor_roles=sorted(principal.roles) if principal else [],
-        agency=principal.agency if principal else None,
+        agency=principal.agency if principal else agency,  # `agency`: a host command's (no principal)
         object_type=object_type,
         object_ids=[strip_control(str(o)) for o in object_ids or []],
         case_number=strip_control(case_number) if case_number else case_number,

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.ingest.agents.routes import Intake
 from services.ingest.deps import Ctx
@@ -63,6 +64,43 @@ def _own(principal: Principal, agency: str) -> None:
         raise NotFound(f"no agency {agency} administered by you")
 
 
+async def start_suspension(
+    session: AsyncSession, agency: str, order_reference: str, reason: str, by: str
+) -> tuple[Suspension, list[str]]:
+    """Record the order and end the agency's open shifts, in the caller's transaction (the API and `alpr agencies
+    suspend` both call it; each audits in the same transaction). Returns the suspension and the units stopped."""
+    if await _active(session, agency, lock=False) is not None:
+        raise Conflict(f"agency {agency}'s collection is already suspended")
+    now = datetime.now(UTC)
+    s = Suspension(agency=agency, order_reference=order_reference, reason=reason, suspended_by=by, suspended_at=now)
+    session.add(s)
+    ended = (
+        await session.execute(
+            update(Shift)
+            .where(Shift.agency.is_not_distinct_from(agency), Shift.ended_at.is_(None))  # type: ignore[union-attr]
+            .values(ended_at=now, end_reason="suspended")
+            .returning(Shift.unit)
+        )
+    ).all()
+    await session.flush()
+    return s, [u for (u,) in ended]
+
+
+async def lift_suspension(session: AsyncSession, agency: str, reason: str, by: str) -> Suspension:
+    """Lift the suspension in force, in the caller's transaction (the API and `alpr agencies resume`)."""
+    s = await _active(session, agency, lock=True)
+    if s is None:
+        raise Conflict(f"agency {agency}'s collection is not suspended")
+    s.lifted_at, s.lifted_by, s.lift_reason = datetime.now(UTC), by, reason
+    await session.flush()
+    return s
+
+
+async def _active(session: AsyncSession, agency: str, *, lock: bool) -> Suspension | None:
+    q = select(Suspension).where(Suspension.agency == agency, Suspension.lifted_at.is_(None))  # type: ignore[arg-type,union-attr]
+    return (await session.execute(q.with_for_update() if lock else q)).scalar_one_or_none()
+
+
 @router.post(
     "/v1/agencies/{agency}/suspension",
     status_code=201,
@@ -74,29 +112,13 @@ async def suspend(
     session: SessionDep,
 ) -> SuspensionOut:  # fmt: skip
     _own(principal, agency)
-    if await in_force(ctx.engine, agency):
-        raise Conflict(f"agency {agency}'s collection is already suspended")
-    now = datetime.now(UTC)
-    s = Suspension(
-        agency=agency, order_reference=body.order_reference, reason=body.reason, suspended_by=principal.subject,
-        suspended_at=now,
-    )  # fmt: skip
-    session.add(s)
-    ended = (
-        await session.execute(
-            update(Shift)
-            .where(Shift.agency.is_not_distinct_from(agency), Shift.ended_at.is_(None))  # type: ignore[union-attr]
-            .values(ended_at=now, end_reason="suspended")
-            .returning(Shift.unit)
-        )
-    ).all()
-    await session.flush()
+    s, ended = await start_suspension(session, agency, body.order_reference, body.reason, principal.subject)
     await scope.audit(
         session, service="ingest", action="agency.suspend", object_type="agency", object_ids=[agency],
         source_ip=client_ip(request), details={"order_reference": body.order_reference, "shifts_ended": len(ended)},
     )  # fmt: skip
     await session.commit()  # before the registry and the shift cache are read again
-    for (unit,) in ended:
+    for unit in ended:
         ctx.forget_unit(unit, agency)
     await intake.registry.invalidate()
     return _out(s, len(ended))
@@ -110,15 +132,7 @@ async def lift(
     agency: str, body: LiftIn, request: Request, principal: Admin, scope: Scoped, intake: Intake, session: SessionDep
 ) -> SuspensionOut:
     _own(principal, agency)
-    s = (
-        await session.execute(
-            select(Suspension).where(Suspension.agency == agency, Suspension.lifted_at.is_(None)).with_for_update()  # type: ignore[arg-type,union-attr]
-        )
-    ).scalar_one_or_none()
-    if s is None:
-        raise Conflict(f"agency {agency}'s collection is not suspended")
-    s.lifted_at, s.lifted_by, s.lift_reason = datetime.now(UTC), principal.subject, body.reason
-    await session.flush()
+    s = await lift_suspension(session, agency, body.reason, principal.subject)
     await scope.audit(
         session, service="ingest", action="agency.suspension_lift", object_type="agency", object_ids=[agency],
         source_ip=client_ip(request), details={"order_reference": s.order_reference, "reason": body.reason},
