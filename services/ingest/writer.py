@@ -235,8 +235,22 @@ def _insert_sql(names: tuple[str, ...]) -> str:
         f"ins AS (INSERT INTO ingest.reads ({', '.join(names)}) SELECT {picked} "
         f"FROM unnest({arrays}, CAST(:must_be_open AS BOOLEAN[])) AS t({', '.join(names)}, must_be_open) "
         "WHERE NOT t.must_be_open OR t.shift_id IN (SELECT id FROM open) "
-        "ON CONFLICT DO NOTHING RETURNING id, captured_at) "
+        "ON CONFLICT DO NOTHING RETURNING id, captured_at, agency), "
+        # 13.824 subd. 7(b), data entered: per agency, one chained audit entry naming the reads this statement
+        # stored, their count and Merkle root (shared/merkle.py proves a read's place), committed with them.
+        f"aud AS ({audit_reads_stored('ingest.writer')}) "
         "SELECT true AS inserted, id, captured_at FROM ins UNION ALL SELECT false, id, NULL FROM open"
+    )
+
+
+def audit_reads_stored(actor: str) -> str:
+    """The audit entry per agency of one group commit (or one agents' import round) for the reads of the CTE `ins`
+    (id, agency): their ids, count and Merkle root (audit.merkle_root, the tree of shared/merkle.py)."""
+    return (
+        "INSERT INTO audit.audit_log (id, service, actor, actor_roles, agency, action, object_type, object_ids, "
+        f"outcome, record_count, details) SELECT gen_random_uuid(), 'ingest', '{actor}', '{{}}', agency, "
+        "'reads.store', 'read', array_agg(id::text ORDER BY id::text), 'ok', count(*), "
+        "jsonb_build_object('merkle_root', audit.merkle_root(array_agg(id::text))) FROM ins GROUP BY agency"
     )
 
 

@@ -46,7 +46,7 @@ from services.ingest.agents.rows import (
 )
 from services.ingest.protected import protected_pairs
 from services.ingest.service import IngestContext, delete_quietly
-from services.ingest.writer import capture_day
+from services.ingest.writer import audit_reads_stored, capture_day
 from shared.health import LoopHealth
 
 __all__ = [
@@ -163,6 +163,16 @@ class AgentImporter(RowStage, MatchStage):
                 await self._flush_new(conn, batch)
                 await self._flush_activity(conn, batch)
                 await self._flush_drops(conn, batch)
+                if batch.inserted:
+                    # 13.824 subd. 7(b): the round's reads in the audit trail, per agency, committed with them.
+                    await conn.execute(
+                        text(
+                            "WITH ins AS (SELECT r.id, r.agency FROM ingest.reads r JOIN unnest(CAST(:ids AS UUID[]), "
+                            "CAST(:at AS TIMESTAMPTZ[])) AS t(id, at) ON r.id = t.id AND r.captured_at = t.at) "
+                            + audit_reads_stored("ingest.agent_import")
+                        ),
+                        {"ids": [i for i, _ in batch.inserted], "at": [a for _, a in batch.inserted]},
+                    )
             moved = [s for s in segments if s.end > offsets.get(s.name, 0)]
             if moved:
                 await conn.execute(

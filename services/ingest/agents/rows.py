@@ -73,6 +73,9 @@ class _Batch:
     known: dict[tuple[uuid.UUID, str], _Key] | None = None
     protected_plates: set[tuple[str, str]] = field(default_factory=set)  # (plate, recording agency)
     new: list[_NewRead] = field(default_factory=list)
+    # (id, captured_at) of the reads inserted this round, for its audit entry (a savepoint rolled back may leave one
+    # here: the entry takes those found in ingest.reads at the end of the round).
+    inserted: list[tuple[uuid.UUID, datetime]] = field(default_factory=list)
 
 
 class _Key(NamedTuple):
@@ -127,6 +130,7 @@ class RowStage:
                 await self._insert_alone(conn, n, batch)
             return
         batch.stored += len(stored)
+        batch.inserted += [(n.row["id"], n.row["captured_at"]) for n in new if n.row["id"] in stored]
         batch.duplicates += len(new) - len(stored)  # stored by an earlier import whose offset was lost
 
     async def _insert_alone(self, conn: AsyncConnection, n: _NewRead, batch: _Batch) -> None:
@@ -139,6 +143,7 @@ class RowStage:
                     batch.duplicates += 1
                 else:
                     batch.stored += 1
+                    batch.inserted.append((n.row["id"], n.row["captured_at"]))
                     await conn.execute(insert(AGENT_READS).values(n.agent_read).on_conflict_do_nothing())
                     await self._hit_events(conn, [n], batch)
                 await self._add_keys(conn, n.agent.id, n.keys, n.row["id"], n.row["captured_at"])
@@ -303,6 +308,7 @@ class RowStage:
                 batch.duplicates += 1  # stored by an earlier import whose offset was lost
             else:
                 batch.stored += 1
+                batch.inserted.append((read_id, captured))
                 await conn.execute(insert(AGENT_READS).values(agent_read).on_conflict_do_nothing())
             await self._add_keys(conn, agent.id, pr.keys, read_id, captured, batch)
             return
