@@ -36,6 +36,7 @@ from services.hotlist.schemas import (
     VerificationOut,
     VersionOut,
 )
+from shared import audit
 from shared.auth import Principal
 from shared.errors import Conflict, Gone, NotFound, Unprocessable
 from shared.scoping import Scope
@@ -197,6 +198,14 @@ async def _store_hits(session: AsyncSession, hits: list[dict[str, Any]]) -> None
     )
     stored = set((await session.execute(stmt)).scalars())
     metrics.count_new_hits(hits, stored)
+    for h in hits:
+        if h["id"] in stored:  # 13.824 subd. 7(b): each hit raised, once (a retried match raises nothing new)
+            await audit.record(
+                session, service="hotlist", action="hit.raise", actor="hotlist.match", agency=h["custodian"] or None,
+                object_type="hit", object_ids=[str(h["id"])],
+                details={"read_id": str(h["read_id"]), "list_name": h["list_name"], "category": h["category"],
+                         "unit": h.get("unit"), "covert": bool(h.get("covert"))},
+            )  # fmt: skip
     if len(stored) < len(hits):
         again = list({h["read_id"] for h in hits if h["id"] not in stored})
         rows = await session.execute(

@@ -23,6 +23,7 @@ from starlette.types import Scope as AsgiScope
 from services.ingest import metrics, service
 from services.ingest import search as search_logic
 from services.ingest.agents.importer import dispatch_unit
+from services.ingest.deliveries import audit_hits_delivered
 from services.ingest.deps import AgencyReader, Ctx, Officer, Overseer, Service, ShiftReader, StreamReader, get_ctx
 from services.ingest.images import CheckedImage, check_image
 from services.ingest.models import Shift
@@ -393,6 +394,7 @@ async def poll_events(
     events = await service.events_since(
         session, unit, access.agency, since, limit, not_before=access.floor, shift_id=access.shift_id
     )
+    await audit_hits_delivered(session, scope, events, via="poll", source_ip=client_ip(request))
     return StreamPage(events=[_event_out(e) for e in events], last_id=events[-1].id if events else since)
 
 
@@ -486,6 +488,10 @@ async def stream(
                     return
                 data = _event_out(e).model_dump_json()
                 yield f"id: {e.id}\nevent: {e.kind}\ndata: {data}\n\n"
+                if e.kind == "hit":  # sent: its audit entry (hits are rare; hot-list notices are not entries)
+                    async with ctx.sessionmaker() as session:
+                        await audit_hits_delivered(session, scope, [e], via="stream", source_ip=client_ip(request))
+                        await session.commit()
                 last, sent = e.id, sent + 1
                 if max_events is not None and sent >= max_events:
                     return

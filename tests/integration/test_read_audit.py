@@ -14,9 +14,10 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from shared import merkle
 from shared.audit import verify_chain
+from tests.hotlist.bca import extract, row
 from tests.ingest.agents_support import drain, now_ms, post, register, results_body, rows
 from tests.integration.conftest import System
-from tests.security.test_two_agencies import officer, person
+from tests.security.test_two_agencies import audit_rows, officer, person
 
 _TAG = uuid.uuid4().hex[:5].upper()
 A, B = f"MNRA{_TAG}", f"MNRB{_TAG}"
@@ -105,3 +106,33 @@ async def test_an_agents_import_round_is_one_entry_per_agency_proving_its_reads(
             assert list(actors) == ["ingest.agent_import"] and len(seqs) < len(stored)
     finally:
         await engine.dispose()
+
+
+async def test_each_hit_raised_and_each_hit_delivered_is_an_entry_under_its_agency(
+    system: System,
+    bca_server,  # type: ignore[no-untyped-def]
+) -> None:
+    plate = f"Q{_TAG}"
+    bca_server.publish(extract([row(f"V{uuid.uuid4().int % 10**9:09d}", plate)]))
+    await system.sync()
+    car_a, car_b = officer(system, A, "CAR-H1"), officer(system, B, "CAR-H1")
+    assert (await car_a.start()).status_code == 201 and (await car_b.start()).status_code == 201
+    live = asyncio.create_task(
+        car_a.client.get(f"/v1/units/{car_a.unit}/stream", params={"max_events": 1}, headers=car_a.headers)
+    )
+    await asyncio.sleep(0.3)  # A's stream is open (new events only) before the read is posted
+    meta_a = car_a.meta(plate=plate, state="MN")
+    (hit_a,) = (await car_a.post_read(meta_a)).json()["hits"]
+    assert (await car_a.post_read(meta_a)).json()["duplicate"] is True  # a retried read raises no second hit
+    (hit_b,) = (await car_b.post_read(car_b.meta(plate=plate, state="MN"))).json()["hits"]
+    assert hit_a["hit_id"] in (await asyncio.wait_for(live, 10)).text  # delivered on A's stream
+    assert [e["payload"]["hit_id"] for e in await system.events(car_b) if e["kind"] == "hit"] == [hit_b["hit_id"]]
+
+    raised = {r["object_ids"][0]: r for r in await audit_rows(system, "hit.raise") if r["agency"] in (A, B)}
+    assert {h: r["agency"] for h, r in raised.items()} == {hit_a["hit_id"]: A, hit_b["hit_id"]: B}
+    assert raised[hit_a["hit_id"]]["details"]["read_id"] and raised[hit_a["hit_id"]]["actor"] == "hotlist.match"
+    delivered = [r for r in await audit_rows(system, "hit.deliver") if r["agency"] in (A, B)]
+    assert sorted((r["agency"], r["object_ids"][0], r["details"]["via"]) for r in delivered) == sorted(
+        [(A, hit_a["hit_id"], "stream"), (B, hit_b["hit_id"], "poll")]
+    )
+    assert all(r["actor"].startswith(f"officer-{r['agency']}-") for r in delivered)  # the officer it reached
