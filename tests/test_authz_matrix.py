@@ -129,7 +129,7 @@ MATRIX: dict[str, dict[tuple[str, str], frozenset[str]]] = {
         ("GET", "/v1/lists/{name}/entries"): frozenset({"supervisor", "admin"}),
         ("DELETE", "/v1/lists/{name}/entries/{entry_id}"): frozenset({"supervisor", "admin"}),
         ("GET", "/v1/hits/pending"): frozenset({"supervisor", "admin"}),
-        ("GET", "/v1/hits/{hit_id}"): frozenset({"officer", "supervisor", "auditor", "admin"}),
+        ("GET", "/v1/hits/{hit_id}"): frozenset({"officer", "supervisor", "admin"}),
         ("POST", "/v1/hits/{hit_id}/verification"): frozenset({"officer", "supervisor"}),
         ("POST", "/v1/hits/{hit_id}/dispositions"): frozenset({"officer", "supervisor"}),
         ("POST", "/v1/hit-holds"): frozenset({"supervisor"}),

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.hotlist.ingest_client import IngestClient
 from services.hotlist.matching import Matcher
 from services.hotlist.service import Distribution, Sessions
-from shared.auth import ADMIN, AUDITOR, OFFICER, SERVICE, SUPERVISOR, Principal, require_roles
+from shared.auth import ADMIN, OFFICER, SERVICE, SUPERVISOR, Principal, require_roles
 from shared.errors import Unavailable
 from shared.settings import Settings
 
@@ -60,6 +60,7 @@ MATCHING_ROLES = (SERVICE, ADMIN)
 Matching = Annotated[Principal, Depends(require_roles(*MATCHING_ROLES))]
 Cars = Annotated[Principal, Depends(require_roles(OFFICER, SUPERVISOR, SERVICE, ADMIN))]
 Officers = Annotated[Principal, Depends(require_roles(OFFICER, SUPERVISOR))]
-HitReaders = Annotated[Principal, Depends(require_roles(OFFICER, SUPERVISOR, AUDITOR, ADMIN))]
+# Admins: the covert hits of their own lists only (routes._may_open); auditors read the audit trail, not hits.
+HitReaders = Annotated[Principal, Depends(require_roles(OFFICER, SUPERVISOR, ADMIN))]
 Supervisors = Annotated[Principal, Depends(require_roles(SUPERVISOR, ADMIN))]
 Admins = Annotated[Principal, Depends(require_roles(ADMIN))]

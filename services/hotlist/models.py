@@ -146,6 +146,7 @@ class Hit(SQLModel, table=True):
     # The agency whose record this is: the read's agency, or for a covert hit the list owner's (only it sees it).
     custodian: str = Field(default="", sa_column=Column(Text, nullable=False, server_default="", index=True))
     unit: str | None = None
+    officer: str | None = None  # the unit's officer when the read was taken (token subject): the hit opens for them
     captured_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
     created_at: datetime | None = _ts(index=True)
 

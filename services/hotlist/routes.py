@@ -53,7 +53,7 @@ from services.hotlist.schemas import (
 )
 from services.hotlist.sync import SyncFailed, sync_once
 from shared.audit import client_ip, record
-from shared.auth import ADMIN, Principal, authenticated
+from shared.auth import ADMIN, OFFICER, SUPERVISOR, Principal, authenticated
 from shared.auth import SERVICE as SERVICE_ROLE
 from shared.bounds import INT64_MAX
 from shared.db import SessionDep
@@ -380,6 +380,19 @@ def _may_see(principal: Principal, hit: Hit) -> None:
         raise Forbidden("covert hit: for the list owner only")
 
 
+def _may_open(principal: Principal, hit: Hit) -> None:
+    # 13.824 subd. 7(a): a hit's details (the read's plate, place and time) open for the unit's officer, the agency's
+    # supervisors (and, covert, the list owner's admins), and otherwise only through a grant (POST /v1/reads/search).
+    if principal.has_role(SUPERVISOR) or (hit.covert and principal.has_role(ADMIN)):
+        return
+    if principal.has_role(OFFICER) and hit.officer is not None and hit.officer == principal.subject:
+        return
+    raise Forbidden(
+        "a hit opens for the unit's officer and the agency's supervisors; others search under a grant "
+        "(POST /v1/reads/search)"
+    )
+
+
 @router.get("/v1/hits/pending", response_model=PendingHits, summary="Hits still without a disposition (supervisors)")
 async def pending(
     request: Request,
@@ -413,6 +426,7 @@ async def get_hit(
 ) -> HitDetail:
     hit = await service.get_hit(session, scope, hit_id)
     _may_see(principal, hit)
+    _may_open(principal, hit)
     await record(
         session,
         service=SERVICE,

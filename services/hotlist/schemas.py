@@ -28,6 +28,7 @@ class MatchRequest(CleanInput):
     alternatives: list[str] = Field(default_factory=list, max_length=10)
     agency: str | None = None
     unit: str | None = None
+    officer: str | None = Field(default=None, max_length=200, description="the unit's officer (token subject)")
     captured_at: datetime
 
     _norm_plate = field_validator("plate")(classmethod(lambda cls, v: _plate(v)))

@@ -114,6 +114,7 @@ def find_hits(
         "agency": req.agency,
         "custodian": req.agency or "",  # the read's agency (an agency list matches its own agency's reads only)
         "unit": req.unit,
+        "officer": req.officer,
         "captured_at": req.captured_at,
     }
     if snap is not None:

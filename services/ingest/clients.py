@@ -117,8 +117,9 @@ def match_payload(
     agency: str | None,
     unit: str,
     captured_at: datetime,
+    officer: str | None = None,
 ) -> dict[str, Any]:
-    return {
+    payload = {
         "read_id": read_id,
         "plate": plate,
         "state": state,
@@ -127,6 +128,9 @@ def match_payload(
         "unit": unit,
         "captured_at": captured_at.isoformat(),
     }
+    if officer:  # the officer of the unit's shift: the one officer a hit opens for (besides supervisors, grants)
+        payload["officer"] = officer
+    return payload
 
 
 class HotlistClient(_Client):

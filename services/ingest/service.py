@@ -319,7 +319,7 @@ async def recognize(ctx: IngestContext, image: bytes, content_type: str) -> dict
     return None
 
 
-def payload_of(row: dict[str, Any], alternatives: list[str]) -> dict[str, Any]:
+def payload_of(row: dict[str, Any], alternatives: list[str], officer: str | None = None) -> dict[str, Any]:
     """What hotlist is asked about a read (its stored row and the other readings)."""
     return match_payload(
         read_id=str(row["id"]),
@@ -329,6 +329,7 @@ def payload_of(row: dict[str, Any], alternatives: list[str]) -> dict[str, Any]:
         agency=row["agency"] or None,
         unit=row["unit"],
         captured_at=row["captured_at"],
+        officer=officer,
     )
 
 
@@ -341,11 +342,11 @@ def apply_match(row: dict[str, Any], body: dict[str, Any]) -> tuple[list[dict[st
 
 
 async def match(
-    ctx: IngestContext, row: dict[str, Any], alternatives: list[str]
+    ctx: IngestContext, row: dict[str, Any], alternatives: list[str], officer: str | None = None
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The hits for the car, and the covert hits. Raises CallFailed."""
+    """The hits for the car, and the covert hits; `officer`: the shift's, carried on the hit. Raises CallFailed."""
     assert ctx.hotlist is not None
-    payload = payload_of(row, alternatives)
+    payload = payload_of(row, alternatives, officer)
     if ctx.matches is not None:
         body = await ctx.matches.call(payload)
     else:
@@ -549,7 +550,9 @@ async def _checked_and_stored(
             row["match_pending"] = True
         else:
             try:
-                row["hits"], covert = await match(ctx, row, alternatives_for(candidate, row["car_plate"], row["plate"]))
+                row["hits"], covert = await match(
+                    ctx, row, alternatives_for(candidate, row["car_plate"], row["plate"]), shift.officer
+                )
                 with_agreement(row["hits"], row)
             except CallFailed as exc:
                 row["match_pending"], row["last_error"] = True, str(exc)

@@ -104,7 +104,10 @@ async def test_verification_and_disposition_workflow(hl_settings: Settings, bca:
         )
         assert twice.status_code == 409
 
-        detail = (await client.get(f"/v1/hits/{hit_id}", headers=officer)).json()
+        # Not the unit's officer (the match named none): the agency's supervisor opens it.
+        assert (await client.get(f"/v1/hits/{hit_id}", headers=officer)).status_code == 403
+        supervisor = tokens("supervisor", agency="MN0271200")
+        detail = (await client.get(f"/v1/hits/{hit_id}", headers=supervisor)).json()
         assert [v["checked_version"] for v in detail["verifications"]] == [v1, v2, v2]
         assert [(d["action"], d["corrects"]) for d in detail["dispositions"]] == [
             ("no_action", None),

@@ -16,7 +16,7 @@ from shared import merkle
 from shared.audit import verify_chain
 from tests.hotlist.bca import extract, row
 from tests.ingest.agents_support import drain, now_ms, post, register, results_body, rows
-from tests.integration.conftest import System
+from tests.integration.conftest import System, eventually
 from tests.security.test_two_agencies import audit_rows, officer, person
 
 _TAG = uuid.uuid4().hex[:5].upper()
@@ -114,9 +114,14 @@ async def test_each_hit_raised_and_each_hit_delivered_is_an_entry_under_its_agen
 ) -> None:
     plate = f"Q{_TAG}"
     bca_server.publish(extract([row(f"V{uuid.uuid4().int % 10**9:09d}", plate)]))
-    await system.sync()
+    version = await system.sync()
     car_a, car_b = officer(system, A, "CAR-H1"), officer(system, B, "CAR-H1")
     assert (await car_a.start()).status_code == 201 and (await car_b.start()).status_code == 201
+
+    async def announced() -> bool:  # the list's notice is out first, so A's stream's next event is the hit
+        return any(e["payload"].get("version") == version for e in await system.events(car_a))
+
+    await eventually(announced)
     live = asyncio.create_task(
         car_a.client.get(f"/v1/units/{car_a.unit}/stream", params={"max_events": 1}, headers=car_a.headers)
     )
