@@ -3,7 +3,7 @@ agents' import round) writes in the same statement as the reads (13.824 subd. 7(
 `shared/merkle.py`, which gives and checks a read's inclusion proof.
 
 Revision ID: 2811
-Revises: 2801
+Revises: 2701
 Create Date: 2026-12-07
 """
 
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "2811"
-down_revision: str | None = "2801"
+down_revision: str | None = "2701"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
