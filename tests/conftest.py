@@ -39,6 +39,14 @@ def _data_dir_of_its_own() -> Iterator[None]:
         yield
 
 
+@pytest.fixture
+def pg_dir() -> Iterator[Path]:
+    """A folder for a PostgreSQL a test starts and stops itself. Not under pytest's basetemp: its server runs as
+    another user, and a pytest session started meanwhile resets the basetemp's root to 0700 (or prunes it)."""
+    with _private_dir("alpr-test-own-pg-") as path:
+        yield path / "pg"
+
+
 # The services' database roles in tests (the server trusts local connections; a password is set all the same).
 TEST_ROLE_PASSWORDS = {"access": "t-access", "ingest": "t-ingest", "recognition": "t-recognition", "hotlist": "t-hl"}
 

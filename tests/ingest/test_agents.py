@@ -312,7 +312,7 @@ async def test_token_never_reaches_the_access_log() -> None:
 
 
 async def test_postgres_stopped_mid_stream_loses_nothing_and_stores_each_read_once(
-    settings: Settings, make_token: TokenFactory, tmp_path: Path
+    settings: Settings, make_token: TokenFactory, tmp_path: Path, pg_dir: Path
 ) -> None:
     import asyncio
 
@@ -321,7 +321,7 @@ async def test_postgres_stopped_mid_stream_loses_nothing_and_stores_each_read_on
     from alpr.embedded import start_server
     from alpr.migrate import upgrade
 
-    server = await asyncio.to_thread(start_server, tmp_path / "pg")
+    server = await asyncio.to_thread(start_server, pg_dir)
     try:
         url = server.get_uri("postgres").replace("postgresql://", "postgresql+asyncpg://", 1)
         await asyncio.to_thread(upgrade, url)

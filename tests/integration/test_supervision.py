@@ -72,15 +72,28 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
         shutil.rmtree(pg_dir, ignore_errors=True)
 
 
-def _children(runner: psutil.Process, module: str) -> list[psutil.Process]:
-    return [p for p in runner.children(recursive=True) if any(module in part for part in p.cmdline())]
+def _children(runner: psutil.Process, module: str, *, recursive: bool = True) -> list[psutil.Process]:
+    """Live processes running `module`: a killed one the runner has not reaped yet (a zombie) is not one."""
+    found = []
+    for p in runner.children(recursive=recursive):
+        try:
+            if p.status() != psutil.STATUS_ZOMBIE and any(module in part for part in p.cmdline()):
+                found.append(p)
+        except psutil.Error:  # gone, or became a zombie while we looked
+            continue
+    return found
 
 
-def _parent(runner: psutil.Process, module: str) -> psutil.Process:
-    """The process the runner started for `module` (a uvicorn parent for ingest, whose workers are its children)."""
-    found = [p for p in runner.children() if any(module in part for part in p.cmdline())]
-    assert len(found) == 1, [p.cmdline() for p in runner.children()]
-    return found[0]
+def _parent(runner: psutil.Process, module: str, *, not_pid: int | None = None) -> psutil.Process:
+    """The process the runner started for `module` (a uvicorn parent for ingest, whose workers are its children);
+    `not_pid`: waits for the one started after that one was killed (its old workers may answer the port meanwhile)."""
+    deadline = time.monotonic() + BACK_WITHIN_S
+    while True:
+        found = _children(runner, module, recursive=False)
+        if len(found) == 1 and found[0].pid != not_pid:
+            return found[0]
+        assert time.monotonic() < deadline, [p.pid for p in found]
+        time.sleep(0.2)
 
 
 def _ready(port: int) -> int:
@@ -155,7 +168,7 @@ def test_kill_9_of_each_service_restarts_it_and_stops_no_other(system: System) -
         old = _parent(runner, f"services.{service}.main")
         orphans = old.children()
         _kill_and_watch(ports, old, lambda s=service: _ready(ports[s]) == 200, service)  # type: ignore[misc]
-        assert _parent(runner, f"services.{service}.main").pid != old.pid
+        assert _parent(runner, f"services.{service}.main", not_pid=old.pid).pid != old.pid
         # A killed uvicorn parent's workers went with it (they would hold the port).
         assert not [p for p in orphans if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
     # The importer, a process of its own: restarted too, the services answering throughout.

