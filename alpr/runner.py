@@ -21,6 +21,7 @@ from alpr.roles import prepare_database, role_passwords
 from alpr.supervisor import Spawn, Supervisor
 from shared.keys import ensure_signing_key
 from shared.secret_files import url_signing_secret
+from shared.service_callers import CALLING_SERVICES
 from shared.settings import SERVICES, Settings
 
 log = structlog.get_logger("alpr.runner")
@@ -54,20 +55,25 @@ def prepare(settings: Settings) -> tuple[dict[str, str], Any]:
     if not settings.s3_endpoint:
         settings.objects_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     if not (settings.service_client_id and settings.service_client_secret):
-        from alpr.bootstrap import ensure_service_client
+        from alpr.bootstrap import ensure_service_clients
 
-        client_id, secret = ensure_service_client(url, settings.data_dir)
-        env["ALPR_SERVICE_CLIENT_ID"] = client_id
-        env["ALPR_SERVICE_CLIENT_SECRET"] = secret
-        log.info("service_client_ready", client_id=client_id)
+        # Each calling service gets its own identity (_service_env hands each only its own).
+        for service, (client_id, secret) in ensure_service_clients(url, settings.data_dir).items():
+            env[f"ALPR_SERVICE_CLIENT_ID_{service.upper()}"] = client_id
+            env[f"ALPR_SERVICE_CLIENT_SECRET_{service.upper()}"] = secret
+            log.info("service_client_ready", service=service, client_id=client_id)
     return env, server
 
 
 def _service_env(env: dict[str, str], service: str) -> dict[str, str]:
     # The service sees only its own role's URL, never the administrator's.
     own = env[f"ALPR_DATABASE_URL_{service.upper()}"]
-    env = {k: v for k, v in env.items() if not k.startswith("ALPR_DATABASE_URL")}
+    per_service = {f"ALPR_SERVICE_CLIENT_{part}_{name.upper()}" for part in ("ID", "SECRET") for name in CALLING_SERVICES}
+    client = {k.rsplit("_", 1)[0]: env[k] for k in per_service if k.endswith(f"_{service.upper()}") and k in env}
+    env = {k: v for k, v in env.items() if not k.startswith("ALPR_DATABASE_URL") and k not in per_service}
     env["ALPR_DATABASE_URL"] = own
+    # Its own service identity only (ingest's or hotlist's), never another service's.
+    env.update(client)
     return env
 
 

@@ -91,17 +91,23 @@ def test_images_build_from_files_that_exist() -> None:
     assert "recognition" not in ingest
 
 
-def test_ingest_and_hotlist_get_the_service_client_the_bootstrap_job_creates() -> None:
+def test_ingest_and_hotlist_each_get_their_own_service_client_a_bootstrap_job_creates() -> None:
     services = _compose()["services"]
-    job = services["service-client"]
-    assert job["command"][-2:] == ["access", "ensure-service-client"]
-    assert job["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
-    creds = {k: job["environment"][k] for k in ("ALPR_SERVICE_CLIENT_ID", "ALPR_SERVICE_CLIENT_SECRET")}
-    assert all(creds.values())
-    for name in ("ingest", "hotlist"):  # the two that call other services
-        env = services[name]["environment"]
-        assert {k: env[k] for k in creds} == creds, name
-        assert services[name]["depends_on"]["service-client"]["condition"] == "service_completed_successfully"
+    seen = set()
+    for name, callers in (("ingest", ("ingest", "ingest-agents")), ("hotlist", ("hotlist",))):
+        job = services[f"service-client-{name}"]
+        assert job["command"][-4:] == ["access", "ensure-service-client", "--service", name]
+        assert job["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+        creds = {k: job["environment"][k] for k in ("ALPR_SERVICE_CLIENT_ID", "ALPR_SERVICE_CLIENT_SECRET")}
+        assert all(creds.values())
+        seen.add(creds["ALPR_SERVICE_CLIENT_ID"])
+        for caller in callers:
+            env = services[caller]["environment"]
+            assert {k: env[k] for k in creds} == creds, caller
+            assert services[caller]["depends_on"][f"service-client-{name}"]["condition"] == "service_completed_successfully"
+    assert len(seen) == 2  # one identity per calling service, never shared
+    for other in ("access", "recognition"):  # call nobody with a client-credentials token
+        assert "ALPR_SERVICE_CLIENT_SECRET" not in services[other]["environment"], other
 
 
 def test_each_service_connects_as_the_role_the_migrate_job_makes_for_it() -> None:

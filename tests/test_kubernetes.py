@@ -33,11 +33,12 @@ def _render(tmp: Path, overlay: str) -> list[dict[str, Any]]:
     if not deploy.exists():
         shutil.copytree(ROOT / "deploy", deploy)
         prod = deploy / "overlays" / "production"
-        values = {k: secrets.token_urlsafe(32) for k in ("signing", "s3", "client", "metrics", *SERVICES, "admin")}
+        values = {k: secrets.token_urlsafe(32) for k in ("signing", "s3", "client", "client2", "metrics", *SERVICES, "admin")}
         (prod / "secrets.env").write_text(
             f"ALPR_URL_SIGNING_SECRET={values['signing']}\nALPR_S3_ACCESS_KEY=alpr-s3\n"
-            f"ALPR_S3_SECRET_KEY={values['s3']}\nALPR_SERVICE_CLIENT_ID=service-internal\n"
-            f"ALPR_SERVICE_CLIENT_SECRET={values['client']}\nALPR_METRICS_TOKEN={values['metrics']}\n"
+            f"ALPR_S3_SECRET_KEY={values['s3']}\nALPR_SERVICE_CLIENT_ID_INGEST=service-ingest\n"
+            f"ALPR_SERVICE_CLIENT_SECRET_INGEST={values['client']}\nALPR_METRICS_TOKEN={values['metrics']}\n"
+            f"ALPR_SERVICE_CLIENT_ID_HOTLIST=service-hotlist\nALPR_SERVICE_CLIENT_SECRET_HOTLIST={values['client2']}\n"
         )
         passwords = ", ".join(f'"{s}": "{values[s]}"' for s in SERVICES)
         urls = "".join(
@@ -140,16 +141,20 @@ def test_the_migrations_job_comes_first_with_what_it_needs(rendered: list[dict[s
         if kind == "Deployment":
             assert step == "2", (kind, name)
     pod = job["spec"]["template"]["spec"]
-    migrate, client = pod["initContainers"][0], pod["containers"][0]
-    assert migrate["command"][-1] == "migrate" and client["command"][-1] == "ensure-service-client"
+    migrate = pod["initContainers"][0]
+    assert migrate["command"][-1] == "migrate"
     env = _env_of(rendered, migrate)
     settings = Settings(_env_file=None, **_as_fields(env))  # type: ignore[call-arg]
     assert set(settings.db_role_passwords) == set(SERVICES)
-    # The service client the job makes is the one ingest and hotlist log in with.
-    client_env = _env_of(rendered, client)
-    for name in ("ingest", "hotlist", "ingest-agents"):
+    # Each calling service logs in with the identity the job makes for it, never another's.
+    clients = {c["command"][-1]: _env_of(rendered, c) for c in pod["containers"]}
+    assert sorted(clients) == ["hotlist", "ingest"]
+    assert all(c["command"][-3:-1] == ["ensure-service-client", "--service"] for c in pod["containers"])
+    assert clients["ingest"]["ALPR_SERVICE_CLIENT_SECRET"] != clients["hotlist"]["ALPR_SERVICE_CLIENT_SECRET"]
+    for name, own in (("ingest", "ingest"), ("ingest-agents", "ingest"), ("hotlist", "hotlist")):
         env = _env_of(rendered, _container(_by_kind(rendered, "Deployment")[name]))
-        assert env["ALPR_SERVICE_CLIENT_SECRET"] == client_env["ALPR_SERVICE_CLIENT_SECRET"]
+        assert env["ALPR_SERVICE_CLIENT_SECRET"] == clients[own]["ALPR_SERVICE_CLIENT_SECRET"], name
+        assert env["ALPR_SERVICE_CLIENT_ID"] == clients[own]["ALPR_SERVICE_CLIENT_ID"], name
 
 
 def _as_fields(env: dict[str, str]) -> dict[str, Any]:

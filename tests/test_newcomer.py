@@ -160,12 +160,12 @@ def test_a_newcomers_first_hour_on_the_embedded_default(tmp_path: Path) -> None:
     assert took < 8, f"stopping took {took:.1f} s"  # uvicorn's graceful timeout is 10 s: no stream held it
     stream.join(10)
     assert not stream.is_alive(), "the stream was not closed by the shutdown"
-    for private in ("service-client.json", "alpr.env"):
+    for private in ("service-ingest.json", "service-hotlist.json", "alpr.env"):
         assert stat.S_IMODE((data_dir / private).stat().st_mode) == 0o600
     assert (data_dir / "pg" / "PG_VERSION").is_file()
     keys = sorted((data_dir / "keys").glob("*.pem"))
     assert len(keys) == 1
-    saved = json.loads((data_dir / "service-client.json").read_text())
+    saved = json.loads((data_dir / "service-hotlist.json").read_text())
     for port in ports.values():  # nothing left listening
         try:
             httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
@@ -183,4 +183,4 @@ def test_a_newcomers_first_hour_on_the_embedded_default(tmp_path: Path) -> None:
     finally:
         assert stop(proc) == 0
     assert sorted((data_dir / "keys").glob("*.pem")) == keys
-    assert json.loads((data_dir / "service-client.json").read_text()) == saved
+    assert json.loads((data_dir / "service-hotlist.json").read_text()) == saved

@@ -15,6 +15,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from alpr.commands.common import with_database
 from shared.errors import AppError
+from shared.service_callers import CALLING_SERVICES, CLIENT_NAME_PREFIX
 from shared.settings import Settings
 
 T = TypeVar("T")
@@ -119,7 +120,9 @@ def cmd_add_client(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_ensure_service_client(args: argparse.Namespace, settings: Settings) -> int:
     """The internal service client named by ALPR_SERVICE_CLIENT_ID / ALPR_SERVICE_CLIENT_SECRET, created when missing
-    (docker compose runs this once before ingest and hotlist start; `alpr up` makes its own)."""
+    (docker compose runs this once per calling service, `--service ingest|hotlist`, before they start; `alpr up`
+    makes its own). Without `--service` it is the older shared identity, which routes that name their callers
+    refuse."""
     from sqlmodel import select
 
     from services.access import identity
@@ -137,9 +140,8 @@ def cmd_ensure_service_client(args: argparse.Namespace, settings: Settings) -> i
             if SERVICE_ROLE not in existing.roles or not await identity.client_secret_valid(session, client_id, secret):
                 raise AppError(f"client {client_id} exists with another secret or role: not changed")
             return "exists"
-        await identity.create_client(
-            session, name="internal services", role=SERVICE_ROLE, client_id=client_id, secret=secret
-        )
+        name = f"{CLIENT_NAME_PREFIX}{args.service}" if args.service else "internal services"
+        await identity.create_client(session, name=name, role=SERVICE_ROLE, client_id=client_id, secret=secret)
         await audit.record(
             session, service="access", action="client.create", actor=_actor(), object_type="client",
             object_ids=[client_id], details={"role": SERVICE_ROLE, "provisioned": True},
@@ -159,15 +161,16 @@ SERVICE_ROLE = "service"
 
 
 def cmd_rotate_service_secret(args: argparse.Namespace, settings: Settings) -> int:
-    """A new secret for the service identity `alpr up` keeps in `data_dir/service-client.json`, written back there
-    (0600): the host's operator rotates it, never an administrator through the API. Restart the services after."""
+    """A new secret for one calling service's identity, which `alpr up` keeps in `data_dir/service-<name>.json`,
+    written back there (0600): the host's operator rotates it, never an administrator through the API. Restart that
+    service after; the other services' keys are unchanged."""
     import json
 
-    from alpr.bootstrap import SERVICE_CLIENT_FILE, write_private
+    from alpr.bootstrap import service_client_file, write_private
     from services.access import identity
     from shared import audit
 
-    path = settings.data_dir / SERVICE_CLIENT_FILE
+    path = settings.data_dir / service_client_file(args.service)
     if not path.is_file():
         print(f"refused: no {path} (compose: rotate ALPR_SERVICE_CLIENT_SECRET in .env)", file=sys.stderr)
         return 1
@@ -190,7 +193,7 @@ def cmd_rotate_service_secret(args: argparse.Namespace, settings: Settings) -> i
         print(f"refused: {exc.detail}", file=sys.stderr)
         return 1
     write_private(path, json.dumps({"client_id": client_id, "client_secret": secret}))
-    print(f"service client {client_id}: new secret written to {path}; restart the services to use it")
+    print(f"service client {client_id}: new secret written to {path}; restart {args.service} to use it")
     return 0
 
 
@@ -329,12 +332,14 @@ def register(sub: Any) -> None:
         "ensure-service-client",
         help="create the internal service client from ALPR_SERVICE_CLIENT_ID/SECRET when missing (idempotent)",
     )
+    p.add_argument("--service", choices=CALLING_SERVICES, help="the calling service this identity is (one each)")
     p.set_defaults(func=cmd_ensure_service_client)
 
     p = cmds.add_parser(
         "rotate-service-secret",
-        help="a new secret for the service identity in data_dir/service-client.json (the host's only)",
+        help="a new secret for one service's identity in data_dir/service-<name>.json (the host's only)",
     )
+    p.add_argument("--service", choices=CALLING_SERVICES, required=True, help="whose key: ingest or hotlist")
     p.set_defaults(func=cmd_rotate_service_secret)
 
     p = cmds.add_parser("add-training", help="record a completed ALPR training course")

@@ -23,6 +23,7 @@ from services.access.throttle import LoginThrottle
 from shared.auth import AGENCY, PERSON_ROLES, SERVICE, Principal
 from shared.auth_metrics import AUTH_FAILURES
 from shared.errors import BadRequest, Conflict, NotFound, TooManyRequests, Unauthorized
+from shared.service_callers import SERVICE_CLAIM, service_of_client
 from shared.settings import Settings
 
 INVALID = "invalid credentials"
@@ -370,6 +371,8 @@ async def client_credentials_grant(
         claims["agency"] = client.ori
     if client.agency_name:
         claims["agency_name"] = client.agency_name
+    if SERVICE in client.roles and (own := service_of_client(client.name)):
+        claims[SERVICE_CLAIM] = own  # which service calls: each receiving route names the callers it needs
     token = keys.sign(subject=f"client:{client.client_id}", ttl_s=settings.access_token_ttl_s, claims=claims)
     await events.record(
         session, "auth.client", request=request, actor=f"client:{client.client_id}", object_type="client",

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import httpx
 
-from alpr.bootstrap import ensure_service_client
+from alpr.bootstrap import ensure_service_clients
 from alpr.roles import prepare_database
 from tests.support.proxy import RoundRobinProxy
 from tests.support.s3 import ACCESS_KEY, BUCKET, SECRET_KEY, WeedS3, free_port_pairs
@@ -39,6 +39,7 @@ class Replicas:
     ports: dict[str, list[int]]
     proxies: dict[str, RoundRobinProxy]
     service_urls: dict[str, str]
+    clients: dict[str, tuple[str, str]]  # each calling service's own identity (client id, secret)
     procs: dict[str, list[subprocess.Popen[bytes]]] = field(default_factory=dict)
 
     def url(self, service: str) -> str:
@@ -52,6 +53,8 @@ class Replicas:
 
     def _service_env(self, service: str) -> dict[str, str]:
         env = {**self.env, "ALPR_DATABASE_URL": self.service_urls[service]}
+        if service in self.clients:  # each calling service its own identity
+            env["ALPR_SERVICE_CLIENT_ID"], env["ALPR_SERVICE_CLIENT_SECRET"] = self.clients[service]
         if service != "access":  # the others verify tokens against access's key set, as in deploy/
             env["ALPR_JWKS_URL"] = f"{self.url('access')}/.well-known/jwks.json"
         return env
@@ -149,7 +152,7 @@ class Replicas:
 def start_replicas(data_dir: Path, admin_url: str, passwords: dict[str, str], s3: WeedS3, **settings: str) -> Replicas:
     data_dir.mkdir(parents=True, exist_ok=True)
     service_urls = prepare_database(admin_url, passwords)
-    client_id, client_secret = ensure_service_client(admin_url, data_dir)
+    clients = ensure_service_clients(admin_url, data_dir)
     flat = free_port_pairs(len(SERVICES) * INSTANCES)
     ports = {s: flat[k * INSTANCES : (k + 1) * INSTANCES] for k, s in enumerate(SERVICES)}
     proxies = {s: RoundRobinProxy(ports[s]).start() for s in SERVICES}
@@ -163,8 +166,6 @@ def start_replicas(data_dir: Path, admin_url: str, passwords: dict[str, str], s3
         ALPR_S3_ACCESS_KEY=ACCESS_KEY,
         ALPR_S3_SECRET_KEY=SECRET_KEY,
         ALPR_S3_BUCKET=BUCKET,
-        ALPR_SERVICE_CLIENT_ID=client_id,
-        ALPR_SERVICE_CLIENT_SECRET=client_secret,
         ALPR_LOGIN_THROTTLE_STORAGE="postgresql",
         ALPR_PASSWORD_TIME_COST="1",
         ALPR_PASSWORD_MEMORY_KIB="8192",
@@ -178,7 +179,7 @@ def start_replicas(data_dir: Path, admin_url: str, passwords: dict[str, str], s3
     from shared.keys import ensure_signing_key
 
     ensure_signing_key(data_dir / "keys", "ES256")
-    replicas = Replicas(data_dir, admin_url, env, ports, proxies, service_urls)
+    replicas = Replicas(data_dir, admin_url, env, ports, proxies, service_urls, clients)
     replicas.start_all()
     try:
         replicas.wait_all_ready()
