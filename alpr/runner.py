@@ -68,7 +68,9 @@ def prepare(settings: Settings) -> tuple[dict[str, str], Any]:
 def _service_env(env: dict[str, str], service: str) -> dict[str, str]:
     # The service sees only its own role's URL, never the administrator's.
     own = env[f"ALPR_DATABASE_URL_{service.upper()}"]
-    per_service = {f"ALPR_SERVICE_CLIENT_{part}_{name.upper()}" for part in ("ID", "SECRET") for name in CALLING_SERVICES}
+    per_service = {
+        f"ALPR_SERVICE_CLIENT_{part}_{name.upper()}" for part in ("ID", "SECRET") for name in CALLING_SERVICES
+    }
     client = {k.rsplit("_", 1)[0]: env[k] for k in per_service if k.endswith(f"_{service.upper()}") and k in env}
     env = {k: v for k, v in env.items() if not k.startswith("ALPR_DATABASE_URL") and k not in per_service}
     env["ALPR_DATABASE_URL"] = own

@@ -18,6 +18,8 @@ ACCESS_SUBJECT = "service:access"
 SERVICE_CLAIM = "service"
 # The services that call others with a client-credentials token (access signs its own).
 CALLING_SERVICES = ("ingest", "hotlist")
+HOTLIST_ONLY = frozenset({"hotlist"})
+INGEST_ONLY = frozenset({"ingest"})
 
 
 def service_of_client(name: str | None) -> str | None:
@@ -41,4 +43,3 @@ def check_caller(principal: Principal, allowed: frozenset[str]) -> str:
     if who not in allowed:
         raise Forbidden(f"this internal route answers only the {', '.join(sorted(allowed))} service's identity")
     return who
-

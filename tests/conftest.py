@@ -148,6 +148,12 @@ def make_token(signing_key: SigningKey) -> TokenFactory:
             claims["trained_until"] = int(time.time()) + 86400
         if claims.get("trained_until", 0) is None:
             del claims["trained_until"]
+        # A service token is one service's (shared/service_callers.py): hotlist's for `svc-hotlist`, access's own
+        # for `service:access`, else ingest's (the caller of most internal routes); `service=None`: no identity.
+        if "service" in (roles or []) and "service" not in claims and subject != "service:access":
+            claims["service"] = "hotlist" if subject == "svc-hotlist" else "ingest"
+        if "service" in claims and claims["service"] is None:
+            del claims["service"]
         return sign_token(
             key or signing_key,
             subject=subject,

@@ -104,7 +104,10 @@ def test_ingest_and_hotlist_each_get_their_own_service_client_a_bootstrap_job_cr
         for caller in callers:
             env = services[caller]["environment"]
             assert {k: env[k] for k in creds} == creds, caller
-            assert services[caller]["depends_on"][f"service-client-{name}"]["condition"] == "service_completed_successfully"
+            assert (
+                services[caller]["depends_on"][f"service-client-{name}"]["condition"]
+                == "service_completed_successfully"
+            )
     assert len(seen) == 2  # one identity per calling service, never shared
     for other in ("access", "recognition"):  # call nobody with a client-credentials token
         assert "ALPR_SERVICE_CLIENT_SECRET" not in services[other]["environment"], other

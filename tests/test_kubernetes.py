@@ -33,7 +33,9 @@ def _render(tmp: Path, overlay: str) -> list[dict[str, Any]]:
     if not deploy.exists():
         shutil.copytree(ROOT / "deploy", deploy)
         prod = deploy / "overlays" / "production"
-        values = {k: secrets.token_urlsafe(32) for k in ("signing", "s3", "client", "client2", "metrics", *SERVICES, "admin")}
+        values = {
+            k: secrets.token_urlsafe(32) for k in ("signing", "s3", "client", "client2", "metrics", *SERVICES, "admin")
+        }
         (prod / "secrets.env").write_text(
             f"ALPR_URL_SIGNING_SECRET={values['signing']}\nALPR_S3_ACCESS_KEY=alpr-s3\n"
             f"ALPR_S3_SECRET_KEY={values['s3']}\nALPR_SERVICE_CLIENT_ID_INGEST=service-ingest\n"

@@ -60,6 +60,7 @@ from shared.db import SessionDep
 from shared.errors import Conflict, Forbidden, NotFound, Unavailable, Unprocessable
 from shared.fastpath import Handler, route_path
 from shared.scoping import Scoped
+from shared.service_callers import caller_service
 
 router = APIRouter(tags=["hotlist"])
 SERVICE = "hotlist"
@@ -83,10 +84,10 @@ async def match_batch(
 
 
 def as_caller(principal: Principal, read: MatchRequest) -> MatchRequest:
-    """The read matched as the caller's agency's: only the service, matching a read for the agency that stored it,
+    """The read matched as the caller's agency's: only ingest's service identity, matching a read for the agency that stored it,
     states another. An administrator trying a plate learns their own agency's lists only (another agency's covert
     list stays unseen, and no hit is filed in its name)."""
-    if principal.has_role(SERVICE_ROLE):
+    if caller_service(principal) == "ingest":
         return read
     return read.model_copy(update={"agency": principal.agency or None})
 

@@ -20,6 +20,7 @@ from shared.audit import record
 from shared.auth import SERVICE, Principal, require_roles
 from shared.errors import Unprocessable
 from shared.text import CleanInput
+from shared.service_callers import INGEST_ONLY, check_caller
 
 router = APIRouter(tags=["retention"])
 Service = Annotated[Principal, Depends(require_roles(SERVICE))]
@@ -47,6 +48,7 @@ class HitsDestroyed(BaseModel):
     summary="Destroy the hits on a Safe at Home participant's plate, but held ones (ingest, on the request)",
 )
 async def destroy_plate_hits(body: ProtectedPlateIn, principal: Service, engine: EngineDep) -> HitsDestroyed:
+    check_caller(principal, INGEST_ONLY)
     plate = plates.normalize(body.plate)
     if not plate:
         raise Unprocessable("plate: no letters or digits")
@@ -86,6 +88,7 @@ async def destroy_plate_hits(body: ProtectedPlateIn, principal: Service, engine:
     summary="Whether a plate is on the state list or one of the agency's lists (ingest's two-person rule asks)",
 )
 async def plate_listed(body: ProtectedPlateIn, principal: Service, matcher: MatcherDep) -> Listed:
+    check_caller(principal, INGEST_ONLY)  # which plates are listed is not another service's to ask
     plate = plates.normalize(body.plate)
     if not plate:
         raise Unprocessable("plate: no letters or digits")

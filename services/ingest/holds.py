@@ -26,6 +26,7 @@ from shared.errors import NotFound, Unprocessable
 from shared.holds import HoldBook, HoldRelease, HoldSummary, HoldTerms, summary_fields
 from shared.scoping import Scoped
 from shared.text import CleanInput
+from shared.service_callers import HOTLIST_ONLY, check_caller
 
 router = APIRouter(tags=["retention"])
 Supervisor = Annotated[Principal, Depends(require_roles(SUPERVISOR))]
@@ -360,4 +361,6 @@ async def usage(
     summary="Which of these reads an active hold keeps (hotlist's purge keeps their hits)",
 )
 async def internal_held(body: HeldIn, principal: Service, ctx: Ctx) -> HeldOut:
+    # Only hotlist's purge asks (it keeps held reads' hits): another service's token learns nothing of holds.
+    check_caller(principal, HOTLIST_ONLY)
     return HeldOut(held=sorted(await held_among(ctx.engine, body.read_ids)))

@@ -55,6 +55,7 @@ from shared.fastpath import Handler, route_path
 from shared.limits import lower_body_limit
 from shared.revocations import RevocationList
 from shared.scoping import Scope, Scoped
+from shared.service_callers import HOTLIST_ONLY, check_caller
 
 router = APIRouter()
 
@@ -550,6 +551,8 @@ async def internal_search(
 
 @router.post("/v1/internal/hits", tags=["internal"], summary="Late hits for the cars' streams")
 async def internal_hits(body: HitsIn, principal: Service, ctx: Ctx, session: SessionDep) -> HitsAccepted:
+    # Only hotlist files late hits: a stolen key of another service cannot push a hit onto a car's stream.
+    check_caller(principal, HOTLIST_ONLY)
     ids: set[uuid.UUID] = set()
     for hit in body.hits:
         try:

@@ -28,9 +28,9 @@ from tests.integration.conftest import System
 A, B = "MN0271200", "MN0279999"
 
 
-async def _service_client(access: Access) -> tuple[str, str]:
+async def _service_client(access: Access, service: str = "hotlist") -> tuple[str, str]:
     async with access.app.state.sessionmaker() as session:
-        client, secret = await identity.create_client(session, name="internal services", role="service")
+        client, secret = await identity.create_client(session, name=f"service:{service}", role="service")
         await session.commit()
     return client.client_id, secret
 
@@ -213,10 +213,10 @@ async def test_an_untrained_officer_opens_no_data_door(system: System, bca_serve
 @pytest.mark.usefixtures("cli_env")
 async def test_the_service_secret_is_rotated_on_the_host_only(access: Access, settings: Settings) -> None:
     service_id, old = await _service_client(access)
-    path = settings.data_dir / "service-client.json"
+    path = settings.data_dir / "service-hotlist.json"
     path.write_text(json.dumps({"client_id": service_id, "client_secret": old}))
     try:
-        code = await asyncio.to_thread(main, ["access", "rotate-service-secret"])
+        code = await asyncio.to_thread(main, ["access", "rotate-service-secret", "--service", "hotlist"])
         assert code == 0
         saved = json.loads(path.read_text())
         assert saved["client_id"] == service_id and saved["client_secret"] != old
