@@ -11,7 +11,6 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from services.access import identity
 from shared.db import create_sessionmaker
-
 from shared.service_callers import CALLING_SERVICES, CLIENT_NAME_PREFIX
 
 

@@ -54,7 +54,6 @@ from services.hotlist.schemas import (
 from services.hotlist.sync import SyncFailed, sync_once
 from shared.audit import client_ip, record
 from shared.auth import ADMIN, OFFICER, SUPERVISOR, Principal, authenticated
-from shared.auth import SERVICE as SERVICE_ROLE
 from shared.bounds import INT64_MAX
 from shared.db import SessionDep
 from shared.errors import Conflict, Forbidden, NotFound, Unavailable, Unprocessable
@@ -84,9 +83,9 @@ async def match_batch(
 
 
 def as_caller(principal: Principal, read: MatchRequest) -> MatchRequest:
-    """The read matched as the caller's agency's: only ingest's service identity, matching a read for the agency that stored it,
-    states another. An administrator trying a plate learns their own agency's lists only (another agency's covert
-    list stays unseen, and no hit is filed in its name)."""
+    """The read matched as the caller's agency's: only ingest's service identity, matching a read for the agency
+    that stored it, states another (another service's key matches as no agency). An administrator trying a plate
+    learns their own agency's lists only (another agency's covert list stays unseen, no hit is filed in its name)."""
     if caller_service(principal) == "ingest":
         return read
     return read.model_copy(update={"agency": principal.agency or None})

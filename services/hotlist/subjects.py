@@ -19,8 +19,8 @@ from shared import plates
 from shared.audit import record
 from shared.auth import SERVICE, Principal, require_roles
 from shared.errors import Unprocessable
-from shared.text import CleanInput
 from shared.service_callers import INGEST_ONLY, check_caller
+from shared.text import CleanInput
 
 router = APIRouter(tags=["retention"])
 Service = Annotated[Principal, Depends(require_roles(SERVICE))]

@@ -25,8 +25,8 @@ from shared.db import ReadSessionDep, SessionDep
 from shared.errors import NotFound, Unprocessable
 from shared.holds import HoldBook, HoldRelease, HoldSummary, HoldTerms, summary_fields
 from shared.scoping import Scoped
-from shared.text import CleanInput
 from shared.service_callers import HOTLIST_ONLY, check_caller
+from shared.text import CleanInput
 
 router = APIRouter(tags=["retention"])
 Supervisor = Annotated[Principal, Depends(require_roles(SUPERVISOR))]

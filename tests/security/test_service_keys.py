@@ -10,7 +10,6 @@ import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
-
 from services.access import identity
 from tests.access.conftest import Access
 from tests.integration.conftest import System
