@@ -6,6 +6,10 @@ into a keyed chain, `mac_n = HMAC(chain_key, mac_{n-1} | hash_n)`, stored in `au
 checkpoint (entry count, head hash and head mac, signed with a second key derived from the same secret) to the
 object store and the log. Verification recomputes both: a rewritten, removed or renumbered entry no longer matches
 its seal, and removed seals or a cut tail no longer match the checkpoints kept outside the database.
+
+Every round also overwrites one signed `latest` checkpoint (count and time of the last round). Verify reads it
+before sealing: a log that ends before the last published count, or a latest checkpoint gone while the numbered
+ones say it was kept, is a cut tail even when the newest numbered checkpoint files were removed with it.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ from shared.storage import ObjectStore
 log = structlog.get_logger(__name__)
 
 CHECKPOINT_PREFIX = "audit/checkpoints/"
+# Outside the prefix: overwritten every round, so not one of the numbered, write-once checkpoints.
+LATEST_KEY = "audit/latest-checkpoint.json"
 SEAL_BATCH = 5000
 
 
@@ -134,13 +140,16 @@ async def publish_checkpoint(engine: AsyncEngine, store: ObjectStore, keys: Audi
     count, head_hash, head_mac = await seal(engine, keys)
     if not count:
         return None
+    now = datetime.now(UTC).isoformat()
+    head = {"count": count, "head_hash": head_hash, "head_mac": head_mac, "at": now}
+    # The last round's count and time, every round: what a cut tail is measured against (read before sealing).
+    # Never over one the chain no longer holds: a cut tail stays evidence until a verify names it.
+    if await _latest_still_holds(engine, store):
+        await store.put(LATEST_KEY, json.dumps(sign_checkpoint(keys, head)).encode(), "application/json")
     key = f"{CHECKPOINT_PREFIX}{count:012d}.json"
     if await store.exists(key):
         return None
-    checkpoint = sign_checkpoint(
-        keys,
-        {"count": count, "head_hash": head_hash, "head_mac": head_mac, "at": datetime.now(UTC).isoformat()},
-    )
+    checkpoint = sign_checkpoint(keys, {**head, "latest_kept": True})
     await store.put(key, json.dumps(checkpoint).encode(), "application/json")
     log.info("audit_checkpoint", **checkpoint)
     return checkpoint
@@ -156,6 +165,30 @@ async def load_checkpoints(store: ObjectStore) -> list[dict[str, Any]]:
     return found
 
 
+async def _latest_still_holds(engine: AsyncEngine, store: ObjectStore) -> bool:
+    previous = await load_latest(store)
+    if previous is None:
+        return True
+    async with engine.connect() as conn:
+        mac = (
+            await conn.execute(text("SELECT mac FROM audit.seals WHERE seq = :c"), {"c": int(previous["count"] or 0)})
+        ).scalar()
+    if mac is not None and hmac.compare_digest(str(mac), str(previous.get("head_mac"))):
+        return True
+    log.error("audit_latest_checkpoint_not_held", count=previous.get("count"), at=previous.get("at"))
+    return False
+
+
+async def load_latest(store: ObjectStore) -> dict[str, Any] | None:
+    """The last round's signed checkpoint, or None when there is none (read it before sealing)."""
+    if not await store.exists(LATEST_KEY):
+        return None
+    try:
+        return {**json.loads(await store.get(LATEST_KEY)), "_key": LATEST_KEY}
+    except ValueError:
+        return {"_key": LATEST_KEY, "count": 0}
+
+
 @dataclass(frozen=True)
 class SealedReport:
     chain: ChainReport
@@ -169,8 +202,15 @@ class SealedReport:
         return self.first_broken_seq is None
 
 
-async def verify_sealed(conn: AsyncConnection, keys: AuditKeys, checkpoints: list[dict[str, Any]]) -> SealedReport:
-    """The plain chain, the keyed seals and the checkpoints; the earliest entry where any of them breaks."""
+async def verify_sealed(
+    conn: AsyncConnection,
+    keys: AuditKeys,
+    checkpoints: list[dict[str, Any]],
+    latest: dict[str, Any] | None = None,
+    before: list[dict[str, Any]] | None = None,
+) -> SealedReport:
+    """The plain chain, the keyed seals and the checkpoints (and `latest`, the last round's, read before this verify
+    sealed; `before`, the checkpoints listed then, when there was no latest); the earliest entry where any breaks."""
     chain = await verify_chain(conn)
     breaks: list[tuple[int, str]] = []
     if not chain.ok and chain.first_broken_seq is not None:
@@ -201,12 +241,18 @@ async def verify_sealed(conn: AsyncConnection, keys: AuditKeys, checkpoints: lis
         if not hmac.compare_digest(mac, row.mac):
             breaks.append((seq, "entry does not match its keyed seal: rewritten, removed or renumbered"))
             break
-    for cp in checkpoints:
+    log_end = max(macs, default=0)
+    kept = [int(cp.get("count") or 0) for cp in before or [] if cp.get("latest_kept") and checkpoint_signed(keys, cp)]
+    if latest is None and kept:
+        # Rounds that kept a latest checkpoint ran, and it is gone: removed with the tail it counted.
+        breaks.append((max(kept), "the last round's checkpoint is gone: the tail after it may have been cut"))
+    for cp in [*checkpoints, *([latest] if latest else [])]:
         count = int(cp.get("count") or 0)
         if not checkpoint_signed(keys, cp):
             breaks.append((max(count, 1), f"checkpoint {cp.get('_key')} is not signed by the audit key"))
         elif count not in macs:
-            breaks.append((count, f"entry {count} of the checkpoint at {cp.get('at')} is missing"))
+            cut = f"the tail was cut: the log ends at entry {log_end}, " if count > log_end else ""
+            breaks.append((count, f"{cut}entry {count} of the checkpoint at {cp.get('at')} is missing"))
         elif not hmac.compare_digest(macs[count], str(cp.get("head_mac"))):
             breaks.append((count, f"entries up to {count} differ from the checkpoint at {cp.get('at')}"))
     first = min(breaks, default=None)

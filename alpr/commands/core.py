@@ -47,7 +47,14 @@ def cmd_audit_verify(args: argparse.Namespace, settings: Settings) -> int:
     from sqlalchemy.ext.asyncio import create_async_engine
 
     from shared.audit import verify_chain
-    from shared.audit_seal import key_path, load_checkpoints, load_keys, publish_checkpoint, verify_sealed
+    from shared.audit_seal import (
+        key_path,
+        load_checkpoints,
+        load_keys,
+        load_latest,
+        publish_checkpoint,
+        verify_sealed,
+    )
     from shared.storage import create_store
 
     url = database_url(settings)
@@ -65,11 +72,13 @@ def cmd_audit_verify(args: argparse.Namespace, settings: Settings) -> int:
                 print(f"audit chain BROKEN at entry {plain.first_broken_seq}: {plain.reason}")
                 return 2
             store = create_store(settings)
-            # Seal and publish the tail first: an entry cut from the tail since the last round then shows.
+            # The last round's count first, then seal and publish the tail: an entry cut since then shows.
+            latest = await load_latest(store)
+            before = [] if latest else await load_checkpoints(store)
             await publish_checkpoint(engine, store, load_keys(settings))
             checkpoints = await load_checkpoints(store)
             async with engine.connect() as conn:
-                report = await verify_sealed(conn, load_keys(settings), checkpoints)
+                report = await verify_sealed(conn, load_keys(settings), checkpoints, latest, before)
         finally:
             await engine.dispose()
         if report.ok:

@@ -51,7 +51,14 @@ from services.access.schemas import (
     VersionOut,
 )
 from shared.audit import AuditEntry, verify_chain
-from shared.audit_seal import key_path, load_checkpoints, load_keys, publish_checkpoint, verify_sealed
+from shared.audit_seal import (
+    key_path,
+    load_checkpoints,
+    load_keys,
+    load_latest,
+    publish_checkpoint,
+    verify_sealed,
+)
 from shared.auth import SERVICE, Principal
 from shared.auth_metrics import AUTH_FAILURES
 from shared.bounds import INT64_MAX
@@ -574,12 +581,14 @@ async def verify_audit(
         # The keyed seals and the signed checkpoints too: what shows a rewrite by whoever owns the database.
         keys = await asyncio.to_thread(load_keys, settings)
         try:
-            # Seal and publish the tail first: an entry cut from the tail since the last round then shows.
+            # The last round's count first, then seal and publish the tail: an entry cut since then shows.
+            latest = await load_latest(store)
+            before = [] if latest else await load_checkpoints(store)
             await publish_checkpoint(request.app.state.engine, store, keys)
             published = await load_checkpoints(store)
         except StorageError as exc:
             raise Unavailable("object store unavailable: the checkpoints cannot be read, retry shortly") from exc
-        full = await verify_sealed(await session.connection(), keys, published)
+        full = await verify_sealed(await session.connection(), keys, published, latest, before)
         ok, entries, first, reason = full.ok, full.chain.entries, full.first_broken_seq, full.reason
         sealed, checkpoints = full.sealed, full.checkpoints
     else:

@@ -99,3 +99,48 @@ async def test_a_cut_tail_no_longer_passes_verify(
         assert unsealed == 0
     finally:
         await asyncio.to_thread(drop_database, pg_maintenance_url, url)
+
+
+async def test_a_cut_tail_shows_even_with_the_newest_checkpoint_files_removed(
+    pg_maintenance_url: str, local_settings: Settings, make_token: TokenFactory, tmp_path: Path
+) -> None:
+    """On one host (`alpr up`: the object store is a folder beside the database) the owner can remove the newest
+    checkpoint files along with the tail they count. The last round's checkpoint, read before verify seals, still
+    says how many entries there were; removed too, the numbered checkpoints say it was kept."""
+    url = await asyncio.to_thread(create_test_database, pg_maintenance_url)
+    try:
+        await asyncio.to_thread(upgrade, url)
+        own = local_settings.model_copy(
+            update={
+                "database_url": url, "data_dir": tmp_path, "audit_key_file": tmp_path / "audit.key",
+                "s3_endpoint": None, "audit_checkpoint_scheduled": False, **CHEAP_ARGON2,
+            }
+        )  # fmt: skip
+        await asyncio.to_thread(load_keys, own, create=True)
+        auditor = {"Authorization": f"Bearer {make_token(subject='aud-cut', roles=['auditor'], agency='MN0271200')}"}
+        checkpoints = own.objects_dir / "audit" / "checkpoints"
+        async with running(create_app(own)) as client:
+            await _entries(url, ["KEEP-1", "KEEP-2"])
+            assert (await client.get("/v1/audit/verify", headers=auditor)).json()["ok"]
+            await _entries(url, ["CUT-1", "CUT-2", "CUT-3"])
+            before = set(checkpoints.iterdir())
+            assert (await client.get("/v1/audit/verify", headers=auditor)).json()["ok"]
+            newest = set(checkpoints.iterdir()) - before  # the checkpoint that counts CUT-1..3 (and the verify)
+
+            await _cut_tail(url, "CUT-1")
+            for path in newest:
+                path.unlink()
+            report = (await client.get("/v1/audit/verify", headers=auditor)).json()
+            assert report["ok"] is False and "tail was cut" in report["reason"], report
+
+            # The last round's checkpoint removed as well: the numbered ones say it was kept.
+            await _entries(url, ["NEXT-1"])
+            assert (await client.get("/v1/audit/verify", headers=auditor)).json()["ok"] is False
+            await _cut_tail(url, "NEXT-1")
+            for path in set(checkpoints.iterdir()) - before:
+                path.unlink()
+            (own.objects_dir / "audit" / "latest-checkpoint.json").unlink()
+            report = (await client.get("/v1/audit/verify", headers=auditor)).json()
+        assert report["ok"] is False and "last round's checkpoint is gone" in report["reason"], report
+    finally:
+        await asyncio.to_thread(drop_database, pg_maintenance_url, url)

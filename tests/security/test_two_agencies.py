@@ -82,7 +82,9 @@ async def test_two_agencies_see_only_their_own(system: System, bca_server) -> No
     hit_id = hit["hit_id"]
     # Its late notice on the unit's stream (hotlist pushes those; the read's own hits came in its answer).
     late = _hit(read_id, f"late-{hit_id}")
-    pushed = await ing.post("/v1/internal/hits", json={"hits": [late]}, headers=person(system, "service", A))
+    pushed = await ing.post(
+        "/v1/internal/hits", json={"hits": [late]}, headers=person(system, "service", A, "svc-hotlist")
+    )
     assert pushed.status_code == 200 and pushed.json()["delivered"] == 1, pushed.text
 
     # --- unit names are unique per agency, and a stream is live events of one's own shift -------------------
