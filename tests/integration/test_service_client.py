@@ -1,7 +1,9 @@
 """`alpr access ensure-service-client` (docker compose's `service-client` job): the internal client from
 ALPR_SERVICE_CLIENT_ID/SECRET is created once, reused on the next run, refused with another secret, and its token
-carries the `service` role the internal endpoints require."""
+carries the `service` role the internal endpoints require and, made with `--service`, the calling service's name."""
 
+import base64
+import json
 import uuid
 
 import pytest
@@ -15,7 +17,7 @@ from tests.support.apps import running
 
 async def ensure(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> tuple[int, str]:
     get_settings.cache_clear()  # the environment changed between runs
-    return await alpr(["access", "ensure-service-client"], capsys, monkeypatch)
+    return await alpr(["access", "ensure-service-client", "--service", "hotlist"], capsys, monkeypatch)
 
 
 @pytest.mark.usefixtures("cli_env")
@@ -48,3 +50,6 @@ async def test_ensure_service_client_creates_once_and_the_token_works(
         assert resp.status_code == 200, resp.text
         whoami = await access.get("/v1/whoami", headers={"Authorization": f"Bearer {resp.json()['access_token']}"})
         assert whoami.status_code == 200 and "service" in whoami.json()["roles"]
+        payload = resp.json()["access_token"].split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        assert claims["service"] == "hotlist"  # what the routes that name their callers read
