@@ -20,6 +20,7 @@ SERVICE_CLAIM = "service"
 CALLING_SERVICES = ("ingest", "hotlist")
 HOTLIST_ONLY = frozenset({"hotlist"})
 INGEST_ONLY = frozenset({"ingest"})
+ACCESS_ONLY = frozenset({"access"})
 
 
 def service_of_client(name: str | None) -> str | None:

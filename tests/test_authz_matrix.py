@@ -231,7 +231,10 @@ def _token(make_token: TokenFactory, role: str) -> str:
     if role in ("officer", "supervisor"):
         claims["badge"] = f"M-{role}"
         claims["trained_until"] = int((datetime.now(UTC) + timedelta(days=30)).timestamp())
-    return make_token(subject=f"matrix-{role}", roles=[role], **claims)
+    # The service role as access's own token: the role gate is what this matrix checks; which service may call
+    # which internal route is tests/security/test_service_keys.py's.
+    subject = "service:access" if role == "service" else f"matrix-{role}"
+    return make_token(subject=subject, roles=[role], **claims)
 
 
 @pytest.mark.parametrize("service", sorted(MATRIX))

@@ -21,6 +21,7 @@ from shared.db import SessionDep
 from shared.errors import NotFound, Unprocessable
 from shared.holds import HoldBook, HoldRelease, HoldSummary, HoldTerms, summary_fields
 from shared.scoping import Scoped
+from shared.service_callers import ACCESS_ONLY, check_caller
 
 router = APIRouter(tags=["retention"])
 Supervisor = Annotated[Principal, Depends(require_roles(SUPERVISOR))]
@@ -128,6 +129,7 @@ async def report_figures(
     end: datetime = Query(description="period end, ISO 8601 with zone"),
     agency: str = Query(description="the custodian agency (ORI) whose figures these are; each report is one's"),
 ) -> ReportFigures:
+    check_caller(principal, ACCESS_ONLY)  # access's reports only: figures are not another service's
     _period(start, end)
     p = {"s": start, "e": end, "agency": agency}
 

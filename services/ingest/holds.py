@@ -25,7 +25,7 @@ from shared.db import ReadSessionDep, SessionDep
 from shared.errors import NotFound, Unprocessable
 from shared.holds import HoldBook, HoldRelease, HoldSummary, HoldTerms, summary_fields
 from shared.scoping import Scoped
-from shared.service_callers import HOTLIST_ONLY, check_caller
+from shared.service_callers import ACCESS_ONLY, HOTLIST_ONLY, check_caller
 from shared.text import CleanInput
 
 router = APIRouter(tags=["retention"])
@@ -175,6 +175,7 @@ async def retention_summary(
     end: datetime = Query(description="period end, ISO 8601 with zone"),
     agency: str | None = Query(default=None, description="count only this agency's holds (ORI)"),
 ) -> RetentionSummary:
+    check_caller(principal, ACCESS_ONLY)  # access's reports only: figures are not another service's
     if start.tzinfo is None or end.tzinfo is None or end <= start:
         raise Unprocessable("start and end need a zone, and end must follow start")
     runs = (
@@ -281,6 +282,7 @@ async def usage(
     end: datetime = Query(description="period end, ISO 8601 with zone"),
     agency: str = Query(description="the custodian agency (ORI) whose log of use this is; each report is one's"),
 ) -> JSONResponse:
+    check_caller(principal, ACCESS_ONLY)  # access's reports only: figures are not another service's
     if start.tzinfo is None or end.tzinfo is None or end <= start:
         raise Unprocessable("start and end need a zone, and end must follow start")
     p = {"s": start, "e": end, "agency": agency}

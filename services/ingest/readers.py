@@ -21,6 +21,7 @@ from shared.auth import ADMIN, Principal, require_roles
 from shared.bounds import PastDate
 from shared.db import SessionDep
 from shared.errors import Unprocessable
+from shared.service_callers import ACCESS_ONLY, check_caller
 from shared.text import CleanInput
 
 router = APIRouter(tags=["readers"])
@@ -182,6 +183,7 @@ async def register(
     start: datetime | None = Query(default=None, description="period start for fixed_activity, ISO 8601 with zone"),
     end: datetime | None = Query(default=None, description="period end for fixed_activity, ISO 8601 with zone"),
 ) -> Register:
+    check_caller(principal, ACCESS_ONLY)  # access's reports only: figures are not another service's
     if (start is None) != (end is None):
         raise Unprocessable("give both start and end, or neither")
     if start is not None and end is not None and (start.tzinfo is None or end.tzinfo is None or end <= start):

@@ -13,6 +13,7 @@ from sqlalchemy import text
 from services.ingest.deps import Service
 from shared.db import SessionDep
 from shared.errors import Unprocessable
+from shared.service_callers import ACCESS_ONLY, check_caller
 
 router = APIRouter(tags=["internal"])
 
@@ -33,6 +34,7 @@ async def subject_counts(
     end: datetime = Query(description="period end, ISO 8601 with zone"),
     agency: str = Query(default="", max_length=32, description="the custodian agency (ORI)"),
 ) -> SubjectCounts:
+    check_caller(principal, ACCESS_ONLY)  # access's reports only: figures are not another service's
     if start.tzinfo is None or end.tzinfo is None or end <= start:
         raise Unprocessable("start and end need a zone, and end must follow start")
     p = {"s": start, "e": end, "agency": agency}

@@ -95,7 +95,7 @@ async def test_usage_counts_come_from_the_standby(
     assert _connect_kwargs(ingest_ro)["host"] == str(standby_dir), ingest_ro
     settings = ingest_settings(make_settings(tmp_path, urls["ingest"], keys_dir, None, database_url_readonly=ingest_ro))
     app = create_app(settings, run_worker=False)
-    service = {"Authorization": f"Bearer {make_token(subject='svc-access', roles=['service'])}"}
+    service = {"Authorization": f"Bearer {make_token(subject='service:access', roles=['service'])}"}
     async with running(app) as client:
         badge = str(uuid.uuid4().int % 10**6)
         token = make_token(subject=f"officer-{badge}", roles=["officer"], badge=badge, agency=AGENCY,

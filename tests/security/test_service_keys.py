@@ -78,3 +78,16 @@ async def test_only_ingests_key_states_a_reads_agency_to_the_matcher(system: Sys
     assert found.status_code == 200 and len(found.json()["hits"]) == 1, found.text
     listed = await system.hotlist.post("/v1/internal/plates/listed", json={"plate": plate, "agency": B}, headers=ingest)
     assert listed.status_code == 200 and listed.json()["listed"] is True, listed.text
+
+
+async def test_only_access_reads_the_figures_of_its_reports(system: System) -> None:
+    day = {"start": "2026-01-01T00:00:00+00:00", "end": "2026-01-02T00:00:00+00:00", "agency": A}
+    for who in ("svc-ingest", "svc-hotlist"):
+        headers = system.auth("service", subject=who)
+        usage = await system.ingest.get("/v1/internal/usage", params=day, headers=headers)
+        assert usage.status_code == 403 and "access" in usage.json()["detail"], (who, usage.text)
+        report = await system.hotlist.get("/v1/internal/report", params=day, headers=headers)
+        assert report.status_code == 403, (who, report.text)
+    access = system.auth("service", subject="service:access")
+    assert (await system.ingest.get("/v1/internal/usage", params=day, headers=access)).status_code == 200
+    assert (await system.hotlist.get("/v1/internal/report", params=day, headers=access)).status_code == 200

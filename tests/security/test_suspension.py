@@ -61,9 +61,11 @@ async def test_a_suspended_agency_collects_nothing_until_lifted(system: System) 
     # The log of use names the suspension (access takes it from ingest's usage figures).
     day = {"start": done.json()["suspended_at"][:10] + "T00:00:00Z", "agency": A}
     day["end"] = lifted.json()["lifted_at"][:10] + "T23:59:59Z"
-    usage = await ing.get("/v1/internal/usage", params=day, headers=system.auth("service"))
+    usage = await ing.get("/v1/internal/usage", params=day, headers=system.auth("service", subject="service:access"))
     assert usage.status_code == 200, usage.text
     assert [s["order_reference"] for s in usage.json()["suspensions"]] == ["ADMIN-ORDER-2026-7"]
-    other = await ing.get("/v1/internal/usage", params={**day, "agency": B}, headers=system.auth("service"))
+    other = await ing.get(
+        "/v1/internal/usage", params={**day, "agency": B}, headers=system.auth("service", subject="service:access")
+    )
     assert other.json()["suspensions"] == []
     assert [r["agency"] for r in await audit_rows(system, "agency.suspension_lift") if r["agency"] in (A, B)] == [A]
