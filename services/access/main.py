@@ -12,6 +12,7 @@ import structlog
 from fastapi import FastAPI
 
 from services.access.evidence import router as evidence_router
+from services.access.identity_routes import router as identity_router
 from services.access.notice_routes import router as notices_router
 from services.access.public_cache import PublicReports
 from services.access.records_routes import router as records_router
@@ -93,7 +94,7 @@ def create_app(
     return create_service_app(
         "access",
         settings,
-        routers=[router, reports_router, notices_router, records_router, evidence_router, web_router],
+        routers=[identity_router, router, reports_router, notices_router, records_router, evidence_router, web_router],
         lifespan=lifespan,
         description="Identities, tokens, access requests with supervisor approval, and the audit log.",
         max_body_bytes=settings.court_order_max_bytes + 1024 * 1024,  # a request with its court order, the largest

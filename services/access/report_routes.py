@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.access import pdf, reports
+from services.access import pdf, report_html, reports
 from services.access.deps import Auditor, allow
 from services.access.public_cache import PublicReports
 from shared.audit import client_ip, record
@@ -180,7 +180,7 @@ async def audit_report(
     report = await reports.audit_report(session, figures, start, end, agency=scope.agency)
     await _record_report(session, request, principal, "report.audit", start, end, format)
     if format == "html":
-        return Response(reports.audit_html(report), media_type="text/html; charset=utf-8")
+        return Response(report_html.audit_html(report), media_type="text/html; charset=utf-8")
     if format == "pdf":
         return pdf_response(pdf.audit_pdf(report), "biennial-audit")
     return JSONResponse(report)

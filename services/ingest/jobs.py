@@ -15,8 +15,6 @@ from services.ingest.positions import forget_old_positions
 from services.ingest.protected import destroy_reads
 from services.ingest.service import (
     IngestContext,
-    add_hit_events,
-    add_notice,
     alternatives_for,
     apply_recognition,
     close_expired_shifts,
@@ -26,6 +24,7 @@ from services.ingest.service import (
     recognize,
     with_agreement,
 )
+from services.ingest.stream_events import add_hit_events, add_notice
 from services.ingest.writer import READS
 from shared import plates
 from shared.health import LoopHealth

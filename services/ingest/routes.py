@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import UploadFile
 from starlette.types import Scope as AsgiScope
 
-from services.ingest import metrics, service
+from services.ingest import metrics, service, stream_events
 from services.ingest import search as search_logic
 from services.ingest.agents.importer import dispatch_unit
 from services.ingest.deliveries import audit_hits_delivered
@@ -392,7 +392,7 @@ async def poll_events(
     limit: int = Query(default=100, ge=1, le=500),
 ) -> StreamPage:
     access = await _stream_access(ctx, session, request, scope.principal, unit)
-    events = await service.events_since(
+    events = await stream_events.events_since(
         session, unit, access.agency, since, limit, not_before=access.floor, shift_id=access.shift_id
     )
     await audit_hits_delivered(session, scope, events, via="poll", source_ip=client_ip(request))
@@ -415,7 +415,7 @@ async def agency_events(
 ) -> StreamPage:
     if not scope.owns(agency):
         raise Forbidden(f"agency {agency}'s covert hits are for its own supervisors")
-    events = await service.agency_events_since(session, agency, since, limit)
+    events = await stream_events.agency_events_since(session, agency, since, limit)
     await scope.audit(
         session,
         service="ingest",
@@ -456,7 +456,7 @@ async def stream(
             raise Unprocessable(f"Last-Event-ID {last_header[:30]} is not an event id")
     if since is None:
         async with ctx.sessionmaker() as session:
-            since = await service.last_event_id(session)
+            since = await stream_events.last_event_id(session)
     start_id: int = since
     recheck_s = ctx.settings.revocation_refresh_s
 
@@ -479,7 +479,7 @@ async def stream(
                     return
                 checked = time.monotonic()
             async with ctx.sessionmaker() as session:
-                batch = await service.events_since(
+                batch = await stream_events.events_since(
                     session, unit, access.agency, last, not_before=access.floor, shift_id=access.shift_id
                 )
             for e in batch:
@@ -574,7 +574,9 @@ async def internal_hits(body: HitsIn, principal: Service, ctx: Ctx, session: Ses
             unknown.append(hit.read_id)
             continue
         # The stored read's agreement (recognition's two readers) travels with its late hits too.
-        added = await service.add_hit_events(session, [{**hit.model_dump(), "agreement": read.get("agreement")}], read)
+        added = await stream_events.add_hit_events(
+            session, [{**hit.model_dump(), "agreement": read.get("agreement")}], read
+        )
         if hit.covert:
             covert += 1
             to_owner += added

@@ -1,4 +1,4 @@
-"""Ingest logic: shifts (who has a unit online), the read pipeline, and the stream's events."""
+"""Ingest logic: shifts (who has a unit online) and the read pipeline (the stream's events: stream_events.py)."""
 
 from __future__ import annotations
 
@@ -12,18 +12,18 @@ from typing import Any
 
 import structlog
 from sqlalchemy import select, text, update
-from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.ingest.batching import Batcher
 from services.ingest.clients import CallFailed, HotlistClient, RecognitionClient, match_payload
 from services.ingest.images import CheckedImage
 from services.ingest.inflight import InFlight
-from services.ingest.models import Shift, StreamEvent
+from services.ingest.models import Shift
 from services.ingest.protected import protected_among
 from services.ingest.schemas import ReadMetadata, ReadResult, ShiftOut, ShiftStart
 from services.ingest.stream import StreamHub
+from services.ingest.stream_events import HIT_NOTICE, add_hit_events
 from services.ingest.suspension_models import refuse_if_suspended
 from services.ingest.writer import ExistingReads, ReadWriter, WriteOutcome, capture_day
 from shared import plates
@@ -37,8 +37,6 @@ log = structlog.get_logger(__name__)
 
 # Read ids derive from the idempotency key: a retry reaches recognition and hotlist under the same id.
 READ_ID_NAMESPACE = uuid.UUID("5d0c6a43-6c1e-4f55-9d2a-3b7f3f0e1a47")
-HIT_NOTICE = "A hit alone is not probable cause: confirm the hit before acting."
-STREAM = StreamEvent.__table__  # type: ignore[attr-defined]
 
 
 def now_utc() -> datetime:
@@ -594,123 +592,3 @@ def with_agreement(hits: list[dict[str, Any]], row: dict[str, Any]) -> None:
     screen can say "two readers agree" (or that only one read it): a hit on an agreed reading is near-certain."""
     for hit in hits:
         hit["agreement"] = row.get("agreement")
-
-
-# ---- stream events ------------------------------------------------------------------------------------------
-
-
-COVERT_HIT = "covert_hit"  # an event for the list owner's agency stream, never for a car
-
-
-async def add_hit_events(
-    session: AsyncSession | AsyncConnection, hits: list[dict[str, Any]], read: dict[str, Any]
-) -> int:
-    """Queue hits for the read's unit; covert hits go to the list owner's agency stream, never to a car.
-    Returns how many are new."""
-    added = 0
-    for hit in hits:
-        covert = bool(hit.get("covert"))
-        if covert and not hit.get("list_owner"):
-            log.warning("covert_hit_without_owner", hit_id=hit.get("hit_id"))
-            continue
-        payload = {
-            **hit,
-            "notice": hit.get("notice") or HIT_NOTICE,
-            "read": {
-                "read_id": str(read["id"]),
-                "plate": read["plate"],
-                "state": read["state"],
-                "captured_at": read["captured_at"].isoformat(),
-                "lat": read["lat"],
-                "lon": read["lon"],
-                "camera": read["camera"],
-            },
-        }
-        result = await session.execute(
-            insert(STREAM)
-            .values(
-                kind=COVERT_HIT if covert else "hit",
-                unit=None if covert else read["unit"],
-                agency=hit["list_owner"] if covert else (read["agency"] or None),
-                read_id=read["id"],
-                captured_at=read["captured_at"],
-                dedupe_key=f"hit:{hit.get('hit_id')}",
-                payload=payload,
-            )
-            .on_conflict_do_nothing(index_elements=["dedupe_key"])
-        )
-        added += int(result.rowcount or 0)  # type: ignore[attr-defined]
-    return added
-
-
-async def add_notice(session: AsyncSession, kind: str, dedupe_key: str, payload: dict[str, Any]) -> bool:
-    result = await session.execute(
-        insert(STREAM)
-        .values(kind=kind, unit=None, agency=None, dedupe_key=dedupe_key, payload=payload)
-        .on_conflict_do_nothing(index_elements=["dedupe_key"])
-    )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
-
-
-async def events_since(
-    session: AsyncSession,
-    unit: str,
-    agency: str | None,
-    since: int,
-    limit: int = 100,
-    *,
-    not_before: datetime | None = None,
-    shift_id: uuid.UUID | None = None,
-) -> list[StreamEvent]:
-    """The unit's events after `since`: its hits (its own agency's, from `not_before` on: the open shift's start,
-    so a stream is live events, never history) and the hot-list notices. With `shift_id` (an officer's stream) the
-    unit's hits are those of that shift's own reads, and only while it is open: in the same query, so the next
-    shift's hits never reach a stream that has not yet noticed its shift ended, at no extra query."""
-    pinned = (
-        " AND EXISTS (SELECT 1 FROM ingest.shifts s WHERE s.id = :shift AND s.ended_at IS NULL "
-        "AND s.expires_at > now()) AND EXISTS (SELECT 1 FROM ingest.reads r WHERE r.id = stream_events.read_id "
-        "AND r.captured_at = stream_events.captured_at AND r.shift_id = :shift)"
-        if shift_id is not None
-        else ""
-    )
-    params: dict[str, Any] = {
-        "unit": unit,
-        "agency": agency,
-        "floor": not_before or datetime.min.replace(tzinfo=UTC),
-    }
-    if shift_id is not None:
-        params["shift"] = shift_id
-    rows = await session.execute(
-        select(StreamEvent)
-        .where(
-            StreamEvent.id > since,  # type: ignore[operator]
-            StreamEvent.kind != COVERT_HIT,  # type: ignore[arg-type]
-            text(
-                f"((unit = :unit AND agency IS NOT DISTINCT FROM :agency AND created_at >= :floor{pinned}) "
-                "OR (unit IS NULL AND (agency IS NULL OR agency = :agency)))"
-            ),
-        )
-        .params(**params)
-        .order_by(StreamEvent.id)  # type: ignore[arg-type]
-        .limit(limit)
-    )
-    return list(rows.scalars())
-
-
-async def last_event_id(session: AsyncSession) -> int:
-    return int((await session.execute(text("SELECT coalesce(max(id), 0) FROM ingest.stream_events"))).scalar() or 0)
-
-
-async def agency_events_since(session: AsyncSession, agency: str, since: int, limit: int = 100) -> list[StreamEvent]:
-    """The agency's own stream: covert hits on the lists it owns."""
-    rows = await session.execute(
-        select(StreamEvent)
-        .where(
-            StreamEvent.id > since,  # type: ignore[operator]
-            StreamEvent.kind == COVERT_HIT,  # type: ignore[arg-type]
-            StreamEvent.agency == agency,  # type: ignore[arg-type]
-        )
-        .order_by(StreamEvent.id)  # type: ignore[arg-type]
-        .limit(limit)
-    )
-    return list(rows.scalars())

@@ -17,7 +17,6 @@ from services.ingest.agents.rows import _Batch, _NewRead
 from services.ingest.clients import CallFailed
 from services.ingest.protected import destroy_reads
 from services.ingest.service import (
-    add_hit_events,
     apply_match,
     apply_recognition,
     delete_quietly,
@@ -26,6 +25,7 @@ from services.ingest.service import (
     protected_plates,
     recognize,
 )
+from services.ingest.stream_events import add_hit_events
 from shared import plates
 from shared.storage import StorageError
 
