@@ -122,7 +122,9 @@ def test_the_proxy_spreads_connections_over_both_instances(replicas: Replicas) -
         for _ in range(4):
             assert httpx.get(f"{replicas.url(service)}/healthz", timeout=10).status_code == 200
         after = replicas.proxies[service].connections
-        assert all(after[p] - before.get(p, 0) == 2 for p in replicas.ports[service]), (service, after)
+        # Round robin over every connection, the services' own calls through the proxy included: of the 4 made
+        # here each instance takes at least 2, whatever came between them.
+        assert all(after[p] - before.get(p, 0) >= 2 for p in replicas.ports[service]), (service, before, after)
 
 
 def test_a_car_posting_through_either_instance_stores_each_read_once(replicas: Replicas) -> None:

@@ -96,6 +96,19 @@ def _parent(runner: psutil.Process, module: str, *, not_pid: int | None = None) 
         time.sleep(0.2)
 
 
+def _alive(p: psutil.Process) -> bool:
+    try:
+        return p.is_running() and p.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def _replaced(runner: psutil.Process, module: str, old: psutil.Process, workers: list[psutil.Process]) -> bool:
+    """A new process runs `module`, and none of the killed one's workers is left to answer in its place."""
+    found = _children(runner, module, recursive=False)
+    return not any(_alive(w) for w in workers) and len(found) == 1 and found[0].pid != old.pid
+
+
 def _ready(port: int) -> int:
     try:
         return httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5).status_code
@@ -167,10 +180,18 @@ def test_kill_9_of_each_service_restarts_it_and_stops_no_other(system: System) -
     for service in SERVICES:
         old = _parent(runner, f"services.{service}.main")
         orphans = old.children()
-        _kill_and_watch(ports, old, lambda s=service: _ready(ports[s]) == 200, service)  # type: ignore[misc]
+        # Back: a new process answers, not the killed one's workers before the runner has ended them.
+        _kill_and_watch(
+            ports,
+            old,
+            lambda s=service, o=old, w=orphans: (
+                _replaced(runner, f"services.{s}.main", o, w) and _ready(ports[s]) == 200
+            ),  # type: ignore[misc]
+            service,
+        )
         assert _parent(runner, f"services.{service}.main", not_pid=old.pid).pid != old.pid
         # A killed uvicorn parent's workers went with it (they would hold the port).
-        assert not [p for p in orphans if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+        assert not [p for p in orphans if _alive(p)]
     # The importer, a process of its own: restarted too, the services answering throughout.
     importer = _parent(runner, "services.ingest.agents")
     _kill_and_watch(
