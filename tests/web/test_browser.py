@@ -13,6 +13,7 @@ from typing import Any
 
 from selenium import webdriver
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support.wait import WebDriverWait
 
 from services.access import transparency
 from shared.settings import Settings
@@ -79,12 +80,15 @@ def _browse(driver: webdriver.Chrome, base: str, axe: str, folder: Path, oris: l
     driver.find_element(By.ID, "username").send_keys(login)
     driver.find_element(By.ID, "password").send_keys(PASSWORD)
     driver.find_element(By.CSS_SELECTOR, "form.login button").click()
+    # A click does not wait for the answer: the dashboard (its log-out form) has loaded once the cookie is set.
+    WebDriverWait(driver, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, "form.logout"))
     seen["cookies"] = driver.get_cookies()
     seen["dashboard"] = _look(driver, base, axe, folder, "dashboard")
     # The check can fail: a field without a label, put into the page, is found.
     driver.execute_script("document.querySelector('main').insertAdjacentHTML('beforeend', '<input type=text>')")
     seen["axe_broken"] = {v["id"] for v in _axe(driver, axe)}
     driver.find_element(By.CSS_SELECTOR, "form.logout button").click()
+    WebDriverWait(driver, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, "form.login"))
     seen["after_logout"] = driver.current_url
     return seen
 
