@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 
 from bench.harness import database
-from bench.wrk import CpuMeter, _dsn, _serve_pid, _token, ensure_wrk, measure, run_wrk
+from bench.wrk import CpuMeter, _dsn, _identity, _serve_pid, _token, ensure_wrk, measure, run_wrk
 
 IDLE_S = 3.0
 
@@ -34,7 +34,7 @@ def _self_cpu_s() -> float:
 
 
 def run() -> dict[str, Any]:
-    from alpr.bootstrap import ensure_service_client
+    from alpr.bootstrap import ensure_service_clients
     from shared.keys import ensure_signing_key
     from tests.support.proxy import RoundRobinProxy
     from tests.support.s3 import ACCESS_KEY, BUCKET, SECRET_KEY, WeedS3
@@ -51,17 +51,17 @@ def run() -> dict[str, Any]:
         weed = WeedS3(Path(tmp) / "weed")
         weed.start()
         stack.callback(weed.stop)
-        client_id, secret = ensure_service_client(url, data_dir)
+        clients = ensure_service_clients(url, data_dir)
         env = {
             "ALPR_DATABASE_URL": url, "ALPR_DATA_DIR": str(data_dir), "ALPR_JWT_KEYS_DIR": str(keys_dir),
             "ALPR_S3_ENDPOINT": weed.endpoint, "ALPR_S3_ACCESS_KEY": ACCESS_KEY, "ALPR_S3_SECRET_KEY": SECRET_KEY,
-            "ALPR_S3_BUCKET": BUCKET, "ALPR_SERVICE_CLIENT_ID": client_id, "ALPR_SERVICE_CLIENT_SECRET": secret,
-            "ALPR_INGEST_CALL_RECOGNITION": "false", "ALPR_DB_POOL_SIZE": "8",
+            "ALPR_S3_BUCKET": BUCKET, "ALPR_INGEST_CALL_RECOGNITION": "false", "ALPR_DB_POOL_SIZE": "8",
         }  # fmt: skip
         access, access_pid = stack.enter_context(_serve_pid("access", env))
         env["ALPR_ACCESS_URL"] = access
-        hotlist, hotlist_pid = stack.enter_context(_serve_pid("hotlist", env))
+        hotlist, hotlist_pid = stack.enter_context(_serve_pid("hotlist", {**env, **_identity(clients, "hotlist")}))
         env["ALPR_HOTLIST_URL"] = hotlist
+        env.update(_identity(clients, "ingest"))
         ingests = [stack.enter_context(_serve_pid("ingest", env)) for _ in range(2)]
         ports = [int(base.rsplit(":", 1)[1]) for base, _ in ingests]
         badge = "4243"

@@ -250,8 +250,13 @@ def _wait_matched(dsn: str, expected: int, began: float, timeout_s: float = 300)
     return {"reads": stored, "pending": pending, "expected": expected, "timed_out_s": timeout_s}
 
 
+def _identity(clients: dict[str, tuple[str, str]], service: str) -> dict[str, str]:
+    client_id, secret = clients[service]
+    return {"ALPR_SERVICE_CLIENT_ID": client_id, "ALPR_SERVICE_CLIENT_SECRET": secret}
+
+
 def run(workers: int = 2) -> dict[str, Any]:
-    from alpr.bootstrap import ensure_service_client
+    from alpr.bootstrap import ensure_service_clients
     from shared.keys import ensure_signing_key, sign_token
     from tests.support.s3 import ACCESS_KEY, BUCKET, SECRET_KEY, WeedS3
 
@@ -272,7 +277,8 @@ def run(workers: int = 2) -> dict[str, Any]:
         weed = WeedS3(Path(tmp) / "weed")
         weed.start()
         stack.callback(weed.stop)
-        client_id, secret = ensure_service_client(url, data_dir)
+        # Each calling service its own identity, as `alpr up` gives them (docs/security.md).
+        clients = ensure_service_clients(url, data_dir)
         env = {
             "ALPR_DATABASE_URL": url,
             "ALPR_DATA_DIR": str(data_dir),
@@ -281,8 +287,6 @@ def run(workers: int = 2) -> dict[str, Any]:
             "ALPR_S3_ACCESS_KEY": ACCESS_KEY,
             "ALPR_S3_SECRET_KEY": SECRET_KEY,
             "ALPR_S3_BUCKET": BUCKET,
-            "ALPR_SERVICE_CLIENT_ID": client_id,
-            "ALPR_SERVICE_CLIENT_SECRET": secret,
             "ALPR_INGEST_CALL_RECOGNITION": "false",
             "ALPR_DB_POOL_SIZE": "8",
             # As `alpr up` runs it: the agents' importer in a process of its own, ingest's workers only accepting.
@@ -290,8 +294,9 @@ def run(workers: int = 2) -> dict[str, Any]:
         }
         access, access_pid = stack.enter_context(_serve_pid("access", env))
         env["ALPR_ACCESS_URL"] = access
-        hotlist, hotlist_pid = stack.enter_context(_serve_pid("hotlist", env))
+        hotlist, hotlist_pid = stack.enter_context(_serve_pid("hotlist", {**env, **_identity(clients, "hotlist")}))
         env["ALPR_HOTLIST_URL"] = hotlist
+        env.update(_identity(clients, "ingest"))  # ingest's workers and its importer
         ingest, ingest_pid = stack.enter_context(_serve_pid("ingest", env, workers=workers))
         importer = subprocess.Popen(
             [sys.executable, "-m", "services.ingest.agents"], env={**os.environ, "ALPR_LOG_LEVEL": "WARNING", **env}
