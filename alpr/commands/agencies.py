@@ -7,44 +7,16 @@ read's transaction) and at its next agents' registry refresh (`ALPR_INGEST_AGENT
 from __future__ import annotations
 
 import argparse
-import asyncio
 import getpass
-import json
-import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
-from alpr.commands.common import with_database
+from alpr.commands.common import run_json
 from shared.settings import Settings
 
 
 def _actor() -> str:
     return f"cli:{getpass.getuser()}"
-
-
-def _run(settings: Settings, work: Callable[[Any], Awaitable[Any]]) -> int:
-    """`work(session)` in one transaction with its audit entry; prints the result as JSON, a refusal on stderr."""
-    from shared.db import create_engine, create_sessionmaker
-    from shared.errors import AppError
-
-    settings = with_database(settings)
-
-    async def _go() -> int:
-        engine = create_engine(settings)
-        try:
-            async with create_sessionmaker(engine)() as session:
-                try:
-                    out = await work(session)
-                except AppError as exc:
-                    print(f"refused: {exc.detail}", file=sys.stderr)
-                    return 1
-                await session.commit()
-        finally:
-            await engine.dispose()
-        print(json.dumps(out, indent=2, default=str))
-        return 0
-
-    return asyncio.run(_go())
 
 
 def cmd_suspend(args: argparse.Namespace, settings: Settings) -> int:
@@ -61,7 +33,7 @@ def cmd_suspend(args: argparse.Namespace, settings: Settings) -> int:
         return {"suspension_id": str(s.id), "agency": s.agency, "order_reference": s.order_reference,
                 "suspended_at": s.suspended_at, "shifts_ended": len(ended)}  # fmt: skip
 
-    return _run(settings, work)
+    return run_json(settings, work)
 
 
 def cmd_resume(args: argparse.Namespace, settings: Settings) -> int:
@@ -78,7 +50,7 @@ def cmd_resume(args: argparse.Namespace, settings: Settings) -> int:
         return {"suspension_id": str(s.id), "agency": s.agency, "order_reference": s.order_reference,
                 "suspended_at": s.suspended_at, "lifted_at": s.lifted_at}  # fmt: skip
 
-    return _run(settings, work)
+    return run_json(settings, work)
 
 
 def cmd_suspensions(args: argparse.Namespace, settings: Settings) -> int:
@@ -112,7 +84,7 @@ def cmd_suspensions(args: argparse.Namespace, settings: Settings) -> int:
         )  # fmt: skip
         return out
 
-    return _run(settings, work)
+    return run_json(settings, work)
 
 
 def _text(minimum: int) -> Callable[[str], str]:

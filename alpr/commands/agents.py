@@ -3,43 +3,25 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from datetime import date
 from typing import Any
 
-from alpr.commands.common import with_database
+from alpr.commands.common import run_json
 from shared.settings import Settings
 
 
-def _run(settings: Settings, work: Callable[[Any], Awaitable[Any]], *, changes_agents: bool = False) -> int:
+async def _note_agents(session: Any, settings: Settings) -> None:
     from services.ingest.agents.registry import agents_in, note_agents, snapshot_path
-    from shared.db import create_engine, create_sessionmaker
-    from shared.errors import AppError
 
-    settings = with_database(settings)
+    # Before the token is printed: in the snapshot every ingest process reads (the running system's data folder),
+    # so it works at once, even if PostgreSQL goes down the next moment.
+    note_agents(snapshot_path(settings.data_dir), await agents_in(session))
 
-    async def _go() -> int:
-        engine = create_engine(settings)
-        try:
-            async with create_sessionmaker(engine)() as session:
-                try:
-                    out = await work(session)
-                except AppError as exc:
-                    print(json.dumps({"error": exc.detail}))
-                    return 1
-                await session.commit()
-                if changes_agents:
-                    # Before the token is printed: in the snapshot every ingest process reads (the running
-                    # system's data folder), so it works at once, even if PostgreSQL goes down the next moment.
-                    note_agents(snapshot_path(settings.data_dir), await agents_in(session))
-        finally:
-            await engine.dispose()
-        print(json.dumps(out, indent=2, default=str))
-        return 0
 
-    return asyncio.run(_go())
+def _run(settings: Settings, work: Callable[[Any], Awaitable[Any]], *, changes_agents: bool = False) -> int:
+    return run_json(settings, work, refusal_as_json=True, after_commit=_note_agents if changes_agents else None)
 
 
 def cmd_add(args: argparse.Namespace, settings: Settings) -> int:

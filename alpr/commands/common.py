@@ -6,6 +6,12 @@ here, before a command enters its event loop; the commands' coroutines only read
 
 from __future__ import annotations
 
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
 from shared.settings import Settings
 
 
@@ -29,3 +35,41 @@ def database_url(settings: Settings, *, migrate: bool = True) -> str:
 def with_database(settings: Settings) -> Settings:
     """`settings` with the database resolved. Call it outside any running event loop."""
     return settings.model_copy(update={"database_url": database_url(settings)})
+
+
+def run_json(
+    settings: Settings,
+    work: Callable[[Any], Awaitable[Any]],
+    *,
+    refusal_as_json: bool = False,
+    after_commit: Callable[[Any, Settings], Awaitable[None]] | None = None,
+) -> int:
+    """`work(session)` in one transaction (its audit entry with it); prints the result as JSON and returns 0, or
+    prints the refusal (`{"error": ...}` on stdout, else `refused: ...` on stderr) and returns 1, committing nothing.
+    `after_commit(session, settings)` runs once the transaction has committed."""
+    from shared.db import create_engine, create_sessionmaker
+    from shared.errors import AppError
+
+    settings = with_database(settings)
+
+    async def _go() -> int:
+        engine = create_engine(settings)
+        try:
+            async with create_sessionmaker(engine)() as session:
+                try:
+                    out = await work(session)
+                except AppError as exc:
+                    if refusal_as_json:
+                        print(json.dumps({"error": exc.detail}))
+                    else:
+                        print(f"refused: {exc.detail}", file=sys.stderr)
+                    return 1
+                await session.commit()
+                if after_commit is not None:
+                    await after_commit(session, settings)
+        finally:
+            await engine.dispose()
+        print(json.dumps(out, indent=2, default=str))
+        return 0
+
+    return asyncio.run(_go())
