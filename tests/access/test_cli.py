@@ -23,6 +23,7 @@ from tests.support.pg import create_test_database, drop_database
 
 @pytest.fixture
 def cli_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The CLI on the session's database (other tests import this fixture)."""
     assert settings.database_url
     monkeypatch.setenv("ALPR_DATABASE_URL", settings.database_url)
     monkeypatch.setenv("ALPR_DATA_DIR", str(settings.data_dir))
@@ -33,16 +34,33 @@ def cli_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Non
     get_settings.cache_clear()
 
 
+@pytest.fixture
+def cli_settings(settings: Settings, pg_maintenance_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+    """A database of its own: the first administrator must be the first one whatever ran before on the session's."""
+    url = create_test_database(pg_maintenance_url)
+    upgrade(url)
+    monkeypatch.setenv("ALPR_DATABASE_URL", url)
+    monkeypatch.setenv("ALPR_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("ALPR_JWT_KEYS_DIR", str(settings.keys_dir))
+    monkeypatch.setenv("ALPR_LOG_LEVEL", "WARNING")
+    get_settings.cache_clear()
+    try:
+        yield settings.model_copy(update={"database_url": url})
+    finally:
+        get_settings.cache_clear()
+        drop_database(pg_maintenance_url, url)
+
+
 async def alpr(argv: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> tuple[int, str]:
     monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))
     code = await asyncio.to_thread(main, argv)
     return code, capsys.readouterr().out
 
 
-@pytest.mark.usefixtures("cli_env")
 async def test_cli_bootstraps_people_clients_and_training(
-    settings: Settings, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    cli_settings: Settings, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    settings = cli_settings
     code, out = await alpr(
         ["access", "create-admin", "--username", "chief", "--name", "Chief", "--agency", "MN0271200",
          "--password-stdin"],
