@@ -135,6 +135,18 @@ async def _admin_user(session: SessionDep, user_id: uuid.UUID, scope: Scope) -> 
     return scope.check(await session.get(User, user_id, with_for_update=True), "user")
 
 
+async def _set_disabled(
+    user_id: uuid.UUID, disabled: bool, request: Request, session: SessionDep, principal: Admin, scope: Scope
+) -> UserOut:
+    user = await _admin_user(session, user_id, scope)
+    await identity.set_user_disabled(session, user, disabled)
+    action = "user.disable" if disabled else "user.enable"
+    await events.record(
+        session, action, request=request, principal=principal, object_type="user", object_ids=[str(user.id)]
+    )
+    return await _user_out(session, user)
+
+
 @router.post(
     "/v1/users/{user_id}/disable",
     tags=["people"],
@@ -143,24 +155,14 @@ async def _admin_user(session: SessionDep, user_id: uuid.UUID, scope: Scope) -> 
 async def disable_user(
     user_id: uuid.UUID, request: Request, session: SessionDep, principal: Admin, scope: Scoped
 ) -> UserOut:
-    user = await _admin_user(session, user_id, scope)
-    await identity.set_user_disabled(session, user, True)
-    await events.record(
-        session, "user.disable", request=request, principal=principal, object_type="user", object_ids=[str(user.id)]
-    )
-    return await _user_out(session, user)
+    return await _set_disabled(user_id, True, request, session, principal, scope)
 
 
 @router.post("/v1/users/{user_id}/enable", tags=["people"], summary="Re-enable a disabled person")
 async def enable_user(
     user_id: uuid.UUID, request: Request, session: SessionDep, principal: Admin, scope: Scoped
 ) -> UserOut:
-    user = await _admin_user(session, user_id, scope)
-    await identity.set_user_disabled(session, user, False)
-    await events.record(
-        session, "user.enable", request=request, principal=principal, object_type="user", object_ids=[str(user.id)]
-    )
-    return await _user_out(session, user)
+    return await _set_disabled(user_id, False, request, session, principal, scope)
 
 
 class PasswordIn(CleanInput):
