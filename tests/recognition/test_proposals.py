@@ -3,10 +3,15 @@ its characters, and the second reader reads it as a whole plate."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
+from services.recognition.pipeline import Options
 from services.recognition.proposals import MIN_US, plate_boxes, plate_crop
+from services.recognition.readings import PlateReading, Recognition
+from services.recognition.second_opinion import read_candidates
 from services.recognition.second_reader import PlateReader
 from tests.recognition.render import plate_image, scene_without_plate
 
@@ -53,3 +58,35 @@ def test_nothing_plate_like_is_read_as_a_plate_where_there_is_none(reader: Plate
     image = scene_without_plate()
     readings = reader.read([plate_crop(image, q) for q in plate_boxes(image, 8)])
     assert not [r for r in readings if r.text and r.us is not None and r.us >= MIN_US]
+
+
+def _recognition(plate: str, box: list[list[float]]) -> Recognition:
+    reading = PlateReading(plate, plate, 0.9, box, [0.9] * len(plate), [])
+    return Recognition(960, 640, plates=[reading])
+
+
+def _number_box(image: np.ndarray) -> list[list[float]]:
+    """The drawn number's box (dark pixels in the plate's lower part), as the first reader reports it."""
+    x0, y0, x1, y1 = _drawn(300)
+    ys, xs = np.nonzero(image[y0 + 45 : y1 - 10, x0 + 6 : x1 - 6].min(axis=2) < 60)
+    return [[x0 + 6 + xs.min(), y0 + 45 + ys.min()], [x0 + 6 + xs.max(), y0 + 45 + ys.min()],
+            [x0 + 6 + xs.max(), y0 + 45 + ys.max()], [x0 + 6 + xs.min(), y0 + 45 + ys.max()]]  # fmt: skip
+
+
+def test_proposals_are_read_only_where_the_readers_disagree(reader: PlateReader) -> None:
+    image = plate_image("KXR482", plate_width=300)
+    # The two readers agree on the first reader's best plate: one crop read, no proposal.
+    agreed = _recognition("KXR482", _number_box(image))
+    regions, slots = read_candidates(reader, image, agreed, Options())
+    assert [s.text for s in slots] == ["KXR482"] and len(regions) == 1
+    # The first reader read something else on a patch of the car: the best plate is read closer, then the plates
+    # proposed by shape; a proposal's reading is kept only where the region head calls it a US plate (the drawn
+    # plate, in OpenCV's font, it does not), every kept reading beside its region.
+    wrong = _recognition("ZZZ999", [[50.0, 50.0], [150.0, 50.0], [150.0, 80.0], [50.0, 80.0]])
+    without = read_candidates(reader, image, wrong, replace(Options(), proposals=0))
+    regions, slots = read_candidates(reader, image, wrong, Options())
+    assert len(regions) == len(slots) >= len(without[1])
+    extra = slots[len(without[1]) :]
+    assert all(s.us is None or s.us >= MIN_US for s in extra)
+    read_all = reader.read([plate_crop(image, q) for q in plate_boxes(image, Options().proposals)])
+    assert "KXR482" in [r.text for r in read_all]  # proposed and read; left out by the region head alone
