@@ -2,8 +2,8 @@
 
 The regions are the first reader's plates (their number's box), then every localizer row and detector line the
 pipeline considered (`Recognition.regions`), at most `Options.second_regions` of them, each read once with a whole
-plate's margin; the others only when the second reader does not agree on the best plate, and where it still agrees
-on none of the first reader's plates, plates proposed by their shape (proposals.py). The verdict
+plate's margin; the others only when the second reader does not agree on the best plate, and where none of its
+readings is the first reader's best, plates proposed by their shape (proposals.py). The verdict
 (arbitration.py) becomes the first plate: a first-reader reading moved to the front, or
 the second reader's own reading of its region when it won.
 """
