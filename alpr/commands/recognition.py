@@ -49,6 +49,8 @@ STAGES = {
     "no-refine": {"refine": 0},
     "no-fallback-2": {"locate_fallback": False},
     "regions-3": {"second_regions": 3},
+    "no-proposals": {"proposals": 0},  # full, but no plate proposed by its shape (proposals.py)
+    "proposals-8": {"proposals": 8},
 }
 
 

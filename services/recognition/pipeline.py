@@ -71,6 +71,7 @@ class Options:
     locate_fallback: bool = True  # ... when the detector finds no plate either, the likeliest row read, though unsure
     second: bool = True  # the second, plate-specific reader on the candidate regions, and arbitration (issue 27)
     second_regions: int = 6  # ... regions it reads at most (each ~3-9 ms of CPU), the first reader's plates first
+    proposals: int = 4  # ... and where they still disagree, this many plates proposed by shape (proposals.py)
     pair_min_value: float = 0.1  # ... the least hit value of either reader's alternative sent on: tuned per fold
 
 

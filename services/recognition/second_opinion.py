@@ -2,7 +2,8 @@
 
 The regions are the first reader's plates (their number's box), then every localizer row and detector line the
 pipeline considered (`Recognition.regions`), at most `Options.second_regions` of them, each read once with a whole
-plate's margin; the others only when the second reader does not agree on the best plate. The verdict
+plate's margin; the others only when the second reader does not agree on the best plate, and where none of its
+readings is the first reader's best, plates proposed by their shape (proposals.py). The verdict
 (arbitration.py) becomes the first plate: a first-reader reading moved to the front, or
 the second reader's own reading of its region when it won.
 """
@@ -14,7 +15,7 @@ from typing import Protocol
 
 import numpy as np
 
-from services.recognition import imaging
+from services.recognition import imaging, proposals
 from services.recognition.arbitration import Reading, Verdict, arbitrate
 from services.recognition.hitrate import INGEST_MAX_ALTERNATIVES, hit_value
 from services.recognition.readings import PlateReading, Recognition
@@ -25,6 +26,7 @@ class SecondOptions(Protocol):
     """What the second reader's step needs of the pipeline's `Options`."""
 
     second_regions: int
+    proposals: int
     vanity: float
     alternatives: int
     pair_min_value: float
@@ -97,6 +99,17 @@ def read_candidates(
         # They disagree: every other region, and the best one cut closer (`second_reader.near_crop`).
         slots += reader.read([*(plate_crop(image, q) for q in regions[1:]), near_crop(image, regions[0])])
         regions = [*regions, regions[0]]
+    if options.proposals and not (result.plates and slots and result.plates[0].plate in {s.text for s in slots}):
+        # Still no agreement on the best plate (or nothing read): plates proposed by their shape, not their
+        # characters (proposals.py), each read by the second reader as a whole plate.
+        boxes = proposals.plate_boxes(image, options.proposals)
+        read = reader.read([proposals.plate_crop(image, q) for q in boxes])
+        # A light rectangle is often a sticker, a sign or a tail light: kept only where the reader's region head
+        # calls it a US plate (46 of the 48 right readings of a proposal on the dev photos, 13 of 39 wrong
+        # ones, measured with the first version's three thresholds).
+        kept = [(q, r) for q, r in zip(boxes, read, strict=True) if r.us is None or r.us >= proposals.MIN_US]
+        slots += [r for _, r in kept]
+        regions = [*regions, *(q for q, _ in kept)]
     return regions, slots
 
 

@@ -89,3 +89,16 @@ def test_the_second_readers_alternatives_swap_its_runners_up() -> None:
     reading = decode_slots(slots("KXR482", 0.9, runner={3: "A"}))
     alternatives = dict(slot_alternatives(reading))
     assert "KXRA82" in alternatives and 0 < alternatives["KXRA82"] < reading.confidence
+
+
+def test_a_plate_proposed_by_shape_wins_over_a_dealer_word_on_the_first_readers_line() -> None:
+    # wts-lg-000041's case: the first reader read the dealer's name under the bumper; the second reader's readings
+    # of the regions it was given are noise, and of a plate proposed by its shape (proposals.py) a plate: that wins,
+    # and what the first reader read stays among the alternatives.
+    verdict = arbitrate(
+        [first("DOMAMON", 0.72, alternatives=(("DOMAMION", 0.17),))],
+        [second("B3XM9333", 0.3, us=0.02), second("51TA600", 0.9, us=0.91)],
+    )
+    assert verdict is not None
+    assert (verdict.plate, verdict.agreement, verdict.winner) == ("51TA600", "one", "second")
+    assert "DOMAMON" in [a for a, _ in verdict.alternatives]
