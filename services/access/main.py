@@ -11,6 +11,8 @@ import httpx
 import structlog
 from fastapi import FastAPI
 
+from services.access.breach_duties import breach_duties_gauge, breach_duties_overdue
+from services.access.breach_routes import router as breach_router
 from services.access.evidence import router as evidence_router
 from services.access.identity_routes import router as identity_router
 from services.access.notice_routes import router as notices_router
@@ -94,7 +96,18 @@ def create_app(
     return create_service_app(
         "access",
         settings,
-        routers=[identity_router, router, reports_router, notices_router, records_router, evidence_router, web_router],
+        routers=[
+            identity_router,
+            router,
+            reports_router,
+            notices_router,
+            records_router,
+            breach_router,
+            evidence_router,
+            web_router,
+        ],  # fmt: skip
+        ready_checks=[breach_duties_overdue],
+        metric_probes=[breach_duties_gauge],
         lifespan=lifespan,
         description="Identities, tokens, access requests with supervisor approval, and the audit log.",
         max_body_bytes=settings.court_order_max_bytes + 1024 * 1024,  # a request with its court order, the largest
