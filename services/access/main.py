@@ -17,6 +17,7 @@ from services.access.evidence import router as evidence_router
 from services.access.identity_routes import router as identity_router
 from services.access.notice_routes import router as notices_router
 from services.access.public_cache import PublicReports
+from services.access.quarantine import router as quarantine_router
 from services.access.records_routes import router as records_router
 from services.access.report_routes import router as reports_router
 from services.access.reports import FiguresClient
@@ -104,8 +105,9 @@ def create_app(
             records_router,
             breach_router,
             evidence_router,
+            quarantine_router,
             web_router,
-        ],  # fmt: skip
+        ],
         ready_checks=[breach_duties_overdue],
         metric_probes=[breach_duties_gauge],
         lifespan=lifespan,
