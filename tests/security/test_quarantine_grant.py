@@ -28,12 +28,20 @@ def _auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-async def _grant(access: Any, holder: str, agency: str, plates: list[str], start: datetime) -> str:
+async def _grant(
+    access: Any,
+    holder: str,
+    agency: str,
+    plates: list[str],
+    start: datetime,
+    area: tuple[float, float, float] | None = None,
+) -> str:
     """An approved request's grant, as a supervisor's approval leaves it (tests/access covers the approval)."""
     rid, vid, did, gid = uuid.uuid4(), uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     now = datetime.now(UTC)
     p = {"r": rid, "v": vid, "d": did, "g": gid, "c": f"QG-{uuid.uuid4().hex[:6]}", "h": holder, "a": agency,
          "now": now, "start": start, "exp": now + timedelta(days=7), "plates": plates}  # fmt: skip
+    p["lat"], p["lon"], p["rad"] = area or (None, None, None)
     async with access.state.engine.begin() as conn:
         await conn.execute(
             text(
@@ -61,8 +69,8 @@ async def _grant(access: Any, holder: str, agency: str, plates: list[str], start
         await conn.execute(
             text(
                 "INSERT INTO access.grants (id, request_id, version, decision_id, holder, data_agency, case_number, "
-                'plates, misread_tolerant, start, "end", created_at, expires_at) VALUES (:g, :r, 1, :d, :h, :a, :c, '
-                ":plates, false, :start, :exp, :now, :exp)"
+                'plates, misread_tolerant, start, "end", created_at, expires_at, area_lat, area_lon, area_radius_m) '
+                "VALUES (:g, :r, 1, :d, :h, :a, :c, :plates, false, :start, :exp, :now, :exp, :lat, :lon, :rad)"
             ),
             p,
         )
@@ -140,6 +148,9 @@ async def test_a_quarantined_post_opens_in_full_only_under_a_covering_grant(
             assert plate_a not in wrong_plate.text
             too_late = await open_(await _grant(access, holder, A, [plate_a], placed), post_a)
             assert too_late.status_code == 403 and "outside the grant's dates" in too_late.json()["detail"]
+            # A grant with an area: the post says no position (no GPS), so no area covers it.
+            in_area = await open_(await _grant(access, holder, A, [plate_a], since, (45.03, -93.36, 500.0)), post_a)
+            assert in_area.status_code == 403 and "area" in in_area.json()["detail"], in_area.text
 
             # The covering grant: the full post, with the recipient's notice, audited with the grant and case.
             opened = await open_(covering, post_a)
