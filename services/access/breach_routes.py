@@ -84,6 +84,12 @@ class InvestigationIn(CleanInput):
     )
     report: str | None = Field(default=None, min_length=1, max_length=20_000)
     individuals_affected: int | None = Field(default=None, ge=0)
+    # With the report of an employee's unauthorized access (subd. 2(b)): all three, and the number of individuals.
+    data_types: list[str] = Field(default_factory=list, max_length=50, description="the type of data accessed")
+    responsible_employees: list[str] = Field(
+        default_factory=list, max_length=200, description="the name of each employee responsible"
+    )
+    final_disposition: str | None = Field(default=None, min_length=1, max_length=4000)
 
 
 class BreachOut(BaseModel):
@@ -98,6 +104,7 @@ class BreachOut(BaseModel):
     law_enforcement_delays: list[dict[str, Any]]
     investigation_completed_at: datetime | None
     investigation_report: str | None
+    report_details: dict[str, Any] | None
     recorded_by: str
     recorded_at: datetime
     status: Literal["notification_pending", "notified"]
@@ -119,6 +126,7 @@ def _out(b: BreachNotice, settings: Settings) -> BreachOut:
         law_enforcement_delays=list(b.law_enforcement_delays),
         investigation_completed_at=b.investigation_completed_at,
         investigation_report=b.investigation_report,
+        report_details=b.report_details,
         recorded_by=b.recorded_by,
         recorded_at=b.recorded_at,
         status="notified" if b.notified else "notification_pending",
@@ -156,6 +164,11 @@ async def record_breach(
     if body.occurred_at and body.occurred_at > body.discovered_at:
         raise Unprocessable("occurred_at follows discovered_at")
     _not_future(body.discovered_at, "a breach's discovery")
+    if body.unauthorized_by_employee and body.investigation_report:
+        raise Unprocessable(
+            "the report of an employee's unauthorized access comes once the investigation ends, with what it must "
+            "name: POST /v1/breaches/{id}/investigation"
+        )
     now = datetime.now(UTC)
     b = BreachNotice(
         id=uuid.uuid4(),
@@ -288,11 +301,13 @@ async def record_investigation(
             raise Unprocessable("the investigation ends before the breach was discovered: check `completed_at`")
         _not_future(body.completed_at, "the investigation's end")
         b.investigation_completed_at = body.completed_at
-    if body.report is not None:
-        b.investigation_report = body.report
-        b.report_recorded_at = datetime.now(UTC)
     if body.individuals_affected is not None:
         b.individuals_affected = body.individuals_affected
+    if body.report is not None:
+        if b.unauthorized_by_employee:
+            b.report_details = _employee_report(b, body)
+        b.investigation_report = body.report
+        b.report_recorded_at = datetime.now(UTC)
     session.add(b)
     await session.flush()
     await events.record(
@@ -302,6 +317,33 @@ async def record_investigation(
                                          "individuals_affected": body.individuals_affected},
     )  # fmt: skip
     return _out(b, settings)
+
+
+def _employee_report(b: BreachNotice, body: InvestigationIn) -> dict[str, Any]:
+    """What the report of an employee's unauthorized access must hold (13.055 subd. 2(b)), or 422 naming what is
+    missing: it is made once the investigation and the final disposition of any disciplinary action are known."""
+    missing = [
+        name
+        for name, absent in (
+            ("completed_at (the investigation's end, recorded)", b.investigation_completed_at is None),
+            ("individuals_affected", b.individuals_affected is None),
+            ("data_types", not body.data_types),
+            ("responsible_employees", not body.responsible_employees),
+            ("final_disposition", body.final_disposition is None),
+        )
+        if absent
+    ]
+    if missing:
+        raise Unprocessable(
+            "the report of an employee's unauthorized access names the type of data, the number of individuals, "
+            f"each responsible employee and the final disposition: missing {', '.join(missing)}"
+        )
+    return {
+        "data_types": body.data_types,
+        "individuals_affected": b.individuals_affected,
+        "responsible_employees": body.responsible_employees,
+        "final_disposition": body.final_disposition,
+    }
 
 
 class BreachList(BaseModel):

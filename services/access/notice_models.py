@@ -57,6 +57,9 @@ class BreachNotice(SQLModel, table=True):
         default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
     )
     report_recorded_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
+    # For an employee's unauthorized access, what the report must say (subd. 2(b)): the type of data, each responsible
+    # employee, the final disposition (with the number of individuals, `individuals_affected`).
+    report_details: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONB, nullable=True))
 
 
 class SecurityAssessment(SQLModel, table=True):

@@ -155,3 +155,30 @@ async def test_each_duty_has_its_due_date_and_is_warned_when_overdue(access: Acc
     assert status_a["overdue"] is False and len(status_a["assessments"]) == 2
     future = {**body, "performed_on": (date.today() + timedelta(days=2)).isoformat()}
     assert (await access.client.post("/v1/security-assessments", json=future, headers=sup_a)).status_code == 422
+
+
+async def test_an_employees_unauthorized_access_report_names_what_the_statute_asks(access: Access) -> None:
+    sup = bearer(await access.token(await access.person("supervisor", agency=_agency())))
+    found = {"what": "A dispatcher looked up a neighbour's plate", "unauthorized_by_employee": True,
+             "discovered_at": (datetime.now(UTC) - timedelta(days=3)).isoformat()}  # fmt: skip
+    early = await access.client.post("/v1/breaches", json={**found, "investigation_report": "done"}, headers=sup)
+    assert early.status_code == 422 and "/investigation" in early.json()["detail"]
+    bid = (await access.client.post("/v1/breaches", json=found, headers=sup)).json()["breach_id"]
+    url = f"/v1/breaches/{bid}/investigation"
+    bare = await access.client.post(url, json={"report": "The dispatcher was disciplined."}, headers=sup)
+    assert bare.status_code == 422, bare.text
+    for missing in ("completed_at", "individuals_affected", "data_types", "responsible_employees", "final_disposition"):
+        assert missing in bare.json()["detail"], missing
+    ended = datetime.now(UTC) - timedelta(hours=1)
+    step = await access.client.post(url, json={"completed_at": ended.isoformat(), "individuals_affected": 1},
+                                    headers=sup)  # fmt: skip
+    assert _duty(step.json(), "investigation_report")["due_at"]  # type: ignore[index]
+    full = {"report": "Reads of one plate viewed without a case.", "data_types": ["plate reads"],
+            "responsible_employees": ["Dispatcher J. Doe"], "final_disposition": "written reprimand"}  # fmt: skip
+    done = await access.client.post(url, json=full, headers=sup)
+    assert done.status_code == 200, done.text
+    assert done.json()["report_details"] == {
+        "data_types": ["plate reads"], "individuals_affected": 1, "responsible_employees": ["Dispatcher J. Doe"],
+        "final_disposition": "written reprimand",
+    }  # fmt: skip
+    assert _duty(done.json(), "investigation_report")["done_at"]  # type: ignore[index]

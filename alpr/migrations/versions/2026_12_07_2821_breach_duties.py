@@ -33,6 +33,7 @@ def upgrade() -> None:
     op.add_column(
         "breach_notices", sa.Column("report_recorded_at", sa.DateTime(timezone=True), nullable=True), schema="access"
     )
+    op.add_column("breach_notices", sa.Column("report_details", postgresql.JSONB(), nullable=True), schema="access")
     # A report entered before this revision was entered when the record was made or later: its record's time.
     op.execute(
         "UPDATE access.breach_notices SET report_recorded_at = recorded_at WHERE investigation_report IS NOT NULL"
@@ -53,6 +54,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("security_assessments", schema="access")
+    op.drop_column("breach_notices", "report_details", schema="access")
     op.drop_column("breach_notices", "report_recorded_at", schema="access")
     op.drop_column("breach_notices", "investigation_completed_at", schema="access")
     op.drop_column("breach_notices", "law_enforcement_delays", schema="access")
