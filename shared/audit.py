@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import Request
-from sqlalchemy import BigInteger, Column, DateTime, Text, func, text
+from sqlalchemy import BigInteger, Column, DateTime, Index, Text, func, text
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlmodel import Field, SQLModel
@@ -25,7 +25,16 @@ from shared.text import strip_control, without_control
 
 class AuditEntry(SQLModel, table=True):
     __tablename__ = "audit_log"
-    __table_args__ = {"schema": "audit"}
+    __table_args__ = (
+        # A read's inclusion proof finds the one `reads.store` entry naming it (shared/merkle.py).
+        Index(
+            "ix_audit_audit_log_reads_store_ids",
+            "object_ids",
+            postgresql_using="gin",
+            postgresql_where=text("action = 'reads.store'"),
+        ),
+        {"schema": "audit"},
+    )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     seq: int | None = Field(default=None, sa_column=Column(BigInteger, unique=True, nullable=True))

@@ -60,18 +60,19 @@ def verify(item: str, steps: list[Step], expected_root: str) -> bool:
     return h.hex() == expected_root
 
 
+# The entries naming the read first, through the GIN index on `reads.store` entries' ids (a plain ORDER BY seq LIMIT 1
+# lets the planner walk the whole log by seq instead, tens of milliseconds per 20,000 entries); there is normally one.
+PROOF_SQL = (
+    "WITH named AS MATERIALIZED (SELECT seq, hash, agency, object_ids, details FROM audit.audit_log "
+    "WHERE action = 'reads.store' AND object_ids @> ARRAY[CAST(:id AS TEXT)]) "
+    "SELECT seq, hash, agency, object_ids, details->>'merkle_root' AS merkle_root FROM named ORDER BY seq LIMIT 1"
+)
+
+
 async def read_inclusion_proof(conn: AsyncConnection | AsyncSession, read_id: str) -> dict[str, Any] | None:
     """The audit entry that recorded `read_id` as stored, and the read's proof against that entry's root: `None` when
     no entry names it. Check it with `verify(read_id, proof, merkle_root)` and the chain with `alpr audit verify`."""
-    row = (
-        await conn.execute(
-            text(
-                "SELECT seq, hash, agency, object_ids, details->>'merkle_root' AS merkle_root FROM audit.audit_log "
-                "WHERE action = 'reads.store' AND object_ids @> ARRAY[CAST(:id AS TEXT)] ORDER BY seq LIMIT 1"
-            ),
-            {"id": read_id},
-        )
-    ).one_or_none()
+    row = (await conn.execute(text(PROOF_SQL), {"id": read_id})).one_or_none()
     if row is None:
         return None
     return {

@@ -42,6 +42,10 @@ READ_DOORS: dict[tuple[str, str], str] = {
     ("GET", "/v1/agencies/{agency}/events"): "ingest: covert hits for the owning agency's supervisors only; audited",
     ("GET", "/v1/agents/quarantine"): "ingest: admins of the agency, with a written reason; plates, positions, "
     "pictures redacted; audited",
+    ("POST", "/v1/quarantine/open"): "access: the holder of an active grant of the post's agency whose plates, dates "
+    "and area cover the post; audited with the grant and case; refusals audited",
+    ("POST", "/v1/internal/agents/quarantine/post"): "ingest: access's identity only, with a token signed for this "
+    "post under a grant of its agency (act_for); another agency's post is 404; audited",
     ("GET", "/v1/holds"): "ingest: supervisors and auditors of the holds' agency",
     ("GET", "/v1/hits/pending"): "hotlist: supervisors of the hits' custodian agency; audited",
     ("GET", "/v1/hits/{hit_id}"): "hotlist: the hit's custodian agency (covert: the list owner); audited",

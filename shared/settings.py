@@ -128,6 +128,11 @@ class Settings(BaseSettings):
     ingest_max_read_age_days: int = Field(default=60, ge=1)  # older reads are past retention: refused
     # A Safe at Home request waiting for a second supervisor this long is overdue: /readyz warns, a metric counts it.
     ingest_safe_at_home_confirm_days: int = Field(default=3, ge=1, le=30)
+    # 13.055 sets no number of days for a government entity's notice ("in the most expedient time possible and
+    # without unreasonable delay"): the agency's own reading of it, a target counted from discovery (paused while a
+    # law-enforcement delay is in force); and of "upon completion of the investigation" for the report.
+    breach_notice_target_days: int = Field(default=30, ge=1, le=365)
+    breach_report_target_days: int = Field(default=10, ge=0, le=365)
     ingest_batch_max_items: int = Field(default=50, ge=1, le=500)
     ingest_call_recognition: bool = True  # send reads without plate text to recognition
     ingest_second_read: bool = False  # also run recognition on reads that came with the car's plate text

@@ -62,9 +62,15 @@ MATRIX: dict[str, dict[tuple[str, str], frozenset[str]]] = {
         ("GET", "/v1/reports/bca-notices/letter"): frozenset({"supervisor", "admin"}),
         ("GET", "/v1/audit/export"): frozenset({"auditor"}),
         ("POST", "/v1/evidence"): frozenset({"officer", "supervisor"}),
+        ("POST", "/v1/quarantine/open"): frozenset({"officer", "supervisor"}),
         ("POST", "/v1/breaches"): frozenset({"supervisor", "admin"}),
         ("GET", "/v1/breaches"): frozenset({"supervisor", "auditor", "admin"}),
         ("POST", "/v1/breaches/{breach_id}/notifications"): frozenset({"supervisor", "admin"}),
+        ("POST", "/v1/breaches/{breach_id}/law-enforcement-delay"): frozenset({"supervisor", "admin"}),
+        ("POST", "/v1/breaches/{breach_id}/law-enforcement-delay/end"): frozenset({"supervisor", "admin"}),
+        ("POST", "/v1/breaches/{breach_id}/investigation"): frozenset({"supervisor", "admin"}),
+        ("POST", "/v1/security-assessments"): frozenset({"supervisor", "admin"}),
+        ("GET", "/v1/security-assessments"): frozenset({"supervisor", "auditor", "admin"}),
     },
     "ingest": {
         ("GET", "/v1/whoami"): ALL,
@@ -88,6 +94,8 @@ MATRIX: dict[str, dict[tuple[str, str], frozenset[str]]] = {
         ("POST", "/v1/agents"): frozenset({"admin"}),
         ("GET", "/v1/agents"): frozenset({"admin", "supervisor", "auditor"}),
         ("GET", "/v1/agents/quarantine"): frozenset({"admin"}),
+        ("DELETE", "/v1/agents/quarantine/{post_id}"): frozenset({"admin"}),
+        ("POST", "/v1/internal/agents/quarantine/post"): SERVICE_WITH_GRANT,
         ("GET", "/v1/agents/spool"): frozenset({"admin"}),
         ("GET", "/v1/agents/{agent_id}"): frozenset({"admin", "supervisor", "auditor"}),
         ("POST", "/v1/agents/{agent_id}/rotate"): frozenset({"admin"}),
@@ -168,6 +176,10 @@ AGENTS = "tests/security/test_two_agencies.py::test_agents_are_their_agencys"
 ACCOUNT = "an API client, not agency data: the back office's administrators manage every client"
 PEOPLE = "tests/security/test_access_doors.py::test_an_agencys_people_are_its_own_administrators_to_manage"
 BREACH = "tests/security/test_access_doors.py::test_a_breach_record_is_its_agencys"
+BREACH_DUTIES = "tests/access/test_breach_duties.py::test_each_duty_has_its_due_date_and_is_warned_when_overdue"
+QUARANTINE = (
+    "tests/security/test_quarantine_grant.py::test_a_quarantined_post_opens_in_full_only_under_a_covering_grant"
+)
 SUSPEND = "tests/security/test_suspension.py::test_a_suspended_agency_collects_nothing_until_lifted"
 CROSS_AGENCY: dict[tuple[str, str], str] = {
     ("POST", "/v1/users/{user_id}/unlock"): PEOPLE,
@@ -200,10 +212,14 @@ CROSS_AGENCY: dict[tuple[str, str], str] = {
     ("POST", "/v1/agents/{agent_id}/enable"): AGENTS,
     ("GET", "/v1/agents/{agent_id}/activity"): AGENTS,
     ("POST", "/v1/agents/{agent_id}/location"): AGENTS,
+    ("DELETE", "/v1/agents/quarantine/{post_id}"): QUARANTINE,
     ("POST", "/v1/holds/{hold_id}/release"): TWO,
     ("POST", "/v1/holds/{hold_id}/reviews"): TWO,
     ("POST", "/v1/holds/{hold_id}/subject-request"): TWO,
     ("POST", "/v1/breaches/{breach_id}/notifications"): BREACH,
+    ("POST", "/v1/breaches/{breach_id}/law-enforcement-delay"): BREACH_DUTIES,
+    ("POST", "/v1/breaches/{breach_id}/law-enforcement-delay/end"): BREACH_DUTIES,
+    ("POST", "/v1/breaches/{breach_id}/investigation"): BREACH_DUTIES,
     ("POST", "/v1/subject-requests/safe-at-home/{request_id}/confirm"): TWO,
     ("GET", "/v1/lists/{name}/entries"): TWO,
     ("POST", "/v1/lists/{name}/entries"): TWO,

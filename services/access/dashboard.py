@@ -17,7 +17,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from services.access import notices
+from services.access import breach_duties, notices
 from services.access.notice_models import BreachNotice
 from services.access.reports import FiguresClient
 from shared.audit_seal import CHECKPOINT_PREFIX
@@ -65,13 +65,20 @@ async def _grants(session: AsyncSession, agency: str, now: datetime) -> list[dic
     ]  # fmt: skip
 
 
-async def _breaches(session: AsyncSession, scope: Scope) -> list[dict[str, Any]]:
-    """Open: no investigation report yet (13.055 subd. 2 asks for one when the investigation ends)."""
-    stmt = scope.where(select(BreachNotice), col(BreachNotice.agency)).where(
-        col(BreachNotice.investigation_report).is_(None)
-    )
-    rows = (await session.execute(stmt.order_by(col(BreachNotice.discovered_at).desc()))).scalars()
-    return [{"id": str(b.id), "discovered_at": b.discovered_at.isoformat(), "notified": len(b.notified)} for b in rows]
+async def _breaches(session: AsyncSession, scope: Scope, settings: Settings) -> list[dict[str, Any]]:
+    """Open: a duty of 13.055 not yet done (the notices, the report), each with its due date and `overdue`."""
+    stmt = scope.where(select(BreachNotice), col(BreachNotice.agency))
+    rows = (await session.execute(stmt.order_by(col(BreachNotice.discovered_at).desc()).limit(1000))).scalars()
+    return [s for s in (breach_duties.summary(b, settings) for b in rows) if s["duties"]]
+
+
+async def _assessment(session: AsyncSession, agency: str, now: datetime) -> dict[str, Any]:
+    last, due = await breach_duties.assessment_status(session, agency)
+    return {
+        "last": last.date().isoformat() if last else None,
+        "due": due.date().isoformat() if due else None,
+        "overdue": due is not None and due < now,
+    }
 
 
 async def _last_verify(session: AsyncSession, agency: str) -> dict[str, Any] | None:
@@ -163,5 +170,6 @@ async def dashboard(
         "verify": await _last_verify(session, agency),
         "checkpoint": await _checkpoint(store),
         "notices": unsent,
-        "breaches": await _breaches(session, scope),
+        "breaches": await _breaches(session, scope, settings),
+        "security_assessment": await _assessment(session, agency, now),
     }

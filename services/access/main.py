@@ -11,10 +11,13 @@ import httpx
 import structlog
 from fastapi import FastAPI
 
+from services.access.breach_duties import breach_duties_gauge, breach_duties_overdue
+from services.access.breach_routes import router as breach_router
 from services.access.evidence import router as evidence_router
 from services.access.identity_routes import router as identity_router
 from services.access.notice_routes import router as notices_router
 from services.access.public_cache import PublicReports
+from services.access.quarantine import router as quarantine_router
 from services.access.records_routes import router as records_router
 from services.access.report_routes import router as reports_router
 from services.access.reports import FiguresClient
@@ -94,7 +97,19 @@ def create_app(
     return create_service_app(
         "access",
         settings,
-        routers=[identity_router, router, reports_router, notices_router, records_router, evidence_router, web_router],
+        routers=[
+            identity_router,
+            router,
+            reports_router,
+            notices_router,
+            records_router,
+            breach_router,
+            evidence_router,
+            quarantine_router,
+            web_router,
+        ],
+        ready_checks=[breach_duties_overdue],
+        metric_probes=[breach_duties_gauge],
         lifespan=lifespan,
         description="Identities, tokens, access requests with supervisor approval, and the audit log.",
         max_body_bytes=settings.court_order_max_bytes + 1024 * 1024,  # a request with its court order, the largest

@@ -11,6 +11,7 @@ import structlog
 from sqlalchemy import select, text, update
 
 from services.ingest.clients import CallFailed
+from services.ingest.officers import shift_officers
 from services.ingest.positions import forget_old_positions
 from services.ingest.protected import destroy_reads
 from services.ingest.service import (
@@ -105,8 +106,11 @@ class Worker:
             # it down for the round, so the others wait for the next round instead of piling onto a full queue.
             gate = asyncio.Semaphore(ctx.settings.ingest_worker_recognition_concurrency)
 
+            officers = await shift_officers(session, (r.shift_id for r in rows))
+
             async def finish(r: Any) -> tuple[dict[str, Any], str | None]:
                 row: dict[str, Any] = dict(r._mapping)
+                row["officer"] = officers.get(row["shift_id"])  # the unit's officer at capture, kept on its hits
                 async with gate:
                     try:
                         await self._finish(row, down)
@@ -191,7 +195,7 @@ class Worker:
             # Recognition's alternatives (both readers', issue 27) when it read the photo in this round.
             alternatives = alternatives_for(row.pop("candidate", None), row["car_plate"], row["plate"])
             try:
-                row["hits"], row["covert"] = await match(ctx, row, alternatives)
+                row["hits"], row["covert"] = await match(ctx, row, alternatives, row.get("officer"))
                 with_agreement(row["hits"], row)
             except CallFailed as exc:
                 down["hotlist"] = str(exc)

@@ -15,6 +15,7 @@ from services.ingest import retention
 from services.ingest.agents.backlog import agent_backlog
 from services.ingest.agents.fastpath import agent_post_beside_the_router
 from services.ingest.agents.intake import AgentIntake
+from services.ingest.agents.quarantine import router as quarantine_router
 from services.ingest.agents.routes import router as agents_router
 from services.ingest.batching import match_batcher, protected_batcher
 from services.ingest.clients import HotlistClient, RecognitionClient, TokenSource
@@ -163,6 +164,7 @@ def create_app(
         routers=[
             router,
             agents_router,
+            quarantine_router,
             hold_records_router,
             holds_router,
             subjects_router,

@@ -79,6 +79,7 @@ async def test_an_agency_admin_reaches_only_its_own_people_and_clients_never_the
 INTERNAL_READ_DOORS = (
     ("ingest", "/v1/internal/reads/search"),
     ("ingest", "/v1/internal/reads/evidence"),
+    ("ingest", "/v1/internal/agents/quarantine/post"),
     ("hotlist", "/v1/internal/hits/of-read"),
 )
 
@@ -101,6 +102,7 @@ async def test_a_service_token_without_a_grant_or_its_agency_reads_nothing(syste
     bodies: dict[str, dict[str, Any]] = {
         "/v1/internal/reads/search": {"plates": [plate], **window, "agency": A},
         "/v1/internal/reads/evidence": {"read_id": read_id, "agency": A},
+        "/v1/internal/agents/quarantine/post": {"post_id": str(uuid.uuid4()), "agency": A},
         "/v1/internal/hits/of-read": {"read_id": read_id, "agency": A},
     }
     clients = {"ingest": system.ingest, "hotlist": system.hotlist}
@@ -120,7 +122,11 @@ async def test_a_service_token_without_a_grant_or_its_agency_reads_nothing(syste
         other_agency = {**body, "agency": B}
         resp = await client.post(path, json=other_agency, headers=headers(**act_for_claims("g-1", A, body)))
         assert resp.status_code == 403 and "agency" in resp.json()["detail"], (path, resp.text)
-        widened = {**body, "read_id": str(uuid.uuid4())} if "read_id" in body else {**body, "plates": ["Q*"]}
+        if "read_id" in body or "post_id" in body:
+            key = "read_id" if "read_id" in body else "post_id"
+            widened = {**body, key: str(uuid.uuid4())}
+        else:
+            widened = {**body, "plates": ["Q*"]}
         resp = await client.post(path, json=widened, headers=headers(**act_for_claims("g-1", A, body)))
         assert resp.status_code == 403 and "not the one" in resp.json()["detail"], (path, resp.text)
         # An officer's token is no service.

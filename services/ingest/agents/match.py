@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.ingest.agents.rows import _Batch, _NewRead
 from services.ingest.clients import CallFailed
+from services.ingest.officers import shift_officers
 from services.ingest.protected import destroy_reads
 from services.ingest.service import (
     apply_match,
@@ -55,7 +56,7 @@ class MatchStage:
             for n in chunk:
                 alternatives = [c["plate"] for c in n.agent_read["candidates"] or [] if c.get("plate")]
                 alts = [a for a in dict.fromkeys(alternatives) if a and a != n.row["plate"]][:8]
-                payloads.append(payload_of(n.row, alts))
+                payloads.append(payload_of(n.row, alts, batch.officers.get(n.row["shift_id"])))
             try:
                 answers = await ctx.hotlist.match_many(payloads)
             except CallFailed as exc:
@@ -130,6 +131,7 @@ class MatchStage:
             have = {(r["id"], r["captured_at"]) for r in rows}
             gone = [p.read_id for p in picked if (p.read_id, p.captured_at) not in have]  # purged meanwhile
             gate = asyncio.Semaphore(16)
+            officers = await shift_officers(conn, (r["shift_id"] for r in rows))
 
             async def one(r: dict[str, Any]) -> dict[str, Any]:
                 row: dict[str, Any] = dict(r)
@@ -149,7 +151,7 @@ class MatchStage:
                     alts = [a for a in dict.fromkeys([*alternatives, row["car_plate"] or ""]) if a]
                     alts = [a for a in alts if a != row["plate"]][:8]
                     try:
-                        row["hits"], row["covert"] = await match(ctx, row, alts)
+                        row["hits"], row["covert"] = await match(ctx, row, alts, officers.get(row["shift_id"]))
                     except CallFailed as exc:
                         row["match_pending"], row["last_error"] = True, str(exc)
                 elif row["recognition_pending"] and settings.ingest_call_hotlist:

@@ -72,6 +72,7 @@ class _Batch:
     # Safe at Home. Reads that are simply new are inserted together at the end of the round (`_flush_new`).
     known: dict[tuple[uuid.UUID, str], _Key] | None = None
     protected_plates: set[tuple[str, str]] = field(default_factory=set)  # (plate, recording agency)
+    officers: dict[uuid.UUID, str] = field(default_factory=dict)  # shift id -> its officer, for the match request
     new: list[_NewRead] = field(default_factory=list)
     # (id, captured_at) of the reads inserted this round, for its audit entry (a savepoint rolled back may leave one
     # here: the entry takes those found in ingest.reads at the end of the round).
@@ -232,18 +233,22 @@ class RowStage:
         if agent.kind == "unit":
             assert agent.unit is not None
             skew = timedelta(seconds=settings.ingest_clock_skew_s)
-            shift_id = await conn.scalar(
-                text(
-                    # Unit names are unique per agency: the agent's agency's unit.
-                    "SELECT id FROM ingest.shifts WHERE unit = :unit AND coalesce(agency, '') = :agency "
-                    "AND started_at - CAST(:skew AS interval) <= CAST(:at AS timestamptz) "
-                    "AND least(coalesce(ended_at, 'infinity'), expires_at) >= CAST(:at AS timestamptz) "
-                    "ORDER BY started_at DESC LIMIT 1"
-                ),
-                {"unit": agent.unit, "agency": agent.agency or "", "at": captured, "skew": skew},
-            )
-            if shift_id is None:
+            shift = (
+                await conn.execute(
+                    text(
+                        # Unit names are unique per agency: the agent's agency's unit.
+                        "SELECT id, officer FROM ingest.shifts WHERE unit = :unit AND coalesce(agency, '') = :agency "
+                        "AND started_at - CAST(:skew AS interval) <= CAST(:at AS timestamptz) "
+                        "AND least(coalesce(ended_at, 'infinity'), expires_at) >= CAST(:at AS timestamptz) "
+                        "ORDER BY started_at DESC LIMIT 1"
+                    ),
+                    {"unit": agent.unit, "agency": agent.agency or "", "at": captured, "skew": skew},
+                )
+            ).first()
+            if shift is None:
                 raise Refused(f"unit {agent.unit} was offline at {captured.isoformat()} (no shift)")
+            shift_id = shift.id
+            batch.officers[shift_id] = shift.officer  # the unit's officer at capture: carried on its hits
         unit = agent.unit if agent.kind == "unit" and agent.unit else dispatch_unit(agent.agency)
 
         if batch.known is not None:
