@@ -13,7 +13,7 @@ per read.
 Three more runs say why the CPU per read moves (docs/scaling.md): wrk as fast as answered keeps a fixed number of
 connections open, so each of 2 instances holds half of them, and its batches (lookup, match call, group commit)
 half as many reads: `metadata_read_1_ingest_half_connections` is one instance with that half. And the same offered
-rate (BENCH_REPLICAS_RATE reads/s, default 500, below what either serves) to 1 and 2 instances, as a fleet's cars
+rate (BENCH_REPLICAS_RATE reads/s, default 400, below what either serves) to 1 and 2 instances, as a fleet's cars
 offer it whatever the number of instances: `cpu_per_read_growth_pct_same_offered_rate`.
 """
 
@@ -78,7 +78,7 @@ def run() -> dict[str, Any]:
         resp = httpx.post(f"{ingests[0][0]}/v1/shifts", json={"badge": badge, "unit": unit, "cameras": []},
                           headers={"Authorization": f"Bearer {token}"}, timeout=10)  # fmt: skip
         resp.raise_for_status()
-        rate = float(os.environ.get("BENCH_REPLICAS_RATE", "500"))
+        rate = float(os.environ.get("BENCH_REPLICAS_RATE", "400"))
         runs = [
             ("metadata_read_1_ingest", 1, conns, None),
             ("metadata_read_2_ingest", 2, conns, None),
