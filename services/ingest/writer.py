@@ -80,9 +80,10 @@ def batch_engine(settings: Settings, *, pool_size: int = 4, custom_plans: bool =
     12 k reads, 0.03 ms planned afresh; docs/benchmarks-18.md).
 
     `custom_plans=False`: the group commit's pool, where PostgreSQL chooses (its default): the INSERT's plan does
-    not depend on the day's data (rows from arrays, the shift by primary key), and planning it afresh for every
-    commit cost 0.25-0.3 ms of PostgreSQL CPU per batch (0.72 against 0.47 ms per six-read commit, measured on one
-    connection, issue 31): with two instances, each commit holds half as many reads, so that cost doubled per read."""
+    not turn on the day's reads (rows from arrays, the shift by primary key; tests/ingest/test_commit_plan.py), a
+    kept plan is remade when the shifts' statistics change, and planning it afresh for every commit cost 0.25-0.3 ms
+    of PostgreSQL CPU per batch (0.72 against 0.47 ms per six-read commit on one connection, issue 31), a cost each
+    read shares with fewer others when two instances split the reads."""
     assert settings.database_url
     server_settings = {"plan_cache_mode": "force_custom_plan"} if custom_plans else {}
     return create_async_engine(
