@@ -14,7 +14,8 @@ Three more runs say why the CPU per read moves (docs/scaling.md): wrk as fast as
 connections open, so each of 2 instances holds half of them, and its batches (lookup, match call, group commit)
 half as many reads: `metadata_read_1_ingest_half_connections` is one instance with that half. And the same offered
 rate (BENCH_REPLICAS_RATE reads/s, default 400, below what either serves) to 1 and 2 instances, as a fleet's cars
-offer it whatever the number of instances: `cpu_per_read_growth_pct_same_offered_rate`.
+offer it whatever the number of instances: `cpu_per_read_growth_pct_same_offered_rate`. Each run reports how many
+reads each instance's batches held (`reads_per_batch`, from its `alpr_ingest_batch_items`).
 """
 
 from __future__ import annotations
@@ -34,6 +35,39 @@ from bench.harness import database
 from bench.wrk import CpuMeter, _dsn, _identity, _serve_pid, _token, ensure_wrk, measure, run_wrk
 
 IDLE_S = 3.0
+
+
+def _batch_items(bases: list[str]) -> list[dict[tuple[str, str], float]]:
+    """Each instance's `alpr_ingest_batch_items` so far: (batcher, "sum" | "count") -> value."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    out = []
+    for base in bases:
+        families = text_string_to_metric_families(httpx.get(f"{base}/metrics", timeout=10).text)
+        out.append(
+            {
+                (s.labels["batcher"], s.name.rsplit("_", 1)[1]): s.value
+                for family in families
+                if family.name == "alpr_ingest_batch_items"
+                for s in family.samples
+                if s.name.endswith(("_sum", "_count"))
+            }
+        )
+    return out
+
+
+def _reads_per_batch(
+    before: list[dict[tuple[str, str], float]], after: list[dict[tuple[str, str], float]]
+) -> dict[str, dict[str, float]]:
+    """Per instance and batcher, the reads a batch held on average between two scrapes."""
+    out = {}
+    for i, (b, a) in enumerate(zip(before, after, strict=True)):
+        batchers = sorted({name for name, _ in a})
+        counts = {n: a.get((n, "count"), 0.0) - b.get((n, "count"), 0.0) for n in batchers}
+        out[f"ingest_{i}"] = {
+            n: round((a.get((n, "sum"), 0.0) - b.get((n, "sum"), 0.0)) / counts[n], 1) for n in batchers if counts[n]
+        }
+    return out
 
 
 def _self_cpu_s() -> float:
@@ -97,10 +131,13 @@ def run() -> dict[str, Any]:
                 meter.start()
                 time.sleep(IDLE_S)
                 idle = meter.stop()
+                bases = [base for base, _ in ingests[:count]]
+                batches0 = _batch_items(bases)
                 proxy_cpu0 = _self_cpu_s()
                 res = measure(meter, proxy.url, "read_meta.lua", {**read_env, "BENCH_RUN": uuid.uuid4().hex[:10]},
                               seconds=seconds, connections=c, rate=offered)  # fmt: skip
                 res["cpu_ms_per_request_proxy"] = round((_self_cpu_s() - proxy_cpu0) / max(res["requests"], 1) * 1e3, 3)
+                res["reads_per_batch"] = _reads_per_batch(batches0, _batch_items(bases))
                 res["connections_per_instance"] = [proxy.connections[p] for p in ports[:count]]
                 res["idle_cpu_ms_per_s"] = {k: round(v / IDLE_S * 1e3, 1) for k, v in idle.items()}
                 duration_s = res["requests"] / max(res["per_s"], 1e-9)
