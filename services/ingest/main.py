@@ -92,9 +92,11 @@ def create_app(
             else None
         )
         batches = batch_engine(settings)
+        # The group commit's own connections (one flusher; partitions and a racing retry's lookup beside it).
+        commits = batch_engine(settings, pool_size=2, custom_plans=False)
         inflight = InFlight()
         linger = {"inflight": inflight, "linger_s": settings.ingest_batch_linger_ms / 1000}
-        writer = ReadWriter(batches, max_batch=settings.ingest_commit_batch_max, **linger)
+        writer = ReadWriter(commits, max_batch=settings.ingest_commit_batch_max, **linger)
         ctx = IngestContext(
             settings=settings,
             engine=app.state.engine,
@@ -154,6 +156,7 @@ def create_app(
             for batcher in batchers:
                 await batcher.stop()
             await batches.dispose()
+            await commits.dispose()
             for client in (recognition, hotlist):
                 if client is not None:
                     await client.close()

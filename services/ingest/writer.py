@@ -72,23 +72,27 @@ async def ensure_partition(conn: AsyncConnection, day: date) -> None:
         await conn.execute(text("SELECT ingest.create_reads_partition(:day)"), {"day": day})
 
 
-def batch_engine(settings: Settings) -> AsyncEngine:
-    """The batchers' own small pool, without pre-ping. Their statements are planned at each execution (~0.3 ms,
+def batch_engine(settings: Settings, *, pool_size: int = 4, custom_plans: bool = True) -> AsyncEngine:
+    """A batchers' own small pool, without pre-ping. The lookups' statements are planned at each execution (~0.3 ms,
     once per batch): a prepared statement's generic plan is made once per connection and kept, and the lookup's,
     made while the day's partition was nearly empty, read it through the capture-time index, filtering every read of
     the day, for as long as the connection lived (auto_explain in the bench's sequence: 1.3-1.9 ms per lookup after
-    12 k reads, 0.03 ms planned afresh; docs/benchmarks-18.md)."""
+    12 k reads, 0.03 ms planned afresh; docs/benchmarks-18.md).
+
+    `custom_plans=False`: the group commit's pool, where PostgreSQL chooses (its default): the INSERT's plan does
+    not turn on the day's reads (rows from arrays, the shift by primary key; tests/ingest/test_commit_plan.py), a
+    kept plan is remade when the shifts' statistics change, and planning it afresh for every commit cost 0.25-0.3 ms
+    of PostgreSQL CPU per batch (0.72 against 0.47 ms per six-read commit on one connection, issue 31), a cost each
+    read shares with fewer others when two instances split the reads."""
     assert settings.database_url
+    server_settings = {"plan_cache_mode": "force_custom_plan"} if custom_plans else {}
     return create_async_engine(
         settings.database_url,
-        pool_size=4,
+        pool_size=pool_size,
         max_overflow=0,
         pool_pre_ping=False,
         pool_timeout=settings.db_connect_timeout_s,
-        connect_args={
-            "timeout": settings.db_connect_timeout_s,
-            "server_settings": {"plan_cache_mode": "force_custom_plan"},
-        },
+        connect_args={"timeout": settings.db_connect_timeout_s, "server_settings": server_settings},
     )
 
 

@@ -9,6 +9,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -106,3 +107,29 @@ async def test_one_batch_stores_new_reads_answers_retries_and_refuses_an_ended_s
     by_id = {r.client_read_id: r for r in stored}
     assert by_id[f"gc-{unit}-2"].hits == [hit]
     assert by_id[f"gc-{unit}-2"].list_version == 7 and by_id[f"gc-{unit}-2"].image_key == "reads/x/2.jpg"
+
+
+def _batch_items(metrics: str, batcher: str) -> tuple[float, float]:
+    """(reads, batches) so far of one batcher, from ingest's /metrics."""
+    found = {
+        s.name: s.value
+        for family in text_string_to_metric_families(metrics)
+        for s in family.samples
+        if family.name == "alpr_ingest_batch_items" and s.labels.get("batcher") == batcher
+    }
+    return found["alpr_ingest_batch_items_sum"], found["alpr_ingest_batch_items_count"]
+
+
+async def test_metrics_count_the_reads_each_batch_held(ingest, officer_factory) -> None:  # type: ignore[no-untyped-def]
+    """`alpr_ingest_batch_items` says how full the batches run (a read's CPU falls as they fill; docs/scaling.md):
+    eight reads posted at once are eight reads in the lookup's and the group commit's batches, in 1 to 8 batches."""
+    officer = officer_factory(ingest)()
+    assert (await officer.start()).status_code == 201
+    before = (await ingest.get("/metrics")).text
+    answers = await asyncio.gather(*(officer.post_read(officer.meta(plate=f"BI{n:04d}")) for n in range(8)))
+    assert [a.status_code for a in answers] == [200] * 8
+    after = (await ingest.get("/metrics")).text
+    for batcher in ("existing-reads", "read-writer"):
+        (reads0, batches0), (reads1, batches1) = _batch_items(before, batcher), _batch_items(after, batcher)
+        assert reads1 - reads0 == 8, batcher
+        assert 1 <= batches1 - batches0 <= 8, batcher
