@@ -37,6 +37,15 @@ def test_synthetic_plates_are_seeded_whole_plate_crops_in_listed_formats() -> No
     assert sum(edit_distance(r.text, label) <= 1 for r, label in zip(reads, labels, strict=True)) >= 20
 
 
+def test_half_the_serials_can_be_drawn_with_a_truetype_font() -> None:
+    plain, _, _ = make(6, seed=5)
+    drawn, _, labels = make(6, seed=5, fonts=(None,))  # Pillow's built-in font: no font file needed
+    assert drawn.shape == plain.shape and not np.array_equal(drawn, plain)
+    assert np.array_equal(make(6, seed=5, fonts=(None,))[0], drawn)
+    reads = PlateReader().read([cv2.cvtColor(im, cv2.COLOR_RGB2BGR) for im in drawn])
+    assert sum(edit_distance(r.text, label) <= 1 for r, label in zip(reads, labels, strict=True)) >= 3
+
+
 def test_slot_targets_pad_to_ten() -> None:
     assert list(slots("4EEU387")) == [ALPHABET.index(ch) for ch in "4EEU387___"]
 

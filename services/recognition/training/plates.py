@@ -1,19 +1,21 @@
 """Synthetic whole-plate crops for fine-tuning the second reader (`second.py`), and the check its export must pass.
 
 The second reader (fast-plate-ocr's CCT-XS) was trained on whole-plate boxes, so each sample is a plate drawn by
-`synth.render_plate` (OpenCV's own Hershey fonts only: no font file, the same seed draws the same samples on any
-machine), photographed by `synth.photograph`, then cut the way `second_reader.plate_crop` cuts the number's box at
-run time (one number-height above and below, a quarter of its width each side), the box jittered like a detector's.
-The serials follow the state format tables the decoder's prior uses (`data/plate_formats.toml`): a state drawn by
-its registered vehicles, then one of its formats by its share; a few vanity plates (any 4-7 letters and digits).
-No photo is used.
+`synth.render_plate` (OpenCV's own Hershey fonts: no font file, the same seed draws the same samples on any machine),
+photographed by `synth.photograph`, then cut the way `second_reader.plate_crop` cuts the number's box at run time
+(one number-height above and below, a quarter of its width each side), the box jittered like a detector's. With
+`--font` (`second.py`), half the serials are drawn with a TrueType font through Pillow instead (tried: DejaVu Sans
+Condensed Bold, Bitstream Vera licence, Debian's fonts-dejavu-extra). The serials follow the state format tables the
+decoder's prior uses (`data/plate_formats.toml`): a state drawn by its registered vehicles, then one of its formats
+by its share; a few vanity plates (any 4-7 letters and digits). No photo is used.
 
-This module needs only NumPy, OpenCV and ONNX Runtime (the service's own environment), so the tests run it.
+This module needs only NumPy, OpenCV, Pillow and ONNX Runtime (the service's own environment), so the tests run it.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -71,10 +73,31 @@ def whole_plate_crop(photo: np.ndarray, number: np.ndarray, rng: np.random.Gener
     return cv2.resize(crop, (WIDTH, HEIGHT), interpolation=cv2.INTER_LINEAR)
 
 
-def sample(rng: np.random.Generator) -> tuple[np.ndarray, str]:
-    """One training crop (64×128 BGR) and its label (no letter O is drawn: labels use 0, as our plates do)."""
+def font_strip(path: Path | None) -> Any:
+    """A serial drawer with a TrueType font (Pillow's own built-in one for None), condensed like plate fonts, for
+    `render_plate`."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.truetype(str(path), 150) if path else ImageFont.load_default(150)
+
+    def draw(text: str, rng: np.random.Generator, ink: tuple[int, ...], paper: tuple[int, ...]) -> np.ndarray:
+        spaced = text if rng.random() < 0.6 else text[: len(text) // 2] + " " + text[len(text) // 2 :]
+        left, top, right, bottom = font.getbbox(spaced)
+        image = Image.new("RGB", (right - left + 40, bottom - top + 40), paper)
+        ImageDraw.Draw(image).text((20 - left, 20 - top), spaced, font=font, fill=ink)
+        strip = np.asarray(image)
+        condense = rng.uniform(0.55, 0.9)
+        return cv2.resize(strip, (max(8, int(strip.shape[1] * condense)), strip.shape[0]), interpolation=cv2.INTER_AREA)
+
+    return draw
+
+
+def sample(rng: np.random.Generator, fonts: tuple[Any, ...] = ()) -> tuple[np.ndarray, str]:
+    """One training crop (64×128 BGR) and its label (no letter O is drawn: labels use 0, as our plates do); with
+    `fonts` (TrueType drawers), half the serials are drawn with one of them."""
     text = serial(rng)
-    plate, quad = render_plate(text, rng)
+    strip = fonts[int(rng.integers(len(fonts)))] if fonts and rng.random() < 0.5 else None
+    plate, quad = render_plate(text, rng, strip)
     photo, number = photograph(plate, quad, rng)
     return whole_plate_crop(photo, number, rng), text
 
@@ -85,14 +108,15 @@ def slots(text: str) -> np.ndarray:
     return np.array([ALPHABET.index(ch) for ch in padded], np.int64)
 
 
-def make(count: int, seed: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def make(count: int, seed: int, fonts: tuple[Path | None, ...] = ()) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """`count` samples drawn from `seed`: crops as the model takes them (uint8 NHWC RGB), slot targets, labels."""
     rng = np.random.default_rng(seed)
+    drawers = tuple(font_strip(f) for f in fonts)
     images = np.empty((count, HEIGHT, WIDTH, 3), np.uint8)
     targets = np.empty((count, SLOTS), np.int64)
     labels = []
     for i in range(count):
-        crop, text = sample(rng)
+        crop, text = sample(rng, drawers)
         images[i] = cv2.cvtColor(crop, cv2.COLOR_BGR2RGB)
         targets[i] = slots(text)
         labels.append(text)

@@ -130,6 +130,7 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--region-weight", type=float, default=1.0, help="weight of keeping the region head's answer")
     parser.add_argument("--head-only", action="store_true", help="train the slots' last layer only (the rest frozen)")
+    parser.add_argument("--font", action="append", default=[], help="a TrueType font for half the serials (repeatable)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--work", default="var/second-reader", help="where the drawn crops are cached")
@@ -140,10 +141,11 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     sets = {}
     for name, count, seed in (("train", args.samples, args.seed), ("check", args.check, args.seed + 1_000_003)):
-        cache = work / f"{name}-{count}-{seed}.npz"
+        fonts = tuple(Path(f) for f in args.font)
+        cache = work / f"{name}-{count}-{seed}{''.join('-' + f.stem for f in fonts)}.npz"
         if not cache.exists():
             started = time.perf_counter()
-            images, targets, labels = make(count, seed)
+            images, targets, labels = make(count, seed, fonts)
             np.savez(cache, images=images, targets=targets, labels=np.array(labels))
             print(f"{name}: {count} crops drawn in {time.perf_counter() - started:.0f} s")  # noqa: T201
         data = np.load(cache)
@@ -163,6 +165,7 @@ def main() -> None:
         "lr": args.lr,
         "region_weight": args.region_weight,
         "head_only": args.head_only,
+        "fonts": [Path(f).name for f in args.font],
         "seed": args.seed,
         "synthetic_check_exact": {"before": round(before, 4), "after": round(after, 4), "crops": len(labels)},
     }
