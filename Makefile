@@ -46,11 +46,18 @@ bench: $(STAMP)
 
 # Retrains the plate head (services/recognition/models/plate_head.onnx) in its own environment with PyTorch (CPU).
 # DEV is a folder of labelled photos; every other one is trained on and left out of `alpr eval-ocr` afterwards.
+# MODEL=second-reader fine-tunes the second reader on synthetic plates only (no photo) into
+# var/second-reader/ (docs/recognition-27.md); measure it with `alpr eval-ocr DEV --second-reader-weights FILE`.
 DEV ?= ../shared/data/plates-us-dev
+MODEL ?= plate-head
 train-ocr:
 	test -x .venv-train/bin/python || $(PYTHON) -m venv .venv-train
 	.venv-train/bin/python -m pip install -q -e '.[train]'
+ifeq ($(MODEL),second-reader)
+	.venv-train/bin/python -m services.recognition.training.second
+else
 	.venv-train/bin/python -m services.recognition.training.train --dev $(DEV)
+endif
 
 clean:
 	rm -rf $(VENV) .venv-train .pytest_cache .ruff_cache .mypy_cache

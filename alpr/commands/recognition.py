@@ -75,6 +75,17 @@ def cmd_eval_ocr(args: argparse.Namespace, settings: Settings) -> int:
     # Photos the plate head learnt from are left out when it reads (or, with --held-out, for any stage: to compare
     # a stage with the head on the same photos).
     skip = trained_on() if (plate_head or args.held_out) and not args.include_trained else set()
+    if args.second_reader_weights:
+        # Measuring another model file (a fine-tune: `make train-ocr MODEL=second-reader`) is the point here, so its
+        # own sum is accepted; the service still refuses any file but the shipped one (second_reader.WEIGHTS_SHA256).
+        from services.recognition.second_opinion import use_reader
+        from services.recognition.second_reader import PlateReader, sha256_of
+
+        weights = Path(args.second_reader_weights)
+        if not weights.is_file():
+            print(f"no such file: {weights}")
+            return 2
+        use_reader(PlateReader(weights, expected=sha256_of(weights)))
     summary = evaluate(engine, folder, options, skip, overrides=stage).summary(args.hot_list or None)
     if args.json:
         print(json.dumps(summary))
@@ -126,5 +137,6 @@ def register(sub: Any) -> None:
     p.add_argument("--held-out", action="store_true", help="only photos the plate head was not trained on, any stage")
     p.add_argument("--include-trained", action="store_true", help="with the plate head, also the photos it learnt")
     p.add_argument("--threads", type=int, default=None, help="ONNX Runtime threads (default: the service's setting, 1)")
+    p.add_argument("--second-reader-weights", default=None, help="another second-reader ONNX file to measure")
     p.add_argument("--hot-list", type=int, default=1_000_000, help="size of the generated hot list (0: no hit figures)")
     p.set_defaults(func=cmd_eval_ocr)

@@ -9,6 +9,7 @@ Hershey fonts are used, so the same seed draws the same samples on any machine.
 from __future__ import annotations
 
 import string
+from typing import Any
 
 import cv2
 import numpy as np
@@ -93,8 +94,9 @@ def _number(text: str, rng: np.random.Generator, ink: tuple[int, int, int], pape
     return cv2.resize(strip, (max(8, int(strip.shape[1] * condense)), strip.shape[0]), interpolation=cv2.INTER_AREA)
 
 
-def render_plate(text: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """A plate face on a PLATE_W x PLATE_H canvas and the quad of its number line."""
+def render_plate(text: str, rng: np.random.Generator, number_strip: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    """A plate face on a PLATE_W x PLATE_H canvas and the quad of its number line (the serial drawn by
+    `number_strip(text, rng, ink, paper)` if given, else with a Hershey font)."""
     if rng.random() < 0.15:  # reversed: light characters on a dark plate
         paper, ink = _color(rng, 10, 90), _color(rng, 200, 256)
     else:
@@ -110,7 +112,7 @@ def render_plate(text: str, rng: np.random.Generator) -> tuple[np.ndarray, np.nd
     if rng.random() < 0.8:
         slogan = SLOGANS[rng.integers(len(SLOGANS))]
         _centered_text(plate, slogan, PLATE_H - int(rng.integers(14, 30)), int(rng.integers(16, 28)), 0, accent, 2)
-    number = _number(text, rng, ink, paper)
+    number = (number_strip or _number)(text, rng, ink, paper)
     nh = int(PLATE_H * rng.uniform(0.38, 0.55))
     nw = int(number.shape[1] * nh / number.shape[0])
     if nw > PLATE_W * 0.94:
