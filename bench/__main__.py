@@ -7,7 +7,21 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from bench import access, agents, archive, facts, floods, hotlist, ingest, readyz, recognition, replicas, retention, wrk
+from bench import (
+    access,
+    agents,
+    archive,
+    facts,
+    floods,
+    hotlist,
+    ingest,
+    match_call,
+    readyz,
+    recognition,
+    replicas,
+    retention,
+    wrk,
+)
 
 BENCHMARKS: dict[str, Callable[[], dict[str, Any]]] = {
     "readyz": readyz.run,
@@ -22,6 +36,7 @@ BENCHMARKS: dict[str, Callable[[], dict[str, Any]]] = {
     "http_wrk": wrk.run,
     "floods": floods.run,
     "replicas": replicas.run,
+    "match_call": match_call.run,
 }
 
 
