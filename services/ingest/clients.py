@@ -3,7 +3,6 @@ so tests point ingest at in-process apps. A failure is a `CallFailed`: the read 
 
 from __future__ import annotations
 
-import json
 import time
 from datetime import datetime
 from typing import Any, Protocol
@@ -13,7 +12,6 @@ import structlog
 
 from shared.errors import Unavailable
 from shared.http import service_client
-from shared.logs import REQUEST_ID_HEADER, current_request_id
 
 log = structlog.get_logger(__name__)
 
@@ -59,11 +57,6 @@ class _Client:
     ) -> None:
         self.tokens = tokens
         self.client = service_client(base_url, timeout_s=timeout_s, transport=transport)
-        # JSON calls (every batch's match call) go to the client's own transport for this URL, past the client's
-        # auth, redirect and cookie layers, which do nothing here (no auth, redirects not followed, no cookies):
-        # ~0.1 ms of ingest CPU per call, 13-15 % of the match call's (docs/scaling.md, issue 31).
-        self._transport = self.client._transport_for_url(self.client.base_url)
-        self._timeout = self.client.timeout.as_dict()
 
     async def close(self) -> None:
         await self.client.aclose()
@@ -76,29 +69,9 @@ class _Client:
         except Unavailable as exc:
             raise CallFailed(f"no service token: {exc.detail}") from exc
 
-    async def _post_json(self, path: str, body: Any) -> httpx.Response:
-        """`client.post(path, json=body)` with the client's headers, its timeout and the request id its hook adds."""
-        headers = {**self.client.headers, **await self._headers(), "content-type": "application/json"}
-        rid = current_request_id()
-        if rid:
-            headers[REQUEST_ID_HEADER] = rid
-        content = json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
-        base = self.client.base_url  # as the client merges a path: onto the base's path, which ends with "/"
-        url = base.copy_with(raw_path=base.raw_path + path.lstrip("/").encode())
-        request = httpx.Request("POST", url, headers=headers, content=content, extensions={"timeout": self._timeout})
-        resp = await self._transport.handle_async_request(request)
-        try:
-            await resp.aread()
-        finally:
-            await resp.aclose()
-        return resp
-
     async def _post(self, path: str, **kwargs: Any) -> dict[str, Any]:
         try:
-            if set(kwargs) == {"json"}:
-                resp = await self._post_json(path, kwargs["json"])
-            else:
-                resp = await self.client.post(path, headers=await self._headers(), **kwargs)
+            resp = await self.client.post(path, headers=await self._headers(), **kwargs)
         except httpx.HTTPError as exc:
             raise CallFailed(f"{self.service} unreachable: {type(exc).__name__}") from exc
         if resp.status_code == 401 and self.tokens is not None:
