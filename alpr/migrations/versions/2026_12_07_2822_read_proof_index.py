@@ -18,16 +18,26 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+_NAME = "audit.ix_audit_audit_log_reads_store_ids"
+
+
 def upgrade() -> None:
-    op.create_index(
-        "ix_audit_audit_log_reads_store_ids",
-        "audit_log",
-        ["object_ids"],
-        schema="audit",
-        postgresql_using="gin",
-        postgresql_where=sa.text("action = 'reads.store'"),
-    )
+    # CONCURRENTLY, outside the migration's transaction: a plain build locks the audit log against writes for as long
+    # as it runs, and every group commit of the read path writes an audit entry. A build cut short leaves an invalid
+    # index behind; the next run drops it first and builds again.
+    with op.get_context().autocommit_block():
+        op.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {_NAME}")
+        op.create_index(
+            "ix_audit_audit_log_reads_store_ids",
+            "audit_log",
+            ["object_ids"],
+            schema="audit",
+            postgresql_using="gin",
+            postgresql_where=sa.text("action = 'reads.store'"),
+            postgresql_concurrently=True,
+        )
 
 
 def downgrade() -> None:
-    op.drop_index("ix_audit_audit_log_reads_store_ids", table_name="audit_log", schema="audit")
+    with op.get_context().autocommit_block():
+        op.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {_NAME}")
