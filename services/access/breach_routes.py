@@ -40,6 +40,11 @@ class Notified(BaseModel):
         description="`individuals`: the written notice to every affected individual (subd. 2(a)); "
         "`consumer_reporting_agencies`: all nationwide ones (subd. 5); `other`: anyone else told",
     )
+    says_report_and_how_to_request: bool = Field(
+        default=False,
+        description="for `individuals`: the notice says a report will be prepared on the investigation and how to "
+        "request a copy (subd. 2(a)); required true there",
+    )
 
 
 class BreachIn(CleanInput):
@@ -140,8 +145,18 @@ def _not_future(at: datetime, what: str) -> None:
         raise Unprocessable(f"record {what} once it has happened (the time given is in the future)")
 
 
+_NOT_WRITTEN = {"phone", "telephone", "call", "in person", "verbal", "oral"}
+
+
 def _notified(items: list[Notified], discovered: datetime) -> list[dict[str, Any]]:
     for n in items:
+        if n.to == "individuals" and n.how.strip().lower() in _NOT_WRITTEN:
+            raise Unprocessable(f"the notice to {n.who} must be written (13.055 subd. 2(a), subd. 4): not by {n.how}")
+        if n.to == "individuals" and not n.says_report_and_how_to_request:
+            raise Unprocessable(
+                f"the notice to {n.who} must say that a report will be prepared and how to request it "
+                "(13.055 subd. 2(a)): set says_report_and_how_to_request once it does"
+            )
         if n.at < discovered:
             raise Unprocessable(f"{n.who} was told before the breach was discovered: check `at`")
         _not_future(n.at, "a notification")

@@ -111,6 +111,13 @@ async def test_each_duty_has_its_due_date_and_is_warned_when_overdue(access: Acc
 
     # The big breach: individuals told, then the CRAs; the investigation ended 15 days ago, no report: overdue.
     letters = {"who": "1,500 individuals", "how": "letter", "at": now.isoformat(), "to": "individuals"}
+    # subd. 2(a): written, and saying that a report will be prepared and how to ask for it, or it is not the notice.
+    for wrong, why in (({}, "how to request"), ({"how": "phone", "says_report_and_how_to_request": True}, "written")):
+        refused = await access.client.post(
+            f"/v1/breaches/{bid}/notifications", json={"notified": [{**letters, **wrong}]}, headers=sup_a
+        )
+        assert refused.status_code == 422 and why in refused.json()["detail"], refused.text
+    letters["says_report_and_how_to_request"] = True
     step = (
         await access.client.post(f"/v1/breaches/{bid}/notifications", json={"notified": [letters]}, headers=sup_a)
     ).json()
