@@ -167,6 +167,24 @@ async def _breach(session: SessionDep, scope: Scope, breach_id: uuid.UUID) -> Br
     return scope.check(await session.get(BreachNotice, breach_id, with_for_update=True), f"breach {breach_id}")
 
 
+async def _saved(
+    session: SessionDep,
+    b: BreachNotice,
+    action: str,
+    request: Request,
+    principal: Principal,
+    settings: Settings,
+    **audit: Any,
+) -> BreachOut:
+    """The breach record written and its audit entry with it, in the request's transaction; the record as answered."""
+    session.add(b)
+    await session.flush()
+    await events.record(
+        session, action, request=request, principal=principal, object_type="breach", object_ids=[str(b.id)], **audit
+    )
+    return _out(b, settings)
+
+
 @router.post("/v1/breaches", status_code=201, summary="Record a breach of the ALPR data's security (13.055)")
 async def record_breach(
     body: BreachIn,
@@ -200,13 +218,16 @@ async def record_breach(
         recorded_by=principal.subject,
         recorded_at=now,
     )
-    session.add(b)
-    await session.flush()
-    await events.record(
-        session, "breach.record", request=request, principal=principal, object_type="breach", object_ids=[str(b.id)],
-        record_count=body.records_affected, details={"notified": len(b.notified)},
-    )  # fmt: skip
-    return _out(b, settings)
+    return await _saved(
+        session,
+        b,
+        "breach.record",
+        request,
+        principal,
+        settings,
+        record_count=body.records_affected,
+        details={"notified": len(b.notified)},
+    )
 
 
 @router.post("/v1/breaches/{breach_id}/notifications", summary="Add who was told, how and when")
@@ -221,13 +242,15 @@ async def add_notifications(
 ) -> BreachOut:
     b = await _breach(session, scope, breach_id)
     b.notified = [*b.notified, *_notified(body.notified, b.discovered_at)]
-    session.add(b)
-    await session.flush()
-    await events.record(
-        session, "breach.notified", request=request, principal=principal, object_type="breach",
-        object_ids=[str(b.id)], details={"added": [n.who for n in body.notified], "to": [n.to for n in body.notified]},
-    )  # fmt: skip
-    return _out(b, settings)
+    return await _saved(
+        session,
+        b,
+        "breach.notified",
+        request,
+        principal,
+        settings,
+        details={"added": [n.who for n in body.notified], "to": [n.to for n in body.notified]},
+    )
 
 
 @router.post(
@@ -253,13 +276,15 @@ async def start_delay(
     delay = {"by": body.by, "reason": body.reason, "since": body.since.isoformat(), "until": None,
              "recorded_by": principal.subject}  # fmt: skip
     b.law_enforcement_delays = [*b.law_enforcement_delays, delay]
-    session.add(b)
-    await session.flush()
-    await events.record(
-        session, "breach.delay", request=request, principal=principal, object_type="breach", object_ids=[str(b.id)],
+    return await _saved(
+        session,
+        b,
+        "breach.delay",
+        request,
+        principal,
+        settings,
         details={"by": body.by, "since": body.since.isoformat()},
-    )  # fmt: skip
-    return _out(b, settings)
+    )
 
 
 @router.post(
@@ -285,13 +310,15 @@ async def end_delay(
     _not_future(body.at, "a delay's end")
     open_[0]["until"] = body.at.isoformat()
     b.law_enforcement_delays = delays
-    session.add(b)
-    await session.flush()
-    await events.record(
-        session, "breach.delay_end", request=request, principal=principal, object_type="breach",
-        object_ids=[str(b.id)], details={"at": body.at.isoformat()},
-    )  # fmt: skip
-    return _out(b, settings)
+    return await _saved(
+        session,
+        b,
+        "breach.delay_end",
+        request,
+        principal,
+        settings,
+        details={"at": body.at.isoformat()},
+    )
 
 
 @router.post(
@@ -323,15 +350,19 @@ async def record_investigation(
             b.report_details = _employee_report(b, body)
         b.investigation_report = body.report
         b.report_recorded_at = datetime.now(UTC)
-    session.add(b)
-    await session.flush()
-    await events.record(
-        session, "breach.investigation", request=request, principal=principal, object_type="breach",
-        object_ids=[str(b.id)], details={"completed_at": body.completed_at.isoformat() if body.completed_at else None,
-                                         "report": body.report is not None,
-                                         "individuals_affected": body.individuals_affected},
-    )  # fmt: skip
-    return _out(b, settings)
+    return await _saved(
+        session,
+        b,
+        "breach.investigation",
+        request,
+        principal,
+        settings,
+        details={
+            "completed_at": body.completed_at.isoformat() if body.completed_at else None,
+            "report": body.report is not None,
+            "individuals_affected": body.individuals_affected,
+        },
+    )
 
 
 def _employee_report(b: BreachNotice, body: InvestigationIn) -> dict[str, Any]:
