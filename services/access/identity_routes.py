@@ -211,6 +211,18 @@ async def _admin_client(session: SessionDep, client_id: str, scope: Scope) -> Cl
     return scope.check(client, "client", custodian=client.ori or "")
 
 
+async def _set_client_disabled(
+    client_id: str, disabled: bool, request: Request, session: SessionDep, principal: Admin, scope: Scope
+) -> ClientOut:
+    client = await _admin_client(session, client_id, scope)
+    await identity.set_client_disabled(session, client, disabled)
+    action = "client.disable" if disabled else "client.enable"
+    await events.record(
+        session, action, request=request, principal=principal, object_type="client", object_ids=[client_id]
+    )
+    return _client_out(client)
+
+
 @router.post(
     "/v1/clients/{client_id}/disable",
     tags=["clients"],
@@ -219,24 +231,14 @@ async def _admin_client(session: SessionDep, client_id: str, scope: Scope) -> Cl
 async def disable_client(
     client_id: str, request: Request, session: SessionDep, principal: Admin, scope: Scoped
 ) -> ClientOut:
-    client = await _admin_client(session, client_id, scope)
-    await identity.set_client_disabled(session, client, True)
-    await events.record(
-        session, "client.disable", request=request, principal=principal, object_type="client", object_ids=[client_id]
-    )
-    return _client_out(client)
+    return await _set_client_disabled(client_id, True, request, session, principal, scope)
 
 
 @router.post("/v1/clients/{client_id}/enable", tags=["clients"], summary="Re-enable a disabled API client")
 async def enable_client(
     client_id: str, request: Request, session: SessionDep, principal: Admin, scope: Scoped
 ) -> ClientOut:
-    client = await _admin_client(session, client_id, scope)
-    await identity.set_client_disabled(session, client, False)
-    await events.record(
-        session, "client.enable", request=request, principal=principal, object_type="client", object_ids=[client_id]
-    )
-    return _client_out(client)
+    return await _set_client_disabled(client_id, False, request, session, principal, scope)
 
 
 @router.post(
