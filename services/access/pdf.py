@@ -17,6 +17,8 @@ from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
 from reportlab.lib.units import inch
 from reportlab.platypus import Flowable, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
+from services.access.reports import disclosure_table
+
 CHUNK_ROWS = 500  # a longer table is several tables, each with the header (a document of record holds every row)
 _STYLES = getSampleStyleSheet()
 _CELL = ParagraphStyle("cell", parent=_STYLES["BodyText"], fontSize=7.5, leading=9)
@@ -227,20 +229,7 @@ def audit_pdf(report: dict[str, Any]) -> bytes:
             [[r["case_number"], r["legal_basis"], r["reason"], r["status"], r["filed_at"]] for r in acc["requests"]],
         ),
         _p("Disclosures to other agencies", _STYLES["Heading4"]),
-        *_table(
-            ["case number", "recipient", "ORI", "legal basis", "records", "when"],
-            [
-                [
-                    x["case_number"],
-                    x["recipient"],
-                    x["recipient_ori"],
-                    x["legal_basis"],
-                    x["records"],
-                    x["disclosed_at"],
-                ]
-                for x in acc["disclosures"]
-            ],
-        ),
+        *_table(*disclosure_table(acc)),
         _p("Court orders", _STYLES["Heading4"]),
         *_table(
             ["case number", "filed", "order on file"],

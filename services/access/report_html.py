@@ -7,6 +7,8 @@ import html
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from services.access.reports import disclosure_table
+
 
 def bar_chart(title: str, data: dict[str, int], *, width: int = 720, height: int = 220) -> str:
     """A bar chart as inline SVG: no script, no external file, prints as drawn."""
@@ -95,20 +97,7 @@ def audit_html(report: dict[str, Any]) -> str:
             ],
         ),
         "<h3>Disclosures to other agencies</h3>",
-        _table(
-            ["case number", "recipient", "ORI", "legal basis", "records", "when"],
-            [
-                [
-                    x["case_number"],
-                    x["recipient"],
-                    x["recipient_ori"],
-                    x["legal_basis"],
-                    x["records"],
-                    x["disclosed_at"],
-                ]
-                for x in acc["disclosures"]
-            ],
-        ),
+        _table(*disclosure_table(acc)),
         "<h3>Court orders</h3>",
         _table(
             ["request", "case number", "filed", "order on file"],

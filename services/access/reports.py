@@ -322,6 +322,18 @@ _OURS = (
 )
 
 
+# The disclosures table as the biennial audit prints it (the PDF and the HTML page alike): heading, then field.
+DISCLOSURE_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("case number", "case_number"), ("recipient", "recipient"), ("ORI", "recipient_ori"),
+    ("legal basis", "legal_basis"), ("records", "records"), ("when", "disclosed_at"),
+)  # fmt: skip
+
+
+def disclosure_table(access: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
+    """The headings and rows of the audit's disclosures table."""
+    return [h for h, _ in DISCLOSURE_COLUMNS], [[x[k] for _, k in DISCLOSURE_COLUMNS] for x in access["disclosures"]]
+
+
 # The accesses to stored data (searches, photo views, disclosures and exports, following a unit's live stream) that
 # the audit names: each with the grant it used, and that grant's request and legal basis.
 ACCESS_ACTIONS = ("reads.search", "image.view", "disclosure", "stream.follow")
