@@ -26,13 +26,8 @@ from shared.text import strip_control, without_control
 class AuditEntry(SQLModel, table=True):
     __tablename__ = "audit_log"
     __table_args__ = (
-        # A read's inclusion proof finds the one `reads.store` entry naming it (shared/merkle.py).
-        Index(
-            "ix_audit_audit_log_reads_store_ids",
-            "object_ids",
-            postgresql_using="gin",
-            postgresql_where=text("action = 'reads.store'"),
-        ),
+        # The entries naming a record: a read's inclusion proof (shared/merkle.py) and its evidence package.
+        Index("ix_audit_audit_log_object_ids", "object_ids", postgresql_using="gin"),
         {"schema": "audit"},
     )
 

@@ -30,6 +30,14 @@ from shared.text import CleanInput
 router = APIRouter(tags=["grants"])
 
 
+# Every audit entry naming the read, the storing group commit's and each search or export that returned it, through
+# the GIN index on `object_ids` (migration 2823): `= ANY(object_ids)` cannot use it and read the whole log.
+AUDIT_OF_READ_SQL = (
+    "SELECT seq, at, service, actor, action, case_number, grant_id, outcome, details FROM audit.audit_log "
+    "WHERE object_ids @> ARRAY[CAST(:r AS TEXT)] ORDER BY seq"
+)
+
+
 def _figures(request: Request) -> FiguresClient:
     figures: FiguresClient = request.app.state.figures
     return figures
@@ -109,10 +117,7 @@ async def export_evidence(
     hits = await _call(figures, "hotlist", "/v1/internal/hits/of-read", {"read_id": read_id, "agency": agency}, grant)
     entries = (
         await session.execute(
-            text(
-                "SELECT seq, at, service, actor, action, case_number, grant_id, outcome, details FROM audit.audit_log "
-                "WHERE :r = ANY(object_ids) ORDER BY seq"
-            ),
+            text(AUDIT_OF_READ_SQL),
             {"r": read_id},
         )
     ).all()

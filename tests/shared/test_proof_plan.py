@@ -1,5 +1,5 @@
-"""A read's inclusion proof finds its `reads.store` audit entry through the GIN index on those entries' ids, not by
-walking the whole audit log (a scan that grows with every group commit ever recorded)."""
+"""A read's inclusion proof and its evidence package find the audit entries naming the read through the GIN index on
+the entries' ids, not by walking the whole audit log (a scan that grows with every group commit ever recorded)."""
 
 from __future__ import annotations
 
@@ -8,13 +8,14 @@ import uuid
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from services.access.evidence import AUDIT_OF_READ_SQL
 from shared import merkle
 from shared.settings import Settings
 
-INDEX = "ix_audit_audit_log_reads_store_ids"
+INDEX = "ix_audit_audit_log_object_ids"
 
 
-async def test_the_inclusion_proof_probes_the_index_of_reads_store_entries(settings: Settings) -> None:
+async def test_the_proof_and_the_evidence_package_probe_the_index_of_object_ids(settings: Settings) -> None:
     engine = create_async_engine(settings.database_url or "")
     try:
         async with engine.connect() as conn:
@@ -43,6 +44,12 @@ async def test_the_inclusion_proof_probes_the_index_of_reads_store_entries(setti
                     r[0] for r in await conn.execute(text(f"EXPLAIN (COSTS OFF) {merkle.PROOF_SQL}"), {"id": last})
                 )
                 assert INDEX in plan, plan
+                plan = "\n".join(
+                    r[0] for r in await conn.execute(text(f"EXPLAIN (COSTS OFF) {AUDIT_OF_READ_SQL}"), {"r": last})
+                )
+                assert INDEX in plan, plan
+                named = (await conn.execute(text(AUDIT_OF_READ_SQL), {"r": last})).all()
+                assert [row.seq for row in named] == [seq]
                 found = await merkle.read_inclusion_proof(conn, last)
                 assert found is not None and (found["seq"], found["count"]) == (seq, 50)
                 assert await merkle.read_inclusion_proof(conn, str(uuid.uuid4())) is None
