@@ -86,12 +86,68 @@ def cmd_eval_ocr(args: argparse.Namespace, settings: Settings) -> int:
             print(f"no such file: {weights}")
             return 2
         use_reader(PlateReader(weights, expected=sha256_of(weights)))
-    summary = evaluate(engine, folder, options, skip, overrides=stage).summary(args.hot_list or None)
+    readers = None
+    if args.second_reader_weights_fold:
+        if args.second_reader_weights:
+            print("--second-reader-weights and --second-reader-weights-fold: one or the other")
+            return 2
+        try:
+            per_fold = fold_weights(args.second_reader_weights_fold)
+            readers = fold_readers(folder, per_fold)
+        except ValueError as error:
+            print(error)
+            return 2
+    summary = evaluate(engine, folder, options, skip, overrides=stage, second_readers=readers).summary(
+        args.hot_list or None
+    )
     if args.json:
         print(json.dumps(summary))
         return 0
     print(_table(summary))
     return 0
+
+
+def fold_weights(values: list[str]) -> dict[str, Path]:
+    """`--second-reader-weights-fold FOLD=FILE`, once for each fold: the file that reads that fold's photos."""
+    from services.recognition.evaluation import FOLDS
+
+    out: dict[str, Path] = {}
+    for value in values:
+        fold, sep, path = value.partition("=")
+        fold = fold.strip().upper()
+        if not sep or not path.strip():
+            raise ValueError(f"{value!r}: FOLD=FILE, e.g. A=var/second-reader/trained-on-B.onnx")
+        if fold not in FOLDS:
+            raise ValueError(f"{value!r}: the fold is one of {', '.join(FOLDS)}")
+        if fold in out:
+            raise ValueError(f"fold {fold} named twice")
+        out[fold] = Path(path.strip())
+    missing = [f for f in FOLDS if f not in out]
+    if missing:
+        raise ValueError(f"no weights for fold {', '.join(missing)}: name a file for each fold")
+    return out
+
+
+def fold_readers(folder: Path, per_fold: dict[str, Path]) -> dict[str, Any]:
+    """A second reader per fold, built from files whose own sums are accepted (measuring another model is the point;
+    the service still refuses any file but the shipped one). A file whose model card (FILE.json, written by
+    `second.py`) says it was trained on a photo of the fold it would read is refused: that figure would be seen."""
+    from services.recognition.evaluation import fold_of, labelled_photos
+    from services.recognition.second_reader import PlateReader, sha256_of
+
+    names: dict[str, set[str]] = {f: set() for f in per_fold}
+    for index, (photo, _) in enumerate(labelled_photos(folder)):
+        names[fold_of(index)].add(photo.name)
+    readers = {}
+    for fold, weights in per_fold.items():
+        if not weights.is_file():
+            raise ValueError(f"no such file: {weights}")
+        card = weights.with_suffix(".json")
+        seen = set(json.loads(card.read_text()).get("trained_on") or []) if card.is_file() else set()
+        if seen & names[fold]:
+            raise ValueError(f"{weights.name} was trained on {len(seen & names[fold])} photos of fold {fold}")
+        readers[fold] = PlateReader(weights, expected=sha256_of(weights))
+    return readers
 
 
 _ROWS = (
@@ -138,5 +194,12 @@ def register(sub: Any) -> None:
     p.add_argument("--include-trained", action="store_true", help="with the plate head, also the photos it learnt")
     p.add_argument("--threads", type=int, default=None, help="ONNX Runtime threads (default: the service's setting, 1)")
     p.add_argument("--second-reader-weights", default=None, help="another second-reader ONNX file to measure")
+    p.add_argument(
+        "--second-reader-weights-fold",
+        action="append",
+        default=[],
+        metavar="FOLD=FILE",
+        help="the second-reader ONNX file that reads fold FOLD's photos (one trained on the other fold); once per fold",
+    )
     p.add_argument("--hot-list", type=int, default=1_000_000, help="size of the generated hot list (0: no hit figures)")
     p.set_defaults(func=cmd_eval_ocr)

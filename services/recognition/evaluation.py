@@ -23,6 +23,7 @@ from typing import Any
 from services.recognition.engine import PLATE_HEAD, OcrEngine
 from services.recognition.hitrate import hot_list_keys, outcome
 from services.recognition.pipeline import Options, recognize_bytes, tuned_settings, with_settings
+from services.recognition.second_opinion import use_reader
 from shared.plates import normalize
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -186,9 +187,12 @@ def evaluate(
     skip: set[str] = frozenset(),
     overrides: dict[str, Any] | None = None,
     tuned: dict[str, dict[str, Any]] | None = None,
+    second_readers: dict[str, Any] | None = None,
 ) -> Evaluation:
     """Read every labelled photo in `folder` but those named in `skip`: with the settings tuned on the other fold,
-    and (where they differ) with those tuned on all photos. `overrides` (a stage) win over tuned settings."""
+    and (where they differ) with those tuned on all photos. `overrides` (a stage) win over tuned settings.
+    `second_readers` (a fold: the second reader to read its photos with, e.g. one fine-tuned on the other fold)
+    replaces the process's second reader photo by photo, in both readings."""
     tuned = tuned_settings() if tuned is None else tuned
     result = Evaluation(tuned=tuned)
     result.load = (os.getloadavg()[0], 0.0)
@@ -197,6 +201,8 @@ def evaluate(
             result.skipped += 1
             continue
         fold = fold_of(index)
+        if second_readers:
+            use_reader(second_readers[fold])
         cross = with_settings(with_settings(options, tuned[other(fold)]), overrides or {})
         everything = with_settings(with_settings(options, tuned["all"]), overrides or {})
         read = read_photo(engine, photo, fold, expected, cross)

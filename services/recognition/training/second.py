@@ -7,6 +7,11 @@ it was by matching the untouched model's region answer (KL) on the same crops, s
 synthetic plates would otherwise teach it that everything is a US plate. Exported back to ONNX with the same
 signature (`plates.check_signature`). Seeded: the same command on the same versions writes the same weights.
 
+With `--photos FOLDER --fold A|B` it trains on real crops of that fold's labelled photos instead (`real.py`, each
+cut many times with jitter and augmentation), with `--samples N` synthetic crops mixed in (none by default then):
+measured cross-fold with `alpr eval-ocr FOLDER --second-reader-weights-fold` (the model trained on one fold reads
+the other), and not adopted (docs/recognition-27.md).
+
 Needs PyTorch and onnx2torch (`make train-ocr MODEL=second-reader` installs them in .venv-train).
 """
 
@@ -23,8 +28,10 @@ from typing import Any
 
 import numpy as np
 
+from services.recognition.evaluation import FOLDS
 from services.recognition.second_reader import ALPHABET, WEIGHTS, sha256_of
 from services.recognition.training.plates import check_signature, make
+from services.recognition.training.real import make_real
 
 
 def convert(path: Path) -> Any:
@@ -123,7 +130,12 @@ def exact(path: Path, images: np.ndarray, labels: list[str]) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--samples", type=int, default=5000, help="synthetic training crops")
+    parser.add_argument("--samples", type=int, default=None, help="synthetic training crops (5,000; 0 with --photos)")
+    parser.add_argument("--photos", default=None, help="labelled photos (NAME.jpg + NAME.txt) to train on, one fold")
+    parser.add_argument(
+        "--fold", choices=FOLDS, default=None, help="with --photos: the fold trained on (evaluation.py)"
+    )
+    parser.add_argument("--per-photo", type=int, default=40, help="with --photos: augmented crops of each photo")
     parser.add_argument("--check", type=int, default=500, help="synthetic crops of another seed, to report on")
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--batch", type=int, default=64)
@@ -137,10 +149,16 @@ def main() -> None:
     parser.add_argument("--weights", default=str(WEIGHTS), help="the model to start from")
     parser.add_argument("--out", default="var/second-reader/cct_xs_v2_global_finetuned.onnx")
     args = parser.parse_args()
+    if (args.photos is None) != (args.fold is None):
+        parser.error("--photos and --fold go together")
+    if args.samples is None:
+        args.samples = 0 if args.photos else 5000
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     sets = {}
     for name, count, seed in (("train", args.samples, args.seed), ("check", args.check, args.seed + 1_000_003)):
+        if count == 0:
+            continue
         fonts = tuple(Path(f) for f in args.font)
         cache = work / f"{name}-{count}-{seed}{''.join('-' + f.stem for f in fonts)}.npz"
         if not cache.exists():
@@ -150,12 +168,26 @@ def main() -> None:
             print(f"{name}: {count} crops drawn in {time.perf_counter() - started:.0f} s")  # noqa: T201
         data = np.load(cache)
         sets[name] = (data["images"], data["targets"], [str(t) for t in data["labels"]])
+    photos: list[str] = []
+    if args.photos:
+        images, targets, labels, photos = make_real(Path(args.photos), args.fold, args.per_photo, args.seed)
+        print(f"fold {args.fold}: {len(photos)} photos, {len(images)} crops")  # noqa: T201
+        # The photos' plain cuts (the first of each photo's crops), to say how well the model learnt them.
+        sets["fold"] = (images[:: args.per_photo], targets[:: args.per_photo], labels[:: args.per_photo])
+        if "train" in sets:
+            images = np.concatenate([images, sets["train"][0]])
+            targets = np.concatenate([targets, sets["train"][1]])
+            labels = labels + sets["train"][2]
+        sets["train"] = (images, targets, labels)
     model = train(convert(Path(args.weights)), sets["train"][0], sets["train"][1], args)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     export(model, out)
-    images, _, labels = sets["check"]
-    before, after = exact(Path(args.weights), images, labels), exact(out, images, labels)
+    checks = {}
+    for name in ("check", "fold"):
+        if name in sets:
+            images, _, labels = sets[name]
+            checks[name] = (exact(Path(args.weights), images, labels), exact(out, images, labels), len(labels))
     card = {
         "base": Path(args.weights).name,
         "base_sha256": sha256_of(Path(args.weights)),
@@ -167,8 +199,15 @@ def main() -> None:
         "head_only": args.head_only,
         "fonts": [Path(f).name for f in args.font],
         "seed": args.seed,
-        "synthetic_check_exact": {"before": round(before, 4), "after": round(after, 4), "crops": len(labels)},
+        "photos": Path(args.photos).name if args.photos else None,
+        "fold": args.fold,
+        "per_photo": args.per_photo if args.photos else 0,
+        "trained_on": photos,  # `alpr eval-ocr --second-reader-weights-fold` refuses to measure these with it
     }
+    for name, key in (("check", "synthetic_check_exact"), ("fold", "trained_fold_exact")):
+        if name in checks:
+            before, after, crops = checks[name]
+            card[key] = {"before": round(before, 4), "after": round(after, 4), "crops": crops}
     out.with_suffix(".json").write_text(json.dumps(card, indent=1) + "\n")
     print(json.dumps(card))  # noqa: T201
 
