@@ -6,12 +6,14 @@ force; the report once the investigation ends; the annual security assessment. O
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.access import events
 from services.access.breach_duties import ASSESSMENT_EVERY, Duty, assessment_status, duties
@@ -163,37 +165,45 @@ def _notified(items: list[Notified], discovered: datetime) -> list[dict[str, Any
     return [{"who": n.who, "how": n.how, "at": n.at.isoformat(), "to": n.to} for n in items]
 
 
-async def _breach(session: SessionDep, scope: Scope, breach_id: uuid.UUID) -> BreachNotice:
-    return scope.check(await session.get(BreachNotice, breach_id, with_for_update=True), f"breach {breach_id}")
+@dataclass
+class BreachWrite:
+    """What every breach write has: its caller (a supervisor, whose training must be current, or an admin), the
+    caller's agency (`Scoped`), the request's session and the settings. Each write goes through `saved`, so the record
+    and its audit entry commit in the same transaction."""
+
+    request: Request
+    principal: Principal
+    scope: Scope
+    session: AsyncSession
+    settings: Settings
+
+    async def breach(self, breach_id: uuid.UUID) -> BreachNotice:
+        """The caller's agency's breach, locked for the update; another agency's is a 404."""
+        found = await self.session.get(BreachNotice, breach_id, with_for_update=True)
+        return self.scope.check(found, f"breach {breach_id}")
+
+    async def saved(self, b: BreachNotice, action: str, **audit: Any) -> BreachOut:
+        """The breach record written and its audit entry with it; the record as answered."""
+        self.session.add(b)
+        await self.session.flush()
+        await events.record(
+            self.session, action, request=self.request, principal=self.principal, object_type="breach",
+            object_ids=[str(b.id)], **audit,
+        )  # fmt: skip
+        return _out(b, self.settings)
 
 
-async def _saved(
-    session: SessionDep,
-    b: BreachNotice,
-    action: str,
-    request: Request,
-    principal: Principal,
-    settings: Settings,
-    **audit: Any,
-) -> BreachOut:
-    """The breach record written and its audit entry with it, in the request's transaction; the record as answered."""
-    session.add(b)
-    await session.flush()
-    await events.record(
-        session, action, request=request, principal=principal, object_type="breach", object_ids=[str(b.id)], **audit
-    )
-    return _out(b, settings)
+async def _breach_write(
+    request: Request, principal: BreachWriter, scope: Scoped, session: SessionDep, settings: SettingsDep
+) -> BreachWrite:
+    return BreachWrite(request, principal, scope, session, settings)
+
+
+Writing = Annotated[BreachWrite, Depends(_breach_write)]
 
 
 @router.post("/v1/breaches", status_code=201, summary="Record a breach of the ALPR data's security (13.055)")
-async def record_breach(
-    body: BreachIn,
-    request: Request,
-    principal: BreachWriter,
-    scope: Scoped,
-    session: SessionDep,
-    settings: SettingsDep,
-) -> BreachOut:
+async def record_breach(body: BreachIn, w: Writing) -> BreachOut:
     if body.occurred_at and body.occurred_at > body.discovered_at:
         raise Unprocessable("occurred_at follows discovered_at")
     _not_future(body.discovered_at, "a breach's discovery")
@@ -205,7 +215,7 @@ async def record_breach(
     now = datetime.now(UTC)
     b = BreachNotice(
         id=uuid.uuid4(),
-        agency=scope.agency,
+        agency=w.scope.agency,
         what=body.what,
         occurred_at=body.occurred_at,
         discovered_at=body.discovered_at,
@@ -215,41 +225,23 @@ async def record_breach(
         notified=_notified(body.notified, body.discovered_at),
         investigation_report=body.investigation_report,
         report_recorded_at=now if body.investigation_report else None,
-        recorded_by=principal.subject,
+        recorded_by=w.principal.subject,
         recorded_at=now,
     )
-    return await _saved(
-        session,
+    return await w.saved(
         b,
         "breach.record",
-        request,
-        principal,
-        settings,
         record_count=body.records_affected,
         details={"notified": len(b.notified)},
     )
 
 
 @router.post("/v1/breaches/{breach_id}/notifications", summary="Add who was told, how and when")
-async def add_notifications(
-    breach_id: uuid.UUID,
-    body: BreachNotifyIn,
-    request: Request,
-    principal: BreachWriter,
-    scope: Scoped,
-    session: SessionDep,
-    settings: SettingsDep,
-) -> BreachOut:
-    b = await _breach(session, scope, breach_id)
+async def add_notifications(breach_id: uuid.UUID, body: BreachNotifyIn, w: Writing) -> BreachOut:
+    b = await w.breach(breach_id)
     b.notified = [*b.notified, *_notified(body.notified, b.discovered_at)]
-    return await _saved(
-        session,
-        b,
-        "breach.notified",
-        request,
-        principal,
-        settings,
-        details={"added": [n.who for n in body.notified], "to": [n.to for n in body.notified]},
+    return await w.saved(
+        b, "breach.notified", details={"added": [n.who for n in body.notified], "to": [n.to for n in body.notified]}
     )
 
 
@@ -258,49 +250,25 @@ async def add_notifications(
     summary="A law-enforcement agency's determination that notice would impede an active criminal investigation "
     "(13.055 subd. 3): the notices' clock pauses until it is lifted",
 )
-async def start_delay(
-    breach_id: uuid.UUID,
-    body: DelayIn,
-    request: Request,
-    principal: BreachWriter,
-    scope: Scoped,
-    session: SessionDep,
-    settings: SettingsDep,
-) -> BreachOut:
-    b = await _breach(session, scope, breach_id)
+async def start_delay(breach_id: uuid.UUID, body: DelayIn, w: Writing) -> BreachOut:
+    b = await w.breach(breach_id)
     if any(d.get("until") is None for d in b.law_enforcement_delays):
         raise Conflict("a law-enforcement delay is already in force: record its end first")
     if body.since < b.discovered_at:
         raise Unprocessable("the delay starts before the breach was discovered: check `since`")
     _not_future(body.since, "a delay")
     delay = {"by": body.by, "reason": body.reason, "since": body.since.isoformat(), "until": None,
-             "recorded_by": principal.subject}  # fmt: skip
+             "recorded_by": w.principal.subject}  # fmt: skip
     b.law_enforcement_delays = [*b.law_enforcement_delays, delay]
-    return await _saved(
-        session,
-        b,
-        "breach.delay",
-        request,
-        principal,
-        settings,
-        details={"by": body.by, "since": body.since.isoformat()},
-    )
+    return await w.saved(b, "breach.delay", details={"by": body.by, "since": body.since.isoformat()})
 
 
 @router.post(
     "/v1/breaches/{breach_id}/law-enforcement-delay/end",
     summary="The law-enforcement agency says notice no longer impedes its investigation: the clock runs again",
 )
-async def end_delay(
-    breach_id: uuid.UUID,
-    body: DelayEndIn,
-    request: Request,
-    principal: BreachWriter,
-    scope: Scoped,
-    session: SessionDep,
-    settings: SettingsDep,
-) -> BreachOut:
-    b = await _breach(session, scope, breach_id)
+async def end_delay(breach_id: uuid.UUID, body: DelayEndIn, w: Writing) -> BreachOut:
+    b = await w.breach(breach_id)
     delays = [dict(d) for d in b.law_enforcement_delays]
     open_ = [d for d in delays if d.get("until") is None]
     if not open_:
@@ -310,15 +278,7 @@ async def end_delay(
     _not_future(body.at, "a delay's end")
     open_[0]["until"] = body.at.isoformat()
     b.law_enforcement_delays = delays
-    return await _saved(
-        session,
-        b,
-        "breach.delay_end",
-        request,
-        principal,
-        settings,
-        details={"at": body.at.isoformat()},
-    )
+    return await w.saved(b, "breach.delay_end", details={"at": body.at.isoformat()})
 
 
 @router.post(
@@ -326,18 +286,10 @@ async def end_delay(
     summary="The investigation's end (and final disposition of any disciplinary action), its report, the number "
     "of individuals it found",
 )
-async def record_investigation(
-    breach_id: uuid.UUID,
-    body: InvestigationIn,
-    request: Request,
-    principal: BreachWriter,
-    scope: Scoped,
-    session: SessionDep,
-    settings: SettingsDep,
-) -> BreachOut:
+async def record_investigation(breach_id: uuid.UUID, body: InvestigationIn, w: Writing) -> BreachOut:
     if body.completed_at is None and body.report is None and body.individuals_affected is None:
         raise Unprocessable("give completed_at, report or individuals_affected")
-    b = await _breach(session, scope, breach_id)
+    b = await w.breach(breach_id)
     if body.completed_at is not None:
         if body.completed_at < b.discovered_at:
             raise Unprocessable("the investigation ends before the breach was discovered: check `completed_at`")
@@ -350,13 +302,9 @@ async def record_investigation(
             b.report_details = _employee_report(b, body)
         b.investigation_report = body.report
         b.report_recorded_at = datetime.now(UTC)
-    return await _saved(
-        session,
+    return await w.saved(
         b,
         "breach.investigation",
-        request,
-        principal,
-        settings,
         details={
             "completed_at": body.completed_at.isoformat() if body.completed_at else None,
             "report": body.report is not None,
