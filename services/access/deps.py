@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from services.access import identity
+from services.access.reports import FiguresClient
 from services.access.search import IngestClient
 from services.access.security import KeyRing, Passwords
 from shared.auth import Principal, require_roles
@@ -53,11 +54,18 @@ def _ingest(request: Request) -> IngestClient:
     return ingest
 
 
+def _figures(request: Request) -> FiguresClient:
+    figures: FiguresClient = request.app.state.figures
+    return figures
+
+
 SettingsDep = Annotated[Settings, Depends(_settings)]
 StoreDep = Annotated[ObjectStore, Depends(_store)]
 KeysDep = Annotated[KeyRing, Depends(_keys)]
 PasswordsDep = Annotated[Passwords, Depends(_passwords)]
 IngestDep = Annotated[IngestClient, Depends(_ingest)]
+# Ingest's and hotlist's figures and records, asked under a grant or as the agency's viewer (reports.FiguresClient).
+FiguresDep = Annotated[FiguresClient, Depends(_figures)]
 
 # Logging out touches no data: an untrained officer may end their session.
 Anyone = Annotated[

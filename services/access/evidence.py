@@ -10,14 +10,14 @@ import json
 import uuid
 import zipfile
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 from pydantic import ConfigDict, Field
 from sqlalchemy import text
 
 from services.access import workflow
-from services.access.deps import Discloser, StoreDep
+from services.access.deps import Discloser, FiguresDep, StoreDep
 from services.access.models import AccessRequest, Grant
 from services.access.reports import FiguresClient, ServiceRefused
 from services.access.schemas import RECIPIENT_NOTICE, DisclosureIn
@@ -36,11 +36,6 @@ AUDIT_OF_READ_SQL = (
     "SELECT seq, at, service, actor, action, case_number, grant_id, outcome, details FROM audit.audit_log "
     "WHERE object_ids @> ARRAY[CAST(:r AS TEXT)] ORDER BY seq"
 )
-
-
-def _figures(request: Request) -> FiguresClient:
-    figures: FiguresClient = request.app.state.figures
-    return figures
 
 
 class EvidenceIn(CleanInput):
@@ -93,7 +88,7 @@ async def export_evidence(
     principal: Discloser,
     session: SessionDep,
     store: StoreDep,
-    figures: Annotated[FiguresClient, Depends(_figures)],
+    figures: FiguresDep,
 ) -> Response:
     grant = await session.get(Grant, body.grant_id)
     if grant is None:

@@ -10,8 +10,8 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.access import notices, pdf
-from services.access.deps import allow
-from services.access.report_routes import Figures, pdf_response
+from services.access.deps import FiguresDep, allow
+from services.access.report_routes import pdf_response
 from shared.audit import client_ip, record
 from shared.auth import Principal
 from shared.db import SessionDep
@@ -64,7 +64,7 @@ async def bca_notices(
     request: Request,
     principal: NoticeReader,
     session: SessionDep,
-    figures: Figures,
+    figures: FiguresDep,
     as_of: date | None = Query(default=None, description="the day to judge due and overdue by (default today)"),
 ) -> Any:
     today = as_of or datetime.now(UTC).date()
@@ -87,7 +87,7 @@ async def bca_notices(
     summary="Record a notice sent to the BCA: when, to whom, how, which register items",
 )
 async def record_notice(
-    body: NoticeIn, request: Request, principal: NoticeWriter, session: SessionDep, figures: Figures
+    body: NoticeIn, request: Request, principal: NoticeWriter, session: SessionDep, figures: FiguresDep
 ) -> Any:
     notice = await notices.record_notice(
         session,
@@ -123,7 +123,7 @@ async def bca_letter(
     request: Request,
     principal: NoticeWriter,
     session: SessionDep,
-    figures: Figures,
+    figures: FiguresDep,
     items: list[str] | None = Query(default=None, description="register item keys (repeat the parameter)"),
     as_of: date | None = Query(default=None, description="the letter's date (default today)"),
 ) -> Response:

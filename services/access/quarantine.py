@@ -9,16 +9,16 @@ case, post) is written in the transaction that answers. Refusals are audited too
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.access import events, workflow
-from services.access.deps import Discloser
+from services.access.deps import Discloser, FiguresDep
 from services.access.evidence import read_outside_grant
 from services.access.models import Grant
-from services.access.reports import FiguresClient, ServiceRefused
+from services.access.reports import ServiceRefused
 from services.access.schemas import RECIPIENT_NOTICE
 from shared.db import SessionDep
 from shared.errors import AppError, Forbidden, NotFound, Unprocessable
@@ -26,11 +26,6 @@ from shared.scoping import Scoped
 from shared.text import CleanInput
 
 router = APIRouter(tags=["grants"])
-
-
-def _figures(request: Request) -> FiguresClient:
-    figures: FiguresClient = request.app.state.figures
-    return figures
 
 
 class OpenPostIn(CleanInput):
@@ -81,7 +76,7 @@ async def open_post(
     principal: Discloser,
     scope: Scoped,
     session: SessionDep,
-    figures: Annotated[FiguresClient, Depends(_figures)],
+    figures: FiguresDep,
 ) -> OpenedPost:
     grant = await session.get(Grant, body.grant_id)
     ids = [str(body.post_id)]

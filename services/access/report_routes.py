@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.access import pdf, report_html, reports
-from services.access.deps import Auditor, allow
+from services.access.deps import Auditor, FiguresDep, allow
 from services.access.public_cache import PublicReports
 from shared.audit import client_ip, record
 from shared.auth import Principal
@@ -55,12 +55,6 @@ class AuditReportOut(BaseModel):
     audit_chain: dict[str, Any]
 
 
-def _figures(request: Request) -> reports.FiguresClient:
-    figures: reports.FiguresClient = request.app.state.figures
-    return figures
-
-
-Figures = Annotated[reports.FiguresClient, Depends(_figures)]
 Start = Annotated[datetime, Query(description="period start, ISO 8601 with zone")]
 End = Annotated[datetime, Query(description="period end (excluded), ISO 8601 with zone")]
 
@@ -126,7 +120,7 @@ async def log_of_use(
     principal: ReportReader,
     scope: Scoped,
     session: SessionDep,
-    figures: Figures,
+    figures: FiguresDep,
     start: Start,
     end: End,
     format: Literal["json", "csv", "pdf"] = "json",
@@ -145,7 +139,7 @@ async def log_of_use(
 )
 async def public_log_of_use(
     request: Request,
-    figures: Figures,
+    figures: FiguresDep,
     start: Start,
     end: End,
     agency: Annotated[str, Query(min_length=1, max_length=32, description="the agency (ORI) whose log of use")],
@@ -171,7 +165,7 @@ async def audit_report(
     principal: Auditor,
     scope: Scoped,
     session: SessionDep,
-    figures: Figures,
+    figures: FiguresDep,
     start: Start,
     end: End,
     format: Literal["json", "html", "pdf"] = "json",
@@ -212,7 +206,7 @@ async def commissioner_summary(
     principal: Auditor,
     scope: Scoped,
     session: SessionDep,
-    figures: Figures,
+    figures: FiguresDep,
     start: Start,
     end: End,
     completed_on: date | None = Query(default=None, description="the day the audit was completed (default today)"),

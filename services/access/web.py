@@ -23,9 +23,9 @@ from markupsafe import Markup
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.access import dashboard, identity, pdf, reports, transparency
-from services.access.deps import StoreDep
+from services.access.deps import FiguresDep, StoreDep
 from services.access.public_cache import PublicReports
-from services.access.report_routes import Figures, pdf_response
+from services.access.report_routes import pdf_response
 from shared.audit import client_ip
 from shared.auth import Principal, check_training
 from shared.db import SessionDep
@@ -124,7 +124,7 @@ def _cache(request: Request) -> PublicReports:
 
 @router.get("/transparency/{ori}")
 async def transparency_page(
-    request: Request, session: SessionDep, figures: Figures, ori: Annotated[str, PathParam(max_length=32)]
+    request: Request, session: SessionDep, figures: FiguresDep, ori: Annotated[str, PathParam(max_length=32)]
 ) -> HTMLResponse:
     agency = _ori(ori)
     settings = request.app.state.settings
@@ -139,7 +139,7 @@ async def transparency_page(
 
 @router.get("/transparency/{ori}/audit-summary.pdf")
 async def transparency_audit_summary(
-    request: Request, session: SessionDep, figures: Figures, ori: Annotated[str, PathParam(max_length=32)]
+    request: Request, session: SessionDep, figures: FiguresDep, ori: Annotated[str, PathParam(max_length=32)]
 ) -> Response:
     """The last biennial audit's summary for the commissioner and the Legislature (subd. 6(c)): public."""
     agency = _ori(ori)
@@ -236,7 +236,7 @@ async def logout(request: Request, session: SessionDep) -> Response:
 
 
 @router.get("/dashboard")
-async def dashboard_page(request: Request, session: SessionDep, figures: Figures, store: StoreDep) -> Response:
+async def dashboard_page(request: Request, session: SessionDep, figures: FiguresDep, store: StoreDep) -> Response:
     try:
         principal, token = await _viewer(request, session)
     except Unauthorized:
